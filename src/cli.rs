@@ -1,0 +1,167 @@
+//! The command line (DESIGN section 7). `main.rs` parses [`Cli`] and calls [`run`].
+
+use crate::catalog::{self, DEMO_SEED, DEMO_SKUS};
+use crate::config::Network;
+use crate::demo::{self, OrderMix};
+use crate::route::route_stream;
+use crate::router::Router;
+use crate::time::Millis;
+use crate::world::{World, WorldSources};
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(name = "order-router", version, about = "A streaming order router")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Route NDJSON orders from stdin to NDJSON decisions on stdout, one line per line, in
+    /// order, byte-for-byte deterministic.
+    Route {
+        /// Network and policy config (TOML). Default: config/router.toml, else the embedded copy.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Catalogue CSV (sku,weight_g,capabilities). Default: the demo catalogue.
+        #[arg(long)]
+        catalog: Option<PathBuf>,
+        /// Stock CSV (warehouse,sku,on_hand). Default: the demo stock.
+        #[arg(long)]
+        stock: Option<PathBuf>,
+        /// Decision time of orders without created_at (RFC 3339). Default: the run's start.
+        #[arg(long)]
+        now: Option<String>,
+        /// Seed of the demo catalogue and stock.
+        #[arg(long, default_value_t = DEMO_SEED)]
+        seed: u64,
+        /// Do not print the summary line on stderr.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Validate a config file and say exactly what is wrong, where.
+    CheckConfig {
+        /// The config file.
+        file: PathBuf,
+    },
+    /// Write the demo catalogue and stock (and optionally orders) as contract files.
+    DemoData {
+        /// Folder to write catalog.csv, stock.csv (and orders.ndjson) into.
+        #[arg(long)]
+        out: PathBuf,
+        /// Network config the stock is for. Default: config/router.toml, else the embedded copy.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long, default_value_t = DEMO_SEED)]
+        seed: u64,
+        /// SKUs in the catalogue.
+        #[arg(long, default_value_t = DEMO_SKUS)]
+        skus: usize,
+        /// Orders to write to orders.ndjson (none by default).
+        #[arg(long, default_value_t = 0)]
+        orders: u64,
+    },
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Route {
+            config,
+            catalog,
+            stock,
+            now,
+            seed,
+            quiet,
+        } => {
+            let default_time = match now {
+                Some(text) => Millis::parse_rfc3339(&text)
+                    .with_context(|| format!("--now must be an RFC 3339 time, got {text:?}"))?,
+                None => Millis::now(),
+            };
+            let world = World::load(&WorldSources {
+                config,
+                catalog,
+                stock,
+                seed,
+            })?;
+            let mut router = Router::new(world.network, world.catalog, &world.stock);
+            let stdout = std::io::stdout().lock();
+            let summary = route_stream(&mut router, std::io::stdin().lock(), stdout, default_time)
+                .context("routing stdin to stdout")?;
+            if !quiet {
+                eprintln!("order-router route: {summary}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CheckConfig { file } => match Network::load(&file) {
+            Ok(network) => {
+                println!("{}: OK: {network}", file.display());
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(error) => {
+                eprintln!("{error}");
+                let count = error.problems().len();
+                if count > 0 {
+                    eprintln!(
+                        "{}: {count} problem{}",
+                        file.display(),
+                        if count == 1 { "" } else { "s" }
+                    );
+                }
+                Ok(ExitCode::FAILURE)
+            }
+        },
+        Command::DemoData {
+            out,
+            config,
+            seed,
+            skus,
+            orders,
+        } => {
+            if skus == 0 {
+                bail!("--skus must be at least 1");
+            }
+            let network = match config {
+                Some(path) => Network::load(&path)?,
+                None => crate::world::default_network()?,
+            };
+            let catalog = catalog::Catalog::demo(skus, seed);
+            let stock = catalog::demo_stock(&network, &catalog, seed);
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            let create = |name: &str| {
+                let path = out.join(name);
+                std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))
+            };
+            catalog.write_csv(create("catalog.csv")?)?;
+            catalog::write_stock_csv(&stock, &network, &catalog, create("stock.csv")?)?;
+            if orders > 0 {
+                let mut file = std::io::BufWriter::with_capacity(1 << 20, create("orders.ndjson")?);
+                demo::write_orders(
+                    &network,
+                    &catalog,
+                    orders,
+                    seed,
+                    &OrderMix::default(),
+                    &mut file,
+                )?;
+            }
+            eprintln!(
+                "wrote {} SKUs, {} stock levels{} to {}",
+                catalog.len(),
+                stock.len(),
+                if orders > 0 {
+                    format!(", {orders} orders")
+                } else {
+                    String::new()
+                },
+                out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

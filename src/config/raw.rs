@@ -1,0 +1,124 @@
+//! The config file exactly as written: serde structs that mirror DESIGN section 5, every
+//! table `deny_unknown_fields` so a misspelt key is an error rather than a silent default,
+//! and every value that validation may complain about wrapped in [`Spanned`] so the complaint
+//! can name the line it stands on. [`super::Network::from_toml`] turns this into the
+//! interned, validated network.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    pub policy: Option<RawPolicy>,
+    pub limits: Option<RawLimits>,
+    #[serde(default)]
+    pub tiers: Vec<Spanned<RawTier>>,
+    #[serde(default)]
+    pub zones: Vec<Spanned<RawZone>>,
+    #[serde(default)]
+    pub regions: Vec<Spanned<RawRegion>>,
+    #[serde(default)]
+    pub warehouses: Vec<Spanned<RawWarehouse>>,
+    #[serde(default)]
+    pub carriers: Vec<Spanned<RawCarrier>>,
+}
+
+/// `[policy]`: the routing priorities ops tune. Every key is optional; the defaults are
+/// the ones DESIGN section 5 shows.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPolicy {
+    pub distance_weight: Option<Spanned<f64>>,
+    pub cost_weight: Option<Spanned<f64>>,
+    pub split_weight: Option<Spanned<f64>>,
+    pub load_weight: Option<Spanned<f64>>,
+    pub rank_weight: Option<Spanned<f64>>,
+    pub max_shipments: Option<Spanned<i64>>,
+    pub backorder: Option<bool>,
+    /// Extension: `split` for orders that do not say (`"allow"` or `"forbid"`).
+    pub default_split: Option<Spanned<String>>,
+    /// Extension: how many warehouses of a zone the split search considers.
+    pub split_candidates: Option<Spanned<i64>>,
+    /// Extension: orders carrying one of these tags are placed, reserved and `held`.
+    pub hold_tags: Option<Vec<String>>,
+    /// Extension: orders worth more than this (sum of qty * unit_price) are `held`; 0 = off.
+    pub hold_order_value_over: Option<Spanned<f64>>,
+}
+
+/// `[limits]` (extension): bounds on input.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLimits {
+    pub max_line_bytes: Option<Spanned<i64>>,
+    pub max_lines_per_order: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTier {
+    pub id: Spanned<String>,
+    pub min_service: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawZone {
+    pub id: Spanned<String>,
+    #[serde(default)]
+    pub fallback: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRegion {
+    pub id: Spanned<String>,
+    pub name: Option<String>,
+    pub lat: Spanned<f64>,
+    pub lon: Spanned<f64>,
+    pub zone: Spanned<String>,
+    /// Extension: millions of people; weights generated demo and load-test orders.
+    pub population: Option<Spanned<f64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawWarehouse {
+    pub id: Spanned<String>,
+    pub zone: Spanned<String>,
+    pub lat: Spanned<f64>,
+    pub lon: Spanned<f64>,
+    #[serde(default)]
+    pub capabilities: Vec<Spanned<String>>,
+    pub daily_orders: Option<Spanned<i64>>,
+    pub handling_hours: Option<Spanned<f64>>,
+    pub rank: Option<Spanned<i64>>,
+    pub enabled: Option<bool>,
+    /// Extension: a name for people.
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCarrier {
+    pub id: Spanned<String>,
+    #[serde(default)]
+    pub capabilities: Vec<Spanned<String>>,
+    pub regions: Vec<Spanned<String>>,
+    pub max_weight_kg: Spanned<f64>,
+    pub daily_pickups: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub services: Vec<Spanned<RawService>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawService {
+    pub level: Spanned<String>,
+    pub base_cost: Spanned<f64>,
+    pub per_kg: Spanned<f64>,
+    pub per_km: Spanned<f64>,
+    pub base_hours: Spanned<f64>,
+    pub km_per_hour: Spanned<f64>,
+    pub max_km: Option<Spanned<f64>>,
+}

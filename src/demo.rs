@@ -1,0 +1,135 @@
+//! Deterministic demo orders for a network and catalogue: what benchmarks, tests and the
+//! `demo-data` command feed the router. The mix is a sale day's: regions by population,
+//! mostly standard customers and service, baskets of one to five lines, popular SKUs far more
+//! often than the long tail, a share of promised delivery times and of orders held for
+//! review.
+
+use crate::catalog::Catalog;
+use crate::config::Network;
+use crate::time::Millis;
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::io::Write;
+
+/// Knobs of the generated mix.
+#[derive(Debug, Clone)]
+pub struct OrderMix {
+    /// `created_at` of the first order.
+    pub start: Millis,
+    /// Milliseconds between consecutive orders' `created_at`.
+    pub spacing_ms: i64,
+    /// Share of orders that name explicit coordinates instead of the region centroid.
+    pub explicit_coordinates: f64,
+    /// Share of orders with a `promise_by`.
+    pub promised: f64,
+    /// Share of orders tagged for review.
+    pub review_tagged: f64,
+    /// Share of orders with several lines.
+    pub multi_line: f64,
+}
+
+impl Default for OrderMix {
+    fn default() -> Self {
+        OrderMix {
+            start: Millis::parse_rfc3339("2026-11-11T00:00:00Z").expect("a valid constant"),
+            spacing_ms: 50,
+            explicit_coordinates: 0.2,
+            promised: 0.3,
+            review_tagged: 0.005,
+            multi_line: 0.4,
+        }
+    }
+}
+
+/// Writes `count` orders as NDJSON to `out`, the same bytes for the same arguments.
+pub fn write_orders(
+    network: &Network,
+    catalog: &Catalog,
+    count: u64,
+    seed: u64,
+    mix: &OrderMix,
+    out: &mut impl Write,
+) -> std::io::Result<()> {
+    let mut random = ChaCha8Rng::seed_from_u64(seed ^ 0x0dde5);
+    let population: Vec<f64> = network
+        .regions
+        .iter()
+        .map(|region| region.population_millions.max(0.01))
+        .collect();
+    let total: f64 = population.iter().sum();
+    let tiers: Vec<&str> = network.tier_ids.names().collect();
+    let mut line = String::with_capacity(512);
+    for index in 0..count {
+        line.clear();
+        let mut pick = random.random::<f64>() * total;
+        let mut region = 0;
+        while region + 1 < population.len() && pick >= population[region] {
+            pick -= population[region];
+            region += 1;
+        }
+        let created = Millis(mix.start.0 + index as i64 * mix.spacing_ms);
+        let tier = match random.random_range(0..100) {
+            0..85 => "standard",
+            85..95 if tiers.contains(&"plus") => "plus",
+            _ if tiers.contains(&"vip") => "vip",
+            _ => "standard",
+        };
+        let service = match random.random_range(0..100) {
+            0..15 => "economy",
+            15..85 => "standard",
+            85..97 => "express",
+            _ => "same_day",
+        };
+        line.push_str(&format!(
+            "{{\"id\":\"T11-{index:08}\",\"customer\":{{\"id\":\"C-{}\",\"tier\":\"{tier}\"}},\"ship_to\":{{\"region\":\"{}\"",
+            random.random_range(0..5_000_000u32),
+            network.region_name(crate::ids::RegionId(region as u16)),
+        ));
+        if random.random::<f64>() < mix.explicit_coordinates {
+            let centre = &network.regions[region];
+            let latitude = centre.latitude + random.random_range(-1.0..1.0);
+            let longitude = centre.longitude + random.random_range(-1.0..1.0);
+            line.push_str(&format!(",\"lat\":{latitude:.4},\"lon\":{longitude:.4}"));
+        }
+        line.push_str(&format!("}},\"service\":\"{service}\""));
+        if random.random::<f64>() < mix.promised {
+            let hours = random.random_range(24..120);
+            line.push_str(&format!(
+                ",\"promise_by\":\"{}\"",
+                created.plus_hours(f64::from(hours))
+            ));
+        }
+        line.push_str(",\"lines\":[");
+        let lines = if random.random::<f64>() < mix.multi_line {
+            random.random_range(2..=5)
+        } else {
+            1
+        };
+        for position in 0..lines {
+            // Cubing a uniform number skews towards low indexes: the first few percent of the
+            // catalogue gets most of the orders, as best sellers do.
+            let skew: f64 = random.random::<f64>().powi(3);
+            let sku = ((catalog.len() as f64 * skew) as usize).min(catalog.len().saturating_sub(1));
+            let quantity = if random.random_range(0..10) < 8 {
+                1
+            } else {
+                random.random_range(2..=4)
+            };
+            let price = random.random_range(5.0..500.0);
+            if position > 0 {
+                line.push(',');
+            }
+            line.push_str(&format!(
+                "{{\"sku\":\"{}\",\"qty\":{quantity},\"unit_price\":{price:.2}}}",
+                catalog.sku_name(crate::ids::SkuId(sku as u32))
+            ));
+        }
+        line.push(']');
+        if random.random::<f64>() < mix.review_tagged {
+            line.push_str(",\"tags\":[\"fraud_review\"]");
+        }
+        line.push_str(&format!(",\"created_at\":\"{created}\"}}\n"));
+        out.write_all(line.as_bytes())?;
+    }
+    out.flush()
+}

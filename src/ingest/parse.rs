@@ -1,0 +1,362 @@
+//! One NDJSON line to a validated, interned [`Order`] (DESIGN section 4), or an [`Invalid`]
+//! that says what is wrong.
+//!
+//! serde_json parses into borrowed structs (`Cow<str>` borrows unless the JSON string has
+//! escapes), lines land in a `SmallVec`, and names are looked up in the interners: a clean
+//! order allocates nothing but what the order itself keeps (ids longer than 24 bytes and
+//! more than four lines).
+
+use crate::catalog::Catalog;
+use crate::config::Network;
+use crate::ids::{RegionId, TierId};
+use crate::model::{Invalid, InvalidCode, Order, OrderLine, ServiceLevel};
+use crate::time::Millis;
+use compact_str::CompactString;
+use serde::Deserialize;
+use serde_json::Value;
+use smallvec::SmallVec;
+use std::borrow::Cow;
+use xxhash_rust::xxh3::Xxh3;
+
+/// Largest `qty` of one line: far above any real basket, low enough that summing the lines
+/// of an order cannot overflow.
+pub const MAX_LINE_QUANTITY: u64 = 1_000_000;
+
+#[derive(Deserialize)]
+struct RawOrder<'a> {
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    customer: Option<RawCustomer<'a>>,
+    #[serde(borrow)]
+    ship_to: Option<RawShipTo<'a>>,
+    #[serde(borrow)]
+    service: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    promise_by: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    lines: Option<SmallVec<[RawLine<'a>; 4]>>,
+    #[serde(borrow)]
+    split: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    tags: Option<SmallVec<[Cow<'a, str>; 2]>>,
+    #[serde(borrow)]
+    created_at: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct RawCustomer<'a> {
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    tier: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct RawShipTo<'a> {
+    #[serde(borrow)]
+    region: Option<Cow<'a, str>>,
+    // Numbers are taken as `Value` so a wrong type is a `bad_coordinates`, not a `bad_json`.
+    lat: Option<Value>,
+    lon: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct RawLine<'a> {
+    #[serde(borrow)]
+    sku: Option<Cow<'a, str>>,
+    qty: Option<Value>,
+    unit_price: Option<Value>,
+}
+
+/// Whether `id` is 1-64 characters of `A-Za-z0-9._:-` (the contract's order id).
+pub fn is_valid_order_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b':' | b'-'))
+}
+
+/// Parses and validates one order line (without its newline).
+pub fn parse_order(line: &[u8], network: &Network, catalog: &Catalog) -> Result<Order, Invalid> {
+    let text = std::str::from_utf8(line).map_err(|error| {
+        Invalid::new(
+            InvalidCode::BadUtf8,
+            format!("invalid UTF-8 at byte {}", error.valid_up_to() + 1),
+        )
+    })?;
+    if text.trim().is_empty() {
+        return Err(Invalid::new(
+            InvalidCode::BadJson,
+            "empty line: expected one JSON order",
+        ));
+    }
+    let raw: RawOrder = serde_json::from_str(text).map_err(|error| {
+        let message = match error.classify() {
+            serde_json::error::Category::Data => format!("not an order: {error}"),
+            _ => format!("malformed JSON: {error}"),
+        };
+        Invalid::new(InvalidCode::BadJson, message)
+    })?;
+
+    let Some(id) = raw.id.as_deref() else {
+        return Err(Invalid::new(
+            InvalidCode::MissingField,
+            "missing field 'id'",
+        ));
+    };
+    if !is_valid_order_id(id) {
+        return Err(Invalid::new(
+            InvalidCode::BadId,
+            format!(
+                "'id' must be 1-64 characters of A-Za-z0-9._:-, got {:?}",
+                truncate(id, 80)
+            ),
+        ));
+    }
+    let order_id = CompactString::new(id);
+    validate(raw, network, catalog, order_id.clone()).map_err(|mut invalid| {
+        invalid.order_id = Some(order_id);
+        invalid
+    })
+}
+
+/// Checks everything past the id (already validated and passed as `id`).
+fn validate(
+    fields: RawOrder,
+    network: &Network,
+    catalog: &Catalog,
+    id: CompactString,
+) -> Result<Order, Invalid> {
+    let missing =
+        |name: &str| Invalid::new(InvalidCode::MissingField, format!("missing field '{name}'"));
+    let customer = fields.customer.ok_or_else(|| missing("customer"))?;
+    let customer_id = customer.id.ok_or_else(|| missing("customer.id"))?;
+    if customer_id.is_empty() {
+        return Err(Invalid::new(
+            InvalidCode::BadField,
+            "'customer.id' is empty",
+        ));
+    }
+    let tier = match customer.tier.as_deref() {
+        None => network.default_tier,
+        Some(name) => TierId(network.tier_ids.get(name).ok_or_else(|| {
+            let known: Vec<_> = network.tier_ids.names().collect();
+            Invalid::new(
+                InvalidCode::UnknownTier,
+                format!(
+                    "unknown customer.tier {:?}; known: {}",
+                    truncate(name, 40),
+                    known.join(", ")
+                ),
+            )
+        })? as u16),
+    };
+
+    let ship_to = fields.ship_to.ok_or_else(|| missing("ship_to"))?;
+    let region_name = ship_to.region.ok_or_else(|| missing("ship_to.region"))?;
+    let region = RegionId(network.region_ids.get(&region_name).ok_or_else(|| {
+        Invalid::new(
+            InvalidCode::UnknownRegion,
+            format!("unknown ship_to.region {:?}", truncate(&region_name, 40)),
+        )
+    })? as u16);
+    let (latitude, longitude, at_region_centroid) = match (&ship_to.lat, &ship_to.lon) {
+        (None | Some(Value::Null), None | Some(Value::Null)) => {
+            let centroid = &network.regions[region.index()];
+            (centroid.latitude, centroid.longitude, true)
+        }
+        (Some(latitude), Some(longitude)) => {
+            let latitude = coordinate(latitude, "ship_to.lat", 90.0)?;
+            let longitude = coordinate(longitude, "ship_to.lon", 180.0)?;
+            (latitude, longitude, false)
+        }
+        _ => {
+            return Err(Invalid::new(
+                InvalidCode::BadCoordinates,
+                "ship_to.lat and ship_to.lon must be given together",
+            ));
+        }
+    };
+
+    let service = match fields.service.as_deref() {
+        None => ServiceLevel::Standard,
+        Some(name) => ServiceLevel::parse(name).ok_or_else(|| {
+            Invalid::new(
+                InvalidCode::BadService,
+                format!(
+                    "unknown service {:?}; known, slowest first: economy, standard, express, same_day",
+                    truncate(name, 40)
+                ),
+            )
+        })?,
+    };
+    let promise_by = time_field(fields.promise_by.as_deref(), "promise_by")?;
+    let created_at = time_field(fields.created_at.as_deref(), "created_at")?;
+    let split_allowed = match fields.split.as_deref() {
+        None => network.policy.default_split,
+        Some("allow") => true,
+        Some("forbid") => false,
+        Some(other) => {
+            return Err(Invalid::new(
+                InvalidCode::BadField,
+                format!(
+                    "'split' must be \"allow\" or \"forbid\", got {:?}",
+                    truncate(other, 40)
+                ),
+            ));
+        }
+    };
+
+    let raw_lines = fields.lines.ok_or_else(|| missing("lines"))?;
+    if raw_lines.is_empty() {
+        return Err(Invalid::new(
+            InvalidCode::MissingField,
+            "'lines' is empty: an order needs at least one line",
+        ));
+    }
+    let limit = network.limits.max_lines_per_order;
+    if raw_lines.len() > limit {
+        return Err(Invalid::new(
+            InvalidCode::TooManyLines,
+            format!(
+                "{} lines, at most {limit} are accepted per order",
+                raw_lines.len()
+            ),
+        ));
+    }
+    let mut lines: SmallVec<[OrderLine; 4]> = SmallVec::with_capacity(raw_lines.len());
+    for (index, raw_line) in raw_lines.iter().enumerate() {
+        let sku_name = raw_line
+            .sku
+            .as_deref()
+            .ok_or_else(|| missing(&format!("lines[{index}].sku")))?;
+        let sku = catalog.lookup(sku_name).ok_or_else(|| {
+            Invalid::new(
+                InvalidCode::UnknownSku,
+                format!(
+                    "lines[{index}].sku {:?} is not in the catalogue",
+                    truncate(sku_name, 64)
+                ),
+            )
+        })?;
+        let quantity = match &raw_line.qty {
+            None | Some(Value::Null) => return Err(missing(&format!("lines[{index}].qty"))),
+            Some(value) => match value.as_u64() {
+                Some(quantity) if (1..=MAX_LINE_QUANTITY).contains(&quantity) => quantity as u32,
+                _ => {
+                    return Err(Invalid::new(
+                        InvalidCode::BadQty,
+                        format!(
+                            "lines[{index}].qty must be a whole number from 1 to {MAX_LINE_QUANTITY}, got {value}"
+                        ),
+                    ));
+                }
+            },
+        };
+        let unit_price = match &raw_line.unit_price {
+            None | Some(Value::Null) => 0.0,
+            Some(value) => match value.as_f64() {
+                Some(price) if price.is_finite() && price >= 0.0 => price,
+                _ => {
+                    return Err(Invalid::new(
+                        InvalidCode::BadField,
+                        format!("lines[{index}].unit_price must be a number >= 0, got {value}"),
+                    ));
+                }
+            },
+        };
+        lines.push(OrderLine {
+            sku,
+            quantity,
+            unit_price,
+        });
+    }
+
+    let tags = fields.tags.unwrap_or_default();
+    let hold_tagged = tags
+        .iter()
+        .any(|tag| network.policy.hold_tags.iter().any(|hold| hold == tag));
+
+    // The content hash covers what the order asks for; `created_at` (when the message was
+    // made) and unknown fields are left out, so a retry that restamps them is a duplicate.
+    let mut hasher = Xxh3::new();
+    let mut put = |bytes: &[u8]| {
+        hasher.update(&(bytes.len() as u32).to_le_bytes());
+        hasher.update(bytes);
+    };
+    put(id.as_bytes());
+    put(customer_id.as_bytes());
+    put(network.tier_name(tier).as_bytes());
+    put(region_name.as_bytes());
+    if !at_region_centroid {
+        put(&latitude.to_le_bytes());
+        put(&longitude.to_le_bytes());
+    }
+    put(service.name().as_bytes());
+    put(&promise_by.map_or(i64::MIN, |time| time.0).to_le_bytes());
+    put(&[u8::from(split_allowed)]);
+    for line in &lines {
+        put(catalog.sku_name(line.sku).as_bytes());
+        put(&line.quantity.to_le_bytes());
+        put(&line.unit_price.to_le_bytes());
+    }
+    for tag in &tags {
+        put(tag.as_bytes());
+    }
+    let content_hash = hasher.digest();
+
+    Ok(Order {
+        id,
+        customer_id: CompactString::new(&customer_id),
+        tier,
+        region,
+        latitude,
+        longitude,
+        at_region_centroid,
+        service,
+        promise_by,
+        lines,
+        split_allowed,
+        hold_tagged,
+        created_at,
+        content_hash,
+    })
+}
+
+fn coordinate(value: &Value, name: &str, bound: f64) -> Result<f64, Invalid> {
+    match value.as_f64() {
+        Some(number) if number.is_finite() && (-bound..=bound).contains(&number) => Ok(number),
+        _ => Err(Invalid::new(
+            InvalidCode::BadCoordinates,
+            format!("{name} must be a number within -{bound}..={bound}, got {value}"),
+        )),
+    }
+}
+
+fn time_field(value: Option<&str>, name: &str) -> Result<Option<Millis>, Invalid> {
+    match value {
+        None => Ok(None),
+        Some(text) => Millis::parse_rfc3339(text).map(Some).ok_or_else(|| {
+            Invalid::new(
+                InvalidCode::BadTime,
+                format!(
+                    "'{name}' must be an RFC 3339 time such as 2026-11-11T00:00:00Z, got {:?}",
+                    truncate(text, 40)
+                ),
+            )
+        }),
+    }
+}
+
+/// At most `limit` bytes of `text` (on a character boundary), for echoing input in errors.
+fn truncate(text: &str, limit: usize) -> &str {
+    if text.len() <= limit {
+        return text;
+    }
+    let mut end = limit;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}

@@ -1,0 +1,348 @@
+//! The router: every zone's state plus the order-id claims, deciding orders one after the
+//! other. This is the whole of `order-router route`, and what each shard of the service
+//! wraps.
+//!
+//! Deciding an order (DESIGN section 4, "Zone order"):
+//! 1. Its id is looked up among the claims. The same id with the same content hash is a
+//!    duplicate: the original decision is answered again, nothing more is reserved. The same
+//!    id with other content is an `id_conflict`. Claims live here rather than in one zone:
+//!    an order's home zone follows from its content (the region), and a fallback zone may be
+//!    the one that decides, so no single zone could see every conflict.
+//! 2. The home zone, then its fallbacks in order, are asked for a plan that places every
+//!    unit; the first that has one decides and reserves.
+//! 3. If none can, the home zone places what it can and backorders the rest (when the policy
+//!    allows backorders and anything can be placed), or the order is rejected with the most
+//!    informative reason any zone gave.
+//! 4. Hold rules (tags, order value) turn a placement into `held`: reserved, awaiting review.
+
+use crate::catalog::{Catalog, StockLevel};
+use crate::config::Network;
+use crate::engine::{self, Failures, OrderContext, Plan, Scratch, ZoneAttempt};
+use crate::ids::{SkuId, WarehouseId, ZoneId};
+use crate::model::{Decision, Invalid, InvalidCode, Order, Reason, ReasonCode, Status};
+use crate::render;
+use crate::shard::{OrderRecord, ShardError, StockCell, ZoneState};
+use crate::time::Millis;
+use compact_str::CompactString;
+use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
+use std::sync::Arc;
+
+/// Which zone holds an order's record, and the content it was decided for.
+#[derive(Clone, Copy, Debug)]
+struct Claim {
+    content_hash: u64,
+    zone: ZoneId,
+}
+
+/// A decision as answered: the stored one, and whether this answer is a replay of it.
+#[derive(Debug)]
+pub struct Answer<'a> {
+    pub decision: &'a Decision,
+    pub duplicate: bool,
+}
+
+/// All zones of one network, decided in one thread.
+pub struct Router {
+    network: Arc<Network>,
+    catalog: Arc<Catalog>,
+    /// Indexed by zone id.
+    zones: Vec<ZoneState>,
+    /// Order id to the zone that decided it.
+    claims: FxHashMap<CompactString, Claim>,
+    scratch: Scratch,
+}
+
+impl Router {
+    /// A router with the given on-hand levels and nothing reserved.
+    pub fn new(network: Arc<Network>, catalog: Arc<Catalog>, stock: &[StockLevel]) -> Router {
+        let zones = (0..network.zones.len())
+            .map(|zone| ZoneState::new(&network, ZoneId(zone as u16), catalog.len()))
+            .collect();
+        let mut router = Router {
+            network,
+            catalog,
+            zones,
+            claims: FxHashMap::default(),
+            scratch: Scratch::default(),
+        };
+        for result in router.set_stock(stock) {
+            // Nothing is reserved yet, so no level can fall below its reservations.
+            result.expect("initial stock levels always apply");
+        }
+        router
+    }
+
+    pub fn network(&self) -> &Arc<Network> {
+        &self.network
+    }
+
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
+    }
+
+    pub fn zone(&self, zone: ZoneId) -> &ZoneState {
+        &self.zones[zone.index()]
+    }
+
+    /// Decides `order` at `now`, or answers it as a duplicate, or refuses it as an id
+    /// conflict.
+    pub fn decide(&mut self, order: &Order, now: Millis) -> Result<Answer<'_>, Invalid> {
+        let (zone, duplicate) = self.decide_located(order, now)?;
+        let record = self.zones[zone.index()]
+            .order(&order.id)
+            .expect("a decided order has its zone's record");
+        Ok(Answer {
+            decision: &record.decision,
+            duplicate,
+        })
+    }
+
+    /// [`Router::decide`], with the answer appended to `out` as a JSON line.
+    pub fn decide_rendered(
+        &mut self,
+        order: &Order,
+        now: Millis,
+        out: &mut Vec<u8>,
+    ) -> Result<(Status, bool), Invalid> {
+        let (zone, duplicate) = self.decide_located(order, now)?;
+        let record = self.zones[zone.index()]
+            .order(&order.id)
+            .expect("a decided order has its zone's record");
+        render::write_decision(
+            out,
+            &record.decision,
+            duplicate,
+            &self.network,
+            &self.catalog,
+        );
+        Ok((record.decision.status, duplicate))
+    }
+
+    /// Decides (or finds) `order`: the zone holding its record, and whether it is a duplicate.
+    fn decide_located(&mut self, order: &Order, now: Millis) -> Result<(ZoneId, bool), Invalid> {
+        if let Some(claim) = self.claims.get(order.id.as_str()).copied() {
+            if claim.content_hash != order.content_hash {
+                return Err(Invalid {
+                    code: InvalidCode::IdConflict,
+                    message: format!(
+                        "order '{}' was already received with different content",
+                        order.id
+                    ),
+                    order_id: Some(order.id.clone()),
+                });
+            }
+            return Ok((claim.zone, true));
+        }
+        let (zone, decision) = self.decide_fresh(order, now);
+        self.claims.insert(
+            order.id.clone(),
+            Claim {
+                content_hash: order.content_hash,
+                zone,
+            },
+        );
+        self.zones[zone.index()].record(decision, order.content_hash);
+        Ok((zone, false))
+    }
+
+    fn decide_fresh(&mut self, order: &Order, now: Millis) -> (ZoneId, Decision) {
+        let network = Arc::clone(&self.network);
+        let context = OrderContext::new(order, &network, &self.catalog, now);
+        let home = network.regions[order.region.index()].zone;
+        let mut failures = Failures::default();
+        for zone in network.zone_order(home) {
+            match engine::plan_zone(&context, &self.zones[zone.index()], &mut self.scratch) {
+                ZoneAttempt::Placed(plan) => {
+                    return (zone, self.commit(&context, zone, plan, None));
+                }
+                ZoneAttempt::Failed(zone_failures) => failures.merge(&zone_failures),
+            }
+        }
+        let reason = reason_for(&failures, &context);
+        if network.policy.backorder {
+            if let Some(plan) =
+                engine::plan_partial(&context, &self.zones[home.index()], &mut self.scratch)
+            {
+                let reason = if reason.code == ReasonCode::NoStock {
+                    let waiting: u32 = plan.backordered.iter().map(|line| line.quantity).sum();
+                    Reason {
+                        code: ReasonCode::NoStock,
+                        message: format!("{waiting} of {} units wait for stock", context.units),
+                    }
+                } else {
+                    reason
+                };
+                return (home, self.commit(&context, home, plan, Some(reason)));
+            }
+        }
+        let zone = &mut self.zones[home.index()];
+        let decision = Decision {
+            order_id: order.id.clone(),
+            status: Status::Rejected,
+            zone: home,
+            seq: zone.take_seq(),
+            decided_at: now,
+            shipments: SmallVec::new(),
+            backordered: SmallVec::new(),
+            reason: Some(reason),
+        };
+        (home, decision)
+    }
+
+    /// Reserves `plan` in `zone` and builds its decision; `shortfall` is the reason when the
+    /// plan backorders units.
+    fn commit(
+        &mut self,
+        context: &OrderContext,
+        zone: ZoneId,
+        plan: Plan,
+        shortfall: Option<Reason>,
+    ) -> Decision {
+        let order = context.order;
+        let policy = &self.network.policy;
+        let state = &mut self.zones[zone.index()];
+        state.reserve(&plan, context.day);
+        let value: f64 = order
+            .lines
+            .iter()
+            .map(|line| line.unit_price * f64::from(line.quantity))
+            .sum();
+        let over_value = policy.hold_order_value_over > 0.0 && value > policy.hold_order_value_over;
+        let (status, reason) = if order.hold_tagged || over_value {
+            let message = if order.hold_tagged {
+                "a tag of the order is held for review".to_owned()
+            } else {
+                format!(
+                    "order value {value:.2} is over the review threshold {:.2}",
+                    policy.hold_order_value_over
+                )
+            };
+            (
+                Status::Held,
+                Some(Reason {
+                    code: ReasonCode::Review,
+                    message,
+                }),
+            )
+        } else if let Some(reason) = shortfall {
+            (Status::Backordered, Some(reason))
+        } else {
+            (Status::Routed, None)
+        };
+        Decision {
+            order_id: order.id.clone(),
+            status,
+            zone,
+            seq: state.take_seq(),
+            decided_at: context.now,
+            shipments: plan.shipments,
+            backordered: plan.backordered,
+            reason,
+        }
+    }
+
+    /// The record of order `id`, wherever it was decided.
+    pub fn order(&self, id: &str) -> Option<&OrderRecord> {
+        let claim = self.claims.get(id)?;
+        self.zones[claim.zone.index()].order(id)
+    }
+
+    /// Cancels order `id`, releasing its reservations.
+    pub fn cancel(&mut self, id: &str) -> Result<&OrderRecord, ShardError> {
+        let claim = self
+            .claims
+            .get(id)
+            .ok_or_else(|| ShardError::UnknownOrder(id.to_owned()))?;
+        self.zones[claim.zone.index()].cancel(id)
+    }
+
+    /// Marks order `id` shipped: its reserved units are consumed.
+    pub fn ship(&mut self, id: &str) -> Result<&OrderRecord, ShardError> {
+        let claim = self
+            .claims
+            .get(id)
+            .ok_or_else(|| ShardError::UnknownOrder(id.to_owned()))?;
+        self.zones[claim.zone.index()].ship(id)
+    }
+
+    /// Sets absolute on-hand levels; one result per level, in order.
+    pub fn set_stock(&mut self, levels: &[StockLevel]) -> Vec<Result<(), ShardError>> {
+        levels
+            .iter()
+            .map(|level| {
+                let zone = self.network.warehouses[level.warehouse.index()].zone;
+                self.zones[zone.index()].set_on_hand(*level)
+            })
+            .collect()
+    }
+
+    /// Stock of `sku` at every warehouse, in warehouse id order.
+    pub fn stock_of(&self, sku: SkuId) -> Vec<(WarehouseId, StockCell)> {
+        (0..self.network.warehouses.len())
+            .map(|index| {
+                let warehouse = WarehouseId(index as u16);
+                let zone = &self.zones[self.network.warehouses[index].zone.index()];
+                let local = zone
+                    .local(warehouse)
+                    .expect("a warehouse belongs to its zone");
+                (warehouse, zone.cell(local, sku))
+            })
+            .collect()
+    }
+}
+
+/// The most informative reason among `failures` (the deepest stage any zone reached).
+fn reason_for(failures: &Failures, context: &OrderContext) -> Reason {
+    let network = context.network;
+    let region = network.region_name(context.order.region);
+    let zones = {
+        let home = network.regions[context.order.region.index()].zone;
+        network
+            .zone_order(home)
+            .map(|zone| network.zone_name(zone))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let (code, message) = if let Some(eta) = failures.earliest_late_eta {
+        let promise = context.order.promise_by.unwrap_or_default();
+        (
+            ReasonCode::PromiseUnmeetable,
+            format!("no plan delivers by {promise}; the earliest possible arrival is {eta}"),
+        )
+    } else if failures.pickup_capacity {
+        (
+            ReasonCode::Capacity,
+            "the carriers that fit have used today's pickups at the warehouses holding the stock"
+                .to_owned(),
+        )
+    } else if failures.service_unavailable {
+        (
+            ReasonCode::ServiceUnavailable,
+            format!(
+                "no carrier offers {} or faster to {region} from the warehouses holding the stock",
+                context.level.name()
+            ),
+        )
+    } else if failures.no_carrier {
+        (
+            ReasonCode::NoCarrier,
+            format!(
+                "no carrier delivers to {region} with capabilities [{}] and {:.3} kg from the warehouses holding the stock",
+                context.capabilities,
+                context.weight_g as f64 / 1000.0
+            ),
+        )
+    } else if failures.warehouse_capacity {
+        (
+            ReasonCode::Capacity,
+            "the warehouses holding the stock have used today's capacity".to_owned(),
+        )
+    } else {
+        (
+            ReasonCode::NoStock,
+            format!("not enough stock for every unit in zones {zones}"),
+        )
+    };
+    Reason { code, message }
+}

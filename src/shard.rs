@@ -1,0 +1,331 @@
+//! The state of one zone, owned by exactly one writer (its shard).
+//!
+//! A [`ZoneState`] holds, for the zone's warehouses only: on-hand and reserved units per
+//! SKU, the daily counters that capacities are checked against, and the record of every order
+//! the zone decided (its content hash, decision and lifecycle). The routing engine reads it
+//! through `&ZoneState`; only the owner changes it, through the operations below, so no lock
+//! is ever taken on stock.
+//!
+//! Invariant (checked on every change, panicking if broken, since only a bug can break it):
+//! for every warehouse and SKU, `reserved <= on_hand`.
+
+use crate::catalog::StockLevel;
+use crate::config::Network;
+use crate::engine::Plan;
+use crate::ids::{CarrierId, SkuId, WarehouseId, ZoneId};
+use crate::model::Decision;
+use compact_str::CompactString;
+use rustc_hash::FxHashMap;
+
+/// How many UTC days of capacity counters a zone keeps. Orders decided at times older than
+/// this (a `route` replay of an old file, say) count against a fresh day.
+pub const COUNTED_DAYS: usize = 8;
+
+/// Stock of one SKU at one warehouse.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StockCell {
+    pub on_hand: u32,
+    pub reserved: u32,
+}
+
+impl StockCell {
+    /// Units that can still be reserved.
+    #[inline]
+    pub fn available(self) -> u32 {
+        self.on_hand - self.reserved
+    }
+}
+
+/// Capacity used on one UTC day.
+#[derive(Clone, Debug)]
+struct DayCounters {
+    day: i32,
+    /// Shipments per local warehouse.
+    warehouse_orders: Vec<u32>,
+    /// Pickups per local warehouse and carrier: `[local * carriers + carrier]`.
+    pickups: Vec<u32>,
+}
+
+/// Where an order is in its life after the decision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lifecycle {
+    /// Decided; its reservations (if any) hold.
+    Live,
+    /// Cancelled: reservations released.
+    Cancelled,
+    /// Shipped: reserved units consumed (taken off on-hand).
+    Shipped,
+}
+
+impl Lifecycle {
+    pub fn name(self) -> &'static str {
+        match self {
+            Lifecycle::Live => "live",
+            Lifecycle::Cancelled => "cancelled",
+            Lifecycle::Shipped => "shipped",
+        }
+    }
+}
+
+/// What the zone remembers of an order it decided.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OrderRecord {
+    pub content_hash: u64,
+    pub decision: Decision,
+    pub lifecycle: Lifecycle,
+}
+
+/// Why an operation on an order or a stock level was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ShardError {
+    #[error("order '{0}' is not known to this zone")]
+    UnknownOrder(String),
+    #[error("order '{order}' is already {state}")]
+    NotLive { order: String, state: &'static str },
+    #[error("warehouse is not in this zone")]
+    WrongZone,
+    #[error("on_hand {on_hand} would be below the {reserved} units already reserved")]
+    BelowReserved { on_hand: u32, reserved: u32 },
+}
+
+/// One zone's single-writer state.
+#[derive(Clone, Debug)]
+pub struct ZoneState {
+    pub zone: ZoneId,
+    /// The zone's warehouses; a warehouse's position here is its local index.
+    warehouses: Vec<WarehouseId>,
+    /// Global warehouse index to local index (`u16::MAX` for other zones' warehouses).
+    local_index: Vec<u16>,
+    carriers: usize,
+    /// `[local][sku]`: dense, since every warehouse may stock any SKU.
+    stock: Vec<Vec<StockCell>>,
+    /// The most recent [`COUNTED_DAYS`] days with any capacity used, oldest first.
+    days: Vec<DayCounters>,
+    /// Every order this zone decided, by id.
+    orders: FxHashMap<CompactString, OrderRecord>,
+    /// The position the next record takes in the zone's journal.
+    next_seq: u64,
+}
+
+impl ZoneState {
+    /// An empty zone (no stock) for `zone` of `network`, sized for `skus` SKUs.
+    pub fn new(network: &Network, zone: ZoneId, skus: usize) -> ZoneState {
+        let warehouses = network.zones[zone.index()].warehouses.clone();
+        let mut local_index = vec![u16::MAX; network.warehouses.len()];
+        for (local, warehouse) in warehouses.iter().enumerate() {
+            local_index[warehouse.index()] = local as u16;
+        }
+        ZoneState {
+            zone,
+            stock: vec![vec![StockCell::default(); skus]; warehouses.len()],
+            warehouses,
+            local_index,
+            carriers: network.carriers.len(),
+            days: Vec::with_capacity(COUNTED_DAYS),
+            orders: FxHashMap::default(),
+            next_seq: 1,
+        }
+    }
+
+    /// The zone's warehouses, in local-index order.
+    #[inline]
+    pub fn warehouses(&self) -> &[WarehouseId] {
+        &self.warehouses
+    }
+
+    /// The local index of `warehouse`, if it belongs to this zone.
+    #[inline]
+    pub fn local(&self, warehouse: WarehouseId) -> Option<usize> {
+        match self.local_index.get(warehouse.index()) {
+            Some(&local) if local != u16::MAX => Some(local as usize),
+            _ => None,
+        }
+    }
+
+    /// Stock of `sku` at the zone's `local`-th warehouse.
+    #[inline]
+    pub fn cell(&self, local: usize, sku: SkuId) -> StockCell {
+        self.stock[local][sku.index()]
+    }
+
+    /// Shipments the `local`-th warehouse has made on `day`.
+    #[inline]
+    pub fn warehouse_orders(&self, local: usize, day: i32) -> u32 {
+        self.day(day)
+            .map_or(0, |counters| counters.warehouse_orders[local])
+    }
+
+    /// Pickups `carrier` has made at the `local`-th warehouse on `day`.
+    #[inline]
+    pub fn pickups(&self, local: usize, carrier: CarrierId, day: i32) -> u32 {
+        self.day(day).map_or(0, |counters| {
+            counters.pickups[local * self.carriers + carrier.index()]
+        })
+    }
+
+    #[inline]
+    fn day(&self, day: i32) -> Option<&DayCounters> {
+        self.days.iter().rev().find(|counters| counters.day == day)
+    }
+
+    fn day_mut(&mut self, day: i32) -> &mut DayCounters {
+        if let Some(position) = self.days.iter().position(|counters| counters.day == day) {
+            return &mut self.days[position];
+        }
+        if self.days.len() == COUNTED_DAYS {
+            self.days.remove(0);
+        }
+        let counters = DayCounters {
+            day,
+            warehouse_orders: vec![0; self.warehouses.len()],
+            pickups: vec![0; self.warehouses.len() * self.carriers],
+        };
+        let position = self.days.partition_point(|counters| counters.day < day);
+        self.days.insert(position, counters);
+        &mut self.days[position]
+    }
+
+    /// The record of order `id`, if this zone decided it.
+    pub fn order(&self, id: &str) -> Option<&OrderRecord> {
+        self.orders.get(id)
+    }
+
+    /// How many orders this zone has decided.
+    pub fn order_count(&self) -> usize {
+        self.orders.len()
+    }
+
+    /// Every order record (no particular order).
+    pub fn orders(&self) -> impl Iterator<Item = &OrderRecord> {
+        self.orders.values()
+    }
+
+    /// Takes the next journal position.
+    pub fn take_seq(&mut self) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        seq
+    }
+
+    /// Reserves a plan's units and counts its shipments against `day`'s capacities. The
+    /// engine only plans what is available, so running short here is a bug.
+    pub fn reserve(&mut self, plan: &Plan, day: i32) {
+        for shipment in &plan.shipments {
+            let local = self
+                .local(shipment.warehouse)
+                .expect("plans use the zone's own warehouses");
+            for line in &shipment.lines {
+                let cell = &mut self.stock[local][line.sku.index()];
+                cell.reserved += line.quantity;
+                assert!(
+                    cell.reserved <= cell.on_hand,
+                    "oversold {:?}: {cell:?}",
+                    line.sku
+                );
+            }
+            let carriers = self.carriers;
+            let counters = self.day_mut(day);
+            counters.warehouse_orders[local] += 1;
+            counters.pickups[local * carriers + shipment.carrier.index()] += 1;
+        }
+    }
+
+    /// Remembers a decision (made by this zone) for idempotency and lookups.
+    pub fn record(&mut self, decision: Decision, content_hash: u64) {
+        let id = decision.order_id.clone();
+        let record = OrderRecord {
+            content_hash,
+            decision,
+            lifecycle: Lifecycle::Live,
+        };
+        self.orders.insert(id, record);
+    }
+
+    /// Cancels a live order: releases its reserved units and the capacity its shipments took
+    /// on their day (if that day is still counted).
+    pub fn cancel(&mut self, id: &str) -> Result<&OrderRecord, ShardError> {
+        let record = self.live_order(id)?;
+        let decision = record.decision.clone();
+        for shipment in &decision.shipments {
+            let local = self
+                .local(shipment.warehouse)
+                .expect("decisions use the zone's own warehouses");
+            for line in &shipment.lines {
+                let cell = &mut self.stock[local][line.sku.index()];
+                cell.reserved = cell
+                    .reserved
+                    .checked_sub(line.quantity)
+                    .expect("a live decision's units are reserved");
+            }
+            let carriers = self.carriers;
+            if let Some(position) = self
+                .days
+                .iter()
+                .position(|day| day.day == decision.decided_at.utc_day())
+            {
+                let counters = &mut self.days[position];
+                counters.warehouse_orders[local] =
+                    counters.warehouse_orders[local].saturating_sub(1);
+                let pickups = &mut counters.pickups[local * carriers + shipment.carrier.index()];
+                *pickups = pickups.saturating_sub(1);
+            }
+        }
+        self.take_seq();
+        let record = self.orders.get_mut(id).expect("checked above");
+        record.lifecycle = Lifecycle::Cancelled;
+        Ok(record)
+    }
+
+    /// Marks a live order shipped: its reserved units leave the warehouse (on-hand and
+    /// reserved both drop by them).
+    pub fn ship(&mut self, id: &str) -> Result<&OrderRecord, ShardError> {
+        let record = self.live_order(id)?;
+        let decision = record.decision.clone();
+        for shipment in &decision.shipments {
+            let local = self
+                .local(shipment.warehouse)
+                .expect("decisions use the zone's own warehouses");
+            for line in &shipment.lines {
+                let cell = &mut self.stock[local][line.sku.index()];
+                cell.reserved = cell
+                    .reserved
+                    .checked_sub(line.quantity)
+                    .expect("a live decision's units are reserved");
+                cell.on_hand -= line.quantity;
+            }
+        }
+        self.take_seq();
+        let record = self.orders.get_mut(id).expect("checked above");
+        record.lifecycle = Lifecycle::Shipped;
+        Ok(record)
+    }
+
+    fn live_order(&self, id: &str) -> Result<&OrderRecord, ShardError> {
+        let record = self
+            .orders
+            .get(id)
+            .ok_or_else(|| ShardError::UnknownOrder(id.to_owned()))?;
+        if record.lifecycle != Lifecycle::Live {
+            return Err(ShardError::NotLive {
+                order: id.to_owned(),
+                state: record.lifecycle.name(),
+            });
+        }
+        Ok(record)
+    }
+
+    /// Sets an absolute on-hand level. Refused when it would fall below what is already
+    /// reserved: that would oversell, and the units' orders must be cancelled first.
+    pub fn set_on_hand(&mut self, level: StockLevel) -> Result<(), ShardError> {
+        let local = self.local(level.warehouse).ok_or(ShardError::WrongZone)?;
+        let cell = &mut self.stock[local][level.sku.index()];
+        if level.on_hand < cell.reserved {
+            return Err(ShardError::BelowReserved {
+                on_hand: level.on_hand,
+                reserved: cell.reserved,
+            });
+        }
+        cell.on_hand = level.on_hand;
+        Ok(())
+    }
+}

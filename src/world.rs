@@ -1,0 +1,85 @@
+//! Everything the router starts from: the network config, the catalogue and the stock
+//! levels, from files or from the embedded defaults (`config/router.toml` and the demo
+//! catalogue and stock generated from a fixed seed).
+
+use crate::catalog::{self, Catalog, DataError, StockLevel};
+use crate::config::{ConfigError, Network};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The default config path, relative to the working directory.
+pub const DEFAULT_CONFIG_PATH: &str = "config/router.toml";
+/// `config/router.toml` as it was when the binary was built: used when the file is not
+/// there, so the binary starts anywhere.
+pub const EMBEDDED_CONFIG: &str = include_str!("../config/router.toml");
+
+/// Why the world could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum WorldError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Data(#[from] DataError),
+}
+
+/// A network, its catalogue and the on-hand levels to start from.
+#[derive(Debug, Clone)]
+pub struct World {
+    pub network: Arc<Network>,
+    pub catalog: Arc<Catalog>,
+    pub stock: Vec<StockLevel>,
+}
+
+/// Where to load each part from; `None` means the default.
+#[derive(Debug, Clone, Default)]
+pub struct WorldSources {
+    pub config: Option<PathBuf>,
+    pub catalog: Option<PathBuf>,
+    pub stock: Option<PathBuf>,
+    /// Seed of the demo catalogue and stock.
+    pub seed: u64,
+}
+
+impl World {
+    /// Loads the parts named in `sources`, defaulting the others.
+    pub fn load(sources: &WorldSources) -> Result<World, WorldError> {
+        let network = Arc::new(match &sources.config {
+            Some(path) => Network::load(path)?,
+            None => default_network()?,
+        });
+        let catalog = Arc::new(match &sources.catalog {
+            Some(path) => Catalog::load(path)?,
+            None => Catalog::demo(catalog::DEMO_SKUS, sources.seed),
+        });
+        let stock = match &sources.stock {
+            Some(path) => catalog::load_stock(path, &network, &catalog)?,
+            None => catalog::demo_stock(&network, &catalog, sources.seed),
+        };
+        Ok(World {
+            network,
+            catalog,
+            stock,
+        })
+    }
+
+    /// The default world: the default network, demo catalogue and demo stock.
+    pub fn demo() -> Result<World, WorldError> {
+        World::load(&WorldSources {
+            seed: catalog::DEMO_SEED,
+            ..WorldSources::default()
+        })
+    }
+}
+
+/// `config/router.toml` if it is there, else the embedded copy.
+pub fn default_network() -> Result<Network, ConfigError> {
+    let path = Path::new(DEFAULT_CONFIG_PATH);
+    if path.exists() {
+        Network::load(path)
+    } else {
+        Network::from_toml(EMBEDDED_CONFIG).map_err(|problems| ConfigError::Invalid {
+            path: PathBuf::from(format!("(embedded) {DEFAULT_CONFIG_PATH}")),
+            problems,
+        })
+    }
+}
