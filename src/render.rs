@@ -1,15 +1,19 @@
 //! Decisions and `invalid` records as contract JSON (DESIGN section 4).
 //!
-//! Decisions hold indexes; rendering looks the names up in the network and catalogue it was
-//! decided under. Numbers are rounded for people and for byte-stable output: distances to
-//! 0.1 km, weights to the gram, costs to the cent. Field order is fixed, so the same decision
-//! always renders to the same bytes.
+//! Decisions hold indexes; rendering looks the names up in the network and catalogue they
+//! were decided under. Numbers are rounded for people and for byte-stable output: distances
+//! to 0.1 km, weights to the gram, costs to the cent. Field order is fixed, so the same
+//! decision always renders to the same bytes.
+//!
+//! A decision is written byte by byte rather than through serde: it is one of the three
+//! costs of every order (with parsing and routing), and the generic serializer spent more
+//! instructions on it than the routing engine did (see `docs/benchmarks.md`). Strings still
+//! go through serde_json whenever they need escaping; the rare `invalid` record uses serde.
 
 use crate::catalog::Catalog;
 use crate::config::Network;
-use crate::model::{Decision, Invalid, LineQuantity, Shipment};
+use crate::model::{Decision, Invalid, LineQuantity};
 use serde::Serialize;
-use serde::ser::{SerializeMap, SerializeSeq, SerializeStruct, Serializer};
 
 /// Appends `decision` as one JSON line (with `\n`) to `out`.
 pub fn write_decision(
@@ -19,182 +23,188 @@ pub fn write_decision(
     network: &Network,
     catalog: &Catalog,
 ) {
-    let view = DecisionJson {
-        decision,
-        duplicate,
-        network,
-        catalog,
-    };
-    serde_json::to_writer(&mut *out, &view).expect("writing JSON to a Vec cannot fail");
-    out.push(b'\n');
+    out.extend_from_slice(b"{\"order_id\":");
+    write_string(out, &decision.order_id);
+    out.extend_from_slice(b",\"status\":\"");
+    out.extend_from_slice(decision.status.name().as_bytes());
+    out.extend_from_slice(b"\",\"zone\":");
+    write_string(out, network.zone_name(decision.zone));
+    out.extend_from_slice(b",\"seq\":");
+    out.extend_from_slice(itoa::Buffer::new().format(decision.seq).as_bytes());
+    out.extend_from_slice(b",\"decided_at\":\"");
+    decision.decided_at.write_rfc3339(out);
+    out.extend_from_slice(b"\",\"shipments\":[");
+    for (index, shipment) in decision.shipments.iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"warehouse\":");
+        write_string(out, network.warehouse_name(shipment.warehouse));
+        out.extend_from_slice(b",\"carrier\":");
+        write_string(out, network.carrier_name(shipment.carrier));
+        out.extend_from_slice(b",\"service\":\"");
+        out.extend_from_slice(shipment.level.name().as_bytes());
+        out.extend_from_slice(b"\",\"lines\":");
+        write_lines(out, &shipment.lines, catalog);
+        out.extend_from_slice(b",\"distance_km\":");
+        write_rounded(out, shipment.distance_km, 1);
+        out.extend_from_slice(b",\"weight_kg\":");
+        write_rounded(out, shipment.weight_kg, 3);
+        out.extend_from_slice(b",\"cost\":");
+        write_rounded(out, shipment.cost, 2);
+        out.extend_from_slice(b",\"eta\":\"");
+        shipment.eta.write_rfc3339(out);
+        out.extend_from_slice(b"\"}");
+    }
+    out.extend_from_slice(b"],\"backordered\":");
+    write_lines(out, &decision.backordered, catalog);
+    out.extend_from_slice(b",\"reason\":");
+    match &decision.reason {
+        None => out.extend_from_slice(b"null"),
+        Some(reason) => {
+            out.extend_from_slice(b"{\"code\":\"");
+            out.extend_from_slice(reason.code.name().as_bytes());
+            out.extend_from_slice(b"\",\"message\":");
+            write_string(out, &reason.message);
+            out.push(b'}');
+        }
+    }
+    if duplicate {
+        out.extend_from_slice(b",\"duplicate\":true");
+    }
+    out.extend_from_slice(b"}\n");
 }
 
 /// Appends an `invalid` record for input line `line` as one JSON line to `out`.
 pub fn write_invalid(out: &mut Vec<u8>, line: u64, invalid: &Invalid) {
-    let view = InvalidJson { line, invalid };
-    serde_json::to_writer(&mut *out, &view).expect("writing JSON to a Vec cannot fail");
+    #[derive(Serialize)]
+    struct Error<'a> {
+        code: &'a str,
+        message: &'a str,
+    }
+    #[derive(Serialize)]
+    struct Record<'a> {
+        line: u64,
+        status: &'a str,
+        order_id: Option<&'a str>,
+        error: Error<'a>,
+    }
+    let record = Record {
+        line,
+        status: "invalid",
+        order_id: invalid.order_id.as_deref(),
+        error: Error {
+            code: invalid.code.name(),
+            message: &invalid.message,
+        },
+    };
+    serde_json::to_writer(&mut *out, &record).expect("writing JSON to a Vec cannot fail");
     out.push(b'\n');
 }
 
-fn round_to(value: f64, scale: f64) -> f64 {
-    (value * scale).round() / scale
-}
-
-/// Borrowed view that serialises a decision with names.
-pub struct DecisionJson<'a> {
-    pub decision: &'a Decision,
-    pub duplicate: bool,
-    pub network: &'a Network,
-    pub catalog: &'a Catalog,
-}
-
-impl Serialize for DecisionJson<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let decision = self.decision;
-        let fields = if self.duplicate { 9 } else { 8 };
-        let mut out = serializer.serialize_struct("Decision", fields)?;
-        out.serialize_field("order_id", decision.order_id.as_str())?;
-        out.serialize_field("status", decision.status.name())?;
-        out.serialize_field("zone", self.network.zone_name(decision.zone))?;
-        out.serialize_field("seq", &decision.seq)?;
-        out.serialize_field("decided_at", &Display(decision.decided_at))?;
-        out.serialize_field(
-            "shipments",
-            &Shipments {
-                shipments: &decision.shipments,
-                network: self.network,
-                catalog: self.catalog,
-            },
-        )?;
-        out.serialize_field(
-            "backordered",
-            &Lines {
-                lines: &decision.backordered,
-                catalog: self.catalog,
-            },
-        )?;
-        match &decision.reason {
-            None => out.serialize_field("reason", &())?,
-            Some(reason) => out.serialize_field(
-                "reason",
-                &CodeMessage {
-                    code: reason.code.name(),
-                    message: &reason.message,
-                },
-            )?,
+fn write_lines(out: &mut Vec<u8>, lines: &[LineQuantity], catalog: &Catalog) {
+    out.push(b'[');
+    for (index, line) in lines.iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
         }
-        if self.duplicate {
-            out.serialize_field("duplicate", &true)?;
+        out.extend_from_slice(b"{\"sku\":");
+        write_string(out, catalog.sku_name(line.sku));
+        out.extend_from_slice(b",\"qty\":");
+        out.extend_from_slice(itoa::Buffer::new().format(line.quantity).as_bytes());
+        out.push(b'}');
+    }
+    out.push(b']');
+}
+
+/// `value` rounded to `decimals` places, written without trailing zeros (`14.2`, `3.0`):
+/// the same text the shortest float formatter gives for the rounded value, done in integer
+/// arithmetic because a float formatter costs several times as much.
+fn write_rounded(out: &mut Vec<u8>, value: f64, decimals: u32) {
+    let scale = 10i64.pow(decimals);
+    let scaled = (value * scale as f64).round();
+    if !scaled.is_finite() || scaled.abs() >= 9.0e15 {
+        // JSON has no infinities, and a finite network produces nothing this large.
+        out.extend_from_slice(b"null");
+        return;
+    }
+    let scaled = scaled as i64;
+    if scaled < 0 {
+        out.push(b'-');
+    }
+    let (whole, mut fraction) = (scaled.abs() / scale, scaled.abs() % scale);
+    out.extend_from_slice(itoa::Buffer::new().format(whole).as_bytes());
+    out.push(b'.');
+    let mut digits = decimals as usize;
+    while digits > 1 && fraction % 10 == 0 {
+        fraction /= 10;
+        digits -= 1;
+    }
+    let mut text = [b'0'; 4];
+    for slot in text[..digits].iter_mut().rev() {
+        *slot = b'0' + (fraction % 10) as u8;
+        fraction /= 10;
+    }
+    out.extend_from_slice(&text[..digits]);
+}
+
+/// A JSON string. Ids and names are nearly always plain ASCII, copied as they are; anything
+/// that needs escaping goes through serde_json.
+fn write_string(out: &mut Vec<u8>, text: &str) {
+    let plain = text
+        .bytes()
+        .all(|byte| byte >= 0x20 && byte != b'"' && byte != b'\\');
+    if plain {
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    } else {
+        serde_json::to_writer(&mut *out, text).expect("writing JSON to a Vec cannot fail");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_are_escaped_only_when_needed() {
+        let mut out = Vec::new();
+        write_string(&mut out, "SKU-1");
+        write_string(&mut out, "a\"b\\c\n");
+        assert_eq!(String::from_utf8(out).unwrap(), r#""SKU-1""a\"b\\c\n""#);
+    }
+
+    #[test]
+    fn numbers_are_rounded_and_short() {
+        let mut out = Vec::new();
+        for (value, decimals) in [
+            (12.4499, 1),
+            (14.2, 2),
+            (3.0, 3),
+            (0.05, 2),
+            (1234.5678, 3),
+            (-2.5, 1),
+        ] {
+            write_rounded(&mut out, value, decimals);
+            out.push(b' ');
         }
-        out.end()
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "12.4 14.2 3.0 0.05 1234.568 -2.5 "
+        );
     }
-}
 
-/// Serialises through `Display` (times).
-struct Display<T>(T);
-
-impl<T: std::fmt::Display> Serialize for Display<T> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(&self.0)
-    }
-}
-
-#[derive(Serialize)]
-struct CodeMessage<'a> {
-    code: &'a str,
-    message: &'a str,
-}
-
-struct Shipments<'a> {
-    shipments: &'a [Shipment],
-    network: &'a Network,
-    catalog: &'a Catalog,
-}
-
-impl Serialize for Shipments<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut seq = serializer.serialize_seq(Some(self.shipments.len()))?;
-        for shipment in self.shipments {
-            seq.serialize_element(&ShipmentJson {
-                shipment,
-                network: self.network,
-                catalog: self.catalog,
-            })?;
+    proptest::proptest! {
+        /// The integer formatting gives the same text as the shortest float formatter
+        /// applied to the rounded value.
+        #[test]
+        fn rounding_matches_the_float_formatter(value in 0.0f64..1.0e7, decimals in 1u32..=3) {
+            let mut out = Vec::new();
+            write_rounded(&mut out, value, decimals);
+            let scale = 10f64.powi(decimals as i32);
+            let expected = ryu::Buffer::new().format_finite((value * scale).round() / scale).to_owned();
+            proptest::prop_assert_eq!(String::from_utf8(out).unwrap(), expected);
         }
-        seq.end()
-    }
-}
-
-struct ShipmentJson<'a> {
-    shipment: &'a Shipment,
-    network: &'a Network,
-    catalog: &'a Catalog,
-}
-
-impl Serialize for ShipmentJson<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let shipment = self.shipment;
-        let mut out = serializer.serialize_struct("Shipment", 9)?;
-        out.serialize_field("warehouse", self.network.warehouse_name(shipment.warehouse))?;
-        out.serialize_field("carrier", self.network.carrier_name(shipment.carrier))?;
-        out.serialize_field("service", shipment.level.name())?;
-        out.serialize_field(
-            "lines",
-            &Lines {
-                lines: &shipment.lines,
-                catalog: self.catalog,
-            },
-        )?;
-        out.serialize_field("distance_km", &round_to(shipment.distance_km, 10.0))?;
-        out.serialize_field("weight_kg", &round_to(shipment.weight_kg, 1000.0))?;
-        out.serialize_field("cost", &round_to(shipment.cost, 100.0))?;
-        out.serialize_field("eta", &Display(shipment.eta))?;
-        out.end()
-    }
-}
-
-struct Lines<'a> {
-    lines: &'a [LineQuantity],
-    catalog: &'a Catalog,
-}
-
-impl Serialize for Lines<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut seq = serializer.serialize_seq(Some(self.lines.len()))?;
-        for line in self.lines {
-            seq.serialize_element(&LineJson {
-                sku: self.catalog.sku_name(line.sku),
-                qty: line.quantity,
-            })?;
-        }
-        seq.end()
-    }
-}
-
-#[derive(Serialize)]
-struct LineJson<'a> {
-    sku: &'a str,
-    qty: u32,
-}
-
-struct InvalidJson<'a> {
-    line: u64,
-    invalid: &'a Invalid,
-}
-
-impl Serialize for InvalidJson<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut out = serializer.serialize_map(Some(4))?;
-        out.serialize_entry("line", &self.line)?;
-        out.serialize_entry("status", "invalid")?;
-        out.serialize_entry("order_id", &self.invalid.order_id.as_deref())?;
-        out.serialize_entry(
-            "error",
-            &CodeMessage {
-                code: self.invalid.code.name(),
-                message: &self.invalid.message,
-            },
-        )?;
-        out.end()
     }
 }

@@ -33,6 +33,8 @@ use std::sync::Arc;
 struct Claim {
     content_hash: u64,
     zone: ZoneId,
+    /// The record's slot in its zone.
+    slot: u32,
 }
 
 /// A decision as answered: the stored one, and whether this answer is a replay of it.
@@ -88,10 +90,8 @@ impl Router {
     /// Decides `order` at `now`, or answers it as a duplicate, or refuses it as an id
     /// conflict.
     pub fn decide(&mut self, order: &Order, now: Millis) -> Result<Answer<'_>, Invalid> {
-        let (zone, duplicate) = self.decide_located(order, now)?;
-        let record = self.zones[zone.index()]
-            .order(&order.id)
-            .expect("a decided order has its zone's record");
+        let (claim, duplicate) = self.decide_located(order, now)?;
+        let record = self.zones[claim.zone.index()].order(claim.slot);
         Ok(Answer {
             decision: &record.decision,
             duplicate,
@@ -105,10 +105,8 @@ impl Router {
         now: Millis,
         out: &mut Vec<u8>,
     ) -> Result<(Status, bool), Invalid> {
-        let (zone, duplicate) = self.decide_located(order, now)?;
-        let record = self.zones[zone.index()]
-            .order(&order.id)
-            .expect("a decided order has its zone's record");
+        let (claim, duplicate) = self.decide_located(order, now)?;
+        let record = self.zones[claim.zone.index()].order(claim.slot);
         render::write_decision(
             out,
             &record.decision,
@@ -119,8 +117,8 @@ impl Router {
         Ok((record.decision.status, duplicate))
     }
 
-    /// Decides (or finds) `order`: the zone holding its record, and whether it is a duplicate.
-    fn decide_located(&mut self, order: &Order, now: Millis) -> Result<(ZoneId, bool), Invalid> {
+    /// Decides (or finds) `order`: where its record is, and whether it is a duplicate.
+    fn decide_located(&mut self, order: &Order, now: Millis) -> Result<(Claim, bool), Invalid> {
         if let Some(claim) = self.claims.get(order.id.as_str()).copied() {
             if claim.content_hash != order.content_hash {
                 return Err(Invalid {
@@ -132,18 +130,17 @@ impl Router {
                     order_id: Some(order.id.clone()),
                 });
             }
-            return Ok((claim.zone, true));
+            return Ok((claim, true));
         }
         let (zone, decision) = self.decide_fresh(order, now);
-        self.claims.insert(
-            order.id.clone(),
-            Claim {
-                content_hash: order.content_hash,
-                zone,
-            },
-        );
-        self.zones[zone.index()].record(decision, order.content_hash);
-        Ok((zone, false))
+        let slot = self.zones[zone.index()].record(decision, order.content_hash);
+        let claim = Claim {
+            content_hash: order.content_hash,
+            zone,
+            slot,
+        };
+        self.claims.insert(order.id.clone(), claim);
+        Ok((claim, false))
     }
 
     fn decide_fresh(&mut self, order: &Order, now: Millis) -> (ZoneId, Decision) {
@@ -245,7 +242,7 @@ impl Router {
     /// The record of order `id`, wherever it was decided.
     pub fn order(&self, id: &str) -> Option<&OrderRecord> {
         let claim = self.claims.get(id)?;
-        self.zones[claim.zone.index()].order(id)
+        Some(self.zones[claim.zone.index()].order(claim.slot))
     }
 
     /// Cancels order `id`, releasing its reservations.
@@ -254,7 +251,7 @@ impl Router {
             .claims
             .get(id)
             .ok_or_else(|| ShardError::UnknownOrder(id.to_owned()))?;
-        self.zones[claim.zone.index()].cancel(id)
+        self.zones[claim.zone.index()].cancel(claim.slot)
     }
 
     /// Marks order `id` shipped: its reserved units are consumed.
@@ -263,7 +260,7 @@ impl Router {
             .claims
             .get(id)
             .ok_or_else(|| ShardError::UnknownOrder(id.to_owned()))?;
-        self.zones[claim.zone.index()].ship(id)
+        self.zones[claim.zone.index()].ship(claim.slot)
     }
 
     /// Sets absolute on-hand levels; one result per level, in order.

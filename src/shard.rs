@@ -14,8 +14,6 @@ use crate::config::Network;
 use crate::engine::Plan;
 use crate::ids::{CarrierId, SkuId, WarehouseId, ZoneId};
 use crate::model::Decision;
-use compact_str::CompactString;
-use rustc_hash::FxHashMap;
 
 /// How many UTC days of capacity counters a zone keeps. Orders decided at times older than
 /// this (a `route` replay of an old file, say) count against a fresh day.
@@ -97,12 +95,15 @@ pub struct ZoneState {
     /// Global warehouse index to local index (`u16::MAX` for other zones' warehouses).
     local_index: Vec<u16>,
     carriers: usize,
-    /// `[local][sku]`: dense, since every warehouse may stock any SKU.
-    stock: Vec<Vec<StockCell>>,
+    /// `[sku * warehouses + local]`: dense, since every warehouse may stock any SKU, and SKU
+    /// major, so the cells of one SKU at all the zone's warehouses share a cache line.
+    stock: Vec<StockCell>,
     /// The most recent [`COUNTED_DAYS`] days with any capacity used, oldest first.
     days: Vec<DayCounters>,
-    /// Every order this zone decided, by id.
-    orders: FxHashMap<CompactString, OrderRecord>,
+    /// Every order this zone decided, in decision order; a record's position is its slot.
+    /// Ids map to slots outside the zone (the router's claims), so this is an arena: one
+    /// append per decision, no hashing, no per-order allocation.
+    records: Vec<OrderRecord>,
     /// The position the next record takes in the zone's journal.
     next_seq: u64,
 }
@@ -117,12 +118,12 @@ impl ZoneState {
         }
         ZoneState {
             zone,
-            stock: vec![vec![StockCell::default(); skus]; warehouses.len()],
+            stock: vec![StockCell::default(); skus * warehouses.len()],
             warehouses,
             local_index,
             carriers: network.carriers.len(),
             days: Vec::with_capacity(COUNTED_DAYS),
-            orders: FxHashMap::default(),
+            records: Vec::new(),
             next_seq: 1,
         }
     }
@@ -145,7 +146,12 @@ impl ZoneState {
     /// Stock of `sku` at the zone's `local`-th warehouse.
     #[inline]
     pub fn cell(&self, local: usize, sku: SkuId) -> StockCell {
-        self.stock[local][sku.index()]
+        self.stock[sku.index() * self.warehouses.len() + local]
+    }
+
+    #[inline]
+    fn cell_mut(&mut self, local: usize, sku: SkuId) -> &mut StockCell {
+        &mut self.stock[sku.index() * self.warehouses.len() + local]
     }
 
     /// Shipments the `local`-th warehouse has made on `day`.
@@ -185,19 +191,20 @@ impl ZoneState {
         &mut self.days[position]
     }
 
-    /// The record of order `id`, if this zone decided it.
-    pub fn order(&self, id: &str) -> Option<&OrderRecord> {
-        self.orders.get(id)
+    /// The record in `slot`.
+    #[inline]
+    pub fn order(&self, slot: u32) -> &OrderRecord {
+        &self.records[slot as usize]
     }
 
     /// How many orders this zone has decided.
     pub fn order_count(&self) -> usize {
-        self.orders.len()
+        self.records.len()
     }
 
-    /// Every order record (no particular order).
+    /// Every order record, in decision order.
     pub fn orders(&self) -> impl Iterator<Item = &OrderRecord> {
-        self.orders.values()
+        self.records.iter()
     }
 
     /// Takes the next journal position.
@@ -215,7 +222,7 @@ impl ZoneState {
                 .local(shipment.warehouse)
                 .expect("plans use the zone's own warehouses");
             for line in &shipment.lines {
-                let cell = &mut self.stock[local][line.sku.index()];
+                let cell = self.cell_mut(local, line.sku);
                 cell.reserved += line.quantity;
                 assert!(
                     cell.reserved <= cell.on_hand,
@@ -230,28 +237,28 @@ impl ZoneState {
         }
     }
 
-    /// Remembers a decision (made by this zone) for idempotency and lookups.
-    pub fn record(&mut self, decision: Decision, content_hash: u64) {
-        let id = decision.order_id.clone();
-        let record = OrderRecord {
+    /// Remembers a decision (made by this zone) for idempotency and lookups; returns its slot.
+    pub fn record(&mut self, decision: Decision, content_hash: u64) -> u32 {
+        let slot = u32::try_from(self.records.len()).expect("fewer than 2^32 orders per zone");
+        self.records.push(OrderRecord {
             content_hash,
             decision,
             lifecycle: Lifecycle::Live,
-        };
-        self.orders.insert(id, record);
+        });
+        slot
     }
 
     /// Cancels a live order: releases its reserved units and the capacity its shipments took
     /// on their day (if that day is still counted).
-    pub fn cancel(&mut self, id: &str) -> Result<&OrderRecord, ShardError> {
-        let record = self.live_order(id)?;
+    pub fn cancel(&mut self, slot: u32) -> Result<&OrderRecord, ShardError> {
+        let record = self.live_order(slot)?;
         let decision = record.decision.clone();
         for shipment in &decision.shipments {
             let local = self
                 .local(shipment.warehouse)
                 .expect("decisions use the zone's own warehouses");
             for line in &shipment.lines {
-                let cell = &mut self.stock[local][line.sku.index()];
+                let cell = self.cell_mut(local, line.sku);
                 cell.reserved = cell
                     .reserved
                     .checked_sub(line.quantity)
@@ -271,22 +278,22 @@ impl ZoneState {
             }
         }
         self.take_seq();
-        let record = self.orders.get_mut(id).expect("checked above");
+        let record = &mut self.records[slot as usize];
         record.lifecycle = Lifecycle::Cancelled;
         Ok(record)
     }
 
     /// Marks a live order shipped: its reserved units leave the warehouse (on-hand and
     /// reserved both drop by them).
-    pub fn ship(&mut self, id: &str) -> Result<&OrderRecord, ShardError> {
-        let record = self.live_order(id)?;
+    pub fn ship(&mut self, slot: u32) -> Result<&OrderRecord, ShardError> {
+        let record = self.live_order(slot)?;
         let decision = record.decision.clone();
         for shipment in &decision.shipments {
             let local = self
                 .local(shipment.warehouse)
                 .expect("decisions use the zone's own warehouses");
             for line in &shipment.lines {
-                let cell = &mut self.stock[local][line.sku.index()];
+                let cell = self.cell_mut(local, line.sku);
                 cell.reserved = cell
                     .reserved
                     .checked_sub(line.quantity)
@@ -295,19 +302,16 @@ impl ZoneState {
             }
         }
         self.take_seq();
-        let record = self.orders.get_mut(id).expect("checked above");
+        let record = &mut self.records[slot as usize];
         record.lifecycle = Lifecycle::Shipped;
         Ok(record)
     }
 
-    fn live_order(&self, id: &str) -> Result<&OrderRecord, ShardError> {
-        let record = self
-            .orders
-            .get(id)
-            .ok_or_else(|| ShardError::UnknownOrder(id.to_owned()))?;
+    fn live_order(&self, slot: u32) -> Result<&OrderRecord, ShardError> {
+        let record = &self.records[slot as usize];
         if record.lifecycle != Lifecycle::Live {
             return Err(ShardError::NotLive {
-                order: id.to_owned(),
+                order: record.decision.order_id.to_string(),
                 state: record.lifecycle.name(),
             });
         }
@@ -318,7 +322,7 @@ impl ZoneState {
     /// reserved: that would oversell, and the units' orders must be cancelled first.
     pub fn set_on_hand(&mut self, level: StockLevel) -> Result<(), ShardError> {
         let local = self.local(level.warehouse).ok_or(ShardError::WrongZone)?;
-        let cell = &mut self.stock[local][level.sku.index()];
+        let cell = self.cell_mut(local, level.sku);
         if level.on_hand < cell.reserved {
             return Err(ShardError::BelowReserved {
                 on_hand: level.on_hand,

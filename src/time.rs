@@ -5,7 +5,7 @@
 //! output is always UTC with millisecond precision (`2026-11-11T00:00:01.004Z`), which is what
 //! the decision contract shows.
 
-use chrono::{DateTime, Datelike, Timelike};
+use chrono::{DateTime, Datelike};
 use std::fmt;
 
 /// Milliseconds per UTC day: daily capacities count per UTC day of the decision time.
@@ -46,26 +46,40 @@ impl Millis {
     }
 }
 
-impl fmt::Display for Millis {
-    /// `YYYY-MM-DDTHH:MM:SS.mmmZ`. Written digit by digit rather than through a chrono format
-    /// string: this runs once or twice per decision on the hot path.
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let Some(time) = DateTime::from_timestamp_millis(self.0) else {
-            return write!(formatter, "{}ms", self.0);
+impl Millis {
+    /// Appends `YYYY-MM-DDTHH:MM:SS.mmmZ` to `out`. Runs once or twice per decision, so the
+    /// digits are written directly: chrono does the calendar (days to year, month, day) and
+    /// nothing else.
+    pub fn write_rfc3339(self, out: &mut Vec<u8>) {
+        let days = self.0.div_euclid(MILLIS_PER_DAY);
+        let in_day = self.0.rem_euclid(MILLIS_PER_DAY) as u32;
+        // 719_163 is the number of days from 0001-01-01 (chrono's day 1) to 1970-01-01.
+        let date = i32::try_from(days + 719_163)
+            .ok()
+            .and_then(chrono::NaiveDate::from_num_days_from_ce_opt)
+            .filter(|date| (0..=9999).contains(&date.year()));
+        let Some(date) = date else {
+            // Outside what RFC 3339 can write in four digits: say it in milliseconds.
+            out.extend_from_slice(format!("{}ms", self.0).as_bytes());
+            return;
         };
-        let year = time.year();
-        if !(0..=9999).contains(&year) {
-            return formatter.write_str(&time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
-        }
         let mut text = *b"0000-00-00T00:00:00.000Z";
-        put_digits(&mut text[0..4], year as u32);
-        put_digits(&mut text[5..7], time.month());
-        put_digits(&mut text[8..10], time.day());
-        put_digits(&mut text[11..13], time.hour());
-        put_digits(&mut text[14..16], time.minute());
-        put_digits(&mut text[17..19], time.second());
-        put_digits(&mut text[20..23], self.0.rem_euclid(1000) as u32);
-        // The buffer holds ASCII digits and punctuation only.
+        put_digits(&mut text[0..4], date.year() as u32);
+        put_digits(&mut text[5..7], date.month());
+        put_digits(&mut text[8..10], date.day());
+        put_digits(&mut text[11..13], in_day / 3_600_000);
+        put_digits(&mut text[14..16], in_day / 60_000 % 60);
+        put_digits(&mut text[17..19], in_day / 1000 % 60);
+        put_digits(&mut text[20..23], in_day % 1000);
+        out.extend_from_slice(&text);
+    }
+}
+
+impl fmt::Display for Millis {
+    /// The same text as [`Millis::write_rfc3339`].
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut text = Vec::with_capacity(24);
+        self.write_rfc3339(&mut text);
         formatter.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
     }
 }
@@ -96,6 +110,17 @@ mod tests {
         assert_eq!(Millis::parse_rfc3339("yesterday"), None);
     }
 
+    proptest::proptest! {
+        /// The hand-written digits agree with chrono's formatter over years 0001 to 9999.
+        #[test]
+        fn formats_like_chrono(millis in -62_135_596_800_000i64..253_402_300_799_999) {
+            let chrono_text = DateTime::from_timestamp_millis(millis)
+                .unwrap()
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            proptest::prop_assert_eq!(Millis(millis).to_string(), chrono_text);
+        }
+    }
+
     #[test]
     fn days_and_hours() {
         let time = Millis::parse_rfc3339("2026-11-11T23:30:00Z").unwrap();
@@ -106,5 +131,13 @@ mod tests {
         );
         assert_eq!(Millis(-1).utc_day(), -1);
         assert_eq!(Millis(-1).to_string(), "1969-12-31T23:59:59.999Z");
+        assert_eq!(Millis(0).to_string(), "1970-01-01T00:00:00.000Z");
+        // Leap day, and the same instant through chrono's own formatter.
+        let leap = Millis::parse_rfc3339("2028-02-29T13:07:09.123Z").unwrap();
+        assert_eq!(leap.to_string(), "2028-02-29T13:07:09.123Z");
+        let chrono_text = DateTime::from_timestamp_millis(leap.0)
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        assert_eq!(leap.to_string(), chrono_text);
     }
 }

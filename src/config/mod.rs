@@ -218,6 +218,9 @@ pub struct Network {
     /// Distance from each warehouse to each region's centroid, `[warehouse * regions + region]`:
     /// most orders ship to a centroid, so their distances are a lookup.
     centroid_km: Vec<f64>,
+    /// The cheapest `per_kg` of any service delivering to each region at each level or
+    /// faster, `[region * 4 + level]` (0 where none): a lower bound the engine prunes with.
+    min_per_kg: Vec<f64>,
 }
 
 impl Network {
@@ -266,6 +269,12 @@ impl Network {
     #[inline]
     pub fn centroid_km(&self, warehouse: WarehouseId, region: RegionId) -> f64 {
         self.centroid_km[warehouse.index() * self.regions.len() + region.index()]
+    }
+
+    /// The cheapest `per_kg` of any service to `region` at `level` or faster.
+    #[inline]
+    pub fn min_per_kg(&self, region: RegionId, level: ServiceLevel) -> f64 {
+        self.min_per_kg[region.index() * ServiceLevel::ALL.len() + level as usize]
     }
 
     pub fn zone_name(&self, zone: ZoneId) -> &str {
@@ -591,7 +600,7 @@ impl Checker<'_> {
             }
         }
 
-        let carriers_by_region = (0..regions.len())
+        let carriers_by_region: Vec<Vec<CarrierId>> = (0..regions.len())
             .map(|region| {
                 (0..carriers.len())
                     .filter(|carrier| match &carriers[*carrier].regions {
@@ -614,6 +623,19 @@ impl Checker<'_> {
             }
         }
 
+        let mut min_per_kg = Vec::with_capacity(regions.len() * ServiceLevel::ALL.len());
+        for carriers_here in &carriers_by_region {
+            for level in ServiceLevel::ALL {
+                let cheapest = carriers_here
+                    .iter()
+                    .flat_map(|carrier: &CarrierId| carriers[carrier.index()].services.iter())
+                    .filter(|service| service.level >= level)
+                    .map(|service| service.per_kg)
+                    .fold(f64::INFINITY, f64::min);
+                min_per_kg.push(if cheapest.is_finite() { cheapest } else { 0.0 });
+            }
+        }
+
         Network {
             policy,
             limits,
@@ -630,6 +652,7 @@ impl Checker<'_> {
             carriers,
             carriers_by_region,
             centroid_km,
+            min_per_kg,
         }
     }
 

@@ -123,12 +123,6 @@ impl<'a> OrderContext<'a> {
                 }),
             }
         }
-        let min_per_kg = network.carriers_by_region[order.region.index()]
-            .iter()
-            .flat_map(|carrier| network.carriers[carrier.index()].services.iter())
-            .filter(|service| service.level >= level)
-            .map(|service| service.per_kg)
-            .fold(f64::INFINITY, f64::min);
         OrderContext {
             order,
             network,
@@ -139,11 +133,7 @@ impl<'a> OrderContext<'a> {
             capabilities,
             weight_g,
             units,
-            min_per_kg: if min_per_kg.is_finite() {
-                min_per_kg
-            } else {
-                0.0
-            },
+            min_per_kg: network.min_per_kg(order.region, level),
         }
     }
 
@@ -183,6 +173,7 @@ struct Candidate {
     fixed_score: f64,
     /// `fixed_score` plus the least `cost_weight * (base_cost + per_km * km)` any service to
     /// the region could charge from here: no shipment from here scores less (before kg).
+    /// Only the split search needs it, so it is `fixed_score` until that search fills it in.
     lower_bound: f64,
     /// Whether it holds every unit of the order.
     holds_all: bool,
@@ -230,6 +221,13 @@ pub fn plan_zone(context: &OrderContext, zone: &ZoneState, scratch: &mut Scratch
         }
         if !candidate.capabilities.covers(context.capabilities) {
             failures.no_stock = true;
+            continue;
+        }
+        // No shipment from here can cost less than its warehouse terms plus the cheapest
+        // per-kg rate: skip the carrier search when that already loses.
+        let floor = candidate.fixed_score
+            + context.policy().cost_weight * context.min_per_kg * context.weight_g as f64 / 1000.0;
+        if best.as_ref().is_some_and(|plan| floor > plan.score) {
             continue;
         }
         let Some(choice) = choose_carrier(
@@ -438,25 +436,13 @@ fn collect_candidates(
         let fixed_score = policy.distance_weight * distance_km
             + policy.load_weight * utilisation
             + policy.rank_weight * f64::from(site.rank);
-        let cheapest_fixed_cost = network.carriers_by_region[context.region().index()]
-            .iter()
-            .flat_map(|carrier| network.carriers[carrier.index()].services.iter())
-            .filter(|service| service.level >= context.level)
-            .map(|service| service.base_cost + service.per_km * distance_km)
-            .fold(f64::INFINITY, f64::min);
         out.push(Candidate {
             local,
             warehouse,
             capabilities: site.capabilities,
             distance_km,
             fixed_score,
-            lower_bound: fixed_score
-                + policy.cost_weight
-                    * if cheapest_fixed_cost.is_finite() {
-                        cheapest_fixed_cost
-                    } else {
-                        0.0
-                    },
+            lower_bound: fixed_score,
             holds_all,
             holds_any,
         });
@@ -623,13 +609,42 @@ fn search_splits(
     if split_candidates.len() < 2 {
         return;
     }
+    let weight_bound = policy.cost_weight * context.min_per_kg * context.weight_g as f64 / 1000.0;
+    if let Some(plan) = best.as_ref() {
+        // Cheap pre-check on the warehouse terms alone: if even the two best warehouses plus
+        // the split penalty cannot beat the plan in hand, no split can.
+        let (mut first, mut second) = (f64::INFINITY, f64::INFINITY);
+        for candidate in split_candidates.iter() {
+            if candidate.fixed_score < first {
+                second = first;
+                first = candidate.fixed_score;
+            } else if candidate.fixed_score < second {
+                second = candidate.fixed_score;
+            }
+        }
+        if first + second + policy.split_weight + weight_bound > plan.score {
+            return;
+        }
+    }
+    let network = context.network;
+    for candidate in split_candidates.iter_mut() {
+        let cheapest_fixed_cost = network.carriers_by_region[context.region().index()]
+            .iter()
+            .flat_map(|carrier| network.carriers[carrier.index()].services.iter())
+            .filter(|service| service.level >= context.level)
+            .map(|service| service.base_cost + service.per_km * candidate.distance_km)
+            .fold(f64::INFINITY, f64::min);
+        if cheapest_fixed_cost.is_finite() {
+            candidate.lower_bound =
+                candidate.fixed_score + policy.cost_weight * cheapest_fixed_cost;
+        }
+    }
     split_candidates.sort_by(|a, b| {
         a.lower_bound
             .total_cmp(&b.lower_bound)
             .then(a.warehouse.cmp(&b.warehouse))
     });
     split_candidates.truncate(policy.split_candidates as usize);
-    let weight_bound = policy.cost_weight * context.min_per_kg * context.weight_g as f64 / 1000.0;
     let max_size = (policy.max_shipments as usize).min(split_candidates.len());
     let mut chosen: SmallVec<[usize; 8]> = SmallVec::new();
     // Depth-first over subsets in lower-bound order; `stack` holds the next position to try at
