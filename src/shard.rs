@@ -309,6 +309,13 @@ impl ZoneState {
 
     fn live_order(&self, slot: u32) -> Result<&OrderRecord, ShardError> {
         let record = &self.records[slot as usize];
+        if !record.decision.reserves() {
+            // A rejected order holds nothing: there is nothing to cancel or ship.
+            return Err(ShardError::NotLive {
+                order: record.decision.order_id.to_string(),
+                state: "rejected",
+            });
+        }
         if record.lifecycle != Lifecycle::Live {
             return Err(ShardError::NotLive {
                 order: record.decision.order_id.to_string(),
