@@ -157,18 +157,16 @@ impl Router {
             }
         }
         let reason = reason_for(&failures, &context);
-        if network.policy.backorder {
+        // A backorder is for units that wait for stock. When what stops the order is a
+        // carrier, a service level, a promise or capacity, waiting would not help: reject.
+        if network.policy.backorder && reason.code == ReasonCode::NoStock {
             if let Some(plan) =
                 engine::plan_partial(&context, &self.zones[home.index()], &mut self.scratch)
             {
-                let reason = if reason.code == ReasonCode::NoStock {
-                    let waiting: u32 = plan.backordered.iter().map(|line| line.quantity).sum();
-                    Reason {
-                        code: ReasonCode::NoStock,
-                        message: format!("{waiting} of {} units wait for stock", context.units),
-                    }
-                } else {
-                    reason
+                let waiting: u32 = plan.backordered.iter().map(|line| line.quantity).sum();
+                let reason = Reason {
+                    code: ReasonCode::NoStock,
+                    message: format!("{waiting} of {} units wait for stock", context.units),
                 };
                 return (home, self.commit(&context, home, plan, Some(reason)));
             }
@@ -325,7 +323,7 @@ fn reason_for(failures: &Failures, context: &OrderContext) -> Reason {
         (
             ReasonCode::NoCarrier,
             format!(
-                "no carrier delivers to {region} with capabilities [{}] and {:.3} kg from the warehouses holding the stock",
+                "no carrier delivers these goods to {region} from the warehouses holding them (capabilities [{}], {:.3} kg in all)",
                 context.capabilities,
                 context.weight_g as f64 / 1000.0
             ),

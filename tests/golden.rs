@@ -467,3 +467,38 @@ fn explicit_coordinates_change_the_distance() {
     assert_eq!(placements(&router, &decision)[0].0, "FAR");
     assert_eq!(decision.shipments[0].distance_km, 0.0);
 }
+
+#[test]
+fn a_split_tries_other_fills_when_a_parcel_is_too_heavy() {
+    // Every carrier takes 20 kg at most. NEAR holds 2 x 15 kg, FAR 1: filling NEAR first
+    // makes a 30 kg parcel; the plan that works ships one unit from each.
+    let config = with(&[("max_weight_kg = 50.0", "max_weight_kg = 20.0")]);
+    let mut router = router_for(
+        &config,
+        "warehouse,sku,on_hand\nNEAR,HEAVY,2\nFAR,HEAVY,1\n",
+    );
+    let decision = decide(&mut router, &simple_order("O-1", "R1", &[("HEAVY", 2)], ""));
+    assert_eq!(decision.status, Status::Routed, "{:?}", decision.reason);
+    assert_eq!(decision.shipments.len(), 2);
+    assert!(
+        decision
+            .shipments
+            .iter()
+            .all(|shipment| shipment.weight_kg == 15.0)
+    );
+}
+
+#[test]
+fn units_no_carrier_can_take_are_rejected_not_backordered() {
+    // ICE needs cold chain; only `cold` carries it, and `cold` does not serve R1 here.
+    let config = with(&[("regions = [\"R1\", \"R2\"]", "regions = [\"R2\"]")]);
+    let mut router = router_for(&config, "warehouse,sku,on_hand\nFAR,ICE,5\nFAR,A,5\n");
+    let decision = decide(
+        &mut router,
+        &simple_order("O-1", "R1", &[("ICE", 1), ("A", 1)], ""),
+    );
+    assert_eq!(decision.status, Status::Rejected);
+    let reason = decision.reason.unwrap();
+    assert_eq!(reason.code, ReasonCode::NoCarrier, "{}", reason.message);
+    assert_eq!(reserved(&router, "FAR", "A"), 0);
+}

@@ -424,7 +424,8 @@ impl Checker<'_> {
             if id.get_ref().trim().is_empty() {
                 self.report(id.span(), key, "id must not be empty");
             } else if interner.insert(id.get_ref()).is_err() {
-                let message = format!("{kind} '{}' is defined twice", id.get_ref());
+                let noun = kind.trim_end_matches('s');
+                let message = format!("{noun} '{}' is defined twice", id.get_ref());
                 self.report(id.span(), key, message);
             }
         }
@@ -998,9 +999,9 @@ km_per_hour = 70.0
                 "policy.cost_weight",
                 "zones[0].fallback[0]",
                 "zones[0].fallback[1]",
-                "warehouses[0].zone",
-                "warehouses[0].lat",
-                "warehouses[0].capabilities",
+                "warehouses[1].zone",
+                "warehouses[1].lat",
+                "warehouses[1].capabilities",
                 "carriers[0].services[0].level",
             ],
             "{found:#?}"

@@ -267,7 +267,18 @@ pub fn plan_zone(context: &OrderContext, zone: &ZoneState, scratch: &mut Scratch
     let split_allowed =
         context.order.split_allowed && context.policy().max_shipments >= 2 && context.units >= 2;
     if split_allowed {
-        search_splits(context, zone, scratch, &mut best, &mut failures);
+        // What stopped a split is only worth reporting when splitting was the only way: a
+        // subset that failed on, say, one parcel's promise says little about an order a
+        // single warehouse could have shipped but for its carrier.
+        let mut split_failures = Failures::default();
+        search_splits(context, zone, scratch, &mut best, &mut split_failures);
+        if !scratch
+            .candidates
+            .iter()
+            .any(|candidate| candidate.holds_all)
+        {
+            failures.merge(&split_failures);
+        }
     }
     match best {
         Some(plan) => ZoneAttempt::Placed(plan),
@@ -670,7 +681,7 @@ fn search_splits(
         chosen.push(next);
         bound_sum.push(bound);
         if chosen.len() >= 2 {
-            if let Some(plan) = evaluate_subset(
+            if let Some(plan) = evaluate_subset_any_fill(
                 context,
                 zone,
                 split_candidates,
@@ -687,7 +698,77 @@ fn search_splits(
     }
 }
 
-/// Assigns the order's units to the chosen warehouses (lowest bound first) and prices the
+/// [`evaluate_subset`] with the chosen warehouses filled lowest bound first; if that leaves
+/// a parcel no carrier takes (too heavy, say), the other fill orders are tried too (all of
+/// them up to three warehouses, the reverse beyond), and the best plan found wins.
+fn evaluate_subset_any_fill(
+    context: &OrderContext,
+    zone: &ZoneState,
+    candidates: &[Candidate],
+    chosen: &[usize],
+    assignment: &mut Vec<u32>,
+    failures: &mut Failures,
+) -> Option<Plan> {
+    match evaluate_subset(context, zone, candidates, chosen, assignment, failures) {
+        Ok(plan) => return Some(plan),
+        Err(SubsetFailure::NoCarrier) => {}
+        Err(_) => return None,
+    }
+    let mut best: Option<Plan> = None;
+    let mut order: SmallVec<[usize; 8]> = chosen.iter().copied().collect();
+    let try_order = |order: &[usize], best: &mut Option<Plan>, assignment: &mut Vec<u32>| {
+        if let Ok(plan) = evaluate_subset(
+            context,
+            zone,
+            candidates,
+            order,
+            assignment,
+            &mut Failures::default(),
+        ) {
+            keep_better(best, plan, context.network);
+        }
+    };
+    if order.len() <= 3 {
+        // The other permutations, in lexicographic order after the first.
+        while next_permutation(&mut order) {
+            try_order(&order, &mut best, assignment);
+        }
+    } else {
+        order.reverse();
+        try_order(&order, &mut best, assignment);
+    }
+    best
+}
+
+/// Rearranges `items` into the next lexicographic permutation; `false` after the last.
+fn next_permutation(items: &mut [usize]) -> bool {
+    let Some(pivot) = (1..items.len())
+        .rev()
+        .find(|&index| items[index - 1] < items[index])
+    else {
+        return false;
+    };
+    let successor = (pivot..items.len())
+        .rev()
+        .find(|&index| items[index] > items[pivot - 1])
+        .expect("the pivot has a successor");
+    items.swap(pivot - 1, successor);
+    items[pivot..].reverse();
+    true
+}
+
+/// Why a subset gave no plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SubsetFailure {
+    /// Together they do not hold every unit.
+    Uncovered,
+    /// A warehouse would ship nothing: a smaller subset covers this plan.
+    Redundant,
+    /// A parcel found no carrier.
+    NoCarrier,
+}
+
+/// Assigns the order's units to the chosen warehouses (in the order given) and prices the
 /// shipments. `None` when they cannot hold every unit, when a warehouse would get nothing
 /// (a smaller subset covers that plan), or when a shipment finds no carrier.
 fn evaluate_subset(
@@ -697,7 +778,7 @@ fn evaluate_subset(
     chosen: &[usize],
     assignment: &mut Vec<u32>,
     failures: &mut Failures,
-) -> Option<Plan> {
+) -> Result<Plan, SubsetFailure> {
     let demands = &context.demands;
     assignment.clear();
     assignment.resize(chosen.len() * demands.len(), 0);
@@ -716,7 +797,7 @@ fn evaluate_subset(
             remaining -= quantity;
         }
         if remaining > 0 {
-            return None;
+            return Err(SubsetFailure::Uncovered);
         }
     }
     let policy = context.policy();
@@ -726,7 +807,7 @@ fn evaluate_subset(
         let candidate = &candidates[position];
         let units = &assignment[slot * demands.len()..(slot + 1) * demands.len()];
         if units.iter().all(|quantity| *quantity == 0) {
-            return None;
+            return Err(SubsetFailure::Redundant);
         }
         let (mut capabilities, mut weight_g) = (Capabilities::NONE, 0u64);
         let mut lines: SmallVec<[LineQuantity; 2]> = SmallVec::new();
@@ -740,11 +821,12 @@ fn evaluate_subset(
                 });
             }
         }
-        let choice = choose_carrier(context, zone, candidate, capabilities, weight_g, failures)?;
+        let choice = choose_carrier(context, zone, candidate, capabilities, weight_g, failures)
+            .ok_or(SubsetFailure::NoCarrier)?;
         score += candidate.fixed_score + policy.cost_weight * choice.cost;
         shipments.push(make_shipment(context, candidate, &choice, lines, weight_g));
     }
-    Some(Plan {
+    Ok(Plan {
         shipments,
         backordered: SmallVec::new(),
         score,
