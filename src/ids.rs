@@ -66,6 +66,9 @@ pub struct Interner {
     /// Name to index. Fx hashing: keys come from our own config files and catalogues, and
     /// lookups on the hot path (one per order line) must be cheap.
     indexes: FxHashMap<CompactString, u32>,
+    /// Whether some name needs escaping in a JSON string (a quote, a backslash, a control
+    /// character): when none does, output copies names as they are.
+    needs_escaping: bool,
 }
 
 impl Interner {
@@ -74,6 +77,7 @@ impl Interner {
         Interner {
             names: Vec::with_capacity(capacity),
             indexes: FxHashMap::with_capacity_and_hasher(capacity, Default::default()),
+            needs_escaping: false,
         }
     }
 
@@ -83,6 +87,7 @@ impl Interner {
             return Err(existing);
         }
         let index = u32::try_from(self.names.len()).expect("fewer than 2^32 names");
+        self.needs_escaping |= !is_json_plain(name);
         let name = CompactString::new(name);
         self.indexes.insert(name.clone(), index);
         self.names.push(name);
@@ -102,6 +107,12 @@ impl Interner {
         &self.names[index as usize]
     }
 
+    /// Whether every name can be written into JSON without escaping.
+    #[inline]
+    pub fn all_json_plain(&self) -> bool {
+        !self.needs_escaping
+    }
+
     /// How many names there are.
     pub fn len(&self) -> usize {
         self.names.len()
@@ -118,6 +129,12 @@ impl Interner {
     }
 }
 
+/// Whether `text` can stand inside a JSON string as it is.
+pub fn is_json_plain(text: &str) -> bool {
+    text.bytes()
+        .all(|byte| byte >= 0x20 && byte != b'"' && byte != b'\\')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,5 +149,8 @@ mod tests {
         assert_eq!(interner.get("c"), None);
         assert_eq!(interner.name(0), "b");
         assert_eq!(interner.names().collect::<Vec<_>>(), ["b", "a"]);
+        assert!(interner.all_json_plain());
+        interner.insert("say \"hi\"").unwrap();
+        assert!(!interner.all_json_plain());
     }
 }

@@ -223,7 +223,8 @@ pub struct Decision {
     pub decided_at: Millis,
     pub shipments: SmallVec<[Shipment; 1]>,
     pub backordered: SmallVec<[LineQuantity; 1]>,
-    pub reason: Option<Reason>,
+    /// Boxed: most decisions have none, and every decision is kept for idempotency.
+    pub reason: Option<Box<Reason>>,
 }
 
 impl Decision {

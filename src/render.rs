@@ -23,12 +23,20 @@ pub fn write_decision(
     network: &Network,
     catalog: &Catalog,
 ) {
+    // Which name tables can be copied without a look at each byte.
+    let plain = Plain {
+        zones: network.zone_ids.all_json_plain(),
+        warehouses: network.warehouse_ids.all_json_plain(),
+        carriers: network.carrier_ids.all_json_plain(),
+        skus: catalog.sku_ids.all_json_plain(),
+    };
     out.extend_from_slice(b"{\"order_id\":");
-    write_string(out, &decision.order_id);
+    // Order ids are validated to `A-Za-z0-9._:-`: nothing to escape.
+    write_known(out, &decision.order_id, true);
     out.extend_from_slice(b",\"status\":\"");
     out.extend_from_slice(decision.status.name().as_bytes());
     out.extend_from_slice(b"\",\"zone\":");
-    write_string(out, network.zone_name(decision.zone));
+    write_known(out, network.zone_name(decision.zone), plain.zones);
     out.extend_from_slice(b",\"seq\":");
     out.extend_from_slice(itoa::Buffer::new().format(decision.seq).as_bytes());
     out.extend_from_slice(b",\"decided_at\":\"");
@@ -39,13 +47,17 @@ pub fn write_decision(
             out.push(b',');
         }
         out.extend_from_slice(b"{\"warehouse\":");
-        write_string(out, network.warehouse_name(shipment.warehouse));
+        write_known(
+            out,
+            network.warehouse_name(shipment.warehouse),
+            plain.warehouses,
+        );
         out.extend_from_slice(b",\"carrier\":");
-        write_string(out, network.carrier_name(shipment.carrier));
+        write_known(out, network.carrier_name(shipment.carrier), plain.carriers);
         out.extend_from_slice(b",\"service\":\"");
         out.extend_from_slice(shipment.level.name().as_bytes());
         out.extend_from_slice(b"\",\"lines\":");
-        write_lines(out, &shipment.lines, catalog);
+        write_lines(out, &shipment.lines, catalog, plain.skus);
         out.extend_from_slice(b",\"distance_km\":");
         write_rounded(out, shipment.distance_km, 1);
         out.extend_from_slice(b",\"weight_kg\":");
@@ -57,7 +69,7 @@ pub fn write_decision(
         out.extend_from_slice(b"\"}");
     }
     out.extend_from_slice(b"],\"backordered\":");
-    write_lines(out, &decision.backordered, catalog);
+    write_lines(out, &decision.backordered, catalog, plain.skus);
     out.extend_from_slice(b",\"reason\":");
     match &decision.reason {
         None => out.extend_from_slice(b"null"),
@@ -102,14 +114,22 @@ pub fn write_invalid(out: &mut Vec<u8>, line: u64, invalid: &Invalid) {
     out.push(b'\n');
 }
 
-fn write_lines(out: &mut Vec<u8>, lines: &[LineQuantity], catalog: &Catalog) {
+/// Whether each name table is free of characters JSON must escape.
+struct Plain {
+    zones: bool,
+    warehouses: bool,
+    carriers: bool,
+    skus: bool,
+}
+
+fn write_lines(out: &mut Vec<u8>, lines: &[LineQuantity], catalog: &Catalog, plain: bool) {
     out.push(b'[');
     for (index, line) in lines.iter().enumerate() {
         if index > 0 {
             out.push(b',');
         }
         out.extend_from_slice(b"{\"sku\":");
-        write_string(out, catalog.sku_name(line.sku));
+        write_known(out, catalog.sku_name(line.sku), plain);
         out.extend_from_slice(b",\"qty\":");
         out.extend_from_slice(itoa::Buffer::new().format(line.quantity).as_bytes());
         out.push(b'}');
@@ -148,13 +168,22 @@ fn write_rounded(out: &mut Vec<u8>, value: f64, decimals: u32) {
     out.extend_from_slice(&text[..digits]);
 }
 
+/// A name from a table known to be `plain` (nothing to escape), or checked here.
+#[inline]
+fn write_known(out: &mut Vec<u8>, text: &str, plain: bool) {
+    if plain {
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    } else {
+        write_string(out, text);
+    }
+}
+
 /// A JSON string. Ids and names are nearly always plain ASCII, copied as they are; anything
 /// that needs escaping goes through serde_json.
 fn write_string(out: &mut Vec<u8>, text: &str) {
-    let plain = text
-        .bytes()
-        .all(|byte| byte >= 0x20 && byte != b'"' && byte != b'\\');
-    if plain {
+    if crate::ids::is_json_plain(text) {
         out.push(b'"');
         out.extend_from_slice(text.as_bytes());
         out.push(b'"');

@@ -180,7 +180,7 @@ impl Router {
             decided_at: now,
             shipments: SmallVec::new(),
             backordered: SmallVec::new(),
-            reason: Some(reason),
+            reason: Some(Box::new(reason)),
         };
         (home, decision)
     }
@@ -215,13 +215,13 @@ impl Router {
             };
             (
                 Status::Held,
-                Some(Reason {
+                Some(Box::new(Reason {
                     code: ReasonCode::Review,
                     message,
-                }),
+                })),
             )
         } else if let Some(reason) = shortfall {
-            (Status::Backordered, Some(reason))
+            (Status::Backordered, Some(Box::new(reason)))
         } else {
             (Status::Routed, None)
         };

@@ -266,7 +266,7 @@ pub fn plan_zone(context: &OrderContext, zone: &ZoneState, scratch: &mut Scratch
 
     let split_allowed =
         context.order.split_allowed && context.policy().max_shipments >= 2 && context.units >= 2;
-    if split_allowed {
+    if split_allowed && zone_covers(context, zone, &scratch.candidates) {
         // What stopped a split is only worth reporting when splitting was the only way: a
         // subset that failed on, say, one parcel's promise says little about an order a
         // single warehouse could have shipped but for its carrier.
@@ -284,6 +284,25 @@ pub fn plan_zone(context: &OrderContext, zone: &ZoneState, scratch: &mut Scratch
         Some(plan) => ZoneAttempt::Placed(plan),
         None => ZoneAttempt::Failed(failures),
     }
+}
+
+/// Whether the zone's candidates together hold every unit of the order (each unit at a
+/// warehouse that can handle it). When they do not, no split can place the order and the
+/// search is skipped: this is what keeps orders that fail on stock cheap, even though they
+/// are tried in every zone of their zone order.
+fn zone_covers(context: &OrderContext, zone: &ZoneState, candidates: &[Candidate]) -> bool {
+    context.demands.iter().all(|demand| {
+        let mut held = 0u32;
+        for candidate in candidates {
+            if candidate.capabilities.covers(demand.capabilities) {
+                held = held.saturating_add(zone.cell(candidate.local, demand.sku).available());
+                if held >= demand.quantity {
+                    return true;
+                }
+            }
+        }
+        false
+    })
 }
 
 /// Places as many units as it can in `zone`, in at most `max_shipments` shipments (one when
@@ -495,17 +514,6 @@ fn choose_carrier(
             {
                 continue;
             }
-            let eta = context.now.plus_hours(
-                handling_hours + service.base_hours + candidate.distance_km / service.km_per_hour,
-            );
-            if let Some(promise) = context.order.promise_by {
-                if eta > promise {
-                    late = true;
-                    failures.earliest_late_eta =
-                        Some(failures.earliest_late_eta.map_or(eta, |seen| seen.min(eta)));
-                    continue;
-                }
-            }
             let cost = service.base_cost
                 + service.per_kg * weight_kg
                 + service.per_km * candidate.distance_km;
@@ -519,6 +527,22 @@ fn choose_carrier(
                     .then(service.level.cmp(best_level))
                     .is_lt(),
             };
+            // The ETA is only worked out for a service that would win: one that loses to a
+            // feasible service already found cannot matter, late or not.
+            if !better {
+                continue;
+            }
+            let eta = context.now.plus_hours(
+                handling_hours + service.base_hours + candidate.distance_km / service.km_per_hour,
+            );
+            if let Some(promise) = context.order.promise_by {
+                if eta > promise {
+                    late = true;
+                    failures.earliest_late_eta =
+                        Some(failures.earliest_late_eta.map_or(eta, |seen| seen.min(eta)));
+                    continue;
+                }
+            }
             if better {
                 best = Some((
                     key,

@@ -116,11 +116,10 @@ fn emit(number: u64, mut bytes: &[u8], max_line_bytes: usize, on_line: &mut impl
     }
 }
 
-/// Position of the first `\n`. The standard library's byte search is vectorised enough here:
-/// lines are a few hundred bytes.
+/// Position of the first `\n`: memchr's vectorised search, a few bytes per cycle.
 #[inline]
 fn memchr(haystack: &[u8]) -> Option<usize> {
-    haystack.iter().position(|byte| *byte == b'\n')
+    memchr::memchr(b'\n', haystack)
 }
 
 #[cfg(test)]
