@@ -13,6 +13,7 @@
 //! that has regions but neither a warehouse nor a fallback (its orders could never ship).
 
 mod raw;
+mod schema;
 
 use crate::geo::haversine_km;
 use crate::ids::{CarrierId, Interner, RegionId, TierId, WarehouseId, ZoneId};
@@ -238,6 +239,12 @@ impl Network {
 
     /// Validates config text; on failure, every problem found.
     pub fn from_toml(text: &str) -> Result<Network, Vec<ConfigProblem>> {
+        // First every syntax error and every unknown key, all at once: serde stops at the
+        // first, and a file with three misspelt keys should not take three runs to fix.
+        let early = schema::syntax_and_unknown_keys(text);
+        if !early.is_empty() {
+            return Err(early);
+        }
         let raw: RawConfig = toml::from_str(text).map_err(|error| {
             let (line, column) = error
                 .span()
@@ -300,7 +307,7 @@ impl Network {
 }
 
 /// 1-based line and column of byte `offset` in `text`.
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
     let column = before.len() - before.rfind('\n').map_or(0, |newline| newline + 1) + 1;
@@ -1045,6 +1052,36 @@ km_per_hour = 70.0
         assert!(
             found[0].message.contains("zone 'east' is defined twice"),
             "{found:?}"
+        );
+    }
+
+    #[test]
+    fn every_unknown_key_is_reported_at_once() {
+        let text = SMALL
+            .replace("cost_weight = 2", "cost_wieght = 2")
+            .replace("per_km = 0.002", "per_kilometre = 0.002")
+            .replace("capabilities = [\"bulky\"]", "capabilites = [\"bulky\"]");
+        let found = problems(&format!("{text}\n[extras]\nx = 1\n"));
+        let keys: Vec<&str> = found.iter().map(|problem| problem.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "policy.cost_wieght",
+                "warehouses[1].capabilites",
+                "carriers[0].services[0].per_kilometre",
+                "extras"
+            ],
+            "{found:#?}"
+        );
+        assert!(
+            found[0].message.contains("unknown key 'cost_wieght'"),
+            "{}",
+            found[0].message
+        );
+        assert!(
+            found[0].message.contains("cost_weight"),
+            "{}",
+            found[0].message
         );
     }
 

@@ -1,0 +1,171 @@
+//! The config's shape, checked before serde sees it: every TOML syntax error and every key
+//! the contract does not know, each located, all in one pass. (serde's
+//! `deny_unknown_fields` stays on the structs as the backstop; it reports only the first.)
+
+use super::{ConfigProblem, line_column};
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+/// Keys each table may hold. A value of `Some(keys)` for an array-of-tables or table key
+/// says what its entries may hold.
+struct Shape {
+    keys: &'static [(&'static str, Option<&'static Shape>)],
+}
+
+const POLICY: Shape = Shape {
+    keys: &[
+        ("distance_weight", None),
+        ("cost_weight", None),
+        ("split_weight", None),
+        ("load_weight", None),
+        ("rank_weight", None),
+        ("max_shipments", None),
+        ("backorder", None),
+        ("default_split", None),
+        ("split_candidates", None),
+        ("hold_tags", None),
+        ("hold_order_value_over", None),
+    ],
+};
+const LIMITS: Shape = Shape {
+    keys: &[("max_line_bytes", None), ("max_lines_per_order", None)],
+};
+const TIER: Shape = Shape {
+    keys: &[("id", None), ("min_service", None)],
+};
+const ZONE: Shape = Shape {
+    keys: &[("id", None), ("fallback", None)],
+};
+const REGION: Shape = Shape {
+    keys: &[
+        ("id", None),
+        ("name", None),
+        ("lat", None),
+        ("lon", None),
+        ("zone", None),
+        ("population", None),
+    ],
+};
+const WAREHOUSE: Shape = Shape {
+    keys: &[
+        ("id", None),
+        ("zone", None),
+        ("lat", None),
+        ("lon", None),
+        ("capabilities", None),
+        ("daily_orders", None),
+        ("handling_hours", None),
+        ("rank", None),
+        ("enabled", None),
+        ("name", None),
+    ],
+};
+const SERVICE: Shape = Shape {
+    keys: &[
+        ("level", None),
+        ("base_cost", None),
+        ("per_kg", None),
+        ("per_km", None),
+        ("base_hours", None),
+        ("km_per_hour", None),
+        ("max_km", None),
+    ],
+};
+const CARRIER: Shape = Shape {
+    keys: &[
+        ("id", None),
+        ("capabilities", None),
+        ("regions", None),
+        ("max_weight_kg", None),
+        ("daily_pickups", None),
+        ("services", Some(&SERVICE)),
+    ],
+};
+const ROOT: Shape = Shape {
+    keys: &[
+        ("policy", Some(&POLICY)),
+        ("limits", Some(&LIMITS)),
+        ("tiers", Some(&TIER)),
+        ("zones", Some(&ZONE)),
+        ("regions", Some(&REGION)),
+        ("warehouses", Some(&WAREHOUSE)),
+        ("carriers", Some(&CARRIER)),
+    ],
+};
+
+/// Every syntax error, or (if there are none) every unknown key, of `text`.
+pub(super) fn syntax_and_unknown_keys(text: &str) -> Vec<ConfigProblem> {
+    let (document, errors) = DeTable::parse_recoverable(text);
+    let mut problems: Vec<ConfigProblem> = errors
+        .iter()
+        .map(|error| {
+            let (line, column) = error
+                .span()
+                .map_or((1, 1), |span| line_column(text, span.start));
+            ConfigProblem {
+                line,
+                column,
+                key: "toml".into(),
+                message: error.message().trim().to_owned(),
+            }
+        })
+        .collect();
+    if problems.is_empty() {
+        check_table(text, document.get_ref(), &ROOT, "", &mut problems);
+        problems.sort_by_key(|problem| (problem.line, problem.column));
+    }
+    problems
+}
+
+fn check_table(
+    text: &str,
+    table: &DeTable<'_>,
+    shape: &Shape,
+    path: &str,
+    problems: &mut Vec<ConfigProblem>,
+) {
+    for (key, value) in table.iter() {
+        let name = key.get_ref().as_ref();
+        let key_path = if path.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{path}.{name}")
+        };
+        match shape.keys.iter().find(|(known, _)| *known == name) {
+            None => {
+                let (line, column) = line_column(text, key.span().start);
+                let known: Vec<&str> = shape.keys.iter().map(|(known, _)| *known).collect();
+                problems.push(ConfigProblem {
+                    line,
+                    column,
+                    key: key_path,
+                    message: format!("unknown key '{name}'; known here: {}", known.join(", ")),
+                });
+            }
+            Some((_, Some(inner))) => check_nested(text, value, inner, &key_path, problems),
+            Some((_, None)) => {}
+        }
+    }
+}
+
+/// A table, or an array of tables, whose entries follow `shape`. Values of other types are
+/// left to serde, which names the type it wanted.
+fn check_nested(
+    text: &str,
+    value: &Spanned<DeValue<'_>>,
+    shape: &Shape,
+    path: &str,
+    problems: &mut Vec<ConfigProblem>,
+) {
+    match value.get_ref() {
+        DeValue::Table(table) => check_table(text, table, shape, path, problems),
+        DeValue::Array(items) => {
+            for (index, item) in items.iter().enumerate() {
+                if let DeValue::Table(table) = item.get_ref() {
+                    check_table(text, table, shape, &format!("{path}[{index}]"), problems);
+                }
+            }
+        }
+        _ => {}
+    }
+}
