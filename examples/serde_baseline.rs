@@ -1,55 +1,15 @@
-//! The yardstick of the `route` benchmark (issue 2): what serde_json alone costs. It reads
-//! NDJSON orders from stdin exactly as `route` does (same chunking and line splitting),
-//! parses each line into an owned struct that mirrors the order contract, and writes a
-//! one-line acknowledgement per order. No routing, no state.
+//! The yardstick of the `route` benchmark (issue 2): what serde_json alone costs
+//! ([`order_router::yardstick`]). It reads NDJSON orders from stdin exactly as `route` does
+//! (same chunking and line splitting), parses each line into an owned struct that mirrors
+//! the order contract, and writes a one-line acknowledgement per order.
 //!
 //! ```sh
 //! cargo run --release --example serde_baseline < orders.ndjson > /dev/null
 //! ```
 
 use order_router::ingest::{Line, LineSplitter};
-use serde::Deserialize;
+use order_router::yardstick::acknowledge;
 use std::io::{Read, Write};
-
-#[allow(dead_code)] // Fields are parsed to be paid for, not read.
-#[derive(Deserialize)]
-struct Order {
-    id: String,
-    customer: Customer,
-    ship_to: ShipTo,
-    service: Option<String>,
-    promise_by: Option<String>,
-    lines: Vec<OrderLine>,
-    split: Option<String>,
-    #[serde(default)]
-    tags: Vec<String>,
-    created_at: Option<String>,
-}
-
-#[allow(dead_code)]
-#[derive(Deserialize)]
-struct Customer {
-    id: String,
-    tier: Option<String>,
-}
-
-#[allow(dead_code)]
-#[derive(Deserialize)]
-struct ShipTo {
-    region: String,
-    city: Option<String>,
-    postal: Option<String>,
-    lat: Option<f64>,
-    lon: Option<f64>,
-}
-
-#[allow(dead_code)]
-#[derive(Deserialize)]
-struct OrderLine {
-    sku: String,
-    qty: u32,
-    unit_price: Option<f64>,
-}
 
 fn main() -> std::io::Result<()> {
     let mut input = std::io::stdin().lock();
@@ -60,17 +20,10 @@ fn main() -> std::io::Result<()> {
     let (mut parsed, mut failed) = (0u64, 0u64);
     let mut answer = |line: Line<'_>, out: &mut Vec<u8>| {
         if let Line::Complete { bytes, .. } = line {
-            match serde_json::from_slice::<Order>(bytes) {
-                Ok(order) => {
-                    parsed += 1;
-                    out.extend_from_slice(b"{\"order_id\":\"");
-                    out.extend_from_slice(order.id.as_bytes());
-                    out.extend_from_slice(b"\",\"status\":\"accepted\"}\n");
-                }
-                Err(_) => {
-                    failed += 1;
-                    out.extend_from_slice(b"{\"status\":\"invalid\"}\n");
-                }
+            if acknowledge(bytes, out) {
+                parsed += 1;
+            } else {
+                failed += 1;
             }
         }
     };

@@ -22,7 +22,8 @@
 //! Around them: [`config`] (the TOML network and policy, validated with located errors),
 //! [`catalog`] (catalogue and stock CSV, demo data), [`world`] (what the router starts
 //! from), [`demo`] (generated orders), [`ids`] (interning), [`time`], [`geo`], [`model`].
-//! [`cli`] is the command line; `main.rs` only calls it.
+//! [`cli`] is the command line; `main.rs` only calls it. [`yardstick`] is what the `route`
+//! benchmark measures against.
 
 pub mod catalog;
 pub mod cli;
@@ -39,3 +40,4 @@ pub mod router;
 pub mod shard;
 pub mod time;
 pub mod world;
+pub mod yardstick;

@@ -251,8 +251,21 @@ impl ZoneState {
     /// Cancels a live order: releases its reserved units and the capacity its shipments took
     /// on their day (if that day is still counted).
     pub fn cancel(&mut self, slot: u32) -> Result<&OrderRecord, ShardError> {
+        self.close(slot, Lifecycle::Cancelled)
+    }
+
+    /// Marks a live order shipped: its reserved units leave the warehouse (on-hand and
+    /// reserved both drop by them).
+    pub fn ship(&mut self, slot: u32) -> Result<&OrderRecord, ShardError> {
+        self.close(slot, Lifecycle::Shipped)
+    }
+
+    /// Ends a live order's reservations: released (`Cancelled`, with its day's capacity
+    /// given back) or consumed (`Shipped`, taken off on-hand too).
+    fn close(&mut self, slot: u32, end: Lifecycle) -> Result<&OrderRecord, ShardError> {
         let record = self.live_order(slot)?;
         let decision = record.decision.clone();
+        let day = decision.decided_at.utc_day();
         for shipment in &decision.shipments {
             let local = self
                 .local(shipment.warehouse)
@@ -263,14 +276,13 @@ impl ZoneState {
                     .reserved
                     .checked_sub(line.quantity)
                     .expect("a live decision's units are reserved");
+                if end == Lifecycle::Shipped {
+                    cell.on_hand -= line.quantity;
+                }
             }
             let carriers = self.carriers;
-            if let Some(position) = self
-                .days
-                .iter()
-                .position(|day| day.day == decision.decided_at.utc_day())
-            {
-                let counters = &mut self.days[position];
+            let counted = self.days.iter_mut().find(|counters| counters.day == day);
+            if let (Lifecycle::Cancelled, Some(counters)) = (end, counted) {
                 counters.warehouse_orders[local] =
                     counters.warehouse_orders[local].saturating_sub(1);
                 let pickups = &mut counters.pickups[local * carriers + shipment.carrier.index()];
@@ -279,31 +291,7 @@ impl ZoneState {
         }
         self.take_seq();
         let record = &mut self.records[slot as usize];
-        record.lifecycle = Lifecycle::Cancelled;
-        Ok(record)
-    }
-
-    /// Marks a live order shipped: its reserved units leave the warehouse (on-hand and
-    /// reserved both drop by them).
-    pub fn ship(&mut self, slot: u32) -> Result<&OrderRecord, ShardError> {
-        let record = self.live_order(slot)?;
-        let decision = record.decision.clone();
-        for shipment in &decision.shipments {
-            let local = self
-                .local(shipment.warehouse)
-                .expect("decisions use the zone's own warehouses");
-            for line in &shipment.lines {
-                let cell = self.cell_mut(local, line.sku);
-                cell.reserved = cell
-                    .reserved
-                    .checked_sub(line.quantity)
-                    .expect("a live decision's units are reserved");
-                cell.on_hand -= line.quantity;
-            }
-        }
-        self.take_seq();
-        let record = &mut self.records[slot as usize];
-        record.lifecycle = Lifecycle::Shipped;
+        record.lifecycle = end;
         Ok(record)
     }
 

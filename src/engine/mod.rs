@@ -356,24 +356,19 @@ pub fn plan_partial(
         let Some((position, _)) = pick else { break };
         usable[position] = false;
         let candidate = scratch.candidates[position];
-        let mut lines: SmallVec<[LineQuantity; 2]> = SmallVec::new();
-        let mut taken: SmallVec<[u32; 4]> = SmallVec::from_elem(0, remaining.len());
-        let (mut capabilities, mut weight_g) = (Capabilities::NONE, 0u64);
-        for (index, demand) in context.demands.iter().enumerate() {
-            if !candidate.capabilities.covers(demand.capabilities) {
-                continue;
-            }
-            let quantity = remaining[index].min(zone.cell(candidate.local, demand.sku).available());
-            if quantity > 0 {
-                taken[index] = quantity;
-                capabilities = capabilities.union(demand.capabilities);
-                weight_g += u64::from(demand.unit_weight_g) * u64::from(quantity);
-                lines.push(LineQuantity {
-                    sku: demand.sku,
-                    quantity,
-                });
-            }
-        }
+        let taken: SmallVec<[u32; 4]> = context
+            .demands
+            .iter()
+            .zip(&remaining)
+            .map(|(demand, remaining)| {
+                if candidate.capabilities.covers(demand.capabilities) {
+                    (*remaining).min(zone.cell(candidate.local, demand.sku).available())
+                } else {
+                    0
+                }
+            })
+            .collect();
+        let (lines, capabilities, weight_g) = parcel(&context.demands, &taken);
         let Some(choice) = choose_carrier(
             context,
             zone,
@@ -567,6 +562,23 @@ fn choose_carrier(
         }
     }
     best.map(|(_, choice, _)| choice)
+}
+
+/// The lines, capabilities and weight of a parcel holding `units[i]` of each demand `i`.
+fn parcel(demands: &[Demand], units: &[u32]) -> (SmallVec<[LineQuantity; 2]>, Capabilities, u64) {
+    let (mut capabilities, mut weight_g) = (Capabilities::NONE, 0u64);
+    let mut lines: SmallVec<[LineQuantity; 2]> = SmallVec::new();
+    for (demand, &quantity) in demands.iter().zip(units) {
+        if quantity > 0 {
+            capabilities = capabilities.union(demand.capabilities);
+            weight_g += u64::from(demand.unit_weight_g) * u64::from(quantity);
+            lines.push(LineQuantity {
+                sku: demand.sku,
+                quantity,
+            });
+        }
+    }
+    (lines, capabilities, weight_g)
 }
 
 fn make_shipment(
@@ -833,18 +845,7 @@ fn evaluate_subset(
         if units.iter().all(|quantity| *quantity == 0) {
             return Err(SubsetFailure::Redundant);
         }
-        let (mut capabilities, mut weight_g) = (Capabilities::NONE, 0u64);
-        let mut lines: SmallVec<[LineQuantity; 2]> = SmallVec::new();
-        for (demand, &quantity) in demands.iter().zip(units) {
-            if quantity > 0 {
-                capabilities = capabilities.union(demand.capabilities);
-                weight_g += u64::from(demand.unit_weight_g) * u64::from(quantity);
-                lines.push(LineQuantity {
-                    sku: demand.sku,
-                    quantity,
-                });
-            }
-        }
+        let (lines, capabilities, weight_g) = parcel(demands, units);
         let choice = choose_carrier(context, zone, candidate, capabilities, weight_g, failures)
             .ok_or(SubsetFailure::NoCarrier)?;
         score += candidate.fixed_score + policy.cost_weight * choice.cost;
