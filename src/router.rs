@@ -156,19 +156,23 @@ impl Router {
                 ZoneAttempt::Failed(zone_failures) => failures.merge(&zone_failures),
             }
         }
-        let reason = reason_for(&failures, &context);
+        let mut reason = reason_for(&failures, &context);
         // A backorder is for units that wait for stock. When what stops the order is a
         // carrier, a service level, a promise or capacity, waiting would not help: reject.
         if network.policy.backorder && reason.code == ReasonCode::NoStock {
-            if let Some(plan) =
-                engine::plan_partial(&context, &self.zones[home.index()], &mut self.scratch)
-            {
-                let waiting: u32 = plan.backordered.iter().map(|line| line.quantity).sum();
-                let reason = Reason {
-                    code: ReasonCode::NoStock,
-                    message: format!("{waiting} of {} units wait for stock", context.units),
-                };
-                return (home, self.commit(&context, home, plan, Some(reason)));
+            match engine::plan_partial(&context, &self.zones[home.index()], &mut self.scratch) {
+                Ok(plan) => {
+                    let waiting: u32 = plan.backordered.iter().map(|line| line.quantity).sum();
+                    let reason = Reason {
+                        code: ReasonCode::NoStock,
+                        message: format!("{waiting} of {} units wait for stock", context.units),
+                    };
+                    return (home, self.commit(&context, home, plan, Some(reason)));
+                }
+                Err(partial_failures) => {
+                    failures.merge(&partial_failures);
+                    reason = reason_for(&failures, &context);
+                }
             }
         }
         let zone = &mut self.zones[home.index()];
@@ -234,6 +238,16 @@ impl Router {
             shipments: plan.shipments,
             backordered: plan.backordered,
             reason,
+        }
+    }
+
+    /// Starts loading what deciding `order` will read first (its lines' stock cells in its
+    /// home zone), so a loop over a batch can call it a few orders ahead.
+    pub fn prefetch(&self, order: &Order) {
+        let home = self.network.regions[order.region.index()].zone;
+        let zone = &self.zones[home.index()];
+        for line in &order.lines {
+            zone.prefetch(line.sku);
         }
     }
 

@@ -502,3 +502,34 @@ fn units_no_carrier_can_take_are_rejected_not_backordered() {
     assert_eq!(reason.code, ReasonCode::NoCarrier, "{}", reason.message);
     assert_eq!(reserved(&router, "FAR", "A"), 0);
 }
+
+#[test]
+fn units_in_stock_that_no_carrier_takes_do_not_wait_for_stock() {
+    // A vip order (express at least): A can go express from NEAR, ICE only by `cold`, which
+    // has no express service; B is nowhere. Placing A and backordering ICE and B as if they
+    // waited for stock would be wrong: ICE will never ship express.
+    let mut router = golden("warehouse,sku,on_hand\nNEAR,A,1\nFAR,ICE,1\n");
+    let order = simple_order("O-1", "R1", &[("ICE", 1), ("A", 1), ("B", 1)], "")
+        .replace(r#"{"id":"C-1"}"#, r#"{"id":"C-1","tier":"vip"}"#);
+    let decision = decide(&mut router, &order);
+    assert_eq!(decision.status, Status::Rejected);
+    assert_eq!(
+        decision.reason.unwrap().code,
+        ReasonCode::ServiceUnavailable
+    );
+    assert_eq!(reserved(&router, "NEAR", "A"), 0);
+}
+
+#[test]
+fn stock_a_warehouse_cannot_handle_does_not_count_as_holding_it() {
+    // NEAR holds ICE but cannot handle cold chain; FAR's ICE arrives after the promise (22.9 h
+    // by `cold`). Only a split could ship, and its ICE parcel is late: the reason is the promise.
+    let mut router = golden("warehouse,sku,on_hand\nNEAR,ICE,5\nNEAR,A,5\nFAR,ICE,1\n");
+    let promise = r#","promise_by":"2026-11-11T10:00:00Z""#;
+    let decision = decide(
+        &mut router,
+        &simple_order("O-1", "R1", &[("ICE", 1), ("A", 1)], promise),
+    );
+    assert_eq!(decision.status, Status::Rejected);
+    assert_eq!(decision.reason.unwrap().code, ReasonCode::PromiseUnmeetable);
+}

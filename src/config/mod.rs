@@ -239,8 +239,8 @@ impl Network {
 
     /// Validates config text; on failure, every problem found.
     pub fn from_toml(text: &str) -> Result<Network, Vec<ConfigProblem>> {
-        // First every syntax error and every unknown key, all at once: serde stops at the
-        // first, and a file with three misspelt keys should not take three runs to fix.
+        // First a syntax error, or every unknown key at once: serde stops at the first, and a
+        // file with three misspelt keys should not take three runs to fix.
         let early = schema::syntax_and_unknown_keys(text);
         if !early.is_empty() {
             return Err(early);

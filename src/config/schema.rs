@@ -1,5 +1,5 @@
-//! The config's shape, checked before serde sees it: every TOML syntax error and every key
-//! the contract does not know, each located, all in one pass. (serde's
+//! The config's shape, checked before serde sees it: the first TOML syntax error, or every
+//! key the contract does not know, each located, all in one pass. (serde's
 //! `deny_unknown_fields` stays on the structs as the backstop; it reports only the first.)
 
 use super::{ConfigProblem, line_column};
@@ -93,11 +93,14 @@ const ROOT: Shape = Shape {
     ],
 };
 
-/// Every syntax error, or (if there are none) every unknown key, of `text`.
+/// The first syntax error, or (if there is none) every unknown key, of `text`.
 pub(super) fn syntax_and_unknown_keys(text: &str) -> Vec<ConfigProblem> {
     let (document, errors) = DeTable::parse_recoverable(text);
+    // Only the first syntax error: the parser's recovery after it can see problems that are
+    // not there (an unclosed `[policy` makes later keys look duplicated).
     let mut problems: Vec<ConfigProblem> = errors
         .iter()
+        .take(1)
         .map(|error| {
             let (line, column) = error
                 .span()

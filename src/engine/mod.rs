@@ -219,10 +219,6 @@ pub fn plan_zone(context: &OrderContext, zone: &ZoneState, scratch: &mut Scratch
         if !candidate.holds_all {
             continue;
         }
-        if !candidate.capabilities.covers(context.capabilities) {
-            failures.no_stock = true;
-            continue;
-        }
         // No shipment from here can cost less than its warehouse terms plus the cheapest
         // per-kg rate: skip the carrier search when that already loses.
         let floor = candidate.fixed_score
@@ -307,12 +303,13 @@ fn zone_covers(context: &OrderContext, zone: &ZoneState, candidates: &[Candidate
 
 /// Places as many units as it can in `zone`, in at most `max_shipments` shipments (one when
 /// the order forbids splitting): greedily, the warehouse that can supply the most remaining
-/// units first. Units left over are backordered. `None` when nothing can be placed.
+/// units first. Units left over are backordered. `Err` with what stopped it when nothing can
+/// be placed, or when units in stock find no carrier (those would never ship by waiting).
 pub fn plan_partial(
     context: &OrderContext,
     zone: &ZoneState,
     scratch: &mut Scratch,
-) -> Option<Plan> {
+) -> Result<Plan, Failures> {
     let mut failures = Failures::default();
     collect_candidates(context, zone, &mut scratch.candidates, &mut failures);
     let max_shipments = if context.order.split_allowed {
@@ -369,16 +366,17 @@ pub fn plan_partial(
             })
             .collect();
         let (lines, capabilities, weight_g) = parcel(&context.demands, &taken);
-        let Some(choice) = choose_carrier(
+        // Units in stock that no carrier can take do not wait for stock: the order fails on
+        // the carrier, and the caller rejects it with that reason.
+        let choice = choose_carrier(
             context,
             zone,
             &candidate,
             capabilities,
             weight_g,
             &mut failures,
-        ) else {
-            continue;
-        };
+        )
+        .ok_or(failures)?;
         for (index, quantity) in taken.iter().enumerate() {
             remaining[index] -= quantity;
         }
@@ -386,7 +384,8 @@ pub fn plan_partial(
         shipments.push(make_shipment(context, &candidate, &choice, lines, weight_g));
     }
     if shipments.is_empty() {
-        return None;
+        failures.no_stock = true;
+        return Err(failures);
     }
     score += context.policy().split_weight * (shipments.len() - 1) as f64;
     let backordered = context
@@ -399,7 +398,7 @@ pub fn plan_partial(
             quantity: *quantity,
         })
         .collect();
-    Some(Plan {
+    Ok(Plan {
         shipments,
         backordered,
         score,
@@ -441,9 +440,15 @@ fn collect_candidates(
         }
         let (mut holds_all, mut holds_any) = (true, false);
         for demand in &context.demands {
-            let available = zone.cell(local, demand.sku).available();
+            // Stock a warehouse cannot handle (cold-chain goods in a plain warehouse) is not
+            // stock it can ship.
+            let available = if site.capabilities.covers(demand.capabilities) {
+                zone.cell(local, demand.sku).available()
+            } else {
+                0
+            };
             holds_all &= available >= demand.quantity;
-            holds_any |= available > 0 && site.capabilities.covers(demand.capabilities);
+            holds_any |= available > 0;
         }
         let used = zone.warehouse_orders(local, context.day);
         if site.daily_orders > 0 && used >= site.daily_orders {
