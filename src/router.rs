@@ -28,13 +28,50 @@ use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 use std::sync::Arc;
 
-/// Which zone holds an order's record, and the content it was decided for.
+/// Which zone holds an order's record (the record has the content hash it was decided for).
 #[derive(Clone, Copy, Debug)]
 struct Claim {
-    content_hash: u64,
     zone: ZoneId,
     /// The record's slot in its zone.
     slot: u32,
+}
+
+/// Order id to claim. The table is keyed by a 64-bit hash of the id, so an entry is 16
+/// bytes and the id is not copied; the record the claim points at holds the id, and a hit is
+/// checked against it. Two ids with the same hash (about one pair in 10^7 at a million
+/// orders) are told apart by `exact`, which holds the later one by its full id.
+#[derive(Default)]
+struct Claims {
+    by_hash: FxHashMap<u64, Claim>,
+    exact: FxHashMap<CompactString, Claim>,
+}
+
+impl Claims {
+    fn hash(id: &str) -> u64 {
+        xxhash_rust::xxh3::xxh3_64(id.as_bytes())
+    }
+
+    fn get(&self, id: &str, zones: &[ZoneState]) -> Option<Claim> {
+        let claim = self.by_hash.get(&Claims::hash(id))?;
+        let record = zones[claim.zone.index()].order(claim.slot);
+        if record.decision.order_id == id {
+            Some(*claim)
+        } else {
+            self.exact.get(id).copied()
+        }
+    }
+
+    /// Adds the claim of an id that [`Claims::get`] did not find.
+    fn insert(&mut self, id: &CompactString, claim: Claim) {
+        match self.by_hash.entry(Claims::hash(id)) {
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(claim);
+            }
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.exact.insert(id.clone(), claim);
+            }
+        }
+    }
 }
 
 /// A decision as answered: the stored one, and whether this answer is a replay of it.
@@ -51,7 +88,7 @@ pub struct Router {
     /// Indexed by zone id.
     zones: Vec<ZoneState>,
     /// Order id to the zone that decided it.
-    claims: FxHashMap<CompactString, Claim>,
+    claims: Claims,
     scratch: Scratch,
 }
 
@@ -65,7 +102,7 @@ impl Router {
             network,
             catalog,
             zones,
-            claims: FxHashMap::default(),
+            claims: Claims::default(),
             scratch: Scratch::default(),
         };
         for result in router.set_stock(stock) {
@@ -119,8 +156,9 @@ impl Router {
 
     /// Decides (or finds) `order`: where its record is, and whether it is a duplicate.
     fn decide_located(&mut self, order: &Order, now: Millis) -> Result<(Claim, bool), Invalid> {
-        if let Some(claim) = self.claims.get(order.id.as_str()).copied() {
-            if claim.content_hash != order.content_hash {
+        if let Some(claim) = self.claims.get(&order.id, &self.zones) {
+            let record = self.zones[claim.zone.index()].order(claim.slot);
+            if record.content_hash != order.content_hash {
                 return Err(Invalid {
                     code: InvalidCode::IdConflict,
                     message: format!(
@@ -134,12 +172,8 @@ impl Router {
         }
         let (zone, decision) = self.decide_fresh(order, now);
         let slot = self.zones[zone.index()].record(decision, order.content_hash);
-        let claim = Claim {
-            content_hash: order.content_hash,
-            zone,
-            slot,
-        };
-        self.claims.insert(order.id.clone(), claim);
+        let claim = Claim { zone, slot };
+        self.claims.insert(&order.id, claim);
         Ok((claim, false))
     }
 
@@ -253,7 +287,7 @@ impl Router {
 
     /// The record of order `id`, wherever it was decided.
     pub fn order(&self, id: &str) -> Option<&OrderRecord> {
-        let claim = self.claims.get(id)?;
+        let claim = self.claims.get(id, &self.zones)?;
         Some(self.zones[claim.zone.index()].order(claim.slot))
     }
 
@@ -261,7 +295,7 @@ impl Router {
     pub fn cancel(&mut self, id: &str) -> Result<&OrderRecord, ShardError> {
         let claim = self
             .claims
-            .get(id)
+            .get(id, &self.zones)
             .ok_or_else(|| ShardError::UnknownOrder(id.to_owned()))?;
         self.zones[claim.zone.index()].cancel(claim.slot)
     }
@@ -270,7 +304,7 @@ impl Router {
     pub fn ship(&mut self, id: &str) -> Result<&OrderRecord, ShardError> {
         let claim = self
             .claims
-            .get(id)
+            .get(id, &self.zones)
             .ok_or_else(|| ShardError::UnknownOrder(id.to_owned()))?;
         self.zones[claim.zone.index()].ship(claim.slot)
     }
