@@ -40,19 +40,26 @@ struct Claim {
 /// bytes and the id is not copied; the record the claim points at holds the id, and a hit is
 /// checked against it. Two ids with the same hash (about one pair in 10^7 at a million
 /// orders) are told apart by `exact`, which holds the later one by its full id.
-#[derive(Default)]
 struct Claims {
     by_hash: FxHashMap<u64, Claim>,
     exact: FxHashMap<CompactString, Claim>,
+    /// The id hash: xxh3, or a degenerate one in the tests that exercise collisions.
+    hash: fn(&str) -> u64,
+}
+
+impl Default for Claims {
+    fn default() -> Self {
+        Claims {
+            by_hash: FxHashMap::default(),
+            exact: FxHashMap::default(),
+            hash: |id| xxhash_rust::xxh3::xxh3_64(id.as_bytes()),
+        }
+    }
 }
 
 impl Claims {
-    fn hash(id: &str) -> u64 {
-        xxhash_rust::xxh3::xxh3_64(id.as_bytes())
-    }
-
     fn get(&self, id: &str, zones: &[ZoneState]) -> Option<Claim> {
-        let claim = self.by_hash.get(&Claims::hash(id))?;
+        let claim = self.by_hash.get(&(self.hash)(id))?;
         let record = zones[claim.zone.index()].order(claim.slot);
         if record.decision.order_id == id {
             Some(*claim)
@@ -63,7 +70,7 @@ impl Claims {
 
     /// Adds the claim of an id that [`Claims::get`] did not find.
     fn insert(&mut self, id: &CompactString, claim: Claim) {
-        match self.by_hash.entry(Claims::hash(id)) {
+        match self.by_hash.entry((self.hash)(id)) {
             std::collections::hash_map::Entry::Vacant(slot) => {
                 slot.insert(claim);
             }
@@ -388,4 +395,89 @@ fn reason_for(failures: &Failures, context: &OrderContext) -> Reason {
         )
     };
     Reason { code, message }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::parse_order;
+    use std::path::Path;
+
+    const NETWORK: &str = r#"
+[[zones]]
+id = "z"
+[[regions]]
+id = "R"
+lat = 30.0
+lon = 120.0
+zone = "z"
+[[warehouses]]
+id = "W"
+zone = "z"
+lat = 30.1
+lon = 120.0
+[[carriers]]
+id = "c"
+regions = ["*"]
+max_weight_kg = 100.0
+[[carriers.services]]
+level = "standard"
+base_cost = 1.0
+per_kg = 1.0
+per_km = 0.0
+base_hours = 1.0
+km_per_hour = 50.0
+"#;
+
+    /// With every id hashing alike, every claim after the first collides: ids must still be
+    /// told apart, duplicates found and conflicts refused.
+    #[test]
+    fn colliding_id_hashes_are_told_apart() {
+        let network = Arc::new(Network::from_toml(NETWORK).unwrap());
+        let catalog = Arc::new(
+            Catalog::read(
+                "sku,weight_g,capabilities\nA,100,\n".as_bytes(),
+                Path::new("c"),
+            )
+            .unwrap(),
+        );
+        let stock = crate::catalog::read_stock(
+            "warehouse,sku,on_hand\nW,A,100\n".as_bytes(),
+            Path::new("s"),
+            &network,
+            &catalog,
+        )
+        .unwrap();
+        let mut router = Router::new(Arc::clone(&network), Arc::clone(&catalog), &stock);
+        router.claims.hash = |_| 7;
+        let order = |id: &str, qty: u32| {
+            let line = format!(
+                r#"{{"id":"{id}","customer":{{"id":"C"}},"ship_to":{{"region":"R"}},"lines":[{{"sku":"A","qty":{qty}}}]}}"#
+            );
+            parse_order(line.as_bytes(), &network, &catalog).unwrap()
+        };
+        let (one, two, three) = (order("one", 1), order("two", 2), order("three", 3));
+        let now = Millis(0);
+        for order in [&one, &two, &three] {
+            assert!(!router.decide(order, now).unwrap().duplicate);
+        }
+        assert_eq!(router.claims.exact.len(), 2);
+        for order in [&one, &two, &three] {
+            let answer = router.decide(order, now).unwrap();
+            assert!(answer.duplicate);
+            assert_eq!(answer.decision.order_id, order.id);
+        }
+        let conflict = order("two", 5);
+        assert_eq!(
+            router.decide(&conflict, now).unwrap_err().code,
+            InvalidCode::IdConflict
+        );
+        assert_eq!(
+            router.order("three").unwrap().decision.shipments[0].lines[0].quantity,
+            3
+        );
+        assert!(router.order("four").is_none());
+        router.cancel("two").unwrap();
+        assert_eq!(router.stock_of(SkuId(0))[0].1.reserved, 4);
+    }
 }
