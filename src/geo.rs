@@ -4,6 +4,12 @@
 pub const EARTH_RADIUS_KM: f64 = 6371.0;
 
 /// Haversine distance in km between two points given in degrees.
+///
+/// ```
+/// // Shanghai to Beijing, about 1068 km as the crow flies.
+/// let km = order_router::geo::haversine_km(31.23, 121.47, 39.90, 116.40);
+/// assert!((km - 1067.0).abs() < 5.0);
+/// ```
 #[inline]
 pub fn haversine_km(latitude_a: f64, longitude_a: f64, latitude_b: f64, longitude_b: f64) -> f64 {
     let (phi_a, phi_b) = (latitude_a.to_radians(), latitude_b.to_radians());

@@ -18,6 +18,13 @@ pub struct Millis(pub i64);
 impl Millis {
     /// Parses an RFC 3339 timestamp (any offset); `None` when it is not one. Sub-millisecond
     /// digits are truncated.
+    ///
+    /// ```
+    /// use order_router::time::Millis;
+    /// let time = Millis::parse_rfc3339("2026-11-11T08:00:01.004+08:00").unwrap();
+    /// assert_eq!(time.to_string(), "2026-11-11T00:00:01.004Z");
+    /// assert_eq!(Millis::parse_rfc3339("11/11/2026"), None);
+    /// ```
     pub fn parse_rfc3339(text: &str) -> Option<Millis> {
         Millis::parse_utc_fast(text.as_bytes()).or_else(|| {
             DateTime::parse_from_rfc3339(text)

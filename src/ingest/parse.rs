@@ -155,6 +155,13 @@ impl<'de> Deserialize<'de> for Number {
 }
 
 /// Whether `id` is 1-64 characters of `A-Za-z0-9._:-` (the contract's order id).
+///
+/// ```
+/// use order_router::ingest::is_valid_order_id;
+/// assert!(is_valid_order_id("T11-000001"));
+/// assert!(!is_valid_order_id("T11 000001"));
+/// assert!(!is_valid_order_id(""));
+/// ```
 pub fn is_valid_order_id(id: &str) -> bool {
     (1..=64).contains(&id.len())
         && id
