@@ -34,7 +34,7 @@ struct RawOrder<'a> {
     #[serde(borrow)]
     promise_by: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    lines: Option<SmallVec<[RawLine<'a>; 4]>>,
+    lines: Option<SmallVec<[RawLine<'a>; 2]>>,
     #[serde(borrow)]
     split: Option<Cow<'a, str>>,
     #[serde(borrow)]
