@@ -101,9 +101,12 @@ impl Millis {
     }
 
     /// This instant plus a (possibly fractional) number of hours, rounded to the millisecond.
+    /// Saturates instead of overflowing: a config may legally ask for absurd hours, and an
+    /// ETA at the end of time is then simply late for every promise.
     #[inline]
     pub fn plus_hours(self, hours: f64) -> Millis {
-        Millis(self.0 + (hours * 3_600_000.0).round() as i64)
+        // `as` saturates for out-of-range floats (and maps NaN to 0).
+        Millis(self.0.saturating_add((hours * 3_600_000.0).round() as i64))
     }
 }
 
@@ -215,6 +218,8 @@ mod tests {
             "2026-11-12T00:45:00.000Z"
         );
         assert_eq!(Millis(-1).utc_day(), -1);
+        assert_eq!(time.plus_hours(1e300), Millis(i64::MAX));
+        assert_eq!(time.plus_hours(f64::INFINITY), Millis(i64::MAX));
         assert_eq!(Millis(-1).to_string(), "1969-12-31T23:59:59.999Z");
         assert_eq!(Millis(0).to_string(), "1970-01-01T00:00:00.000Z");
         // Leap day, and the same instant through chrono's own formatter.

@@ -30,6 +30,11 @@ use toml::Spanned;
 pub const MAX_SHIPMENTS_LIMIT: u32 = 6;
 /// Largest `split_candidates` accepted (same reason).
 pub const SPLIT_CANDIDATES_LIMIT: u32 = 16;
+/// Largest weight, cost, rate or distance accepted: far above any real value, low enough
+/// that sums over an order stay exact in f64.
+pub const MAX_NUMBER: f64 = 1e9;
+/// Largest handling or transit time accepted, in hours (a year).
+pub const MAX_HOURS: f64 = 8760.0;
 
 /// A problem found in a config file, located to the byte.
 #[derive(Debug, Clone, PartialEq)]
@@ -333,6 +338,16 @@ impl Checker<'_> {
 
     /// A finite number >= 0 (> 0 when `positive`), or a problem and 0.
     fn non_negative(&mut self, value: &Spanned<f64>, key: String, positive: bool) -> f64 {
+        self.bounded(value, key, positive, MAX_NUMBER)
+    }
+
+    /// Hours: at most a year, so an ETA always stays a date.
+    fn hours(&mut self, value: &Spanned<f64>, key: String) -> f64 {
+        self.bounded(value, key, false, MAX_HOURS)
+    }
+
+    /// A finite number >= 0 (> 0 when `positive`) and at most `max`, or a problem and 0.
+    fn bounded(&mut self, value: &Spanned<f64>, key: String, positive: bool, max: f64) -> f64 {
         let number = *value.get_ref();
         let ok = number.is_finite()
             && if positive {
@@ -346,6 +361,14 @@ impl Checker<'_> {
                 value.span(),
                 key,
                 format!("must be a finite number {wanted}, got {number}"),
+            );
+            return 0.0;
+        }
+        if number > max {
+            self.report(
+                value.span(),
+                key,
+                format!("must be at most {max}, got {number}"),
             );
             return 0.0;
         }
@@ -772,7 +795,7 @@ impl Checker<'_> {
             None => 0,
         };
         let handling_hours = match &warehouse.handling_hours {
-            Some(value) => self.non_negative(value, format!("{key}.handling_hours"), false),
+            Some(value) => self.hours(value, format!("{key}.handling_hours")),
             None => 0.0,
         };
         let rank = match &warehouse.rank {
@@ -847,11 +870,7 @@ impl Checker<'_> {
                 base_cost: self.non_negative(&service.base_cost, format!("{key}.base_cost"), false),
                 per_kg: self.non_negative(&service.per_kg, format!("{key}.per_kg"), false),
                 per_km: self.non_negative(&service.per_km, format!("{key}.per_km"), false),
-                base_hours: self.non_negative(
-                    &service.base_hours,
-                    format!("{key}.base_hours"),
-                    false,
-                ),
+                base_hours: self.hours(&service.base_hours, format!("{key}.base_hours")),
                 km_per_hour: self.non_negative(
                     &service.km_per_hour,
                     format!("{key}.km_per_hour"),
@@ -1082,6 +1101,28 @@ km_per_hour = 70.0
             found[0].message.contains("cost_weight"),
             "{}",
             found[0].message
+        );
+    }
+
+    #[test]
+    fn absurd_numbers_are_refused() {
+        let text = SMALL
+            .replace("base_hours = 8.0", "base_hours = 1e300")
+            .replace("base_cost = 12.0", "base_cost = 1e12");
+        let found = problems(&text);
+        let keys: Vec<&str> = found.iter().map(|problem| problem.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "carriers[0].services[0].base_cost",
+                "carriers[0].services[0].base_hours"
+            ],
+            "{found:#?}"
+        );
+        assert!(
+            found[1].message.contains("at most 8760"),
+            "{}",
+            found[1].message
         );
     }
 
