@@ -180,3 +180,90 @@ fn defaults_and_unknown_fields() {
     .unwrap();
     assert_ne!(other.content_hash, order.content_hash);
 }
+
+#[test]
+fn lines_and_tags_checked_while_parsing_keep_json_rules() {
+    let router = router(GOLDEN, GOLDEN_CATALOG, "warehouse,sku,on_hand\n");
+    let parse = |line: &str| parse_order(line.as_bytes(), router.network(), router.catalog());
+    let good = simple_order("O-1", "R1", &[("A", 1), ("B", 2)], "");
+
+    // A repeated field is malformed, as serde's derive would say, for every field.
+    for field in [
+        r#""lines":[{"sku":"A","qty":1}]"#,
+        r#""tags":[]"#,
+        r#""id":"O-2""#,
+    ] {
+        let line = good.replacen('{', &format!("{{{field},"), 1);
+        let line = if field.starts_with(r#""tags""#) {
+            line.replacen('{', r#"{"tags":["x"],"#, 1)
+        } else {
+            line
+        };
+        let invalid = parse(&line).unwrap_err();
+        assert_eq!(invalid.code.name(), "bad_json", "{line}");
+        assert!(
+            invalid.message.contains("duplicate field"),
+            "{}",
+            invalid.message
+        );
+    }
+
+    // A wrong line checked mid-parse does not hide a syntax error later in the line.
+    let broken = good
+        .replace(r#""sku":"A""#, r#""sku":"NOPE""#)
+        .replace("}]", "}],");
+    assert_eq!(parse(&broken).unwrap_err().code.name(), "bad_json");
+    // ...nor a wrongly typed element after it.
+    let typed = good.replace(r#",{"sku":"B","qty":2}"#, r#",{"sku":"NOPE","qty":1},7"#);
+    assert_eq!(parse(&typed).unwrap_err().code.name(), "bad_json");
+    let tags = good.replace("}]", r#"}],"tags":["a",1]"#);
+    assert_eq!(parse(&tags).unwrap_err().code.name(), "bad_json");
+
+    // null is an absent field.
+    let null_lines = good.replace(r#"[{"sku":"A","qty":1},{"sku":"B","qty":2}]"#, "null");
+    let invalid = parse(&null_lines).unwrap_err();
+    assert_eq!(invalid.code.name(), "missing_field");
+    assert!(invalid.message.contains("'lines'"), "{}", invalid.message);
+    let null_tags = good.replace("}]", r#"}],"tags":null"#);
+    assert_eq!(
+        parse(&null_tags).unwrap().content_hash,
+        parse(&good).unwrap().content_hash
+    );
+
+    // Of two problems, the same one is reported whichever field comes first: the region
+    // is checked before the lines.
+    let two = good
+        .replace(r#""sku":"A""#, r#""sku":"NOPE""#)
+        .replace("R1", "R9");
+    assert_eq!(parse(&two).unwrap_err().code.name(), "unknown_region");
+    let lines_start = two.find(r#""lines""#).unwrap();
+    let lines_end = two.rfind(']').unwrap() + 1;
+    let moved = format!(
+        "{{{},{}}}",
+        &two[lines_start..lines_end],
+        two[1..lines_start].trim_end_matches(',').to_owned() + &two[lines_end..two.len() - 1]
+    );
+    assert!(moved.starts_with(r#"{"lines""#), "{moved}");
+    assert_eq!(parse(&moved).unwrap_err().code.name(), "unknown_region");
+    // And of two bad lines, the first.
+    let both = good
+        .replace(r#""sku":"A""#, r#""sku":"NOPE""#)
+        .replace(r#""qty":2"#, r#""qty":0"#);
+    let invalid = parse(&both).unwrap_err();
+    assert_eq!(invalid.code.name(), "unknown_sku");
+
+    // The lines' order, and every tag, are content.
+    let swapped = simple_order("O-1", "R1", &[("B", 2), ("A", 1)], "");
+    assert_ne!(
+        parse(&swapped).unwrap().content_hash,
+        parse(&good).unwrap().content_hash
+    );
+    let tagged = |tags: &str| {
+        parse(&good.replace("}]", &format!(r#"}}],"tags":{tags}"#)))
+            .unwrap()
+            .content_hash
+    };
+    assert_eq!(tagged("[]"), parse(&good).unwrap().content_hash);
+    assert_ne!(tagged(r#"["a"]"#), tagged(r#"["b"]"#));
+    assert_ne!(tagged(r#"["a","b"]"#), tagged(r#"["ab"]"#));
+}

@@ -2,9 +2,12 @@
 //! that says what is wrong.
 //!
 //! serde_json parses into borrowed structs (`Cow<str>` borrows unless the JSON string has
-//! escapes), lines land in a `SmallVec`, and names are looked up in the interners: a clean
+//! escapes); the basket and the tags are checked, interned and hashed element by element
+//! while serde_json walks them (a `DeserializeSeed` carrying the catalogue), so a clean
 //! order allocates nothing but what the order itself keeps (ids longer than 24 bytes and
-//! more than four lines).
+//! more than four lines). Checks run in a fixed order after the whole line has parsed: a
+//! syntax error anywhere is `bad_json`, and of several problems the same one is reported
+//! whatever the order of the fields.
 
 use crate::catalog::Catalog;
 use crate::config::Network;
@@ -13,6 +16,7 @@ use crate::model::{Invalid, InvalidCode, Order, OrderLine, ServiceLevel};
 use crate::time::Millis;
 use compact_str::CompactString;
 use serde::Deserialize;
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use smallvec::SmallVec;
 use std::borrow::Cow;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
@@ -21,26 +25,278 @@ use xxhash_rust::xxh3::xxh3_64_with_seed;
 /// of an order cannot overflow.
 pub const MAX_LINE_QUANTITY: u64 = 1_000_000;
 
-#[derive(Deserialize)]
+/// The top-level fields of an order as serde_json walks the line. Lines and tags are not
+/// kept as raw values: [`LinesSeed`] and [`TagsSeed`] intern, check and hash each element as
+/// it is parsed, so a clean order never materialises (or moves, or frees) a raw basket.
+#[derive(Default)]
 struct RawOrder<'a> {
-    #[serde(borrow)]
     id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
     customer: Option<RawCustomer<'a>>,
-    #[serde(borrow)]
     ship_to: Option<RawShipTo<'a>>,
-    #[serde(borrow)]
     service: Option<Cow<'a, str>>,
-    #[serde(borrow)]
     promise_by: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    lines: Option<SmallVec<[RawLine<'a>; 2]>>,
-    #[serde(borrow)]
+    lines: Option<ParsedLines>,
     split: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    tags: Option<SmallVec<[Cow<'a, str>; 2]>>,
-    #[serde(borrow)]
+    tags: Option<ParsedTags>,
     created_at: Option<Cow<'a, str>>,
+}
+
+/// The order's field names; anything else is ignored, as the contract says.
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "snake_case")]
+enum Field {
+    Id,
+    Customer,
+    ShipTo,
+    Service,
+    PromiseBy,
+    Lines,
+    Split,
+    Tags,
+    CreatedAt,
+    #[serde(other)]
+    Unknown,
+}
+
+/// Deserialises one order with the tables its lines and tags are checked against.
+struct OrderSeed<'t> {
+    network: &'t Network,
+    catalog: &'t Catalog,
+}
+
+impl<'de> DeserializeSeed<'de> for OrderSeed<'_> {
+    type Value = RawOrder<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for OrderSeed<'_> {
+    type Value = RawOrder<'de>;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("an order object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawOrder<'de>, A::Error> {
+        // Like serde's derive: a repeated field is an error, an unknown one is skipped.
+        fn once<'de, T, A: MapAccess<'de>>(
+            slot: &mut Option<T>,
+            name: &'static str,
+            value: Result<Option<T>, A::Error>,
+        ) -> Result<(), A::Error> {
+            if slot.is_some() {
+                return Err(serde::de::Error::duplicate_field(name));
+            }
+            *slot = value?;
+            Ok(())
+        }
+        fn next_text<'de, A: MapAccess<'de>>(
+            map: &mut A,
+        ) -> Result<Option<Cow<'de, str>>, A::Error> {
+            Ok(map.next_value::<Option<Text<'de>>>()?.map(|text| text.0))
+        }
+        let mut order = RawOrder::default();
+        let mut seen_lines = false;
+        let mut seen_tags = false;
+        while let Some(field) = map.next_key::<Field>()? {
+            match field {
+                Field::Id => once::<_, A>(&mut order.id, "id", next_text(&mut map))?,
+                Field::Customer => once::<_, A>(&mut order.customer, "customer", map.next_value())?,
+                Field::ShipTo => once::<_, A>(&mut order.ship_to, "ship_to", map.next_value())?,
+                Field::Service => once::<_, A>(&mut order.service, "service", next_text(&mut map))?,
+                Field::PromiseBy => {
+                    once::<_, A>(&mut order.promise_by, "promise_by", next_text(&mut map))?
+                }
+                Field::Split => once::<_, A>(&mut order.split, "split", next_text(&mut map))?,
+                Field::CreatedAt => {
+                    once::<_, A>(&mut order.created_at, "created_at", next_text(&mut map))?
+                }
+                Field::Lines => {
+                    if std::mem::replace(&mut seen_lines, true) {
+                        return Err(serde::de::Error::duplicate_field("lines"));
+                    }
+                    order.lines = map.next_value_seed(Nullable(LinesSeed {
+                        catalog: self.catalog,
+                        limit: self.network.limits.max_lines_per_order,
+                    }))?;
+                }
+                Field::Tags => {
+                    if std::mem::replace(&mut seen_tags, true) {
+                        return Err(serde::de::Error::duplicate_field("tags"));
+                    }
+                    order.tags = map.next_value_seed(Nullable(TagsSeed {
+                        hold_tags: &self.network.policy.hold_tags,
+                    }))?;
+                }
+                Field::Unknown => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(order)
+    }
+}
+
+/// A string field that borrows from the line unless it has escapes. (`Cow<str>` on its own
+/// always deserialises owned; derive's `#[serde(borrow)]` is not available to a hand-written
+/// visitor.)
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Text<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl<'de> Visitor<'de> for TextVisitor {
+            type Value = Text<'de>;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+                formatter.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Borrowed(text)))
+            }
+            fn visit_str<E>(self, text: &str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(text.to_owned())))
+            }
+            fn visit_string<E>(self, text: String) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(text)))
+            }
+        }
+        deserializer.deserialize_str(TextVisitor)
+    }
+}
+
+/// `null` or what the inner seed makes of the value (`Option<T>` for seeds).
+struct Nullable<S>(S);
+
+impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for Nullable<S> {
+    type Value = Option<S::Value>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_option(self)
+    }
+}
+
+impl<'de, S: DeserializeSeed<'de>> Visitor<'de> for Nullable<S> {
+    type Value = Option<S::Value>;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a value or null")
+    }
+
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        self.0.deserialize(deserializer).map(Some)
+    }
+}
+
+/// The basket as parsed: the lines interned so far, and the first thing wrong with one.
+struct ParsedLines {
+    lines: SmallVec<[OrderLine; 4]>,
+    /// How many lines the array held (it may hold more than `lines` when one is wrong or
+    /// there are too many).
+    count: usize,
+    /// The first line that is wrong, in line order.
+    error: Option<Invalid>,
+    /// Hash of the lines' content, in order (see [`validate`]).
+    hash: u64,
+}
+
+/// Checks each element of `lines` as serde_json parses it. Elements after the first wrong
+/// one, or past the limit, are still parsed (a later syntax error is still `bad_json`) but
+/// not checked.
+struct LinesSeed<'t> {
+    catalog: &'t Catalog,
+    limit: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for LinesSeed<'_> {
+    type Value = ParsedLines;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for LinesSeed<'_> {
+    type Value = ParsedLines;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("an array of order lines")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ParsedLines, A::Error> {
+        let mut parsed = ParsedLines {
+            lines: SmallVec::new(),
+            count: 0,
+            error: None,
+            hash: 0,
+        };
+        while let Some(raw) = seq.next_element::<RawLine>()? {
+            let index = parsed.count;
+            parsed.count += 1;
+            if parsed.error.is_some() || index >= self.limit {
+                continue;
+            }
+            match check_line(self.catalog, index, &raw) {
+                Ok(line) => {
+                    let sku = raw.sku.as_deref().unwrap_or_default();
+                    let mut hash = parsed.hash;
+                    hash = xxh3_64_with_seed(sku.as_bytes(), hash);
+                    hash = xxh3_64_with_seed(&line.quantity.to_le_bytes(), hash);
+                    parsed.hash = xxh3_64_with_seed(&line.unit_price.to_le_bytes(), hash);
+                    parsed.lines.push(line);
+                }
+                Err(invalid) => parsed.error = Some(invalid),
+            }
+        }
+        Ok(parsed)
+    }
+}
+
+/// The tags as parsed: whether one of them is a hold tag, and their hash.
+struct ParsedTags {
+    hold: bool,
+    hash: u64,
+}
+
+struct TagsSeed<'t> {
+    hold_tags: &'t [String],
+}
+
+impl<'de> DeserializeSeed<'de> for TagsSeed<'_> {
+    type Value = ParsedTags;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TagsSeed<'_> {
+    type Value = ParsedTags;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("an array of strings")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ParsedTags, A::Error> {
+        let mut tags = ParsedTags {
+            hold: false,
+            hash: 0,
+        };
+        while let Some(Text(tag)) = seq.next_element::<Text<'de>>()? {
+            tags.hold |= self.hold_tags.iter().any(|hold| *hold == tag);
+            tags.hash = xxh3_64_with_seed(tag.as_bytes(), tags.hash);
+        }
+        Ok(tags)
+    }
 }
 
 #[derive(Deserialize)]
@@ -171,15 +427,21 @@ pub fn is_valid_order_id(id: &str) -> bool {
 
 /// Parses and validates one order line (without its newline).
 pub fn parse_order(line: &[u8], network: &Network, catalog: &Catalog) -> Result<Order, Invalid> {
-    // serde_json checks UTF-8 as it parses; only a line it refuses is checked again, to
-    // tell bad UTF-8 from bad JSON.
-    let raw: RawOrder = serde_json::from_slice(line).map_err(|error| {
-        if let Err(utf8) = std::str::from_utf8(line) {
-            return Invalid::new(
-                InvalidCode::BadUtf8,
-                format!("invalid UTF-8 at byte {}", utf8.valid_up_to() + 1),
-            );
-        }
+    // The whole line is checked for UTF-8 at once (word at a time over ASCII), which costs
+    // a fraction of serde_json checking every string it borrows on its own; serde_json then
+    // reads it as a `str` and checks nothing again.
+    let text = std::str::from_utf8(line).map_err(|utf8| {
+        Invalid::new(
+            InvalidCode::BadUtf8,
+            format!("invalid UTF-8 at byte {}", utf8.valid_up_to() + 1),
+        )
+    })?;
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let seed = OrderSeed { network, catalog };
+    let parsed = seed
+        .deserialize(&mut deserializer)
+        .and_then(|raw| deserializer.end().map(|()| raw));
+    let raw = parsed.map_err(|error| {
         if line.iter().all(u8::is_ascii_whitespace) {
             return Invalid::new(InvalidCode::BadJson, "empty line: expected one JSON order");
         }
@@ -206,19 +468,14 @@ pub fn parse_order(line: &[u8], network: &Network, catalog: &Catalog) -> Result<
         ));
     }
     let order_id = CompactString::new(id);
-    validate(raw, network, catalog, order_id.clone()).map_err(|mut invalid| {
+    validate(raw, network, order_id.clone()).map_err(|mut invalid| {
         invalid.order_id = Some(order_id);
         invalid
     })
 }
 
 /// Checks everything past the id (already validated and passed as `id`).
-fn validate(
-    fields: RawOrder,
-    network: &Network,
-    catalog: &Catalog,
-    id: CompactString,
-) -> Result<Order, Invalid> {
+fn validate(fields: RawOrder, network: &Network, id: CompactString) -> Result<Order, Invalid> {
     let missing =
         |name: &str| Invalid::new(InvalidCode::MissingField, format!("missing field '{name}'"));
     let customer = fields.customer.ok_or_else(|| missing("customer"))?;
@@ -299,75 +556,29 @@ fn validate(
         }
     };
 
-    let raw_lines = fields.lines.ok_or_else(|| missing("lines"))?;
-    if raw_lines.is_empty() {
+    let parsed_lines = fields.lines.ok_or_else(|| missing("lines"))?;
+    if parsed_lines.count == 0 {
         return Err(Invalid::new(
             InvalidCode::MissingField,
             "'lines' is empty: an order needs at least one line",
         ));
     }
     let limit = network.limits.max_lines_per_order;
-    if raw_lines.len() > limit {
+    if parsed_lines.count > limit {
         return Err(Invalid::new(
             InvalidCode::TooManyLines,
             format!(
                 "{} lines, at most {limit} are accepted per order",
-                raw_lines.len()
+                parsed_lines.count
             ),
         ));
     }
-    let mut lines: SmallVec<[OrderLine; 4]> = SmallVec::with_capacity(raw_lines.len());
-    for (index, raw_line) in raw_lines.iter().enumerate() {
-        let sku_name = raw_line
-            .sku
-            .as_deref()
-            .ok_or_else(|| missing(&format!("lines[{index}].sku")))?;
-        let sku = catalog.lookup(sku_name).ok_or_else(|| {
-            Invalid::new(
-                InvalidCode::UnknownSku,
-                format!(
-                    "lines[{index}].sku {:?} is not in the catalogue",
-                    truncate(sku_name, 64)
-                ),
-            )
-        })?;
-        let quantity = match &raw_line.qty {
-            None => return Err(missing(&format!("lines[{index}].qty"))),
-            Some(value) => match value.as_u64() {
-                Some(quantity) if (1..=MAX_LINE_QUANTITY).contains(&quantity) => quantity as u32,
-                _ => {
-                    return Err(Invalid::new(
-                        InvalidCode::BadQty,
-                        format!(
-                            "lines[{index}].qty must be a whole number from 1 to {MAX_LINE_QUANTITY}, got {value}"
-                        ),
-                    ));
-                }
-            },
-        };
-        let unit_price = match &raw_line.unit_price {
-            None => 0.0,
-            Some(value) => match value.as_f64() {
-                Some(price) if price.is_finite() && price >= 0.0 => price,
-                _ => {
-                    return Err(Invalid::new(
-                        InvalidCode::BadField,
-                        format!("lines[{index}].unit_price must be a number >= 0, got {value}"),
-                    ));
-                }
-            },
-        };
-        lines.push(OrderLine {
-            sku,
-            quantity,
-            unit_price,
-        });
+    if let Some(invalid) = parsed_lines.error {
+        return Err(invalid);
     }
-
-    let tags = fields.tags.unwrap_or_default();
-    let hold_tagged = tags
-        .iter()
-        .any(|tag| network.policy.hold_tags.iter().any(|hold| hold == tag));
+    let (hold_tagged, tags_hash) = fields
+        .tags
+        .map_or((false, 0), |tags| (tags.hold, tags.hash));
 
     // The content hash covers what the order asks for; `created_at` (when the message was
     // made) and unknown fields are left out, so a retry that restamps them is a duplicate.
@@ -386,14 +597,9 @@ fn validate(
     put(service.name().as_bytes());
     put(&promise_by.map_or(i64::MIN, |time| time.0).to_le_bytes());
     put(&[u8::from(split_allowed)]);
-    for line in &lines {
-        put(catalog.sku_name(line.sku).as_bytes());
-        put(&line.quantity.to_le_bytes());
-        put(&line.unit_price.to_le_bytes());
-    }
-    for tag in &tags {
-        put(tag.as_bytes());
-    }
+    // Lines and tags were hashed as they were parsed.
+    put(&parsed_lines.hash.to_le_bytes());
+    put(&tags_hash.to_le_bytes());
     let content_hash = hash;
 
     Ok(Order {
@@ -406,11 +612,61 @@ fn validate(
         at_region_centroid,
         service,
         promise_by,
-        lines,
+        lines: parsed_lines.lines,
         split_allowed,
         hold_tagged,
         created_at,
         content_hash,
+    })
+}
+
+/// Checks and interns line `index` of an order.
+fn check_line(catalog: &Catalog, index: usize, raw_line: &RawLine) -> Result<OrderLine, Invalid> {
+    let missing =
+        |name: String| Invalid::new(InvalidCode::MissingField, format!("missing field '{name}'"));
+    let sku_name = raw_line
+        .sku
+        .as_deref()
+        .ok_or_else(|| missing(format!("lines[{index}].sku")))?;
+    let sku = catalog.lookup(sku_name).ok_or_else(|| {
+        Invalid::new(
+            InvalidCode::UnknownSku,
+            format!(
+                "lines[{index}].sku {:?} is not in the catalogue",
+                truncate(sku_name, 64)
+            ),
+        )
+    })?;
+    let quantity = match &raw_line.qty {
+        None => return Err(missing(format!("lines[{index}].qty"))),
+        Some(value) => match value.as_u64() {
+            Some(quantity) if (1..=MAX_LINE_QUANTITY).contains(&quantity) => quantity as u32,
+            _ => {
+                return Err(Invalid::new(
+                    InvalidCode::BadQty,
+                    format!(
+                        "lines[{index}].qty must be a whole number from 1 to {MAX_LINE_QUANTITY}, got {value}"
+                    ),
+                ));
+            }
+        },
+    };
+    let unit_price = match &raw_line.unit_price {
+        None => 0.0,
+        Some(value) => match value.as_f64() {
+            Some(price) if price.is_finite() && price >= 0.0 => price,
+            _ => {
+                return Err(Invalid::new(
+                    InvalidCode::BadField,
+                    format!("lines[{index}].unit_price must be a number >= 0, got {value}"),
+                ));
+            }
+        },
+    };
+    Ok(OrderLine {
+        sku,
+        quantity,
+        unit_price,
     })
 }
 
