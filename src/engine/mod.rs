@@ -236,6 +236,14 @@ pub fn plan_zone(context: &OrderContext, zone: &ZoneState, scratch: &mut Scratch
         ) else {
             continue;
         };
+        let score = candidate.fixed_score + context.policy().cost_weight * choice.cost;
+        // Only a plan that wins is built (its lines may need an allocation).
+        let key = tie_key(context.network, candidate.warehouse, choice.carrier);
+        if best.as_ref().is_some_and(|current| {
+            compare_keys(score, [key].into_iter(), 1, current, context.network) != Ordering::Less
+        }) {
+            continue;
+        }
         let lines = context
             .demands
             .iter()
@@ -245,12 +253,11 @@ pub fn plan_zone(context: &OrderContext, zone: &ZoneState, scratch: &mut Scratch
             })
             .collect();
         let shipment = make_shipment(context, candidate, &choice, lines, context.weight_g);
-        let plan = Plan {
-            score: candidate.fixed_score + context.policy().cost_weight * choice.cost,
+        best = Some(Plan {
+            score,
             shipments: smallvec::smallvec![shipment],
             backordered: SmallVec::new(),
-        };
-        keep_better(&mut best, plan, context.network);
+        });
     }
     if !scratch
         .candidates
@@ -365,7 +372,8 @@ pub fn plan_partial(
                 }
             })
             .collect();
-        let (lines, capabilities, weight_g) = parcel(&context.demands, &taken);
+        let (capabilities, weight_g) = parcel_needs(&context.demands, &taken);
+        let lines = parcel_lines(&context.demands, &taken);
         // Units in stock that no carrier can take do not wait for stock: the order fails on
         // the carrier, and the caller rejects it with that reason.
         let choice = choose_carrier(
@@ -570,20 +578,29 @@ fn choose_carrier(
 }
 
 /// The lines, capabilities and weight of a parcel holding `units[i]` of each demand `i`.
-fn parcel(demands: &[Demand], units: &[u32]) -> (SmallVec<[LineQuantity; 2]>, Capabilities, u64) {
+/// What a parcel of `units` (per demand) needs of a carrier: capabilities and weight.
+fn parcel_needs(demands: &[Demand], units: &[u32]) -> (Capabilities, u64) {
     let (mut capabilities, mut weight_g) = (Capabilities::NONE, 0u64);
-    let mut lines: SmallVec<[LineQuantity; 2]> = SmallVec::new();
     for (demand, &quantity) in demands.iter().zip(units) {
         if quantity > 0 {
             capabilities = capabilities.union(demand.capabilities);
             weight_g += u64::from(demand.unit_weight_g) * u64::from(quantity);
-            lines.push(LineQuantity {
-                sku: demand.sku,
-                quantity,
-            });
         }
     }
-    (lines, capabilities, weight_g)
+    (capabilities, weight_g)
+}
+
+/// The lines of a parcel of `units` (per demand).
+fn parcel_lines(demands: &[Demand], units: &[u32]) -> SmallVec<[LineQuantity; 2]> {
+    demands
+        .iter()
+        .zip(units)
+        .filter(|(_, quantity)| **quantity > 0)
+        .map(|(demand, &quantity)| LineQuantity {
+            sku: demand.sku,
+            quantity,
+        })
+        .collect()
 }
 
 fn make_shipment(
@@ -619,22 +636,43 @@ fn keep_better(best: &mut Option<Plan>, plan: Plan, network: &Network) {
 }
 
 fn compare_plans(a: &Plan, b: &Plan, network: &Network) -> Ordering {
-    let tie_key = |shipment: &Shipment| {
-        (
-            network.warehouses[shipment.warehouse.index()].rank,
-            shipment.warehouse,
-            shipment.carrier,
-        )
-    };
-    a.score
+    let keys = a
+        .shipments
+        .iter()
+        .map(|shipment| tie_key(network, shipment.warehouse, shipment.carrier));
+    compare_keys(a.score, keys, a.shipments.len(), b, network)
+}
+
+/// What breaks a tie between two plans of one score, shipment by shipment: warehouse rank,
+/// warehouse id, carrier id (ids are interned in id order).
+type TieKey = (u32, WarehouseId, CarrierId);
+
+fn tie_key(network: &Network, warehouse: WarehouseId, carrier: CarrierId) -> TieKey {
+    (
+        network.warehouses[warehouse.index()].rank,
+        warehouse,
+        carrier,
+    )
+}
+
+/// Compares a plan given by its score, tie keys and shipment count with plan `b`.
+fn compare_keys(
+    score: f64,
+    keys: impl Iterator<Item = TieKey>,
+    shipments: usize,
+    b: &Plan,
+    network: &Network,
+) -> Ordering {
+    score
         .total_cmp(&b.score)
         .then_with(|| {
-            a.shipments
-                .iter()
-                .map(tie_key)
-                .cmp(b.shipments.iter().map(tie_key))
+            keys.cmp(
+                b.shipments
+                    .iter()
+                    .map(|shipment| tie_key(network, shipment.warehouse, shipment.carrier)),
+            )
         })
-        .then(a.shipments.len().cmp(&b.shipments.len()))
+        .then(shipments.cmp(&b.shipments.len()))
 }
 
 /// Branch-and-bound over warehouse subsets of size 2..=max_shipments (see the module docs).
@@ -729,6 +767,7 @@ fn search_splits(
                 &chosen,
                 assignment,
                 failures,
+                best.as_ref(),
             ) {
                 keep_better(best, plan, context.network);
             }
@@ -749,8 +788,11 @@ fn evaluate_subset_any_fill(
     chosen: &[usize],
     assignment: &mut Vec<u32>,
     failures: &mut Failures,
+    rival: Option<&Plan>,
 ) -> Option<Plan> {
-    match evaluate_subset(context, zone, candidates, chosen, assignment, failures) {
+    match evaluate_subset(
+        context, zone, candidates, chosen, assignment, failures, rival,
+    ) {
         Ok(plan) => return Some(plan),
         Err(SubsetFailure::NoCarrier) => {}
         Err(_) => return None,
@@ -765,6 +807,7 @@ fn evaluate_subset_any_fill(
             order,
             assignment,
             &mut Failures::default(),
+            best.as_ref().or(rival),
         ) {
             keep_better(best, plan, context.network);
         }
@@ -807,6 +850,8 @@ enum SubsetFailure {
     Redundant,
     /// A parcel found no carrier.
     NoCarrier,
+    /// It makes a plan, but not one better than the plan it had to beat.
+    Beaten,
 }
 
 /// Assigns the order's units to the chosen warehouses (in the order given) and prices the
@@ -819,6 +864,7 @@ fn evaluate_subset(
     chosen: &[usize],
     assignment: &mut Vec<u32>,
     failures: &mut Failures,
+    rival: Option<&Plan>,
 ) -> Result<Plan, SubsetFailure> {
     let demands = &context.demands;
     assignment.clear();
@@ -842,7 +888,8 @@ fn evaluate_subset(
         }
     }
     let policy = context.policy();
-    let mut shipments: SmallVec<[Shipment; 1]> = SmallVec::with_capacity(chosen.len());
+    // Price every parcel first; the plan (which allocates) is built only if it beats `rival`.
+    let mut choices: SmallVec<[(CarrierChoice, u64); 4]> = SmallVec::new();
     let mut score = policy.split_weight * (chosen.len() - 1) as f64;
     for (slot, &position) in chosen.iter().enumerate() {
         let candidate = &candidates[position];
@@ -850,11 +897,35 @@ fn evaluate_subset(
         if units.iter().all(|quantity| *quantity == 0) {
             return Err(SubsetFailure::Redundant);
         }
-        let (lines, capabilities, weight_g) = parcel(demands, units);
+        let (capabilities, weight_g) = parcel_needs(demands, units);
         let choice = choose_carrier(context, zone, candidate, capabilities, weight_g, failures)
             .ok_or(SubsetFailure::NoCarrier)?;
         score += candidate.fixed_score + policy.cost_weight * choice.cost;
-        shipments.push(make_shipment(context, candidate, &choice, lines, weight_g));
+        choices.push((choice, weight_g));
+    }
+    if let Some(rival) = rival {
+        let keys = chosen.iter().zip(&choices).map(|(&position, (choice, _))| {
+            tie_key(
+                context.network,
+                candidates[position].warehouse,
+                choice.carrier,
+            )
+        });
+        if compare_keys(score, keys, chosen.len(), rival, context.network) != Ordering::Less {
+            return Err(SubsetFailure::Beaten);
+        }
+    }
+    let mut shipments: SmallVec<[Shipment; 1]> = SmallVec::with_capacity(chosen.len());
+    for (slot, (&position, (choice, weight_g))) in chosen.iter().zip(&choices).enumerate() {
+        let units = &assignment[slot * demands.len()..(slot + 1) * demands.len()];
+        let lines = parcel_lines(demands, units);
+        shipments.push(make_shipment(
+            context,
+            &candidates[position],
+            choice,
+            lines,
+            *weight_g,
+        ));
     }
     Ok(Plan {
         shipments,
