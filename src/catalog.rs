@@ -63,6 +63,15 @@ impl Catalog {
         self.sku_ids.name(sku.0)
     }
 
+    /// Starts loading what routing and rendering read of `sku` (its entry and its name).
+    #[inline]
+    pub fn prefetch(&self, sku: SkuId) {
+        if let Some(entry) = self.skus.get(sku.index()) {
+            crate::prefetch::prefetch(entry);
+        }
+        self.sku_ids.prefetch(sku.0);
+    }
+
     pub fn len(&self) -> usize {
         self.skus.len()
     }

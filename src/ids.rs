@@ -107,6 +107,14 @@ impl Interner {
         &self.names[index as usize]
     }
 
+    /// Starts loading the name of `index` (see [`crate::prefetch`]).
+    #[inline]
+    pub fn prefetch(&self, index: u32) {
+        if let Some(name) = self.names.get(index as usize) {
+            crate::prefetch::prefetch(name);
+        }
+    }
+
     /// Whether every name can be written into JSON without escaping.
     #[inline]
     pub fn all_json_plain(&self) -> bool {

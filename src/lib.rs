@@ -21,7 +21,7 @@
 //!
 //! Around them: [`config`] (the TOML network and policy, validated with located errors),
 //! [`catalog`] (catalogue and stock CSV, demo data), [`world`] (what the router starts
-//! from), [`demo`] (generated orders), [`ids`] (interning), [`time`], [`geo`], [`model`].
+//! from), [`demo`] (generated orders), [`ids`] (interning), [`time`], [`geo`], [`model`], [`prefetch`].
 //! [`cli`] is the command line; `main.rs` only calls it. [`yardstick`] is what the `route`
 //! benchmark measures against.
 
@@ -34,6 +34,7 @@ pub mod geo;
 pub mod ids;
 pub mod ingest;
 pub mod model;
+pub mod prefetch;
 pub mod render;
 pub mod route;
 pub mod router;

@@ -282,13 +282,15 @@ impl Router {
         }
     }
 
-    /// Starts loading what deciding `order` will read first (its lines' stock cells in its
-    /// home zone), so a loop over a batch can call it a few orders ahead.
+    /// Starts loading what deciding and answering `order` will read first (its lines' stock
+    /// cells in its home zone, their SKU entries and names), so a loop over a batch can call
+    /// it a few orders ahead.
     pub fn prefetch(&self, order: &Order) {
         let home = self.network.regions[order.region.index()].zone;
         let zone = &self.zones[home.index()];
         for line in &order.lines {
             zone.prefetch(line.sku);
+            self.catalog.prefetch(line.sku);
         }
     }
 

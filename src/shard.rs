@@ -154,19 +154,9 @@ impl ZoneState {
     /// them in cache instead of waiting on memory.
     #[inline]
     pub fn prefetch(&self, sku: SkuId) {
-        #[cfg(target_arch = "x86_64")]
         if let Some(cell) = self.stock.get(sku.index() * self.warehouses.len()) {
-            // SAFETY: a prefetch is a hint that reads nothing into the program and cannot
-            // fault; the pointer is to a live cell of this vector anyway. SSE, which the
-            // intrinsic needs, is part of every x86_64 CPU.
-            unsafe {
-                core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
-                    (cell as *const StockCell).cast::<i8>(),
-                );
-            }
+            crate::prefetch::prefetch(cell);
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = sku;
     }
 
     #[inline]
