@@ -21,6 +21,33 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Serve the HTTP API (DESIGN section 6): NDJSON orders in, decisions out, streamed.
+    Serve {
+        /// Network and policy config (TOML). Default: config/router.toml, else the embedded copy.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Catalogue CSV (sku,weight_g,capabilities). Default: the demo catalogue.
+        #[arg(long)]
+        catalog: Option<PathBuf>,
+        /// Stock CSV (warehouse,sku,on_hand). Default: the demo stock.
+        #[arg(long)]
+        stock: Option<PathBuf>,
+        /// Address to listen on; port 0 picks a free port (printed on stdout).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Where the journal lives.
+        #[arg(long, default_value = "data")]
+        data_dir: PathBuf,
+        /// HTTP worker threads, which parse. Default: one per core.
+        #[arg(long)]
+        workers: Option<usize>,
+        /// Seconds a shutdown (SIGTERM) waits for open streams to finish.
+        #[arg(long, default_value_t = 30)]
+        shutdown_timeout: u64,
+        /// Seed of the demo catalogue and stock.
+        #[arg(long, default_value_t = DEMO_SEED)]
+        seed: u64,
+    },
     /// Route NDJSON orders from stdin to NDJSON decisions on stdout, one line per line, in
     /// order, byte-for-byte deterministic.
     Route {
@@ -70,6 +97,37 @@ pub enum Command {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Serve {
+            config,
+            catalog,
+            stock,
+            listen,
+            data_dir,
+            workers,
+            shutdown_timeout,
+            seed,
+        } => {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| "info".into()),
+                )
+                .with_writer(std::io::stderr)
+                .try_init();
+            crate::serve::run(crate::serve::ServeOptions {
+                listen,
+                sources: WorldSources {
+                    config,
+                    catalog,
+                    stock,
+                    seed,
+                },
+                data_dir,
+                workers,
+                shutdown_timeout: std::time::Duration::from_secs(shutdown_timeout),
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Route {
             config,
             catalog,

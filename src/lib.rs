@@ -38,6 +38,7 @@ pub mod prefetch;
 pub mod render;
 pub mod route;
 pub mod router;
+pub mod serve;
 pub mod shard;
 pub mod time;
 pub mod world;

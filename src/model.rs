@@ -253,6 +253,9 @@ pub enum InvalidCode {
     BadCoordinates,
     BadTime,
     IdConflict,
+    /// The service could not decide the line (its routing shard stopped): nothing reserved;
+    /// send it again.
+    Unavailable,
 }
 
 impl InvalidCode {
@@ -273,6 +276,7 @@ impl InvalidCode {
             InvalidCode::BadCoordinates => "bad_coordinates",
             InvalidCode::BadTime => "bad_time",
             InvalidCode::IdConflict => "id_conflict",
+            InvalidCode::Unavailable => "unavailable",
         }
     }
 }

@@ -6,6 +6,8 @@
 //! and appends its answer to one output buffer that is written out in large pieces: two
 //! syscalls per 256 KiB, none per order.
 
+use crate::catalog::Catalog;
+use crate::config::Network;
 use crate::ingest::{Line, LineSplitter, parse_order};
 use crate::model::{Invalid, InvalidCode, Order, Status};
 use crate::render::write_invalid;
@@ -63,6 +65,7 @@ pub fn route_stream(
     let mut out: Vec<u8> = Vec::with_capacity(CHUNK_BYTES + 64 * 1024);
     let mut batch: Vec<Parsed> = Vec::with_capacity(1024);
     let mut summary = RouteSummary::default();
+    let clock = Clock::CreatedAt { default_time };
     loop {
         let read = match input.read(&mut chunk) {
             Ok(0) => break,
@@ -70,15 +73,19 @@ pub fn route_stream(
             Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
             Err(error) => return Err(error),
         };
-        splitter.feed(&chunk[..read], |line| batch.push(parse_line(router, line)));
-        answer_batch(router, &mut batch, default_time, &mut out, &mut summary);
+        let (network, catalog) = (router.network().clone(), router.catalog().clone());
+        splitter.feed(&chunk[..read], |line| {
+            batch.push(parse_line(&network, &catalog, line))
+        });
+        answer_batch(router, &mut batch, clock, &mut out, &mut summary);
         if out.len() >= CHUNK_BYTES {
             output.write_all(&out)?;
             out.clear();
         }
     }
-    splitter.finish(|line| batch.push(parse_line(router, line)));
-    answer_batch(router, &mut batch, default_time, &mut out, &mut summary);
+    let (network, catalog) = (router.network().clone(), router.catalog().clone());
+    splitter.finish(|line| batch.push(parse_line(&network, &catalog, line)));
+    answer_batch(router, &mut batch, clock, &mut out, &mut summary);
     output.write_all(&out)?;
     output.flush()?;
     Ok(summary)
@@ -88,11 +95,29 @@ pub fn route_stream(
 /// latency with the work of deciding the orders in between.
 const PREFETCH_AHEAD: usize = 4;
 
+/// When an order is decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    /// At its `created_at`, or at `default_time` without one: `route`, deterministic.
+    CreatedAt { default_time: Millis },
+    /// At this time, whatever the order says: the service, deciding as orders arrive.
+    Fixed(Millis),
+}
+
+impl Clock {
+    fn time_of(self, order: &Order) -> Millis {
+        match self {
+            Clock::CreatedAt { default_time } => order.created_at.unwrap_or(default_time),
+            Clock::Fixed(now) => now,
+        }
+    }
+}
+
 /// Decides and renders a parsed batch in order, emptying it.
-fn answer_batch(
+pub fn answer_batch(
     router: &mut Router,
     batch: &mut Vec<Parsed>,
-    default_time: Millis,
+    clock: Clock,
     out: &mut Vec<u8>,
     summary: &mut RouteSummary,
 ) {
@@ -105,7 +130,7 @@ fn answer_batch(
         if let Some((_, Ok(order))) = batch.get(index + PREFETCH_AHEAD) {
             router.prefetch(order);
         }
-        answer(router, &batch[index], default_time, out, summary);
+        answer(router, &batch[index], clock, out, summary);
     }
     batch.clear();
 }
@@ -114,14 +139,11 @@ fn answer_batch(
 pub type Parsed = (u64, Result<Order, Invalid>);
 
 /// Parses one line.
-pub fn parse_line(router: &Router, line: Line<'_>) -> Parsed {
+pub fn parse_line(network: &Network, catalog: &Catalog, line: Line<'_>) -> Parsed {
     match line {
-        Line::Complete { number, bytes } => (
-            number,
-            parse_order(bytes, router.network(), router.catalog()),
-        ),
+        Line::Complete { number, bytes } => (number, parse_order(bytes, network, catalog)),
         Line::TooLong { number, bytes } => {
-            let limit = router.network().limits.max_line_bytes;
+            let limit = network.limits.max_line_bytes;
             let invalid = Invalid::new(
                 InvalidCode::LineTooLong,
                 format!("line is {bytes} bytes, the limit is {limit}"),
@@ -135,7 +157,7 @@ pub fn parse_line(router: &Router, line: Line<'_>) -> Parsed {
 pub fn answer(
     router: &mut Router,
     parsed: &Parsed,
-    default_time: Millis,
+    clock: Clock,
     out: &mut Vec<u8>,
     summary: &mut RouteSummary,
 ) {
@@ -148,8 +170,7 @@ pub fn answer(
             return;
         }
     };
-    let now = order.created_at.unwrap_or(default_time);
-    match router.decide_rendered(order, now, out) {
+    match router.decide_rendered(order, clock.time_of(order), out) {
         Ok((_, true)) => summary.duplicates += 1,
         Ok((status, false)) => match status {
             Status::Routed => summary.routed += 1,

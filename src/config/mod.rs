@@ -131,6 +131,15 @@ pub struct Limits {
     pub max_line_bytes: usize,
     /// Most lines in one order.
     pub max_lines_per_order: usize,
+    /// Most NDJSON order streams the service reads at once; one more is answered 429.
+    pub max_streams: usize,
+    /// Most orders the service holds between reading them and answering them, over every
+    /// connection: the bound of its queues. A stream that would pass it waits (its body is not
+    /// read, so TCP pushes back on the sender).
+    pub max_orders_in_flight: usize,
+    /// Of `max_orders_in_flight`, how many only priority orders (express, same-day, VIP
+    /// tiers) may take: under pressure, standard traffic waits or is refused first.
+    pub priority_reserve: usize,
 }
 
 impl Default for Limits {
@@ -138,6 +147,9 @@ impl Default for Limits {
         Limits {
             max_line_bytes: 64 * 1024,
             max_lines_per_order: 100,
+            max_streams: 256,
+            max_orders_in_flight: 65_536,
+            priority_reserve: 8_192,
         }
     }
 }
@@ -754,6 +766,22 @@ impl Checker<'_> {
             let range = 1..10_001;
             limits.max_lines_per_order =
                 self.integer(value, "limits.max_lines_per_order".into(), range) as usize;
+        }
+        if let Some(value) = &raw.max_streams {
+            let range = 1..1_000_001;
+            limits.max_streams = self.integer(value, "limits.max_streams".into(), range) as usize;
+        }
+        if let Some(value) = &raw.max_orders_in_flight {
+            let range = 1..100_000_001;
+            limits.max_orders_in_flight =
+                self.integer(value, "limits.max_orders_in_flight".into(), range) as usize;
+        }
+        if let Some(value) = &raw.priority_reserve {
+            let range = 0..limits.max_orders_in_flight as i64;
+            limits.priority_reserve =
+                self.integer(value, "limits.priority_reserve".into(), range) as usize;
+        } else {
+            limits.priority_reserve = limits.priority_reserve.min(limits.max_orders_in_flight / 2);
         }
         limits
     }

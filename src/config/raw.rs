@@ -52,6 +52,9 @@ pub(super) struct RawPolicy {
 pub(super) struct RawLimits {
     pub max_line_bytes: Option<Spanned<i64>>,
     pub max_lines_per_order: Option<Spanned<i64>>,
+    pub max_streams: Option<Spanned<i64>>,
+    pub max_orders_in_flight: Option<Spanned<i64>>,
+    pub priority_reserve: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -28,7 +28,13 @@ const POLICY: Shape = Shape {
     ],
 };
 const LIMITS: Shape = Shape {
-    keys: &[("max_line_bytes", None), ("max_lines_per_order", None)],
+    keys: &[
+        ("max_line_bytes", None),
+        ("max_lines_per_order", None),
+        ("max_streams", None),
+        ("max_orders_in_flight", None),
+        ("priority_reserve", None),
+    ],
 };
 const TIER: Shape = Shape {
     keys: &[("id", None), ("min_service", None)],

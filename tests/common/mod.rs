@@ -12,6 +12,8 @@ use order_router::time::Millis;
 use std::path::Path;
 use std::sync::Arc;
 
+pub mod server;
+
 /// 2026-11-11T00:00:00Z: the decision time of the golden tests.
 pub fn noon() -> Millis {
     Millis::parse_rfc3339("2026-11-11T00:00:00Z").unwrap()

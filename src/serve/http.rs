@@ -1,0 +1,338 @@
+//! The HTTP API (DESIGN section 6) on actix-web.
+
+use super::App;
+use super::shard::{DecideBatch, OrderAction, OrderRequest, StockRequest};
+use crate::ingest::{LineSplitter, parse_order};
+use crate::model::{Invalid, InvalidCode, Order, ServiceLevel};
+use crate::route::{Parsed, parse_line};
+use crate::shard::ShardError;
+use crate::time::Millis;
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, ContentType};
+use actix_web::{HttpRequest, HttpResponse, web};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use std::time::Instant;
+
+/// Routes of the API.
+pub fn configure(config: &mut web::ServiceConfig) {
+    config
+        .route("/v1/orders", web::post().to(post_orders))
+        .route("/v1/orders/{id}", web::get().to(get_order))
+        .route("/v1/orders/{id}/cancel", web::post().to(cancel_order))
+        .route("/v1/orders/{id}/shipped", web::post().to(ship_order))
+        .route("/v1/stock/{sku}", web::get().to(get_stock))
+        .route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz))
+        .route("/metrics", web::get().to(metrics));
+}
+
+/// The contract's error body, `{"error":{"code","message"}}`, with its status.
+pub fn error(status: StatusCode, code: &str, message: impl Into<String>) -> HttpResponse {
+    let body = serde_json::json!({"error": {"code": code, "message": message.into()}});
+    HttpResponse::build(status).json(body)
+}
+
+fn too_busy(what: &str) -> HttpResponse {
+    metrics::counter!("router_throttled_total").increment(1);
+    let mut response = error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "overloaded",
+        format!("{what}; retry after the time Retry-After gives"),
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    response
+}
+
+/// Whether an order is admitted ahead of standard traffic: it asks for (or its tier
+/// requires) express or faster.
+fn is_priority(app: &App, order: &Order) -> bool {
+    let tier_minimum = app.network.tiers[order.tier.index()].min_service;
+    order.service.max(tier_minimum) >= ServiceLevel::Express
+}
+
+fn batch_priority(app: &App, batch: &[Parsed]) -> bool {
+    batch
+        .iter()
+        .any(|(_, parsed)| parsed.as_ref().is_ok_and(|order| is_priority(app, order)))
+}
+
+/// `POST /v1/orders`: NDJSON streamed both ways, or one JSON order.
+async fn post_orders(
+    request: HttpRequest,
+    payload: web::Payload,
+    app: web::Data<App>,
+) -> HttpResponse {
+    if app.is_draining() {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "draining",
+            "the router is shutting down",
+        );
+    }
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    match essence {
+        "application/x-ndjson" | "application/ndjson" | "application/jsonl" => {
+            stream_orders(payload, app)
+        }
+        "application/json" => single_order(payload, app).await,
+        _ => error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!(
+                "Content-Type must be application/x-ndjson (a stream of orders) or application/json (one order), got {content_type:?}"
+            ),
+        ),
+    }
+}
+
+/// One stream: read a chunk, parse its lines here, take permits, send the chunk to the
+/// shard, answer its lines; then the next chunk. A chunk is read only once the previous one
+/// is answered and handed to the response, so a stream holds at most one chunk in flight
+/// and a client that stops reading its answers stops its own sending.
+fn stream_orders(payload: web::Payload, app: web::Data<App>) -> HttpResponse {
+    let Some(slot) = app.admission.open_stream() else {
+        return too_busy("too many order streams are open");
+    };
+    struct State {
+        payload: web::Payload,
+        splitter: LineSplitter,
+        batch: Vec<Parsed>,
+        app: web::Data<App>,
+        ended: bool,
+        _slot: super::admission::StreamSlot,
+    }
+    let state = State {
+        payload,
+        splitter: LineSplitter::new(app.network.limits.max_line_bytes),
+        batch: Vec::new(),
+        app,
+        ended: false,
+        _slot: slot,
+    };
+    let answers = futures_util::stream::unfold(state, |mut state| async move {
+        loop {
+            if state.ended {
+                return None;
+            }
+            let parse_started = Instant::now();
+            let (network, catalog) = (&state.app.network, &state.app.catalog);
+            match state.payload.next().await {
+                Some(Ok(chunk)) => {
+                    let batch = &mut state.batch;
+                    state.splitter.feed(&chunk, |line| {
+                        batch.push(parse_line(network, catalog, line))
+                    });
+                }
+                Some(Err(problem)) => {
+                    // The client went away or broke the framing: nothing more can be read,
+                    // and what was read is answered already.
+                    tracing::debug!("order stream ended by the client: {problem}");
+                    return None;
+                }
+                None => {
+                    state.ended = true;
+                    let batch = &mut state.batch;
+                    state
+                        .splitter
+                        .finish(|line| batch.push(parse_line(network, catalog, line)));
+                }
+            }
+            if state.batch.is_empty() {
+                continue;
+            }
+            metrics::histogram!("router_stage_seconds", "stage" => "parse")
+                .record(parse_started.elapsed().as_secs_f64());
+            let batch = std::mem::take(&mut state.batch);
+            let bytes = state.app.decide(batch).await;
+            return Some((Ok::<Bytes, actix_web::Error>(Bytes::from(bytes)), state));
+        }
+    });
+    HttpResponse::Ok()
+        .content_type("application/x-ndjson")
+        .streaming(answers)
+}
+
+/// One JSON order in, one JSON decision out.
+async fn single_order(mut payload: web::Payload, app: web::Data<App>) -> HttpResponse {
+    let limit = app.network.limits.max_line_bytes;
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let Ok(chunk) = chunk else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "the request body broke off",
+            );
+        };
+        if body.len() + chunk.len() > limit {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "line_too_long",
+                format!("an order is at most {limit} bytes (limits.max_line_bytes)"),
+            );
+        }
+        body.extend_from_slice(&chunk);
+    }
+    while body.last().is_some_and(u8::is_ascii_whitespace) {
+        body.pop();
+    }
+    let order = match parse_order(&body, &app.network, &app.catalog) {
+        Ok(order) => order,
+        Err(invalid) => return invalid_response(&invalid),
+    };
+    let priority = is_priority(&app, &order);
+    let Some(permit) = app.admission.try_admit(1, priority) else {
+        return too_busy("the router is at its limit of orders in flight");
+    };
+    let outcome = app.decide_admitted(vec![(1, Ok(order))], permit).await;
+    let mut bytes = outcome.bytes;
+    if outcome.summary.invalid > 0 {
+        // The only refusal after parsing: the id was seen with other content.
+        let record: serde_json::Value =
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        let message = record["error"]["message"].as_str().unwrap_or("id conflict");
+        return error(StatusCode::UNPROCESSABLE_ENTITY, "id_conflict", message);
+    }
+    if bytes.last() == Some(&b'\n') {
+        bytes.pop();
+    }
+    HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .body(bytes)
+}
+
+fn invalid_response(invalid: &Invalid) -> HttpResponse {
+    let status = match invalid.code {
+        InvalidCode::LineTooLong => StatusCode::PAYLOAD_TOO_LARGE,
+        InvalidCode::IdConflict => StatusCode::UNPROCESSABLE_ENTITY,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    error(status, invalid.code.name(), invalid.message.clone())
+}
+
+async fn order_action(app: &App, id: String, action: OrderAction) -> HttpResponse {
+    match app.shard.send(OrderRequest { id, action }).await {
+        Ok(Ok(bytes)) => HttpResponse::Ok()
+            .content_type(ContentType::json())
+            .body(bytes),
+        Ok(Err(problem @ ShardError::UnknownOrder(_))) => {
+            error(StatusCode::NOT_FOUND, "unknown_order", problem.to_string())
+        }
+        Ok(Err(problem @ ShardError::NotLive { .. })) => {
+            error(StatusCode::CONFLICT, "not_live", problem.to_string())
+        }
+        Ok(Err(problem)) => error(StatusCode::CONFLICT, "refused", problem.to_string()),
+        Err(_) => unavailable(),
+    }
+}
+
+fn unavailable() -> HttpResponse {
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        "the routing shard is not running",
+    )
+}
+
+async fn get_order(path: web::Path<String>, app: web::Data<App>) -> HttpResponse {
+    order_action(&app, path.into_inner(), OrderAction::Read).await
+}
+
+async fn cancel_order(path: web::Path<String>, app: web::Data<App>) -> HttpResponse {
+    order_action(&app, path.into_inner(), OrderAction::Cancel).await
+}
+
+async fn ship_order(path: web::Path<String>, app: web::Data<App>) -> HttpResponse {
+    order_action(&app, path.into_inner(), OrderAction::Ship).await
+}
+
+async fn get_stock(path: web::Path<String>, app: web::Data<App>) -> HttpResponse {
+    let sku = path.into_inner();
+    match app.shard.send(StockRequest { sku: sku.clone() }).await {
+        Ok(Some(stock)) => HttpResponse::Ok().json(stock),
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            "unknown_sku",
+            format!("SKU {sku:?} is not in the catalogue"),
+        ),
+        Err(_) => unavailable(),
+    }
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+async fn readyz(app: web::Data<App>) -> HttpResponse {
+    if app.is_draining() {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "draining",
+            "the router is shutting down",
+        );
+    }
+    HttpResponse::Ok().json(serde_json::json!({
+        "status": "ready",
+        "orders_in_flight": app.admission.in_flight(),
+    }))
+}
+
+async fn metrics(app: web::Data<App>) -> HttpResponse {
+    metrics::gauge!("router_orders_in_flight").set(app.admission.in_flight() as f64);
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(app.metrics.render())
+}
+
+impl App {
+    /// Admits (waiting as long as it takes), decides and answers one parsed chunk.
+    pub async fn decide(&self, batch: Vec<Parsed>) -> Vec<u8> {
+        let priority = batch_priority(self, &batch);
+        let permit = self.admission.admit(batch.len(), priority).await;
+        self.decide_admitted(batch, permit).await.bytes
+    }
+
+    /// Decides a chunk whose permits are held; gives them back once answered.
+    pub async fn decide_admitted(
+        &self,
+        batch: Vec<Parsed>,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) -> super::shard::BatchAnswer {
+        // Lines of a chunk are numbered consecutively.
+        let (first_line, lines) = (batch.first().map_or(1, |(number, _)| *number), batch.len());
+        let message = DecideBatch {
+            batch,
+            now: Millis::now(),
+            sent: Instant::now(),
+        };
+        let answer = self.shard.send(message).await;
+        self.admission.release(permit);
+        match answer {
+            Ok(answer) => answer,
+            Err(_) => {
+                // The shard is gone (the process is ending): say so for every line rather
+                // than leave a line unanswered.
+                let mut bytes = Vec::new();
+                let invalid = Invalid::new(
+                    InvalidCode::Unavailable,
+                    "the routing shard is not running; nothing was decided",
+                );
+                for number in first_line..first_line + lines as u64 {
+                    crate::render::write_invalid(&mut bytes, number, &invalid);
+                }
+                super::shard::BatchAnswer {
+                    bytes,
+                    summary: Default::default(),
+                }
+            }
+        }
+    }
+}

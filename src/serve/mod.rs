@@ -1,0 +1,147 @@
+//! `order-router serve`: the routing core behind the HTTP API (DESIGN sections 2, 6, 7).
+//!
+//! ```text
+//! client --NDJSON--> actix-web worker: split lines, parse, validate (one chunk at a time)
+//!        --> admission: permits per order (waits: TCP backpressure; or 429)
+//!        --> RouterShard actor, on its own arbiter: decide, reserve, render
+//!        --> back to the worker --> the client's response stream, in input order
+//! ```
+//!
+//! What is built and what is not yet is listed in `docs/service.md`.
+
+pub mod admission;
+pub mod http;
+pub mod shard;
+
+use crate::catalog::Catalog;
+use crate::config::Network;
+use crate::router::Router;
+use crate::world::{World, WorldSources};
+use actix::{Actor, Addr};
+use actix_web::{HttpServer, web};
+use admission::Admission;
+use anyhow::{Context, bail};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use shard::RouterShard;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// What `serve` was asked for on the command line.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub listen: SocketAddr,
+    pub sources: WorldSources,
+    /// Where the journal will live (issue 4); created, not yet written.
+    pub data_dir: std::path::PathBuf,
+    /// HTTP worker threads (parsing); default: one per core.
+    pub workers: Option<usize>,
+    /// How long a graceful shutdown waits for open streams to end.
+    pub shutdown_timeout: Duration,
+}
+
+/// What every handler shares.
+pub struct App {
+    pub network: Arc<Network>,
+    pub catalog: Arc<Catalog>,
+    pub shard: Addr<RouterShard>,
+    pub admission: Arc<Admission>,
+    pub metrics: PrometheusHandle,
+    draining: AtomicBool,
+}
+
+impl App {
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+}
+
+/// Messages a shard's mailbox holds before senders wait.
+const SHARD_MAILBOX: usize = 256;
+
+/// Runs the service until SIGTERM or SIGINT, then drains: stops accepting, lets open
+/// streams finish (every order read is decided and answered), and returns.
+pub fn run(options: ServeOptions) -> anyhow::Result<()> {
+    let loopback = options.listen.ip().is_loopback();
+    if !loopback {
+        bail!(
+            "refusing to listen on {}: no access tokens are configured, so the router only listens on loopback (127.0.0.1 or ::1)",
+            options.listen
+        );
+    }
+    std::fs::create_dir_all(&options.data_dir)
+        .with_context(|| format!("creating the data dir {}", options.data_dir.display()))?;
+    let world = World::load(&options.sources)?;
+    let metrics = PrometheusBuilder::new()
+        .install_recorder()
+        .context("installing the metrics recorder")?;
+    actix_rt::System::new().block_on(serve(world, options, metrics))
+}
+
+async fn serve(
+    world: World,
+    options: ServeOptions,
+    metrics: PrometheusHandle,
+) -> anyhow::Result<()> {
+    let limits = world.network.limits;
+    let router = Router::new(world.network.clone(), world.catalog.clone(), &world.stock);
+    let arbiter = actix::Arbiter::new();
+    let shard = RouterShard::start_in_arbiter(&arbiter.handle(), move |_| {
+        RouterShard::new(router, SHARD_MAILBOX)
+    });
+    let app = web::Data::new(App {
+        network: world.network,
+        catalog: world.catalog,
+        shard,
+        admission: Arc::new(Admission::new(
+            limits.max_orders_in_flight,
+            limits.priority_reserve,
+            limits.max_streams,
+        )),
+        metrics,
+        draining: AtomicBool::new(false),
+    });
+    let shared = app.clone();
+    let mut server = HttpServer::new(move || {
+        actix_web::App::new()
+            .app_data(shared.clone())
+            .configure(http::configure)
+    })
+    .disable_signals()
+    .shutdown_timeout(options.shutdown_timeout.as_secs())
+    .client_request_timeout(Duration::from_secs(10))
+    .keep_alive(Duration::from_secs(75));
+    if let Some(workers) = options.workers {
+        server = server.workers(workers);
+    }
+    let server = server
+        .bind(options.listen)
+        .with_context(|| format!("listening on {}", options.listen))?;
+    for address in server.addrs() {
+        // Tests and scripts read this line to find the port when asked for port 0.
+        println!("order-router listening on http://{address}");
+    }
+    let server = server.run();
+    let handle = server.handle();
+    let signals = async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down: no new requests; open streams are finished");
+        app.draining.store(true, Ordering::Release);
+        handle.stop(true).await;
+    };
+    let (result, ()) = futures_util::future::join(server, signals).await;
+    result.context("serving HTTP")?;
+    arbiter.stop();
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut interrupt = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = interrupt.recv() => {}
+    }
+}

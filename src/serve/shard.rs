@@ -1,0 +1,207 @@
+//! The actor that owns the routing state: the single writer of every zone's stock, daily
+//! counters and order records. It runs on an arbiter (a thread) of its own; ingest workers
+//! parse on theirs and send it one message per parsed chunk.
+//!
+//! Today one actor holds all zones (the [`Router`]); splitting it into one actor per zone,
+//! with fallbacks passed between them by message, is the next step (see
+//! `docs/architecture.md`).
+
+use crate::model::Status;
+use crate::render;
+use crate::route::{Clock, Parsed, RouteSummary, answer_batch};
+use crate::router::Router;
+use crate::shard::{OrderRecord, ShardError};
+use crate::time::Millis;
+use actix::{Actor, Context, Handler, Message, MessageResult};
+use std::time::Instant;
+
+/// The routing state as an actor.
+pub struct RouterShard {
+    router: Router,
+    mailbox: usize,
+}
+
+impl RouterShard {
+    /// `mailbox`: how many messages may wait for it (senders wait beyond that).
+    pub fn new(router: Router, mailbox: usize) -> Self {
+        RouterShard { router, mailbox }
+    }
+}
+
+impl Actor for RouterShard {
+    type Context = Context<Self>;
+
+    fn started(&mut self, context: &mut Self::Context) {
+        context.set_mailbox_capacity(self.mailbox);
+    }
+}
+
+/// Decide a parsed chunk, in order, at `now`.
+pub struct DecideBatch {
+    pub batch: Vec<Parsed>,
+    pub now: Millis,
+    /// When the batch was sent, for the queue-wait histogram.
+    pub sent: Instant,
+}
+
+/// The answers of a batch: one NDJSON line per parsed line, in order.
+pub struct BatchAnswer {
+    pub bytes: Vec<u8>,
+    pub summary: RouteSummary,
+}
+
+impl Message for DecideBatch {
+    type Result = BatchAnswer;
+}
+
+impl Handler<DecideBatch> for RouterShard {
+    type Result = MessageResult<DecideBatch>;
+
+    fn handle(&mut self, message: DecideBatch, _: &mut Self::Context) -> Self::Result {
+        let started = Instant::now();
+        metrics::histogram!("router_stage_seconds", "stage" => "queue_wait")
+            .record(started.duration_since(message.sent).as_secs_f64());
+        let mut batch = message.batch;
+        let mut bytes = Vec::with_capacity(batch.len() * 400);
+        let mut summary = RouteSummary::default();
+        answer_batch(
+            &mut self.router,
+            &mut batch,
+            Clock::Fixed(message.now),
+            &mut bytes,
+            &mut summary,
+        );
+        metrics::histogram!("router_stage_seconds", "stage" => "decide")
+            .record(started.elapsed().as_secs_f64());
+        record_summary(&summary);
+        MessageResult(BatchAnswer { bytes, summary })
+    }
+}
+
+/// Counts a batch's outcomes, once per batch.
+fn record_summary(summary: &RouteSummary) {
+    for (status, count) in [
+        (Status::Routed, summary.routed),
+        (Status::Backordered, summary.backordered),
+        (Status::Held, summary.held),
+        (Status::Rejected, summary.rejected),
+    ] {
+        if count > 0 {
+            metrics::counter!("router_decisions_total", "status" => status.name()).increment(count);
+        }
+    }
+    if summary.duplicates > 0 {
+        metrics::counter!("router_duplicates_total").increment(summary.duplicates);
+    }
+    if summary.invalid > 0 {
+        metrics::counter!("router_invalid_lines_total").increment(summary.invalid);
+    }
+}
+
+/// What to do with one known order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderAction {
+    Read,
+    Cancel,
+    Ship,
+}
+
+/// Read, cancel or mark shipped order `id`; answers its state as JSON.
+pub struct OrderRequest {
+    pub id: String,
+    pub action: OrderAction,
+}
+
+impl Message for OrderRequest {
+    type Result = Result<Vec<u8>, ShardError>;
+}
+
+impl Handler<OrderRequest> for RouterShard {
+    type Result = Result<Vec<u8>, ShardError>;
+
+    fn handle(&mut self, request: OrderRequest, _: &mut Self::Context) -> Self::Result {
+        let router = &mut self.router;
+        let record = match request.action {
+            OrderAction::Read => router
+                .order(&request.id)
+                .ok_or_else(|| ShardError::UnknownOrder(request.id.clone()))?,
+            OrderAction::Cancel => router.cancel(&request.id)?,
+            OrderAction::Ship => router.ship(&request.id)?,
+        }
+        .clone();
+        Ok(order_json(router, &record))
+    }
+}
+
+/// `{"order_id":..,"state":..,"decision":{..}}`.
+fn order_json(router: &Router, record: &OrderRecord) -> Vec<u8> {
+    let mut out = Vec::with_capacity(512);
+    out.extend_from_slice(b"{\"order_id\":");
+    out.extend_from_slice(
+        serde_json::to_string(record.decision.order_id.as_str())
+            .expect("a string serialises")
+            .as_bytes(),
+    );
+    out.extend_from_slice(b",\"state\":\"");
+    out.extend_from_slice(record.lifecycle.name().as_bytes());
+    out.extend_from_slice(b"\",\"decision\":");
+    render::write_decision(
+        &mut out,
+        &record.decision,
+        false,
+        router.network(),
+        router.catalog(),
+    );
+    if out.last() == Some(&b'\n') {
+        out.pop();
+    }
+    out.extend_from_slice(b"}\n");
+    out
+}
+
+/// Stock of one SKU at every warehouse, as JSON; `None` if the SKU is not in the catalogue.
+pub struct StockRequest {
+    pub sku: String,
+}
+
+impl Message for StockRequest {
+    type Result = Option<serde_json::Value>;
+}
+
+impl Handler<StockRequest> for RouterShard {
+    type Result = Option<serde_json::Value>;
+
+    fn handle(&mut self, request: StockRequest, _: &mut Self::Context) -> Self::Result {
+        let router = &self.router;
+        let sku = router.catalog().lookup(&request.sku)?;
+        let network = router.network();
+        let warehouses: Vec<serde_json::Value> = router
+            .stock_of(sku)
+            .into_iter()
+            .map(|(warehouse, cell)| {
+                serde_json::json!({
+                    "warehouse": network.warehouse_ids.name(warehouse.0.into()),
+                    "on_hand": cell.on_hand,
+                    "reserved": cell.reserved,
+                    "available": cell.available(),
+                })
+            })
+            .collect();
+        let totals = router.stock_of(sku).into_iter().fold(
+            (0u64, 0u64),
+            |(on_hand, reserved), (_, cell)| {
+                (
+                    on_hand + u64::from(cell.on_hand),
+                    reserved + u64::from(cell.reserved),
+                )
+            },
+        );
+        Some(serde_json::json!({
+            "sku": request.sku,
+            "on_hand": totals.0,
+            "reserved": totals.1,
+            "available": totals.0 - totals.1,
+            "warehouses": warehouses,
+        }))
+    }
+}

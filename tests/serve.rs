@@ -1,0 +1,394 @@
+//! `order-router serve` over real sockets: the binary on a free loopback port, a network,
+//! catalogue and stock it has never seen (the golden network), and a plain-socket client.
+
+mod common;
+
+use common::server::{Server, dechunk, write_chunk};
+use common::{GOLDEN, GOLDEN_CATALOG, simple_order};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+const STOCK: &str =
+    "warehouse,sku,on_hand\nNEAR,A,10\nFAR,A,5\nWEST,A,100\nNEAR,B,3\nWEST,B,50\nFAR,ICE,4\n";
+
+fn golden_server(extra: &[&str]) -> Server {
+    Server::start(GOLDEN, GOLDEN_CATALOG, STOCK, extra)
+}
+
+/// Opens an NDJSON stream: the request head, with a chunked body to come.
+fn open_stream(server: &Server) -> TcpStream {
+    let mut stream = server.connect();
+    stream
+        .write_all(
+            b"POST /v1/orders HTTP/1.1\r\nHost: test\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+    stream
+}
+
+/// Reads from `stream` until the response body holds `lines` complete lines; the raw bytes.
+fn read_until_lines(stream: &mut TcpStream, raw: &mut Vec<u8>, lines: usize) -> Vec<Value> {
+    let mut buffer = [0u8; 65536];
+    loop {
+        if let Some(end) = raw.windows(4).position(|window| window == b"\r\n\r\n") {
+            let body = dechunk_partial(&raw[end + 4..]);
+            let complete: Vec<Value> = body
+                .split(|byte| *byte == b'\n')
+                .filter(|line| !line.is_empty())
+                .map(|line| serde_json::from_slice(line).unwrap())
+                .collect();
+            if body.ends_with(b"\n") && complete.len() >= lines {
+                return complete;
+            }
+        }
+        let read = stream.read(&mut buffer).unwrap();
+        assert!(read > 0, "the server closed the stream early: {raw:?}");
+        raw.extend_from_slice(&buffer[..read]);
+    }
+}
+
+/// Decodes the complete chunks of a chunked body that may still be arriving.
+fn dechunk_partial(mut raw: &[u8]) -> Vec<u8> {
+    let mut body = Vec::new();
+    while let Some(line_end) = raw.windows(2).position(|window| window == b"\r\n") {
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&raw[..line_end]).unwrap(), 16).unwrap();
+        let start = line_end + 2;
+        if size == 0 || raw.len() < start + size + 2 {
+            break;
+        }
+        body.extend_from_slice(&raw[start..start + size]);
+        raw = &raw[start + size + 2..];
+    }
+    body
+}
+
+fn without_duplicate_flag(mut decision: Value) -> Value {
+    decision.as_object_mut().unwrap().remove("duplicate");
+    decision
+}
+
+#[test]
+fn decisions_stream_back_while_the_body_is_still_being_sent() {
+    let server = golden_server(&[]);
+    let mut stream = open_stream(&server);
+    let mut raw = Vec::new();
+    let first = format!(
+        "{}\n{}\n",
+        simple_order("S-1", "R1", &[("A", 1)], ""),
+        simple_order("S-2", "R1", &[("B", 1)], "")
+    );
+    write_chunk(&mut stream, first.as_bytes());
+    // Both answers arrive before the request body has ended.
+    let answers = read_until_lines(&mut stream, &mut raw, 2);
+    assert_eq!(answers[0]["order_id"], "S-1");
+    assert_eq!(answers[0]["status"], "routed");
+    assert_eq!(answers[1]["order_id"], "S-2");
+
+    // A malformed line mid-stream gets its `invalid` record, and the stream goes on; a line
+    // split across two chunks is put back together.
+    let third = simple_order("S-3", "R1", &[("A", 2)], "");
+    let (head, tail) = third.split_at(20);
+    write_chunk(&mut stream, format!("{{\"id\": oops\n{head}").as_bytes());
+    write_chunk(&mut stream, format!("{tail}\n").as_bytes());
+    let answers = read_until_lines(&mut stream, &mut raw, 4);
+    assert_eq!(answers[2]["status"], "invalid");
+    assert_eq!(answers[2]["line"], 3);
+    assert_eq!(answers[2]["error"]["code"], "bad_json");
+    assert_eq!(answers[3]["order_id"], "S-3");
+    assert_eq!(answers[3]["status"], "routed");
+
+    // The end of the body ends the response.
+    stream.write_all(b"0\r\n\r\n").unwrap();
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).unwrap_or_default();
+    raw.extend_from_slice(&rest);
+    let end = raw
+        .windows(4)
+        .position(|window| window == b"\r\n\r\n")
+        .unwrap();
+    let body = dechunk(&raw[end + 4..]);
+    assert_eq!(body.iter().filter(|byte| **byte == b'\n').count(), 4);
+}
+
+#[test]
+fn retries_across_connections_are_duplicates_and_stock_matches_the_decisions() {
+    let server = golden_server(&[]);
+    let mut body = String::new();
+    for index in 0..40 {
+        let (sku, qty) = match index % 4 {
+            0 => ("A", 1),
+            1 => ("A", 3),
+            2 => ("B", 1),
+            _ => ("ICE", 1),
+        };
+        let region = if index % 5 == 0 { "R2" } else { "R1" };
+        body.push_str(&simple_order(
+            &format!("O-{index}"),
+            region,
+            &[(sku, qty)],
+            "",
+        ));
+        body.push('\n');
+    }
+    let first = server.post_ndjson(&body);
+    assert_eq!(first.status, 200);
+    let first = first.lines();
+    assert_eq!(first.len(), 40);
+    for (index, decision) in first.iter().enumerate() {
+        assert_eq!(decision["order_id"], format!("O-{index}"));
+        assert!(decision.get("duplicate").is_none_or(|flag| flag == false));
+    }
+
+    // The same stream again, on another connection: every order a duplicate, same decision.
+    let again = server.post_ndjson(&body).lines();
+    assert_eq!(again.len(), 40);
+    for (first, again) in first.iter().zip(&again) {
+        assert_eq!(again["duplicate"], true, "{again}");
+        assert_eq!(without_duplicate_flag(again.clone()), *first);
+    }
+    // Same id, other content: an id conflict, as a single JSON order (422) and in a stream.
+    let conflict = simple_order("O-0", "R1", &[("A", 2)], "");
+    let single = server.post_json("/v1/orders", &conflict);
+    assert_eq!(single.status, 422);
+    assert_eq!(single.json()["error"]["code"], "id_conflict");
+    let streamed = server.post_ndjson(&format!("{conflict}\n")).lines();
+    assert_eq!(streamed[0]["error"]["code"], "id_conflict");
+
+    // Reserved stock, read through the API, equals what the live decisions placed.
+    let placed = |decisions: &[Value]| {
+        let mut placed: HashMap<(String, String), u64> = HashMap::new();
+        for decision in decisions {
+            for shipment in decision["shipments"].as_array().unwrap() {
+                for line in shipment["lines"].as_array().unwrap() {
+                    *placed
+                        .entry((
+                            shipment["warehouse"].as_str().unwrap().to_owned(),
+                            line["sku"].as_str().unwrap().to_owned(),
+                        ))
+                        .or_default() += line["qty"].as_u64().unwrap();
+                }
+            }
+        }
+        placed
+    };
+    let check = |placed: &HashMap<(String, String), u64>| {
+        for sku in ["A", "B", "ICE", "HEAVY"] {
+            let stock = server.get(&format!("/v1/stock/{sku}"));
+            assert_eq!(stock.status, 200);
+            let stock = stock.json();
+            for row in stock["warehouses"].as_array().unwrap() {
+                let warehouse = row["warehouse"].as_str().unwrap().to_owned();
+                let expected = placed
+                    .get(&(warehouse.clone(), sku.to_owned()))
+                    .copied()
+                    .unwrap_or(0);
+                assert_eq!(row["reserved"], expected, "{sku} at {warehouse}: {stock}");
+                assert!(row["reserved"].as_u64() <= row["on_hand"].as_u64());
+            }
+        }
+    };
+    let mut placed_now = placed(&first);
+    check(&placed_now);
+    assert_eq!(server.get("/v1/stock/NOPE").status, 404);
+
+    // A cancel releases exactly its units; a second cancel is refused; so is an unknown id.
+    let routed = first
+        .iter()
+        .find(|decision| decision["status"] == "routed")
+        .unwrap();
+    let id = routed["order_id"].as_str().unwrap();
+    let cancelled = server.post_json(&format!("/v1/orders/{id}/cancel"), "");
+    assert_eq!(cancelled.status, 200, "{}", cancelled.text());
+    assert_eq!(cancelled.json()["state"], "cancelled");
+    for ((warehouse, sku), units) in placed(std::slice::from_ref(routed)) {
+        *placed_now.get_mut(&(warehouse, sku)).unwrap() -= units;
+    }
+    check(&placed_now);
+    assert_eq!(
+        server
+            .post_json(&format!("/v1/orders/{id}/cancel"), "")
+            .status,
+        409
+    );
+    assert_eq!(server.post_json("/v1/orders/NOPE/cancel", "").status, 404);
+    let state = server.get(&format!("/v1/orders/{id}"));
+    assert_eq!(state.status, 200);
+    assert_eq!(state.json()["state"], "cancelled");
+    assert_eq!(state.json()["decision"], *routed);
+
+    // Shipped: the reservation becomes consumed stock.
+    let other = first
+        .iter()
+        .filter(|decision| decision["status"] == "routed")
+        .nth(1)
+        .unwrap();
+    let other_id = other["order_id"].as_str().unwrap();
+    let shipment = &other["shipments"][0];
+    let (warehouse, sku) = (
+        shipment["warehouse"].as_str().unwrap(),
+        shipment["lines"][0]["sku"].as_str().unwrap(),
+    );
+    let units = shipment["lines"][0]["qty"].as_u64().unwrap();
+    let on_hand = |server: &Server| {
+        let stock = server.get(&format!("/v1/stock/{sku}")).json();
+        stock["warehouses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|row| row["warehouse"] == warehouse)
+            .unwrap()["on_hand"]
+            .as_u64()
+            .unwrap()
+    };
+    let before = on_hand(&server);
+    assert_eq!(
+        server
+            .post_json(&format!("/v1/orders/{other_id}/shipped"), "")
+            .status,
+        200
+    );
+    assert_eq!(on_hand(&server), before - units);
+}
+
+#[test]
+fn a_single_json_order_gets_one_decision_with_its_status_code() {
+    let server = golden_server(&[]);
+    let order = simple_order("J-1", "R1", &[("A", 1)], "");
+    let answer = server.post_json("/v1/orders", &order);
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.header("content-type"), Some("application/json"));
+    let decision = answer.json();
+    assert_eq!(decision["order_id"], "J-1");
+    assert_eq!(decision["status"], "routed");
+    // Retried: the same decision, marked.
+    let again = server.post_json("/v1/orders", &order).json();
+    assert_eq!(again["duplicate"], true);
+    assert_eq!(without_duplicate_flag(again), decision);
+    // Invalid: 400 with the contract's error body.
+    let bad = server.post_json("/v1/orders", &order.replace("R1", "R9"));
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.json()["error"]["code"], "unknown_region");
+    // Not JSON at all, or another media type.
+    assert_eq!(server.post_json("/v1/orders", "{").status, 400);
+    assert_eq!(
+        server
+            .request("POST", "/v1/orders", "text/csv", b"a,b")
+            .status,
+        415
+    );
+    // Over the line limit: 413.
+    let huge = format!("{{\"id\":\"{}\"}}", "x".repeat(70_000));
+    assert_eq!(server.post_json("/v1/orders", &huge).status, 413);
+}
+
+#[test]
+fn one_stream_too_many_is_refused_with_429_and_retry_after() {
+    let config = GOLDEN.replace(
+        "max_shipments = 3",
+        "max_shipments = 3\n\n[limits]\nmax_streams = 1",
+    );
+    let server = Server::start(&config, GOLDEN_CATALOG, STOCK, &[]);
+    let mut stream = open_stream(&server);
+    let mut raw = Vec::new();
+    write_chunk(
+        &mut stream,
+        format!("{}\n", simple_order("L-1", "R1", &[("A", 1)], "")).as_bytes(),
+    );
+    read_until_lines(&mut stream, &mut raw, 1);
+
+    // The one stream allowed is open: another is refused, and says when to come back.
+    let refused = server.post_ndjson(&format!("{}\n", simple_order("L-2", "R1", &[("A", 1)], "")));
+    assert_eq!(refused.status, 429);
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    assert_eq!(refused.json()["error"]["code"], "overloaded");
+    // Nothing of the refused request was decided.
+    assert_eq!(server.get("/v1/orders/L-2").status, 404);
+    // Single orders are not streams: still served.
+    let single = server.post_json("/v1/orders", &simple_order("L-3", "R1", &[("A", 1)], ""));
+    assert_eq!(single.status, 200);
+    let metrics = server.get("/metrics").text().to_owned();
+    assert!(metrics.contains("router_throttled_total 1"), "{metrics}");
+
+    // Once the first stream ends, a new one is taken.
+    stream.write_all(b"0\r\n\r\n").unwrap();
+    let mut rest = Vec::new();
+    let _ = stream.read_to_end(&mut rest);
+    let accepted = server.post_ndjson(&format!("{}\n", simple_order("L-2", "R1", &[("A", 1)], "")));
+    assert_eq!(accepted.status, 200);
+    assert_eq!(accepted.lines()[0]["status"], "routed");
+}
+
+#[test]
+fn sigterm_drains_open_streams_then_exits_zero() {
+    let mut server = golden_server(&[]);
+    let mut stream = open_stream(&server);
+    let mut raw = Vec::new();
+    write_chunk(
+        &mut stream,
+        format!("{}\n", simple_order("D-1", "R1", &[("A", 1)], "")).as_bytes(),
+    );
+    read_until_lines(&mut stream, &mut raw, 1);
+
+    let pid = server_pid(&server);
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    // Draining: no new connections are taken...
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(TcpStream::connect(server.addr).is_err() || server_refuses(&server));
+    // ...but the open stream is still read, decided and answered to its end.
+    let rest_of_body = format!(
+        "{}\n{}\n",
+        simple_order("D-2", "R1", &[("A", 1)], ""),
+        simple_order("D-3", "R1", &[("B", 1)], "")
+    );
+    write_chunk(&mut stream, rest_of_body.as_bytes());
+    let answers = read_until_lines(&mut stream, &mut raw, 3);
+    assert_eq!(answers[1]["order_id"], "D-2");
+    assert_eq!(answers[2]["order_id"], "D-3");
+    stream.write_all(b"0\r\n\r\n").unwrap();
+    let _ = stream.read_to_end(&mut Vec::new());
+    let status = server.terminate_wait();
+    assert!(status.success(), "{status:?}");
+}
+
+fn server_pid(server: &Server) -> u32 {
+    server.pid()
+}
+
+/// Whether a request on a new connection is refused (closed or 503) while draining.
+fn server_refuses(server: &Server) -> bool {
+    let Ok(mut stream) = TcpStream::connect(server.addr) else {
+        return true;
+    };
+    let _ = stream.write_all(b"GET /readyz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    raw.is_empty() || raw.starts_with(b"HTTP/1.1 503")
+}
+
+#[test]
+fn health_readiness_and_metrics() {
+    let server = golden_server(&[]);
+    assert_eq!(server.get("/healthz").status, 200);
+    let ready = server.get("/readyz");
+    assert_eq!(ready.status, 200);
+    assert_eq!(ready.json()["status"], "ready");
+    server.post_ndjson(&format!(
+        "{}\nnot json\n",
+        simple_order("M-1", "R1", &[("A", 1)], "")
+    ));
+    let metrics = server.get("/metrics");
+    assert_eq!(metrics.status, 200);
+    let text = metrics.text();
+    assert!(
+        text.contains("router_decisions_total{status=\"routed\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("router_invalid_lines_total 1"), "{text}");
+    assert!(text.contains("router_stage_seconds"), "{text}");
+}
