@@ -392,3 +392,136 @@ fn health_readiness_and_metrics() {
     assert!(text.contains("router_invalid_lines_total 1"), "{text}");
     assert!(text.contains("router_stage_seconds"), "{text}");
 }
+
+#[test]
+fn network_catalogue_and_stock_levels_in_and_out() {
+    let server = golden_server(&[]);
+    let decided = server.post_ndjson(&format!(
+        "{}\n{}\n",
+        simple_order("N-1", "R1", &[("A", 2)], ""),
+        simple_order("N-2", "R1", &[("A", 1)], "")
+    ));
+    let decided = decided.lines();
+
+    // The network, with today's load: every shipment counted at its warehouse and carrier.
+    let network = server.get("/v1/network").json();
+    let ids = |key: &str| -> Vec<String> {
+        network[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| item["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(ids("zones"), ["east", "west"]);
+    assert_eq!(ids("warehouses"), ["FAR", "NEAR", "WEST"]);
+    assert_eq!(ids("carriers"), ["cheap", "cold", "fast"]);
+    let mut shipped: HashMap<String, u64> = HashMap::new();
+    let mut carried: HashMap<String, u64> = HashMap::new();
+    for decision in &decided {
+        for shipment in decision["shipments"].as_array().unwrap() {
+            *shipped
+                .entry(shipment["warehouse"].as_str().unwrap().to_owned())
+                .or_default() += 1;
+            *carried
+                .entry(shipment["carrier"].as_str().unwrap().to_owned())
+                .or_default() += 1;
+        }
+    }
+    for warehouse in network["warehouses"].as_array().unwrap() {
+        let id = warehouse["id"].as_str().unwrap();
+        assert_eq!(
+            warehouse["today"]["orders"],
+            shipped.get(id).copied().unwrap_or(0),
+            "{warehouse}"
+        );
+    }
+    for carrier in network["carriers"].as_array().unwrap() {
+        let id = carrier["id"].as_str().unwrap();
+        assert_eq!(
+            carrier["today"]["pickups"],
+            carried.get(id).copied().unwrap_or(0),
+            "{carrier}"
+        );
+    }
+
+    // The catalogue, as a JSON array and as NDJSON.
+    let catalog = server.get("/v1/catalog").json();
+    assert_eq!(catalog.as_array().unwrap().len(), 4);
+    assert_eq!(catalog[2]["sku"], "ICE");
+    assert_eq!(catalog[2]["capabilities"][0], "cold_chain");
+    let ndjson = server.request_with(
+        "GET",
+        "/v1/catalog",
+        &[("Accept", "application/x-ndjson")],
+        b"",
+    );
+    assert_eq!(ndjson.lines().len(), 4);
+    assert_eq!(ndjson.lines()[3]["weight_g"], 15000);
+
+    // Absolute levels in: CSV and NDJSON; the same file twice changes nothing.
+    let put = |content_type: &str, body: &str| {
+        server.request("PUT", "/v1/stock", content_type, body.as_bytes())
+    };
+    let a_at = |warehouse: &str| {
+        server.get("/v1/stock/A").json()["warehouses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|row| row["warehouse"] == warehouse)
+            .unwrap()
+            .clone()
+    };
+    let reserved_near = a_at("NEAR")["reserved"].as_u64().unwrap();
+    assert!(reserved_near > 0);
+    for _ in 0..2 {
+        let answer = put("text/csv", "warehouse,sku,on_hand\nNEAR,A,20\nWEST,B,7\n");
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        assert_eq!(answer.json()["applied"], 2);
+        assert_eq!(a_at("NEAR")["on_hand"], 20);
+        assert_eq!(a_at("NEAR")["reserved"], reserved_near);
+    }
+    let answer = put(
+        "application/x-ndjson",
+        "{\"warehouse\":\"FAR\",\"sku\":\"A\",\"on_hand\":9}\n",
+    );
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(a_at("FAR")["on_hand"], 9);
+
+    // A bad row refuses the whole upload and names its line; nothing applies.
+    let answer = put("text/csv", "warehouse,sku,on_hand\nFAR,A,1\nMARS,A,1\n");
+    assert_eq!(answer.status, 400);
+    assert!(answer.text().contains(":3:"), "{}", answer.text());
+    assert!(answer.text().contains("MARS"), "{}", answer.text());
+    assert_eq!(a_at("FAR")["on_hand"], 9);
+    let answer = put(
+        "application/x-ndjson",
+        "{\"warehouse\":\"FAR\",\"sku\":\"A\"}\n",
+    );
+    assert_eq!(answer.status, 400);
+    assert!(answer.text().contains("line 1"), "{}", answer.text());
+    // Below what is reserved: refused by name (409); the other rows apply.
+    let answer = put(
+        "text/csv",
+        &format!(
+            "warehouse,sku,on_hand\nNEAR,A,{}\nFAR,A,3\n",
+            reserved_near - 1
+        ),
+    );
+    assert_eq!(answer.status, 409, "{}", answer.text());
+    let body = answer.json();
+    assert_eq!(body["applied"], 1);
+    assert_eq!(body["refused"][0]["warehouse"], "NEAR");
+    assert_eq!(a_at("NEAR")["on_hand"], 20);
+    assert_eq!(a_at("FAR")["on_hand"], 3);
+
+    // And out: every level as CSV.
+    let export = server.get("/v1/stock");
+    assert_eq!(export.status, 200);
+    let text = export.text();
+    assert!(text.starts_with("warehouse,sku,on_hand,reserved,available\n"));
+    assert!(
+        text.contains(&format!("NEAR,A,20,{reserved_near},{}", 20 - reserved_near)),
+        "{text}"
+    );
+}

@@ -22,6 +22,10 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .route("/v1/orders/{id}/cancel", web::post().to(cancel_order))
         .route("/v1/orders/{id}/shipped", web::post().to(ship_order))
         .route("/v1/stock/{sku}", web::get().to(get_stock))
+        .route("/v1/stock", web::put().to(put_stock))
+        .route("/v1/stock", web::get().to(export_stock))
+        .route("/v1/network", web::get().to(get_network))
+        .route("/v1/catalog", web::get().to(get_catalog))
         .route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
         .route("/metrics", web::get().to(metrics));
@@ -160,27 +164,42 @@ fn stream_orders(payload: web::Payload, app: web::Data<App>) -> HttpResponse {
         .streaming(answers)
 }
 
-/// One JSON order in, one JSON decision out.
-async fn single_order(mut payload: web::Payload, app: web::Data<App>) -> HttpResponse {
-    let limit = app.network.limits.max_line_bytes;
+/// Reads a whole request body of at most `limit` bytes; the error response otherwise.
+async fn read_body(
+    payload: &mut web::Payload,
+    limit: usize,
+    code: &str,
+    what: &str,
+) -> Result<Vec<u8>, HttpResponse> {
     let mut body = Vec::new();
     while let Some(chunk) = payload.next().await {
         let Ok(chunk) = chunk else {
-            return error(
+            return Err(error(
                 StatusCode::BAD_REQUEST,
                 "bad_request",
                 "the request body broke off",
-            );
+            ));
         };
         if body.len() + chunk.len() > limit {
-            return error(
+            return Err(error(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "line_too_long",
-                format!("an order is at most {limit} bytes (limits.max_line_bytes)"),
-            );
+                code,
+                format!("{what} is at most {limit} bytes"),
+            ));
         }
         body.extend_from_slice(&chunk);
     }
+    Ok(body)
+}
+
+/// One JSON order in, one JSON decision out.
+async fn single_order(mut payload: web::Payload, app: web::Data<App>) -> HttpResponse {
+    let limit = app.network.limits.max_line_bytes;
+    let what = "an order (limits.max_line_bytes)";
+    let mut body = match read_body(&mut payload, limit, "line_too_long", what).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
     while body.last().is_some_and(u8::is_ascii_whitespace) {
         body.pop();
     }
@@ -265,6 +284,130 @@ async fn get_stock(path: web::Path<String>, app: web::Data<App>) -> HttpResponse
         ),
         Err(_) => unavailable(),
     }
+}
+
+/// Largest stock upload: 2^28 bytes, about 10 million CSV rows.
+const MAX_STOCK_BYTES: usize = 256 << 20;
+
+/// `PUT /v1/stock`: absolute on-hand levels, CSV (`warehouse,sku,on_hand`) or NDJSON. The
+/// body is checked whole first (a bad row refuses the upload: 400, nothing applied); then
+/// every level applies except those below what is already reserved (409, listing them).
+async fn put_stock(
+    request: HttpRequest,
+    mut payload: web::Payload,
+    app: web::Data<App>,
+) -> HttpResponse {
+    let body = match read_body(&mut payload, MAX_STOCK_BYTES, "too_large", "a stock upload").await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    let levels = if content_type.starts_with("text/csv") {
+        crate::catalog::read_stock(
+            body.as_slice(),
+            std::path::Path::new("request body"),
+            &app.network,
+            &app.catalog,
+        )
+        .map_err(|problem| problem.to_string())
+    } else if content_type.starts_with("application/x-ndjson") {
+        super::views::stock_ndjson(&body, &app.network, &app.catalog)
+    } else {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("stock comes as text/csv or application/x-ndjson, got {content_type:?}"),
+        );
+    };
+    let levels = match levels {
+        Ok(levels) => levels,
+        Err(message) => return error(StatusCode::BAD_REQUEST, "bad_stock", message),
+    };
+    let count = levels.len();
+    match app.shard.send(super::shard::SetStock { levels }).await {
+        Ok(refused) if refused.is_empty() => {
+            HttpResponse::Ok().json(serde_json::json!({"applied": count, "refused": []}))
+        }
+        Ok(refused) => {
+            let rows: Vec<serde_json::Value> = refused
+                .iter()
+                .map(|(level, problem)| {
+                    serde_json::json!({
+                        "warehouse": app.network.warehouse_name(level.warehouse),
+                        "sku": app.catalog.sku_name(level.sku),
+                        "on_hand": level.on_hand,
+                        "reason": problem.to_string(),
+                    })
+                })
+                .collect();
+            HttpResponse::Conflict().json(serde_json::json!({
+                "error": {
+                    "code": "below_reserved",
+                    "message": format!("{} of {count} levels were below the units already reserved and were not applied", rows.len()),
+                },
+                "applied": count - rows.len(),
+                "refused": rows,
+            }))
+        }
+        Err(_) => unavailable(),
+    }
+}
+
+/// `GET /v1/stock`: every level with units on hand or reserved, as CSV.
+async fn export_stock(app: web::Data<App>) -> HttpResponse {
+    match app.shard.send(super::shard::StockExport).await {
+        Ok(csv) => HttpResponse::Ok().content_type("text/csv").body(csv),
+        Err(_) => unavailable(),
+    }
+}
+
+async fn get_network(app: web::Data<App>) -> HttpResponse {
+    match app
+        .shard
+        .send(super::shard::NetworkRequest { now: Millis::now() })
+        .await
+    {
+        Ok(view) => HttpResponse::Ok().json(view),
+        Err(_) => unavailable(),
+    }
+}
+
+/// `GET /v1/catalog`: every SKU, as a JSON array, or NDJSON when the client accepts it.
+async fn get_catalog(request: HttpRequest, app: web::Data<App>) -> HttpResponse {
+    let ndjson = request
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|accept| accept.contains("application/x-ndjson"));
+    let catalog = &app.catalog;
+    let mut out = Vec::with_capacity(catalog.len() * 64);
+    if !ndjson {
+        out.push(b'[');
+    }
+    for index in 0..catalog.len() {
+        let sku = super::views::sku(catalog, crate::ids::SkuId(index as u32));
+        if !ndjson && index > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut out, &sku).expect("JSON into a Vec");
+        if ndjson {
+            out.push(b'\n');
+        }
+    }
+    if !ndjson {
+        out.push(b']');
+    }
+    HttpResponse::Ok()
+        .content_type(if ndjson {
+            "application/x-ndjson"
+        } else {
+            "application/json"
+        })
+        .body(out)
 }
 
 async fn healthz() -> HttpResponse {

@@ -12,6 +12,7 @@
 pub mod admission;
 pub mod http;
 pub mod shard;
+pub mod views;
 
 use crate::catalog::Catalog;
 use crate::config::Network;

@@ -6,6 +6,7 @@
 //! with fallbacks passed between them by message, is the next step (see
 //! `docs/architecture.md`).
 
+use crate::catalog::StockLevel;
 use crate::model::Status;
 use crate::render;
 use crate::route::{Clock, Parsed, RouteSummary, answer_batch};
@@ -203,5 +204,94 @@ impl Handler<StockRequest> for RouterShard {
             "available": totals.0 - totals.1,
             "warehouses": warehouses,
         }))
+    }
+}
+
+/// `GET /v1/network`: the network with today's load.
+pub struct NetworkRequest {
+    pub now: Millis,
+}
+
+impl Message for NetworkRequest {
+    type Result = serde_json::Value;
+}
+
+impl Handler<NetworkRequest> for RouterShard {
+    type Result = MessageResult<NetworkRequest>;
+
+    fn handle(&mut self, request: NetworkRequest, _: &mut Self::Context) -> Self::Result {
+        let loads = super::views::loads(&self.router, request.now);
+        MessageResult(super::views::network(
+            self.router.network(),
+            &loads,
+            request.now,
+        ))
+    }
+}
+
+/// Absolute on-hand levels from the WMS. Each level applies unless it would fall below
+/// what is already reserved; the refused ones come back with the reason.
+pub struct SetStock {
+    pub levels: Vec<StockLevel>,
+}
+
+impl Message for SetStock {
+    type Result = Vec<(StockLevel, ShardError)>;
+}
+
+impl Handler<SetStock> for RouterShard {
+    type Result = MessageResult<SetStock>;
+
+    fn handle(&mut self, request: SetStock, _: &mut Self::Context) -> Self::Result {
+        let results = self.router.set_stock(&request.levels);
+        MessageResult(
+            request
+                .levels
+                .into_iter()
+                .zip(results)
+                .filter_map(|(level, result)| result.err().map(|error| (level, error)))
+                .collect(),
+        )
+    }
+}
+
+/// Every stock cell with units on hand or reserved, as CSV rows
+/// `warehouse,sku,on_hand,reserved,available`.
+pub struct StockExport;
+
+impl Message for StockExport {
+    type Result = Vec<u8>;
+}
+
+impl Handler<StockExport> for RouterShard {
+    type Result = MessageResult<StockExport>;
+
+    fn handle(&mut self, _: StockExport, _: &mut Self::Context) -> Self::Result {
+        let router = &self.router;
+        let (network, catalog) = (router.network(), router.catalog());
+        let mut out = b"warehouse,sku,on_hand,reserved,available\n".to_vec();
+        for (index, warehouse) in network.warehouses.iter().enumerate() {
+            let id = crate::ids::WarehouseId(index as u16);
+            let zone = router.zone(warehouse.zone);
+            let local = zone.local(id).expect("a warehouse is in its zone");
+            for sku in 0..catalog.len() {
+                let sku = crate::ids::SkuId(sku as u32);
+                let cell = zone.cell(local, sku);
+                if cell.on_hand == 0 && cell.reserved == 0 {
+                    continue;
+                }
+                use std::io::Write;
+                let _ = writeln!(
+                    out,
+                    "{},{},{},{},{}",
+                    network.warehouse_name(id),
+                    catalog.sku_name(sku),
+                    cell.on_hand,
+                    cell.reserved,
+                    cell.available()
+                );
+            }
+        }
+        MessageResult(out)
     }
 }
