@@ -246,3 +246,27 @@ fn route_refuses_bad_files_clearly() {
         "{stderr}"
     );
 }
+
+#[test]
+fn check_config_refuses_weak_tokens_and_inconsistent_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("router.toml");
+    let text = std::fs::read_to_string("config/router.toml")
+        .unwrap()
+        .replace("max_orders_in_flight = 65536", "max_orders_in_flight = 100")
+        .replace("priority_reserve = 8192", "priority_reserve = 100")
+        + "\n[auth]\nops_tokens = [\"short\"]\n";
+    std::fs::write(&path, text).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_order-router"))
+        .arg("check-config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("limits.priority_reserve"), "{stderr}");
+    assert!(stderr.contains("auth.ops_tokens[0]"), "{stderr}");
+    assert!(stderr.contains("at least 16"), "{stderr}");
+    // And the token itself is never echoed.
+    assert!(!stderr.contains("\"short\""), "{stderr}");
+}

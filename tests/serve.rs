@@ -525,3 +525,94 @@ fn network_catalogue_and_stock_levels_in_and_out() {
         "{text}"
     );
 }
+
+const READ_TOKEN: &str = "read-token-0123456789";
+const INGEST_TOKEN: &str = "ingest-token-0123456789";
+const OPS_TOKEN: &str = "ops-token-0123456789abc";
+
+#[test]
+fn bearer_tokens_per_role_as_rfc_6750_says() {
+    let config = format!(
+        "[auth]\nread_tokens = [\"{READ_TOKEN}\"]\ningest_tokens = [\"{INGEST_TOKEN}\"]\nops_tokens = [\"{OPS_TOKEN}\"]\n{GOLDEN}"
+    );
+    let server = Server::start(&config, GOLDEN_CATALOG, STOCK, &[]);
+    let call = |method: &str, path: &str, token: Option<&str>, body: &str| {
+        let bearer = token.map(|token| format!("Bearer {token}"));
+        let mut headers = vec![("Content-Type", "application/json")];
+        if let Some(bearer) = &bearer {
+            headers.push(("Authorization", bearer.as_str()));
+        }
+        server.request_with(method, path, &headers, body.as_bytes())
+    };
+    let order = simple_order("A-1", "R1", &[("A", 1)], "");
+
+    // No token: 401 and a challenge; a wrong one: 401 invalid_token.
+    let answer = call("POST", "/v1/orders", None, &order);
+    assert_eq!(answer.status, 401);
+    assert_eq!(
+        answer.header("www-authenticate"),
+        Some("Bearer realm=\"order-router\"")
+    );
+    let answer = call("POST", "/v1/orders", Some("not-a-token-at-all"), &order);
+    assert_eq!(answer.status, 401);
+    assert!(
+        answer
+            .header("www-authenticate")
+            .unwrap()
+            .contains("error=\"invalid_token\"")
+    );
+    // Too low a role: 403 insufficient_scope, naming the role needed.
+    let answer = call("POST", "/v1/orders", Some(READ_TOKEN), &order);
+    assert_eq!(answer.status, 403);
+    let challenge = answer.header("www-authenticate").unwrap();
+    assert!(
+        challenge.contains("error=\"insufficient_scope\""),
+        "{challenge}"
+    );
+    assert!(challenge.contains("scope=\"ingest\""), "{challenge}");
+    assert_eq!(server.get("/v1/orders/A-1").status, 401);
+
+    // The right roles pass; roles include the ones below them.
+    assert_eq!(
+        call("POST", "/v1/orders", Some(INGEST_TOKEN), &order).status,
+        200
+    );
+    assert_eq!(
+        call("GET", "/v1/orders/A-1", Some(READ_TOKEN), "").status,
+        200
+    );
+    assert_eq!(
+        call("GET", "/v1/orders/A-1", Some(INGEST_TOKEN), "").status,
+        200
+    );
+    assert_eq!(
+        call("POST", "/v1/orders/A-1/cancel", Some(INGEST_TOKEN), "").status,
+        403
+    );
+    assert_eq!(
+        call("POST", "/v1/orders/A-1/cancel", Some(OPS_TOKEN), "").status,
+        200
+    );
+
+    // Health, readiness and metrics need no token.
+    assert_eq!(server.get("/healthz").status, 200);
+    assert_eq!(server.get("/readyz").status, 200);
+    assert_eq!(server.get("/metrics").status, 200);
+}
+
+#[test]
+fn without_tokens_the_service_will_not_listen_beyond_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_order-router"))
+        .args(["serve", "--listen", "0.0.0.0:0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("refusing to listen on 0.0.0.0:0"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("[auth]"), "{stderr}");
+}

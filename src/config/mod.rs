@@ -154,6 +154,57 @@ impl Default for Limits {
     }
 }
 
+/// What a bearer token may do. Each role includes the ones below it: `ops` may do
+/// everything, `ingest` may also read, `read` only reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    Read,
+    Ingest,
+    Ops,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Read => "read",
+            Role::Ingest => "ingest",
+            Role::Ops => "ops",
+        }
+    }
+}
+
+/// `[auth]`: bearer tokens and their roles. Empty: no authentication, and the service
+/// listens on loopback only.
+#[derive(Clone, Default, PartialEq)]
+pub struct Auth {
+    pub tokens: Vec<(String, Role)>,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print a token.
+        write!(formatter, "Auth {{ {} tokens }}", self.tokens.len())
+    }
+}
+
+impl Auth {
+    pub fn is_enabled(&self) -> bool {
+        !self.tokens.is_empty()
+    }
+
+    /// The role of `token`, compared in constant time against every configured token.
+    pub fn role_of(&self, token: &str) -> Option<Role> {
+        use subtle::ConstantTimeEq;
+        let mut found = None;
+        for (known, role) in &self.tokens {
+            if bool::from(known.as_bytes().ct_eq(token.as_bytes())) {
+                found = Some(found.map_or(*role, |other: Role| other.max(*role)));
+            }
+        }
+        found
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tier {
     pub min_service: ServiceLevel,
@@ -219,6 +270,7 @@ pub struct Carrier {
 pub struct Network {
     pub policy: Policy,
     pub limits: Limits,
+    pub auth: Auth,
     pub tier_ids: Interner,
     pub tiers: Vec<Tier>,
     /// The tier of orders that name none (`standard`, defined implicitly if the file does not).
@@ -503,6 +555,7 @@ impl Checker<'_> {
     fn build(&mut self, raw: RawConfig) -> Network {
         let policy = self.policy(&raw);
         let limits = self.limits(&raw);
+        let auth = self.auth(&raw);
         let whole_file = 0..0;
         for (kind, count) in [
             ("zones", raw.zones.len()),
@@ -682,6 +735,7 @@ impl Checker<'_> {
         Network {
             policy,
             limits,
+            auth,
             tier_ids,
             tiers,
             default_tier,
@@ -750,6 +804,32 @@ impl Checker<'_> {
             policy.hold_tags = tags.clone();
         }
         policy
+    }
+
+    fn auth(&mut self, raw: &RawConfig) -> Auth {
+        let mut auth = Auth::default();
+        let Some(raw) = &raw.auth else {
+            return auth;
+        };
+        for (key, tokens, role) in [
+            ("auth.read_tokens", &raw.read_tokens, Role::Read),
+            ("auth.ingest_tokens", &raw.ingest_tokens, Role::Ingest),
+            ("auth.ops_tokens", &raw.ops_tokens, Role::Ops),
+        ] {
+            for (index, token) in tokens.iter().enumerate() {
+                let text = token.get_ref();
+                if text.len() < 16 || !text.bytes().all(|byte| byte.is_ascii_graphic()) {
+                    self.report(
+                        token.span(),
+                        format!("{key}[{index}]"),
+                        "a token must be at least 16 printable ASCII characters, no spaces",
+                    );
+                    continue;
+                }
+                auth.tokens.push((text.clone(), role));
+            }
+        }
+        auth
     }
 
     fn limits(&mut self, raw: &RawConfig) -> Limits {

@@ -12,6 +12,7 @@ use toml::Spanned;
 pub(super) struct RawConfig {
     pub policy: Option<RawPolicy>,
     pub limits: Option<RawLimits>,
+    pub auth: Option<RawAuth>,
     #[serde(default)]
     pub tiers: Vec<Spanned<RawTier>>,
     #[serde(default)]
@@ -55,6 +56,18 @@ pub(super) struct RawLimits {
     pub max_streams: Option<Spanned<i64>>,
     pub max_orders_in_flight: Option<Spanned<i64>>,
     pub priority_reserve: Option<Spanned<i64>>,
+}
+
+/// `[auth]` (extension): bearer tokens per role.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAuth {
+    #[serde(default)]
+    pub ingest_tokens: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub ops_tokens: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub read_tokens: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

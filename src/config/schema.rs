@@ -87,10 +87,18 @@ const CARRIER: Shape = Shape {
         ("services", Some(&SERVICE)),
     ],
 };
+const AUTH: Shape = Shape {
+    keys: &[
+        ("ingest_tokens", None),
+        ("ops_tokens", None),
+        ("read_tokens", None),
+    ],
+};
 const ROOT: Shape = Shape {
     keys: &[
         ("policy", Some(&POLICY)),
         ("limits", Some(&LIMITS)),
+        ("auth", Some(&AUTH)),
         ("tiers", Some(&TIER)),
         ("zones", Some(&ZONE)),
         ("regions", Some(&REGION)),

@@ -10,6 +10,7 @@
 //! What is built and what is not yet is listed in `docs/service.md`.
 
 pub mod admission;
+pub mod auth;
 pub mod http;
 pub mod shard;
 pub mod views;
@@ -53,6 +54,11 @@ pub struct App {
 }
 
 impl App {
+    /// The config snapshot in force.
+    pub fn network(&self) -> &Arc<Network> {
+        &self.network
+    }
+
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Acquire)
     }
@@ -64,16 +70,15 @@ const SHARD_MAILBOX: usize = 256;
 /// Runs the service until SIGTERM or SIGINT, then drains: stops accepting, lets open
 /// streams finish (every order read is decided and answered), and returns.
 pub fn run(options: ServeOptions) -> anyhow::Result<()> {
-    let loopback = options.listen.ip().is_loopback();
-    if !loopback {
+    let world = World::load(&options.sources)?;
+    if !options.listen.ip().is_loopback() && !world.network.auth.is_enabled() {
         bail!(
-            "refusing to listen on {}: no access tokens are configured, so the router only listens on loopback (127.0.0.1 or ::1)",
+            "refusing to listen on {}: no access tokens are configured ([auth] in the config), so the router only listens on loopback (127.0.0.1 or ::1)",
             options.listen
         );
     }
     std::fs::create_dir_all(&options.data_dir)
         .with_context(|| format!("creating the data dir {}", options.data_dir.display()))?;
-    let world = World::load(&options.sources)?;
     let metrics = PrometheusBuilder::new()
         .install_recorder()
         .context("installing the metrics recorder")?;
@@ -107,6 +112,7 @@ async fn serve(
     let mut server = HttpServer::new(move || {
         actix_web::App::new()
             .app_data(shared.clone())
+            .wrap(actix_web::middleware::from_fn(auth::authenticate))
             .configure(http::configure)
     })
     .disable_signals()
