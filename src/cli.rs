@@ -41,6 +41,10 @@ pub enum Command {
         /// HTTP worker threads, which parse. Default: one per core.
         #[arg(long)]
         workers: Option<usize>,
+        /// Do not reload the config when its file changes (SIGHUP and POST /v1/admin/reload
+        /// still do).
+        #[arg(long)]
+        no_watch_config: bool,
         /// Seconds a shutdown (SIGTERM) waits for open streams to finish.
         #[arg(long, default_value_t = 30)]
         shutdown_timeout: u64,
@@ -104,6 +108,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             listen,
             data_dir,
             workers,
+            no_watch_config,
             shutdown_timeout,
             seed,
         } => {
@@ -124,6 +129,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
                 data_dir,
                 workers,
+                watch_config: !no_watch_config,
                 shutdown_timeout: std::time::Duration::from_secs(shutdown_timeout),
             })?;
             Ok(ExitCode::SUCCESS)

@@ -616,3 +616,132 @@ fn without_tokens_the_service_will_not_listen_beyond_loopback() {
     );
     assert!(stderr.contains("[auth]"), "{stderr}");
 }
+
+/// Polls `check` for up to ten seconds.
+fn eventually(mut check: impl FnMut() -> bool) -> bool {
+    for _ in 0..100 {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    false
+}
+
+fn warehouse_of(server: &Server, id: &str) -> String {
+    let answer = server.post_ndjson(&format!("{}\n", simple_order(id, "R1", &[("A", 1)], "")));
+    answer.lines()[0]["shipments"][0]["warehouse"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn config_reloads_live_refusing_bad_files_and_restart_only_changes() {
+    // The file watcher would race the explicit reloads below; it has its own test.
+    let server = golden_server(&["--no-watch-config"]);
+    let config_path = server.dir.path().join("router.toml");
+    assert_eq!(warehouse_of(&server, "R-1"), "NEAR");
+    let reload = || server.post_json("/v1/admin/reload", "");
+
+    // Unchanged file: nothing to do.
+    let answer = reload();
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.json()["status"], "unchanged");
+
+    // A good change applies to the next orders, and says what changed.
+    let near_disabled = GOLDEN.replacen("rank = 2", "rank = 2\nenabled = false", 1);
+    std::fs::write(&config_path, &near_disabled).unwrap();
+    let answer = reload();
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.json()["status"], "applied");
+    assert_eq!(answer.json()["changed"][0], "warehouses[NEAR]");
+    assert_eq!(warehouse_of(&server, "R-2"), "FAR");
+    // An order decided before the reload is still answered as it was decided.
+    let old = server.get("/v1/orders/R-1").json();
+    assert_eq!(old["decision"]["shipments"][0]["warehouse"], "NEAR");
+
+    // A file that does not validate is refused with its problems located; the old config
+    // keeps serving.
+    std::fs::write(
+        &config_path,
+        near_disabled.replace("split_weight", "split_wieght"),
+    )
+    .unwrap();
+    let answer = reload();
+    assert_eq!(answer.status, 422);
+    let body = answer.json();
+    assert_eq!(body["status"], "refused");
+    let problem = body["problems"][0].as_str().unwrap();
+    assert!(problem.contains("router.toml:"), "{problem}");
+    assert!(problem.contains("split_wieght"), "{problem}");
+    assert_eq!(warehouse_of(&server, "R-3"), "FAR");
+
+    // What only a restart can change is refused by name.
+    let moved = near_disabled.replacen(
+        "zone = \"east\"\nlat = 30.1",
+        "zone = \"west\"\nlat = 30.1",
+        1,
+    );
+    assert_ne!(moved, near_disabled);
+    std::fs::write(&config_path, &moved).unwrap();
+    let answer = reload();
+    assert_eq!(answer.status, 422);
+    let body = answer.json();
+    assert_eq!(body["problems"][0], "warehouses[NEAR].zone");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("restart")
+    );
+    let streams = near_disabled.replacen(
+        "max_shipments = 3",
+        "max_shipments = 3\n\n[limits]\nmax_streams = 7",
+        1,
+    );
+    std::fs::write(&config_path, &streams).unwrap();
+    assert_eq!(reload().json()["problems"][0], "limits.max_streams");
+
+    // SIGHUP reloads too.
+    std::fs::write(&config_path, GOLDEN).unwrap();
+    std::process::Command::new("kill")
+        .args(["-HUP", &server.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(eventually(|| warehouse_of(
+        &server,
+        &format!("R-h{}", rand_suffix())
+    ) == "NEAR"));
+}
+
+#[test]
+fn a_changed_config_file_is_picked_up_without_being_asked() {
+    let server = golden_server(&[]);
+    let config_path = server.dir.path().join("router.toml");
+    assert_eq!(warehouse_of(&server, "W-0"), "NEAR");
+    // Written the way editors do: a new file renamed over the old one.
+    let staging = server.dir.path().join(".router.toml.swp");
+    std::fs::write(
+        &staging,
+        GOLDEN.replacen("rank = 2", "rank = 2\nenabled = false", 1),
+    )
+    .unwrap();
+    std::fs::rename(&staging, &config_path).unwrap();
+    let mut attempt = 0;
+    assert!(eventually(|| {
+        attempt += 1;
+        warehouse_of(&server, &format!("W-{attempt}")) == "FAR"
+    }));
+    let metrics = server.get("/metrics").text().to_owned();
+    assert!(
+        metrics.contains("router_config_reloads_total{outcome=\"applied\"}"),
+        "{metrics}"
+    );
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}

@@ -2,6 +2,7 @@
 
 use super::App;
 use super::shard::{DecideBatch, OrderAction, OrderRequest, StockRequest};
+use crate::config::Network;
 use crate::ingest::{LineSplitter, parse_order};
 use crate::model::{Invalid, InvalidCode, Order, ServiceLevel};
 use crate::route::{Parsed, parse_line};
@@ -12,6 +13,7 @@ use actix_web::http::header::{self, ContentType};
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::Bytes;
 use futures_util::StreamExt;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Routes of the API.
@@ -26,6 +28,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .route("/v1/stock", web::get().to(export_stock))
         .route("/v1/network", web::get().to(get_network))
         .route("/v1/catalog", web::get().to(get_catalog))
+        .route("/v1/admin/reload", web::post().to(admin_reload))
         .route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
         .route("/metrics", web::get().to(metrics));
@@ -52,15 +55,17 @@ fn too_busy(what: &str) -> HttpResponse {
 
 /// Whether an order is admitted ahead of standard traffic: it asks for (or its tier
 /// requires) express or faster.
-fn is_priority(app: &App, order: &Order) -> bool {
-    let tier_minimum = app.network.tiers[order.tier.index()].min_service;
+fn is_priority(network: &Network, order: &Order) -> bool {
+    let tier_minimum = network.tiers[order.tier.index()].min_service;
     order.service.max(tier_minimum) >= ServiceLevel::Express
 }
 
-fn batch_priority(app: &App, batch: &[Parsed]) -> bool {
-    batch
-        .iter()
-        .any(|(_, parsed)| parsed.as_ref().is_ok_and(|order| is_priority(app, order)))
+fn batch_priority(network: &Network, batch: &[Parsed]) -> bool {
+    batch.iter().any(|(_, parsed)| {
+        parsed
+            .as_ref()
+            .is_ok_and(|order| is_priority(network, order))
+    })
 }
 
 /// `POST /v1/orders`: NDJSON streamed both ways, or one JSON order.
@@ -115,7 +120,7 @@ fn stream_orders(payload: web::Payload, app: web::Data<App>) -> HttpResponse {
     }
     let state = State {
         payload,
-        splitter: LineSplitter::new(app.network.limits.max_line_bytes),
+        splitter: LineSplitter::new(app.network().limits.max_line_bytes),
         batch: Vec::new(),
         app,
         ended: false,
@@ -127,7 +132,9 @@ fn stream_orders(payload: web::Payload, app: web::Data<App>) -> HttpResponse {
                 return None;
             }
             let parse_started = Instant::now();
-            let (network, catalog) = (&state.app.network, &state.app.catalog);
+            // Each chunk is parsed, decided and answered under one config snapshot.
+            let snapshot = state.app.network();
+            let (network, catalog) = (&*snapshot, &state.app.catalog);
             match state.payload.next().await {
                 Some(Ok(chunk)) => {
                     let batch = &mut state.batch;
@@ -155,7 +162,7 @@ fn stream_orders(payload: web::Payload, app: web::Data<App>) -> HttpResponse {
             metrics::histogram!("router_stage_seconds", "stage" => "parse")
                 .record(parse_started.elapsed().as_secs_f64());
             let batch = std::mem::take(&mut state.batch);
-            let bytes = state.app.decide(batch).await;
+            let bytes = state.app.decide(batch, snapshot).await;
             return Some((Ok::<Bytes, actix_web::Error>(Bytes::from(bytes)), state));
         }
     });
@@ -194,7 +201,8 @@ async fn read_body(
 
 /// One JSON order in, one JSON decision out.
 async fn single_order(mut payload: web::Payload, app: web::Data<App>) -> HttpResponse {
-    let limit = app.network.limits.max_line_bytes;
+    let network = app.network();
+    let limit = network.limits.max_line_bytes;
     let what = "an order (limits.max_line_bytes)";
     let mut body = match read_body(&mut payload, limit, "line_too_long", what).await {
         Ok(body) => body,
@@ -203,15 +211,17 @@ async fn single_order(mut payload: web::Payload, app: web::Data<App>) -> HttpRes
     while body.last().is_some_and(u8::is_ascii_whitespace) {
         body.pop();
     }
-    let order = match parse_order(&body, &app.network, &app.catalog) {
+    let order = match parse_order(&body, &network, &app.catalog) {
         Ok(order) => order,
         Err(invalid) => return invalid_response(&invalid),
     };
-    let priority = is_priority(&app, &order);
+    let priority = is_priority(&network, &order);
     let Some(permit) = app.admission.try_admit(1, priority) else {
         return too_busy("the router is at its limit of orders in flight");
     };
-    let outcome = app.decide_admitted(vec![(1, Ok(order))], permit).await;
+    let outcome = app
+        .decide_admitted(vec![(1, Ok(order))], network, permit)
+        .await;
     let mut bytes = outcome.bytes;
     if outcome.summary.invalid > 0 {
         // The only refusal after parsing: the id was seen with other content.
@@ -306,16 +316,17 @@ async fn put_stock(
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
         .unwrap_or("");
+    let network = app.network();
     let levels = if content_type.starts_with("text/csv") {
         crate::catalog::read_stock(
             body.as_slice(),
             std::path::Path::new("request body"),
-            &app.network,
+            &network,
             &app.catalog,
         )
         .map_err(|problem| problem.to_string())
     } else if content_type.starts_with("application/x-ndjson") {
-        super::views::stock_ndjson(&body, &app.network, &app.catalog)
+        super::views::stock_ndjson(&body, &network, &app.catalog)
     } else {
         return error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -337,7 +348,7 @@ async fn put_stock(
                 .iter()
                 .map(|(level, problem)| {
                     serde_json::json!({
-                        "warehouse": app.network.warehouse_name(level.warehouse),
+                        "warehouse": network.warehouse_name(level.warehouse),
                         "sku": app.catalog.sku_name(level.sku),
                         "on_hand": level.on_hand,
                         "reason": problem.to_string(),
@@ -410,6 +421,17 @@ async fn get_catalog(request: HttpRequest, app: web::Data<App>) -> HttpResponse 
         .body(out)
 }
 
+/// `POST /v1/admin/reload`: 200 with what changed, or 422 with why it was refused (the old
+/// config keeps serving).
+async fn admin_reload(app: web::Data<App>) -> HttpResponse {
+    let outcome = super::reload::reload(&app, app.config_path()).await;
+    let status = match outcome {
+        super::reload::Outcome::Refused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        _ => StatusCode::OK,
+    };
+    HttpResponse::build(status).json(outcome.to_json())
+}
+
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
@@ -437,22 +459,24 @@ async fn metrics(app: web::Data<App>) -> HttpResponse {
 
 impl App {
     /// Admits (waiting as long as it takes), decides and answers one parsed chunk.
-    pub async fn decide(&self, batch: Vec<Parsed>) -> Vec<u8> {
-        let priority = batch_priority(self, &batch);
+    pub async fn decide(&self, batch: Vec<Parsed>, network: Arc<Network>) -> Vec<u8> {
+        let priority = batch_priority(&network, &batch);
         let permit = self.admission.admit(batch.len(), priority).await;
-        self.decide_admitted(batch, permit).await.bytes
+        self.decide_admitted(batch, network, permit).await.bytes
     }
 
     /// Decides a chunk whose permits are held; gives them back once answered.
     pub async fn decide_admitted(
         &self,
         batch: Vec<Parsed>,
+        network: Arc<Network>,
         permit: tokio::sync::OwnedSemaphorePermit,
     ) -> super::shard::BatchAnswer {
         // Lines of a chunk are numbered consecutively.
         let (first_line, lines) = (batch.first().map_or(1, |(number, _)| *number), batch.len());
         let message = DecideBatch {
             batch,
+            network,
             now: Millis::now(),
             sent: Instant::now(),
         };

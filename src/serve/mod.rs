@@ -12,6 +12,7 @@
 pub mod admission;
 pub mod auth;
 pub mod http;
+pub mod reload;
 pub mod shard;
 pub mod views;
 
@@ -23,9 +24,11 @@ use actix::{Actor, Addr};
 use actix_web::{HttpServer, web};
 use admission::Admission;
 use anyhow::{Context, bail};
+use arc_swap::ArcSwap;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use shard::RouterShard;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -39,13 +42,19 @@ pub struct ServeOptions {
     pub data_dir: std::path::PathBuf,
     /// HTTP worker threads (parsing); default: one per core.
     pub workers: Option<usize>,
+    /// Whether a change of the config file reloads it.
+    pub watch_config: bool,
     /// How long a graceful shutdown waits for open streams to end.
     pub shutdown_timeout: Duration,
 }
 
 /// What every handler shares.
 pub struct App {
-    pub network: Arc<Network>,
+    /// The config snapshot in force; swapped whole on reload.
+    network: ArcSwap<Network>,
+    /// The file it came from (`None`: the embedded default).
+    config_path: Option<PathBuf>,
+    reload_lock: tokio::sync::Mutex<()>,
     pub catalog: Arc<Catalog>,
     pub shard: Addr<RouterShard>,
     pub admission: Arc<Admission>,
@@ -55,8 +64,16 @@ pub struct App {
 
 impl App {
     /// The config snapshot in force.
-    pub fn network(&self) -> &Arc<Network> {
-        &self.network
+    pub fn network(&self) -> Arc<Network> {
+        self.network.load_full()
+    }
+
+    fn set_network(&self, network: Arc<Network>) {
+        self.network.store(network);
+    }
+
+    pub fn config_path(&self) -> Option<&std::path::Path> {
+        self.config_path.as_deref()
     }
 
     pub fn is_draining(&self) -> bool {
@@ -96,8 +113,14 @@ async fn serve(
     let shard = RouterShard::start_in_arbiter(&arbiter.handle(), move |_| {
         RouterShard::new(router, SHARD_MAILBOX)
     });
+    let config_path = options.sources.config.clone().or_else(|| {
+        let default = PathBuf::from(crate::world::DEFAULT_CONFIG_PATH);
+        default.exists().then_some(default)
+    });
     let app = web::Data::new(App {
-        network: world.network,
+        network: ArcSwap::new(world.network),
+        config_path,
+        reload_lock: tokio::sync::Mutex::new(()),
         catalog: world.catalog,
         shard,
         admission: Arc::new(Admission::new(
@@ -131,24 +154,87 @@ async fn serve(
     }
     let server = server.run();
     let handle = server.handle();
+    let watcher = if options.watch_config {
+        watch_config(&app)
+    } else {
+        None
+    };
     let signals = async move {
-        wait_for_signal().await;
+        wait_for_signal(&app).await;
         tracing::info!("shutting down: no new requests; open streams are finished");
         app.draining.store(true, Ordering::Release);
         handle.stop(true).await;
     };
     let (result, ()) = futures_util::future::join(server, signals).await;
     result.context("serving HTTP")?;
+    drop(watcher);
     arbiter.stop();
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// Waits for SIGTERM or SIGINT; reloads the config on every SIGHUP meanwhile.
+async fn wait_for_signal(app: &web::Data<App>) {
     use tokio::signal::unix::{SignalKind, signal};
     let mut terminate = signal(SignalKind::terminate()).expect("SIGTERM handler");
     let mut interrupt = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    tokio::select! {
-        _ = terminate.recv() => {}
-        _ = interrupt.recv() => {}
+    let mut hangup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+    loop {
+        tokio::select! {
+            _ = terminate.recv() => return,
+            _ = interrupt.recv() => return,
+            _ = hangup.recv() => {
+                let outcome = reload::reload(app, app.config_path()).await;
+                tracing::info!("SIGHUP: config {}", outcome.to_json());
+            }
+        }
     }
+}
+
+/// How long the file must be quiet before a change is reloaded: editors write a file in
+/// several steps (truncate, write, rename), and one reload should see the last.
+const RELOAD_DEBOUNCE: Duration = Duration::from_millis(300);
+
+/// Watches the config file (its folder, since editors replace files by renaming) and
+/// reloads after each burst of changes. `None` when serving the embedded config, or when
+/// the platform cannot watch (logged; SIGHUP and the admin endpoint still work).
+fn watch_config(
+    app: &web::Data<App>,
+) -> Option<notify_debouncer_mini::Debouncer<notify_debouncer_mini::notify::RecommendedWatcher>> {
+    use notify_debouncer_mini::notify::RecursiveMode;
+    let path = app.config_path()?.to_owned();
+    let absolute = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+    let folder = absolute.parent()?.to_owned();
+    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let watched = absolute.clone();
+    let mut debouncer = match notify_debouncer_mini::new_debouncer(
+        RELOAD_DEBOUNCE,
+        move |events: notify_debouncer_mini::DebounceEventResult| {
+            if let Ok(events) = events
+                && events.iter().any(|event| event.path == watched)
+            {
+                let _ = sender.send(());
+            }
+        },
+    ) {
+        Ok(debouncer) => debouncer,
+        Err(error) => {
+            tracing::warn!("not watching {}: {error}", path.display());
+            return None;
+        }
+    };
+    if let Err(error) = debouncer
+        .watcher()
+        .watch(&folder, RecursiveMode::NonRecursive)
+    {
+        tracing::warn!("not watching {}: {error}", folder.display());
+        return None;
+    }
+    let app = app.clone();
+    actix_rt::spawn(async move {
+        while receiver.recv().await.is_some() {
+            let outcome = reload::reload(&app, app.config_path()).await;
+            tracing::info!("{} changed: config {}", path.display(), outcome.to_json());
+        }
+    });
+    Some(debouncer)
 }

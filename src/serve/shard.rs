@@ -37,9 +37,10 @@ impl Actor for RouterShard {
     }
 }
 
-/// Decide a parsed chunk, in order, at `now`.
+/// Decide a parsed chunk, in order, at `now`, under the config snapshot it was parsed with.
 pub struct DecideBatch {
     pub batch: Vec<Parsed>,
+    pub network: std::sync::Arc<crate::config::Network>,
     pub now: Millis,
     /// When the batch was sent, for the queue-wait histogram.
     pub sent: Instant,
@@ -65,13 +66,15 @@ impl Handler<DecideBatch> for RouterShard {
         let mut batch = message.batch;
         let mut bytes = Vec::with_capacity(batch.len() * 400);
         let mut summary = RouteSummary::default();
-        answer_batch(
-            &mut self.router,
-            &mut batch,
-            Clock::Fixed(message.now),
-            &mut bytes,
-            &mut summary,
-        );
+        self.router.with_network(&message.network, |router| {
+            answer_batch(
+                router,
+                &mut batch,
+                Clock::Fixed(message.now),
+                &mut bytes,
+                &mut summary,
+            )
+        });
         metrics::histogram!("router_stage_seconds", "stage" => "decide")
             .record(started.elapsed().as_secs_f64());
         record_summary(&summary);
@@ -293,5 +296,20 @@ impl Handler<StockExport> for RouterShard {
             }
         }
         MessageResult(out)
+    }
+}
+
+/// Makes a new config snapshot the one in force (already checked compatible).
+pub struct SetNetwork(pub std::sync::Arc<crate::config::Network>);
+
+impl Message for SetNetwork {
+    type Result = ();
+}
+
+impl Handler<SetNetwork> for RouterShard {
+    type Result = ();
+
+    fn handle(&mut self, message: SetNetwork, _: &mut Self::Context) {
+        self.router.set_network(message.0);
     }
 }

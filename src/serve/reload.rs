@@ -1,0 +1,213 @@
+//! Live config reload: on `POST /v1/admin/reload`, SIGHUP, or a change of the file
+//! (debounced). A config that does not validate is refused with its problems and the old
+//! one keeps serving; one that changes what only a restart can change is refused naming
+//! those fields. Otherwise the new snapshot is swapped in atomically: chunks parsed under
+//! the old one are still decided under it (each chunk carries its snapshot), new chunks use
+//! the new one.
+
+use super::App;
+use crate::config::Network;
+use serde_json::{Value, json};
+use std::path::Path;
+use std::sync::Arc;
+
+/// What a reload did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Swapped in; what changed, by key.
+    Applied(Vec<String>),
+    /// The file says what is already in force.
+    Unchanged,
+    /// Not applied; why, and each problem.
+    Refused {
+        reason: String,
+        problems: Vec<String>,
+    },
+}
+
+impl Outcome {
+    pub fn to_json(&self) -> Value {
+        match self {
+            Outcome::Applied(changed) => json!({"status": "applied", "changed": changed}),
+            Outcome::Unchanged => json!({"status": "unchanged", "changed": []}),
+            Outcome::Refused { reason, problems } => json!({
+                "status": "refused",
+                "error": {"code": "config_refused", "message": reason},
+                "problems": problems,
+            }),
+        }
+    }
+}
+
+/// The fields that differ between `old` and `new` that a running router cannot take:
+/// the shape of the network its state is laid out by, and the admission bounds.
+pub fn restart_only(old: &Network, new: &Network) -> Vec<String> {
+    let mut fields = Vec::new();
+    let names = |interner: &crate::ids::Interner| -> Vec<String> {
+        interner.names().map(str::to_owned).collect()
+    };
+    if names(&old.zone_ids) != names(&new.zone_ids) {
+        fields.push("zones (ids or order)".to_owned());
+    }
+    if names(&old.region_ids) != names(&new.region_ids) {
+        fields.push("regions (ids or order)".to_owned());
+    } else {
+        for (index, (before, after)) in old.regions.iter().zip(&new.regions).enumerate() {
+            if old.zone_name(before.zone) != new.zone_name(after.zone) {
+                fields.push(format!(
+                    "regions[{}].zone",
+                    old.region_ids.name(index as u32)
+                ));
+            }
+        }
+    }
+    if names(&old.warehouse_ids) != names(&new.warehouse_ids) {
+        fields.push("warehouses (ids)".to_owned());
+    } else {
+        for (index, (before, after)) in old.warehouses.iter().zip(&new.warehouses).enumerate() {
+            if old.zone_name(before.zone) != new.zone_name(after.zone) {
+                fields.push(format!(
+                    "warehouses[{}].zone",
+                    old.warehouse_ids.name(index as u32)
+                ));
+            }
+        }
+    }
+    if names(&old.carrier_ids) != names(&new.carrier_ids) {
+        fields.push("carriers (ids)".to_owned());
+    }
+    for (key, before, after) in [
+        (
+            "limits.max_streams",
+            old.limits.max_streams,
+            new.limits.max_streams,
+        ),
+        (
+            "limits.max_orders_in_flight",
+            old.limits.max_orders_in_flight,
+            new.limits.max_orders_in_flight,
+        ),
+        (
+            "limits.priority_reserve",
+            old.limits.priority_reserve,
+            new.limits.priority_reserve,
+        ),
+    ] {
+        if before != after {
+            fields.push(key.to_owned());
+        }
+    }
+    fields
+}
+
+/// What differs between two compatible snapshots, by key (coarse: a warehouse or carrier
+/// that changed at all is named once).
+pub fn changes(old: &Network, new: &Network) -> Vec<String> {
+    let mut changed = Vec::new();
+    if old.policy != new.policy {
+        changed.push("policy".to_owned());
+    }
+    if old.limits != new.limits {
+        changed.push("limits".to_owned());
+    }
+    if old.auth != new.auth {
+        changed.push("auth".to_owned());
+    }
+    let tier_names = |network: &Network| -> Vec<String> {
+        network.tier_ids.names().map(str::to_owned).collect()
+    };
+    if tier_names(old) != tier_names(new) || old.tiers != new.tiers {
+        changed.push("tiers".to_owned());
+    }
+    for (index, (before, after)) in old.regions.iter().zip(&new.regions).enumerate() {
+        if before != after {
+            changed.push(format!("regions[{}]", old.region_ids.name(index as u32)));
+        }
+    }
+    for (index, (before, after)) in old.warehouses.iter().zip(&new.warehouses).enumerate() {
+        if before != after {
+            changed.push(format!(
+                "warehouses[{}]",
+                old.warehouse_ids.name(index as u32)
+            ));
+        }
+    }
+    for (index, (before, after)) in old.carriers.iter().zip(&new.carriers).enumerate() {
+        if before != after {
+            changed.push(format!("carriers[{}]", old.carrier_ids.name(index as u32)));
+        }
+    }
+    changed
+}
+
+/// Reads `path` and, if it validates and fits, makes it the snapshot in force.
+pub async fn reload(app: &App, path: Option<&Path>) -> Outcome {
+    let Some(path) = path else {
+        return Outcome::Refused {
+            reason: "the router serves the embedded config; there is no file to reload (start it with --config FILE)".to_owned(),
+            problems: Vec::new(),
+        };
+    };
+    let _one_at_a_time = app.reload_lock.lock().await;
+    let new = match Network::load(path) {
+        Ok(network) => network,
+        Err(error) => {
+            let problems = error
+                .problems()
+                .iter()
+                .map(|problem| {
+                    format!(
+                        "{}:{}:{}: {}: {}",
+                        path.display(),
+                        problem.line,
+                        problem.column,
+                        problem.key,
+                        problem.message
+                    )
+                })
+                .collect();
+            return refused(path, format!("{error}"), problems);
+        }
+    };
+    let old = app.network();
+    let restart = restart_only(&old, &new);
+    if !restart.is_empty() {
+        let reason = format!(
+            "{}: these change only with a restart: {}",
+            path.display(),
+            restart.join(", ")
+        );
+        return refused(path, reason, restart);
+    }
+    let changed = changes(&old, &new);
+    if changed.is_empty() {
+        return Outcome::Unchanged;
+    }
+    let new = Arc::new(new);
+    if app
+        .shard
+        .send(super::shard::SetNetwork(new.clone()))
+        .await
+        .is_err()
+    {
+        return refused(
+            path,
+            "the routing shard is not running".to_owned(),
+            Vec::new(),
+        );
+    }
+    app.set_network(new);
+    metrics::counter!("router_config_reloads_total", "outcome" => "applied").increment(1);
+    tracing::info!(
+        "config reloaded from {}: {}",
+        path.display(),
+        changed.join(", ")
+    );
+    Outcome::Applied(changed)
+}
+
+fn refused(path: &Path, reason: String, problems: Vec<String>) -> Outcome {
+    metrics::counter!("router_config_reloads_total", "outcome" => "refused").increment(1);
+    tracing::warn!("config reload from {} refused: {reason}", path.display());
+    Outcome::Refused { reason, problems }
+}
