@@ -77,7 +77,7 @@ pub fn route_stream(
         splitter.feed(&chunk[..read], |line| {
             batch.push(parse_line(&network, &catalog, line))
         });
-        answer_batch(router, &mut batch, clock, &mut out, &mut summary);
+        answer_batch(router, &mut batch, clock, &mut out, &mut summary, |_| {});
         if out.len() >= CHUNK_BYTES {
             output.write_all(&out)?;
             out.clear();
@@ -85,7 +85,7 @@ pub fn route_stream(
     }
     let (network, catalog) = (router.network().clone(), router.catalog().clone());
     splitter.finish(|line| batch.push(parse_line(&network, &catalog, line)));
-    answer_batch(router, &mut batch, clock, &mut out, &mut summary);
+    answer_batch(router, &mut batch, clock, &mut out, &mut summary, |_| {});
     output.write_all(&out)?;
     output.flush()?;
     Ok(summary)
@@ -113,13 +113,16 @@ impl Clock {
     }
 }
 
-/// Decides and renders a parsed batch in order, emptying it.
+/// Decides and renders a parsed batch in order, emptying it. `on_decision` sees the
+/// rendered line of each new decision (not duplicates, not `invalid` records): the service
+/// puts those on its decision feed.
 pub fn answer_batch(
     router: &mut Router,
     batch: &mut Vec<Parsed>,
     clock: Clock,
     out: &mut Vec<u8>,
     summary: &mut RouteSummary,
+    mut on_decision: impl FnMut(&[u8]),
 ) {
     for (_, parsed) in batch.iter().take(PREFETCH_AHEAD) {
         if let Ok(order) = parsed {
@@ -130,7 +133,9 @@ pub fn answer_batch(
         if let Some((_, Ok(order))) = batch.get(index + PREFETCH_AHEAD) {
             router.prefetch(order);
         }
-        answer(router, &batch[index], clock, out, summary);
+        if let Some(fresh) = answer(router, &batch[index], clock, out, summary) {
+            on_decision(&out[fresh]);
+        }
     }
     batch.clear();
 }
@@ -153,34 +158,43 @@ pub fn parse_line(network: &Network, catalog: &Catalog, line: Line<'_>) -> Parse
     }
 }
 
-/// Decides one parsed line and appends its answer to `out`.
+/// Decides one parsed line and appends its answer to `out`; where the answer is in `out`
+/// when it is a new decision.
 pub fn answer(
     router: &mut Router,
     parsed: &Parsed,
     clock: Clock,
     out: &mut Vec<u8>,
     summary: &mut RouteSummary,
-) {
+) -> Option<std::ops::Range<usize>> {
     summary.lines += 1;
     let (number, order) = match parsed {
         (number, Ok(order)) => (*number, order),
         (number, Err(invalid)) => {
             summary.invalid += 1;
             write_invalid(out, *number, invalid);
-            return;
+            return None;
         }
     };
+    let start = out.len();
     match router.decide_rendered(order, clock.time_of(order), out) {
-        Ok((_, true)) => summary.duplicates += 1,
-        Ok((status, false)) => match status {
-            Status::Routed => summary.routed += 1,
-            Status::Backordered => summary.backordered += 1,
-            Status::Held => summary.held += 1,
-            Status::Rejected => summary.rejected += 1,
-        },
+        Ok((_, true)) => {
+            summary.duplicates += 1;
+            None
+        }
+        Ok((status, false)) => {
+            match status {
+                Status::Routed => summary.routed += 1,
+                Status::Backordered => summary.backordered += 1,
+                Status::Held => summary.held += 1,
+                Status::Rejected => summary.rejected += 1,
+            }
+            Some(start..out.len())
+        }
         Err(invalid) => {
             summary.invalid += 1;
             write_invalid(out, number, &invalid);
+            None
         }
     }
 }

@@ -745,3 +745,84 @@ fn rand_suffix() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
+
+#[test]
+fn the_decision_feed_has_every_event_once_in_order_and_resumes_from_a_cursor() {
+    // NEAR takes 4 orders a day and warns at half of that.
+    let config = GOLDEN.replacen(
+        "daily_orders = 0\nhandling_hours = 2.0",
+        "daily_orders = 4\nhandling_hours = 2.0",
+        1,
+    ) + "\n[alerts]\nbottleneck_share = 0.5\n";
+    let server = Server::start(&config, GOLDEN_CATALOG, STOCK, &[]);
+    let body: String = (0..3)
+        .map(|index| simple_order(&format!("F-{index}"), "R1", &[("A", 1)], "") + "\n")
+        .collect();
+    // One request each, so the capacity check after each decided chunk sees them one by one.
+    for line in body.lines() {
+        server.post_ndjson(&format!("{line}\n"));
+    }
+    // Retries and invalid lines are not news.
+    server.post_ndjson(&format!("{body}not json\n"));
+    assert_eq!(server.post_json("/v1/orders/F-0/cancel", "").status, 200);
+    assert_eq!(server.post_json("/v1/orders/F-1/shipped", "").status, 200);
+
+    let feed = server.get("/v1/decisions").lines();
+    let events: Vec<(u64, String, String)> = feed
+        .iter()
+        .map(|entry| {
+            (
+                entry["cursor"].as_u64().unwrap(),
+                entry["event"].as_str().unwrap().to_owned(),
+                entry["order_id"]
+                    .as_str()
+                    .or(entry["id"].as_str())
+                    .unwrap_or("")
+                    .to_owned(),
+            )
+        })
+        .collect();
+    let expected = [
+        (0, "decision", "F-0"),
+        (1, "decision", "F-1"),
+        // The second order to NEAR is half its day: one warning, once.
+        (2, "bottleneck", "NEAR"),
+        (3, "decision", "F-2"),
+        (4, "cancelled", "F-0"),
+        (5, "shipped", "F-1"),
+    ];
+    let expected: Vec<(u64, String, String)> = expected
+        .iter()
+        .map(|(cursor, event, id)| (*cursor, event.to_string(), id.to_string()))
+        .collect();
+    assert_eq!(events, expected, "{feed:#?}");
+    assert_eq!(feed[0]["status"], "routed");
+    assert_eq!(feed[0]["shipments"][0]["warehouse"], "NEAR");
+    assert_eq!(feed[2]["kind"], "warehouse");
+    assert_eq!(feed[2]["used"], 2);
+    assert_eq!(feed[2]["capacity"], 4);
+    assert_eq!(feed[4]["state"], "cancelled");
+    let metrics = server.get("/metrics").text().to_owned();
+    assert!(
+        metrics.contains("router_bottleneck_warnings_total{kind=\"warehouse\"} 1"),
+        "{metrics}"
+    );
+
+    // Resumed from any cursor: exactly the entries from there.
+    let resumed = server.get("/v1/decisions?cursor=3").lines();
+    assert_eq!(resumed, feed[3..].to_vec());
+    assert!(server.get("/v1/decisions?cursor=6").body.is_empty());
+
+    // Live tail: a reader waiting at the end gets the next entry as it is made.
+    let mut tail = server.connect();
+    tail.write_all(
+        b"GET /v1/decisions?cursor=6&follow=true HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    server.post_ndjson(&format!("{}\n", simple_order("F-9", "R2", &[("A", 1)], "")));
+    let mut raw = Vec::new();
+    let live = read_until_lines(&mut tail, &mut raw, 1);
+    assert_eq!(live[0]["cursor"], 6);
+    assert_eq!(live[0]["order_id"], "F-9");
+}

@@ -154,6 +154,22 @@ impl Default for Limits {
     }
 }
 
+/// `[alerts]`: when the service warns ops.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Alerts {
+    /// Share of a warehouse's daily orders, or of a carrier's daily pickups at a warehouse,
+    /// past which a bottleneck warning is logged, counted and put on the decision feed.
+    pub bottleneck_share: f64,
+}
+
+impl Default for Alerts {
+    fn default() -> Self {
+        Alerts {
+            bottleneck_share: 0.9,
+        }
+    }
+}
+
 /// What a bearer token may do. Each role includes the ones below it: `ops` may do
 /// everything, `ingest` may also read, `read` only reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -271,6 +287,7 @@ pub struct Network {
     pub policy: Policy,
     pub limits: Limits,
     pub auth: Auth,
+    pub alerts: Alerts,
     pub tier_ids: Interner,
     pub tiers: Vec<Tier>,
     /// The tier of orders that name none (`standard`, defined implicitly if the file does not).
@@ -556,6 +573,7 @@ impl Checker<'_> {
         let policy = self.policy(&raw);
         let limits = self.limits(&raw);
         let auth = self.auth(&raw);
+        let alerts = self.alerts(&raw);
         let whole_file = 0..0;
         for (kind, count) in [
             ("zones", raw.zones.len()),
@@ -736,6 +754,7 @@ impl Checker<'_> {
             policy,
             limits,
             auth,
+            alerts,
             tier_ids,
             tiers,
             default_tier,
@@ -804,6 +823,27 @@ impl Checker<'_> {
             policy.hold_tags = tags.clone();
         }
         policy
+    }
+
+    fn alerts(&mut self, raw: &RawConfig) -> Alerts {
+        let mut alerts = Alerts::default();
+        if let Some(share) = raw
+            .alerts
+            .as_ref()
+            .and_then(|raw| raw.bottleneck_share.as_ref())
+        {
+            let value = *share.get_ref();
+            if value.is_finite() && value > 0.0 && value <= 1.0 {
+                alerts.bottleneck_share = value;
+            } else {
+                self.report(
+                    share.span(),
+                    "alerts.bottleneck_share",
+                    format!("must be a share above 0 and at most 1, got {value}"),
+                );
+            }
+        }
+        alerts
     }
 
     fn auth(&mut self, raw: &RawConfig) -> Auth {

@@ -13,6 +13,7 @@ pub(super) struct RawConfig {
     pub policy: Option<RawPolicy>,
     pub limits: Option<RawLimits>,
     pub auth: Option<RawAuth>,
+    pub alerts: Option<RawAlerts>,
     #[serde(default)]
     pub tiers: Vec<Spanned<RawTier>>,
     #[serde(default)]
@@ -56,6 +57,13 @@ pub(super) struct RawLimits {
     pub max_streams: Option<Spanned<i64>>,
     pub max_orders_in_flight: Option<Spanned<i64>>,
     pub priority_reserve: Option<Spanned<i64>>,
+}
+
+/// `[alerts]` (extension): when the service warns.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAlerts {
+    pub bottleneck_share: Option<Spanned<f64>>,
 }
 
 /// `[auth]` (extension): bearer tokens per role.

@@ -94,8 +94,12 @@ const AUTH: Shape = Shape {
         ("read_tokens", None),
     ],
 };
+const ALERTS: Shape = Shape {
+    keys: &[("bottleneck_share", None)],
+};
 const ROOT: Shape = Shape {
     keys: &[
+        ("alerts", Some(&ALERTS)),
         ("policy", Some(&POLICY)),
         ("limits", Some(&LIMITS)),
         ("auth", Some(&AUTH)),

@@ -29,6 +29,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .route("/v1/network", web::get().to(get_network))
         .route("/v1/catalog", web::get().to(get_catalog))
         .route("/v1/admin/reload", web::post().to(admin_reload))
+        .route("/v1/decisions", web::get().to(get_decisions))
         .route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
         .route("/metrics", web::get().to(metrics));
@@ -419,6 +420,105 @@ async fn get_catalog(request: HttpRequest, app: web::Data<App>) -> HttpResponse 
             "application/json"
         })
         .body(out)
+}
+
+/// Query of `GET /v1/decisions`.
+#[derive(serde::Deserialize)]
+struct FeedQuery {
+    /// The first entry wanted (the `cursor` of the last one seen, plus one). Default 0.
+    #[serde(default)]
+    cursor: u64,
+    /// Keep the response open and stream entries as they are made.
+    #[serde(default)]
+    follow: bool,
+}
+
+/// Bytes of feed read at a time.
+const FEED_READ_BYTES: usize = 256 * 1024;
+
+/// `GET /v1/decisions?cursor=N&follow=true`: the decision feed as NDJSON, from `cursor`, with
+/// no gaps; `410 Gone` (naming the oldest cursor held) when `cursor` is no longer held.
+async fn get_decisions(query: web::Query<FeedQuery>, app: web::Data<App>) -> HttpResponse {
+    use super::feed::{Read, ReadResult};
+    let FeedQuery { cursor, follow } = query.into_inner();
+    let first = match app
+        .feed
+        .send(Read {
+            cursor,
+            max_bytes: FEED_READ_BYTES,
+        })
+        .await
+    {
+        Ok(ReadResult::Gone { oldest }) => {
+            let mut response = error(
+                StatusCode::GONE,
+                "cursor_gone",
+                format!("cursor {cursor} is no longer held; the oldest is {oldest}"),
+            );
+            response.headers_mut().insert(
+                header::HeaderName::from_static("x-oldest-cursor"),
+                header::HeaderValue::from(oldest),
+            );
+            return response;
+        }
+        Ok(first) => first,
+        Err(_) => return unavailable(),
+    };
+    struct State {
+        app: web::Data<App>,
+        pending: Option<ReadResult>,
+        cursor: u64,
+        follow: bool,
+        published: tokio::sync::watch::Receiver<u64>,
+    }
+    let state = State {
+        published: app.feed_published.clone(),
+        app,
+        pending: Some(first),
+        cursor,
+        follow,
+    };
+    let lines = futures_util::stream::unfold(state, |mut state| async move {
+        loop {
+            let read = match state.pending.take() {
+                Some(read) => read,
+                None => {
+                    let read = Read {
+                        cursor: state.cursor,
+                        max_bytes: FEED_READ_BYTES,
+                    };
+                    state.app.feed.send(read).await.ok()?
+                }
+            };
+            match read {
+                ReadResult::Lines(bytes, next) => {
+                    state.cursor = next;
+                    return Some((Ok::<Bytes, actix_web::Error>(Bytes::from(bytes)), state));
+                }
+                // Evicted under a slow reader: end here; resuming from the last cursor seen
+                // gets the 410 that says so.
+                ReadResult::Gone { .. } => return None,
+                ReadResult::Empty if !state.follow => return None,
+                ReadResult::Empty => loop {
+                    if state.app.is_draining() {
+                        return None;
+                    }
+                    if *state.published.borrow_and_update() > state.cursor {
+                        break;
+                    }
+                    let wait = state.published.changed();
+                    // Woken by new entries, or once a second to notice a shutdown.
+                    let waited = tokio::time::timeout(std::time::Duration::from_secs(1), wait);
+                    if let Ok(Err(_)) = waited.await {
+                        return None;
+                    }
+                },
+            }
+        }
+    });
+    HttpResponse::Ok()
+        .content_type("application/x-ndjson")
+        .streaming(lines)
 }
 
 /// `POST /v1/admin/reload`: 200 with what changed, or 422 with why it was refused (the old

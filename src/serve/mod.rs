@@ -11,6 +11,7 @@
 
 pub mod admission;
 pub mod auth;
+pub mod feed;
 pub mod http;
 pub mod reload;
 pub mod shard;
@@ -57,6 +58,9 @@ pub struct App {
     reload_lock: tokio::sync::Mutex<()>,
     pub catalog: Arc<Catalog>,
     pub shard: Addr<RouterShard>,
+    pub feed: Addr<feed::FeedLog>,
+    /// The cursor the next feed entry will get, as published by the feed log.
+    pub feed_published: tokio::sync::watch::Receiver<u64>,
     pub admission: Arc<Admission>,
     pub metrics: PrometheusHandle,
     draining: AtomicBool,
@@ -110,8 +114,12 @@ async fn serve(
     let limits = world.network.limits;
     let router = Router::new(world.network.clone(), world.catalog.clone(), &world.stock);
     let arbiter = actix::Arbiter::new();
+    let (feed_log, feed_published) = feed::FeedLog::new();
+    let feed_arbiter = actix::Arbiter::new();
+    let feed = feed::FeedLog::start_in_arbiter(&feed_arbiter.handle(), move |_| feed_log);
+    let shard_feed = feed.clone();
     let shard = RouterShard::start_in_arbiter(&arbiter.handle(), move |_| {
-        RouterShard::new(router, SHARD_MAILBOX)
+        RouterShard::new(router, SHARD_MAILBOX, shard_feed)
     });
     let config_path = options.sources.config.clone().or_else(|| {
         let default = PathBuf::from(crate::world::DEFAULT_CONFIG_PATH);
@@ -123,6 +131,8 @@ async fn serve(
         reload_lock: tokio::sync::Mutex::new(()),
         catalog: world.catalog,
         shard,
+        feed,
+        feed_published,
         admission: Arc::new(Admission::new(
             limits.max_orders_in_flight,
             limits.priority_reserve,
@@ -169,6 +179,7 @@ async fn serve(
     result.context("serving HTTP")?;
     drop(watcher);
     arbiter.stop();
+    feed_arbiter.stop();
     Ok(())
 }
 

@@ -6,6 +6,7 @@
 //! with fallbacks passed between them by message, is the next step (see
 //! `docs/architecture.md`).
 
+use super::feed::{Append, FeedChunk, FeedLog};
 use crate::catalog::StockLevel;
 use crate::model::Status;
 use crate::render;
@@ -13,20 +14,160 @@ use crate::route::{Clock, Parsed, RouteSummary, answer_batch};
 use crate::router::Router;
 use crate::shard::{OrderRecord, ShardError};
 use crate::time::Millis;
-use actix::{Actor, Context, Handler, Message, MessageResult};
+use actix::{Actor, Addr, Context, Handler, Message, MessageResult};
 use std::time::Instant;
 
 /// The routing state as an actor.
 pub struct RouterShard {
     router: Router,
     mailbox: usize,
+    /// Where new decisions, cancels, shipments and warnings go.
+    feed: Addr<FeedLog>,
+    /// The cursor of the next feed entry.
+    next_cursor: u64,
+    /// The UTC day each warehouse was last warned about, and each (warehouse, carrier)
+    /// pickup limit, `[warehouse * carriers + carrier]`: one warning a day each.
+    warned_orders: Vec<i32>,
+    warned_pickups: Vec<i32>,
+    /// When utilisation gauges were last set (they are set at most once a second).
+    gauges_set: Option<Instant>,
 }
 
 impl RouterShard {
     /// `mailbox`: how many messages may wait for it (senders wait beyond that).
-    pub fn new(router: Router, mailbox: usize) -> Self {
-        RouterShard { router, mailbox }
+    pub fn new(router: Router, mailbox: usize, feed: Addr<FeedLog>) -> Self {
+        let network = router.network();
+        let warehouses = network.warehouses.len();
+        let carriers = network.carriers.len();
+        RouterShard {
+            router,
+            mailbox,
+            feed,
+            next_cursor: 0,
+            warned_orders: vec![i32::MIN; warehouses],
+            warned_pickups: vec![i32::MIN; warehouses * carriers],
+            gauges_set: None,
+        }
     }
+
+    /// Sends the feed entries of one message's work.
+    fn publish(&mut self, chunk: FeedChunk) {
+        if chunk.is_empty() {
+            return;
+        }
+        self.next_cursor = chunk.end();
+        self.feed.do_send(Append(chunk));
+    }
+
+    /// Warns (log, counter, feed) about every warehouse or carrier pickup limit that has
+    /// passed `alerts.bottleneck_share` of today's capacity and was not warned about today;
+    /// sets the utilisation gauges at most once a second.
+    fn check_capacity(&mut self, now: Millis, feed: &mut FeedChunk) {
+        let network = self.router.network().clone();
+        let day = now.utc_day();
+        let share = network.alerts.bottleneck_share;
+        let loads = super::views::loads(&self.router, now);
+        let set_gauges = self
+            .gauges_set
+            .is_none_or(|last| last.elapsed() >= std::time::Duration::from_secs(1));
+        if set_gauges {
+            self.gauges_set = Some(Instant::now());
+        }
+        let carriers = network.carriers.len();
+        for (index, (warehouse, load)) in network.warehouses.iter().zip(&loads).enumerate() {
+            let name = network.warehouse_ids.name(index as u32);
+            if warehouse.daily_orders > 0 {
+                let used = f64::from(load.orders) / f64::from(warehouse.daily_orders);
+                if set_gauges {
+                    metrics::gauge!("router_warehouse_utilisation", "warehouse" => name.to_owned())
+                        .set(used);
+                }
+                if used >= share && self.warned_orders[index] != day {
+                    self.warned_orders[index] = day;
+                    warn(
+                        feed,
+                        "warehouse",
+                        name,
+                        None,
+                        load.orders,
+                        warehouse.daily_orders,
+                        day,
+                    );
+                }
+            }
+            for (carrier_index, carrier) in network.carriers.iter().enumerate() {
+                if carrier.daily_pickups == 0 {
+                    continue;
+                }
+                let pickups = load.pickups[carrier_index];
+                let used = f64::from(pickups) / f64::from(carrier.daily_pickups);
+                let carrier_name = network.carrier_ids.name(carrier_index as u32);
+                if set_gauges && pickups > 0 {
+                    metrics::gauge!(
+                        "router_carrier_pickup_utilisation",
+                        "carrier" => carrier_name.to_owned(),
+                        "warehouse" => name.to_owned()
+                    )
+                    .set(used);
+                }
+                let slot = index * carriers + carrier_index;
+                if used >= share && self.warned_pickups[slot] != day {
+                    self.warned_pickups[slot] = day;
+                    warn(
+                        feed,
+                        "carrier",
+                        carrier_name,
+                        Some(name),
+                        pickups,
+                        carrier.daily_pickups,
+                        day,
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// `YYYY-MM-DD` of a UTC day number.
+fn utc_date(day: i32) -> String {
+    let mut text = Vec::new();
+    Millis(i64::from(day) * 86_400_000).write_rfc3339(&mut text);
+    String::from_utf8_lossy(&text[..10.min(text.len())]).into_owned()
+}
+
+/// One bottleneck warning: logged, counted, and put on the feed.
+fn warn(
+    feed: &mut FeedChunk,
+    kind: &str,
+    id: &str,
+    warehouse: Option<&str>,
+    used: u32,
+    capacity: u32,
+    day: i32,
+) {
+    let share = f64::from(used) / f64::from(capacity);
+    tracing::warn!(
+        "bottleneck: {kind} {id}{} has used {used} of its {capacity} daily {} ({:.0}%)",
+        warehouse.map_or(String::new(), |warehouse| format!(" at {warehouse}")),
+        if kind == "warehouse" {
+            "orders"
+        } else {
+            "pickups"
+        },
+        share * 100.0
+    );
+    metrics::counter!("router_bottleneck_warnings_total", "kind" => kind.to_owned()).increment(1);
+    let fields = serde_json::json!({
+        "kind": kind,
+        "id": id,
+        "warehouse": warehouse,
+        "day": utc_date(day),
+        "used": used,
+        "capacity": capacity,
+        "share": (share * 1000.0).round() / 1000.0,
+    })
+    .to_string();
+    feed.push("bottleneck", &fields.as_bytes()[1..]);
 }
 
 impl Actor for RouterShard {
@@ -66,6 +207,7 @@ impl Handler<DecideBatch> for RouterShard {
         let mut batch = message.batch;
         let mut bytes = Vec::with_capacity(batch.len() * 400);
         let mut summary = RouteSummary::default();
+        let mut feed = FeedChunk::new(self.next_cursor);
         self.router.with_network(&message.network, |router| {
             answer_batch(
                 router,
@@ -73,8 +215,13 @@ impl Handler<DecideBatch> for RouterShard {
                 Clock::Fixed(message.now),
                 &mut bytes,
                 &mut summary,
+                |line| feed.push_decision(line),
             )
         });
+        if summary.routed + summary.backordered + summary.held > 0 {
+            self.check_capacity(message.now, &mut feed);
+        }
+        self.publish(feed);
         metrics::histogram!("router_stage_seconds", "stage" => "decide")
             .record(started.elapsed().as_secs_f64());
         record_summary(&summary);
@@ -133,7 +280,16 @@ impl Handler<OrderRequest> for RouterShard {
             OrderAction::Ship => router.ship(&request.id)?,
         }
         .clone();
-        Ok(order_json(router, &record))
+        let answer = order_json(router, &record);
+        if request.action != OrderAction::Read {
+            // The state change goes on the feed: `{"cursor":..,"event":"cancelled",...}`.
+            let mut feed = FeedChunk::new(self.next_cursor);
+            let event = record.lifecycle.name();
+            let fields = &answer[1..];
+            feed.push(event, fields);
+            self.publish(feed);
+        }
+        Ok(answer)
     }
 }
 

@@ -1,0 +1,250 @@
+//! The decision feed (`GET /v1/decisions`): every new decision, cancel, shipment and
+//! bottleneck warning, in the order the shard made them, each line stamped with its
+//! `cursor` (0, 1, 2, ... with no gaps). A reader resumes from any cursor still held; a live
+//! reader (`follow=true`) is woken as entries arrive.
+//!
+//! The shard renders feed lines and hands them over one message per decided chunk; the log
+//! lives in its own actor so readers never wait on (or hold up) the deciding thread. Until
+//! the journal exists (issue 4) the feed is in memory and holds the most recent
+//! `FEED_RETENTION` entries; a cursor older than that is answered `410 Gone` with the oldest
+//! one still held.
+
+use actix::{Actor, Context, Handler, Message, MessageResult};
+use std::collections::VecDeque;
+use tokio::sync::watch;
+
+/// Entries the in-memory feed keeps (about 400 bytes each).
+pub const FEED_RETENTION: u64 = 1 << 20;
+
+/// Feed lines with consecutive cursors from `first`, each ending in a newline.
+pub struct FeedChunk {
+    pub first: u64,
+    pub bytes: Vec<u8>,
+    /// Where each line starts in `bytes`.
+    pub starts: Vec<u32>,
+}
+
+impl FeedChunk {
+    pub fn new(first: u64) -> FeedChunk {
+        FeedChunk {
+            first,
+            bytes: Vec::new(),
+            starts: Vec::new(),
+        }
+    }
+
+    /// Cursor after the last line.
+    pub fn end(&self) -> u64 {
+        self.first + self.starts.len() as u64
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.starts.is_empty()
+    }
+
+    /// Appends one line: `{"cursor":N,"event":EVENT,` then `fields` (a JSON object's members
+    /// and its closing brace, without the opening one) and a newline.
+    pub fn push(&mut self, event: &str, fields: &[u8]) {
+        let cursor = self.end();
+        self.starts.push(self.bytes.len() as u32);
+        self.bytes.extend_from_slice(b"{\"cursor\":");
+        self.bytes
+            .extend_from_slice(itoa::Buffer::new().format(cursor).as_bytes());
+        self.bytes.extend_from_slice(b",\"event\":\"");
+        self.bytes.extend_from_slice(event.as_bytes());
+        self.bytes.extend_from_slice(b"\",");
+        let fields = fields.strip_suffix(b"\n").unwrap_or(fields);
+        self.bytes.extend_from_slice(fields);
+        self.bytes.push(b'\n');
+    }
+
+    /// Appends a decision line as rendered for the caller (`{...}\n`).
+    pub fn push_decision(&mut self, line: &[u8]) {
+        self.push("decision", line.strip_prefix(b"{").unwrap_or(line));
+    }
+
+    /// The lines from `cursor` on (which must be in this chunk).
+    fn from(&self, cursor: u64) -> &[u8] {
+        let start = self.starts[(cursor - self.first) as usize] as usize;
+        &self.bytes[start..]
+    }
+}
+
+/// The log. Cursors are dense: the chunk holding cursor `c` is found by binary search.
+pub struct FeedLog {
+    chunks: VecDeque<FeedChunk>,
+    /// Cursor of the oldest entry held.
+    oldest: u64,
+    /// Cursor the next entry gets.
+    next: u64,
+    /// Readers watch this for `next`.
+    published: watch::Sender<u64>,
+    /// Entries kept (whole chunks are dropped, oldest first, beyond it).
+    retention: u64,
+}
+
+impl FeedLog {
+    pub fn new() -> (FeedLog, watch::Receiver<u64>) {
+        FeedLog::with_retention(FEED_RETENTION)
+    }
+
+    pub fn with_retention(retention: u64) -> (FeedLog, watch::Receiver<u64>) {
+        let (published, receiver) = watch::channel(0);
+        let log = FeedLog {
+            chunks: VecDeque::new(),
+            oldest: 0,
+            next: 0,
+            published,
+            retention,
+        };
+        (log, receiver)
+    }
+
+    fn append(&mut self, chunk: FeedChunk) {
+        if chunk.is_empty() {
+            return;
+        }
+        assert_eq!(chunk.first, self.next, "feed chunks arrive in cursor order");
+        self.next = chunk.end();
+        self.chunks.push_back(chunk);
+        while self.next - self.oldest > self.retention && self.chunks.len() > 1 {
+            let dropped = self.chunks.pop_front().expect("more than one chunk");
+            self.oldest = dropped.end();
+        }
+        metrics::gauge!("router_feed_entries").set((self.next - self.oldest) as f64);
+        let _ = self.published.send(self.next);
+    }
+
+    fn read(&self, cursor: u64, max_bytes: usize) -> ReadResult {
+        if cursor < self.oldest {
+            return ReadResult::Gone {
+                oldest: self.oldest,
+            };
+        }
+        if cursor >= self.next {
+            return ReadResult::Empty;
+        }
+        let mut index = self.chunks.partition_point(|chunk| chunk.end() <= cursor);
+        let mut out = Vec::new();
+        let mut at = cursor;
+        while let Some(chunk) = self.chunks.get(index) {
+            out.extend_from_slice(chunk.from(at));
+            at = chunk.end();
+            index += 1;
+            if out.len() >= max_bytes {
+                break;
+            }
+        }
+        ReadResult::Lines(out, at)
+    }
+}
+
+impl Actor for FeedLog {
+    type Context = Context<Self>;
+}
+
+/// New entries, from the shard.
+pub struct Append(pub FeedChunk);
+
+impl Message for Append {
+    type Result = ();
+}
+
+impl Handler<Append> for FeedLog {
+    type Result = ();
+
+    fn handle(&mut self, Append(chunk): Append, _: &mut Self::Context) {
+        self.append(chunk);
+    }
+}
+
+/// Lines from `cursor` on, at most about `max_bytes` of them (whole chunks, at least one).
+pub struct Read {
+    pub cursor: u64,
+    pub max_bytes: usize,
+}
+
+/// What a read found.
+pub enum ReadResult {
+    /// Lines, and the cursor after them.
+    Lines(Vec<u8>, u64),
+    /// Nothing at or after `cursor` yet.
+    Empty,
+    /// `cursor` is older than the oldest entry held.
+    Gone { oldest: u64 },
+}
+
+impl Message for Read {
+    type Result = ReadResult;
+}
+
+impl Handler<Read> for FeedLog {
+    type Result = MessageResult<Read>;
+
+    fn handle(&mut self, read: Read, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.read(read.cursor, read.max_bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(first: u64, count: u64) -> FeedChunk {
+        let mut chunk = FeedChunk::new(first);
+        for index in 0..count {
+            chunk.push(
+                "decision",
+                format!("\"n\":{}}}\n", first + index).as_bytes(),
+            );
+        }
+        chunk
+    }
+
+    fn cursors(bytes: &[u8]) -> Vec<u64> {
+        bytes
+            .split(|byte| *byte == b'\n')
+            .filter(|line| !line.is_empty())
+            .map(|line| {
+                let value: serde_json::Value = serde_json::from_slice(line).unwrap();
+                assert_eq!(value["cursor"], value["n"]);
+                value["cursor"].as_u64().unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn reads_resume_anywhere_and_old_cursors_are_gone() {
+        let (mut log, published) = FeedLog::with_retention(10);
+        log.append(chunk(0, 4));
+        log.append(chunk(4, 3));
+        assert_eq!(*published.borrow(), 7);
+        let ReadResult::Lines(bytes, next) = log.read(2, usize::MAX) else {
+            panic!("lines expected")
+        };
+        assert_eq!(cursors(&bytes), [2, 3, 4, 5, 6]);
+        assert_eq!(next, 7);
+        // A small read stops after the chunk that passes the size; the rest follows.
+        let ReadResult::Lines(bytes, next) = log.read(1, 1) else {
+            panic!("lines expected")
+        };
+        assert_eq!(cursors(&bytes), [1, 2, 3]);
+        assert_eq!(next, 4);
+        assert!(matches!(log.read(7, 100), ReadResult::Empty));
+        // Past the retention, whole chunks go, oldest first.
+        log.append(chunk(7, 5));
+        assert!(matches!(log.read(3, 100), ReadResult::Gone { oldest: 4 }));
+        let ReadResult::Lines(bytes, _) = log.read(4, usize::MAX) else {
+            panic!("lines expected")
+        };
+        assert_eq!(cursors(&bytes), (4..12).collect::<Vec<_>>());
+    }
+
+    #[test]
+    #[should_panic(expected = "cursor order")]
+    fn a_gap_is_a_bug_not_a_silent_hole() {
+        let (mut log, _) = FeedLog::with_retention(10);
+        log.append(chunk(0, 2));
+        log.append(chunk(3, 1));
+    }
+}
