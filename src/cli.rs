@@ -95,6 +95,13 @@ pub enum Command {
         /// Orders to write to orders.ndjson (none by default).
         #[arg(long, default_value_t = 0)]
         orders: u64,
+        /// `created_at` of the first order: RFC 3339, or `now` (for orders sent to a
+        /// running service, which decides at the time it receives them).
+        #[arg(long, default_value = "2026-11-11T00:00:00Z")]
+        start: String,
+        /// Milliseconds between consecutive orders' `created_at`.
+        #[arg(long, default_value_t = 50)]
+        spacing_ms: i64,
     },
 }
 
@@ -186,7 +193,19 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             seed,
             skus,
             orders,
+            start,
+            spacing_ms,
         } => {
+            let start = if start == "now" {
+                Millis::now()
+            } else {
+                Millis::parse_rfc3339(&start).with_context(|| {
+                    format!("--start must be an RFC 3339 time or 'now', got {start:?}")
+                })?
+            };
+            if spacing_ms < 0 {
+                bail!("--spacing-ms must be 0 or more, got {spacing_ms}");
+            }
             if skus == 0 {
                 bail!("--skus must be at least 1");
             }
@@ -210,7 +229,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     &catalog,
                     orders,
                     seed,
-                    &OrderMix::default(),
+                    &OrderMix {
+                        start,
+                        spacing_ms,
+                        ..OrderMix::default()
+                    },
                     &mut file,
                 )?;
             }

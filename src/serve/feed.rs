@@ -6,15 +6,15 @@
 //! The shard renders feed lines and hands them over one message per decided chunk; the log
 //! lives in its own actor so readers never wait on (or hold up) the deciding thread. Until
 //! the journal exists (issue 4) the feed is in memory and holds the most recent
-//! `FEED_RETENTION` entries; a cursor older than that is answered `410 Gone` with the oldest
-//! one still held.
+//! `FEED_RETENTION_BYTES` of entries (about 150,000 decisions); a cursor older than that is
+//! answered `410 Gone` with the oldest one still held.
 
 use actix::{Actor, Context, Handler, Message, MessageResult};
 use std::collections::VecDeque;
 use tokio::sync::watch;
 
-/// Entries the in-memory feed keeps (about 400 bytes each).
-pub const FEED_RETENTION: u64 = 1 << 20;
+/// Bytes of entries the in-memory feed keeps (a decision is about 420 bytes).
+pub const FEED_RETENTION_BYTES: usize = 64 << 20;
 
 /// Feed lines with consecutive cursors from `first`, each ending in a newline.
 pub struct FeedChunk {
@@ -79,16 +79,18 @@ pub struct FeedLog {
     next: u64,
     /// Readers watch this for `next`.
     published: watch::Sender<u64>,
-    /// Entries kept (whole chunks are dropped, oldest first, beyond it).
-    retention: u64,
+    /// Bytes of entries kept (whole chunks are dropped, oldest first, beyond it).
+    retention: usize,
+    /// Bytes of entries held now.
+    held: usize,
 }
 
 impl FeedLog {
     pub fn new() -> (FeedLog, watch::Receiver<u64>) {
-        FeedLog::with_retention(FEED_RETENTION)
+        FeedLog::with_retention(FEED_RETENTION_BYTES)
     }
 
-    pub fn with_retention(retention: u64) -> (FeedLog, watch::Receiver<u64>) {
+    pub fn with_retention(retention: usize) -> (FeedLog, watch::Receiver<u64>) {
         let (published, receiver) = watch::channel(0);
         let log = FeedLog {
             chunks: VecDeque::new(),
@@ -96,6 +98,7 @@ impl FeedLog {
             next: 0,
             published,
             retention,
+            held: 0,
         };
         (log, receiver)
     }
@@ -106,10 +109,12 @@ impl FeedLog {
         }
         assert_eq!(chunk.first, self.next, "feed chunks arrive in cursor order");
         self.next = chunk.end();
+        self.held += chunk.bytes.len();
         self.chunks.push_back(chunk);
-        while self.next - self.oldest > self.retention && self.chunks.len() > 1 {
+        while self.held > self.retention && self.chunks.len() > 1 {
             let dropped = self.chunks.pop_front().expect("more than one chunk");
             self.oldest = dropped.end();
+            self.held -= dropped.bytes.len();
         }
         metrics::gauge!("router_feed_entries").set((self.next - self.oldest) as f64);
         let _ = self.published.send(self.next);
@@ -215,7 +220,8 @@ mod tests {
 
     #[test]
     fn reads_resume_anywhere_and_old_cursors_are_gone() {
-        let (mut log, published) = FeedLog::with_retention(10);
+        // Each test line is 38 to 40 bytes: room for about ten.
+        let (mut log, published) = FeedLog::with_retention(10 * 38);
         log.append(chunk(0, 4));
         log.append(chunk(4, 3));
         assert_eq!(*published.borrow(), 7);
@@ -243,7 +249,7 @@ mod tests {
     #[test]
     #[should_panic(expected = "cursor order")]
     fn a_gap_is_a_bug_not_a_silent_hole() {
-        let (mut log, _) = FeedLog::with_retention(10);
+        let (mut log, _) = FeedLog::with_retention(1000);
         log.append(chunk(0, 2));
         log.append(chunk(3, 1));
     }

@@ -103,70 +103,67 @@ async fn post_orders(
     }
 }
 
-/// One stream: read a chunk, parse its lines here, take permits, send the chunk to the
-/// shard, answer its lines; then the next chunk. A chunk is read only once the previous one
-/// is answered and handed to the response, so a stream holds at most one chunk in flight
-/// and a client that stops reading its answers stops its own sending.
+/// Chunks of one stream in flight at once: the next chunks are read and parsed on the HTTP
+/// worker while the shard decides the earlier ones. Answers still go out in input order.
+const STREAM_PIPELINE: usize = 4;
+
+/// One stream: each chunk of the body is split and parsed here (on the HTTP worker), takes
+/// its permits, goes to the shard as one message, and its answers go back in order. At most
+/// [`STREAM_PIPELINE`] chunks are in flight: beyond that the body is not read, so a client
+/// that stops reading its answers stops its own sending.
 fn stream_orders(payload: web::Payload, app: web::Data<App>) -> HttpResponse {
     let Some(slot) = app.admission.open_stream() else {
         return too_busy("too many order streams are open");
     };
-    struct State {
-        payload: web::Payload,
-        splitter: LineSplitter,
-        batch: Vec<Parsed>,
-        app: web::Data<App>,
-        ended: bool,
-        _slot: super::admission::StreamSlot,
-    }
-    let state = State {
-        payload,
-        splitter: LineSplitter::new(app.network().limits.max_line_bytes),
-        batch: Vec::new(),
-        app,
-        ended: false,
-        _slot: slot,
-    };
-    let answers = futures_util::stream::unfold(state, |mut state| async move {
-        loop {
-            if state.ended {
-                return None;
+    let mut splitter = LineSplitter::new(app.network().limits.max_line_bytes);
+    let parser = app.clone();
+    // Every chunk, then `None` for the end of the body (the last line may lack a newline).
+    let items = payload
+        .map(Some)
+        .chain(futures_util::stream::once(std::future::ready(None)));
+    let batches = items.scan((), move |(), item| {
+        let parse_started = Instant::now();
+        // Each chunk is parsed, decided and answered under one config snapshot.
+        let snapshot = parser.network();
+        let catalog = &parser.catalog;
+        let mut batch = Vec::new();
+        let mut push = |line: crate::ingest::Line<'_>| {
+            batch.push(parse_line(&snapshot, catalog, line));
+        };
+        let next = match item {
+            Some(Ok(chunk)) => {
+                splitter.feed(&chunk, &mut push);
+                Some((batch, snapshot))
             }
-            let parse_started = Instant::now();
-            // Each chunk is parsed, decided and answered under one config snapshot.
-            let snapshot = state.app.network();
-            let (network, catalog) = (&*snapshot, &state.app.catalog);
-            match state.payload.next().await {
-                Some(Ok(chunk)) => {
-                    let batch = &mut state.batch;
-                    state.splitter.feed(&chunk, |line| {
-                        batch.push(parse_line(network, catalog, line))
-                    });
-                }
-                Some(Err(problem)) => {
-                    // The client went away or broke the framing: nothing more can be read,
-                    // and what was read is answered already.
-                    tracing::debug!("order stream ended by the client: {problem}");
-                    return None;
-                }
-                None => {
-                    state.ended = true;
-                    let batch = &mut state.batch;
-                    state
-                        .splitter
-                        .finish(|line| batch.push(parse_line(network, catalog, line)));
-                }
+            // The client went away or broke the framing: nothing more can be read, and
+            // what was read is decided and answered.
+            Some(Err(problem)) => {
+                tracing::debug!("order stream ended by the client: {problem}");
+                None
             }
-            if state.batch.is_empty() {
-                continue;
+            None => {
+                splitter.finish(&mut push);
+                Some((batch, snapshot))
             }
+        };
+        if next.as_ref().is_some_and(|(batch, _)| !batch.is_empty()) {
             metrics::histogram!("router_stage_seconds", "stage" => "parse")
                 .record(parse_started.elapsed().as_secs_f64());
-            let batch = std::mem::take(&mut state.batch);
-            let bytes = state.app.decide(batch, snapshot).await;
-            return Some((Ok::<Bytes, actix_web::Error>(Bytes::from(bytes)), state));
         }
+        std::future::ready(next)
     });
+    let answers = batches
+        .filter(|(batch, _)| std::future::ready(!batch.is_empty()))
+        .map(move |(batch, snapshot)| {
+            let app = app.clone();
+            async move { app.decide(batch, snapshot).await }
+        })
+        .buffered(STREAM_PIPELINE)
+        .map(move |bytes| {
+            // The stream's place is held for as long as answers flow.
+            let _slot = &slot;
+            Ok::<Bytes, actix_web::Error>(Bytes::from(bytes))
+        });
     HttpResponse::Ok()
         .content_type("application/x-ndjson")
         .streaming(answers)
