@@ -259,6 +259,26 @@ pub enum InvalidCode {
 }
 
 impl InvalidCode {
+    /// Every code, in declaration order (a code's position is `code as usize`).
+    pub const ALL: [InvalidCode; 16] = [
+        InvalidCode::BadJson,
+        InvalidCode::BadUtf8,
+        InvalidCode::LineTooLong,
+        InvalidCode::MissingField,
+        InvalidCode::BadField,
+        InvalidCode::BadId,
+        InvalidCode::BadQty,
+        InvalidCode::TooManyLines,
+        InvalidCode::UnknownSku,
+        InvalidCode::UnknownRegion,
+        InvalidCode::UnknownTier,
+        InvalidCode::BadService,
+        InvalidCode::BadCoordinates,
+        InvalidCode::BadTime,
+        InvalidCode::IdConflict,
+        InvalidCode::Unavailable,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             InvalidCode::BadJson => "bad_json",

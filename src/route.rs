@@ -28,6 +28,15 @@ pub struct RouteSummary {
     pub rejected: u64,
     pub duplicates: u64,
     pub invalid: u64,
+    /// `invalid` by code, indexed by `code as usize`.
+    pub invalid_by_code: [u64; InvalidCode::ALL.len()],
+}
+
+impl RouteSummary {
+    fn count_invalid(&mut self, code: InvalidCode) {
+        self.invalid += 1;
+        self.invalid_by_code[code as usize] += 1;
+    }
 }
 
 impl std::fmt::Display for RouteSummary {
@@ -171,7 +180,7 @@ pub fn answer(
     let (number, order) = match parsed {
         (number, Ok(order)) => (*number, order),
         (number, Err(invalid)) => {
-            summary.invalid += 1;
+            summary.count_invalid(invalid.code);
             write_invalid(out, *number, invalid);
             return None;
         }
@@ -192,7 +201,7 @@ pub fn answer(
             Some(start..out.len())
         }
         Err(invalid) => {
-            summary.invalid += 1;
+            summary.count_invalid(invalid.code);
             write_invalid(out, number, &invalid);
             None
         }

@@ -310,7 +310,10 @@ fn one_stream_too_many_is_refused_with_429_and_retry_after() {
     let single = server.post_json("/v1/orders", &simple_order("L-3", "R1", &[("A", 1)], ""));
     assert_eq!(single.status, 200);
     let metrics = server.get("/metrics").text().to_owned();
-    assert!(metrics.contains("router_throttled_total 1"), "{metrics}");
+    assert!(
+        metrics.contains("router_requests_throttled_total 1"),
+        "{metrics}"
+    );
 
     // Once the first stream ends, a new one is taken.
     stream.write_all(b"0\r\n\r\n").unwrap();
@@ -386,11 +389,29 @@ fn health_readiness_and_metrics() {
     assert_eq!(metrics.status, 200);
     let text = metrics.text();
     assert!(
-        text.contains("router_decisions_total{status=\"routed\"} 1"),
+        text.contains("router_orders_decided_total{status=\"routed\"} 1"),
         "{text}"
     );
-    assert!(text.contains("router_invalid_lines_total 1"), "{text}");
-    assert!(text.contains("router_stage_seconds"), "{text}");
+    assert!(
+        text.contains("router_lines_invalid_total{code=\"bad_json\"} 1"),
+        "{text}"
+    );
+    for stage in ["parse", "queue_wait", "decide", "answer"] {
+        let series = format!("router_stage_latency_seconds{{stage=\"{stage}\",quantile=\"0.99\"}}");
+        assert!(text.contains(&series), "{stage}: {text}");
+    }
+    assert!(
+        text.contains("router_decision_latency_seconds{quantile=\"0.5\"}"),
+        "{text}"
+    );
+    assert!(
+        text.contains("router_shard_queue_pushed_total{shard=\"all\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("router_shard_queue_popped_total{shard=\"all\"} 1"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -825,4 +846,23 @@ fn the_decision_feed_has_every_event_once_in_order_and_resumes_from_a_cursor() {
     let live = read_until_lines(&mut tail, &mut raw, 1);
     assert_eq!(live[0]["cursor"], 6);
     assert_eq!(live[0]["order_id"], "F-9");
+}
+
+#[test]
+fn a_line_over_the_limit_is_refused_and_the_stream_goes_on() {
+    let server = golden_server(&[]);
+    let long = format!("{{\"id\":\"L-long\",\"note\":\"{}\"}}", "x".repeat(200_000));
+    let body = format!(
+        "{}\n{long}\n{}\n",
+        simple_order("L-a", "R1", &[("A", 1)], ""),
+        simple_order("L-b", "R1", &[("A", 1)], "")
+    );
+    let answers = server.post_ndjson(&body).lines();
+    assert_eq!(answers.len(), 3);
+    assert_eq!(answers[0]["order_id"], "L-a");
+    assert_eq!(answers[1]["status"], "invalid");
+    assert_eq!(answers[1]["line"], 2);
+    assert_eq!(answers[1]["error"]["code"], "line_too_long");
+    assert_eq!(answers[2]["order_id"], "L-b");
+    assert_eq!(answers[2]["status"], "routed");
 }

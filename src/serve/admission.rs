@@ -124,3 +124,60 @@ impl Admission {
         self.released.notify_waiters();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn standard_work_leaves_the_reserve_to_priority_work() {
+        let admission = Admission::new(10, 4, 1);
+        let standard = admission
+            .try_admit(6, false)
+            .expect("6 of the 6 open permits");
+        assert_eq!(admission.in_flight(), 6);
+        // Only the reserve is left: standard work waits, priority work goes ahead.
+        assert!(admission.try_admit(1, false).is_none());
+        let priority = admission.try_admit(4, true).expect("the reserve");
+        assert!(admission.try_admit(1, true).is_none());
+        admission.release(priority);
+        admission.release(standard);
+        assert_eq!(admission.in_flight(), 0);
+        // A chunk larger than its class could ever get is admitted whole when idle, taking
+        // what its class may take.
+        let huge = admission.try_admit(1000, false).expect("an idle service");
+        assert_eq!(admission.in_flight(), 6);
+        admission.release(huge);
+    }
+
+    #[test]
+    fn streams_beyond_the_limit_are_refused_until_one_closes() {
+        let admission = Arc::new(Admission::new(10, 0, 2));
+        let first = admission.open_stream().expect("one");
+        let _second = admission.open_stream().expect("two");
+        assert!(admission.open_stream().is_none());
+        drop(first);
+        assert!(admission.open_stream().is_some());
+    }
+
+    #[test]
+    fn a_waiting_chunk_goes_as_soon_as_permits_come_back() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let admission = Arc::new(Admission::new(4, 1, 1));
+            let held = admission.try_admit(3, false).expect("3 open permits");
+            let waiting = {
+                let admission = admission.clone();
+                tokio::spawn(async move { admission.admit(2, false).await.num_permits() })
+            };
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            assert!(!waiting.is_finished(), "no permits yet: it must wait");
+            admission.release(held);
+            let granted = tokio::time::timeout(std::time::Duration::from_secs(5), waiting).await;
+            assert_eq!(granted.expect("woken").expect("ran"), 2);
+        });
+    }
+}

@@ -42,7 +42,7 @@ pub fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Http
 }
 
 fn too_busy(what: &str) -> HttpResponse {
-    metrics::counter!("router_throttled_total").increment(1);
+    metrics::counter!("router_requests_throttled_total").increment(1);
     let mut response = error(
         StatusCode::TOO_MANY_REQUESTS,
         "overloaded",
@@ -147,16 +147,22 @@ fn stream_orders(payload: web::Payload, app: web::Data<App>) -> HttpResponse {
             }
         };
         if next.as_ref().is_some_and(|(batch, _)| !batch.is_empty()) {
-            metrics::histogram!("router_stage_seconds", "stage" => "parse")
+            metrics::histogram!("router_stage_latency_seconds", "stage" => "parse")
                 .record(parse_started.elapsed().as_secs_f64());
         }
-        std::future::ready(next)
+        std::future::ready(next.map(|(batch, snapshot)| (batch, snapshot, parse_started)))
     });
     let answers = batches
-        .filter(|(batch, _)| std::future::ready(!batch.is_empty()))
-        .map(move |(batch, snapshot)| {
+        .filter(|(batch, _, _)| std::future::ready(!batch.is_empty()))
+        .map(move |(batch, snapshot, read)| {
             let app = app.clone();
-            async move { app.decide(batch, snapshot).await }
+            async move {
+                let bytes = app.decide(batch, snapshot).await;
+                // From the chunk's arrival to its answers handed to the response.
+                metrics::histogram!("router_decision_latency_seconds")
+                    .record(read.elapsed().as_secs_f64());
+                bytes
+            }
         })
         .buffered(STREAM_PIPELINE)
         .map(move |bytes| {
@@ -577,10 +583,15 @@ impl App {
             now: Millis::now(),
             sent: Instant::now(),
         };
+        metrics::counter!("router_shard_queue_pushed_total", "shard" => "all").increment(1);
         let answer = self.shard.send(message).await;
         self.admission.release(permit);
         match answer {
-            Ok(answer) => answer,
+            Ok(answer) => {
+                metrics::histogram!("router_stage_latency_seconds", "stage" => "answer")
+                    .record(answer.decided.elapsed().as_secs_f64());
+                answer
+            }
             Err(_) => {
                 // The shard is gone (the process is ending): say so for every line rather
                 // than leave a line unanswered.
@@ -595,6 +606,7 @@ impl App {
                 super::shard::BatchAnswer {
                     bytes,
                     summary: Default::default(),
+                    decided: Instant::now(),
                 }
             }
         }

@@ -111,6 +111,9 @@ async fn serve(
     options: ServeOptions,
     metrics: PrometheusHandle,
 ) -> anyhow::Result<()> {
+    // Signal handlers first: a SIGTERM that arrives while the server starts must drain it,
+    // not kill it with the default action.
+    let signals = Signals::new().context("installing signal handlers")?;
     let limits = world.network.limits;
     let router = Router::new(world.network.clone(), world.catalog.clone(), &world.stock);
     let arbiter = actix::Arbiter::new();
@@ -170,7 +173,7 @@ async fn serve(
         None
     };
     let signals = async move {
-        wait_for_signal(&app).await;
+        signals.wait(&app).await;
         tracing::info!("shutting down: no new requests; open streams are finished");
         app.draining.store(true, Ordering::Release);
         handle.stop(true).await;
@@ -183,19 +186,33 @@ async fn serve(
     Ok(())
 }
 
-/// Waits for SIGTERM or SIGINT; reloads the config on every SIGHUP meanwhile.
-async fn wait_for_signal(app: &web::Data<App>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    let mut interrupt = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    let mut hangup = signal(SignalKind::hangup()).expect("SIGHUP handler");
-    loop {
-        tokio::select! {
-            _ = terminate.recv() => return,
-            _ = interrupt.recv() => return,
-            _ = hangup.recv() => {
-                let outcome = reload::reload(app, app.config_path()).await;
-                tracing::info!("SIGHUP: config {}", outcome.to_json());
+/// The signals the service handles.
+struct Signals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+    hangup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+            hangup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    /// Waits for SIGTERM or SIGINT; reloads the config on every SIGHUP meanwhile.
+    async fn wait(mut self, app: &web::Data<App>) {
+        loop {
+            tokio::select! {
+                _ = self.terminate.recv() => return,
+                _ = self.interrupt.recv() => return,
+                _ = self.hangup.recv() => {
+                    let outcome = reload::reload(app, app.config_path()).await;
+                    tracing::info!("SIGHUP: config {}", outcome.to_json());
+                }
             }
         }
     }

@@ -8,7 +8,7 @@
 
 use super::feed::{Append, FeedChunk, FeedLog};
 use crate::catalog::StockLevel;
-use crate::model::Status;
+use crate::model::{InvalidCode, Status};
 use crate::render;
 use crate::route::{Clock, Parsed, RouteSummary, answer_batch};
 use crate::router::Router;
@@ -191,6 +191,8 @@ pub struct DecideBatch {
 pub struct BatchAnswer {
     pub bytes: Vec<u8>,
     pub summary: RouteSummary,
+    /// When the shard finished it (for the `answer` stage: the hop back to the worker).
+    pub decided: Instant,
 }
 
 impl Message for DecideBatch {
@@ -202,7 +204,8 @@ impl Handler<DecideBatch> for RouterShard {
 
     fn handle(&mut self, message: DecideBatch, _: &mut Self::Context) -> Self::Result {
         let started = Instant::now();
-        metrics::histogram!("router_stage_seconds", "stage" => "queue_wait")
+        metrics::counter!("router_shard_queue_popped_total", "shard" => "all").increment(1);
+        metrics::histogram!("router_stage_latency_seconds", "stage" => "queue_wait")
             .record(started.duration_since(message.sent).as_secs_f64());
         let mut batch = message.batch;
         let mut bytes = Vec::with_capacity(batch.len() * 400);
@@ -222,10 +225,14 @@ impl Handler<DecideBatch> for RouterShard {
             self.check_capacity(message.now, &mut feed);
         }
         self.publish(feed);
-        metrics::histogram!("router_stage_seconds", "stage" => "decide")
+        metrics::histogram!("router_stage_latency_seconds", "stage" => "decide")
             .record(started.elapsed().as_secs_f64());
         record_summary(&summary);
-        MessageResult(BatchAnswer { bytes, summary })
+        MessageResult(BatchAnswer {
+            bytes,
+            summary,
+            decided: Instant::now(),
+        })
     }
 }
 
@@ -238,14 +245,17 @@ fn record_summary(summary: &RouteSummary) {
         (Status::Rejected, summary.rejected),
     ] {
         if count > 0 {
-            metrics::counter!("router_decisions_total", "status" => status.name()).increment(count);
+            metrics::counter!("router_orders_decided_total", "status" => status.name())
+                .increment(count);
         }
     }
     if summary.duplicates > 0 {
-        metrics::counter!("router_duplicates_total").increment(summary.duplicates);
+        metrics::counter!("router_orders_duplicate_total").increment(summary.duplicates);
     }
-    if summary.invalid > 0 {
-        metrics::counter!("router_invalid_lines_total").increment(summary.invalid);
+    for (code, count) in InvalidCode::ALL.iter().zip(summary.invalid_by_code) {
+        if count > 0 {
+            metrics::counter!("router_lines_invalid_total", "code" => code.name()).increment(count);
+        }
     }
 }
 
