@@ -866,3 +866,27 @@ fn a_line_over_the_limit_is_refused_and_the_stream_goes_on() {
     assert_eq!(answers[2]["order_id"], "L-b");
     assert_eq!(answers[2]["status"], "routed");
 }
+
+#[test]
+fn a_request_head_that_never_ends_is_timed_out() {
+    let config = GOLDEN.replacen(
+        "max_shipments = 3",
+        "max_shipments = 3\n\n[limits]\nheader_timeout_ms = 1000",
+        1,
+    );
+    let server = Server::start(&config, GOLDEN_CATALOG, STOCK, &[]);
+    let mut slow = server.connect();
+    slow.write_all(b"POST /v1/orders HTTP/1.1\r\nHost: t\r\n")
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut raw = Vec::new();
+    let _ = slow.read_to_end(&mut raw);
+    // Closed (with a 408, or without a word) long before the client's own 30 s timeout.
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert!(
+        raw.is_empty() || raw.starts_with(b"HTTP/1.1 408"),
+        "{raw:?}"
+    );
+    // Others are served meanwhile.
+    assert_eq!(server.get("/healthz").status, 200);
+}

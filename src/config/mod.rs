@@ -140,6 +140,15 @@ pub struct Limits {
     /// Of `max_orders_in_flight`, how many only priority orders (express, same-day, VIP
     /// tiers) may take: under pressure, standard traffic waits or is refused first.
     pub priority_reserve: usize,
+    /// A connection that has not sent a whole request head within this is closed (408).
+    /// At least 1000: actix-web reads its clock at half-second resolution, and a shorter
+    /// deadline can expire before a prompt client's head is read.
+    pub header_timeout_ms: u64,
+    /// A kept-alive connection with no request for this long is closed. (A request in
+    /// progress, such as an order stream hours long, is never cut by it.)
+    pub idle_timeout_s: u64,
+    /// Connections each HTTP worker holds open at once; more wait in the listen backlog.
+    pub max_connections: usize,
 }
 
 impl Default for Limits {
@@ -150,6 +159,9 @@ impl Default for Limits {
             max_streams: 256,
             max_orders_in_flight: 65_536,
             priority_reserve: 8_192,
+            header_timeout_ms: 10_000,
+            idle_timeout_s: 75,
+            max_connections: 25_000,
         }
     }
 }
@@ -895,6 +907,18 @@ impl Checker<'_> {
             let range = 1..100_000_001;
             limits.max_orders_in_flight =
                 self.integer(value, "limits.max_orders_in_flight".into(), range) as usize;
+        }
+        if let Some(value) = &raw.header_timeout_ms {
+            limits.header_timeout_ms =
+                self.integer(value, "limits.header_timeout_ms".into(), 1000..600_001) as u64;
+        }
+        if let Some(value) = &raw.idle_timeout_s {
+            limits.idle_timeout_s =
+                self.integer(value, "limits.idle_timeout_s".into(), 1..86_401) as u64;
+        }
+        if let Some(value) = &raw.max_connections {
+            limits.max_connections =
+                self.integer(value, "limits.max_connections".into(), 1..1_000_001) as usize;
         }
         if let Some(value) = &raw.priority_reserve {
             let range = 0..limits.max_orders_in_flight as i64;

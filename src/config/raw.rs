@@ -57,6 +57,9 @@ pub(super) struct RawLimits {
     pub max_streams: Option<Spanned<i64>>,
     pub max_orders_in_flight: Option<Spanned<i64>>,
     pub priority_reserve: Option<Spanned<i64>>,
+    pub header_timeout_ms: Option<Spanned<i64>>,
+    pub idle_timeout_s: Option<Spanned<i64>>,
+    pub max_connections: Option<Spanned<i64>>,
 }
 
 /// `[alerts]` (extension): when the service warns.

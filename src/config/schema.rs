@@ -34,6 +34,9 @@ const LIMITS: Shape = Shape {
         ("max_streams", None),
         ("max_orders_in_flight", None),
         ("priority_reserve", None),
+        ("header_timeout_ms", None),
+        ("idle_timeout_s", None),
+        ("max_connections", None),
     ],
 };
 const TIER: Shape = Shape {

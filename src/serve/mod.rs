@@ -153,8 +153,9 @@ async fn serve(
     })
     .disable_signals()
     .shutdown_timeout(options.shutdown_timeout.as_secs())
-    .client_request_timeout(Duration::from_secs(10))
-    .keep_alive(Duration::from_secs(75));
+    .client_request_timeout(Duration::from_millis(limits.header_timeout_ms))
+    .keep_alive(Duration::from_secs(limits.idle_timeout_s))
+    .max_connections(limits.max_connections);
     if let Some(workers) = options.workers {
         server = server.workers(workers);
     }

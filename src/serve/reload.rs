@@ -92,6 +92,21 @@ pub fn restart_only(old: &Network, new: &Network) -> Vec<String> {
             old.limits.priority_reserve,
             new.limits.priority_reserve,
         ),
+        (
+            "limits.header_timeout_ms",
+            old.limits.header_timeout_ms as usize,
+            new.limits.header_timeout_ms as usize,
+        ),
+        (
+            "limits.idle_timeout_s",
+            old.limits.idle_timeout_s as usize,
+            new.limits.idle_timeout_s as usize,
+        ),
+        (
+            "limits.max_connections",
+            old.limits.max_connections,
+            new.limits.max_connections,
+        ),
     ] {
         if before != after {
             fields.push(key.to_owned());
