@@ -335,11 +335,7 @@ fn sigterm_drains_open_streams_then_exits_zero() {
     );
     read_until_lines(&mut stream, &mut raw, 1);
 
-    let pid = server_pid(&server);
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
+    server.signal(libc::SIGTERM);
     // Draining: no new connections are taken...
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert!(TcpStream::connect(server.addr).is_err() || server_refuses(&server));
@@ -357,10 +353,6 @@ fn sigterm_drains_open_streams_then_exits_zero() {
     let _ = stream.read_to_end(&mut Vec::new());
     let status = server.terminate_wait();
     assert!(status.success(), "{status:?}");
-}
-
-fn server_pid(server: &Server) -> u32 {
-    server.pid()
 }
 
 /// Whether a request on a new connection is refused (closed or 503) while draining.
@@ -726,10 +718,7 @@ fn config_reloads_live_refusing_bad_files_and_restart_only_changes() {
 
     // SIGHUP reloads too.
     std::fs::write(&config_path, GOLDEN).unwrap();
-    std::process::Command::new("kill")
-        .args(["-HUP", &server.pid().to_string()])
-        .status()
-        .unwrap();
+    server.signal(libc::SIGHUP);
     assert!(eventually(|| warehouse_of(
         &server,
         &format!("R-h{}", rand_suffix())

@@ -128,12 +128,16 @@ impl Server {
         self.child.as_ref().unwrap().id()
     }
 
+    /// Sends `signal` (`libc::SIGTERM`, `libc::SIGHUP`, ...) to the server.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on our own child's pid, which is alive until we wait for it.
+        let sent = unsafe { libc::kill(self.pid() as i32, signal) };
+        assert_eq!(sent, 0, "kill({}, {signal})", self.pid());
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
-            .status()
-            .unwrap();
+        self.signal(libc::SIGTERM);
         self.terminate_wait()
     }
 
