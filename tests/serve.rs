@@ -335,10 +335,18 @@ fn sigterm_drains_open_streams_then_exits_zero() {
     );
     read_until_lines(&mut stream, &mut raw, 1);
 
+    // A live tail of the feed, which must see every decision made while draining.
+    let mut tail = server.connect();
+    tail.write_all(
+        b"GET /v1/decisions?cursor=0&follow=true HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut tail_raw = Vec::new();
+    read_until_lines(&mut tail, &mut tail_raw, 1);
+
     server.signal(libc::SIGTERM);
-    // Draining: no new connections are taken...
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    assert!(TcpStream::connect(server.addr).is_err() || server_refuses(&server));
+    // Draining: new requests are refused (or new connections not taken)...
+    assert!(eventually(|| server_refuses(&server)));
     // ...but the open stream is still read, decided and answered to its end.
     let rest_of_body = format!(
         "{}\n{}\n",
@@ -351,6 +359,22 @@ fn sigterm_drains_open_streams_then_exits_zero() {
     assert_eq!(answers[2]["order_id"], "D-3");
     stream.write_all(b"0\r\n\r\n").unwrap();
     let _ = stream.read_to_end(&mut Vec::new());
+    // The tail saw all three, then ended with the server.
+    let _ = tail.read_to_end(&mut tail_raw);
+    let end = tail_raw
+        .windows(4)
+        .position(|window| window == b"\r\n\r\n")
+        .unwrap();
+    let feed: Vec<Value> = dechunk(&tail_raw[end + 4..])
+        .split(|byte| *byte == b'\n')
+        .filter(|line| !line.is_empty())
+        .map(|line| serde_json::from_slice(line).unwrap())
+        .collect();
+    let ids: Vec<&str> = feed
+        .iter()
+        .map(|entry| entry["order_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["D-1", "D-2", "D-3"]);
     let status = server.terminate_wait();
     assert!(status.success(), "{status:?}");
 }
@@ -607,6 +631,28 @@ fn bearer_tokens_per_role_as_rfc_6750_says() {
         200
     );
 
+    // The role follows the route the router matched, not the raw path: percent-encoded
+    // paths are the same routes and need the same tokens.
+    assert_eq!(call("GET", "/%761/orders/A-1", None, "").status, 401);
+    assert_eq!(call("POST", "/%761/admin/reload", None, "").status, 401);
+    assert_eq!(call("POST", "/%761/orders", None, &order).status, 401);
+    assert_eq!(call("GET", "/%761/decisions", None, "").status, 401);
+    assert_eq!(
+        call("POST", "/v1/orders/A-1/cance%6C", Some(INGEST_TOKEN), "").status,
+        403
+    );
+    assert_eq!(call("GET", "/v1/stock", Some(READ_TOKEN), "").status, 200);
+    assert_eq!(
+        call(
+            "PUT",
+            "/v1/stock",
+            Some(READ_TOKEN),
+            "warehouse,sku,on_hand\n"
+        )
+        .status,
+        403
+    );
+
     // Health, readiness and metrics need no token.
     assert_eq!(server.get("/healthz").status, 200);
     assert_eq!(server.get("/readyz").status, 200);
@@ -716,6 +762,23 @@ fn config_reloads_live_refusing_bad_files_and_restart_only_changes() {
     std::fs::write(&config_path, &streams).unwrap();
     assert_eq!(reload().json()["problems"][0], "limits.max_streams");
 
+    // Fallbacks and alerts reload too.
+    std::fs::write(
+        &config_path,
+        near_disabled.replace("fallback = [\"west\"]", "fallback = []"),
+    )
+    .unwrap();
+    let answer = reload().json();
+    assert_eq!(answer["status"], "applied", "{answer}");
+    assert_eq!(answer["changed"][0], "zones[east]");
+    std::fs::write(
+        &config_path,
+        near_disabled.replace("fallback = [\"west\"]", "fallback = []")
+            + "\n[alerts]\nbottleneck_share = 0.5\n",
+    )
+    .unwrap();
+    assert_eq!(reload().json()["changed"][0], "alerts");
+
     // SIGHUP reloads too.
     std::fs::write(&config_path, GOLDEN).unwrap();
     server.signal(libc::SIGHUP);
@@ -723,6 +786,24 @@ fn config_reloads_live_refusing_bad_files_and_restart_only_changes() {
         &server,
         &format!("R-h{}", rand_suffix())
     ) == "NEAR"));
+}
+
+#[test]
+fn a_reload_cannot_take_the_tokens_away() {
+    let with_tokens = format!("[auth]\nops_tokens = [\"{OPS_TOKEN}\"]\n{GOLDEN}");
+    let server = Server::start(&with_tokens, GOLDEN_CATALOG, STOCK, &["--no-watch-config"]);
+    std::fs::write(server.dir.path().join("router.toml"), GOLDEN).unwrap();
+    let bearer = format!("Bearer {OPS_TOKEN}");
+    let answer = server.request_with(
+        "POST",
+        "/v1/admin/reload",
+        &[("Authorization", bearer.as_str())],
+        b"",
+    );
+    assert_eq!(answer.status, 422, "{}", answer.text());
+    assert_eq!(answer.json()["problems"][0], "auth (removing every token)");
+    // Still enforced.
+    assert_eq!(server.get("/v1/network").status, 401);
 }
 
 #[test]

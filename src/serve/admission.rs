@@ -2,29 +2,40 @@
 //!
 //! Two bounds, both from `[limits]`:
 //! - **Orders in flight** (`max_orders_in_flight`): orders read from request bodies and not
-//!   yet answered, over every connection. A chunk of a stream takes one permit per order
-//!   before it goes to the shard and gives them back once answered. When none are left the
-//!   stream waits: its body is not read, so TCP pushes back on the sender. The last
-//!   `priority_reserve` permits are for priority chunks only (any express, same-day or VIP
-//!   order in them): under pressure, standard traffic waits first.
+//!   yet decided, over every connection. A chunk of a stream takes one permit per order
+//!   before it goes to the shard; the shard gives them back once it has decided the chunk,
+//!   whatever became of the client. When none are free the stream waits: its body is not
+//!   read, so TCP pushes back on the sender. The last `priority_reserve` permits are for
+//!   priority chunks only (any express, same-day or VIP order in them): under pressure,
+//!   standard traffic waits first.
 //! - **Streams** (`max_streams`): NDJSON streams read at once. One more is answered `429`
 //!   with `Retry-After`, as is a single JSON order (standard) that finds no permit free.
 //!
-//! An order that got its permit is always decided and answered.
+//! Two fair (FIFO) semaphores do it without a lock or a retry loop: every chunk takes its
+//! permits from `all` (capacity `max_orders_in_flight`); a standard chunk first takes as many
+//! from `standard` (capacity `max_orders_in_flight - priority_reserve`), so standard work can
+//! never hold the reserve, and waiting standard chunks are served in arrival order.
+//!
+//! An order that got its permit is always decided.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Shared by every worker.
 pub struct Admission {
-    permits: Arc<Semaphore>,
+    all: Arc<Semaphore>,
+    standard: Arc<Semaphore>,
     capacity: usize,
     reserve: usize,
-    /// Woken whenever permits come back, so waiting standard chunks look again.
-    released: Notify,
     streams: AtomicUsize,
     max_streams: usize,
+}
+
+/// The permits of one admitted chunk; given back when dropped.
+pub struct Permit {
+    _all: OwnedSemaphorePermit,
+    _standard: Option<OwnedSemaphorePermit>,
 }
 
 /// An open stream's place; the count goes down on drop.
@@ -40,11 +51,12 @@ impl Drop for StreamSlot {
 impl Admission {
     pub fn new(capacity: usize, reserve: usize, max_streams: usize) -> Self {
         let capacity = capacity.max(1);
+        let reserve = reserve.min(capacity - 1);
         Admission {
-            permits: Arc::new(Semaphore::new(capacity)),
+            all: Arc::new(Semaphore::new(capacity)),
+            standard: Arc::new(Semaphore::new(capacity - reserve)),
             capacity,
-            reserve: reserve.min(capacity - 1),
-            released: Notify::new(),
+            reserve,
             streams: AtomicUsize::new(0),
             max_streams,
         }
@@ -52,7 +64,12 @@ impl Admission {
 
     /// Orders in flight now.
     pub fn in_flight(&self) -> usize {
-        self.capacity - self.permits.available_permits()
+        self.capacity - self.all.available_permits()
+    }
+
+    /// Streams open now.
+    pub fn streams(&self) -> usize {
+        self.streams.load(Ordering::Acquire)
     }
 
     /// A place for one more stream, or `None` when `max_streams` are open.
@@ -78,7 +95,7 @@ impl Admission {
     }
 
     /// How many permits a chunk of `orders` takes: all of them, but never more than a chunk
-    /// of its class could ever get (a huge chunk is admitted whole when the service is idle).
+    /// of its class could ever get (a huge chunk is admitted once that many are free).
     fn wanted(&self, orders: usize, priority: bool) -> u32 {
         let ceiling = if priority {
             self.capacity
@@ -89,39 +106,44 @@ impl Admission {
     }
 
     /// Permits for a chunk, without waiting: `None` if a chunk of its class must wait.
-    pub fn try_admit(&self, orders: usize, priority: bool) -> Option<OwnedSemaphorePermit> {
+    pub fn try_admit(&self, orders: usize, priority: bool) -> Option<Permit> {
         let wanted = self.wanted(orders, priority);
-        let floor = if priority { 0 } else { self.reserve };
-        if self.permits.available_permits() < wanted as usize + floor {
-            return None;
-        }
-        self.permits.clone().try_acquire_many_owned(wanted).ok()
+        let standard = if priority {
+            None
+        } else {
+            Some(self.standard.clone().try_acquire_many_owned(wanted).ok()?)
+        };
+        let all = self.all.clone().try_acquire_many_owned(wanted).ok()?;
+        Some(Permit {
+            _all: all,
+            _standard: standard,
+        })
     }
 
-    /// Permits for a chunk, waiting as long as it takes.
-    pub async fn admit(&self, orders: usize, priority: bool) -> OwnedSemaphorePermit {
-        if priority {
-            let wanted = self.wanted(orders, true);
-            return self
-                .permits
-                .clone()
-                .acquire_many_owned(wanted)
-                .await
-                .expect("the semaphore is never closed");
+    /// Permits for a chunk, waiting (in arrival order) as long as it takes.
+    pub async fn admit(&self, orders: usize, priority: bool) -> Permit {
+        let wanted = self.wanted(orders, priority);
+        let standard = if priority {
+            None
+        } else {
+            Some(
+                self.standard
+                    .clone()
+                    .acquire_many_owned(wanted)
+                    .await
+                    .expect("the semaphore is never closed"),
+            )
+        };
+        let all = self
+            .all
+            .clone()
+            .acquire_many_owned(wanted)
+            .await
+            .expect("the semaphore is never closed");
+        Permit {
+            _all: all,
+            _standard: standard,
         }
-        loop {
-            let released = self.released.notified();
-            if let Some(permit) = self.try_admit(orders, false) {
-                return permit;
-            }
-            released.await;
-        }
-    }
-
-    /// Gives permits back (dropping them) and wakes waiting chunks.
-    pub fn release(&self, permit: OwnedSemaphorePermit) {
-        drop(permit);
-        self.released.notify_waiters();
     }
 }
 
@@ -140,14 +162,18 @@ mod tests {
         assert!(admission.try_admit(1, false).is_none());
         let priority = admission.try_admit(4, true).expect("the reserve");
         assert!(admission.try_admit(1, true).is_none());
-        admission.release(priority);
-        admission.release(standard);
+        drop(priority);
+        drop(standard);
         assert_eq!(admission.in_flight(), 0);
+        // Priority work may use the whole capacity; standard work then waits for it.
+        let priority = admission.try_admit(10, true).expect("everything");
+        assert!(admission.try_admit(1, false).is_none());
+        drop(priority);
         // A chunk larger than its class could ever get is admitted whole when idle, taking
         // what its class may take.
         let huge = admission.try_admit(1000, false).expect("an idle service");
         assert_eq!(admission.in_flight(), 6);
-        admission.release(huge);
+        drop(huge);
     }
 
     #[test]
@@ -156,12 +182,13 @@ mod tests {
         let first = admission.open_stream().expect("one");
         let _second = admission.open_stream().expect("two");
         assert!(admission.open_stream().is_none());
+        assert_eq!(admission.streams(), 2);
         drop(first);
         assert!(admission.open_stream().is_some());
     }
 
     #[test]
-    fn a_waiting_chunk_goes_as_soon_as_permits_come_back() {
+    fn waiting_chunks_go_in_arrival_order_as_soon_as_permits_come_back() {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
@@ -169,15 +196,35 @@ mod tests {
         runtime.block_on(async {
             let admission = Arc::new(Admission::new(4, 1, 1));
             let held = admission.try_admit(3, false).expect("3 open permits");
-            let waiting = {
+            let (order_tx, mut order_rx) = tokio::sync::mpsc::unbounded_channel();
+            let mut waiters = Vec::new();
+            // A large chunk first, then a small one: the small one must not overtake it.
+            for (name, size) in [("large", 3), ("small", 1)] {
                 let admission = admission.clone();
-                tokio::spawn(async move { admission.admit(2, false).await.num_permits() })
-            };
+                let order_tx = order_tx.clone();
+                waiters.push(tokio::spawn(async move {
+                    let permit = admission.admit(size, false).await;
+                    order_tx.send(name).unwrap();
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    drop(permit);
+                }));
+                tokio::task::yield_now().await;
+            }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            assert!(!waiting.is_finished(), "no permits yet: it must wait");
-            admission.release(held);
-            let granted = tokio::time::timeout(std::time::Duration::from_secs(5), waiting).await;
-            assert_eq!(granted.expect("woken").expect("ran"), 2);
+            assert!(
+                order_rx.try_recv().is_err(),
+                "no permits yet: both must wait"
+            );
+            // Dropping the permits (a client gone, say) wakes the waiters: no release call.
+            drop(held);
+            for waiter in waiters {
+                tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+                    .await
+                    .expect("woken")
+                    .expect("ran");
+            }
+            assert_eq!(order_rx.recv().await, Some("large"));
+            assert_eq!(order_rx.recv().await, Some("small"));
         });
     }
 }

@@ -22,37 +22,62 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::web;
 
-/// The role a request needs; `None` for the open endpoints.
-pub fn required_role(method: &Method, path: &str) -> Option<Role> {
-    if !path.starts_with("/v1/") {
-        return None;
-    }
-    if path.starts_with("/v1/admin/") || (path.ends_with("/cancel") && method == Method::POST) {
-        return Some(Role::Ops);
-    }
-    if method == Method::GET || method == Method::HEAD {
-        return Some(Role::Read);
-    }
-    Some(Role::Ingest)
-}
-
-/// The middleware: checks the bearer token against the role the route needs.
-pub async fn authenticate(
+/// Middleware for routes that need the `read` role. Each route is wrapped with the role it
+/// needs *after* the router has matched it, so the role follows the resource, not a
+/// reading of the raw path (`/%761/orders` is `/v1/orders` to the router).
+pub async fn read(
     request: ServiceRequest,
     next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    authorize(request, next, Role::Read).await
+}
+
+/// Middleware for routes that need the `ingest` role.
+pub async fn ingest(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    authorize(request, next, Role::Ingest).await
+}
+
+/// Middleware for routes that need the `ops` role.
+pub async fn ops(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    authorize(request, next, Role::Ops).await
+}
+
+/// `/v1/stock`: reading it needs `read`, replacing levels `ingest`.
+pub async fn read_or_ingest(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let needed = if request.method() == Method::GET || request.method() == Method::HEAD {
+        Role::Read
+    } else {
+        Role::Ingest
+    };
+    authorize(request, next, needed).await
+}
+
+/// Checks the bearer token against the role `needed`.
+async fn authorize(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+    needed: Role,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let app = request
         .app_data::<web::Data<App>>()
         .expect("the app data is registered")
         .clone();
     let auth = app.network().auth.clone();
-    let needed = required_role(request.method(), request.path());
-    let Some(needed) = needed.filter(|_| auth.is_enabled()) else {
+    if !auth.is_enabled() {
         return next
             .call(request)
             .await
             .map(ServiceResponse::map_into_left_body);
-    };
+    }
     let given = request
         .headers()
         .get(header::AUTHORIZATION)

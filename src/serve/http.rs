@@ -16,20 +16,62 @@ use futures_util::StreamExt;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Routes of the API.
+/// Routes of the API, each wrapped with the role it needs (see [`super::auth`]).
 pub fn configure(config: &mut web::ServiceConfig) {
+    use super::auth;
+    use actix_web::middleware::from_fn;
     config
-        .route("/v1/orders", web::post().to(post_orders))
-        .route("/v1/orders/{id}", web::get().to(get_order))
-        .route("/v1/orders/{id}/cancel", web::post().to(cancel_order))
-        .route("/v1/orders/{id}/shipped", web::post().to(ship_order))
-        .route("/v1/stock/{sku}", web::get().to(get_stock))
-        .route("/v1/stock", web::put().to(put_stock))
-        .route("/v1/stock", web::get().to(export_stock))
-        .route("/v1/network", web::get().to(get_network))
-        .route("/v1/catalog", web::get().to(get_catalog))
-        .route("/v1/admin/reload", web::post().to(admin_reload))
-        .route("/v1/decisions", web::get().to(get_decisions))
+        .service(
+            web::resource("/v1/orders")
+                .wrap(from_fn(auth::ingest))
+                .route(web::post().to(post_orders)),
+        )
+        .service(
+            web::resource("/v1/orders/{id}")
+                .wrap(from_fn(auth::read))
+                .route(web::get().to(get_order)),
+        )
+        .service(
+            web::resource("/v1/orders/{id}/cancel")
+                .wrap(from_fn(auth::ops))
+                .route(web::post().to(cancel_order)),
+        )
+        .service(
+            web::resource("/v1/orders/{id}/shipped")
+                .wrap(from_fn(auth::ingest))
+                .route(web::post().to(ship_order)),
+        )
+        .service(
+            web::resource("/v1/stock/{sku}")
+                .wrap(from_fn(auth::read))
+                .route(web::get().to(get_stock)),
+        )
+        .service(
+            web::resource("/v1/stock")
+                .wrap(from_fn(auth::read_or_ingest))
+                .route(web::put().to(put_stock))
+                .route(web::get().to(export_stock)),
+        )
+        .service(
+            web::resource("/v1/network")
+                .wrap(from_fn(auth::read))
+                .route(web::get().to(get_network)),
+        )
+        .service(
+            web::resource("/v1/catalog")
+                .wrap(from_fn(auth::read))
+                .route(web::get().to(get_catalog)),
+        )
+        .service(
+            web::resource("/v1/decisions")
+                .wrap(from_fn(auth::read))
+                .route(web::get().to(get_decisions)),
+        )
+        .service(
+            web::resource("/v1/admin/reload")
+                .wrap(from_fn(auth::ops))
+                .route(web::post().to(admin_reload)),
+        )
         .route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
         .route("/metrics", web::get().to(metrics));
@@ -152,17 +194,23 @@ fn stream_orders(payload: web::Payload, app: web::Data<App>) -> HttpResponse {
         }
         std::future::ready(next.map(|(batch, snapshot)| (batch, snapshot, parse_started)))
     });
+    // Admission and enqueueing run one chunk at a time (`then`), so a stream's chunks are
+    // decided in input order; only the waits for their answers overlap (`buffered`).
     let answers = batches
         .filter(|(batch, _, _)| std::future::ready(!batch.is_empty()))
-        .map(move |(batch, snapshot, read)| {
+        .then(move |(batch, snapshot, read)| {
             let app = app.clone();
             async move {
-                let bytes = app.decide(batch, snapshot).await;
-                // From the chunk's arrival to its answers handed to the response.
-                metrics::histogram!("router_decision_latency_seconds")
-                    .record(read.elapsed().as_secs_f64());
-                bytes
+                let pending = app.enqueue(batch, snapshot).await;
+                (pending, read)
             }
+        })
+        .map(|(pending, read)| async move {
+            let answer = pending.answer().await;
+            // From the chunk's arrival to its answers handed to the response.
+            metrics::histogram!("router_decision_latency_seconds")
+                .record(read.elapsed().as_secs_f64());
+            answer.bytes
         })
         .buffered(STREAM_PIPELINE)
         .map(move |bytes| {
@@ -224,8 +272,12 @@ async fn single_order(mut payload: web::Payload, app: web::Data<App>) -> HttpRes
         return too_busy("the router is at its limit of orders in flight");
     };
     let outcome = app
-        .decide_admitted(vec![(1, Ok(order))], network, permit)
+        .send_admitted(vec![(1, Ok(order))], network, permit)
+        .answer()
         .await;
+    if outcome.summary.lines == 0 {
+        return unavailable();
+    }
     let mut bytes = outcome.bytes;
     if outcome.summary.invalid > 0 {
         // The only refusal after parsing: the id was seen with other content.
@@ -473,8 +525,10 @@ async fn get_decisions(query: web::Query<FeedQuery>, app: web::Data<App>) -> Htt
         cursor: u64,
         follow: bool,
         published: tokio::sync::watch::Receiver<u64>,
+        last_read_done: bool,
     }
     let state = State {
+        last_read_done: false,
         published: app.feed_published.clone(),
         app,
         pending: Some(first),
@@ -503,10 +557,17 @@ async fn get_decisions(query: web::Query<FeedQuery>, app: web::Data<App>) -> Htt
                 ReadResult::Gone { .. } => return None,
                 ReadResult::Empty if !state.follow => return None,
                 ReadResult::Empty => loop {
-                    if state.app.is_draining() {
-                        return None;
-                    }
                     if *state.published.borrow_and_update() > state.cursor {
+                        break;
+                    }
+                    // The router is shutting down and has decided everything it will. The
+                    // last entries were sent to the log before the last permits came back,
+                    // so one more read (queued behind them) sees them; after that, the end.
+                    if state.app.is_drained() {
+                        if state.last_read_done {
+                            return None;
+                        }
+                        state.last_read_done = true;
                         break;
                     }
                     let wait = state.published.changed();
@@ -560,47 +621,30 @@ async fn metrics(app: web::Data<App>) -> HttpResponse {
         .body(app.metrics.render())
 }
 
-impl App {
-    /// Admits (waiting as long as it takes), decides and answers one parsed chunk.
-    pub async fn decide(&self, batch: Vec<Parsed>, network: Arc<Network>) -> Vec<u8> {
-        let priority = batch_priority(&network, &batch);
-        let permit = self.admission.admit(batch.len(), priority).await;
-        self.decide_admitted(batch, network, permit).await.bytes
-    }
+/// A chunk on its way through the shard.
+pub struct Pending {
+    reply: tokio::sync::oneshot::Receiver<super::shard::BatchAnswer>,
+    first_line: u64,
+    lines: usize,
+}
 
-    /// Decides a chunk whose permits are held; gives them back once answered.
-    pub async fn decide_admitted(
-        &self,
-        batch: Vec<Parsed>,
-        network: Arc<Network>,
-        permit: tokio::sync::OwnedSemaphorePermit,
-    ) -> super::shard::BatchAnswer {
-        // Lines of a chunk are numbered consecutively.
-        let (first_line, lines) = (batch.first().map_or(1, |(number, _)| *number), batch.len());
-        let message = DecideBatch {
-            batch,
-            network,
-            now: Millis::now(),
-            sent: Instant::now(),
-        };
-        metrics::counter!("router_shard_queue_pushed_total", "shard" => "all").increment(1);
-        let answer = self.shard.send(message).await;
-        self.admission.release(permit);
-        match answer {
+impl Pending {
+    /// The chunk's answers; if the shard stopped before deciding it, an `unavailable`
+    /// record for each line (nothing was reserved).
+    pub async fn answer(self) -> super::shard::BatchAnswer {
+        match self.reply.await {
             Ok(answer) => {
                 metrics::histogram!("router_stage_latency_seconds", "stage" => "answer")
                     .record(answer.decided.elapsed().as_secs_f64());
                 answer
             }
             Err(_) => {
-                // The shard is gone (the process is ending): say so for every line rather
-                // than leave a line unanswered.
                 let mut bytes = Vec::new();
                 let invalid = Invalid::new(
                     InvalidCode::Unavailable,
                     "the routing shard is not running; nothing was decided",
                 );
-                for number in first_line..first_line + lines as u64 {
+                for number in self.first_line..self.first_line + self.lines as u64 {
                     crate::render::write_invalid(&mut bytes, number, &invalid);
                 }
                 super::shard::BatchAnswer {
@@ -609,6 +653,42 @@ impl App {
                     decided: Instant::now(),
                 }
             }
+        }
+    }
+}
+
+impl App {
+    /// Admits one parsed chunk (waiting as long as it takes) and hands it to the shard.
+    pub async fn enqueue(&self, batch: Vec<Parsed>, network: Arc<Network>) -> Pending {
+        let priority = batch_priority(&network, &batch);
+        let permit = self.admission.admit(batch.len(), priority).await;
+        self.send_admitted(batch, network, permit)
+    }
+
+    /// Hands an admitted chunk to the shard, which decides it and gives its permits back
+    /// whether or not anyone still waits for the answer.
+    pub fn send_admitted(
+        &self,
+        batch: Vec<Parsed>,
+        network: Arc<Network>,
+        permit: super::admission::Permit,
+    ) -> Pending {
+        // Lines of a chunk are numbered consecutively.
+        let (first_line, lines) = (batch.first().map_or(1, |(number, _)| *number), batch.len());
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        metrics::counter!("router_shard_queue_pushed_total", "shard" => "all").increment(1);
+        self.shard.do_send(DecideBatch {
+            batch,
+            network,
+            permit,
+            reply,
+            now: Millis::now(),
+            sent: Instant::now(),
+        });
+        Pending {
+            reply: answer,
+            first_line,
+            lines,
         }
     }
 }

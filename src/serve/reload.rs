@@ -76,6 +76,11 @@ pub fn restart_only(old: &Network, new: &Network) -> Vec<String> {
     if names(&old.carrier_ids) != names(&new.carrier_ids) {
         fields.push("carriers (ids)".to_owned());
     }
+    if old.auth.is_enabled() && !new.auth.is_enabled() {
+        // A router started with tokens may be listening beyond loopback, where it must not
+        // run without them.
+        fields.push("auth (removing every token)".to_owned());
+    }
     for (key, before, after) in [
         (
             "limits.max_streams",
@@ -127,6 +132,17 @@ pub fn changes(old: &Network, new: &Network) -> Vec<String> {
     }
     if old.auth != new.auth {
         changed.push("auth".to_owned());
+    }
+    if old.alerts != new.alerts {
+        changed.push("alerts".to_owned());
+    }
+    if old.tier_name(old.default_tier) != new.tier_name(new.default_tier) {
+        changed.push("tiers (default)".to_owned());
+    }
+    for (index, (before, after)) in old.zones.iter().zip(&new.zones).enumerate() {
+        if before != after {
+            changed.push(format!("zones[{}]", old.zone_ids.name(index as u32)));
+        }
     }
     let tier_names = |network: &Network| -> Vec<String> {
         network.tier_ids.names().map(str::to_owned).collect()

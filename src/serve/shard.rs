@@ -179,9 +179,16 @@ impl Actor for RouterShard {
 }
 
 /// Decide a parsed chunk, in order, at `now`, under the config snapshot it was parsed with.
+/// Sent with `do_send`, so chunks enter the mailbox in the order they were sent and the
+/// shard decides an admitted chunk even if its client has gone (the mailbox is bounded by
+/// the admission permits the chunks carry).
 pub struct DecideBatch {
     pub batch: Vec<Parsed>,
     pub network: std::sync::Arc<crate::config::Network>,
+    /// Given back once the chunk is decided.
+    pub permit: super::admission::Permit,
+    /// Where the answer goes; nobody may be listening any more.
+    pub reply: tokio::sync::oneshot::Sender<BatchAnswer>,
     pub now: Millis,
     /// When the batch was sent, for the queue-wait histogram.
     pub sent: Instant,
@@ -196,13 +203,13 @@ pub struct BatchAnswer {
 }
 
 impl Message for DecideBatch {
-    type Result = BatchAnswer;
+    type Result = ();
 }
 
 impl Handler<DecideBatch> for RouterShard {
-    type Result = MessageResult<DecideBatch>;
+    type Result = ();
 
-    fn handle(&mut self, message: DecideBatch, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, message: DecideBatch, _: &mut Self::Context) {
         let started = Instant::now();
         metrics::counter!("router_shard_queue_popped_total", "shard" => "all").increment(1);
         metrics::histogram!("router_stage_latency_seconds", "stage" => "queue_wait")
@@ -228,11 +235,12 @@ impl Handler<DecideBatch> for RouterShard {
         metrics::histogram!("router_stage_latency_seconds", "stage" => "decide")
             .record(started.elapsed().as_secs_f64());
         record_summary(&summary);
-        MessageResult(BatchAnswer {
+        drop(message.permit);
+        let _ = message.reply.send(BatchAnswer {
             bytes,
             summary,
             decided: Instant::now(),
-        })
+        });
     }
 }
 
