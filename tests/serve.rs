@@ -960,3 +960,29 @@ fn a_request_head_that_never_ends_is_timed_out() {
     // Others are served meanwhile.
     assert_eq!(server.get("/healthz").status, 200);
 }
+
+#[test]
+fn a_broken_body_cuts_the_response_off_visibly_after_answering_what_was_read() {
+    let server = golden_server(&[]);
+    let mut stream = open_stream(&server);
+    let mut raw = Vec::new();
+    write_chunk(
+        &mut stream,
+        format!("{}\n", simple_order("B-1", "R1", &[("A", 1)], "")).as_bytes(),
+    );
+    read_until_lines(&mut stream, &mut raw, 1);
+    // Not a chunk size: the framing is broken.
+    stream.write_all(b"zz\r\nnot a chunk\r\n").unwrap();
+    let _ = stream.read_to_end(&mut raw);
+    // What was read was answered; the response has no final chunk, so the client can tell
+    // it is incomplete.
+    assert!(
+        !raw.ends_with(b"0\r\n\r\n"),
+        "{}",
+        String::from_utf8_lossy(&raw)
+    );
+    assert_eq!(server.get("/v1/orders/B-1").status, 200);
+    // The server goes on.
+    let answer = server.post_ndjson(&format!("{}\n", simple_order("B-2", "R1", &[("A", 1)], "")));
+    assert_eq!(answer.lines()[0]["status"], "routed");
+}

@@ -28,6 +28,12 @@ pub struct LineSplitter {
 }
 
 impl LineSplitter {
+    /// Changes the limit for the lines still to come (a config reload); a line already
+    /// partly read is held to the new limit too.
+    pub fn set_max_line_bytes(&mut self, max_line_bytes: usize) {
+        self.max_line_bytes = max_line_bytes;
+    }
+
     pub fn new(max_line_bytes: usize) -> LineSplitter {
         LineSplitter {
             max_line_bytes,

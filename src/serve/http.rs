@@ -163,10 +163,14 @@ fn stream_orders(payload: web::Payload, app: web::Data<App>) -> HttpResponse {
     let items = payload
         .map(Some)
         .chain(futures_util::stream::once(std::future::ready(None)));
-    let batches = items.scan((), move |(), item| {
+    let batches = items.scan(false, move |broken, item| {
+        if *broken {
+            return std::future::ready(None);
+        }
         let parse_started = Instant::now();
         // Each chunk is parsed, decided and answered under one config snapshot.
         let snapshot = parser.network();
+        splitter.set_max_line_bytes(snapshot.limits.max_line_bytes);
         let catalog = &parser.catalog;
         let mut batch = Vec::new();
         let mut push = |line: crate::ingest::Line<'_>| {
@@ -175,48 +179,59 @@ fn stream_orders(payload: web::Payload, app: web::Data<App>) -> HttpResponse {
         let next = match item {
             Some(Ok(chunk)) => {
                 splitter.feed(&chunk, &mut push);
-                Some((batch, snapshot))
+                Ok((batch, snapshot, parse_started))
             }
-            // The client went away or broke the framing: nothing more can be read, and
-            // what was read is decided and answered.
+            // The client went away or broke the framing: nothing more can be read. What
+            // was read is decided and answered; then the response is cut off (no final
+            // chunk), so a client still reading sees that it is incomplete.
             Some(Err(problem)) => {
-                tracing::debug!("order stream ended by the client: {problem}");
-                None
+                tracing::debug!("order stream broken by the client: {problem}");
+                *broken = true;
+                Err(format!("the request body broke off: {problem}"))
             }
             None => {
                 splitter.finish(&mut push);
-                Some((batch, snapshot))
+                Ok((batch, snapshot, parse_started))
             }
         };
-        if next.as_ref().is_some_and(|(batch, _)| !batch.is_empty()) {
+        if next.as_ref().is_ok_and(|(batch, _, _)| !batch.is_empty()) {
             metrics::histogram!("router_stage_latency_seconds", "stage" => "parse")
                 .record(parse_started.elapsed().as_secs_f64());
         }
-        std::future::ready(next.map(|(batch, snapshot)| (batch, snapshot, parse_started)))
+        std::future::ready(Some(next))
     });
     // Admission and enqueueing run one chunk at a time (`then`), so a stream's chunks are
     // decided in input order; only the waits for their answers overlap (`buffered`).
     let answers = batches
-        .filter(|(batch, _, _)| std::future::ready(!batch.is_empty()))
-        .then(move |(batch, snapshot, read)| {
+        .filter(|item| {
+            let keep = item
+                .as_ref()
+                .map_or(true, |(batch, _, _)| !batch.is_empty());
+            std::future::ready(keep)
+        })
+        .then(move |item| {
             let app = app.clone();
             async move {
+                let (batch, snapshot, read) = item?;
                 let pending = app.enqueue(batch, snapshot).await;
-                (pending, read)
+                Ok::<_, String>((pending, read))
             }
         })
-        .map(|(pending, read)| async move {
+        .map(|item| async move {
+            let (pending, read) = item?;
             let answer = pending.answer().await;
             // From the chunk's arrival to its answers handed to the response.
             metrics::histogram!("router_decision_latency_seconds")
                 .record(read.elapsed().as_secs_f64());
-            answer.bytes
+            Ok::<_, String>(answer.bytes)
         })
         .buffered(STREAM_PIPELINE)
         .map(move |bytes| {
             // The stream's place is held for as long as answers flow.
             let _slot = &slot;
-            Ok::<Bytes, actix_web::Error>(Bytes::from(bytes))
+            bytes
+                .map(Bytes::from)
+                .map_err(actix_web::error::ErrorBadRequest)
         });
     HttpResponse::Ok()
         .content_type("application/x-ndjson")
