@@ -8,7 +8,7 @@ use crate::router::Router;
 use crate::time::Millis;
 use crate::world::{World, WorldSources};
 use anyhow::{Context, bail};
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -19,23 +19,45 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Where the router's world comes from: `--config`, `--catalog`, `--stock`, `--seed`.
+#[derive(Debug, Args)]
+pub struct WorldArgs {
+    /// Network and policy config (TOML). Default: config/router.toml, else the embedded copy.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Catalogue CSV (sku,weight_g,capabilities). Default: the demo catalogue.
+    #[arg(long)]
+    catalog: Option<PathBuf>,
+    /// Stock CSV (warehouse,sku,on_hand). Default: the demo stock.
+    #[arg(long)]
+    stock: Option<PathBuf>,
+    /// Seed of the demo catalogue and stock.
+    #[arg(long, default_value_t = DEMO_SEED)]
+    seed: u64,
+}
+
+impl From<WorldArgs> for WorldSources {
+    fn from(args: WorldArgs) -> WorldSources {
+        WorldSources {
+            config: args.config,
+            catalog: args.catalog,
+            stock: args.stock,
+            seed: args.seed,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the HTTP API (DESIGN section 6): NDJSON orders in, decisions out, streamed.
     Serve {
-        /// Network and policy config (TOML). Default: config/router.toml, else the embedded copy.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Catalogue CSV (sku,weight_g,capabilities). Default: the demo catalogue.
-        #[arg(long)]
-        catalog: Option<PathBuf>,
-        /// Stock CSV (warehouse,sku,on_hand). Default: the demo stock.
-        #[arg(long)]
-        stock: Option<PathBuf>,
+        #[command(flatten)]
+        world: WorldArgs,
         /// Address to listen on; port 0 picks a free port (printed on stdout).
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
-        /// Where the journal lives.
+        /// Where the journal will live (created; nothing is written there until the journal
+        /// exists, issue 4).
         #[arg(long, default_value = "data")]
         data_dir: PathBuf,
         /// HTTP worker threads, which parse. Default: one per core.
@@ -48,28 +70,15 @@ pub enum Command {
         /// Seconds a shutdown (SIGTERM) waits for open streams to finish.
         #[arg(long, default_value_t = 30)]
         shutdown_timeout: u64,
-        /// Seed of the demo catalogue and stock.
-        #[arg(long, default_value_t = DEMO_SEED)]
-        seed: u64,
     },
     /// Route NDJSON orders from stdin to NDJSON decisions on stdout, one line per line, in
     /// order, byte-for-byte deterministic.
     Route {
-        /// Network and policy config (TOML). Default: config/router.toml, else the embedded copy.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Catalogue CSV (sku,weight_g,capabilities). Default: the demo catalogue.
-        #[arg(long)]
-        catalog: Option<PathBuf>,
-        /// Stock CSV (warehouse,sku,on_hand). Default: the demo stock.
-        #[arg(long)]
-        stock: Option<PathBuf>,
+        #[command(flatten)]
+        world: WorldArgs,
         /// Decision time of orders without created_at (RFC 3339). Default: the run's start.
         #[arg(long)]
         now: Option<String>,
-        /// Seed of the demo catalogue and stock.
-        #[arg(long, default_value_t = DEMO_SEED)]
-        seed: u64,
         /// Do not print the summary line on stderr.
         #[arg(long, short)]
         quiet: bool,
@@ -109,15 +118,12 @@ pub enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve {
-            config,
-            catalog,
-            stock,
+            world,
             listen,
             data_dir,
             workers,
             no_watch_config,
             shutdown_timeout,
-            seed,
         } => {
             let _ = tracing_subscriber::fmt()
                 .with_env_filter(
@@ -128,12 +134,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .try_init();
             crate::serve::run(crate::serve::ServeOptions {
                 listen,
-                sources: WorldSources {
-                    config,
-                    catalog,
-                    stock,
-                    seed,
-                },
+                sources: world.into(),
                 data_dir,
                 workers,
                 watch_config: !no_watch_config,
@@ -141,25 +142,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Route {
-            config,
-            catalog,
-            stock,
-            now,
-            seed,
-            quiet,
-        } => {
+        Command::Route { world, now, quiet } => {
             let default_time = match now {
                 Some(text) => Millis::parse_rfc3339(&text)
                     .with_context(|| format!("--now must be an RFC 3339 time, got {text:?}"))?,
                 None => Millis::now(),
             };
-            let world = World::load(&WorldSources {
-                config,
-                catalog,
-                stock,
-                seed,
-            })?;
+            let world = World::load(&world.into())?;
             let mut router = Router::new(world.network, world.catalog, &world.stock);
             let stdout = std::io::stdout().lock();
             let summary = route_stream(&mut router, std::io::stdin().lock(), stdout, default_time)

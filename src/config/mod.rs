@@ -46,6 +46,20 @@ pub struct ConfigProblem {
     pub message: String,
 }
 
+impl ConfigProblem {
+    /// `file:line:column: key: message`.
+    pub fn located(&self, path: &Path) -> String {
+        format!(
+            "{}:{}:{}: {}: {}",
+            path.display(),
+            self.line,
+            self.column,
+            self.key,
+            self.message
+        )
+    }
+}
+
 /// Why a config could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -72,21 +86,11 @@ impl ConfigError {
 }
 
 fn render_problems(path: &Path, problems: &[ConfigProblem]) -> String {
-    let mut text = String::new();
-    for (index, problem) in problems.iter().enumerate() {
-        if index > 0 {
-            text.push('\n');
-        }
-        text.push_str(&format!(
-            "{}:{}:{}: {}: {}",
-            path.display(),
-            problem.line,
-            problem.column,
-            problem.key,
-            problem.message
-        ));
-    }
-    text
+    let lines: Vec<String> = problems
+        .iter()
+        .map(|problem| problem.located(path))
+        .collect();
+    lines.join("\n")
 }
 
 /// Routing priorities (`[policy]`). Each weight is a cost per unit; a plan's score is their

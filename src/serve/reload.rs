@@ -186,16 +186,7 @@ pub async fn reload(app: &App, path: Option<&Path>) -> Outcome {
             let problems = error
                 .problems()
                 .iter()
-                .map(|problem| {
-                    format!(
-                        "{}:{}:{}: {}: {}",
-                        path.display(),
-                        problem.line,
-                        problem.column,
-                        problem.key,
-                        problem.message
-                    )
-                })
+                .map(|problem| problem.located(path))
                 .collect();
             return refused(path, format!("{error}"), problems);
         }
