@@ -413,11 +413,11 @@ fn health_readiness_and_metrics() {
         "{text}"
     );
     for stage in ["parse", "queue_wait", "decide", "answer"] {
-        let series = format!("router_stage_latency_seconds{{stage=\"{stage}\",quantile=\"0.99\"}}");
+        let series = format!("router_stage_latency_seconds_bucket{{stage=\"{stage}\",le=\"0.1\"}}");
         assert!(text.contains(&series), "{stage}: {text}");
     }
     assert!(
-        text.contains("router_decision_latency_seconds{quantile=\"0.5\"}"),
+        text.contains("router_decision_latency_seconds_bucket{le=\"+Inf\"} 1"),
         "{text}"
     );
     assert!(

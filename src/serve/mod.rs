@@ -91,6 +91,12 @@ impl App {
     }
 }
 
+/// Upper bounds of the latency histograms' buckets, in seconds.
+const LATENCY_BUCKETS: [f64; 16] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
 /// Messages a shard's mailbox holds before senders wait.
 const SHARD_MAILBOX: usize = 256;
 
@@ -107,6 +113,13 @@ pub fn run(options: ServeOptions) -> anyhow::Result<()> {
     std::fs::create_dir_all(&options.data_dir)
         .with_context(|| format!("creating the data dir {}", options.data_dir.display()))?;
     let metrics = PrometheusBuilder::new()
+        // Latencies as true Prometheus histograms (they aggregate across instances, which
+        // summaries do not), from 100 us to 10 s.
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Suffix("_latency_seconds".into()),
+            &LATENCY_BUCKETS,
+        )
+        .context("setting latency buckets")?
         .install_recorder()
         .context("installing the metrics recorder")?;
     actix_rt::System::new().block_on(serve(world, options, metrics))
