@@ -986,3 +986,90 @@ fn a_broken_body_cuts_the_response_off_visibly_after_answering_what_was_read() {
     let answer = server.post_ndjson(&format!("{}\n", simple_order("B-2", "R1", &[("A", 1)], "")));
     assert_eq!(answer.lines()[0]["status"], "routed");
 }
+
+#[test]
+fn concurrent_streams_under_tight_admission_break_no_invariant() {
+    // Eight orders in flight at most, two of them kept for priority: four streams of mixed
+    // standard and express orders must wait for each other, and every order is still
+    // answered once, in order, with stock that adds up.
+    let config = GOLDEN.replacen(
+        "max_shipments = 3",
+        "max_shipments = 3\n\n[limits]\nmax_orders_in_flight = 8\npriority_reserve = 2",
+        1,
+    );
+    let server = Server::start(&config, GOLDEN_CATALOG, STOCK, &[]);
+    let streams: Vec<String> = (0..4)
+        .map(|stream| {
+            (0..300)
+                .map(|index| {
+                    let (sku, qty) = [("A", 1), ("B", 1), ("ICE", 1), ("A", 2)][index % 4];
+                    let region = ["R1", "R2"][(index / 4) % 2];
+                    let extra = if index % 7 == 0 {
+                        r#","service":"express""#
+                    } else {
+                        ""
+                    };
+                    simple_order(&format!("C{stream}-{index}"), region, &[(sku, qty)], extra) + "\n"
+                })
+                .collect()
+        })
+        .collect();
+    let send_all = |streams: &[String]| -> Vec<Vec<Value>> {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = streams
+                .iter()
+                .map(|body| scope.spawn(|| server.post_ndjson(body).lines()))
+                .collect();
+            handles
+                .into_iter()
+                .map(|handle| handle.join().unwrap())
+                .collect()
+        })
+    };
+    let first = send_all(&streams);
+    let mut placed: HashMap<(String, String), u64> = HashMap::new();
+    for (stream, answers) in first.iter().enumerate() {
+        assert_eq!(answers.len(), 300);
+        for (index, answer) in answers.iter().enumerate() {
+            assert_eq!(answer["order_id"], format!("C{stream}-{index}"), "{answer}");
+            assert!(answer.get("duplicate").is_none(), "{answer}");
+            for shipment in answer["shipments"].as_array().unwrap() {
+                for line in shipment["lines"].as_array().unwrap() {
+                    *placed
+                        .entry((
+                            shipment["warehouse"].as_str().unwrap().to_owned(),
+                            line["sku"].as_str().unwrap().to_owned(),
+                        ))
+                        .or_default() += line["qty"].as_u64().unwrap();
+                }
+            }
+        }
+    }
+    // Stock: reserved equals what the decisions placed and never exceeds on hand.
+    for sku in ["A", "B", "ICE"] {
+        let stock = server.get(&format!("/v1/stock/{sku}")).json();
+        for row in stock["warehouses"].as_array().unwrap() {
+            let warehouse = row["warehouse"].as_str().unwrap().to_owned();
+            let expected = placed
+                .get(&(warehouse, sku.to_owned()))
+                .copied()
+                .unwrap_or(0);
+            assert_eq!(row["reserved"], expected, "{stock}");
+            assert!(
+                row["reserved"].as_u64() <= row["on_hand"].as_u64(),
+                "{stock}"
+            );
+        }
+    }
+    // Everything was decided and given back its permits.
+    let ready = server.get("/readyz").json();
+    assert_eq!(ready["orders_in_flight"], 0);
+    // Sent again, concurrently: all duplicates, same decisions.
+    let again = send_all(&streams);
+    for (first, again) in first.iter().zip(&again) {
+        for (first, again) in first.iter().zip(again) {
+            assert_eq!(again["duplicate"], true);
+            assert_eq!(without_duplicate_flag(again.clone()), *first);
+        }
+    }
+}
