@@ -122,16 +122,16 @@ impl Clock {
     }
 }
 
-/// Decides and renders a parsed batch in order, emptying it. `on_decision` sees the
-/// rendered line of each new decision (not duplicates, not `invalid` records): the service
-/// puts those on its decision feed.
+/// Decides and renders a parsed batch in order, emptying it. `on_decision` is told where in
+/// `out` the rendered line of each new decision is (not duplicates, not `invalid`
+/// records): the service puts those on its decision feed.
 pub fn answer_batch(
     router: &mut Router,
     batch: &mut Vec<Parsed>,
     clock: Clock,
     out: &mut Vec<u8>,
     summary: &mut RouteSummary,
-    mut on_decision: impl FnMut(&[u8]),
+    mut on_decision: impl FnMut(std::ops::Range<usize>),
 ) {
     for (_, parsed) in batch.iter().take(PREFETCH_AHEAD) {
         if let Ok(order) = parsed {
@@ -143,7 +143,7 @@ pub fn answer_batch(
             router.prefetch(order);
         }
         if let Some(fresh) = answer(router, &batch[index], clock, out, summary) {
-            on_decision(&out[fresh]);
+            on_decision(fresh);
         }
     }
     batch.clear();

@@ -10,63 +10,67 @@
 //! answered `410 Gone` with the oldest one still held.
 
 use actix::{Actor, Context, Handler, Message, MessageResult};
+use bytes::Bytes;
 use std::collections::VecDeque;
 use tokio::sync::watch;
 
-/// Bytes of entries the in-memory feed keeps (a decision is about 420 bytes).
+/// Bytes of entries the in-memory feed keeps (a decision is about 400 bytes).
 pub const FEED_RETENTION_BYTES: usize = 64 << 20;
 
-/// Feed lines with consecutive cursors from `first`, each ending in a newline.
+/// Feed entries with consecutive cursors from `first`. An entry is its event and its JSON
+/// object; a decision's object is a slice of the answers the shard rendered for the
+/// caller (shared, not copied: the shard does no feed work per order). The cursor and the
+/// event are written in front when the entry is read.
 pub struct FeedChunk {
     pub first: u64,
-    pub bytes: Vec<u8>,
-    /// Where each line starts in `bytes`.
-    pub starts: Vec<u32>,
+    entries: Vec<(&'static str, Bytes)>,
+    /// Bytes held by the entries' objects.
+    size: usize,
 }
 
 impl FeedChunk {
     pub fn new(first: u64) -> FeedChunk {
         FeedChunk {
             first,
-            bytes: Vec::new(),
-            starts: Vec::new(),
+            entries: Vec::new(),
+            size: 0,
         }
     }
 
-    /// Cursor after the last line.
+    /// Cursor after the last entry.
     pub fn end(&self) -> u64 {
-        self.first + self.starts.len() as u64
+        self.first + self.entries.len() as u64
     }
 
     pub fn is_empty(&self) -> bool {
-        self.starts.is_empty()
+        self.entries.is_empty()
     }
 
-    /// Appends one line: `{"cursor":N,"event":EVENT,` then `fields` (a JSON object's members
-    /// and its closing brace, without the opening one) and a newline.
-    pub fn push(&mut self, event: &str, fields: &[u8]) {
-        let cursor = self.end();
-        self.starts.push(self.bytes.len() as u32);
-        self.bytes.extend_from_slice(b"{\"cursor\":");
-        self.bytes
-            .extend_from_slice(itoa::Buffer::new().format(cursor).as_bytes());
-        self.bytes.extend_from_slice(b",\"event\":\"");
-        self.bytes.extend_from_slice(event.as_bytes());
-        self.bytes.extend_from_slice(b"\",");
-        let fields = fields.strip_suffix(b"\n").unwrap_or(fields);
-        self.bytes.extend_from_slice(fields);
-        self.bytes.push(b'\n');
+    /// Appends an entry: `object` is a JSON object (`{...}`, a trailing newline allowed).
+    pub fn push(&mut self, event: &'static str, object: Bytes) {
+        debug_assert!(object.starts_with(b"{"), "a feed entry is a JSON object");
+        self.size += object.len();
+        self.entries.push((event, object));
     }
 
-    /// Appends a decision line as rendered for the caller (`{...}\n`).
-    pub fn push_decision(&mut self, line: &[u8]) {
-        self.push("decision", line.strip_prefix(b"{").unwrap_or(line));
-    }
-
-    /// The lines from `cursor` on (which must be in this chunk).
-    fn from(&self, cursor: u64) -> &[u8] {
-        let start = self.starts[(cursor - self.first) as usize] as usize;
-        &self.bytes[start..]
+    /// Writes the entries from `cursor` on (which must be in this chunk) as lines
+    /// `{"cursor":N,"event":EVENT,...the object's members...}`.
+    fn write_from(&self, cursor: u64, out: &mut Vec<u8>) {
+        let skip = (cursor - self.first) as usize;
+        for (offset, (event, object)) in self.entries.iter().enumerate().skip(skip) {
+            out.extend_from_slice(b"{\"cursor\":");
+            out.extend_from_slice(
+                itoa::Buffer::new()
+                    .format(self.first + offset as u64)
+                    .as_bytes(),
+            );
+            out.extend_from_slice(b",\"event\":\"");
+            out.extend_from_slice(event.as_bytes());
+            out.extend_from_slice(b"\",");
+            let members = &object[1..];
+            out.extend_from_slice(members.strip_suffix(b"\n").unwrap_or(members));
+            out.push(b'\n');
+        }
     }
 }
 
@@ -109,12 +113,12 @@ impl FeedLog {
         }
         assert_eq!(chunk.first, self.next, "feed chunks arrive in cursor order");
         self.next = chunk.end();
-        self.held += chunk.bytes.len();
+        self.held += chunk.size;
         self.chunks.push_back(chunk);
         while self.held > self.retention && self.chunks.len() > 1 {
             let dropped = self.chunks.pop_front().expect("more than one chunk");
             self.oldest = dropped.end();
-            self.held -= dropped.bytes.len();
+            self.held -= dropped.size;
         }
         metrics::gauge!("router_feed_entries").set((self.next - self.oldest) as f64);
         let _ = self.published.send(self.next);
@@ -133,7 +137,7 @@ impl FeedLog {
         let mut out = Vec::new();
         let mut at = cursor;
         while let Some(chunk) = self.chunks.get(index) {
-            out.extend_from_slice(chunk.from(at));
+            chunk.write_from(at, &mut out);
             at = chunk.end();
             index += 1;
             if out.len() >= max_bytes {
@@ -200,7 +204,7 @@ mod tests {
         for index in 0..count {
             chunk.push(
                 "decision",
-                format!("\"n\":{}}}\n", first + index).as_bytes(),
+                Bytes::from(format!("{{\"n\":{}}}\n", first + index)),
             );
         }
         chunk
@@ -220,8 +224,8 @@ mod tests {
 
     #[test]
     fn reads_resume_anywhere_and_old_cursors_are_gone() {
-        // Each test line is 38 to 40 bytes: room for about ten.
-        let (mut log, published) = FeedLog::with_retention(10 * 38);
+        // Each test object is 8 to 9 bytes: room for about ten.
+        let (mut log, published) = FeedLog::with_retention(10 * 9);
         log.append(chunk(0, 4));
         log.append(chunk(4, 3));
         assert_eq!(*published.borrow(), 7);

@@ -229,9 +229,7 @@ fn stream_orders(payload: web::Payload, app: web::Data<App>) -> HttpResponse {
         .map(move |bytes| {
             // The stream's place is held for as long as answers flow.
             let _slot = &slot;
-            bytes
-                .map(Bytes::from)
-                .map_err(actix_web::error::ErrorBadRequest)
+            bytes.map_err(actix_web::error::ErrorBadRequest)
         });
     HttpResponse::Ok()
         .content_type("application/x-ndjson")
@@ -302,7 +300,7 @@ async fn single_order(mut payload: web::Payload, app: web::Data<App>) -> HttpRes
         return error(StatusCode::UNPROCESSABLE_ENTITY, "id_conflict", message);
     }
     if bytes.last() == Some(&b'\n') {
-        bytes.pop();
+        bytes.truncate(bytes.len() - 1);
     }
     HttpResponse::Ok()
         .content_type(ContentType::json())
@@ -663,7 +661,7 @@ impl Pending {
                     crate::render::write_invalid(&mut bytes, number, &invalid);
                 }
                 super::shard::BatchAnswer {
-                    bytes,
+                    bytes: Bytes::from(bytes),
                     summary: Default::default(),
                     decided: Instant::now(),
                 }

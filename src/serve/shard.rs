@@ -167,7 +167,7 @@ fn warn(
         "share": (share * 1000.0).round() / 1000.0,
     })
     .to_string();
-    feed.push("bottleneck", &fields.as_bytes()[1..]);
+    feed.push("bottleneck", bytes::Bytes::from(fields));
 }
 
 impl Actor for RouterShard {
@@ -196,7 +196,7 @@ pub struct DecideBatch {
 
 /// The answers of a batch: one NDJSON line per parsed line, in order.
 pub struct BatchAnswer {
-    pub bytes: Vec<u8>,
+    pub bytes: bytes::Bytes,
     pub summary: RouteSummary,
     /// When the shard finished it (for the `answer` stage: the hop back to the worker).
     pub decided: Instant,
@@ -217,7 +217,7 @@ impl Handler<DecideBatch> for RouterShard {
         let mut batch = message.batch;
         let mut bytes = Vec::with_capacity(batch.len() * 400);
         let mut summary = RouteSummary::default();
-        let mut feed = FeedChunk::new(self.next_cursor);
+        let mut fresh = Vec::new();
         self.router.with_network(&message.network, |router| {
             answer_batch(
                 router,
@@ -225,9 +225,15 @@ impl Handler<DecideBatch> for RouterShard {
                 Clock::Fixed(message.now),
                 &mut bytes,
                 &mut summary,
-                |line| feed.push_decision(line),
+                |range| fresh.push(range),
             )
         });
+        // The feed shares the answers' bytes.
+        let bytes = bytes::Bytes::from(bytes);
+        let mut feed = FeedChunk::new(self.next_cursor);
+        for range in fresh {
+            feed.push("decision", bytes.slice(range));
+        }
         if summary.routed + summary.backordered + summary.held > 0 {
             self.check_capacity(message.now, &mut feed);
         }
@@ -302,9 +308,10 @@ impl Handler<OrderRequest> for RouterShard {
         if request.action != OrderAction::Read {
             // The state change goes on the feed: `{"cursor":..,"event":"cancelled",...}`.
             let mut feed = FeedChunk::new(self.next_cursor);
-            let event = record.lifecycle.name();
-            let fields = &answer[1..];
-            feed.push(event, fields);
+            feed.push(
+                record.lifecycle.name(),
+                bytes::Bytes::copy_from_slice(&answer),
+            );
             self.publish(feed);
         }
         Ok(answer)
