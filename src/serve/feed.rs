@@ -53,6 +53,13 @@ impl FeedChunk {
         self.entries.push((event, object));
     }
 
+    /// Counts `bytes` more against the retention: a decision's slice keeps its whole chunk
+    /// of answers alive (duplicates and `invalid` records too), and the bound must hold on
+    /// the memory, not only on the slices.
+    pub fn count_backing(&mut self, bytes: usize) {
+        self.size += bytes;
+    }
+
     /// Writes the entries from `cursor` on (which must be in this chunk) as lines
     /// `{"cursor":N,"event":EVENT,...the object's members...}`.
     fn write_from(&self, cursor: u64, out: &mut Vec<u8>) {
@@ -248,6 +255,17 @@ mod tests {
             panic!("lines expected")
         };
         assert_eq!(cursors(&bytes), (4..12).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn the_memory_a_slice_keeps_alive_counts_against_the_retention() {
+        let (mut log, _) = FeedLog::with_retention(100);
+        log.append(chunk(0, 2));
+        // One small entry that holds a large chunk of answers: the older chunk goes.
+        let mut large = chunk(2, 1);
+        large.count_backing(95);
+        log.append(large);
+        assert!(matches!(log.read(0, 100), ReadResult::Gone { oldest: 2 }));
     }
 
     #[test]

@@ -231,6 +231,10 @@ impl Handler<DecideBatch> for RouterShard {
         // The feed shares the answers' bytes.
         let bytes = bytes::Bytes::from(bytes);
         let mut feed = FeedChunk::new(self.next_cursor);
+        if !fresh.is_empty() {
+            let sliced: usize = fresh.iter().map(|range| range.len()).sum();
+            feed.count_backing(bytes.len() - sliced);
+        }
         for range in fresh {
             feed.push("decision", bytes.slice(range));
         }
