@@ -23,27 +23,20 @@ use order_router::yardstick::acknowledge;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// `limits.max_line_bytes` of `config/router.toml`.
-const MAX_LINE_BYTES: usize = 65536;
-
-fn usage() -> ! {
-    eprintln!("usage: bare_actix [--listen ADDR (default 127.0.0.1:0)] [--workers N]");
-    std::process::exit(2);
+/// A bare actix-web NDJSON endpoint: parse each order, acknowledge it, nothing else.
+#[derive(clap::Parser)]
+struct Cli {
+    /// Address to listen on; port 0 picks a free port (printed on stdout).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// HTTP worker threads. Default: actix-web's (one per core), as the service.
+    #[arg(long)]
+    workers: Option<usize>,
 }
 
 fn main() -> std::io::Result<()> {
-    let mut listen: SocketAddr = "127.0.0.1:0".parse().expect("a socket address");
-    let mut workers: Option<usize> = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let value = args.next().unwrap_or_else(|| usage());
-        match flag.as_str() {
-            "--listen" => listen = value.parse().unwrap_or_else(|_| usage()),
-            "--workers" => workers = Some(value.parse().unwrap_or_else(|_| usage())),
-            _ => usage(),
-        }
-    }
-    actix_rt::System::new().block_on(serve(listen, workers))
+    let cli = <Cli as clap::Parser>::parse();
+    actix_rt::System::new().block_on(serve(cli.listen, cli.workers))
 }
 
 async fn serve(listen: SocketAddr, workers: Option<usize>) -> std::io::Result<()> {
@@ -90,7 +83,7 @@ fn stream_orders(payload: web::Payload) -> HttpResponse {
     }
     let state = State {
         payload,
-        splitter: LineSplitter::new(MAX_LINE_BYTES),
+        splitter: LineSplitter::new(order_router::config::Limits::default().max_line_bytes),
         out: Vec::new(),
         ended: false,
     };

@@ -31,35 +31,29 @@ struct Options {
     dump: Option<PathBuf>,
 }
 
-fn usage() -> ! {
-    eprintln!(
-        "usage: stream_client --target http://HOST:PORT --file FILE.ndjson [--streams N] [--dump DIR]"
-    );
-    std::process::exit(2);
+/// Sends an NDJSON file of orders over N chunked HTTP streams and counts the answers.
+#[derive(clap::Parser)]
+struct Cli {
+    /// The server, `http://HOST:PORT`.
+    #[arg(long)]
+    target: String,
+    /// The NDJSON orders to send.
+    #[arg(long)]
+    file: PathBuf,
+    /// Concurrent streams, each sending a contiguous part of the file.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    streams: u64,
+    /// Write each stream's decoded answers to `DIR/answers-<i>.ndjson`.
+    #[arg(long)]
+    dump: Option<PathBuf>,
 }
 
 fn options() -> Options {
-    let (mut target, mut file, mut streams, mut dump) = (None, None, 1usize, None);
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let value = args.next().unwrap_or_else(|| usage());
-        match flag.as_str() {
-            "--target" => target = Some(value),
-            "--file" => file = Some(PathBuf::from(value)),
-            "--streams" => streams = value.parse().unwrap_or_else(|_| usage()),
-            "--dump" => dump = Some(PathBuf::from(value)),
-            _ => usage(),
-        }
-    }
-    let (Some(target), Some(file)) = (target, file) else {
-        usage()
-    };
-    if streams == 0 {
-        usage();
-    }
-    let host = target
+    let cli = <Cli as clap::Parser>::parse();
+    let host = cli
+        .target
         .strip_prefix("http://")
-        .unwrap_or(&target)
+        .unwrap_or(&cli.target)
         .trim_end_matches('/')
         .to_string();
     let address = host
@@ -73,9 +67,9 @@ fn options() -> Options {
     Options {
         target: address,
         host,
-        file,
-        streams,
-        dump,
+        file: cli.file,
+        streams: cli.streams as usize,
+        dump: cli.dump,
     }
 }
 
@@ -91,7 +85,7 @@ fn split_at_lines(data: &[u8], parts: usize) -> Vec<&[u8]> {
             (data.len() * part / parts).max(start)
         };
         if part < parts {
-            end = match data[end..].iter().position(|&byte| byte == b'\n') {
+            end = match memchr::memchr(b'\n', &data[end..]) {
                 Some(offset) => end + offset + 1,
                 None => data.len(),
             };
@@ -109,7 +103,7 @@ fn count_lines(piece: &[u8]) -> u64 {
 }
 
 fn count_newlines(bytes: &[u8]) -> u64 {
-    bytes.iter().filter(|&&byte| byte == b'\n').count() as u64
+    memchr::memchr_iter(b'\n', bytes).count() as u64
 }
 
 /// What one stream's reader saw.

@@ -75,6 +75,8 @@ pub fn route_stream(
     let mut batch: Vec<Parsed> = Vec::with_capacity(1024);
     let mut summary = RouteSummary::default();
     let clock = Clock::CreatedAt { default_time };
+    // `route` has one config snapshot for the whole run.
+    let (network, catalog) = (router.network().clone(), router.catalog().clone());
     loop {
         let read = match input.read(&mut chunk) {
             Ok(0) => break,
@@ -82,7 +84,6 @@ pub fn route_stream(
             Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
             Err(error) => return Err(error),
         };
-        let (network, catalog) = (router.network().clone(), router.catalog().clone());
         splitter.feed(&chunk[..read], |line| {
             batch.push(parse_line(&network, &catalog, line))
         });
@@ -92,7 +93,6 @@ pub fn route_stream(
             out.clear();
         }
     }
-    let (network, catalog) = (router.network().clone(), router.catalog().clone());
     splitter.finish(|line| batch.push(parse_line(&network, &catalog, line)));
     answer_batch(router, &mut batch, clock, &mut out, &mut summary, |_| {});
     output.write_all(&out)?;

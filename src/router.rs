@@ -352,15 +352,21 @@ impl Router {
             .collect()
     }
 
+    /// The zone state that owns `warehouse`, and the warehouse's index within it.
+    pub fn locate(&self, warehouse: WarehouseId) -> (&ZoneState, usize) {
+        let zone = &self.zones[self.network.warehouses[warehouse.index()].zone.index()];
+        let local = zone
+            .local(warehouse)
+            .expect("a warehouse belongs to its zone");
+        (zone, local)
+    }
+
     /// Stock of `sku` at every warehouse, in warehouse id order.
     pub fn stock_of(&self, sku: SkuId) -> Vec<(WarehouseId, StockCell)> {
         (0..self.network.warehouses.len())
             .map(|index| {
                 let warehouse = WarehouseId(index as u16);
-                let zone = &self.zones[self.network.warehouses[index].zone.index()];
-                let local = zone
-                    .local(warehouse)
-                    .expect("a warehouse belongs to its zone");
+                let (zone, local) = self.locate(warehouse);
                 (warehouse, zone.cell(local, sku))
             })
             .collect()

@@ -71,10 +71,15 @@ impl World {
     }
 }
 
+/// `config/router.toml` if it is there (the file the default network is read from).
+pub fn default_config_file() -> Option<&'static Path> {
+    let path = Path::new(DEFAULT_CONFIG_PATH);
+    path.exists().then_some(path)
+}
+
 /// `config/router.toml` if it is there, else the embedded copy.
 pub fn default_network() -> Result<Network, ConfigError> {
-    let path = Path::new(DEFAULT_CONFIG_PATH);
-    if path.exists() {
+    if let Some(path) = default_config_file() {
         Network::load(path)
     } else {
         Network::from_toml(EMBEDDED_CONFIG).map_err(|problems| ConfigError::Invalid {

@@ -208,6 +208,25 @@ fn lines_and_tags_checked_while_parsing_keep_json_rules() {
         );
     }
 
+    // ...even when the first of the two was null, as serde's derive says too.
+    for field in ["id", "lines", "tags", "service"] {
+        let line = good.replacen('{', &format!("{{\"{field}\":null,"), 1);
+        let line = if field == "service" {
+            line.replace("}]", r#"}],"service":"express""#)
+        } else if field == "tags" {
+            line.replace("}]", r#"}],"tags":[]"#)
+        } else {
+            line
+        };
+        let invalid = parse(&line).unwrap_err();
+        assert_eq!(invalid.code.name(), "bad_json", "{line}");
+        assert!(
+            invalid.message.contains("duplicate field"),
+            "{}",
+            invalid.message
+        );
+    }
+
     // A wrong line checked mid-parse does not hide a syntax error later in the line.
     let broken = good
         .replace(r#""sku":"A""#, r#""sku":"NOPE""#)

@@ -577,7 +577,6 @@ fn choose_carrier(
     best.map(|(_, choice, _)| choice)
 }
 
-/// The lines, capabilities and weight of a parcel holding `units[i]` of each demand `i`.
 /// What a parcel of `units` (per demand) needs of a carrier: capabilities and weight.
 fn parcel_needs(demands: &[Demand], units: &[u32]) -> (Capabilities, u64) {
     let (mut capabilities, mut weight_g) = (Capabilities::NONE, 0u64);

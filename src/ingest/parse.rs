@@ -30,19 +30,19 @@ pub const MAX_LINE_QUANTITY: u64 = 1_000_000;
 /// it is parsed, so a clean order never materialises (or moves, or frees) a raw basket.
 #[derive(Default)]
 struct RawOrder<'a> {
-    id: Option<Cow<'a, str>>,
+    id: Option<Text<'a>>,
     customer: Option<RawCustomer<'a>>,
     ship_to: Option<RawShipTo<'a>>,
-    service: Option<Cow<'a, str>>,
-    promise_by: Option<Cow<'a, str>>,
+    service: Option<Text<'a>>,
+    promise_by: Option<Text<'a>>,
     lines: Option<ParsedLines>,
-    split: Option<Cow<'a, str>>,
+    split: Option<Text<'a>>,
     tags: Option<ParsedTags>,
-    created_at: Option<Cow<'a, str>>,
+    created_at: Option<Text<'a>>,
 }
 
 /// The order's field names; anything else is ignored, as the contract says.
-#[derive(Deserialize)]
+#[derive(Clone, Copy, Deserialize)]
 #[serde(field_identifier, rename_all = "snake_case")]
 enum Field {
     Id,
@@ -56,6 +56,27 @@ enum Field {
     CreatedAt,
     #[serde(other)]
     Unknown,
+}
+
+impl Field {
+    /// The error for a field given twice (rare: kept out of the parsing loop).
+    #[cold]
+    #[inline(never)]
+    fn duplicate<E: serde::de::Error>(self) -> E {
+        // In the order of `Field`.
+        const NAMES: [&str; 9] = [
+            "id",
+            "customer",
+            "ship_to",
+            "service",
+            "promise_by",
+            "lines",
+            "split",
+            "tags",
+            "created_at",
+        ];
+        E::duplicate_field(NAMES[self as usize])
+    }
 }
 
 /// Deserialises one order with the tables its lines and tags are checked against.
@@ -80,55 +101,38 @@ impl<'de> Visitor<'de> for OrderSeed<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawOrder<'de>, A::Error> {
-        // Like serde's derive: a repeated field is an error, an unknown one is skipped.
-        fn once<'de, T, A: MapAccess<'de>>(
-            slot: &mut Option<T>,
-            name: &'static str,
-            value: Result<Option<T>, A::Error>,
-        ) -> Result<(), A::Error> {
-            if slot.is_some() {
-                return Err(serde::de::Error::duplicate_field(name));
-            }
-            *slot = value?;
-            Ok(())
-        }
-        fn next_text<'de, A: MapAccess<'de>>(
-            map: &mut A,
-        ) -> Result<Option<Cow<'de, str>>, A::Error> {
-            Ok(map.next_value::<Option<Text<'de>>>()?.map(|text| text.0))
-        }
         let mut order = RawOrder::default();
-        let mut seen_lines = false;
-        let mut seen_tags = false;
+        // Like serde's derive: a field given twice is an error even if the first was
+        // `null`; an unknown one is skipped.
+        let mut seen = 0u16;
         while let Some(field) = map.next_key::<Field>()? {
+            if !matches!(field, Field::Unknown) {
+                let bit = 1 << field as u16;
+                if seen & bit != 0 {
+                    return Err(field.duplicate());
+                }
+                seen |= bit;
+            }
             match field {
-                Field::Id => once::<_, A>(&mut order.id, "id", next_text(&mut map))?,
-                Field::Customer => once::<_, A>(&mut order.customer, "customer", map.next_value())?,
-                Field::ShipTo => once::<_, A>(&mut order.ship_to, "ship_to", map.next_value())?,
-                Field::Service => once::<_, A>(&mut order.service, "service", next_text(&mut map))?,
-                Field::PromiseBy => {
-                    once::<_, A>(&mut order.promise_by, "promise_by", next_text(&mut map))?
-                }
-                Field::Split => once::<_, A>(&mut order.split, "split", next_text(&mut map))?,
-                Field::CreatedAt => {
-                    once::<_, A>(&mut order.created_at, "created_at", next_text(&mut map))?
-                }
+                Field::Id => order.id = map.next_value()?,
+                Field::Customer => order.customer = map.next_value()?,
+                Field::ShipTo => order.ship_to = map.next_value()?,
+                Field::Service => order.service = map.next_value()?,
+                Field::PromiseBy => order.promise_by = map.next_value()?,
+                Field::Split => order.split = map.next_value()?,
+                Field::CreatedAt => order.created_at = map.next_value()?,
                 Field::Lines => {
-                    if std::mem::replace(&mut seen_lines, true) {
-                        return Err(serde::de::Error::duplicate_field("lines"));
-                    }
-                    order.lines = map.next_value_seed(Nullable(LinesSeed {
+                    let seed = Nullable(LinesSeed {
                         catalog: self.catalog,
                         limit: self.network.limits.max_lines_per_order,
-                    }))?;
+                    });
+                    order.lines = map.next_value_seed(seed)?;
                 }
                 Field::Tags => {
-                    if std::mem::replace(&mut seen_tags, true) {
-                        return Err(serde::de::Error::duplicate_field("tags"));
-                    }
-                    order.tags = map.next_value_seed(Nullable(TagsSeed {
+                    let seed = Nullable(TagsSeed {
                         hold_tags: &self.network.policy.hold_tags,
-                    }))?;
+                    });
+                    order.tags = map.next_value_seed(seed)?;
                 }
                 Field::Unknown => {
                     map.next_value::<IgnoredAny>()?;

@@ -96,6 +96,15 @@ fn too_busy(what: &str) -> HttpResponse {
     response
 }
 
+/// The request's `Content-Type`, or "" when it has none (or not one in ASCII).
+fn content_type(request: &HttpRequest) -> &str {
+    request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("")
+}
+
 /// Whether an order is admitted ahead of standard traffic: it asks for (or its tier
 /// requires) express or faster.
 fn is_priority(network: &Network, order: &Order) -> bool {
@@ -124,11 +133,7 @@ async fn post_orders(
             "the router is shutting down",
         );
     }
-    let content_type = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("");
+    let content_type = content_type(&request);
     let essence = content_type.split(';').next().unwrap_or("").trim();
     match essence {
         "application/x-ndjson" | "application/ndjson" | "application/jsonl" => {
@@ -380,11 +385,7 @@ async fn put_stock(
         Ok(body) => body,
         Err(response) => return response,
     };
-    let content_type = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("");
+    let content_type = content_type(&request);
     let network = app.network();
     let levels = if content_type.starts_with("text/csv") {
         crate::catalog::read_stock(
@@ -695,7 +696,6 @@ impl App {
             network,
             permit,
             reply,
-            now: Millis::now(),
             sent: Instant::now(),
         });
         Pending {

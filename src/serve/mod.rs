@@ -143,10 +143,11 @@ async fn serve(
     let shard = RouterShard::start_in_arbiter(&arbiter.handle(), move |_| {
         RouterShard::new(router, SHARD_MAILBOX, shard_feed)
     });
-    let config_path = options.sources.config.clone().or_else(|| {
-        let default = PathBuf::from(crate::world::DEFAULT_CONFIG_PATH);
-        default.exists().then_some(default)
-    });
+    let config_path = options
+        .sources
+        .config
+        .clone()
+        .or_else(|| crate::world::default_config_file().map(PathBuf::from));
     let app = web::Data::new(App {
         network: ArcSwap::new(world.network),
         config_path,

@@ -43,13 +43,11 @@ impl Outcome {
 /// the shape of the network its state is laid out by, and the admission bounds.
 pub fn restart_only(old: &Network, new: &Network) -> Vec<String> {
     let mut fields = Vec::new();
-    let names = |interner: &crate::ids::Interner| -> Vec<String> {
-        interner.names().map(str::to_owned).collect()
-    };
-    if names(&old.zone_ids) != names(&new.zone_ids) {
+    let same = |old: &crate::ids::Interner, new: &crate::ids::Interner| old.names().eq(new.names());
+    if !same(&old.zone_ids, &new.zone_ids) {
         fields.push("zones (ids or order)".to_owned());
     }
-    if names(&old.region_ids) != names(&new.region_ids) {
+    if !same(&old.region_ids, &new.region_ids) {
         fields.push("regions (ids or order)".to_owned());
     } else {
         for (index, (before, after)) in old.regions.iter().zip(&new.regions).enumerate() {
@@ -61,7 +59,7 @@ pub fn restart_only(old: &Network, new: &Network) -> Vec<String> {
             }
         }
     }
-    if names(&old.warehouse_ids) != names(&new.warehouse_ids) {
+    if !same(&old.warehouse_ids, &new.warehouse_ids) {
         fields.push("warehouses (ids)".to_owned());
     } else {
         for (index, (before, after)) in old.warehouses.iter().zip(&new.warehouses).enumerate() {
@@ -73,7 +71,7 @@ pub fn restart_only(old: &Network, new: &Network) -> Vec<String> {
             }
         }
     }
-    if names(&old.carrier_ids) != names(&new.carrier_ids) {
+    if !same(&old.carrier_ids, &new.carrier_ids) {
         fields.push("carriers (ids)".to_owned());
     }
     if old.auth.is_enabled() && !new.auth.is_enabled() {
@@ -144,10 +142,7 @@ pub fn changes(old: &Network, new: &Network) -> Vec<String> {
             changed.push(format!("zones[{}]", old.zone_ids.name(index as u32)));
         }
     }
-    let tier_names = |network: &Network| -> Vec<String> {
-        network.tier_ids.names().map(str::to_owned).collect()
-    };
-    if tier_names(old) != tier_names(new) || old.tiers != new.tiers {
+    if !old.tier_ids.names().eq(new.tier_ids.names()) || old.tiers != new.tiers {
         changed.push("tiers".to_owned());
     }
     for (index, (before, after)) in old.regions.iter().zip(&new.regions).enumerate() {

@@ -61,12 +61,13 @@ impl RouterShard {
 
     /// Warns (log, counter, feed) about every warehouse or carrier pickup limit that has
     /// passed `alerts.bottleneck_share` of today's capacity and was not warned about today;
-    /// sets the utilisation gauges at most once a second.
+    /// sets the utilisation gauges at most once a second. Runs after every decided chunk, so
+    /// it reads the day counters in place (no per-chunk allocation) and looks only at the
+    /// limits that are set.
     fn check_capacity(&mut self, now: Millis, feed: &mut FeedChunk) {
         let network = self.router.network().clone();
         let day = now.utc_day();
         let share = network.alerts.bottleneck_share;
-        let loads = super::views::loads(&self.router, now);
         let set_gauges = self
             .gauges_set
             .is_none_or(|last| last.elapsed() >= std::time::Duration::from_secs(1));
@@ -74,10 +75,13 @@ impl RouterShard {
             self.gauges_set = Some(Instant::now());
         }
         let carriers = network.carriers.len();
-        for (index, (warehouse, load)) in network.warehouses.iter().zip(&loads).enumerate() {
+        for (index, warehouse) in network.warehouses.iter().enumerate() {
+            let id = crate::ids::WarehouseId(index as u16);
+            let (zone, local) = self.router.locate(id);
             let name = network.warehouse_ids.name(index as u32);
             if warehouse.daily_orders > 0 {
-                let used = f64::from(load.orders) / f64::from(warehouse.daily_orders);
+                let orders = zone.warehouse_orders(local, day);
+                let used = f64::from(orders) / f64::from(warehouse.daily_orders);
                 if set_gauges {
                     metrics::gauge!("router_warehouse_utilisation", "warehouse" => name.to_owned())
                         .set(used);
@@ -89,7 +93,7 @@ impl RouterShard {
                         "warehouse",
                         name,
                         None,
-                        load.orders,
+                        orders,
                         warehouse.daily_orders,
                         day,
                     );
@@ -99,7 +103,7 @@ impl RouterShard {
                 if carrier.daily_pickups == 0 {
                     continue;
                 }
-                let pickups = load.pickups[carrier_index];
+                let pickups = zone.pickups(local, crate::ids::CarrierId(carrier_index as u16), day);
                 let used = f64::from(pickups) / f64::from(carrier.daily_pickups);
                 let carrier_name = network.carrier_ids.name(carrier_index as u32);
                 if set_gauges && pickups > 0 {
@@ -178,7 +182,8 @@ impl Actor for RouterShard {
     }
 }
 
-/// Decide a parsed chunk, in order, at `now`, under the config snapshot it was parsed with.
+/// Decide a parsed chunk, in order, under the config snapshot it was parsed with, at the
+/// time the shard takes it (so decision times never go backwards within the shard).
 /// Sent with `do_send`, so chunks enter the mailbox in the order they were sent and the
 /// shard decides an admitted chunk even if its client has gone (the mailbox is bounded by
 /// the admission permits the chunks carry).
@@ -189,7 +194,6 @@ pub struct DecideBatch {
     pub permit: super::admission::Permit,
     /// Where the answer goes; nobody may be listening any more.
     pub reply: tokio::sync::oneshot::Sender<BatchAnswer>,
-    pub now: Millis,
     /// When the batch was sent, for the queue-wait histogram.
     pub sent: Instant,
 }
@@ -211,6 +215,7 @@ impl Handler<DecideBatch> for RouterShard {
 
     fn handle(&mut self, message: DecideBatch, _: &mut Self::Context) {
         let started = Instant::now();
+        let now = Millis::now();
         metrics::counter!("router_shard_queue_popped_total", "shard" => "all").increment(1);
         metrics::histogram!("router_stage_latency_seconds", "stage" => "queue_wait")
             .record(started.duration_since(message.sent).as_secs_f64());
@@ -222,7 +227,7 @@ impl Handler<DecideBatch> for RouterShard {
             answer_batch(
                 router,
                 &mut batch,
-                Clock::Fixed(message.now),
+                Clock::Fixed(now),
                 &mut bytes,
                 &mut summary,
                 |range| fresh.push(range),
@@ -239,7 +244,7 @@ impl Handler<DecideBatch> for RouterShard {
             feed.push("decision", bytes.slice(range));
         }
         if summary.routed + summary.backordered + summary.held > 0 {
-            self.check_capacity(message.now, &mut feed);
+            self.check_capacity(now, &mut feed);
         }
         self.publish(feed);
         metrics::histogram!("router_stage_latency_seconds", "stage" => "decide")
@@ -364,9 +369,9 @@ impl Handler<StockRequest> for RouterShard {
         let router = &self.router;
         let sku = router.catalog().lookup(&request.sku)?;
         let network = router.network();
-        let warehouses: Vec<serde_json::Value> = router
-            .stock_of(sku)
-            .into_iter()
+        let cells = router.stock_of(sku);
+        let warehouses: Vec<serde_json::Value> = cells
+            .iter()
             .map(|(warehouse, cell)| {
                 serde_json::json!({
                     "warehouse": network.warehouse_ids.name(warehouse.0.into()),
@@ -376,15 +381,14 @@ impl Handler<StockRequest> for RouterShard {
                 })
             })
             .collect();
-        let totals = router.stock_of(sku).into_iter().fold(
-            (0u64, 0u64),
-            |(on_hand, reserved), (_, cell)| {
+        let totals = cells
+            .iter()
+            .fold((0u64, 0u64), |(on_hand, reserved), (_, cell)| {
                 (
                     on_hand + u64::from(cell.on_hand),
                     reserved + u64::from(cell.reserved),
                 )
-            },
-        );
+            });
         Some(serde_json::json!({
             "sku": request.sku,
             "on_hand": totals.0,
@@ -458,10 +462,9 @@ impl Handler<StockExport> for RouterShard {
         let router = &self.router;
         let (network, catalog) = (router.network(), router.catalog());
         let mut out = b"warehouse,sku,on_hand,reserved,available\n".to_vec();
-        for (index, warehouse) in network.warehouses.iter().enumerate() {
+        for index in 0..network.warehouses.len() {
             let id = crate::ids::WarehouseId(index as u16);
-            let zone = router.zone(warehouse.zone);
-            let local = zone.local(id).expect("a warehouse is in its zone");
+            let (zone, local) = router.locate(id);
             for sku in 0..catalog.len() {
                 let sku = crate::ids::SkuId(sku as u32);
                 let cell = zone.cell(local, sku);

@@ -33,9 +33,7 @@ pub fn loads(router: &Router, now: Millis) -> Vec<WarehouseLoad> {
     let day = now.utc_day();
     (0..network.warehouses.len())
         .map(|index| {
-            let warehouse = WarehouseId(index as u16);
-            let zone = router.zone(network.warehouses[index].zone);
-            let local = zone.local(warehouse).expect("a warehouse is in its zone");
+            let (zone, local) = router.locate(WarehouseId(index as u16));
             WarehouseLoad {
                 orders: zone.warehouse_orders(local, day),
                 pickups: (0..network.carriers.len())
