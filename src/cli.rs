@@ -63,6 +63,10 @@ pub enum Command {
         /// HTTP worker threads, which parse. Default: one per core.
         #[arg(long)]
         workers: Option<usize>,
+        /// Threads the zone shards run on (zones are spread over them by the population of
+        /// their regions). Default: one per core, at most one per zone.
+        #[arg(long)]
+        shard_threads: Option<usize>,
         /// Do not reload the config when its file changes (SIGHUP and POST /v1/admin/reload
         /// still do).
         #[arg(long)]
@@ -122,6 +126,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             listen,
             data_dir,
             workers,
+            shard_threads,
             no_watch_config,
             shutdown_timeout,
         } => {
@@ -137,6 +142,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 sources: world.into(),
                 data_dir,
                 workers,
+                shard_threads,
                 watch_config: !no_watch_config,
                 shutdown_timeout: std::time::Duration::from_secs(shutdown_timeout),
             })?;

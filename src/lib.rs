@@ -43,3 +43,4 @@ pub mod shard;
 pub mod time;
 pub mod world;
 pub mod yardstick;
+pub mod zone;

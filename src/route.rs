@@ -33,9 +33,34 @@ pub struct RouteSummary {
 }
 
 impl RouteSummary {
-    fn count_invalid(&mut self, code: InvalidCode) {
+    /// Counts one `invalid` answer (`lines` is counted by the caller).
+    pub fn count_invalid(&mut self, code: InvalidCode) {
         self.invalid += 1;
         self.invalid_by_code[code as usize] += 1;
+    }
+
+    /// Counts one new decision (`lines` is counted by the caller).
+    pub fn count_decision(&mut self, status: Status) {
+        match status {
+            Status::Routed => self.routed += 1,
+            Status::Backordered => self.backordered += 1,
+            Status::Held => self.held += 1,
+            Status::Rejected => self.rejected += 1,
+        }
+    }
+
+    /// Adds the counts of `other`.
+    pub fn add(&mut self, other: &RouteSummary) {
+        self.lines += other.lines;
+        self.routed += other.routed;
+        self.backordered += other.backordered;
+        self.held += other.held;
+        self.rejected += other.rejected;
+        self.duplicates += other.duplicates;
+        self.invalid += other.invalid;
+        for (total, count) in self.invalid_by_code.iter_mut().zip(other.invalid_by_code) {
+            *total += count;
+        }
     }
 }
 
@@ -192,12 +217,7 @@ pub fn answer(
             None
         }
         Ok((status, false)) => {
-            match status {
-                Status::Routed => summary.routed += 1,
-                Status::Backordered => summary.backordered += 1,
-                Status::Held => summary.held += 1,
-                Status::Rejected => summary.rejected += 1,
-            }
+            summary.count_decision(status);
             Some(start..out.len())
         }
         Err(invalid) => {

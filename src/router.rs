@@ -213,96 +213,14 @@ impl Router {
         let home = network.regions[order.region.index()].zone;
         let mut failures = Failures::default();
         for zone in network.zone_order(home) {
-            match engine::plan_zone(&context, &self.zones[zone.index()], &mut self.scratch) {
-                ZoneAttempt::Placed(plan) => {
-                    return (zone, self.commit(&context, zone, plan, None));
-                }
+            let state = &mut self.zones[zone.index()];
+            match engine::plan_zone(&context, state, &mut self.scratch) {
+                ZoneAttempt::Placed(plan) => return (zone, commit(&context, state, plan, None)),
                 ZoneAttempt::Failed(zone_failures) => failures.merge(&zone_failures),
             }
         }
-        let mut reason = reason_for(&failures, &context);
-        // A backorder is for units that wait for stock. When what stops the order is a
-        // carrier, a service level, a promise or capacity, waiting would not help: reject.
-        if network.policy.backorder && reason.code == ReasonCode::NoStock {
-            match engine::plan_partial(&context, &self.zones[home.index()], &mut self.scratch) {
-                Ok(plan) => {
-                    let waiting: u32 = plan.backordered.iter().map(|line| line.quantity).sum();
-                    let reason = Reason {
-                        code: ReasonCode::NoStock,
-                        message: format!("{waiting} of {} units wait for stock", context.units),
-                    };
-                    return (home, self.commit(&context, home, plan, Some(reason)));
-                }
-                Err(partial_failures) => {
-                    failures.merge(&partial_failures);
-                    reason = reason_for(&failures, &context);
-                }
-            }
-        }
-        let zone = &mut self.zones[home.index()];
-        let decision = Decision {
-            order_id: order.id.clone(),
-            status: Status::Rejected,
-            zone: home,
-            seq: zone.take_seq(),
-            decided_at: now,
-            shipments: SmallVec::new(),
-            backordered: SmallVec::new(),
-            reason: Some(Box::new(reason)),
-        };
-        (home, decision)
-    }
-
-    /// Reserves `plan` in `zone` and builds its decision; `shortfall` is the reason when the
-    /// plan backorders units.
-    fn commit(
-        &mut self,
-        context: &OrderContext,
-        zone: ZoneId,
-        plan: Plan,
-        shortfall: Option<Reason>,
-    ) -> Decision {
-        let order = context.order;
-        let policy = &self.network.policy;
-        let state = &mut self.zones[zone.index()];
-        state.reserve(&plan, context.day);
-        let value: f64 = order
-            .lines
-            .iter()
-            .map(|line| line.unit_price * f64::from(line.quantity))
-            .sum();
-        let over_value = policy.hold_order_value_over > 0.0 && value > policy.hold_order_value_over;
-        let (status, reason) = if order.hold_tagged || over_value {
-            let message = if order.hold_tagged {
-                "a tag of the order is held for review".to_owned()
-            } else {
-                format!(
-                    "order value {value:.2} is over the review threshold {:.2}",
-                    policy.hold_order_value_over
-                )
-            };
-            (
-                Status::Held,
-                Some(Box::new(Reason {
-                    code: ReasonCode::Review,
-                    message,
-                })),
-            )
-        } else if let Some(reason) = shortfall {
-            (Status::Backordered, Some(Box::new(reason)))
-        } else {
-            (Status::Routed, None)
-        };
-        Decision {
-            order_id: order.id.clone(),
-            status,
-            zone,
-            seq: state.take_seq(),
-            decided_at: context.now,
-            shipments: plan.shipments,
-            backordered: plan.backordered,
-            reason,
-        }
+        let state = &mut self.zones[home.index()];
+        (home, settle(&context, state, failures, &mut self.scratch))
     }
 
     /// Starts loading what deciding and answering `order` will read first (its lines' stock
@@ -370,6 +288,98 @@ impl Router {
                 (warehouse, zone.cell(local, sku))
             })
             .collect()
+    }
+}
+
+/// Every zone of the order's chain failed to place it whole: `home` (the order's home zone)
+/// places what it can and backorders the rest, when the policy allows backorders and what
+/// stops the order is stock; otherwise the order is rejected with the most informative
+/// reason any zone gave. Both the `route` loop and the zone shards of the service end here.
+pub(crate) fn settle(
+    context: &OrderContext,
+    home: &mut ZoneState,
+    mut failures: Failures,
+    scratch: &mut Scratch,
+) -> Decision {
+    let order = context.order;
+    let mut reason = reason_for(&failures, context);
+    // A backorder is for units that wait for stock. When what stops the order is a
+    // carrier, a service level, a promise or capacity, waiting would not help: reject.
+    if context.network.policy.backorder && reason.code == ReasonCode::NoStock {
+        match engine::plan_partial(context, home, scratch) {
+            Ok(plan) => {
+                let waiting: u32 = plan.backordered.iter().map(|line| line.quantity).sum();
+                let reason = Reason {
+                    code: ReasonCode::NoStock,
+                    message: format!("{waiting} of {} units wait for stock", context.units),
+                };
+                return commit(context, home, plan, Some(reason));
+            }
+            Err(partial_failures) => {
+                failures.merge(&partial_failures);
+                reason = reason_for(&failures, context);
+            }
+        }
+    }
+    Decision {
+        order_id: order.id.clone(),
+        status: Status::Rejected,
+        zone: home.zone,
+        seq: home.take_seq(),
+        decided_at: context.now,
+        shipments: SmallVec::new(),
+        backordered: SmallVec::new(),
+        reason: Some(Box::new(reason)),
+    }
+}
+
+/// Reserves `plan` in `state` (the zone it was planned in) and builds its decision;
+/// `shortfall` is the reason when the plan backorders units.
+pub(crate) fn commit(
+    context: &OrderContext,
+    state: &mut ZoneState,
+    plan: Plan,
+    shortfall: Option<Reason>,
+) -> Decision {
+    let order = context.order;
+    let policy = &context.network.policy;
+    state.reserve(&plan, context.day);
+    let value: f64 = order
+        .lines
+        .iter()
+        .map(|line| line.unit_price * f64::from(line.quantity))
+        .sum();
+    let over_value = policy.hold_order_value_over > 0.0 && value > policy.hold_order_value_over;
+    let (status, reason) = if order.hold_tagged || over_value {
+        let message = if order.hold_tagged {
+            "a tag of the order is held for review".to_owned()
+        } else {
+            format!(
+                "order value {value:.2} is over the review threshold {:.2}",
+                policy.hold_order_value_over
+            )
+        };
+        (
+            Status::Held,
+            Some(Box::new(Reason {
+                code: ReasonCode::Review,
+                message,
+            })),
+        )
+    } else if let Some(reason) = shortfall {
+        (Status::Backordered, Some(Box::new(reason)))
+    } else {
+        (Status::Routed, None)
+    };
+    Decision {
+        order_id: order.id.clone(),
+        status,
+        zone: state.zone,
+        seq: state.take_seq(),
+        decided_at: context.now,
+        shipments: plan.shipments,
+        backordered: plan.backordered,
+        reason,
     }
 }
 

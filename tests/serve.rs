@@ -420,12 +420,17 @@ fn health_readiness_and_metrics() {
         text.contains("router_decision_latency_seconds_bucket{le=\"+Inf\"} 1"),
         "{text}"
     );
+    // One message to the order's home zone (R1 is in the east); none to the west.
     assert!(
-        text.contains("router_shard_queue_pushed_total{shard=\"all\"} 1"),
+        text.contains("router_shard_queue_pushed_total{shard=\"east\"} 1"),
         "{text}"
     );
     assert!(
-        text.contains("router_shard_queue_popped_total{shard=\"all\"} 1"),
+        text.contains("router_shard_queue_popped_total{shard=\"east\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("router_shard_queue_popped_total{shard=\"west\"} 0"),
         "{text}"
     );
 }
@@ -1083,4 +1088,74 @@ fn concurrent_streams_under_tight_admission_break_no_invariant() {
             assert_eq!(without_duplicate_flag(again.clone()), *first);
         }
     }
+}
+
+/// Orders whose home zone cannot place them travel the fallback chain from one zone shard
+/// to the next (each zone on its own thread): decided in the zone that holds the stock,
+/// found there again by duplicates in the same stream and on another connection, refused
+/// as an id conflict when a retry changes its region (and so its home zone), read, and
+/// cancelled with its units released in the zone that reserved them.
+#[test]
+fn orders_travel_the_fallback_chain_between_zone_shards() {
+    // The east (home of R1) has B only; the west (home of R2, no fallback) has A only.
+    let stock = "warehouse,sku,on_hand\nWEST,A,10\nNEAR,B,5\n";
+    let server = Server::start(GOLDEN, GOLDEN_CATALOG, stock, &["--shard-threads", "2"]);
+    let fallback = simple_order("X-1", "R1", &[("A", 2)], "");
+    let body = [
+        fallback.clone(),
+        // A duplicate right behind its original: it follows it along the chain.
+        fallback.clone(),
+        simple_order("X-2", "R2", &[("B", 1)], ""),
+        simple_order("X-3", "R2", &[("A", 1)], ""),
+        // The same id to another region: another home zone, and an id conflict.
+        simple_order("X-1", "R2", &[("A", 2)], ""),
+        simple_order("X-4", "R1", &[("B", 1)], ""),
+    ]
+    .join("\n");
+    let answers = server.post_ndjson(&body).lines();
+    assert_eq!(answers.len(), 6, "{answers:?}");
+    assert_eq!(answers[0]["order_id"], "X-1");
+    assert_eq!(answers[0]["status"], "routed");
+    assert_eq!(answers[0]["zone"], "west");
+    assert_eq!(answers[0]["shipments"][0]["warehouse"], "WEST");
+    assert_eq!(answers[1]["duplicate"], true, "{}", answers[1]);
+    assert_eq!(without_duplicate_flag(answers[1].clone()), answers[0]);
+    // The west has no B and no fallback: the order settles there, with nothing placed.
+    assert_eq!(answers[2]["zone"], "west");
+    assert_ne!(answers[2]["status"], "routed");
+    assert!(answers[2]["shipments"].as_array().unwrap().is_empty());
+    assert_eq!(answers[3]["zone"], "west");
+    assert_eq!(answers[3]["status"], "routed");
+    assert_eq!(answers[4]["status"], "invalid");
+    assert_eq!(answers[4]["line"], 5);
+    assert_eq!(answers[4]["error"]["code"], "id_conflict");
+    assert_eq!(answers[5]["zone"], "east");
+    assert_eq!(answers[5]["shipments"][0]["warehouse"], "NEAR");
+
+    // On another connection: the east passes the retry to the west, which holds the record.
+    let again = server.post_ndjson(&format!("{fallback}\n")).lines();
+    assert_eq!(again[0]["duplicate"], true);
+    assert_eq!(without_duplicate_flag(again[0].clone()), answers[0]);
+    let single = server.post_json("/v1/orders", &fallback);
+    assert_eq!(single.status, 200);
+    assert_eq!(single.json()["duplicate"], true);
+
+    let order = server.get("/v1/orders/X-1").json();
+    assert_eq!(order["state"], "live");
+    assert_eq!(order["decision"]["zone"], "west");
+    let stock_a = server.get("/v1/stock/A").json();
+    assert_eq!(stock_a["reserved"], 3, "{stock_a}");
+    let cancelled = server.request("POST", "/v1/orders/X-1/cancel", "", b"");
+    assert_eq!(cancelled.status, 200);
+    let stock_a = server.get("/v1/stock/A").json();
+    assert_eq!(stock_a["reserved"], 1, "{stock_a}");
+    let west = stock_a["warehouses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|cell| cell["warehouse"] == "WEST")
+        .unwrap()
+        .clone();
+    assert_eq!(west["reserved"], 1);
+    assert_eq!(server.get("/v1/orders/X-9").status, 404);
 }

@@ -1,13 +1,15 @@
 //! The HTTP API (DESIGN section 6) on actix-web.
 
 use super::App;
-use super::shard::{DecideBatch, OrderAction, OrderRequest, StockRequest};
+use super::shard::{OrderAction, OrderRequest, Part, Ticket, Visits, ZoneShard};
 use crate::config::Network;
+use crate::ids::{WarehouseId, ZoneId};
 use crate::ingest::{LineSplitter, parse_order};
 use crate::model::{Invalid, InvalidCode, Order, ServiceLevel};
-use crate::route::{Parsed, parse_line};
+use crate::route::{Parsed, RouteSummary, parse_line};
 use crate::shard::ShardError;
 use crate::time::Millis;
+use crate::zone::{Admitted, Visit, admit};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, ContentType};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -322,7 +324,23 @@ fn invalid_response(invalid: &Invalid) -> HttpResponse {
 }
 
 async fn order_action(app: &App, id: String, action: OrderAction) -> HttpResponse {
-    match app.shard.send(OrderRequest { id, action }).await {
+    let Some(claim) = app.shards.claims.get(&id) else {
+        let problem = ShardError::UnknownOrder(id);
+        return error(StatusCode::NOT_FOUND, "unknown_order", problem.to_string());
+    };
+    if !claim.is_decided() {
+        return error(
+            StatusCode::CONFLICT,
+            "undecided",
+            format!("order '{id}' is being decided; ask again in a moment"),
+        );
+    }
+    let request = OrderRequest {
+        slot: claim.slot,
+        action,
+        network: app.network(),
+    };
+    match app.shards.zone(claim.zone).send(request).await {
         Ok(Ok(bytes)) => HttpResponse::Ok()
             .content_type(ContentType::json())
             .body(bytes),
@@ -341,7 +359,7 @@ fn unavailable() -> HttpResponse {
     error(
         StatusCode::SERVICE_UNAVAILABLE,
         "unavailable",
-        "the routing shard is not running",
+        "a routing shard is not running",
     )
 }
 
@@ -357,17 +375,51 @@ async fn ship_order(path: web::Path<String>, app: web::Data<App>) -> HttpRespons
     order_action(&app, path.into_inner(), OrderAction::Ship).await
 }
 
+/// `GET /v1/stock/{sku}`: the SKU's stock at every warehouse, and its totals.
 async fn get_stock(path: web::Path<String>, app: web::Data<App>) -> HttpResponse {
-    let sku = path.into_inner();
-    match app.shard.send(StockRequest { sku: sku.clone() }).await {
-        Ok(Some(stock)) => HttpResponse::Ok().json(stock),
-        Ok(None) => error(
+    let name = path.into_inner();
+    let Some(sku) = app.catalog.lookup(&name) else {
+        return error(
             StatusCode::NOT_FOUND,
             "unknown_sku",
-            format!("SKU {sku:?} is not in the catalogue"),
-        ),
-        Err(_) => unavailable(),
-    }
+            format!("SKU {name:?} is not in the catalogue"),
+        );
+    };
+    let Some(zones) = app
+        .ask_every_zone(|| super::shard::StockRequest { sku })
+        .await
+    else {
+        return unavailable();
+    };
+    let mut cells: Vec<_> = zones.into_iter().flatten().collect();
+    cells.sort_by_key(|(warehouse, _)| *warehouse);
+    let network = app.network();
+    let warehouses: Vec<serde_json::Value> = cells
+        .iter()
+        .map(|(warehouse, cell)| {
+            serde_json::json!({
+                "warehouse": network.warehouse_name(*warehouse),
+                "on_hand": cell.on_hand,
+                "reserved": cell.reserved,
+                "available": cell.available(),
+            })
+        })
+        .collect();
+    let (on_hand, reserved) = cells
+        .iter()
+        .fold((0u64, 0u64), |(on_hand, reserved), (_, cell)| {
+            (
+                on_hand + u64::from(cell.on_hand),
+                reserved + u64::from(cell.reserved),
+            )
+        });
+    HttpResponse::Ok().json(serde_json::json!({
+        "sku": name,
+        "on_hand": on_hand,
+        "reserved": reserved,
+        "available": on_hand - reserved,
+        "warehouses": warehouses,
+    }))
 }
 
 /// Largest stock upload: 2^28 bytes, about 10 million CSV rows.
@@ -409,52 +461,86 @@ async fn put_stock(
         Err(message) => return error(StatusCode::BAD_REQUEST, "bad_stock", message),
     };
     let count = levels.len();
-    match app.shard.send(super::shard::SetStock { levels }).await {
-        Ok(refused) if refused.is_empty() => {
-            HttpResponse::Ok().json(serde_json::json!({"applied": count, "refused": []}))
-        }
-        Ok(refused) => {
-            let rows: Vec<serde_json::Value> = refused
-                .iter()
-                .map(|(level, problem)| {
-                    serde_json::json!({
-                        "warehouse": network.warehouse_name(level.warehouse),
-                        "sku": app.catalog.sku_name(level.sku),
-                        "on_hand": level.on_hand,
-                        "reason": problem.to_string(),
-                    })
-                })
-                .collect();
-            HttpResponse::Conflict().json(serde_json::json!({
-                "error": {
-                    "code": "below_reserved",
-                    "message": format!("{} of {count} levels were below the units already reserved and were not applied", rows.len()),
-                },
-                "applied": count - rows.len(),
-                "refused": rows,
-            }))
-        }
-        Err(_) => unavailable(),
+    // Each zone applies its own warehouses' levels; refusals are listed in input order.
+    let mut by_zone: Vec<(Vec<usize>, Vec<crate::catalog::StockLevel>)> =
+        (0..app.shards.len()).map(|_| Default::default()).collect();
+    for (position, level) in levels.into_iter().enumerate() {
+        let zone = network.warehouses[level.warehouse.index()].zone;
+        by_zone[zone.index()].0.push(position);
+        by_zone[zone.index()].1.push(level);
     }
+    let mut refused = Vec::new();
+    for (zone, (positions, levels)) in by_zone.into_iter().enumerate() {
+        if levels.is_empty() {
+            continue;
+        }
+        let request = super::shard::SetStock { levels };
+        match app.shards.zone(ZoneId(zone as u16)).send(request).await {
+            Ok(zone_refused) => refused.extend(
+                zone_refused
+                    .into_iter()
+                    .map(|(index, level, problem)| (positions[index], level, problem)),
+            ),
+            Err(_) => return unavailable(),
+        }
+    }
+    if refused.is_empty() {
+        return HttpResponse::Ok().json(serde_json::json!({"applied": count, "refused": []}));
+    }
+    refused.sort_by_key(|(position, _, _)| *position);
+    let rows: Vec<serde_json::Value> = refused
+        .iter()
+        .map(|(_, level, problem)| {
+            serde_json::json!({
+                "warehouse": network.warehouse_name(level.warehouse),
+                "sku": app.catalog.sku_name(level.sku),
+                "on_hand": level.on_hand,
+                "reason": problem.to_string(),
+            })
+        })
+        .collect();
+    HttpResponse::Conflict().json(serde_json::json!({
+        "error": {
+            "code": "below_reserved",
+            "message": format!("{} of {count} levels were below the units already reserved and were not applied", rows.len()),
+        },
+        "applied": count - rows.len(),
+        "refused": rows,
+    }))
 }
 
-/// `GET /v1/stock`: every level with units on hand or reserved, as CSV.
+/// `GET /v1/stock`: every level with units on hand or reserved, as CSV, in warehouse order.
 async fn export_stock(app: web::Data<App>) -> HttpResponse {
-    match app.shard.send(super::shard::StockExport).await {
-        Ok(csv) => HttpResponse::Ok().content_type("text/csv").body(csv),
-        Err(_) => unavailable(),
+    let network = app.network();
+    let request = || super::shard::StockExport {
+        network: network.clone(),
+    };
+    let Some(zones) = app.ask_every_zone(request).await else {
+        return unavailable();
+    };
+    let mut warehouses: Vec<(WarehouseId, Vec<u8>)> = zones.into_iter().flatten().collect();
+    warehouses.sort_by_key(|(warehouse, _)| *warehouse);
+    let mut csv = b"warehouse,sku,on_hand,reserved,available\n".to_vec();
+    for (_, rows) in warehouses {
+        csv.extend_from_slice(&rows);
     }
+    HttpResponse::Ok().content_type("text/csv").body(csv)
 }
 
+/// `GET /v1/network`: the network in force, with today's load of every warehouse and carrier.
 async fn get_network(app: web::Data<App>) -> HttpResponse {
-    match app
-        .shard
-        .send(super::shard::NetworkRequest { now: Millis::now() })
-        .await
-    {
-        Ok(view) => HttpResponse::Ok().json(view),
-        Err(_) => unavailable(),
-    }
+    let network = app.network();
+    let now = Millis::now();
+    let carriers = network.carriers.len();
+    let request = || super::shard::LoadRequest { now, carriers };
+    let Some(zones) = app.ask_every_zone(request).await else {
+        return unavailable();
+    };
+    let mut loads: Vec<(WarehouseId, super::views::WarehouseLoad)> =
+        zones.into_iter().flatten().collect();
+    loads.sort_by_key(|(warehouse, _)| *warehouse);
+    let loads: Vec<super::views::WarehouseLoad> = loads.into_iter().map(|(_, load)| load).collect();
+    HttpResponse::Ok().json(super::views::network(&network, &loads, now))
 }
 
 /// `GET /v1/catalog`: every SKU, as a JSON array, or NDJSON when the client accepts it.
@@ -635,52 +721,111 @@ async fn metrics(app: web::Data<App>) -> HttpResponse {
         .body(app.metrics.render())
 }
 
-/// A chunk on its way through the shard.
+/// The answers of a chunk: one NDJSON line per parsed line, in input order.
+pub struct BatchAnswer {
+    pub bytes: Bytes,
+    pub summary: RouteSummary,
+}
+
+/// A chunk on its way through the zone shards: its answers come back in parts, one from
+/// each zone that answered some of its orders.
 pub struct Pending {
-    reply: tokio::sync::oneshot::Receiver<super::shard::BatchAnswer>,
+    parts: tokio::sync::mpsc::UnboundedReceiver<Part>,
+    /// The `invalid` answers, made by the worker itself.
+    local: Option<Part>,
     first_line: u64,
     lines: usize,
 }
 
 impl Pending {
-    /// The chunk's answers; if the shard stopped before deciding it, an `unavailable`
-    /// record for each line (nothing was reserved).
-    pub async fn answer(self) -> super::shard::BatchAnswer {
-        match self.reply.await {
-            Ok(answer) => {
-                metrics::histogram!("router_stage_latency_seconds", "stage" => "answer")
-                    .record(answer.decided.elapsed().as_secs_f64());
-                answer
-            }
-            Err(_) => {
-                let mut bytes = Vec::new();
-                let invalid = Invalid::new(
-                    InvalidCode::Unavailable,
-                    "the routing shard is not running; nothing was decided",
-                );
-                for number in self.first_line..self.first_line + self.lines as u64 {
-                    crate::render::write_invalid(&mut bytes, number, &invalid);
+    /// The chunk's answers, in input order. A line no shard answered (a shard stopped before
+    /// deciding it: nothing was reserved for it) is answered `unavailable`.
+    pub async fn answer(mut self) -> BatchAnswer {
+        let mut parts = Vec::new();
+        let mut filled = 0;
+        if let Some(local) = self.local.take() {
+            filled += local.slots.len();
+            parts.push(local);
+        }
+        while filled < self.lines {
+            match self.parts.recv().await {
+                Some(part) => {
+                    filled += part.slots.len();
+                    parts.push(part);
                 }
-                super::shard::BatchAnswer {
-                    bytes: Bytes::from(bytes),
-                    summary: Default::default(),
-                    decided: Instant::now(),
-                }
+                // Every message of the chunk is done (or was dropped by a stopped shard).
+                None => break,
             }
         }
+        if let Some(last) = parts.iter().map(|part| part.made).max() {
+            metrics::histogram!("router_stage_latency_seconds", "stage" => "answer")
+                .record(last.elapsed().as_secs_f64());
+        }
+        let answer = assemble(parts, self.first_line, self.lines);
+        super::shard::record_summary(&answer.summary);
+        answer
+    }
+}
+
+/// Puts the parts' answers in input order (one copy each, unless one part holds them all in
+/// order already).
+fn assemble(parts: Vec<Part>, first_line: u64, lines: usize) -> BatchAnswer {
+    let mut summary = RouteSummary::default();
+    for part in &parts {
+        summary.add(&part.summary);
+    }
+    if let [part] = parts.as_slice()
+        && part.slots.len() == lines
+        && part
+            .slots
+            .iter()
+            .enumerate()
+            .all(|(index, slot)| slot.0 as usize == index)
+    {
+        return BatchAnswer {
+            bytes: part.bytes.clone(),
+            summary,
+        };
+    }
+    const NONE: (u32, u32, u32) = (u32::MAX, 0, 0);
+    let mut places = vec![NONE; lines];
+    let mut size = 0;
+    for (number, part) in parts.iter().enumerate() {
+        size += part.bytes.len();
+        for &(index, start, end) in &part.slots {
+            places[index as usize] = (number as u32, start, end);
+        }
+    }
+    let mut bytes = Vec::with_capacity(size);
+    for (index, (part, start, end)) in places.into_iter().enumerate() {
+        if part == u32::MAX {
+            let invalid = Invalid::new(
+                InvalidCode::Unavailable,
+                "a routing shard is not running; nothing was decided",
+            );
+            crate::render::write_invalid(&mut bytes, first_line + index as u64, &invalid);
+        } else {
+            let part = &parts[part as usize];
+            bytes.extend_from_slice(&part.bytes[start as usize..end as usize]);
+        }
+    }
+    BatchAnswer {
+        bytes: Bytes::from(bytes),
+        summary,
     }
 }
 
 impl App {
-    /// Admits one parsed chunk (waiting as long as it takes) and hands it to the shard.
+    /// Admits one parsed chunk (waiting as long as it takes) and hands it to the shards.
     pub async fn enqueue(&self, batch: Vec<Parsed>, network: Arc<Network>) -> Pending {
         let priority = batch_priority(&network, &batch);
         let permit = self.admission.admit(batch.len(), priority).await;
         self.send_admitted(batch, network, permit)
     }
 
-    /// Hands an admitted chunk to the shard, which decides it and gives its permits back
-    /// whether or not anyone still waits for the answer.
+    /// Hands an admitted chunk to the zone shards, one message per home zone; they decide
+    /// it and give its permits back whether or not anyone still waits for the answer.
+    /// `invalid` lines and id conflicts are answered here.
     pub fn send_admitted(
         &self,
         batch: Vec<Parsed>,
@@ -689,19 +834,71 @@ impl App {
     ) -> Pending {
         // Lines of a chunk are numbered consecutively.
         let (first_line, lines) = (batch.first().map_or(1, |(number, _)| *number), batch.len());
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        metrics::counter!("router_shard_queue_pushed_total", "shard" => "all").increment(1);
-        self.shard.do_send(DecideBatch {
-            batch,
-            network,
-            permit,
-            reply,
-            sent: Instant::now(),
-        });
+        let (reply, parts) = tokio::sync::mpsc::unbounded_channel();
+        let ticket = Ticket::new(permit, reply);
+        let mut local = Part {
+            bytes: Bytes::new(),
+            slots: Vec::new(),
+            summary: RouteSummary::default(),
+            made: Instant::now(),
+        };
+        let mut invalid_bytes = Vec::new();
+        let mut by_zone: Vec<Vec<Visit>> = (0..self.shards.len()).map(|_| Vec::new()).collect();
+        let mut local_invalid = |index: usize, line: u64, invalid: &Invalid| {
+            let start = invalid_bytes.len() as u32;
+            crate::render::write_invalid(&mut invalid_bytes, line, invalid);
+            local
+                .slots
+                .push((index as u32, start, invalid_bytes.len() as u32));
+            local.summary.lines += 1;
+            local.summary.count_invalid(invalid.code);
+        };
+        // Ids are claimed here, line by line: the first line with an id is the original,
+        // whatever the zone threads do next.
+        for (index, (line, parsed)) in batch.into_iter().enumerate() {
+            match parsed {
+                Ok(order) => {
+                    match admit(&self.shards.claims, &network, order, index as u32, line) {
+                        Admitted::To(zone, visit) => by_zone[zone.index()].push(visit),
+                        Admitted::Conflict(invalid) => local_invalid(index, line, &invalid),
+                    }
+                }
+                Err(invalid) => local_invalid(index, line, &invalid),
+            }
+        }
+        let sent = Instant::now();
+        for (zone, visits) in by_zone.into_iter().enumerate() {
+            if visits.is_empty() {
+                continue;
+            }
+            let visits = Visits {
+                network: network.clone(),
+                ticket: ticket.clone(),
+                visits,
+                sent,
+            };
+            self.shards.send(ZoneId(zone as u16), visits);
+        }
+        local.bytes = Bytes::from(invalid_bytes);
         Pending {
-            reply: answer,
+            parts,
+            local: (!local.slots.is_empty()).then_some(local),
             first_line,
             lines,
         }
+    }
+
+    /// Asks every zone shard the same question; `None` if one of them is not running.
+    pub async fn ask_every_zone<M>(&self, request: impl Fn() -> M) -> Option<Vec<M::Result>>
+    where
+        M: actix::Message + Send + 'static,
+        M::Result: Send,
+        ZoneShard: actix::Handler<M>,
+    {
+        let answers = futures_util::future::join_all(
+            self.shards.all().iter().map(|zone| zone.send(request())),
+        )
+        .await;
+        answers.into_iter().collect::<Result<Vec<_>, _>>().ok()
     }
 }

@@ -3,8 +3,9 @@
 //! ```text
 //! client --NDJSON--> actix-web worker: split lines, parse, validate (one chunk at a time)
 //!        --> admission: permits per order (waits: TCP backpressure; or 429)
-//!        --> RouterShard actor, on its own arbiter: decide, reserve, render
-//!        --> back to the worker --> the client's response stream, in input order
+//!        --> one message per home zone --> ZoneShard actors, zones spread over arbiters:
+//!            claim, decide, reserve, render; pass on along the fallback chain by message
+//!        --> the answers' parts back to the worker --> the client's response, in input order
 //! ```
 //!
 //! What is built and what is not yet is listed in `docs/service.md`.
@@ -19,7 +20,6 @@ pub mod views;
 
 use crate::catalog::Catalog;
 use crate::config::Network;
-use crate::router::Router;
 use crate::world::{World, WorldSources};
 use actix::{Actor, Addr};
 use actix_web::{HttpServer, web};
@@ -27,7 +27,7 @@ use admission::Admission;
 use anyhow::{Context, bail};
 use arc_swap::ArcSwap;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use shard::RouterShard;
+use shard::Shards;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -43,6 +43,8 @@ pub struct ServeOptions {
     pub data_dir: std::path::PathBuf,
     /// HTTP worker threads (parsing); default: one per core.
     pub workers: Option<usize>,
+    /// Threads (arbiters) the zone shards run on; default: one per core.
+    pub shard_threads: Option<usize>,
     /// Whether a change of the config file reloads it.
     pub watch_config: bool,
     /// How long a graceful shutdown waits for open streams to end.
@@ -57,7 +59,8 @@ pub struct App {
     config_path: Option<PathBuf>,
     reload_lock: tokio::sync::Mutex<()>,
     pub catalog: Arc<Catalog>,
-    pub shard: Addr<RouterShard>,
+    /// The zone shards and the order-id claims they share.
+    pub shards: Arc<Shards>,
     pub feed: Addr<feed::FeedLog>,
     /// The cursor the next feed entry will get, as published by the feed log.
     pub feed_published: tokio::sync::watch::Receiver<u64>,
@@ -97,9 +100,6 @@ const LATENCY_BUCKETS: [f64; 16] = [
     5.0, 10.0,
 ];
 
-/// Messages a shard's mailbox holds before senders wait.
-const SHARD_MAILBOX: usize = 256;
-
 /// Runs the service until SIGTERM or SIGINT, then drains: stops accepting, lets open
 /// streams finish (every order read is decided and answered), and returns.
 pub fn run(options: ServeOptions) -> anyhow::Result<()> {
@@ -134,15 +134,15 @@ async fn serve(
     // not kill it with the default action.
     let signals = Signals::new().context("installing signal handlers")?;
     let limits = world.network.limits;
-    let router = Router::new(world.network.clone(), world.catalog.clone(), &world.stock);
-    let arbiter = actix::Arbiter::new();
     let (feed_log, feed_published) = feed::FeedLog::new();
     let feed_arbiter = actix::Arbiter::new();
     let feed = feed::FeedLog::start_in_arbiter(&feed_arbiter.handle(), move |_| feed_log);
-    let shard_feed = feed.clone();
-    let shard = RouterShard::start_in_arbiter(&arbiter.handle(), move |_| {
-        RouterShard::new(router, SHARD_MAILBOX, shard_feed)
+    let threads = options.shard_threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
+    let (shards, arbiters) =
+        Shards::start(&world.network, &world.catalog, &world.stock, threads, &feed);
+    tracing::info!("{} zone shards on {} threads", shards.len(), arbiters.len());
     let config_path = options
         .sources
         .config
@@ -153,7 +153,7 @@ async fn serve(
         config_path,
         reload_lock: tokio::sync::Mutex::new(()),
         catalog: world.catalog,
-        shard,
+        shards,
         feed,
         feed_published,
         admission: Arc::new(Admission::new(
@@ -212,7 +212,9 @@ async fn serve(
     let (result, ()) = futures_util::future::join(server, signals).await;
     result.context("serving HTTP")?;
     drop(watcher);
-    arbiter.stop();
+    for arbiter in arbiters {
+        arbiter.stop();
+    }
     feed_arbiter.stop();
     Ok(())
 }

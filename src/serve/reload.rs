@@ -200,20 +200,9 @@ pub async fn reload(app: &App, path: Option<&Path>) -> Outcome {
     if changed.is_empty() {
         return Outcome::Unchanged;
     }
-    let new = Arc::new(new);
-    if app
-        .shard
-        .send(super::shard::SetNetwork(new.clone()))
-        .await
-        .is_err()
-    {
-        return refused(
-            path,
-            "the routing shard is not running".to_owned(),
-            Vec::new(),
-        );
-    }
-    app.set_network(new);
+    // The zone shards take the snapshot from each message: the chunks parsed from now on
+    // carry the new one, those in flight finish under the one they were parsed with.
+    app.set_network(Arc::new(new));
     metrics::counter!("router_config_reloads_total", "outcome" => "applied").increment(1);
     tracing::info!(
         "config reloaded from {}: {}",

@@ -1,93 +1,269 @@
-//! The actor that owns the routing state: the single writer of every zone's stock, daily
-//! counters and order records. It runs on an arbiter (a thread) of its own; ingest workers
-//! parse on theirs and send it one message per parsed chunk.
+//! Zone shards: one actor per zone, the single writer of its warehouses' stock, daily
+//! counters and order records. Zones are spread over a few arbiters (threads, one per core
+//! by default); the HTTP workers parse on theirs.
 //!
-//! Today one actor holds all zones (the [`Router`]); splitting it into one actor per zone,
-//! with fallbacks passed between them by message, is the next step (see
-//! `docs/architecture.md`).
+//! ```text
+//! worker: a parsed chunk --one Visits message per home zone--> ZoneShard (home)
+//!         ZoneShard: claim, try to place; a zone that cannot --Visits--> next zone of the
+//!                    chain ... --> back home to backorder or reject
+//!         every ZoneShard that answers a part of the chunk --Part--> the chunk's gatherer
+//! worker: the parts, put back in input order --> the client's response
+//! ```
+//!
+//! A chunk's [`Ticket`] (its admission permits and the channel its answers go back on) is
+//! shared by every message carrying its orders; the permits come back when the last of them
+//! is done, whether or not the client still listens. The journey of one order is
+//! [`crate::zone`].
 
 use super::feed::{Append, FeedChunk, FeedLog};
-use crate::catalog::StockLevel;
+use crate::catalog::{Catalog, StockLevel};
+use crate::config::Network;
+use crate::ids::{CarrierId, SkuId, WarehouseId, ZoneId};
 use crate::model::{InvalidCode, Status};
 use crate::render;
-use crate::route::{Clock, Parsed, RouteSummary, answer_batch};
-use crate::router::Router;
-use crate::shard::{OrderRecord, ShardError};
+use crate::route::RouteSummary;
+use crate::shard::{OrderRecord, ShardError, StockCell, ZoneState};
 use crate::time::Millis;
-use actix::{Actor, Addr, Context, Handler, Message, MessageResult};
-use std::time::Instant;
+use crate::zone::{Claims, Outcome, Step, Visit, Zone};
+use actix::{Actor, Addr, AsyncContext, Context, Handler, Message, MessageResult};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
-/// The routing state as an actor.
-pub struct RouterShard {
-    router: Router,
-    mailbox: usize,
-    /// Where new decisions, cancels, shipments and warnings go.
-    feed: Addr<FeedLog>,
-    /// The cursor of the next feed entry.
-    next_cursor: u64,
-    /// The UTC day each warehouse was last warned about, and each (warehouse, carrier)
-    /// pickup limit, `[warehouse * carriers + carrier]`: one warning a day each.
-    warned_orders: Vec<i32>,
-    warned_pickups: Vec<i32>,
-    /// When utilisation gauges were last set (they are set at most once a second).
-    gauges_set: Option<Instant>,
+/// Messages a zone's mailbox holds before senders of requests (not orders) wait. Orders
+/// are bounded by the admission permits their chunks carry.
+pub const SHARD_MAILBOX: usize = 256;
+
+/// How long a duplicate whose original is not decided yet waits before it looks again.
+const FOLLOW_RETRY: Duration = Duration::from_millis(1);
+
+/// Every zone shard, by zone id, and the claims they share.
+pub struct Shards {
+    zones: Vec<Addr<ZoneShard>>,
+    /// `router_shard_queue_pushed_total{shard}` of each zone.
+    pushed: Vec<metrics::Counter>,
+    pub claims: Arc<Claims>,
 }
 
-impl RouterShard {
-    /// `mailbox`: how many messages may wait for it (senders wait beyond that).
-    pub fn new(router: Router, mailbox: usize, feed: Addr<FeedLog>) -> Self {
-        let network = router.network();
-        let warehouses = network.warehouses.len();
+impl Shards {
+    /// Starts one shard per zone of `network`, zones spread over `threads` arbiters (the
+    /// busiest zones, by the population of their regions, first, each to the least loaded
+    /// arbiter), with the initial `stock`. Returns the shards and the arbiters (stop them
+    /// to end the shards).
+    pub fn start(
+        network: &Network,
+        catalog: &Arc<Catalog>,
+        stock: &[StockLevel],
+        threads: usize,
+        feed: &Addr<FeedLog>,
+    ) -> (Arc<Shards>, Vec<actix::Arbiter>) {
+        let threads = threads.clamp(1, network.zones.len().max(1));
+        let arbiters: Vec<actix::Arbiter> = (0..threads).map(|_| actix::Arbiter::new()).collect();
+        let placement = place_zones(network, threads);
+        let claims = Arc::new(Claims::default());
+        let peers: Arc<OnceLock<Arc<Shards>>> = Arc::new(OnceLock::new());
+        let mut states: Vec<ZoneState> = (0..network.zones.len())
+            .map(|zone| ZoneState::new(network, ZoneId(zone as u16), catalog.len()))
+            .collect();
+        for level in stock {
+            let zone = network.warehouses[level.warehouse.index()].zone;
+            // Nothing is reserved yet, so no level can fall below its reservations.
+            states[zone.index()]
+                .set_on_hand(*level)
+                .expect("initial stock levels always apply");
+        }
+        let mut zones = Vec::with_capacity(states.len());
+        let mut pushed = Vec::with_capacity(states.len());
+        for (index, state) in states.into_iter().enumerate() {
+            let name = network.zone_ids.name(index as u32).to_owned();
+            pushed.push(
+                metrics::counter!("router_shard_queue_pushed_total", "shard" => name.clone()),
+            );
+            let zone = Zone::new(state, catalog.clone(), claims.clone());
+            let shard = ZoneShard::new(zone, name, network, peers.clone(), feed.clone());
+            let arbiter = &arbiters[placement[index]];
+            zones.push(ZoneShard::start_in_arbiter(&arbiter.handle(), move |_| {
+                shard
+            }));
+        }
+        let shards = Arc::new(Shards {
+            zones,
+            pushed,
+            claims,
+        });
+        // Set before any order can be sent: the shards read it only while handling one.
+        let _ = peers.set(shards.clone());
+        (shards, arbiters)
+    }
+
+    pub fn len(&self) -> usize {
+        self.zones.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.zones.is_empty()
+    }
+
+    pub fn zone(&self, zone: ZoneId) -> &Addr<ZoneShard> {
+        &self.zones[zone.index()]
+    }
+
+    pub fn all(&self) -> &[Addr<ZoneShard>] {
+        &self.zones
+    }
+
+    /// Hands orders to `zone`: never waits (the chunk's permits bound them).
+    pub fn send(&self, zone: ZoneId, visits: Visits) {
+        self.pushed[zone.index()].increment(1);
+        self.zones[zone.index()].do_send(visits);
+    }
+}
+
+/// Which arbiter each zone runs on: the zones with the most people in their regions first,
+/// each to the arbiter with the fewest so far (ties: the lower arbiter). Demo traffic, like
+/// real traffic, follows population, so this spreads the work better than round robin.
+fn place_zones(network: &Network, threads: usize) -> Vec<usize> {
+    let mut weight = vec![0.0f64; network.zones.len()];
+    for region in &network.regions {
+        weight[region.zone.index()] += region.population_millions.max(0.0);
+    }
+    let mut zones: Vec<usize> = (0..network.zones.len()).collect();
+    zones.sort_by(|a, b| weight[*b].total_cmp(&weight[*a]).then(a.cmp(b)));
+    let mut load = vec![0.0f64; threads];
+    let mut placement = vec![0; network.zones.len()];
+    for zone in zones {
+        let arbiter = (0..threads)
+            .min_by(|a, b| load[*a].total_cmp(&load[*b]).then(a.cmp(b)))
+            .expect("at least one arbiter");
+        // A zone without population still costs something: count it as a little.
+        load[arbiter] += weight[zone].max(0.001);
+        placement[zone] = arbiter;
+    }
+    placement
+}
+
+/// What a chunk's messages share: its permits and where its answers go. Dropped (permits
+/// back, channel closed) when the last message carrying its orders is done.
+pub struct Ticket {
+    _permit: super::admission::Permit,
+    reply: tokio::sync::mpsc::UnboundedSender<Part>,
+}
+
+impl Ticket {
+    pub fn new(
+        permit: super::admission::Permit,
+        reply: tokio::sync::mpsc::UnboundedSender<Part>,
+    ) -> Arc<Ticket> {
+        Arc::new(Ticket {
+            _permit: permit,
+            reply,
+        })
+    }
+}
+
+/// Some answers of a chunk, made by one zone (or by the worker, for `invalid` lines).
+pub struct Part {
+    /// The answers, one JSON line each.
+    pub bytes: bytes::Bytes,
+    /// `(index in the chunk, start, end)` of each answer in `bytes`.
+    pub slots: Vec<(u32, u32, u32)>,
+    pub summary: RouteSummary,
+    /// When it was made (for the `answer` stage: the hop back to the worker).
+    pub made: Instant,
+}
+
+/// Orders of one chunk for one zone, decided under the config snapshot the chunk was parsed
+/// with, at the time the zone takes the message.
+pub struct Visits {
+    pub network: Arc<Network>,
+    pub ticket: Arc<Ticket>,
+    pub visits: Vec<Visit>,
+    /// When it was sent, for the queue-wait histogram.
+    pub sent: Instant,
+}
+
+impl Message for Visits {
+    type Result = ();
+}
+
+/// One zone as an actor.
+pub struct ZoneShard {
+    zone: Zone,
+    /// Every shard (set once all are started), to pass orders on.
+    peers: Arc<OnceLock<Arc<Shards>>>,
+    /// Where new decisions, cancels, shipments and warnings go.
+    feed: Addr<FeedLog>,
+    popped: metrics::Counter,
+    /// The UTC day each local warehouse was last warned about, and each (local warehouse,
+    /// carrier) pickup limit, `[local * carriers + carrier]`: one warning a day each.
+    warned_orders: Vec<i32>,
+    warned_pickups: Vec<i32>,
+    /// When utilisation gauges were last set (at most once a second).
+    gauges_set: Option<Instant>,
+    /// Reused answer buffer capacity hint: the size of the last message's answers.
+    last_out: usize,
+}
+
+impl ZoneShard {
+    fn new(
+        zone: Zone,
+        name: String,
+        network: &Network,
+        peers: Arc<OnceLock<Arc<Shards>>>,
+        feed: Addr<FeedLog>,
+    ) -> ZoneShard {
+        let warehouses = zone.state().warehouses().len();
         let carriers = network.carriers.len();
-        RouterShard {
-            router,
-            mailbox,
+        ZoneShard {
+            zone,
+            peers,
             feed,
-            next_cursor: 0,
+            popped: metrics::counter!("router_shard_queue_popped_total", "shard" => name),
             warned_orders: vec![i32::MIN; warehouses],
             warned_pickups: vec![i32::MIN; warehouses * carriers],
             gauges_set: None,
+            last_out: 0,
         }
     }
 
-    /// Sends the feed entries of one message's work.
-    fn publish(&mut self, chunk: FeedChunk) {
-        if chunk.is_empty() {
-            return;
-        }
-        self.next_cursor = chunk.end();
-        self.feed.do_send(Append(chunk));
+    fn peers(&self) -> &Shards {
+        self.peers
+            .get()
+            .expect("the shards are all started before orders arrive")
     }
 
-    /// Warns (log, counter, feed) about every warehouse or carrier pickup limit that has
-    /// passed `alerts.bottleneck_share` of today's capacity and was not warned about today;
-    /// sets the utilisation gauges at most once a second. Runs after every decided chunk, so
-    /// it reads the day counters in place (no per-chunk allocation) and looks only at the
-    /// limits that are set.
-    fn check_capacity(&mut self, now: Millis, feed: &mut FeedChunk) {
-        let network = self.router.network().clone();
+    fn publish(&self, chunk: FeedChunk) {
+        if !chunk.is_empty() {
+            self.feed.do_send(Append(chunk));
+        }
+    }
+
+    /// Warns (log, counter, feed) about every warehouse of this zone, or carrier pickup
+    /// limit at one, that has passed `alerts.bottleneck_share` of today's capacity and was
+    /// not warned about today; sets the utilisation gauges at most once a second. Runs
+    /// after every message that reserved anything, so it reads the day counters in place.
+    fn check_capacity(&mut self, network: &Network, now: Millis, feed: &mut FeedChunk) {
         let day = now.utc_day();
         let share = network.alerts.bottleneck_share;
         let set_gauges = self
             .gauges_set
-            .is_none_or(|last| last.elapsed() >= std::time::Duration::from_secs(1));
+            .is_none_or(|last| last.elapsed() >= Duration::from_secs(1));
         if set_gauges {
             self.gauges_set = Some(Instant::now());
         }
         let carriers = network.carriers.len();
-        for (index, warehouse) in network.warehouses.iter().enumerate() {
-            let id = crate::ids::WarehouseId(index as u16);
-            let (zone, local) = self.router.locate(id);
-            let name = network.warehouse_ids.name(index as u32);
+        let state = self.zone.state();
+        for (local, warehouse_id) in state.warehouses().iter().enumerate() {
+            let warehouse = &network.warehouses[warehouse_id.index()];
+            let name = network.warehouse_name(*warehouse_id);
             if warehouse.daily_orders > 0 {
-                let orders = zone.warehouse_orders(local, day);
+                let orders = state.warehouse_orders(local, day);
                 let used = f64::from(orders) / f64::from(warehouse.daily_orders);
                 if set_gauges {
                     metrics::gauge!("router_warehouse_utilisation", "warehouse" => name.to_owned())
                         .set(used);
                 }
-                if used >= share && self.warned_orders[index] != day {
-                    self.warned_orders[index] = day;
+                if used >= share && self.warned_orders[local] != day {
+                    self.warned_orders[local] = day;
                     warn(
                         feed,
                         "warehouse",
@@ -103,7 +279,7 @@ impl RouterShard {
                 if carrier.daily_pickups == 0 {
                     continue;
                 }
-                let pickups = zone.pickups(local, crate::ids::CarrierId(carrier_index as u16), day);
+                let pickups = state.pickups(local, CarrierId(carrier_index as u16), day);
                 let used = f64::from(pickups) / f64::from(carrier.daily_pickups);
                 let carrier_name = network.carrier_ids.name(carrier_index as u32);
                 if set_gauges && pickups > 0 {
@@ -114,7 +290,7 @@ impl RouterShard {
                     )
                     .set(used);
                 }
-                let slot = index * carriers + carrier_index;
+                let slot = local * carriers + carrier_index;
                 if used >= share && self.warned_pickups[slot] != day {
                     self.warned_pickups[slot] = day;
                     warn(
@@ -174,68 +350,72 @@ fn warn(
     feed.push("bottleneck", bytes::Bytes::from(fields));
 }
 
-impl Actor for RouterShard {
+impl Actor for ZoneShard {
     type Context = Context<Self>;
 
     fn started(&mut self, context: &mut Self::Context) {
-        context.set_mailbox_capacity(self.mailbox);
+        context.set_mailbox_capacity(SHARD_MAILBOX);
     }
 }
 
-/// Decide a parsed chunk, in order, under the config snapshot it was parsed with, at the
-/// time the shard takes it (so decision times never go backwards within the shard).
-/// Sent with `do_send`, so chunks enter the mailbox in the order they were sent and the
-/// shard decides an admitted chunk even if its client has gone (the mailbox is bounded by
-/// the admission permits the chunks carry).
-pub struct DecideBatch {
-    pub batch: Vec<Parsed>,
-    pub network: std::sync::Arc<crate::config::Network>,
-    /// Given back once the chunk is decided.
-    pub permit: super::admission::Permit,
-    /// Where the answer goes; nobody may be listening any more.
-    pub reply: tokio::sync::oneshot::Sender<BatchAnswer>,
-    /// When the batch was sent, for the queue-wait histogram.
-    pub sent: Instant,
-}
+/// How many orders ahead the stock cells are prefetched (as in `route`).
+const PREFETCH_AHEAD: usize = 4;
 
-/// The answers of a batch: one NDJSON line per parsed line, in order.
-pub struct BatchAnswer {
-    pub bytes: bytes::Bytes,
-    pub summary: RouteSummary,
-    /// When the shard finished it (for the `answer` stage: the hop back to the worker).
-    pub decided: Instant,
-}
-
-impl Message for DecideBatch {
-    type Result = ();
-}
-
-impl Handler<DecideBatch> for RouterShard {
+impl Handler<Visits> for ZoneShard {
     type Result = ();
 
-    fn handle(&mut self, message: DecideBatch, _: &mut Self::Context) {
+    fn handle(&mut self, message: Visits, context: &mut Self::Context) {
         let started = Instant::now();
         let now = Millis::now();
-        metrics::counter!("router_shard_queue_popped_total", "shard" => "all").increment(1);
+        self.popped.increment(1);
         metrics::histogram!("router_stage_latency_seconds", "stage" => "queue_wait")
             .record(started.duration_since(message.sent).as_secs_f64());
-        let mut batch = message.batch;
-        let mut bytes = Vec::with_capacity(batch.len() * 400);
+        let Visits {
+            network,
+            ticket,
+            visits,
+            ..
+        } = message;
+        let mut out = Vec::with_capacity(self.last_out.max(visits.len() * 400));
+        let mut slots = Vec::with_capacity(visits.len());
         let mut summary = RouteSummary::default();
         let mut fresh = Vec::new();
-        self.router.with_network(&message.network, |router| {
-            answer_batch(
-                router,
-                &mut batch,
-                Clock::Fixed(now),
-                &mut bytes,
-                &mut summary,
-                |range| fresh.push(range),
-            )
-        });
-        // The feed shares the answers' bytes.
-        let bytes = bytes::Bytes::from(bytes);
-        let mut feed = FeedChunk::new(self.next_cursor);
+        let mut forwards: Vec<(ZoneId, Vec<Visit>)> = Vec::new();
+        let mut waiting = Vec::new();
+        for visit in visits.iter().take(PREFETCH_AHEAD) {
+            self.zone.prefetch(&visit.order);
+        }
+        let mut visits = visits.into_iter();
+        while let Some(visit) = visits.next() {
+            if let Some(ahead) = visits.as_slice().get(PREFETCH_AHEAD - 1) {
+                self.zone.prefetch(&ahead.order);
+            }
+            let (index, start) = (visit.index, out.len());
+            match self.zone.visit(&network, visit, now, &mut out) {
+                Step::Answered(outcome) => {
+                    summary.lines += 1;
+                    match outcome {
+                        Outcome::Decided(status) => {
+                            summary.count_decision(status);
+                            fresh.push(start..out.len());
+                        }
+                        Outcome::Duplicate => summary.duplicates += 1,
+                        Outcome::Invalid(code) => summary.count_invalid(code),
+                    }
+                    slots.push((index, start as u32, out.len() as u32));
+                }
+                Step::Forward(to, visit) => match forwards.iter_mut().find(|(zone, _)| *zone == to)
+                {
+                    Some((_, visits)) => visits.push(visit),
+                    None => forwards.push((to, vec![visit])),
+                },
+                Step::Wait(visit) => waiting.push(visit),
+            }
+        }
+        self.last_out = out.len();
+        let bytes = bytes::Bytes::from(out);
+        // The feed shares the answers' bytes; what the slices keep alive counts too.
+        let mut feed = FeedChunk::new();
         if !fresh.is_empty() {
             let sliced: usize = fresh.iter().map(|range| range.len()).sum();
             feed.count_backing(bytes.len() - sliced);
@@ -244,23 +424,230 @@ impl Handler<DecideBatch> for RouterShard {
             feed.push("decision", bytes.slice(range));
         }
         if summary.routed + summary.backordered + summary.held > 0 {
-            self.check_capacity(now, &mut feed);
+            self.check_capacity(&network, now, &mut feed);
         }
         self.publish(feed);
+        if !slots.is_empty() {
+            // Nobody may be listening any more: the chunk is decided all the same.
+            let _ = ticket.reply.send(Part {
+                bytes,
+                slots,
+                summary,
+                made: Instant::now(),
+            });
+        }
+        let sent = Instant::now();
+        for (to, visits) in forwards {
+            self.peers().send(
+                to,
+                Visits {
+                    network: network.clone(),
+                    ticket: ticket.clone(),
+                    visits,
+                    sent,
+                },
+            );
+        }
+        if !waiting.is_empty() {
+            let again = Visits {
+                network: network.clone(),
+                ticket: ticket.clone(),
+                visits: waiting,
+                sent,
+            };
+            context.notify_later(again, FOLLOW_RETRY);
+        }
         metrics::histogram!("router_stage_latency_seconds", "stage" => "decide")
             .record(started.elapsed().as_secs_f64());
-        record_summary(&summary);
-        drop(message.permit);
-        let _ = message.reply.send(BatchAnswer {
-            bytes,
-            summary,
-            decided: Instant::now(),
-        });
     }
 }
 
-/// Counts a batch's outcomes, once per batch.
-fn record_summary(summary: &RouteSummary) {
+/// What to do with one known order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderAction {
+    Read,
+    Cancel,
+    Ship,
+}
+
+/// Read, cancel or mark shipped the order whose record is in `slot` of this zone; answers
+/// its state as JSON.
+pub struct OrderRequest {
+    pub slot: u32,
+    pub action: OrderAction,
+    pub network: Arc<Network>,
+}
+
+impl Message for OrderRequest {
+    type Result = Result<Vec<u8>, ShardError>;
+}
+
+impl Handler<OrderRequest> for ZoneShard {
+    type Result = Result<Vec<u8>, ShardError>;
+
+    fn handle(&mut self, request: OrderRequest, _: &mut Self::Context) -> Self::Result {
+        let state = self.zone.state_mut();
+        let record = match request.action {
+            OrderAction::Read => state.order(request.slot),
+            OrderAction::Cancel => state.cancel(request.slot)?,
+            OrderAction::Ship => state.ship(request.slot)?,
+        }
+        .clone();
+        let answer = order_json(&request.network, self.zone.catalog(), &record);
+        if request.action != OrderAction::Read {
+            // The state change goes on the feed: `{"cursor":..,"event":"cancelled",...}`.
+            let mut feed = FeedChunk::new();
+            feed.push(
+                record.lifecycle.name(),
+                bytes::Bytes::copy_from_slice(&answer),
+            );
+            self.publish(feed);
+        }
+        Ok(answer)
+    }
+}
+
+/// `{"order_id":..,"state":..,"decision":{..}}`.
+fn order_json(network: &Network, catalog: &Catalog, record: &OrderRecord) -> Vec<u8> {
+    let mut out = Vec::with_capacity(512);
+    out.extend_from_slice(b"{\"order_id\":");
+    out.extend_from_slice(
+        serde_json::to_string(record.decision.order_id.as_str())
+            .expect("a string serialises")
+            .as_bytes(),
+    );
+    out.extend_from_slice(b",\"state\":\"");
+    out.extend_from_slice(record.lifecycle.name().as_bytes());
+    out.extend_from_slice(b"\",\"decision\":");
+    render::write_decision(&mut out, &record.decision, false, network, catalog);
+    if out.last() == Some(&b'\n') {
+        out.pop();
+    }
+    out.extend_from_slice(b"}\n");
+    out
+}
+
+/// Stock of one SKU at each of the zone's warehouses.
+pub struct StockRequest {
+    pub sku: SkuId,
+}
+
+impl Message for StockRequest {
+    type Result = Vec<(WarehouseId, StockCell)>;
+}
+
+impl Handler<StockRequest> for ZoneShard {
+    type Result = MessageResult<StockRequest>;
+
+    fn handle(&mut self, request: StockRequest, _: &mut Self::Context) -> Self::Result {
+        let state = self.zone.state();
+        MessageResult(
+            state
+                .warehouses()
+                .iter()
+                .enumerate()
+                .map(|(local, warehouse)| (*warehouse, state.cell(local, request.sku)))
+                .collect(),
+        )
+    }
+}
+
+/// Today's load of each of the zone's warehouses.
+pub struct LoadRequest {
+    pub now: Millis,
+    pub carriers: usize,
+}
+
+impl Message for LoadRequest {
+    type Result = Vec<(WarehouseId, super::views::WarehouseLoad)>;
+}
+
+impl Handler<LoadRequest> for ZoneShard {
+    type Result = MessageResult<LoadRequest>;
+
+    fn handle(&mut self, request: LoadRequest, _: &mut Self::Context) -> Self::Result {
+        MessageResult(super::views::zone_loads(
+            self.zone.state(),
+            request.carriers,
+            request.now,
+        ))
+    }
+}
+
+/// Absolute on-hand levels for the zone's warehouses. Each applies unless it would fall
+/// below what is already reserved; the refused ones come back with their position in
+/// `levels` and the reason.
+pub struct SetStock {
+    pub levels: Vec<StockLevel>,
+}
+
+impl Message for SetStock {
+    type Result = Vec<(usize, StockLevel, ShardError)>;
+}
+
+impl Handler<SetStock> for ZoneShard {
+    type Result = MessageResult<SetStock>;
+
+    fn handle(&mut self, request: SetStock, _: &mut Self::Context) -> Self::Result {
+        let state = self.zone.state_mut();
+        MessageResult(
+            request
+                .levels
+                .into_iter()
+                .enumerate()
+                .filter_map(|(position, level)| {
+                    let refused = state.set_on_hand(level).err();
+                    refused.map(|error| (position, level, error))
+                })
+                .collect(),
+        )
+    }
+}
+
+/// Every stock cell of the zone with units on hand or reserved, as CSV rows
+/// `warehouse,sku,on_hand,reserved,available`, per warehouse.
+pub struct StockExport {
+    pub network: Arc<Network>,
+}
+
+impl Message for StockExport {
+    type Result = Vec<(WarehouseId, Vec<u8>)>;
+}
+
+impl Handler<StockExport> for ZoneShard {
+    type Result = MessageResult<StockExport>;
+
+    fn handle(&mut self, request: StockExport, _: &mut Self::Context) -> Self::Result {
+        use std::io::Write;
+        let (state, catalog) = (self.zone.state(), self.zone.catalog());
+        let network = &request.network;
+        let mut rows = Vec::with_capacity(state.warehouses().len());
+        for (local, warehouse) in state.warehouses().iter().enumerate() {
+            let mut out = Vec::new();
+            for sku in 0..catalog.len() {
+                let sku = SkuId(sku as u32);
+                let cell = state.cell(local, sku);
+                if cell.on_hand == 0 && cell.reserved == 0 {
+                    continue;
+                }
+                let _ = writeln!(
+                    out,
+                    "{},{},{},{},{}",
+                    network.warehouse_name(*warehouse),
+                    catalog.sku_name(sku),
+                    cell.on_hand,
+                    cell.reserved,
+                    cell.available()
+                );
+            }
+            rows.push((*warehouse, out));
+        }
+        MessageResult(rows)
+    }
+}
+
+/// Counts a chunk's outcomes, once per chunk.
+pub fn record_summary(summary: &RouteSummary) {
     for (status, count) in [
         (Status::Routed, summary.routed),
         (Status::Backordered, summary.backordered),
@@ -282,222 +669,26 @@ fn record_summary(summary: &RouteSummary) {
     }
 }
 
-/// What to do with one known order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OrderAction {
-    Read,
-    Cancel,
-    Ship,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Read, cancel or mark shipped order `id`; answers its state as JSON.
-pub struct OrderRequest {
-    pub id: String,
-    pub action: OrderAction,
-}
-
-impl Message for OrderRequest {
-    type Result = Result<Vec<u8>, ShardError>;
-}
-
-impl Handler<OrderRequest> for RouterShard {
-    type Result = Result<Vec<u8>, ShardError>;
-
-    fn handle(&mut self, request: OrderRequest, _: &mut Self::Context) -> Self::Result {
-        let router = &mut self.router;
-        let record = match request.action {
-            OrderAction::Read => router
-                .order(&request.id)
-                .ok_or_else(|| ShardError::UnknownOrder(request.id.clone()))?,
-            OrderAction::Cancel => router.cancel(&request.id)?,
-            OrderAction::Ship => router.ship(&request.id)?,
+    #[test]
+    fn zones_are_spread_by_population_over_the_arbiters() {
+        let network = crate::world::default_network().unwrap();
+        let placement = place_zones(&network, 2);
+        assert_eq!(placement.len(), network.zones.len());
+        let mut load = [0.0f64; 2];
+        for region in &network.regions {
+            load[placement[region.zone.index()]] += region.population_millions;
         }
-        .clone();
-        let answer = order_json(router, &record);
-        if request.action != OrderAction::Read {
-            // The state change goes on the feed: `{"cursor":..,"event":"cancelled",...}`.
-            let mut feed = FeedChunk::new(self.next_cursor);
-            feed.push(
-                record.lifecycle.name(),
-                bytes::Bytes::copy_from_slice(&answer),
-            );
-            self.publish(feed);
-        }
-        Ok(answer)
-    }
-}
-
-/// `{"order_id":..,"state":..,"decision":{..}}`.
-fn order_json(router: &Router, record: &OrderRecord) -> Vec<u8> {
-    let mut out = Vec::with_capacity(512);
-    out.extend_from_slice(b"{\"order_id\":");
-    out.extend_from_slice(
-        serde_json::to_string(record.decision.order_id.as_str())
-            .expect("a string serialises")
-            .as_bytes(),
-    );
-    out.extend_from_slice(b",\"state\":\"");
-    out.extend_from_slice(record.lifecycle.name().as_bytes());
-    out.extend_from_slice(b"\",\"decision\":");
-    render::write_decision(
-        &mut out,
-        &record.decision,
-        false,
-        router.network(),
-        router.catalog(),
-    );
-    if out.last() == Some(&b'\n') {
-        out.pop();
-    }
-    out.extend_from_slice(b"}\n");
-    out
-}
-
-/// Stock of one SKU at every warehouse, as JSON; `None` if the SKU is not in the catalogue.
-pub struct StockRequest {
-    pub sku: String,
-}
-
-impl Message for StockRequest {
-    type Result = Option<serde_json::Value>;
-}
-
-impl Handler<StockRequest> for RouterShard {
-    type Result = Option<serde_json::Value>;
-
-    fn handle(&mut self, request: StockRequest, _: &mut Self::Context) -> Self::Result {
-        let router = &self.router;
-        let sku = router.catalog().lookup(&request.sku)?;
-        let network = router.network();
-        let cells = router.stock_of(sku);
-        let warehouses: Vec<serde_json::Value> = cells
-            .iter()
-            .map(|(warehouse, cell)| {
-                serde_json::json!({
-                    "warehouse": network.warehouse_ids.name(warehouse.0.into()),
-                    "on_hand": cell.on_hand,
-                    "reserved": cell.reserved,
-                    "available": cell.available(),
-                })
-            })
-            .collect();
-        let totals = cells
-            .iter()
-            .fold((0u64, 0u64), |(on_hand, reserved), (_, cell)| {
-                (
-                    on_hand + u64::from(cell.on_hand),
-                    reserved + u64::from(cell.reserved),
-                )
-            });
-        Some(serde_json::json!({
-            "sku": request.sku,
-            "on_hand": totals.0,
-            "reserved": totals.1,
-            "available": totals.0 - totals.1,
-            "warehouses": warehouses,
-        }))
-    }
-}
-
-/// `GET /v1/network`: the network with today's load.
-pub struct NetworkRequest {
-    pub now: Millis,
-}
-
-impl Message for NetworkRequest {
-    type Result = serde_json::Value;
-}
-
-impl Handler<NetworkRequest> for RouterShard {
-    type Result = MessageResult<NetworkRequest>;
-
-    fn handle(&mut self, request: NetworkRequest, _: &mut Self::Context) -> Self::Result {
-        let loads = super::views::loads(&self.router, request.now);
-        MessageResult(super::views::network(
-            self.router.network(),
-            &loads,
-            request.now,
-        ))
-    }
-}
-
-/// Absolute on-hand levels from the WMS. Each level applies unless it would fall below
-/// what is already reserved; the refused ones come back with the reason.
-pub struct SetStock {
-    pub levels: Vec<StockLevel>,
-}
-
-impl Message for SetStock {
-    type Result = Vec<(StockLevel, ShardError)>;
-}
-
-impl Handler<SetStock> for RouterShard {
-    type Result = MessageResult<SetStock>;
-
-    fn handle(&mut self, request: SetStock, _: &mut Self::Context) -> Self::Result {
-        let results = self.router.set_stock(&request.levels);
-        MessageResult(
-            request
-                .levels
-                .into_iter()
-                .zip(results)
-                .filter_map(|(level, result)| result.err().map(|error| (level, error)))
-                .collect(),
-        )
-    }
-}
-
-/// Every stock cell with units on hand or reserved, as CSV rows
-/// `warehouse,sku,on_hand,reserved,available`.
-pub struct StockExport;
-
-impl Message for StockExport {
-    type Result = Vec<u8>;
-}
-
-impl Handler<StockExport> for RouterShard {
-    type Result = MessageResult<StockExport>;
-
-    fn handle(&mut self, _: StockExport, _: &mut Self::Context) -> Self::Result {
-        let router = &self.router;
-        let (network, catalog) = (router.network(), router.catalog());
-        let mut out = b"warehouse,sku,on_hand,reserved,available\n".to_vec();
-        for index in 0..network.warehouses.len() {
-            let id = crate::ids::WarehouseId(index as u16);
-            let (zone, local) = router.locate(id);
-            for sku in 0..catalog.len() {
-                let sku = crate::ids::SkuId(sku as u32);
-                let cell = zone.cell(local, sku);
-                if cell.on_hand == 0 && cell.reserved == 0 {
-                    continue;
-                }
-                use std::io::Write;
-                let _ = writeln!(
-                    out,
-                    "{},{},{},{},{}",
-                    network.warehouse_name(id),
-                    catalog.sku_name(sku),
-                    cell.on_hand,
-                    cell.reserved,
-                    cell.available()
-                );
-            }
-        }
-        MessageResult(out)
-    }
-}
-
-/// Makes a new config snapshot the one in force (already checked compatible).
-pub struct SetNetwork(pub std::sync::Arc<crate::config::Network>);
-
-impl Message for SetNetwork {
-    type Result = ();
-}
-
-impl Handler<SetNetwork> for RouterShard {
-    type Result = ();
-
-    fn handle(&mut self, message: SetNetwork, _: &mut Self::Context) {
-        self.router.set_network(message.0);
+        let total = load[0] + load[1];
+        // Greedy placement of the demo's seven zones keeps each thread within a third of
+        // an even split.
+        assert!(
+            load.iter().all(|share| (share / total - 0.5).abs() < 0.17),
+            "{load:?}"
+        );
+        assert!(place_zones(&network, 1).iter().all(|arbiter| *arbiter == 0));
     }
 }

@@ -4,7 +4,7 @@
 use crate::catalog::{Catalog, StockLevel};
 use crate::config::Network;
 use crate::ids::{CarrierId, SkuId, WarehouseId};
-use crate::router::Router;
+use crate::shard::ZoneState;
 use crate::time::Millis;
 use serde_json::{Value, json};
 
@@ -27,19 +27,24 @@ pub struct WarehouseLoad {
     pub pickups: Vec<u32>,
 }
 
-/// Today's load of every warehouse (UTC day of `now`).
-pub fn loads(router: &Router, now: Millis) -> Vec<WarehouseLoad> {
-    let network = router.network();
+/// Today's load (UTC day of `now`) of each of a zone's warehouses.
+pub fn zone_loads(
+    zone: &ZoneState,
+    carriers: usize,
+    now: Millis,
+) -> Vec<(WarehouseId, WarehouseLoad)> {
     let day = now.utc_day();
-    (0..network.warehouses.len())
-        .map(|index| {
-            let (zone, local) = router.locate(WarehouseId(index as u16));
-            WarehouseLoad {
+    zone.warehouses()
+        .iter()
+        .enumerate()
+        .map(|(local, warehouse)| {
+            let load = WarehouseLoad {
                 orders: zone.warehouse_orders(local, day),
-                pickups: (0..network.carriers.len())
+                pickups: (0..carriers)
                     .map(|carrier| zone.pickups(local, CarrierId(carrier as u16), day))
                     .collect(),
-            }
+            };
+            (*warehouse, load)
         })
         .collect()
 }
