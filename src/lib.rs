@@ -11,7 +11,11 @@
 //!   without copying; [`ingest::parse_order`] turns a line into a validated, interned
 //!   [`model::Order`] or an `invalid` record saying what is wrong.
 //! - [`router`]: the order-id claims (idempotency) and the zone order: home zone, then its
-//!   fallbacks; it commits the first full plan, or backorders, or rejects.
+//!   fallbacks; it commits the first full plan, or backorders, or rejects. One thread, for
+//!   `route`.
+//! - [`zone`]: the same journey for the service, one zone at a time: each zone shard
+//!   ([`serve::shard`]) takes an order a step (try here, pass on, settle at home), the
+//!   claims shared by every zone in a `dashmap`.
 //! - [`engine`]: the routing engine, a pure function of (order, a zone's state, policy,
 //!   decision time) to a plan. No I/O, no clock, no locks.
 //! - [`shard`]: [`shard::ZoneState`], one zone's single-writer state: stock cells, daily
