@@ -295,7 +295,7 @@ impl Router {
 /// places what it can and backorders the rest, when the policy allows backorders and what
 /// stops the order is stock; otherwise the order is rejected with the most informative
 /// reason any zone gave. Both the `route` loop and the zone shards of the service end here.
-pub(crate) fn settle(
+pub fn settle(
     context: &OrderContext,
     home: &mut ZoneState,
     mut failures: Failures,
@@ -335,7 +335,7 @@ pub(crate) fn settle(
 
 /// Reserves `plan` in `state` (the zone it was planned in) and builds its decision;
 /// `shortfall` is the reason when the plan backorders units.
-pub(crate) fn commit(
+pub fn commit(
     context: &OrderContext,
     state: &mut ZoneState,
     plan: Plan,

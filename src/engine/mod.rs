@@ -41,7 +41,7 @@ pub struct Plan {
 }
 
 /// Why a zone could not place an order, as flags gathered over every warehouse and carrier
-/// looked at. [`Failures::reason`] picks the most informative one.
+/// looked at. `router::reason_for` picks the most informative one.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Failures {
     /// No warehouse (with capacity, able to handle the goods) holds the units.
