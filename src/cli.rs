@@ -67,6 +67,10 @@ pub enum Command {
         /// their regions). Default: one per core, at most one per zone.
         #[arg(long)]
         shard_threads: Option<usize>,
+        /// Fault injection for tests and drills: the zone shards hold every message of
+        /// orders while this file exists (checked every 10 ms), as a stalled shard would.
+        #[arg(long, hide = true)]
+        debug_hold_shards_while: Option<PathBuf>,
         /// Do not reload the config when its file changes (SIGHUP and POST /v1/admin/reload
         /// still do).
         #[arg(long)]
@@ -127,6 +131,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             data_dir,
             workers,
             shard_threads,
+            debug_hold_shards_while,
             no_watch_config,
             shutdown_timeout,
         } => {
@@ -143,6 +148,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 data_dir,
                 workers,
                 shard_threads,
+                hold_shards_while: debug_hold_shards_while,
                 watch_config: !no_watch_config,
                 shutdown_timeout: std::time::Duration::from_secs(shutdown_timeout),
             })?;

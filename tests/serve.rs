@@ -1159,3 +1159,93 @@ fn orders_travel_the_fallback_chain_between_zone_shards() {
     assert_eq!(west["reserved"], 1);
     assert_eq!(server.get("/v1/orders/X-9").status, 404);
 }
+
+/// With the zone shards stalled (the hidden fault-injection flag holds them while a file
+/// exists), a stream's chunk holds every standard permit: a standard order is answered 429
+/// with `Retry-After`, an express one still gets in through the priority reserve, and once
+/// the shards go on every admitted order is decided and the permits come back.
+#[test]
+fn under_a_stalled_shard_standard_orders_get_429_and_express_ones_get_in() {
+    let config = GOLDEN.replacen(
+        "max_shipments = 3",
+        "max_shipments = 3\n\n[limits]\nmax_orders_in_flight = 4\npriority_reserve = 2",
+        1,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let hold = dir.path().join("hold");
+    std::fs::write(&hold, b"").unwrap();
+    let hold_flag = hold.to_str().unwrap();
+    let server = Server::start(
+        &config,
+        GOLDEN_CATALOG,
+        STOCK,
+        &["--debug-hold-shards-while", hold_flag],
+    );
+    // One chunk of two standard orders takes both standard permits.
+    let mut stream = open_stream(&server);
+    let chunk = format!(
+        "{}\n{}\n",
+        simple_order("S-1", "R1", &[("A", 1)], ""),
+        simple_order("S-2", "R1", &[("A", 1)], "")
+    );
+    write_chunk(&mut stream, chunk.as_bytes());
+    let admitted = (0..500).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        server.get("/readyz").json()["orders_in_flight"] == 2
+    });
+    assert!(admitted, "the chunk was never admitted");
+
+    let standard = server.post_json("/v1/orders", &simple_order("S-3", "R1", &[("A", 1)], ""));
+    assert_eq!(standard.status, 429);
+    assert_eq!(standard.header("retry-after"), Some("1"));
+    assert_eq!(standard.json()["error"]["code"], "overloaded");
+    let metrics = server.get("/metrics").text().to_owned();
+    assert!(
+        metrics.contains("router_requests_throttled_total 1"),
+        "{metrics}"
+    );
+
+    // The express order is admitted (its answer waits for the shards).
+    let express_order = simple_order("E-1", "R1", &[("A", 1)], r#","service":"express""#);
+    let express = {
+        let addr = server.addr;
+        std::thread::spawn(move || {
+            let mut connection = TcpStream::connect(addr).unwrap();
+            let request = format!(
+                "POST /v1/orders HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{express_order}",
+                express_order.len()
+            );
+            connection.write_all(request.as_bytes()).unwrap();
+            let mut raw = Vec::new();
+            connection.read_to_end(&mut raw).unwrap();
+            common::server::Response::parse(&raw)
+        })
+    };
+    let reserved = (0..500).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        server.get("/readyz").json()["orders_in_flight"] == 3
+    });
+    assert!(
+        reserved,
+        "the express order was not admitted into the reserve"
+    );
+
+    // The shards go on: everything admitted is decided, and the permits come back.
+    std::fs::remove_file(&hold).unwrap();
+    let express = express.join().unwrap();
+    assert_eq!(express.status, 200);
+    assert_eq!(express.json()["status"], "routed");
+    write_chunk(&mut stream, b"");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let answers = common::server::Response::parse(&raw).lines();
+    assert_eq!(answers.len(), 2);
+    assert!(answers.iter().all(|answer| answer["status"] == "routed"));
+    let drained = (0..500).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        server.get("/readyz").json()["orders_in_flight"] == 0
+    });
+    assert!(drained, "permits were not given back");
+    let standard = server.post_json("/v1/orders", &simple_order("S-3", "R1", &[("A", 1)], ""));
+    assert_eq!(standard.status, 200);
+}

@@ -45,6 +45,9 @@ pub struct ServeOptions {
     pub workers: Option<usize>,
     /// Threads (arbiters) the zone shards run on; default: one per core.
     pub shard_threads: Option<usize>,
+    /// Fault injection: the zone shards hold every message of orders while this file
+    /// exists (tests of admission under a stalled shard).
+    pub hold_shards_while: Option<PathBuf>,
     /// Whether a change of the config file reloads it.
     pub watch_config: bool,
     /// How long a graceful shutdown waits for open streams to end.
@@ -140,8 +143,14 @@ async fn serve(
     let threads = options.shard_threads.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
-    let (shards, arbiters) =
-        Shards::start(&world.network, &world.catalog, &world.stock, threads, &feed);
+    let (shards, arbiters) = Shards::start(
+        &world.network,
+        &world.catalog,
+        &world.stock,
+        threads,
+        &feed,
+        options.hold_shards_while.clone(),
+    );
     tracing::info!("{} zone shards on {} threads", shards.len(), arbiters.len());
     let config_path = options
         .sources

@@ -55,6 +55,7 @@ impl Shards {
         stock: &[StockLevel],
         threads: usize,
         feed: &Addr<FeedLog>,
+        hold_while: Option<std::path::PathBuf>,
     ) -> (Arc<Shards>, Vec<actix::Arbiter>) {
         let threads = threads.clamp(1, network.zones.len().max(1));
         let arbiters: Vec<actix::Arbiter> = (0..threads).map(|_| actix::Arbiter::new()).collect();
@@ -79,7 +80,8 @@ impl Shards {
                 metrics::counter!("router_shard_queue_pushed_total", "shard" => name.clone()),
             );
             let zone = Zone::new(state, catalog.clone(), claims.clone());
-            let shard = ZoneShard::new(zone, name, network, peers.clone(), feed.clone());
+            let mut shard = ZoneShard::new(zone, name, network, peers.clone(), feed.clone());
+            shard.hold_while = hold_while.clone();
             let arbiter = &arbiters[placement[index]];
             zones.push(ZoneShard::start_in_arbiter(&arbiter.handle(), move |_| {
                 shard
@@ -201,6 +203,8 @@ pub struct ZoneShard {
     gauges_set: Option<Instant>,
     /// Reused answer buffer capacity hint: the size of the last message's answers.
     last_out: usize,
+    /// Fault injection: hold every message of orders while this file exists.
+    hold_while: Option<std::path::PathBuf>,
 }
 
 impl ZoneShard {
@@ -222,6 +226,7 @@ impl ZoneShard {
             warned_pickups: vec![i32::MIN; warehouses * carriers],
             gauges_set: None,
             last_out: 0,
+            hold_while: None,
         }
     }
 
@@ -365,6 +370,12 @@ impl Handler<Visits> for ZoneShard {
     type Result = ();
 
     fn handle(&mut self, message: Visits, context: &mut Self::Context) {
+        if let Some(file) = &self.hold_while {
+            // Blocks the zone's thread, as a stalled shard would.
+            while file.exists() {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
         let started = Instant::now();
         let now = Millis::now();
         self.popped.increment(1);
