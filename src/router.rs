@@ -123,29 +123,6 @@ impl Router {
         &self.network
     }
 
-    /// Makes `network` the snapshot in force. It must have the same zones, regions,
-    /// warehouses and carriers, in the same order, as the one the router was built with
-    /// ([`crate::serve::reload::restart_only`] checks that before a reload).
-    pub fn set_network(&mut self, network: Arc<Network>) -> Arc<Network> {
-        std::mem::replace(&mut self.network, network)
-    }
-
-    /// Runs `work` under the `network` snapshot (the one its orders were parsed with), then
-    /// puts the snapshot in force back.
-    pub fn with_network<R>(
-        &mut self,
-        network: &Arc<Network>,
-        work: impl FnOnce(&mut Router) -> R,
-    ) -> R {
-        if Arc::ptr_eq(network, &self.network) {
-            return work(self);
-        }
-        let current = self.set_network(network.clone());
-        let result = work(self);
-        self.set_network(current);
-        result
-    }
-
     pub fn catalog(&self) -> &Arc<Catalog> {
         &self.catalog
     }

@@ -18,8 +18,8 @@ use tokio::sync::watch;
 pub const FEED_RETENTION_BYTES: usize = 64 << 20;
 
 /// Feed entries that get consecutive cursors when the log takes them. An entry is its event and its JSON
-/// object; a decision's object is a slice of the answers the shard rendered for the
-/// caller (shared, not copied: the shard does no feed work per order). The cursor and the
+/// object; a decision's object is a slice of the answers a zone shard rendered for the
+/// caller (shared, not copied: the shards do no feed work per order). The cursor and the
 /// event are written in front when the entry is read.
 #[derive(Default)]
 pub struct FeedChunk {
@@ -164,7 +164,7 @@ impl Actor for FeedLog {
     type Context = Context<Self>;
 }
 
-/// New entries, from the shard.
+/// New entries, from the zone shards.
 pub struct Append(pub FeedChunk);
 
 impl Message for Append {

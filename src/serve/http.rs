@@ -153,11 +153,11 @@ async fn post_orders(
 }
 
 /// Chunks of one stream in flight at once: the next chunks are read and parsed on the HTTP
-/// worker while the shard decides the earlier ones. Answers still go out in input order.
+/// worker while the zone shards decide the earlier ones. Answers still go out in input order.
 const STREAM_PIPELINE: usize = 4;
 
 /// One stream: each chunk of the body is split and parsed here (on the HTTP worker), takes
-/// its permits, goes to the shard as one message, and its answers go back in order. At most
+/// its permits, goes to the zone shards (one message per home zone), and its answers go back in order. At most
 /// [`STREAM_PIPELINE`] chunks are in flight: beyond that the body is not read, so a client
 /// that stops reading its answers stops its own sending.
 fn stream_orders(payload: web::Payload, app: web::Data<App>) -> HttpResponse {
