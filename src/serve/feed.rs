@@ -9,9 +9,12 @@
 //! `FEED_RETENTION_BYTES` of entries (about 150,000 decisions); a cursor older than that is
 //! answered `410 Gone` with the oldest one still held.
 
-use actix::{Actor, Context, Handler, Message, MessageResult};
+use actix::{Actor, Addr, Context, Handler, Message, MessageResult};
 use bytes::Bytes;
+use crossbeam::queue::SegQueue;
 use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::watch;
 
 /// Bytes of entries the in-memory feed keeps (a decision is about 400 bytes).
@@ -96,6 +99,42 @@ pub struct FeedLog {
     retention: usize,
     /// Bytes of entries held now.
     held: usize,
+    /// Chunks handed over by the zone shards, not yet taken.
+    inbox: Arc<Inbox>,
+}
+
+/// Where zone shards drop their chunks: a lock-free queue (`crossbeam`'s `SegQueue`) the log
+/// drains. A shard wakes the log only when it finds no wake-up pending, so under load the
+/// log drains many chunks per wake instead of taking one message per zone message.
+#[derive(Default)]
+pub struct Inbox {
+    chunks: SegQueue<FeedChunk>,
+    /// A `Drain` is on its way to the log (or the log is draining).
+    scheduled: AtomicBool,
+}
+
+/// How a zone shard hands its feed entries to the log.
+#[derive(Clone)]
+pub struct FeedSender {
+    inbox: Arc<Inbox>,
+    log: Addr<FeedLog>,
+}
+
+impl FeedSender {
+    pub fn new(log: Addr<FeedLog>, inbox: Arc<Inbox>) -> FeedSender {
+        FeedSender { inbox, log }
+    }
+
+    /// Hands over `chunk`; entries are appended in the order chunks are handed over.
+    pub fn publish(&self, chunk: FeedChunk) {
+        if chunk.is_empty() {
+            return;
+        }
+        self.inbox.chunks.push(chunk);
+        if !self.inbox.scheduled.swap(true, Ordering::AcqRel) {
+            self.log.do_send(Drain);
+        }
+    }
 }
 
 impl FeedLog {
@@ -112,8 +151,24 @@ impl FeedLog {
             published,
             retention,
             held: 0,
+            inbox: Arc::default(),
         };
         (log, receiver)
+    }
+
+    /// The inbox zone shards hand chunks to (see [`FeedSender`]).
+    pub fn inbox(&self) -> Arc<Inbox> {
+        self.inbox.clone()
+    }
+
+    /// Appends every chunk waiting in the inbox. The flag is cleared before the queue is
+    /// emptied: a chunk pushed after the last pop finds it clear and schedules another
+    /// drain, so none is left behind.
+    fn drain(&mut self) {
+        self.inbox.scheduled.store(false, Ordering::Release);
+        while let Some(chunk) = self.inbox.chunks.pop() {
+            self.append(chunk);
+        }
     }
 
     /// Appends `chunk`: its entries take the next cursors. Every zone shard appends its
@@ -164,18 +219,18 @@ impl Actor for FeedLog {
     type Context = Context<Self>;
 }
 
-/// New entries, from the zone shards.
-pub struct Append(pub FeedChunk);
+/// New entries wait in the inbox.
+pub struct Drain;
 
-impl Message for Append {
+impl Message for Drain {
     type Result = ();
 }
 
-impl Handler<Append> for FeedLog {
+impl Handler<Drain> for FeedLog {
     type Result = ();
 
-    fn handle(&mut self, Append(chunk): Append, _: &mut Self::Context) {
-        self.append(chunk);
+    fn handle(&mut self, _: Drain, _: &mut Self::Context) {
+        self.drain();
     }
 }
 
@@ -203,6 +258,8 @@ impl Handler<Read> for FeedLog {
     type Result = MessageResult<Read>;
 
     fn handle(&mut self, read: Read, _: &mut Self::Context) -> Self::Result {
+        // Everything handed over before the read is seen by it.
+        self.drain();
         MessageResult(self.read(read.cursor, read.max_bytes))
     }
 }

@@ -1,7 +1,7 @@
 //! The HTTP API (DESIGN section 6) on actix-web.
 
 use super::App;
-use super::shard::{OrderAction, OrderRequest, Part, Ticket, Visits, ZoneShard};
+use super::shard::{Answers, OrderAction, OrderRequest, Part, Ticket, Visits, ZoneShard};
 use crate::config::Network;
 use crate::ids::{WarehouseId, ZoneId};
 use crate::ingest::{LineSplitter, parse_order};
@@ -152,6 +152,10 @@ async fn post_orders(
     }
 }
 
+/// Body chunks that are ready at once taken as one batch, at most (64 KiB chunks: a batch of
+/// up to about 1,500 orders).
+const READY_CHUNKS: usize = 8;
+
 /// Chunks of one stream in flight at once: the next chunks are read and parsed on the HTTP
 /// worker while the zone shards decide the earlier ones. Answers still go out in input order.
 const STREAM_PIPELINE: usize = 4;
@@ -167,15 +171,29 @@ fn stream_orders(payload: web::Payload, app: web::Data<App>) -> HttpResponse {
     let mut splitter = LineSplitter::new(app.network().limits.max_line_bytes);
     let parser = app.clone();
     // Every chunk, then `None` for the end of the body (the last line may lack a newline).
+    // Every group of body chunks that are ready at once (a backed-up stream gives large
+    // groups, a trickle single chunks), then `None` for the end of the body (the last line
+    // may lack a newline). A group is one batch: under load, fewer and fuller messages.
     let items = payload
+        .ready_chunks(READY_CHUNKS)
         .map(Some)
         .chain(futures_util::stream::once(std::future::ready(None)));
-    let batches = items.scan(false, move |broken, item| {
-        if *broken {
+    // State: a break of the body seen after some chunks of its group (answered next), and
+    // whether the stream has ended.
+    let batches = items.scan((None::<String>, false), move |(broken, ended), item| {
+        if *ended {
             return std::future::ready(None);
         }
+        if let Some(problem) = broken.take() {
+            *ended = true;
+            // The client went away or broke the framing: nothing more can be read. What
+            // was read is decided and answered; then the response is cut off (no final
+            // chunk), so a client still reading sees that it is incomplete.
+            tracing::debug!("order stream broken by the client: {problem}");
+            return std::future::ready(Some(Err(format!("the request body broke off: {problem}"))));
+        }
         let parse_started = Instant::now();
-        // Each chunk is parsed, decided and answered under one config snapshot.
+        // Each batch is parsed, decided and answered under one config snapshot.
         let snapshot = parser.network();
         splitter.set_max_line_bytes(snapshot.limits.max_line_bytes);
         let catalog = &parser.catalog;
@@ -183,29 +201,25 @@ fn stream_orders(payload: web::Payload, app: web::Data<App>) -> HttpResponse {
         let mut push = |line: crate::ingest::Line<'_>| {
             batch.push(parse_line(&snapshot, catalog, line));
         };
-        let next = match item {
-            Some(Ok(chunk)) => {
-                splitter.feed(&chunk, &mut push);
-                Ok((batch, snapshot, parse_started))
+        match item {
+            Some(chunks) => {
+                for chunk in chunks {
+                    match chunk {
+                        Ok(chunk) => splitter.feed(&chunk, &mut push),
+                        Err(problem) => {
+                            *broken = Some(problem.to_string());
+                            break;
+                        }
+                    }
+                }
             }
-            // The client went away or broke the framing: nothing more can be read. What
-            // was read is decided and answered; then the response is cut off (no final
-            // chunk), so a client still reading sees that it is incomplete.
-            Some(Err(problem)) => {
-                tracing::debug!("order stream broken by the client: {problem}");
-                *broken = true;
-                Err(format!("the request body broke off: {problem}"))
-            }
-            None => {
-                splitter.finish(&mut push);
-                Ok((batch, snapshot, parse_started))
-            }
-        };
-        if next.as_ref().is_ok_and(|(batch, _, _)| !batch.is_empty()) {
+            None => splitter.finish(&mut push),
+        }
+        if !batch.is_empty() {
             metrics::histogram!("router_stage_latency_seconds", "stage" => "parse")
                 .record(parse_started.elapsed().as_secs_f64());
         }
-        std::future::ready(Some(next))
+        std::future::ready(Some(Ok((batch, snapshot, parse_started))))
     });
     // Admission and enqueueing run one chunk at a time (`then`), so a stream's chunks are
     // decided in input order; only the waits for their answers overlap (`buffered`).
@@ -730,7 +744,7 @@ pub struct BatchAnswer {
 /// A chunk on its way through the zone shards: its answers come back in parts, one from
 /// each zone that answered some of its orders.
 pub struct Pending {
-    parts: tokio::sync::mpsc::UnboundedReceiver<Part>,
+    answers: Arc<Answers>,
     /// The `invalid` answers, made by the worker itself.
     local: Option<Part>,
     first_line: u64,
@@ -741,22 +755,8 @@ impl Pending {
     /// The chunk's answers, in input order. A line no shard answered (a shard stopped before
     /// deciding it: nothing was reserved for it) is answered `unavailable`.
     pub async fn answer(mut self) -> BatchAnswer {
-        let mut parts = Vec::new();
-        let mut filled = 0;
-        if let Some(local) = self.local.take() {
-            filled += local.slots.len();
-            parts.push(local);
-        }
-        while filled < self.lines {
-            match self.parts.recv().await {
-                Some(part) => {
-                    filled += part.slots.len();
-                    parts.push(part);
-                }
-                // Every message of the chunk is done (or was dropped by a stopped shard).
-                None => break,
-            }
-        }
+        let mut parts = self.answers.gather().await;
+        parts.extend(self.local.take());
         if let Some(last) = parts.iter().map(|part| part.made).max() {
             metrics::histogram!("router_stage_latency_seconds", "stage" => "answer")
                 .record(last.elapsed().as_secs_f64());
@@ -834,16 +834,14 @@ impl App {
     ) -> Pending {
         // Lines of a chunk are numbered consecutively.
         let (first_line, lines) = (batch.first().map_or(1, |(number, _)| *number), batch.len());
-        let (reply, parts) = tokio::sync::mpsc::unbounded_channel();
-        let ticket = Ticket::new(permit, reply);
+        let mut invalid_bytes = Vec::new();
+        let mut by_zone: Vec<Vec<Visit>> = (0..self.shards.len()).map(|_| Vec::new()).collect();
         let mut local = Part {
             bytes: Bytes::new(),
             slots: Vec::new(),
             summary: RouteSummary::default(),
             made: Instant::now(),
         };
-        let mut invalid_bytes = Vec::new();
-        let mut by_zone: Vec<Vec<Visit>> = (0..self.shards.len()).map(|_| Vec::new()).collect();
         let mut local_invalid = |index: usize, line: u64, invalid: &Invalid| {
             let start = invalid_bytes.len() as u32;
             crate::render::write_invalid(&mut invalid_bytes, line, invalid);
@@ -866,6 +864,9 @@ impl App {
                 Err(invalid) => local_invalid(index, line, &invalid),
             }
         }
+        // The zones answer every line the worker did not.
+        let answers = Answers::new(lines - local.slots.len());
+        let ticket = Ticket::new(permit, answers.clone());
         let sent = Instant::now();
         for (zone, visits) in by_zone.into_iter().enumerate() {
             if visits.is_empty() {
@@ -881,7 +882,7 @@ impl App {
         }
         local.bytes = Bytes::from(invalid_bytes);
         Pending {
-            parts,
+            answers,
             local: (!local.slots.is_empty()).then_some(local),
             first_line,
             lines,

@@ -138,6 +138,7 @@ async fn serve(
     let signals = Signals::new().context("installing signal handlers")?;
     let limits = world.network.limits;
     let (feed_log, feed_published) = feed::FeedLog::new();
+    let feed_inbox = feed_log.inbox();
     let feed_arbiter = actix::Arbiter::new();
     let feed = feed::FeedLog::start_in_arbiter(&feed_arbiter.handle(), move |_| feed_log);
     let threads = options.shard_threads.unwrap_or_else(|| {
@@ -148,7 +149,7 @@ async fn serve(
         &world.catalog,
         &world.stock,
         threads,
-        &feed,
+        &feed::FeedSender::new(feed.clone(), feed_inbox),
         options.hold_shards_while.clone(),
     );
     tracing::info!("{} zone shards on {} threads", shards.len(), arbiters.len());

@@ -15,7 +15,7 @@
 //! is done, whether or not the client still listens. The journey of one order is
 //! [`crate::zone`].
 
-use super::feed::{Append, FeedChunk, FeedLog};
+use super::feed::{FeedChunk, FeedSender};
 use crate::catalog::{Catalog, StockLevel};
 use crate::config::Network;
 use crate::ids::{CarrierId, SkuId, WarehouseId, ZoneId};
@@ -26,6 +26,7 @@ use crate::shard::{OrderRecord, ShardError, StockCell, ZoneState};
 use crate::time::Millis;
 use crate::zone::{Claims, Outcome, Step, Visit, Zone};
 use actix::{Actor, Addr, AsyncContext, Context, Handler, Message, MessageResult};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -54,7 +55,7 @@ impl Shards {
         catalog: &Arc<Catalog>,
         stock: &[StockLevel],
         threads: usize,
-        feed: &Addr<FeedLog>,
+        feed: &FeedSender,
         hold_while: Option<std::path::PathBuf>,
     ) -> (Arc<Shards>, Vec<actix::Arbiter>) {
         let threads = threads.clamp(1, network.zones.len().max(1));
@@ -143,22 +144,70 @@ fn place_zones(network: &Network, threads: usize) -> Vec<usize> {
     placement
 }
 
+/// Where a chunk's answers gather. Zones push their parts onto a lock-free queue (a
+/// `crossbeam` `SegQueue`) and count down the lines still missing; only the part that
+/// completes the chunk (or the end of its last message) wakes the worker, so a chunk split
+/// over seven zones costs the worker one wake-up, not seven.
+pub struct Answers {
+    parts: crossbeam::queue::SegQueue<Part>,
+    /// Lines of the chunk not yet answered by a zone.
+    missing: AtomicUsize,
+    /// Set when every message of the chunk is done (the ticket is dropped): nothing more
+    /// will come, even if lines are missing (a stopped shard dropped them).
+    closed: AtomicBool,
+    done: tokio::sync::Notify,
+}
+
+impl Answers {
+    pub fn new(missing: usize) -> Arc<Answers> {
+        Arc::new(Answers {
+            parts: crossbeam::queue::SegQueue::new(),
+            missing: AtomicUsize::new(missing),
+            closed: AtomicBool::new(false),
+            done: tokio::sync::Notify::new(),
+        })
+    }
+
+    /// Hands over one part; wakes the worker if it completes the chunk.
+    fn deliver(&self, part: Part) {
+        let lines = part.slots.len();
+        self.parts.push(part);
+        if self.missing.fetch_sub(lines, Ordering::AcqRel) == lines {
+            self.done.notify_one();
+        }
+    }
+
+    /// Waits until every line is answered or nothing more can come; then the parts.
+    pub async fn gather(&self) -> Vec<Part> {
+        while self.missing.load(Ordering::Acquire) > 0 && !self.closed.load(Ordering::Acquire) {
+            // A notification sent between the check and this wait is kept (`notify_one`
+            // stores a permit), so none is lost.
+            self.done.notified().await;
+        }
+        std::iter::from_fn(|| self.parts.pop()).collect()
+    }
+}
+
 /// What a chunk's messages share: its permits and where its answers go. Dropped (permits
-/// back, channel closed) when the last message carrying its orders is done.
+/// back, the gatherer told) when the last message carrying its orders is done.
 pub struct Ticket {
     _permit: super::admission::Permit,
-    reply: tokio::sync::mpsc::UnboundedSender<Part>,
+    answers: Arc<Answers>,
 }
 
 impl Ticket {
-    pub fn new(
-        permit: super::admission::Permit,
-        reply: tokio::sync::mpsc::UnboundedSender<Part>,
-    ) -> Arc<Ticket> {
+    pub fn new(permit: super::admission::Permit, answers: Arc<Answers>) -> Arc<Ticket> {
         Arc::new(Ticket {
             _permit: permit,
-            reply,
+            answers,
         })
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.answers.closed.store(true, Ordering::Release);
+        self.answers.done.notify_one();
     }
 }
 
@@ -193,7 +242,7 @@ pub struct ZoneShard {
     /// Every shard (set once all are started), to pass orders on.
     peers: Arc<OnceLock<Arc<Shards>>>,
     /// Where new decisions, cancels, shipments and warnings go.
-    feed: Addr<FeedLog>,
+    feed: FeedSender,
     popped: metrics::Counter,
     /// The UTC day each local warehouse was last warned about, and each (local warehouse,
     /// carrier) pickup limit, `[local * carriers + carrier]`: one warning a day each.
@@ -201,8 +250,6 @@ pub struct ZoneShard {
     warned_pickups: Vec<i32>,
     /// When utilisation gauges were last set (at most once a second).
     gauges_set: Option<Instant>,
-    /// Reused answer buffer capacity hint: the size of the last message's answers.
-    last_out: usize,
     /// Fault injection: hold every message of orders while this file exists.
     hold_while: Option<std::path::PathBuf>,
 }
@@ -213,7 +260,7 @@ impl ZoneShard {
         name: String,
         network: &Network,
         peers: Arc<OnceLock<Arc<Shards>>>,
-        feed: Addr<FeedLog>,
+        feed: FeedSender,
     ) -> ZoneShard {
         let warehouses = zone.state().warehouses().len();
         let carriers = network.carriers.len();
@@ -225,7 +272,6 @@ impl ZoneShard {
             warned_orders: vec![i32::MIN; warehouses],
             warned_pickups: vec![i32::MIN; warehouses * carriers],
             gauges_set: None,
-            last_out: 0,
             hold_while: None,
         }
     }
@@ -237,9 +283,7 @@ impl ZoneShard {
     }
 
     fn publish(&self, chunk: FeedChunk) {
-        if !chunk.is_empty() {
-            self.feed.do_send(Append(chunk));
-        }
+        self.feed.publish(chunk);
     }
 
     /// Warns (log, counter, feed) about every warehouse of this zone, or carrier pickup
@@ -387,7 +431,8 @@ impl Handler<Visits> for ZoneShard {
             visits,
             ..
         } = message;
-        let mut out = Vec::with_capacity(self.last_out.max(visits.len() * 400));
+        // About 400 bytes an answer; a forwarded handful must not get a whole chunk's room.
+        let mut out = Vec::with_capacity(visits.len() * 400);
         let mut slots = Vec::with_capacity(visits.len());
         let mut summary = RouteSummary::default();
         let mut fresh = Vec::new();
@@ -423,7 +468,6 @@ impl Handler<Visits> for ZoneShard {
                 Step::Wait(visit) => waiting.push(visit),
             }
         }
-        self.last_out = out.len();
         let bytes = bytes::Bytes::from(out);
         // The feed shares the answers' bytes; what the slices keep alive counts too.
         let mut feed = FeedChunk::new();
@@ -440,7 +484,7 @@ impl Handler<Visits> for ZoneShard {
         self.publish(feed);
         if !slots.is_empty() {
             // Nobody may be listening any more: the chunk is decided all the same.
-            let _ = ticket.reply.send(Part {
+            ticket.answers.deliver(Part {
                 bytes,
                 slots,
                 summary,
