@@ -33,6 +33,7 @@ pub mod engine;
 pub mod geo;
 pub mod ids;
 pub mod ingest;
+pub mod journal;
 pub mod model;
 pub mod prefetch;
 pub mod render;
