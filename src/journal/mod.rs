@@ -14,7 +14,7 @@
 //!    [`SyncMode::Fsync`], one `fdatasync`. Only when it returns `Ok` may the caller answer
 //!    for the group's records. When it returns `Err` the journal is poisoned: nothing more is
 //!    accepted, and the service must end and be restarted (recovery then decides what is on
-//!    disk). An fsync is never retried; [`writer`] says why.
+//!    disk). An fsync is never retried; `writer.rs` says why.
 //! 4. Now and then [`Journal::write_snapshot`] saves the caller's state after a committed lsn
 //!    and [`Journal::compact`] deletes what the snapshots make unnecessary, so a restart
 //!    replays a bounded number of records.
@@ -284,38 +284,49 @@ pub struct Recovered {
 /// Why the journal refused an operation or a directory.
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
+    /// The operating system refused an operation on a file or directory. From `commit` (and
+    /// from a sync anywhere) it has poisoned the journal.
     #[error("{action} {}: {source}", path.display())]
     Io {
         action: &'static str,
         path: PathBuf,
         source: std::io::Error,
     },
+    /// An earlier write or sync failed (`cause`); the journal refuses everything since.
     #[error(
         "the journal accepts nothing more after an earlier failure ({cause}); end the service \
          and restart it: recovery decides what reached the disk"
     )]
     Poisoned { cause: String },
+    /// A segment or snapshot is damaged, or lsns do not continue: a start is refused.
+    /// `offset` is the byte where the bad frame or header starts (0 for a whole file).
     #[error("{} at byte {offset}: {why}", path.display())]
     Corrupt {
         path: PathBuf,
         offset: u64,
         why: String,
     },
+    /// A payload over [`MAX_PAYLOAD_BYTES`]; nothing was appended.
     #[error("a record of {bytes} bytes is over the limit of {MAX_PAYLOAD_BYTES} bytes")]
     RecordTooLarge { bytes: usize },
+    /// The pending group reached a bound ([`Journal::needs_commit`]); commit it first.
     #[error(
         "the pending group is full ({records} records, {bytes} bytes): commit it before \
          appending more"
     )]
     GroupFull { records: usize, bytes: usize },
+    /// A snapshot over [`MAX_SNAPSHOT_BYTES`]; nothing was written.
     #[error("a snapshot of {bytes} bytes is over the limit of {MAX_SNAPSHOT_BYTES} bytes")]
     SnapshotTooLarge { bytes: usize },
+    /// A snapshot may cover only committed records.
     #[error(
         "a snapshot at lsn {lsn} would cover records not committed yet (committed: {committed})"
     )]
     SnapshotAhead { lsn: u64, committed: u64 },
+    /// A snapshot older than the newest one would never be used.
     #[error("a snapshot at lsn {lsn} is older than the newest one, at lsn {newest}")]
     SnapshotBehind { lsn: u64, newest: u64 },
+    /// An option out of its bounds, by field name.
     #[error("journal option {field}: {why}")]
     Options { field: &'static str, why: String },
 }

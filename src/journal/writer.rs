@@ -65,7 +65,6 @@ struct ActiveSegment {
 }
 
 /// One zone's journal. A single owner appends and commits; nothing here is shared.
-#[derive(Debug)]
 pub struct Journal {
     dir: PathBuf,
     options: JournalOptions,
@@ -92,6 +91,23 @@ pub struct Journal {
     segment_syncs: u64,
     #[cfg(test)]
     fault: Option<FaultPoint>,
+}
+
+impl std::fmt::Debug for Journal {
+    /// The journal's position, not its buffers: the pending group can be megabytes.
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Journal")
+            .field("dir", &self.dir)
+            .field("mode", &self.options.mode)
+            .field("segments", &self.segments.len())
+            .field("snapshots", &self.snapshots.len())
+            .field("next_lsn", &self.next_lsn)
+            .field("committed_lsn", &self.committed_lsn)
+            .field("pending_records", &self.pending_records)
+            .field("poisoned", &self.poisoned)
+            .finish()
+    }
 }
 
 impl Journal {
