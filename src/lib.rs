@@ -20,6 +20,9 @@
 //!   decision time) to a plan. No I/O, no clock, no locks.
 //! - [`shard`]: [`shard::ZoneState`], one zone's single-writer state: stock cells, daily
 //!   capacity counters, the record of every order it decided.
+//! - [`journal`]: a zone's durable log (storage only, not wired in yet): CRC32C-framed
+//!   records in segment files, group commit (one write, one `fdatasync` per group), recovery
+//!   that cuts a torn tail and refuses damage by file and offset, snapshots and compaction.
 //! - [`render`]: decisions and `invalid` records as contract JSON.
 //! - [`route`]: `order-router route`, the engine as a deterministic stdin-to-stdout filter.
 //!
@@ -37,6 +40,7 @@ pub mod engine;
 pub mod geo;
 pub mod ids;
 pub mod ingest;
+pub mod journal;
 pub mod model;
 pub mod prefetch;
 pub mod render;

@@ -1,0 +1,69 @@
+//! Snapshot files: the caller's state after some lsn, so recovery replays only the records
+//! after it. A snapshot is written to a temporary name, synced, renamed into place and the
+//! directory synced: at any crash the directory holds either the whole new snapshot under its
+//! name or none, never a part of one.
+
+use super::format::{self, SNAPSHOT_HEADER_BYTES, TEMPORARY_SUFFIX};
+use super::{JournalError, Snapshot};
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Syncs a directory, which makes the creation, renaming and removal of its entries durable
+/// (a file's own fsync does not cover its name in the directory).
+pub fn sync_directory(dir: &Path) -> Result<(), JournalError> {
+    fs::File::open(dir)
+        .and_then(|directory| directory.sync_all())
+        .map_err(|source| JournalError::io("syncing the directory", dir, source))
+}
+
+/// Writes the snapshot of state `bytes` after record `lsn` into `dir`, durably, and returns
+/// its path. The caller has checked `bytes` against the bound.
+pub fn write_snapshot_file(dir: &Path, lsn: u64, bytes: &[u8]) -> Result<PathBuf, JournalError> {
+    let path = dir.join(format::snapshot_file_name(lsn));
+    let mut temporary_name = path.clone().into_os_string();
+    temporary_name.push(TEMPORARY_SUFFIX);
+    let temporary = PathBuf::from(temporary_name);
+    let header = format::encode_snapshot_header(lsn, bytes);
+    // The paired check: what is about to be written reads back as the same snapshot.
+    let mut whole = Vec::with_capacity(SNAPSHOT_HEADER_BYTES + bytes.len());
+    whole.extend_from_slice(&header);
+    whole.extend_from_slice(bytes);
+    assert_eq!(
+        format::decode_snapshot(&whole),
+        Ok((lsn, bytes)),
+        "a snapshot encoded for writing does not decode"
+    );
+    let mut file = fs::File::create(&temporary)
+        .map_err(|source| JournalError::io("creating", &temporary, source))?;
+    file.write_all(&whole)
+        .map_err(|source| JournalError::io("writing", &temporary, source))?;
+    file.sync_all()
+        .map_err(|source| JournalError::io("syncing", &temporary, source))?;
+    drop(file);
+    fs::rename(&temporary, &path)
+        .map_err(|source| JournalError::io("renaming", &temporary, source))?;
+    sync_directory(dir)?;
+    Ok(path)
+}
+
+/// Reads and checks the snapshot file at `path`, named for `name_lsn`.
+pub fn load_snapshot(path: &Path, name_lsn: u64) -> Result<Snapshot, JournalError> {
+    let whole = fs::read(path).map_err(|source| JournalError::io("reading", path, source))?;
+    let corrupt = |why: String| JournalError::Corrupt {
+        path: path.to_path_buf(),
+        offset: 0,
+        why,
+    };
+    let (lsn, payload) = format::decode_snapshot(&whole).map_err(corrupt)?;
+    if lsn != name_lsn {
+        return Err(corrupt(format!(
+            "the header says the snapshot is at lsn {lsn}, its name says {name_lsn}"
+        )));
+    }
+    Ok(Snapshot {
+        lsn,
+        bytes: payload.to_vec(),
+        path: path.to_path_buf(),
+    })
+}

@@ -1,0 +1,611 @@
+//! The writer: recovery on open, then appends into a pending group and commits of whole
+//! groups, segment rolls, snapshots and compaction, and the poisoning that ends it all after
+//! a failed write or sync.
+//!
+//! Why a failed sync is never retried: when `fsync`/`fdatasync` fails, Linux may already have
+//! dropped the dirty pages it could not write, or marked them clean, and it reports the error
+//! once. A second `fsync` then succeeds while the data is not on disk (PostgreSQL learnt this
+//! in 2018, "fsyncgate", and since then panics instead of retrying). So after a failed write
+//! or sync the journal is poisoned: it refuses every later operation and the service must end;
+//! on restart, recovery reads what actually reached the disk and cuts any torn tail.
+
+use super::format::{self, SEGMENT_HEADER_BYTES, decode_frame};
+use super::scan::{Listing, SegmentScan, Walker, list_directory};
+use super::snapshot::{load_snapshot, sync_directory, write_snapshot_file};
+use super::{
+    JournalError, JournalOptions, MAX_PAYLOAD_BYTES, MAX_SNAPSHOT_BYTES, Record, Recovered,
+    SNAPSHOTS_KEPT, SyncMode,
+};
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// What one commit did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CommitStats {
+    /// Records in the group (0: there was nothing to commit, and nothing was done).
+    pub records: usize,
+    /// Bytes written (frames, and a segment header if the group started a segment).
+    pub bytes: usize,
+    /// The group's first and last lsn (both 0 for an empty commit).
+    pub first_lsn: u64,
+    pub last_lsn: u64,
+    /// Whether the group was flushed to the device (`fdatasync`).
+    pub synced: bool,
+    /// Whether the group started a new segment.
+    pub new_segment: bool,
+}
+
+/// What one compaction removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CompactStats {
+    pub segments_removed: usize,
+    pub snapshots_removed: usize,
+    pub bytes_freed: u64,
+}
+
+/// Where a test makes the next write or sync fail, to check the poisoning.
+#[cfg(test)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FaultPoint {
+    /// The next group write writes half the group, then fails (a short write and an error,
+    /// as a full disk gives).
+    Write,
+    /// The next `fdatasync` of a segment fails after the write succeeded.
+    Sync,
+}
+
+/// The segment that commits append to.
+#[derive(Debug)]
+struct ActiveSegment {
+    file: File,
+    path: PathBuf,
+    /// The file's length: the offset of the next write.
+    bytes: u64,
+}
+
+/// One zone's journal. A single owner appends and commits; nothing here is shared.
+pub struct Journal {
+    dir: PathBuf,
+    options: JournalOptions,
+    /// Every segment on disk, `(first lsn, path)` in lsn order; the last one is the active
+    /// segment when `active` is `Some`. Compaction deletes from the front.
+    segments: Vec<(u64, PathBuf)>,
+    /// Every snapshot on disk, `(lsn, path)` in lsn order.
+    snapshots: Vec<(u64, PathBuf)>,
+    /// `None` until the next commit creates a segment: before the first commit, after
+    /// recovery removed a torn segment, or when the snapshot is ahead of the last segment.
+    active: Option<ActiveSegment>,
+    /// The pending group's frames, after [`SEGMENT_HEADER_BYTES`] reserved at the front: when
+    /// the group starts a segment the header goes there, so header and group still go out in
+    /// one write without a copy.
+    pending: Vec<u8>,
+    pending_records: usize,
+    /// The lsn the next append gets.
+    next_lsn: u64,
+    /// The last lsn a commit made durable (as the mode makes anything durable); 0 for none.
+    committed_lsn: u64,
+    /// The failure that poisoned the journal, as text; `Some` means every operation refuses.
+    poisoned: Option<String>,
+    /// Syncs of segment files so far (tests check that a failed sync is not retried).
+    segment_syncs: u64,
+    #[cfg(test)]
+    fault: Option<FaultPoint>,
+}
+
+impl std::fmt::Debug for Journal {
+    /// The journal's position, not its buffers: the pending group can be megabytes.
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Journal")
+            .field("dir", &self.dir)
+            .field("mode", &self.options.mode)
+            .field("segments", &self.segments.len())
+            .field("snapshots", &self.snapshots.len())
+            .field("next_lsn", &self.next_lsn)
+            .field("committed_lsn", &self.committed_lsn)
+            .field("pending_records", &self.pending_records)
+            .field("poisoned", &self.poisoned)
+            .finish()
+    }
+}
+
+impl Journal {
+    /// Opens (creating it if need be) the journal in `dir` and recovers it: loads the newest
+    /// snapshot, reads and checks every record after it, and cuts a torn tail off the last
+    /// segment (logged, and reported in [`Recovered::torn_tail`]). Damage anywhere else, a
+    /// gap in lsns, or a damaged newest snapshot stop the open with an error that names the
+    /// file and byte offset. In [`SyncMode::None`] the directory is not touched.
+    pub fn open(dir: &Path, options: JournalOptions) -> Result<(Journal, Recovered), JournalError> {
+        options.validate()?;
+        let mut journal = Journal {
+            dir: dir.to_path_buf(),
+            // A group is at most its byte bound plus the record that crosses it; the buffer
+            // grows for that record when it comes, and keeps its capacity from then on.
+            pending: Vec::with_capacity(SEGMENT_HEADER_BYTES + options.max_group_bytes),
+            options,
+            segments: Vec::new(),
+            snapshots: Vec::new(),
+            active: None,
+            pending_records: 0,
+            next_lsn: 1,
+            committed_lsn: 0,
+            poisoned: None,
+            segment_syncs: 0,
+            #[cfg(test)]
+            fault: None,
+        };
+        journal.pending.resize(SEGMENT_HEADER_BYTES, 0);
+        if journal.options.mode == SyncMode::None {
+            return Ok((journal, Recovered::default()));
+        }
+        create_directory(dir)?;
+        let listing = list_directory(dir)?;
+        let recovered = journal.recover(listing)?;
+        Ok((journal, recovered))
+    }
+
+    fn recover(&mut self, listing: Listing) -> Result<Recovered, JournalError> {
+        let dir = self.dir.clone();
+        for temporary in &listing.temporaries {
+            tracing::warn!(
+                path = %temporary.display(),
+                "removing a snapshot that a crash interrupted while it was written"
+            );
+            fs::remove_file(temporary)
+                .map_err(|source| JournalError::io("removing", temporary, source))?;
+        }
+        let snapshot = match listing.snapshots.last() {
+            Some((lsn, path)) => Some(load_snapshot(path, *lsn).map_err(|error| match error {
+                JournalError::Corrupt { path, offset, why } => JournalError::Corrupt {
+                    path,
+                    offset,
+                    why: format!(
+                        "{why}; this is the newest snapshot: move it away to recover from the \
+                         snapshot before it"
+                    ),
+                },
+                other => other,
+            })?),
+            None => None,
+        };
+        let snapshot_lsn = snapshot.as_ref().map_or(0, |snapshot| snapshot.lsn);
+        let mut walker = Walker::new(listing.segments.clone(), snapshot_lsn);
+        let mut records = Vec::new();
+        let mut last: Option<SegmentScan> = None;
+        while !walker.is_done() {
+            let scan = if walker.next_is_covered() {
+                walker.skip_next()
+            } else {
+                walker.scan_next(&mut |frame, _offset| {
+                    if frame.lsn > snapshot_lsn {
+                        records.push(Record {
+                            lsn: frame.lsn,
+                            kind: frame.kind,
+                            payload: frame.payload.to_vec(),
+                        });
+                    }
+                })
+            };
+            if let Some(scan) = scan {
+                last = Some(scan?);
+            }
+        }
+        self.segments = listing.segments;
+        self.snapshots = listing.snapshots;
+        self.next_lsn = walker.next_lsn();
+        self.committed_lsn = self.next_lsn - 1;
+
+        let mut torn_tail = None;
+        if let Some(last) = last {
+            if let Some(torn) = &last.torn {
+                tracing::warn!(
+                    segment = %torn.segment.display(),
+                    offset = torn.offset,
+                    bytes = torn.bytes_cut,
+                    why = %torn.why,
+                    "cutting the torn tail a crash left in the journal"
+                );
+                if torn.segment_removed {
+                    fs::remove_file(&last.path)
+                        .map_err(|source| JournalError::io("removing", &last.path, source))?;
+                    sync_directory(&dir)?;
+                    self.segments.pop();
+                } else {
+                    let file = OpenOptions::new()
+                        .write(true)
+                        .open(&last.path)
+                        .map_err(|source| JournalError::io("opening", &last.path, source))?;
+                    file.set_len(torn.offset)
+                        .map_err(|source| JournalError::io("truncating", &last.path, source))?;
+                    file.sync_all()
+                        .map_err(|source| JournalError::io("syncing", &last.path, source))?;
+                }
+                torn_tail = last.torn.clone();
+            }
+            // Appends continue in the last segment only if it was read whole, kept, and ends
+            // where the journal goes on; otherwise the next commit starts a segment.
+            let kept =
+                !last.skipped && !last.torn.as_ref().is_some_and(|torn| torn.segment_removed);
+            if kept && last.next_lsn == self.next_lsn {
+                let file = OpenOptions::new()
+                    .append(true)
+                    .open(&last.path)
+                    .map_err(|source| JournalError::io("opening", &last.path, source))?;
+                self.active = Some(ActiveSegment {
+                    file,
+                    path: last.path.clone(),
+                    bytes: last.valid_end,
+                });
+            }
+        }
+        Ok(Recovered {
+            snapshot,
+            records,
+            torn_tail,
+        })
+    }
+
+    /// The directory the journal lives in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn options(&self) -> &JournalOptions {
+        &self.options
+    }
+
+    /// The lsn the next [`Journal::append`] returns.
+    pub fn next_lsn(&self) -> u64 {
+        self.next_lsn
+    }
+
+    /// The last lsn a commit made durable; 0 before any.
+    pub fn committed_lsn(&self) -> u64 {
+        self.committed_lsn
+    }
+
+    /// Records appended and not yet committed.
+    pub fn pending_records(&self) -> usize {
+        self.pending_records
+    }
+
+    /// Bytes of the pending group's frames.
+    pub fn pending_bytes(&self) -> usize {
+        self.pending.len() - SEGMENT_HEADER_BYTES
+    }
+
+    /// Whether the pending group has reached a bound: commit before appending more.
+    pub fn needs_commit(&self) -> bool {
+        self.pending_records >= self.options.max_group_records
+            || self.pending_bytes() >= self.options.max_group_bytes
+    }
+
+    /// The failure that poisoned the journal, if one did. A poisoned journal refuses
+    /// everything; the service must end.
+    pub fn poisoned(&self) -> Option<&str> {
+        self.poisoned.as_deref()
+    }
+
+    fn check_poisoned(&self) -> Result<(), JournalError> {
+        match &self.poisoned {
+            Some(cause) => Err(JournalError::Poisoned {
+                cause: cause.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Keeps `error` as the reason every later operation is refused, and returns it.
+    fn poison(&mut self, error: JournalError) -> JournalError {
+        tracing::error!(%error, "journal poisoned: it accepts nothing more");
+        self.poisoned = Some(error.to_string());
+        error
+    }
+
+    /// Adds a record to the pending group and returns its lsn. Nothing is written: the record
+    /// is durable, and may be answered for, only once a [`Journal::commit`] returns `Ok`.
+    /// Refused when the group is full ([`Journal::needs_commit`]), when the payload is over
+    /// [`MAX_PAYLOAD_BYTES`], or when the journal is poisoned.
+    pub fn append(&mut self, kind: u8, payload: &[u8]) -> Result<u64, JournalError> {
+        self.check_poisoned()?;
+        if payload.len() > MAX_PAYLOAD_BYTES {
+            return Err(JournalError::RecordTooLarge {
+                bytes: payload.len(),
+            });
+        }
+        if self.needs_commit() {
+            return Err(JournalError::GroupFull {
+                records: self.pending_records,
+                bytes: self.pending_bytes(),
+            });
+        }
+        let lsn = self.next_lsn;
+        format::encode_frame(&mut self.pending, lsn, kind, payload);
+        self.next_lsn += 1;
+        self.pending_records += 1;
+        Ok(lsn)
+    }
+
+    /// Writes the pending group: one write and, in [`SyncMode::Fsync`], one `fdatasync` (and a
+    /// directory sync when the group starts a segment). When it returns `Ok`, every record
+    /// appended so far is as durable as the mode makes it, and may be answered for. When it
+    /// returns `Err`, the journal is poisoned (see the module comment): answer nothing of the
+    /// group and end the service.
+    pub fn commit(&mut self) -> Result<CommitStats, JournalError> {
+        self.check_poisoned()?;
+        if self.pending_records == 0 {
+            return Ok(CommitStats::default());
+        }
+        let records = self.pending_records;
+        let first_lsn = self.next_lsn - records as u64;
+        let last_lsn = self.next_lsn - 1;
+        self.check_pending(first_lsn);
+        if self.options.mode == SyncMode::None {
+            self.clear_pending(last_lsn);
+            return Ok(CommitStats {
+                records,
+                first_lsn,
+                last_lsn,
+                ..CommitStats::default()
+            });
+        }
+        match self.write_pending(first_lsn) {
+            Ok((bytes, new_segment)) => {
+                self.clear_pending(last_lsn);
+                Ok(CommitStats {
+                    records,
+                    bytes,
+                    first_lsn,
+                    last_lsn,
+                    synced: self.options.mode == SyncMode::Fsync,
+                    new_segment,
+                })
+            }
+            Err(error) => Err(self.poison(error)),
+        }
+    }
+
+    /// The paired check of every frame about to be written: it decodes, with the lsn it was
+    /// given, through the same decoder recovery uses. A failure is a bug in this module (or
+    /// memory corruption), never an operating condition, so it panics before the bytes can
+    /// reach the disk.
+    fn check_pending(&self, first_lsn: u64) {
+        let mut offset = SEGMENT_HEADER_BYTES;
+        let mut expected = first_lsn;
+        while offset < self.pending.len() {
+            let frame = decode_frame(&self.pending[offset..])
+                .unwrap_or_else(|problem| panic!("a frame encoded for writing fails: {problem}"));
+            assert_eq!(
+                frame.lsn, expected,
+                "a frame encoded for writing has the wrong lsn"
+            );
+            offset += frame.encoded_len();
+            expected += 1;
+        }
+        assert_eq!(expected, self.next_lsn, "the pending group lost a record");
+    }
+
+    fn clear_pending(&mut self, last_lsn: u64) {
+        self.pending.truncate(SEGMENT_HEADER_BYTES);
+        self.pending_records = 0;
+        self.committed_lsn = last_lsn;
+    }
+
+    /// Writes the pending group, starting a segment first if need be; returns the bytes
+    /// written and whether a segment was started.
+    fn write_pending(&mut self, first_lsn: u64) -> Result<(usize, bool), JournalError> {
+        let group_bytes = self.pending_bytes() as u64;
+        let roll = match &self.active {
+            None => true,
+            Some(active) => {
+                active.bytes > SEGMENT_HEADER_BYTES as u64
+                    && active.bytes + group_bytes > self.options.segment_bytes
+            }
+        };
+        if roll {
+            self.start_segment(first_lsn)?;
+        }
+        let from = if roll { 0 } else { SEGMENT_HEADER_BYTES };
+        #[cfg(test)]
+        let fault = self.fault.take();
+        let Some(active) = self.active.as_mut() else {
+            unreachable!("start_segment leaves an active segment");
+        };
+        let bytes = &self.pending[from..];
+        #[cfg(test)]
+        if fault == Some(FaultPoint::Write) {
+            let half = bytes.len() / 2;
+            active
+                .file
+                .write_all(&bytes[..half])
+                .map_err(|source| JournalError::io("writing", &active.path, source))?;
+            return Err(JournalError::io(
+                "writing",
+                &active.path,
+                std::io::Error::other("injected write failure"),
+            ));
+        }
+        active
+            .file
+            .write_all(bytes)
+            .map_err(|source| JournalError::io("writing", &active.path, source))?;
+        active.bytes += bytes.len() as u64;
+        if self.options.mode == SyncMode::Fsync {
+            self.segment_syncs += 1;
+            #[cfg(test)]
+            if fault == Some(FaultPoint::Sync) {
+                return Err(JournalError::io(
+                    "syncing",
+                    &active.path,
+                    std::io::Error::other("injected fsync failure"),
+                ));
+            }
+            active
+                .file
+                .sync_data()
+                .map_err(|source| JournalError::io("syncing", &active.path, source))?;
+            if roll {
+                // The file's data is on disk; its name in the directory is not until the
+                // directory itself is synced.
+                sync_directory(&self.dir)?;
+            }
+        }
+        Ok((bytes.len(), roll))
+    }
+
+    /// Closes the active segment and creates the next, whose header goes out with the group.
+    fn start_segment(&mut self, first_lsn: u64) -> Result<(), JournalError> {
+        if let Some(closed) = self.active.take() {
+            if self.options.mode == SyncMode::Write {
+                // Write mode never syncs a commit, but it syncs a segment once as it closes
+                // it, so that a crash can tear only the last segment.
+                self.segment_syncs += 1;
+                closed
+                    .file
+                    .sync_data()
+                    .map_err(|source| JournalError::io("syncing", &closed.path, source))?;
+            }
+        }
+        let path = self.dir.join(format::segment_file_name(first_lsn));
+        let file = OpenOptions::new()
+            .append(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|source| JournalError::io("creating", &path, source))?;
+        self.pending[..SEGMENT_HEADER_BYTES]
+            .copy_from_slice(&format::encode_segment_header(first_lsn));
+        self.segments.push((first_lsn, path.clone()));
+        self.active = Some(ActiveSegment {
+            file,
+            path,
+            bytes: 0,
+        });
+        Ok(())
+    }
+
+    /// Saves the caller's state after record `lsn` (which must be committed), so that
+    /// recovery starts from it and replays only the records after it. The file is written
+    /// under a temporary name, synced, renamed, and the directory synced, in every mode but
+    /// [`SyncMode::None`] (where it does nothing): snapshots are rare, and one that is not
+    /// durable could let compaction delete segments it does not yet replace. In
+    /// [`SyncMode::Write`] the active segment is synced first, so the records the snapshot
+    /// claims to cover are on disk before it. A failed sync poisons the journal.
+    pub fn write_snapshot(&mut self, lsn: u64, bytes: &[u8]) -> Result<(), JournalError> {
+        self.check_poisoned()?;
+        if bytes.len() as u64 > MAX_SNAPSHOT_BYTES {
+            return Err(JournalError::SnapshotTooLarge { bytes: bytes.len() });
+        }
+        if lsn > self.committed_lsn {
+            return Err(JournalError::SnapshotAhead {
+                lsn,
+                committed: self.committed_lsn,
+            });
+        }
+        if let Some(&(newest, _)) = self.snapshots.last() {
+            if lsn < newest {
+                return Err(JournalError::SnapshotBehind { lsn, newest });
+            }
+        }
+        if self.options.mode == SyncMode::None {
+            return Ok(());
+        }
+        if self.options.mode == SyncMode::Write {
+            if let Some(active) = &self.active {
+                self.segment_syncs += 1;
+                if let Err(source) = active.file.sync_data() {
+                    let error = JournalError::io("syncing", &active.path, source);
+                    return Err(self.poison(error));
+                }
+            }
+        }
+        match write_snapshot_file(&self.dir, lsn, bytes) {
+            Ok(path) => {
+                self.snapshots.retain(|(existing, _)| *existing != lsn);
+                self.snapshots.push((lsn, path));
+                Ok(())
+            }
+            Err(error) => {
+                let failed_sync = matches!(
+                    &error,
+                    JournalError::Io { action, .. } if action.starts_with("syncing")
+                );
+                if failed_sync {
+                    Err(self.poison(error))
+                } else {
+                    Err(error)
+                }
+            }
+        }
+    }
+
+    /// Deletes what the snapshots make unnecessary: snapshots older than the newest
+    /// [`SNAPSHOTS_KEPT`], and segments whose records are all covered by the oldest snapshot
+    /// kept, oldest first, never the last segment. Covering by the older of the two kept
+    /// snapshots (not the newest) keeps the segments that would rebuild the zone from it if
+    /// the newest were ever found damaged; restart time stays bounded all the same, since
+    /// recovery reads only the segments after the newest snapshot. A failed removal is
+    /// returned (compaction may be tried again); a failed directory sync poisons.
+    pub fn compact(&mut self) -> Result<CompactStats, JournalError> {
+        self.check_poisoned()?;
+        let mut stats = CompactStats::default();
+        if self.options.mode == SyncMode::None || self.snapshots.len() < SNAPSHOTS_KEPT {
+            return Ok(stats);
+        }
+        let covered_lsn = self.snapshots[self.snapshots.len() - SNAPSHOTS_KEPT].0;
+        while self.segments.len() > 1 && self.segments[1].0.saturating_sub(1) <= covered_lsn {
+            let path = self.segments[0].1.clone();
+            stats.bytes_freed += remove_file(&path)?;
+            stats.segments_removed += 1;
+            self.segments.remove(0);
+        }
+        while self.snapshots.len() > SNAPSHOTS_KEPT {
+            let path = self.snapshots[0].1.clone();
+            stats.bytes_freed += remove_file(&path)?;
+            stats.snapshots_removed += 1;
+            self.snapshots.remove(0);
+        }
+        if stats.segments_removed + stats.snapshots_removed > 0 {
+            if let Err(error) = sync_directory(&self.dir) {
+                return Err(self.poison(error));
+            }
+        }
+        Ok(stats)
+    }
+
+    /// Segment files on disk, oldest first.
+    pub fn segment_paths(&self) -> impl Iterator<Item = &Path> {
+        self.segments.iter().map(|(_, path)| path.as_path())
+    }
+
+    /// Makes the next write or segment sync fail, once.
+    #[cfg(test)]
+    pub(crate) fn inject_fault(&mut self, point: FaultPoint) {
+        self.fault = Some(point);
+    }
+
+    /// Syncs of segment files so far (`fdatasync` calls), for metrics; tests check with it
+    /// that a failed sync is not retried.
+    pub fn segment_syncs(&self) -> u64 {
+        self.segment_syncs
+    }
+}
+
+/// Removes a file and returns how many bytes it held.
+fn remove_file(path: &Path) -> Result<u64, JournalError> {
+    let bytes = fs::metadata(path).map_or(0, |metadata| metadata.len());
+    fs::remove_file(path).map_err(|source| JournalError::io("removing", path, source))?;
+    Ok(bytes)
+}
+
+/// Creates the journal's directory if it is missing, and makes its creation durable.
+fn create_directory(dir: &Path) -> Result<(), JournalError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    fs::create_dir_all(dir).map_err(|source| JournalError::io("creating", dir, source))?;
+    if let Some(parent) = dir.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+        sync_directory(parent)?;
+    }
+    Ok(())
+}
