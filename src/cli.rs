@@ -56,10 +56,22 @@ pub enum Command {
         /// Address to listen on; port 0 picks a free port (printed on stdout).
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
-        /// Where the journal will live (created; nothing is written there until the journal
-        /// exists, issue 4).
+        /// Where the zones' journals live (`zones/<zone>/`); created if missing. A restart on
+        /// the same directory recovers every decision, reservation and stock level.
         #[arg(long, default_value = "data")]
         data_dir: PathBuf,
+        /// When a decision is durable before it is answered: `fsync` (on the device: survives
+        /// power loss), `write` (in the page cache: survives kill -9, not power loss), `none`
+        /// (nothing written: a restart forgets everything; benchmarks only).
+        #[arg(long, default_value = "fsync")]
+        sync: crate::journal::SyncMode,
+        /// How long a journal group stays open for more records before it is written, in
+        /// microseconds (0: write as soon as the writer is free; at most 100000).
+        #[arg(long, default_value_t = 0)]
+        commit_window_us: u64,
+        /// Records in one journal group at most (each group is one write and one fsync).
+        #[arg(long, default_value_t = 4096)]
+        group_records: usize,
         /// HTTP worker threads, which parse. Default: one per core.
         #[arg(long)]
         workers: Option<usize>,
@@ -129,6 +141,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             world,
             listen,
             data_dir,
+            sync,
+            commit_window_us,
+            group_records,
             workers,
             shard_threads,
             debug_hold_shards_while,
@@ -145,7 +160,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::serve::run(crate::serve::ServeOptions {
                 listen,
                 sources: world.into(),
-                data_dir,
+                journals: crate::serve::durability::Journals {
+                    data_dir,
+                    options: crate::journal::JournalOptions {
+                        mode: sync,
+                        commit_window: std::time::Duration::from_micros(commit_window_us),
+                        max_group_records: group_records,
+                        ..Default::default()
+                    },
+                },
                 workers,
                 shard_threads,
                 hold_shards_while: debug_hold_shards_while,

@@ -36,6 +36,7 @@ pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod durable;
 pub mod engine;
 pub mod geo;
 pub mod ids;

@@ -247,6 +247,47 @@ impl ZoneState {
         }
     }
 
+    /// Rebuilds a journaled decision: reserves its shipments, counts them against the day
+    /// it was decided, and records it; its slot. Refused (nothing changed) when its `seq`
+    /// is not the zone's next or its units are not available: the journal does not match
+    /// the zone.
+    pub fn restore(&mut self, decision: Decision, content_hash: u64) -> Result<u32, String> {
+        if decision.seq != self.next_seq {
+            return Err(format!(
+                "seq {} where the zone's next is {}",
+                decision.seq, self.next_seq
+            ));
+        }
+        for shipment in &decision.shipments {
+            let local = self
+                .local(shipment.warehouse)
+                .ok_or("a shipment from a warehouse of another zone")?;
+            for line in &shipment.lines {
+                let cell = self.cell(local, line.sku);
+                if cell.available() < line.quantity {
+                    return Err(format!(
+                        "{} units reserved where {} are available",
+                        line.quantity,
+                        cell.available()
+                    ));
+                }
+            }
+        }
+        let day = decision.decided_at.utc_day();
+        for shipment in &decision.shipments {
+            let local = self.local(shipment.warehouse).expect("checked above");
+            for line in &shipment.lines {
+                self.cell_mut(local, line.sku).reserved += line.quantity;
+            }
+            let carriers = self.carriers;
+            let counters = self.day_mut(day);
+            counters.warehouse_orders[local] += 1;
+            counters.pickups[local * carriers + shipment.carrier.index()] += 1;
+        }
+        self.take_seq();
+        Ok(self.record(decision, content_hash))
+    }
+
     /// Remembers a decision (made by this zone) for idempotency and lookups; returns its slot.
     pub fn record(&mut self, decision: Decision, content_hash: u64) -> u32 {
         let slot = u32::try_from(self.records.len()).expect("fewer than 2^32 orders per zone");

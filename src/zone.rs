@@ -113,6 +113,18 @@ impl Claims {
         self.map.get(id).map(|claim| *claim)
     }
 
+    /// Puts back the claim of a decision replayed from a journal.
+    pub fn restore(&self, id: &CompactString, content_hash: u64, zone: ZoneId, slot: u32) {
+        self.map.insert(
+            id.clone(),
+            Claim {
+                content_hash,
+                zone,
+                slot,
+            },
+        );
+    }
+
     /// Ids claimed.
     pub fn len(&self) -> usize {
         self.map.len()
@@ -152,8 +164,9 @@ pub enum Leg {
 /// How a visit was answered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// A new decision (it goes on the decision feed).
-    Decided(Status),
+    /// A new decision (it goes on the decision feed and into the journal), and the content
+    /// hash of its order.
+    Decided(Status, u64),
     Duplicate,
     Invalid(InvalidCode),
 }
@@ -338,7 +351,7 @@ impl Zone {
         self.claims.settle(&visit.order.id, self.state.zone, slot);
         let record = self.state.order(slot);
         render::write_decision(out, &record.decision, false, network, &self.catalog);
-        Step::Answered(Outcome::Decided(status))
+        Step::Answered(Outcome::Decided(status, visit.order.content_hash))
     }
 
     /// `visit` is a duplicate of the order that holds `claim`: answered here, or where the

@@ -488,7 +488,10 @@ async fn put_stock(
         if levels.is_empty() {
             continue;
         }
-        let request = super::shard::SetStock { levels };
+        let request = super::shard::SetStock {
+            levels,
+            network: network.clone(),
+        };
         match app.shards.zone(ZoneId(zone as u16)).send(request).await {
             Ok(zone_refused) => refused.extend(
                 zone_refused

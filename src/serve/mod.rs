@@ -12,6 +12,7 @@
 
 pub mod admission;
 pub mod auth;
+pub mod durability;
 pub mod feed;
 pub mod http;
 pub mod reload;
@@ -39,8 +40,8 @@ use std::time::Duration;
 pub struct ServeOptions {
     pub listen: SocketAddr,
     pub sources: WorldSources,
-    /// Where the journal will live (issue 4); created, not yet written.
-    pub data_dir: std::path::PathBuf,
+    /// Where the zones' journals live, and how they write.
+    pub journals: durability::Journals,
     /// HTTP worker threads (parsing); default: one per core.
     pub workers: Option<usize>,
     /// Threads (arbiters) the zone shards run on; default: one per core.
@@ -113,8 +114,9 @@ pub fn run(options: ServeOptions) -> anyhow::Result<()> {
             options.listen
         );
     }
-    std::fs::create_dir_all(&options.data_dir)
-        .with_context(|| format!("creating the data dir {}", options.data_dir.display()))?;
+    let data_dir = &options.journals.data_dir;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating the data dir {}", data_dir.display()))?;
     let metrics = PrometheusBuilder::new()
         // Latencies as true Prometheus histograms (they aggregate across instances, which
         // summaries do not), from 100 us to 10 s.
@@ -150,8 +152,9 @@ async fn serve(
         &world.stock,
         threads,
         &feed::FeedSender::new(feed.clone(), feed_inbox),
+        &options.journals,
         options.hold_shards_while.clone(),
-    );
+    )?;
     tracing::info!("{} zone shards on {} threads", shards.len(), arbiters.len());
     let config_path = options
         .sources

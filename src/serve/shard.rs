@@ -22,9 +22,12 @@ use crate::ids::{CarrierId, SkuId, WarehouseId, ZoneId};
 use crate::model::{InvalidCode, Status};
 use crate::render;
 use crate::route::RouteSummary;
-use crate::shard::{OrderRecord, ShardError, StockCell, ZoneState};
+use crate::shard::{OrderRecord, ShardError, StockCell};
 use crate::time::Millis;
 use crate::zone::{Claims, Outcome, Step, Visit, Zone};
+use super::durability::{After, Commit};
+use crate::durable;
+use anyhow::Context as _;
 use actix::{Actor, Addr, AsyncContext, Context, Handler, Message, MessageResult};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -50,39 +53,46 @@ impl Shards {
     /// busiest zones, by the population of their regions, first, each to the least loaded
     /// arbiter), with the initial `stock`. Returns the shards and the arbiters (stop them
     /// to end the shards).
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         network: &Network,
         catalog: &Arc<Catalog>,
         stock: &[StockLevel],
         threads: usize,
         feed: &FeedSender,
+        journals: &super::durability::Journals,
         hold_while: Option<std::path::PathBuf>,
-    ) -> (Arc<Shards>, Vec<actix::Arbiter>) {
+    ) -> anyhow::Result<(Arc<Shards>, Vec<actix::Arbiter>)> {
         let threads = threads.clamp(1, network.zones.len().max(1));
-        let arbiters: Vec<actix::Arbiter> = (0..threads).map(|_| actix::Arbiter::new()).collect();
         let placement = place_zones(network, threads);
         let claims = Arc::new(Claims::default());
         let peers: Arc<OnceLock<Arc<Shards>>> = Arc::new(OnceLock::new());
-        let mut states: Vec<ZoneState> = (0..network.zones.len())
-            .map(|zone| ZoneState::new(network, ZoneId(zone as u16), catalog.len()))
-            .collect();
-        for level in stock {
-            let zone = network.warehouses[level.warehouse.index()].zone;
-            // Nothing is reserved yet, so no level can fall below its reservations.
-            states[zone.index()]
-                .set_on_hand(*level)
-                .expect("initial stock levels always apply");
+        // Every zone recovers from its journal (or starts from `stock` and journals it)
+        // before any shard runs.
+        let mut recovered = Vec::with_capacity(network.zones.len());
+        for index in 0..network.zones.len() {
+            let zone = ZoneId(index as u16);
+            recovered.push(journals.recover(network, catalog, stock, zone, &claims)?);
         }
-        let mut zones = Vec::with_capacity(states.len());
-        let mut pushed = Vec::with_capacity(states.len());
-        for (index, state) in states.into_iter().enumerate() {
+        let arbiters: Vec<actix::Arbiter> = (0..threads).map(|_| actix::Arbiter::new()).collect();
+        let mut zones = Vec::with_capacity(recovered.len());
+        let mut pushed = Vec::with_capacity(recovered.len());
+        for (index, (state, journal)) in recovered.into_iter().enumerate() {
             let name = network.zone_ids.name(index as u32).to_owned();
             pushed.push(
                 metrics::counter!("router_shard_queue_pushed_total", "shard" => name.clone()),
             );
+            let writer = match journal {
+                Some(journal) => Some(
+                    super::durability::Writer::start(name.clone(), journal, feed.clone())
+                        .context("starting a journal writer thread")?,
+                ),
+                None => None,
+            };
             let zone = Zone::new(state, catalog.clone(), claims.clone());
             let mut shard = ZoneShard::new(zone, name, network, peers.clone(), feed.clone());
             shard.hold_while = hold_while.clone();
+            shard.writer = writer;
             let arbiter = &arbiters[placement[index]];
             zones.push(ZoneShard::start_in_arbiter(&arbiter.handle(), move |_| {
                 shard
@@ -95,7 +105,7 @@ impl Shards {
         });
         // Set before any order can be sent: the shards read it only while handling one.
         let _ = peers.set(shards.clone());
-        (shards, arbiters)
+        Ok((shards, arbiters))
     }
 
     pub fn len(&self) -> usize {
@@ -204,6 +214,13 @@ impl Ticket {
     }
 }
 
+impl Ticket {
+    /// Hands over one part of the chunk's answers.
+    pub fn deliver(&self, part: Part) {
+        self.answers.deliver(part);
+    }
+}
+
 impl Drop for Ticket {
     fn drop(&mut self) {
         self.answers.closed.store(true, Ordering::Release);
@@ -252,6 +269,8 @@ pub struct ZoneShard {
     gauges_set: Option<Instant>,
     /// Fault injection: hold every message of orders while this file exists.
     hold_while: Option<std::path::PathBuf>,
+    /// The zone's journal writer; `None` when nothing is journaled (`--sync none`).
+    writer: Option<super::durability::Writer>,
 }
 
 impl ZoneShard {
@@ -273,6 +292,7 @@ impl ZoneShard {
             warned_pickups: vec![i32::MIN; warehouses * carriers],
             gauges_set: None,
             hold_while: None,
+            writer: None,
         }
     }
 
@@ -451,9 +471,9 @@ impl Handler<Visits> for ZoneShard {
                 Step::Answered(outcome) => {
                     summary.lines += 1;
                     match outcome {
-                        Outcome::Decided(status) => {
+                        Outcome::Decided(status, content_hash) => {
                             summary.count_decision(status);
-                            fresh.push(start..out.len());
+                            fresh.push((start..out.len(), content_hash));
                         }
                         Outcome::Duplicate => summary.duplicates += 1,
                         Outcome::Invalid(code) => summary.count_invalid(code),
@@ -468,28 +488,60 @@ impl Handler<Visits> for ZoneShard {
                 Step::Wait(visit) => waiting.push(visit),
             }
         }
+        // The journal gets each new decision exactly as answered.
+        let mut commit = self.writer.as_ref().map(|_| Commit {
+            payloads: Vec::with_capacity(fresh.len() * 400),
+            records: Vec::with_capacity(fresh.len()),
+            after: After::Ack {
+                feed: FeedChunk::new(),
+                done: tokio::sync::oneshot::channel().0,
+            },
+        });
+        if let Some(commit) = commit.as_mut() {
+            for (range, content_hash) in &fresh {
+                let start = commit.payloads.len() as u32;
+                durable::encode_decision(&mut commit.payloads, *content_hash, &out[range.clone()]);
+                let end = commit.payloads.len() as u32;
+                commit.records.push((durable::KIND_DECISION, start, end));
+            }
+        }
         let bytes = bytes::Bytes::from(out);
         // The feed shares the answers' bytes; what the slices keep alive counts too.
         let mut feed = FeedChunk::new();
         if !fresh.is_empty() {
-            let sliced: usize = fresh.iter().map(|range| range.len()).sum();
+            let sliced: usize = fresh.iter().map(|(range, _)| range.len()).sum();
             feed.count_backing(bytes.len() - sliced);
         }
-        for range in fresh {
+        for (range, _) in fresh {
             feed.push("decision", bytes.slice(range));
         }
         if summary.routed + summary.backordered + summary.held > 0 {
             self.check_capacity(&network, now, &mut feed);
         }
-        self.publish(feed);
-        if !slots.is_empty() {
-            // Nobody may be listening any more: the chunk is decided all the same.
-            ticket.answers.deliver(Part {
-                bytes,
-                slots,
-                summary,
-                made: Instant::now(),
-            });
+        let part = (!slots.is_empty()).then(|| Part {
+            bytes,
+            slots,
+            summary,
+            made: Instant::now(),
+        });
+        match (commit, &self.writer) {
+            // Answers (duplicates too: their original may still be in the queue) and feed
+            // entries go out once the writer has made the records durable.
+            (Some(mut commit), Some(writer)) => {
+                commit.after = After::Answers {
+                    ticket: ticket.clone(),
+                    part,
+                    feed,
+                };
+                writer.send(commit);
+            }
+            _ => {
+                self.publish(feed);
+                if let Some(part) = part {
+                    // Nobody may be listening any more: the chunk is decided all the same.
+                    ticket.deliver(part);
+                }
+            }
         }
         let sent = Instant::now();
         for (to, visits) in forwards {
@@ -537,28 +589,74 @@ impl Message for OrderRequest {
     type Result = Result<Vec<u8>, ShardError>;
 }
 
+impl ZoneShard {
+    /// Journals `records` (cut from `payloads`) and publishes `feed` once they are durable;
+    /// what to wait on before answering (`None`: nothing is journaled, done already).
+    fn make_durable(
+        &self,
+        payloads: Vec<u8>,
+        records: Vec<(u8, u32, u32)>,
+        feed: FeedChunk,
+    ) -> Option<tokio::sync::oneshot::Receiver<()>> {
+        let Some(writer) = &self.writer else {
+            self.publish(feed);
+            return None;
+        };
+        let (done, durable) = tokio::sync::oneshot::channel();
+        writer.send(Commit {
+            payloads,
+            records,
+            after: After::Ack { feed, done },
+        });
+        Some(durable)
+    }
+}
+
+/// Waits for a change to be durable, then answers `answer`.
+fn after_durable<T: 'static>(
+    durable: Option<tokio::sync::oneshot::Receiver<()>>,
+    answer: T,
+) -> actix::ResponseFuture<T> {
+    Box::pin(async move {
+        if let Some(durable) = durable {
+            // The writer ends the process rather than drop an acknowledgement.
+            let _ = durable.await;
+        }
+        answer
+    })
+}
+
 impl Handler<OrderRequest> for ZoneShard {
-    type Result = Result<Vec<u8>, ShardError>;
+    type Result = actix::ResponseFuture<Result<Vec<u8>, ShardError>>;
 
     fn handle(&mut self, request: OrderRequest, _: &mut Self::Context) -> Self::Result {
         let state = self.zone.state_mut();
         let record = match request.action {
-            OrderAction::Read => state.order(request.slot),
-            OrderAction::Cancel => state.cancel(request.slot)?,
-            OrderAction::Ship => state.ship(request.slot)?,
+            OrderAction::Read => Ok(state.order(request.slot)),
+            OrderAction::Cancel => state.cancel(request.slot),
+            OrderAction::Ship => state.ship(request.slot),
         }
-        .clone();
+        .cloned();
+        let record = match record {
+            Ok(record) => record,
+            Err(problem) => return after_durable(None, Err(problem)),
+        };
         let answer = order_json(&request.network, self.zone.catalog(), &record);
-        if request.action != OrderAction::Read {
-            // The state change goes on the feed: `{"cursor":..,"event":"cancelled",...}`.
-            let mut feed = FeedChunk::new();
-            feed.push(
-                record.lifecycle.name(),
-                bytes::Bytes::copy_from_slice(&answer),
-            );
-            self.publish(feed);
+        if request.action == OrderAction::Read {
+            return after_durable(None, Ok(answer));
         }
-        Ok(answer)
+        // The state change goes into the journal and on the feed:
+        // `{"cursor":..,"event":"cancelled",...}`; it is answered once durable.
+        let mut feed = FeedChunk::new();
+        feed.push(
+            record.lifecycle.name(),
+            bytes::Bytes::copy_from_slice(&answer),
+        );
+        let mut payloads = Vec::new();
+        durable::encode_closed(&mut payloads, request.slot, record.lifecycle);
+        let records = vec![(durable::KIND_CLOSED, 0, payloads.len() as u32)];
+        let durable = self.make_durable(payloads, records, feed);
+        after_durable(durable, Ok(answer))
     }
 }
 
@@ -634,6 +732,8 @@ impl Handler<LoadRequest> for ZoneShard {
 /// `levels` and the reason.
 pub struct SetStock {
     pub levels: Vec<StockLevel>,
+    /// For the names the journal records.
+    pub network: Arc<Network>,
 }
 
 impl Message for SetStock {
@@ -641,21 +741,25 @@ impl Message for SetStock {
 }
 
 impl Handler<SetStock> for ZoneShard {
-    type Result = MessageResult<SetStock>;
+    type Result = actix::ResponseFuture<Vec<(usize, StockLevel, ShardError)>>;
 
     fn handle(&mut self, request: SetStock, _: &mut Self::Context) -> Self::Result {
+        let catalog = self.zone.catalog().clone();
         let state = self.zone.state_mut();
-        MessageResult(
-            request
-                .levels
-                .into_iter()
-                .enumerate()
-                .filter_map(|(position, level)| {
-                    let refused = state.set_on_hand(level).err();
-                    refused.map(|error| (position, level, error))
-                })
-                .collect(),
-        )
+        let (mut payloads, mut records, mut refused) = (Vec::new(), Vec::new(), Vec::new());
+        for (position, level) in request.levels.into_iter().enumerate() {
+            match state.set_on_hand(level) {
+                Ok(()) => {
+                    let start = payloads.len() as u32;
+                    durable::encode_stock(&mut payloads, &request.network, &catalog, level);
+                    records.push((durable::KIND_STOCK, start, payloads.len() as u32));
+                }
+                Err(error) => refused.push((position, level, error)),
+            }
+        }
+        // Answered once the applied levels are durable.
+        let durable = self.make_durable(payloads, records, FeedChunk::new());
+        after_durable(durable, refused)
     }
 }
 

@@ -1,0 +1,293 @@
+//! What a zone writes to its journal, and how replaying it rebuilds the zone.
+//!
+//! Every state change of a zone is one record ([`crate::journal`] frames, checksums and
+//! syncs them; the payloads are defined here):
+//!
+//! | kind | payload | replay |
+//! |---|---|---|
+//! | [`KIND_DECISION`] | content hash (8 bytes, little-endian), then the decision as the contract's JSON, exactly as answered | reserve its shipments, count them against the day of `decided_at`, keep the record, claim its id |
+//! | [`KIND_CLOSED`] | slot (4 bytes LE), then 1 (cancelled) or 2 (shipped) | cancel or ship that record again |
+//! | [`KIND_STOCK`] | `{"warehouse":..,"sku":..,"on_hand":..}` | set the level |
+//!
+//! A decision is journaled as the very bytes the caller receives: no second serialisation
+//! on the hot path, and `journal dump` shows people the contract's JSON. Names, not interned
+//! indexes, are written, so a journal outlives a reordered catalogue; a name the current
+//! config or catalogue does not know stops the start with the record's position.
+//!
+//! Replay is exact because reserving is a function of the decision alone: the shipments say
+//! which units and which warehouse, carrier and day they count against. Each replayed
+//! decision and close must take the `seq` it took when it was made (checked), so the
+//! records of a zone and its sequence agree after a restart.
+
+use crate::catalog::{Catalog, StockLevel};
+use crate::config::Network;
+use crate::ids::{CarrierId, SkuId, WarehouseId, ZoneId};
+use crate::model::{
+    Decision, LineQuantity, Reason, ReasonCode, ServiceLevel, Shipment, Status,
+};
+use crate::shard::{Lifecycle, ZoneState};
+use crate::time::Millis;
+use crate::zone::Claims;
+use smallvec::SmallVec;
+
+/// A new decision.
+pub const KIND_DECISION: u8 = 1;
+/// A cancel or a shipment of a recorded order.
+pub const KIND_CLOSED: u8 = 2;
+/// An absolute stock level.
+pub const KIND_STOCK: u8 = 3;
+
+/// Appends a decision record's payload: `content_hash`, then `rendered` (its answer line;
+/// a trailing newline is dropped).
+pub fn encode_decision(out: &mut Vec<u8>, content_hash: u64, rendered: &[u8]) {
+    out.extend_from_slice(&content_hash.to_le_bytes());
+    out.extend_from_slice(rendered.strip_suffix(b"\n").unwrap_or(rendered));
+}
+
+/// Appends a close record's payload.
+pub fn encode_closed(out: &mut Vec<u8>, slot: u32, end: Lifecycle) {
+    out.extend_from_slice(&slot.to_le_bytes());
+    out.push(match end {
+        Lifecycle::Shipped => 2,
+        _ => 1,
+    });
+}
+
+/// Appends a stock record's payload.
+pub fn encode_stock(out: &mut Vec<u8>, network: &Network, catalog: &Catalog, level: StockLevel) {
+    let row = serde_json::json!({
+        "warehouse": network.warehouse_name(level.warehouse),
+        "sku": catalog.sku_name(level.sku),
+        "on_hand": level.on_hand,
+    });
+    serde_json::to_writer(out, &row).expect("JSON into a Vec");
+}
+
+/// Why a record could not be replayed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("{0}")]
+    Bad(String),
+}
+
+fn bad(why: impl Into<String>) -> ReplayError {
+    ReplayError::Bad(why.into())
+}
+
+/// Applies one journal record to `state` (and, for decisions, to `claims`).
+pub fn replay(
+    state: &mut ZoneState,
+    claims: &Claims,
+    network: &Network,
+    catalog: &Catalog,
+    kind: u8,
+    payload: &[u8],
+) -> Result<(), ReplayError> {
+    match kind {
+        KIND_DECISION => {
+            let (hash, json) = payload
+                .split_first_chunk::<8>()
+                .ok_or_else(|| bad("a decision record shorter than its content hash"))?;
+            let content_hash = u64::from_le_bytes(*hash);
+            let decision = parse_decision(json, network, catalog)?;
+            if decision.zone != state.zone {
+                return Err(bad(format!(
+                    "decision of order '{}' names zone '{}', this journal is zone '{}'",
+                    decision.order_id,
+                    network.zone_name(decision.zone),
+                    network.zone_name(state.zone)
+                )));
+            }
+            let id = decision.order_id.clone();
+            let slot = state
+                .restore(decision, content_hash)
+                .map_err(|why| bad(format!("order '{id}': {why}")))?;
+            claims.restore(&id, content_hash, state.zone, slot);
+            Ok(())
+        }
+        KIND_CLOSED => {
+            let (slot, end) = payload
+                .split_first_chunk::<4>()
+                .ok_or_else(|| bad("a close record shorter than its slot"))?;
+            let slot = u32::from_le_bytes(*slot);
+            if slot as usize >= state.order_count() {
+                return Err(bad(format!("a close of slot {slot}, which holds no order")));
+            }
+            let closed = match end {
+                [1] => state.cancel(slot),
+                [2] => state.ship(slot),
+                _ => return Err(bad("a close record that is neither cancel nor ship")),
+            };
+            closed
+                .map(|_| ())
+                .map_err(|why| bad(format!("a close of slot {slot}: {why}")))
+        }
+        KIND_STOCK => {
+            let level = parse_stock(payload, network, catalog)?;
+            state
+                .set_on_hand(level)
+                .map_err(|why| bad(format!("a stock level: {why}")))
+        }
+        other => Err(bad(format!("unknown record kind {other}"))),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct DecisionJson<'a> {
+    #[serde(borrow)]
+    order_id: &'a str,
+    status: &'a str,
+    zone: &'a str,
+    seq: u64,
+    decided_at: &'a str,
+    #[serde(borrow)]
+    shipments: Vec<ShipmentJson<'a>>,
+    #[serde(borrow)]
+    backordered: Vec<LineJson<'a>>,
+    reason: Option<ReasonJson>,
+}
+
+#[derive(serde::Deserialize)]
+struct ShipmentJson<'a> {
+    warehouse: &'a str,
+    carrier: &'a str,
+    service: &'a str,
+    #[serde(borrow)]
+    lines: Vec<LineJson<'a>>,
+    distance_km: f64,
+    weight_kg: f64,
+    cost: f64,
+    eta: &'a str,
+}
+
+#[derive(serde::Deserialize)]
+struct LineJson<'a> {
+    sku: &'a str,
+    qty: u32,
+}
+
+#[derive(serde::Deserialize)]
+struct ReasonJson {
+    code: String,
+    message: String,
+}
+
+/// A decision from the contract's JSON, names resolved against `network` and `catalog`.
+pub fn parse_decision(
+    json: &[u8],
+    network: &Network,
+    catalog: &Catalog,
+) -> Result<Decision, ReplayError> {
+    let raw: DecisionJson =
+        serde_json::from_slice(json).map_err(|why| bad(format!("a decision record: {why}")))?;
+    let status = match raw.status {
+        "routed" => Status::Routed,
+        "backordered" => Status::Backordered,
+        "held" => Status::Held,
+        "rejected" => Status::Rejected,
+        other => return Err(bad(format!("unknown status '{other}'"))),
+    };
+    let zone = network
+        .zone_ids
+        .get(raw.zone)
+        .map(|index| ZoneId(index as u16))
+        .ok_or_else(|| bad(format!("zone '{}' is not in the config", raw.zone)))?;
+    let time = |text: &str| {
+        Millis::parse_rfc3339(text).ok_or_else(|| bad(format!("bad time '{text}'")))
+    };
+    let lines = |lines: &[LineJson]| -> Result<SmallVec<[LineQuantity; 2]>, ReplayError> {
+        lines
+            .iter()
+            .map(|line| {
+                let sku = sku(catalog, line.sku)?;
+                Ok(LineQuantity {
+                    sku,
+                    quantity: line.qty,
+                })
+            })
+            .collect()
+    };
+    let mut shipments = SmallVec::new();
+    for shipment in &raw.shipments {
+        shipments.push(Shipment {
+            warehouse: warehouse(network, shipment.warehouse)?,
+            carrier: network
+                .carrier_ids
+                .get(shipment.carrier)
+                .map(|index| CarrierId(index as u16))
+                .ok_or_else(|| bad(format!("carrier '{}' is not in the config", shipment.carrier)))?,
+            level: ServiceLevel::parse(shipment.service)
+                .ok_or_else(|| bad(format!("unknown service '{}'", shipment.service)))?,
+            lines: lines(&shipment.lines)?,
+            distance_km: shipment.distance_km,
+            weight_kg: shipment.weight_kg,
+            cost: shipment.cost,
+            eta: time(shipment.eta)?,
+        });
+    }
+    let backordered = lines(&raw.backordered)?.into_iter().collect();
+    let reason = match raw.reason {
+        None => None,
+        Some(reason) => {
+            let code = [
+                ReasonCode::NoStock,
+                ReasonCode::NoCarrier,
+                ReasonCode::PromiseUnmeetable,
+                ReasonCode::Capacity,
+                ReasonCode::ServiceUnavailable,
+                ReasonCode::Review,
+            ]
+            .into_iter()
+            .find(|code| code.name() == reason.code)
+            .ok_or_else(|| bad(format!("unknown reason code '{}'", reason.code)))?;
+            Some(Box::new(Reason {
+                code,
+                message: reason.message,
+            }))
+        }
+    };
+    Ok(Decision {
+        order_id: raw.order_id.into(),
+        status,
+        zone,
+        seq: raw.seq,
+        decided_at: time(raw.decided_at)?,
+        shipments,
+        backordered,
+        reason,
+    })
+}
+
+fn sku(catalog: &Catalog, name: &str) -> Result<SkuId, ReplayError> {
+    catalog
+        .lookup(name)
+        .ok_or_else(|| bad(format!("SKU '{name}' is not in the catalogue")))
+}
+
+fn warehouse(network: &Network, name: &str) -> Result<WarehouseId, ReplayError> {
+    network
+        .warehouse_ids
+        .get(name)
+        .map(|index| WarehouseId(index as u16))
+        .ok_or_else(|| bad(format!("warehouse '{name}' is not in the config")))
+}
+
+fn parse_stock(
+    payload: &[u8],
+    network: &Network,
+    catalog: &Catalog,
+) -> Result<StockLevel, ReplayError> {
+    #[derive(serde::Deserialize)]
+    struct Row<'a> {
+        warehouse: &'a str,
+        sku: &'a str,
+        on_hand: u32,
+    }
+    let row: Row =
+        serde_json::from_slice(payload).map_err(|why| bad(format!("a stock record: {why}")))?;
+    Ok(StockLevel {
+        warehouse: warehouse(network, row.warehouse)?,
+        sku: sku(catalog, row.sku)?,
+        on_hand: row.on_hand,
+    })
+}

@@ -1,0 +1,243 @@
+//! Group commit for the zone shards: each zone's journal runs on a writer thread of its own;
+//! the zone hands it the records of each message, with what may only happen once they are
+//! durable (answers, feed entries, acknowledgements). The writer takes everything waiting,
+//! writes it as one group with one `fdatasync`, and only then lets the answers go.
+//!
+//! The zone thread never waits for the disk: while one group is being synced, the next
+//! fills up, so the group grows with the load (records per sync is a metric). Answers made
+//! from records not yet durable (a duplicate of a decision still in the queue) go through
+//! the same queue, behind the decision. A failed write or sync ends the process loudly:
+//! nothing more may be acknowledged, and recovery decides on restart what is on disk.
+
+use super::feed::{FeedChunk, FeedSender};
+use super::shard::{Part, Ticket};
+use crate::journal::{Journal, JournalError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Work handed to a zone's writer: records, then what follows their commit.
+pub struct Commit {
+    /// Payloads, back to back; `records` cuts them.
+    pub payloads: Vec<u8>,
+    /// `(kind, start, end)` of each record in `payloads`.
+    pub records: Vec<(u8, u32, u32)>,
+    pub after: After,
+}
+
+/// What may only happen once a commit's records are durable.
+pub enum After {
+    /// A zone message's answers and feed entries; the ticket keeps the chunk's permits
+    /// until then.
+    Answers {
+        ticket: Arc<Ticket>,
+        part: Option<Part>,
+        feed: FeedChunk,
+    },
+    /// A request (cancel, shipped, stock) waiting for its change to be durable.
+    Ack {
+        feed: FeedChunk,
+        done: tokio::sync::oneshot::Sender<()>,
+    },
+}
+
+/// Commits waiting for a writer, at most (a zone whose writer falls this far behind waits:
+/// backpressure from the disk to the zone, and from there to admission).
+const WRITER_QUEUE: usize = 4096;
+
+/// The zone's end of its writer.
+#[derive(Clone)]
+pub struct Writer {
+    queue: crossbeam::channel::Sender<Commit>,
+}
+
+impl Writer {
+    /// Starts the writer thread of `journal` (zone `zone`): it commits what it is handed,
+    /// then hands answers to `feed` and the chunks' gatherers.
+    pub fn start(zone: String, journal: Journal, feed: FeedSender) -> std::io::Result<Writer> {
+        let (queue, waiting) = crossbeam::channel::bounded(WRITER_QUEUE);
+        let window = journal.options().commit_window;
+        std::thread::Builder::new()
+            .name(format!("journal-{zone}"))
+            .spawn(move || run(zone, journal, waiting, window, feed))?;
+        Ok(Writer { queue })
+    }
+
+    /// Hands over a commit (waits while the writer's queue is full).
+    pub fn send(&self, commit: Commit) {
+        if self.queue.send(commit).is_err() {
+            // The writer only stops by ending the process; a send can fail only while the
+            // process exits.
+            tracing::error!("journal writer gone; the router is stopping");
+        }
+    }
+}
+
+fn run(
+    zone: String,
+    mut journal: Journal,
+    waiting: crossbeam::channel::Receiver<Commit>,
+    window: Duration,
+    feed: FeedSender,
+) {
+    let commits = metrics::counter!("router_journal_commits_total", "shard" => zone.clone());
+    let records = metrics::counter!("router_journal_records_total", "shard" => zone.clone());
+    let latency =
+        metrics::histogram!("router_journal_commit_latency_seconds", "shard" => zone.clone());
+    let mut group: Vec<Commit> = Vec::new();
+    while let Ok(first) = waiting.recv() {
+        group.push(first);
+        if !window.is_zero() {
+            // Hold the group open a little for more (bounded by the journal's options).
+            let deadline = Instant::now() + window;
+            while let Ok(next) = waiting.recv_deadline(deadline) {
+                group.push(next);
+            }
+        }
+        group.extend(waiting.try_iter().take(WRITER_QUEUE));
+        let started = Instant::now();
+        let mut written = 0;
+        for commit in &group {
+            for &(kind, start, end) in &commit.records {
+                let payload = &commit.payloads[start as usize..end as usize];
+                if journal.needs_commit() {
+                    check(&zone, journal.commit());
+                }
+                check(&zone, journal.append(kind, payload));
+                written += 1;
+            }
+        }
+        if written > 0 {
+            check(&zone, journal.commit());
+            commits.increment(1);
+            records.increment(written);
+            latency.record(started.elapsed().as_secs_f64());
+        }
+        // Durable: now the answers, the feed and the acknowledgements.
+        for commit in group.drain(..) {
+            match commit.after {
+                After::Answers { ticket, part, feed: entries } => {
+                    feed.publish(entries);
+                    if let Some(part) = part {
+                        ticket.deliver(part);
+                    }
+                }
+                After::Ack { feed: entries, done } => {
+                    feed.publish(entries);
+                    let _ = done.send(());
+                }
+            }
+        }
+    }
+}
+
+/// A journal failure ends the process: after a failed write or sync nothing more may be
+/// acknowledged, and an fsync is never retried (see `journal::writer`).
+fn check<T>(zone: &str, result: Result<T, JournalError>) -> T {
+    match result {
+        Ok(value) => value,
+        Err(error) => {
+            tracing::error!(
+                "journal of zone {zone} failed: {error}; stopping now: nothing more is acknowledged, and a restart recovers what is on disk"
+            );
+            eprintln!("order-router: journal of zone {zone} failed: {error}");
+            std::process::exit(74);
+        }
+    }
+}
+
+/// Where the zones' journals live and how they write.
+#[derive(Clone, Debug)]
+pub struct Journals {
+    /// `<data dir>/zones/<zone id>/` holds each zone's journal.
+    pub data_dir: std::path::PathBuf,
+    pub options: crate::journal::JournalOptions,
+}
+
+impl Journals {
+    /// The directory of `zone`'s journal.
+    pub fn dir(&self, network: &crate::config::Network, zone: crate::ids::ZoneId) -> std::path::PathBuf {
+        self.data_dir.join("zones").join(network.zone_name(zone))
+    }
+
+    /// Rebuilds `zone` from its journal, claims included; a zone with an empty journal
+    /// starts from the levels of `stock` for its warehouses and journals them first. The
+    /// zone's state, and its journal (`None` when nothing is journaled: `--sync none`).
+    pub fn recover(
+        &self,
+        network: &crate::config::Network,
+        catalog: &crate::catalog::Catalog,
+        stock: &[crate::catalog::StockLevel],
+        zone: crate::ids::ZoneId,
+        claims: &crate::zone::Claims,
+    ) -> anyhow::Result<(crate::shard::ZoneState, Option<Journal>)> {
+        use crate::durable;
+        use anyhow::Context;
+        let name = network.zone_name(zone);
+        let mut state = crate::shard::ZoneState::new(network, zone, catalog.len());
+        let own = stock
+            .iter()
+            .filter(|level| network.warehouses[level.warehouse.index()].zone == zone);
+        if self.options.mode == crate::journal::SyncMode::None {
+            for level in own {
+                // Nothing is reserved yet, so no level can fall below its reservations.
+                state
+                    .set_on_hand(*level)
+                    .expect("initial stock levels always apply");
+            }
+            return Ok((state, None));
+        }
+        let dir = self.dir(network, zone);
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("creating the journal directory {}", dir.display()))?;
+        let started = Instant::now();
+        let (mut journal, recovered) = Journal::open(&dir, self.options.clone())
+            .with_context(|| format!("opening the journal of zone {name} in {}", dir.display()))?;
+        if let Some(torn) = &recovered.torn_tail {
+            tracing::warn!("zone {name}: {torn}");
+        }
+        if recovered.snapshot.is_some() {
+            anyhow::bail!(
+                "zone {name}: the journal in {} has a snapshot, which this version does not read",
+                dir.display()
+            );
+        }
+        if recovered.records.is_empty() {
+            let mut payload = Vec::new();
+            let mut count = 0;
+            for level in own {
+                state
+                    .set_on_hand(*level)
+                    .expect("initial stock levels always apply");
+                payload.clear();
+                durable::encode_stock(&mut payload, network, catalog, *level);
+                if journal.needs_commit() {
+                    journal.commit().context("journaling the initial stock")?;
+                }
+                journal
+                    .append(durable::KIND_STOCK, &payload)
+                    .context("journaling the initial stock")?;
+                count += 1;
+            }
+            journal.commit().context("journaling the initial stock")?;
+            tracing::info!("zone {name}: new journal in {}, {count} stock levels from the stock file", dir.display());
+            return Ok((state, Some(journal)));
+        }
+        let count = recovered.records.len();
+        for record in &recovered.records {
+            durable::replay(&mut state, claims, network, catalog, record.kind, &record.payload)
+                .with_context(|| {
+                    format!(
+                        "zone {name}: replaying record {} of the journal in {}",
+                        record.lsn,
+                        dir.display()
+                    )
+                })?;
+        }
+        tracing::info!(
+            "zone {name}: {count} records replayed in {:.0?} ({} orders); the stock file is not read again",
+            started.elapsed(),
+            state.order_count()
+        );
+        Ok((state, Some(journal)))
+    }
+}
