@@ -6,7 +6,7 @@
 //! | kind | payload | replay |
 //! |---|---|---|
 //! | [`KIND_DECISION`] | content hash (8 bytes, little-endian), then the decision as the contract's JSON, exactly as answered | reserve its shipments, count them against the day of `decided_at`, keep the record, claim its id |
-//! | [`KIND_CLOSED`] | slot (4 bytes LE), then 1 (cancelled) or 2 (shipped) | cancel or ship that record again |
+//! | [`KIND_CLOSED`] | 1 (cancelled) or 2 (shipped), then the order id | cancel or ship that order's record again |
 //! | [`KIND_STOCK`] | `{"warehouse":..,"sku":..,"on_hand":..}` | set the level |
 //!
 //! A decision is journaled as the very bytes the caller receives: no second serialisation
@@ -22,9 +22,7 @@
 use crate::catalog::{Catalog, StockLevel};
 use crate::config::Network;
 use crate::ids::{CarrierId, SkuId, WarehouseId, ZoneId};
-use crate::model::{
-    Decision, LineQuantity, Reason, ReasonCode, ServiceLevel, Shipment, Status,
-};
+use crate::model::{Decision, LineQuantity, Reason, ReasonCode, ServiceLevel, Shipment, Status};
 use crate::shard::{Lifecycle, ZoneState};
 use crate::time::Millis;
 use crate::zone::Claims;
@@ -44,13 +42,14 @@ pub fn encode_decision(out: &mut Vec<u8>, content_hash: u64, rendered: &[u8]) {
     out.extend_from_slice(rendered.strip_suffix(b"\n").unwrap_or(rendered));
 }
 
-/// Appends a close record's payload.
-pub fn encode_closed(out: &mut Vec<u8>, slot: u32, end: Lifecycle) {
-    out.extend_from_slice(&slot.to_le_bytes());
+/// Appends a close record's payload. The order is named by its id, not its slot: slots are
+/// positions in memory, which a snapshot that leaves old records out would renumber.
+pub fn encode_closed(out: &mut Vec<u8>, order_id: &str, end: Lifecycle) {
     out.push(match end {
         Lifecycle::Shipped => 2,
         _ => 1,
     });
+    out.extend_from_slice(order_id.as_bytes());
 }
 
 /// Appends a stock record's payload.
@@ -106,21 +105,27 @@ pub fn replay(
             Ok(())
         }
         KIND_CLOSED => {
-            let (slot, end) = payload
-                .split_first_chunk::<4>()
-                .ok_or_else(|| bad("a close record shorter than its slot"))?;
-            let slot = u32::from_le_bytes(*slot);
-            if slot as usize >= state.order_count() {
-                return Err(bad(format!("a close of slot {slot}, which holds no order")));
-            }
+            let (end, id) = payload
+                .split_first()
+                .ok_or_else(|| bad("an empty close record"))?;
+            let id =
+                std::str::from_utf8(id).map_err(|_| bad("a close record's id is not UTF-8"))?;
+            let slot = match claims.get(id) {
+                Some(claim) if claim.zone == state.zone && claim.is_decided() => claim.slot,
+                _ => {
+                    return Err(bad(format!(
+                        "a close of order '{id}', which this zone never decided"
+                    )));
+                }
+            };
             let closed = match end {
-                [1] => state.cancel(slot),
-                [2] => state.ship(slot),
+                1 => state.cancel(slot),
+                2 => state.ship(slot),
                 _ => return Err(bad("a close record that is neither cancel nor ship")),
             };
             closed
                 .map(|_| ())
-                .map_err(|why| bad(format!("a close of slot {slot}: {why}")))
+                .map_err(|why| bad(format!("a close of order '{id}': {why}")))
         }
         KIND_STOCK => {
             let level = parse_stock(payload, network, catalog)?;
@@ -192,9 +197,8 @@ pub fn parse_decision(
         .get(raw.zone)
         .map(|index| ZoneId(index as u16))
         .ok_or_else(|| bad(format!("zone '{}' is not in the config", raw.zone)))?;
-    let time = |text: &str| {
-        Millis::parse_rfc3339(text).ok_or_else(|| bad(format!("bad time '{text}'")))
-    };
+    let time =
+        |text: &str| Millis::parse_rfc3339(text).ok_or_else(|| bad(format!("bad time '{text}'")));
     let lines = |lines: &[LineJson]| -> Result<SmallVec<[LineQuantity; 2]>, ReplayError> {
         lines
             .iter()
@@ -215,7 +219,12 @@ pub fn parse_decision(
                 .carrier_ids
                 .get(shipment.carrier)
                 .map(|index| CarrierId(index as u16))
-                .ok_or_else(|| bad(format!("carrier '{}' is not in the config", shipment.carrier)))?,
+                .ok_or_else(|| {
+                    bad(format!(
+                        "carrier '{}' is not in the config",
+                        shipment.carrier
+                    ))
+                })?,
             level: ServiceLevel::parse(shipment.service)
                 .ok_or_else(|| bad(format!("unknown service '{}'", shipment.service)))?,
             lines: lines(&shipment.lines)?,

@@ -30,7 +30,8 @@ pub enum After {
     /// until then.
     Answers {
         ticket: Arc<Ticket>,
-        part: Option<Part>,
+        /// Boxed: a part carries a whole summary, and most commits of a busy zone are these.
+        part: Option<Box<Part>>,
         feed: FeedChunk,
     },
     /// A request (cancel, shipped, stock) waiting for its change to be durable.
@@ -115,13 +116,20 @@ fn run(
         // Durable: now the answers, the feed and the acknowledgements.
         for commit in group.drain(..) {
             match commit.after {
-                After::Answers { ticket, part, feed: entries } => {
+                After::Answers {
+                    ticket,
+                    part,
+                    feed: entries,
+                } => {
                     feed.publish(entries);
                     if let Some(part) = part {
-                        ticket.deliver(part);
+                        ticket.deliver(*part);
                     }
                 }
-                After::Ack { feed: entries, done } => {
+                After::Ack {
+                    feed: entries,
+                    done,
+                } => {
                     feed.publish(entries);
                     let _ = done.send(());
                 }
@@ -155,7 +163,11 @@ pub struct Journals {
 
 impl Journals {
     /// The directory of `zone`'s journal.
-    pub fn dir(&self, network: &crate::config::Network, zone: crate::ids::ZoneId) -> std::path::PathBuf {
+    pub fn dir(
+        &self,
+        network: &crate::config::Network,
+        zone: crate::ids::ZoneId,
+    ) -> std::path::PathBuf {
         self.data_dir.join("zones").join(network.zone_name(zone))
     }
 
@@ -219,19 +231,29 @@ impl Journals {
                 count += 1;
             }
             journal.commit().context("journaling the initial stock")?;
-            tracing::info!("zone {name}: new journal in {}, {count} stock levels from the stock file", dir.display());
+            tracing::info!(
+                "zone {name}: new journal in {}, {count} stock levels from the stock file",
+                dir.display()
+            );
             return Ok((state, Some(journal)));
         }
         let count = recovered.records.len();
         for record in &recovered.records {
-            durable::replay(&mut state, claims, network, catalog, record.kind, &record.payload)
-                .with_context(|| {
-                    format!(
-                        "zone {name}: replaying record {} of the journal in {}",
-                        record.lsn,
-                        dir.display()
-                    )
-                })?;
+            durable::replay(
+                &mut state,
+                claims,
+                network,
+                catalog,
+                record.kind,
+                &record.payload,
+            )
+            .with_context(|| {
+                format!(
+                    "zone {name}: replaying record {} of the journal in {}",
+                    record.lsn,
+                    dir.display()
+                )
+            })?;
         }
         tracing::info!(
             "zone {name}: {count} records replayed in {:.0?} ({} orders); the stock file is not read again",

@@ -15,9 +15,11 @@
 //! is done, whether or not the client still listens. The journey of one order is
 //! [`crate::zone`].
 
+use super::durability::{After, Commit};
 use super::feed::{FeedChunk, FeedSender};
 use crate::catalog::{Catalog, StockLevel};
 use crate::config::Network;
+use crate::durable;
 use crate::ids::{CarrierId, SkuId, WarehouseId, ZoneId};
 use crate::model::{InvalidCode, Status};
 use crate::render;
@@ -25,10 +27,8 @@ use crate::route::RouteSummary;
 use crate::shard::{OrderRecord, ShardError, StockCell};
 use crate::time::Millis;
 use crate::zone::{Claims, Outcome, Step, Visit, Zone};
-use super::durability::{After, Commit};
-use crate::durable;
-use anyhow::Context as _;
 use actix::{Actor, Addr, AsyncContext, Context, Handler, Message, MessageResult};
+use anyhow::Context as _;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -530,7 +530,7 @@ impl Handler<Visits> for ZoneShard {
             (Some(mut commit), Some(writer)) => {
                 commit.after = After::Answers {
                     ticket: ticket.clone(),
-                    part,
+                    part: part.map(Box::new),
                     feed,
                 };
                 writer.send(commit);
@@ -653,7 +653,7 @@ impl Handler<OrderRequest> for ZoneShard {
             bytes::Bytes::copy_from_slice(&answer),
         );
         let mut payloads = Vec::new();
-        durable::encode_closed(&mut payloads, request.slot, record.lifecycle);
+        durable::encode_closed(&mut payloads, &record.decision.order_id, record.lifecycle);
         let records = vec![(durable::KIND_CLOSED, 0, payloads.len() as u32)];
         let durable = self.make_durable(payloads, records, feed);
         after_durable(durable, Ok(answer))

@@ -70,6 +70,21 @@ impl Server {
         }
     }
 
+    /// Kills the server with SIGKILL (no drain, no flush: a crash) and starts it again on
+    /// the same data dir and files (those `start` wrote), with `extra` flags.
+    pub fn kill_and_restart(self, extra: &[&str]) -> Server {
+        let mut this = self;
+        if let Some(mut child) = this.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let dir = std::mem::replace(&mut this.dir, tempfile::tempdir().unwrap());
+        let path = |name: &str| dir.path().join(name);
+        let (config, catalog, stock) =
+            (path("router.toml"), path("catalog.csv"), path("stock.csv"));
+        Server::start_files(dir, &config, &catalog, &stock, extra)
+    }
+
     /// One request on a new connection (`Connection: close`).
     pub fn request(&self, method: &str, path: &str, content_type: &str, body: &[u8]) -> Response {
         self.request_with(method, path, &[("Content-Type", content_type)], body)
@@ -227,7 +242,8 @@ impl Response {
     }
 }
 
-/// Decodes a chunked body (as much of it as is there).
+/// Decodes a chunked body (as much of it as is there: a body cut off mid-chunk gives what
+/// its chunks hold so far).
 pub fn dechunk(mut raw: &[u8]) -> Vec<u8> {
     let mut body = Vec::new();
     while let Some(line_end) = raw.windows(2).position(|window| window == b"\r\n") {
@@ -237,7 +253,11 @@ pub fn dechunk(mut raw: &[u8]) -> Vec<u8> {
             break;
         }
         let start = line_end + 2;
-        body.extend_from_slice(&raw[start..start + size]);
+        let end = (start + size).min(raw.len());
+        body.extend_from_slice(&raw[start..end]);
+        if start + size + 2 > raw.len() {
+            break;
+        }
         raw = &raw[start + size + 2..];
     }
     body

@@ -1,0 +1,230 @@
+//! Durability (DESIGN section 3, invariant 4) against the real binary: kill -9 at random
+//! moments while orders stream in, restart on the same data dir, and check that every
+//! decision the client received is still there unchanged, that resending the stream answers
+//! those orders as duplicates, and that reserved stock equals what the decisions placed.
+
+mod common;
+
+use common::server::{Server, dechunk, write_chunk};
+use common::{GOLDEN, GOLDEN_CATALOG, simple_order};
+use rand::{RngExt, SeedableRng};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+/// Scarce enough that later orders are backordered or rejected: every status is journaled.
+const STOCK: &str = "warehouse,sku,on_hand\nNEAR,A,900\nFAR,A,600\nWEST,A,900\nNEAR,B,400\nWEST,B,500\nFAR,ICE,300\n";
+
+fn orders(trial: usize, count: usize) -> Vec<String> {
+    (0..count)
+        .map(|index| {
+            let (sku, qty) = [("A", 1), ("B", 2), ("ICE", 1), ("A", 3), ("B", 1)][index % 5];
+            let region = ["R1", "R2", "R1"][(index / 5) % 3];
+            simple_order(&format!("T{trial}-{index}"), region, &[(sku, qty)], "")
+        })
+        .collect()
+}
+
+/// Streams `orders` over one connection (written from a thread, in chunks of 50) and reads
+/// the answers until the response ends or the connection breaks: the complete answer lines
+/// received, in order.
+fn stream(addr: SocketAddr, orders: &[String]) -> Vec<Value> {
+    let mut connection = TcpStream::connect(addr).unwrap();
+    connection
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut writer = connection.try_clone().unwrap();
+    let chunks: Vec<String> = orders
+        .chunks(50)
+        .map(|chunk| chunk.iter().map(|order| format!("{order}\n")).collect())
+        .collect();
+    let sender = std::thread::spawn(move || {
+        let head = "POST /v1/orders HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+        if writer.write_all(head.as_bytes()).is_err() {
+            return;
+        }
+        for chunk in chunks {
+            // A killed server breaks the connection: the rest is simply not sent.
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                write_chunk(&mut writer, chunk.as_bytes())
+            }))
+            .is_err()
+            {
+                return;
+            }
+        }
+        let _ = writer.write_all(b"0\r\n\r\n");
+    });
+    let mut raw = Vec::new();
+    let _ = connection.read_to_end(&mut raw);
+    let _ = sender.join();
+    let Some(head_end) = raw.windows(4).position(|window| window == b"\r\n\r\n") else {
+        return Vec::new();
+    };
+    let body = dechunk(&raw[head_end + 4..]);
+    let complete = match body.iter().rposition(|byte| *byte == b'\n') {
+        Some(last) => &body[..=last],
+        None => &[][..],
+    };
+    complete
+        .split(|byte| *byte == b'\n')
+        .filter(|line| !line.is_empty())
+        .map(|line| serde_json::from_slice(line).unwrap())
+        .collect()
+}
+
+fn without_duplicate_flag(mut decision: Value) -> Value {
+    decision.as_object_mut().unwrap().remove("duplicate");
+    decision
+}
+
+/// Units reserved per (warehouse, sku) by `decisions` (none is cancelled here).
+fn placed(decisions: &HashMap<String, Value>) -> HashMap<(String, String), u64> {
+    let mut placed = HashMap::new();
+    for decision in decisions.values() {
+        for shipment in decision["shipments"].as_array().unwrap() {
+            for line in shipment["lines"].as_array().unwrap() {
+                *placed
+                    .entry((
+                        shipment["warehouse"].as_str().unwrap().to_owned(),
+                        line["sku"].as_str().unwrap().to_owned(),
+                    ))
+                    .or_default() += line["qty"].as_u64().unwrap();
+            }
+        }
+    }
+    placed
+}
+
+#[test]
+fn kill_9_at_random_moments_loses_no_acknowledged_decision() {
+    let count = 20_000;
+    let mut server = Server::start(GOLDEN, GOLDEN_CATALOG, STOCK, &[]);
+    let mut random = rand_chacha::ChaCha8Rng::seed_from_u64(20261127);
+    // Every order's decision as it stands after the resends, over all trials.
+    let mut decided: HashMap<String, Value> = HashMap::new();
+    for trial in 0..3 {
+        let orders = orders(trial, count);
+        let pid = server.pid() as i32;
+        let delay = Duration::from_millis(random.random_range(5..100));
+        let killer = std::thread::spawn(move || {
+            std::thread::sleep(delay);
+            // SAFETY: kill(2) on the server's pid; the test reaps it only after this thread ends.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        });
+        let acknowledged = stream(server.addr, &orders);
+        killer.join().unwrap();
+        eprintln!(
+            "trial {trial}: killed after {delay:?}, {} of {count} answers received",
+            acknowledged.len()
+        );
+        server = server.kill_and_restart(&[]);
+
+        // Every decision the client saw is there, unchanged: read back for a sample and
+        // the last ones received (the ones a lost group would have taken); the resend
+        // below checks them all.
+        let tail = acknowledged.len().saturating_sub(50);
+        let sample = acknowledged
+            .iter()
+            .enumerate()
+            .filter(|(index, _)| index % 20 == 0 || *index >= tail);
+        for (_, answer) in sample {
+            assert_ne!(answer["status"], "invalid", "{answer}");
+            let id = answer["order_id"].as_str().unwrap();
+            let stored = server.get(&format!("/v1/orders/{id}"));
+            assert_eq!(stored.status, 200, "{id} lost after the crash");
+            assert_eq!(
+                stored.json()["decision"],
+                *answer,
+                "{id} changed after the crash"
+            );
+        }
+        // The stream again: the acknowledged orders are duplicates with the same decision;
+        // every order is answered.
+        let again = stream(server.addr, &orders);
+        assert_eq!(again.len(), count);
+        for (index, answer) in again.iter().enumerate() {
+            assert_eq!(answer["order_id"], format!("T{trial}-{index}"));
+            if let Some(first) = acknowledged.get(index) {
+                assert_eq!(answer["duplicate"], true, "{answer}");
+                assert_eq!(without_duplicate_flag(answer.clone()), *first);
+            }
+            decided.insert(
+                answer["order_id"].as_str().unwrap().to_owned(),
+                without_duplicate_flag(answer.clone()),
+            );
+        }
+        // Reserved stock, as recovered, equals what the decisions placed.
+        let placed = placed(&decided);
+        for sku in ["A", "B", "ICE"] {
+            let stock = server.get(&format!("/v1/stock/{sku}")).json();
+            for cell in stock["warehouses"].as_array().unwrap() {
+                let warehouse = cell["warehouse"].as_str().unwrap().to_owned();
+                let expected = placed.get(&(warehouse.clone(), sku.to_owned())).copied();
+                assert_eq!(
+                    cell["reserved"].as_u64().unwrap(),
+                    expected.unwrap_or(0),
+                    "trial {trial}: reserved {sku} at {warehouse}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn stock_levels_cancels_and_shipments_survive_a_restart() {
+    let server = Server::start(GOLDEN, GOLDEN_CATALOG, STOCK, &[]);
+    let answers = server
+        .post_ndjson(&format!(
+            "{}\n{}\n",
+            simple_order("K-1", "R1", &[("A", 5)], ""),
+            simple_order("K-2", "R1", &[("A", 7)], "")
+        ))
+        .lines();
+    assert_eq!(answers[0]["status"], "routed");
+    assert_eq!(
+        server
+            .request("POST", "/v1/orders/K-1/cancel", "", b"")
+            .status,
+        200
+    );
+    assert_eq!(
+        server
+            .request("POST", "/v1/orders/K-2/shipped", "", b"")
+            .status,
+        200
+    );
+    let upload = server.request(
+        "PUT",
+        "/v1/stock",
+        "text/csv",
+        b"warehouse,sku,on_hand\nWEST,B,77\n",
+    );
+    assert_eq!(upload.status, 200);
+    let before: Vec<Value> = ["A", "B"]
+        .iter()
+        .map(|sku| server.get(&format!("/v1/stock/{sku}")).json())
+        .collect();
+
+    let server = server.kill_and_restart(&[]);
+    let after: Vec<Value> = ["A", "B"]
+        .iter()
+        .map(|sku| server.get(&format!("/v1/stock/{sku}")).json())
+        .collect();
+    assert_eq!(before, after);
+    assert_eq!(server.get("/v1/orders/K-1").json()["state"], "cancelled");
+    assert_eq!(server.get("/v1/orders/K-2").json()["state"], "shipped");
+    // The next order continues the zone's sequence.
+    let next = server
+        .post_ndjson(&format!("{}\n", simple_order("K-3", "R1", &[("A", 1)], "")))
+        .lines();
+    let seq = |answer: &Value| answer["seq"].as_u64().unwrap();
+    assert!(
+        seq(&next[0]) > seq(&answers[1]),
+        "{} after {}",
+        next[0],
+        answers[1]
+    );
+}
