@@ -62,6 +62,29 @@ pub fn encode_stock(out: &mut Vec<u8>, network: &Network, catalog: &Catalog, lev
     serde_json::to_writer(out, &row).expect("JSON into a Vec");
 }
 
+/// One record for people (`order-router journal dump`): its kind's name and its content as
+/// JSON. Needs no config: decisions and stock levels are JSON already, and carry names.
+pub fn describe(kind: u8, payload: &[u8]) -> serde_json::Value {
+    use serde_json::json;
+    let json = |bytes: &[u8]| {
+        serde_json::from_slice::<serde_json::Value>(bytes)
+            .unwrap_or_else(|_| json!({"unreadable": String::from_utf8_lossy(bytes)}))
+    };
+    match (kind, payload) {
+        (KIND_DECISION, payload) if payload.len() >= 8 => {
+            let (hash, decision) = payload.split_at(8);
+            let hash = u64::from_le_bytes(hash.try_into().expect("8 bytes"));
+            json!({"kind": "decision", "content_hash": format!("{hash:016x}"), "decision": json(decision)})
+        }
+        (KIND_CLOSED, [end, id @ ..]) => json!({
+            "kind": if *end == 2 { "shipped" } else { "cancelled" },
+            "order_id": String::from_utf8_lossy(id),
+        }),
+        (KIND_STOCK, payload) => json!({"kind": "stock", "level": json(payload)}),
+        (kind, payload) => json!({"kind": kind, "bytes": payload.len()}),
+    }
+}
+
 /// Why a record could not be replayed.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {

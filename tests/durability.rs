@@ -228,3 +228,91 @@ fn stock_levels_cancels_and_shipments_survive_a_restart() {
         answers[1]
     );
 }
+
+#[test]
+fn journal_verify_and_dump_read_a_data_dir_and_name_damage() {
+    let mut server = Server::start(GOLDEN, GOLDEN_CATALOG, STOCK, &[]);
+    server.post_ndjson(&format!(
+        "{}\n{}\n",
+        simple_order("V-1", "R1", &[("A", 2)], ""),
+        simple_order("V-2", "R2", &[("B", 1)], "")
+    ));
+    assert_eq!(
+        server
+            .request("POST", "/v1/orders/V-1/cancel", "", b"")
+            .status,
+        200
+    );
+    server.terminate();
+    let data = server.dir.path().join("data");
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_order-router"))
+            .arg("journal")
+            .args(args)
+            .arg("--data-dir")
+            .arg(&data)
+            .output()
+            .unwrap()
+    };
+    let verified = run(&["verify"]);
+    let report = String::from_utf8_lossy(&verified.stdout);
+    assert!(verified.status.success(), "{report}");
+    assert!(
+        report.contains("zone east") && report.contains("zone west"),
+        "{report}"
+    );
+
+    let dumped = run(&["dump", "--zone", "east"]);
+    assert!(dumped.status.success());
+    let records: Vec<Value> = String::from_utf8_lossy(&dumped.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let kinds: Vec<&str> = records
+        .iter()
+        .map(|record| record["record"]["kind"].as_str().unwrap())
+        .collect();
+    // The initial stock of the east's warehouses, the decision, the cancel.
+    assert_eq!(kinds.iter().filter(|kind| **kind == "stock").count(), 4);
+    let decision = records
+        .iter()
+        .find(|record| record["record"]["kind"] == "decision")
+        .unwrap();
+    assert_eq!(decision["record"]["decision"]["order_id"], "V-1");
+    assert_eq!(kinds.last(), Some(&"cancelled"));
+    assert!(records.iter().all(|record| record["zone"] == "east"));
+
+    // A flipped bit in the middle of the east's segment: refused, naming where.
+    let segment = std::fs::read_dir(data.join("zones/east"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| path.extension().is_some_and(|extension| extension == "seg"))
+        .unwrap();
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let middle = decision["offset"].as_u64().unwrap() as usize + 40;
+    bytes[middle] ^= 0x10;
+    std::fs::write(&segment, bytes).unwrap();
+    let verified = run(&["verify"]);
+    let report = String::from_utf8_lossy(&verified.stdout);
+    assert!(!verified.status.success(), "{report}");
+    assert!(report.contains("zone east: DAMAGED"), "{report}");
+    assert!(
+        report.contains("at byte") && report.contains(".seg"),
+        "{report}"
+    );
+    // And the service refuses to start on it rather than lose the records after it.
+    let start = std::process::Command::new(env!("CARGO_BIN_EXE_order-router"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .arg("--config")
+        .arg(server.dir.path().join("router.toml"))
+        .arg("--catalog")
+        .arg(server.dir.path().join("catalog.csv"))
+        .arg("--stock")
+        .arg(server.dir.path().join("stock.csv"))
+        .output()
+        .unwrap();
+    assert!(!start.status.success());
+    let error = String::from_utf8_lossy(&start.stderr);
+    assert!(error.contains("zones/east"), "{error}");
+}
