@@ -152,8 +152,9 @@ pub enum Command {
         #[arg(long, default_value = "fsync")]
         sync: crate::journal::SyncMode,
         /// How long a journal group stays open for more records before it is written, in
-        /// microseconds (0: write as soon as the writer is free; at most 100000).
-        #[arg(long, default_value_t = 0)]
+        /// microseconds (0: write as soon as the writer is free; at most 100000). Each
+        /// answer may wait this much longer; groups get larger and syncs fewer.
+        #[arg(long, default_value_t = 500)]
         commit_window_us: u64,
         /// Records in one journal group at most (each group is one write and one fsync).
         #[arg(long, default_value_t = 4096)]

@@ -158,7 +158,7 @@ const READY_CHUNKS: usize = 8;
 
 /// Chunks of one stream in flight at once: the next chunks are read and parsed on the HTTP
 /// worker while the zone shards decide the earlier ones. Answers still go out in input order.
-const STREAM_PIPELINE: usize = 4;
+const STREAM_PIPELINE: usize = 16;
 
 /// One stream: each chunk of the body is split and parsed here (on the HTTP worker), takes
 /// its permits, goes to the zone shards (one message per home zone), and its answers go back in order. At most

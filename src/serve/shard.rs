@@ -75,20 +75,44 @@ impl Shards {
             recovered.push(journals.recover(network, catalog, stock, zone, &claims)?);
         }
         let arbiters: Vec<actix::Arbiter> = (0..threads).map(|_| actix::Arbiter::new()).collect();
-        let mut zones = Vec::with_capacity(recovered.len());
-        let mut pushed = Vec::with_capacity(recovered.len());
+        // One journal writer per arbiter, for the journals of the zones placed on it.
+        let mut states = Vec::with_capacity(recovered.len());
+        let mut on_arbiter: Vec<Vec<(usize, String, crate::journal::Journal)>> =
+            (0..threads).map(|_| Vec::new()).collect();
         for (index, (state, journal)) in recovered.into_iter().enumerate() {
+            states.push(state);
+            if let Some(journal) = journal {
+                let name = network.zone_ids.name(index as u32).to_owned();
+                on_arbiter[placement[index]].push((index, name, journal));
+            }
+        }
+        let mut writers: Vec<Option<super::durability::Writer>> =
+            (0..states.len()).map(|_| None).collect();
+        for (arbiter, journals) in on_arbiter.into_iter().enumerate() {
+            if journals.is_empty() {
+                continue;
+            }
+            let zones: Vec<usize> = journals.iter().map(|(zone, _, _)| *zone).collect();
+            let handles = super::durability::Writer::start(
+                &arbiter.to_string(),
+                journals
+                    .into_iter()
+                    .map(|(_, name, journal)| (name, journal))
+                    .collect(),
+                feed.clone(),
+            )
+            .context("starting a journal writer thread")?;
+            for (zone, handle) in zones.into_iter().zip(handles) {
+                writers[zone] = Some(handle);
+            }
+        }
+        let mut zones = Vec::with_capacity(states.len());
+        let mut pushed = Vec::with_capacity(states.len());
+        for (index, (state, writer)) in states.into_iter().zip(writers).enumerate() {
             let name = network.zone_ids.name(index as u32).to_owned();
             pushed.push(
                 metrics::counter!("router_shard_queue_pushed_total", "shard" => name.clone()),
             );
-            let writer = match journal {
-                Some(journal) => Some(
-                    super::durability::Writer::start(name.clone(), journal, feed.clone())
-                        .context("starting a journal writer thread")?,
-                ),
-                None => None,
-            };
             let zone = Zone::new(state, catalog.clone(), claims.clone());
             let mut shard = ZoneShard::new(zone, name, network, peers.clone(), feed.clone());
             shard.hold_while = hold_while.clone();
@@ -489,7 +513,8 @@ impl Handler<Visits> for ZoneShard {
             }
         }
         // The journal gets each new decision exactly as answered.
-        let mut commit = self.writer.as_ref().map(|_| Commit {
+        let mut commit = self.writer.as_ref().map(|writer| Commit {
+            journal: writer.journal(),
             payloads: Vec::with_capacity(fresh.len() * 400),
             records: Vec::with_capacity(fresh.len()),
             after: After::Ack {
@@ -604,6 +629,7 @@ impl ZoneShard {
         };
         let (done, durable) = tokio::sync::oneshot::channel();
         writer.send(Commit {
+            journal: writer.journal(),
             payloads,
             records,
             after: After::Ack { feed, done },
