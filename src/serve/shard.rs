@@ -68,12 +68,20 @@ impl Shards {
         let claims = Arc::new(Claims::default());
         let peers: Arc<OnceLock<Arc<Shards>>> = Arc::new(OnceLock::new());
         // Every zone recovers from its journal (or starts from `stock` and journals it)
-        // before any shard runs.
-        let mut recovered = Vec::with_capacity(network.zones.len());
-        for index in 0..network.zones.len() {
-            let zone = ZoneId(index as u16);
-            recovered.push(journals.recover(network, catalog, stock, zone, &claims)?);
-        }
+        // before any shard runs; zones replay in parallel, a thread each.
+        let recovered = std::thread::scope(|scope| {
+            let replays: Vec<_> = (0..network.zones.len())
+                .map(|index| {
+                    let zone = ZoneId(index as u16);
+                    let claims = &claims;
+                    scope.spawn(move || journals.recover(network, catalog, stock, zone, claims))
+                })
+                .collect();
+            replays
+                .into_iter()
+                .map(|replay| replay.join().expect("a zone's replay panicked"))
+                .collect::<anyhow::Result<Vec<_>>>()
+        })?;
         let arbiters: Vec<actix::Arbiter> = (0..threads).map(|_| actix::Arbiter::new()).collect();
         // One journal writer per arbiter, for the journals of the zones placed on it.
         let mut states = Vec::with_capacity(recovered.len());
