@@ -397,13 +397,12 @@ impl Zone {
     }
 }
 
+/// A small two-zone world for the tests of this module.
 #[cfg(test)]
-mod tests {
+mod tests_support {
     use super::*;
     use crate::catalog::read_stock;
     use crate::ingest::parse_order;
-    use crate::router::Router;
-    use std::collections::VecDeque;
     use std::path::Path;
 
     /// Two zones, each the other's fallback; stock of A only in the south.
@@ -447,13 +446,13 @@ base_hours = 1.0
 km_per_hour = 500.0
 "#;
 
-    struct World {
-        network: Arc<Network>,
-        catalog: Arc<Catalog>,
-        stock: Vec<crate::catalog::StockLevel>,
+    pub struct World {
+        pub network: Arc<Network>,
+        pub catalog: Arc<Catalog>,
+        pub stock: Vec<crate::catalog::StockLevel>,
     }
 
-    fn world(stock: &str) -> World {
+    pub fn world(stock: &str) -> World {
         let network = Arc::new(Network::from_toml(NETWORK).unwrap());
         let catalog = Arc::new(
             Catalog::read(
@@ -470,7 +469,7 @@ km_per_hour = 500.0
         }
     }
 
-    fn zones(world: &World) -> Vec<Zone> {
+    pub fn zones(world: &World) -> Vec<Zone> {
         let claims = Arc::new(Claims::default());
         let mut zones: Vec<Zone> = (0..world.network.zones.len())
             .map(|index| {
@@ -486,12 +485,20 @@ km_per_hour = 500.0
         zones
     }
 
-    fn order(world: &World, id: &str, region: &str, sku: &str, qty: u32) -> Order {
+    pub fn order(world: &World, id: &str, region: &str, sku: &str, qty: u32) -> Order {
         let line = format!(
             r#"{{"id":"{id}","customer":{{"id":"C"}},"ship_to":{{"region":"{region}"}},"lines":[{{"sku":"{sku}","qty":{qty}}}]}}"#
         );
         parse_order(line.as_bytes(), &world.network, &world.catalog).unwrap()
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tests_support::*;
+    use super::*;
+    use crate::router::Router;
+    use std::collections::VecDeque;
 
     /// Admits the orders in order and delivers every visit, one at a time from per-zone
     /// FIFO mailboxes; `pick(n)` chooses what happens next among admitting the next order
@@ -640,6 +647,160 @@ km_per_hour = 500.0
                 assert_eq!(answer["zone"], expected["zone"], "seed {seed}");
                 assert_eq!(answer["shipments"], expected["shipments"], "seed {seed}");
                 assert_eq!(answer["duplicate"], expected["duplicate"], "seed {seed}");
+            }
+        }
+    }
+}
+
+/// Replay (`crate::durable`) against the live state: any sequence of orders (with their
+/// fallbacks and duplicates), cancels, shipments and stock levels, journaled per zone as
+/// the service journals them, replays into zones equal to the live ones.
+#[cfg(test)]
+mod replay_tests {
+    use super::tests_support::*;
+    use super::*;
+    use crate::durable;
+    use crate::ids::{SkuId, WarehouseId};
+    use proptest::prelude::*;
+
+    #[derive(Clone, Debug)]
+    enum Operation {
+        Order {
+            id: u8,
+            south: bool,
+            sku_b: bool,
+            qty: u32,
+        },
+        Cancel {
+            id: u8,
+        },
+        Ship {
+            id: u8,
+        },
+        Stock {
+            south: bool,
+            sku_b: bool,
+            on_hand: u32,
+        },
+    }
+
+    fn operation() -> impl Strategy<Value = Operation> {
+        prop_oneof![
+            6 => (0u8..24, any::<bool>(), any::<bool>(), 1u32..5)
+                .prop_map(|(id, south, sku_b, qty)| Operation::Order { id, south, sku_b, qty }),
+            1 => (0u8..24).prop_map(|id| Operation::Cancel { id }),
+            1 => (0u8..24).prop_map(|id| Operation::Ship { id }),
+            1 => (any::<bool>(), any::<bool>(), 0u32..12)
+                .prop_map(|(south, sku_b, on_hand)| Operation::Stock { south, sku_b, on_hand }),
+        ]
+    }
+
+    /// Takes one order to its answer through the zones; the answering zone, its answer and
+    /// how it was answered.
+    fn decide(
+        world: &World,
+        zones: &mut [Zone],
+        order: Order,
+    ) -> Option<(usize, Vec<u8>, Outcome)> {
+        let claims = zones[0].claims.clone();
+        let Admitted::To(mut zone, mut visit) = admit(&claims, &world.network, order, 0, 1) else {
+            return None;
+        };
+        loop {
+            let mut out = Vec::new();
+            match zones[zone.index()].visit(&world.network, visit, Millis(0), &mut out) {
+                Step::Answered(outcome) => return Some((zone.index(), out, outcome)),
+                Step::Forward(to, next) => (zone, visit) = (to, next),
+                Step::Wait(_) => unreachable!("one order at a time never waits"),
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn replaying_the_journals_rebuilds_every_zone(operations in proptest::collection::vec(operation(), 1..60)) {
+            let world = world("warehouse,sku,on_hand\nWS,A,6\nWN,B,6\nWN,A,2\n");
+            let mut zones = zones(&world);
+            let claims = zones[0].claims.clone();
+            // Each zone's journal: (kind, payload).
+            let mut journals: Vec<Vec<(u8, Vec<u8>)>> = vec![Vec::new(); zones.len()];
+            for level in &world.stock {
+                let zone = world.network.warehouses[level.warehouse.index()].zone.index();
+                let mut payload = Vec::new();
+                durable::encode_stock(&mut payload, &world.network, &world.catalog, *level);
+                journals[zone].push((durable::KIND_STOCK, payload));
+            }
+            let name = |id: u8| format!("o{id}");
+            for operation in operations {
+                match operation {
+                    Operation::Order { id, south, sku_b, qty } => {
+                        let order = order(&world, &name(id), if south { "S" } else { "N" }, if sku_b { "B" } else { "A" }, qty);
+                        let hash = order.content_hash;
+                        if let Some((zone, out, Outcome::Decided(_, _))) = decide(&world, &mut zones, order) {
+                            let mut payload = Vec::new();
+                            durable::encode_decision(&mut payload, hash, &out);
+                            journals[zone].push((durable::KIND_DECISION, payload));
+                        }
+                    }
+                    Operation::Cancel { id } | Operation::Ship { id } => {
+                        let Some(claim) = claims.get(&name(id)) else { continue };
+                        let state = zones[claim.zone.index()].state_mut();
+                        let closed = match operation {
+                            Operation::Cancel { .. } => state.cancel(claim.slot),
+                            _ => state.ship(claim.slot),
+                        };
+                        if let Ok(record) = closed {
+                            let mut payload = Vec::new();
+                            durable::encode_closed(&mut payload, &name(id), record.lifecycle);
+                            journals[claim.zone.index()].push((durable::KIND_CLOSED, payload));
+                        }
+                    }
+                    Operation::Stock { south, sku_b, on_hand } => {
+                        let warehouse = WarehouseId(world.network.warehouse_ids.get(if south { "WS" } else { "WN" }).unwrap() as u16);
+                        let level = crate::catalog::StockLevel { warehouse, sku: SkuId(u32::from(sku_b)), on_hand };
+                        let zone = world.network.warehouses[warehouse.index()].zone.index();
+                        if zones[zone].state_mut().set_on_hand(level).is_ok() {
+                            let mut payload = Vec::new();
+                            durable::encode_stock(&mut payload, &world.network, &world.catalog, level);
+                            journals[zone].push((durable::KIND_STOCK, payload));
+                        }
+                    }
+                }
+            }
+            // Replay every journal into fresh zones and claims.
+            let replayed_claims = Claims::default();
+            for (index, journal) in journals.iter().enumerate() {
+                let mut state = ZoneState::new(&world.network, ZoneId(index as u16), world.catalog.len());
+                for (kind, payload) in journal {
+                    durable::replay(&mut state, &replayed_claims, &world.network, &world.catalog, *kind, payload).unwrap();
+                }
+                let live = zones[index].state();
+                let render = |state: &ZoneState, slot: u32| {
+                    let mut out = Vec::new();
+                    let record = state.order(slot);
+                    render::write_decision(&mut out, &record.decision, false, &world.network, &world.catalog);
+                    (out, record.content_hash, record.lifecycle)
+                };
+                prop_assert_eq!(state.order_count(), live.order_count());
+                for slot in 0..live.order_count() as u32 {
+                    prop_assert_eq!(render(&state, slot), render(live, slot));
+                }
+                for local in 0..live.warehouses().len() {
+                    for sku in 0..world.catalog.len() {
+                        let sku = SkuId(sku as u32);
+                        prop_assert_eq!(state.cell(local, sku), live.cell(local, sku));
+                    }
+                    prop_assert_eq!(state.warehouse_orders(local, 0), live.warehouse_orders(local, 0));
+                    for carrier in 0..world.network.carriers.len() {
+                        let carrier = crate::ids::CarrierId(carrier as u16);
+                        prop_assert_eq!(state.pickups(local, carrier, 0), live.pickups(local, carrier, 0));
+                    }
+                }
+                prop_assert_eq!(state.clone().take_seq(), live.clone().take_seq());
+            }
+            for id in 0..24 {
+                prop_assert_eq!(replayed_claims.get(&name(id)), claims.get(&name(id)));
             }
         }
     }
