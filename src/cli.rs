@@ -159,6 +159,15 @@ pub enum Command {
         /// Records in one journal group at most (each group is one write and one fsync).
         #[arg(long, default_value_t = 4096)]
         group_records: usize,
+        /// A zone writes a snapshot of its state after this many journal records since its
+        /// last one, and deletes the segments older snapshots covered (0: never).
+        #[arg(long, default_value_t = 500_000)]
+        snapshot_every: u64,
+        /// Hours a decision is remembered for idempotency (a retry answered as a
+        /// duplicate), across restarts; older ones that hold no reservation are left out of
+        /// the next snapshot.
+        #[arg(long, default_value_t = 24)]
+        retention_hours: u64,
         /// HTTP worker threads, which parse. Default: one per core.
         #[arg(long)]
         workers: Option<usize>,
@@ -237,6 +246,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             sync,
             commit_window_us,
             group_records,
+            snapshot_every,
+            retention_hours,
             workers,
             shard_threads,
             debug_hold_shards_while,
@@ -261,6 +272,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         max_group_records: group_records,
                         ..Default::default()
                     },
+                    snapshot_every,
+                    retention: std::time::Duration::from_secs(retention_hours * 3600),
                 },
                 workers,
                 shard_threads,

@@ -323,3 +323,212 @@ fn parse_stock(
         on_hand: row.on_hand,
     })
 }
+
+/// A zone's whole state, for a journal snapshot: after it, a restart replays only the records
+/// that follow. Binary, little-endian, names rather than indexes (like the records):
+///
+/// ```text
+/// "ORZS" version:u8 zone:str next_seq:u64
+/// warehouses:u16 (name:str)*           carriers:u16 (name:str)*
+/// cells:u32 (local:u16 sku:str on_hand:u32 reserved:u32)*
+/// days:u8 (day:i32 orders:u32*warehouses pickups:u32*(warehouses*carriers))*
+/// records:u32 (lifecycle:u8 content_hash:u64 decision:bytes)*     (decision: its JSON)
+/// str, bytes = len:u32 then the bytes
+/// ```
+///
+/// `keep` chooses the records kept: the idempotency window (a record left out is forgotten,
+/// its id free again; its reservations, if any, are in the cells all the same).
+pub fn encode_snapshot(
+    state: &ZoneState,
+    network: &Network,
+    catalog: &Catalog,
+    mut keep: impl FnMut(&crate::shard::OrderRecord) -> bool,
+) -> Vec<u8> {
+    fn text(out: &mut Vec<u8>, text: &[u8]) {
+        out.extend_from_slice(&(text.len() as u32).to_le_bytes());
+        out.extend_from_slice(text);
+    }
+    let mut out = Vec::with_capacity(64 + state.order_count() * 420);
+    out.extend_from_slice(SNAPSHOT_MAGIC);
+    out.push(SNAPSHOT_VERSION);
+    text(&mut out, network.zone_name(state.zone).as_bytes());
+    out.extend_from_slice(&state.next_seq().to_le_bytes());
+    out.extend_from_slice(&(state.warehouses().len() as u16).to_le_bytes());
+    for warehouse in state.warehouses() {
+        text(&mut out, network.warehouse_name(*warehouse).as_bytes());
+    }
+    out.extend_from_slice(&(network.carriers.len() as u16).to_le_bytes());
+    for carrier in 0..network.carriers.len() {
+        text(
+            &mut out,
+            network.carrier_ids.name(carrier as u32).as_bytes(),
+        );
+    }
+    let cells: Vec<_> = state.held_cells().collect();
+    out.extend_from_slice(&(cells.len() as u32).to_le_bytes());
+    for (local, sku, cell) in cells {
+        out.extend_from_slice(&(local as u16).to_le_bytes());
+        text(&mut out, catalog.sku_name(sku).as_bytes());
+        out.extend_from_slice(&cell.on_hand.to_le_bytes());
+        out.extend_from_slice(&cell.reserved.to_le_bytes());
+    }
+    let days: Vec<_> = state.counted_days().collect();
+    out.push(days.len() as u8);
+    for (day, orders, pickups) in days {
+        out.extend_from_slice(&day.to_le_bytes());
+        for count in orders.iter().chain(pickups) {
+            out.extend_from_slice(&count.to_le_bytes());
+        }
+    }
+    let count_at = out.len();
+    out.extend_from_slice(&0u32.to_le_bytes());
+    let mut kept = 0u32;
+    let mut rendered = Vec::with_capacity(512);
+    for record in state.orders().filter(|record| keep(record)) {
+        out.push(match record.lifecycle {
+            Lifecycle::Live => 0,
+            Lifecycle::Cancelled => 1,
+            Lifecycle::Shipped => 2,
+        });
+        out.extend_from_slice(&record.content_hash.to_le_bytes());
+        rendered.clear();
+        crate::render::write_decision(&mut rendered, &record.decision, false, network, catalog);
+        text(&mut out, rendered.strip_suffix(b"\n").unwrap_or(&rendered));
+        kept += 1;
+    }
+    out[count_at..count_at + 4].copy_from_slice(&kept.to_le_bytes());
+    out
+}
+
+const SNAPSHOT_MAGIC: &[u8; 4] = b"ORZS";
+const SNAPSHOT_VERSION: u8 = 1;
+
+/// Reads a snapshot written by [`encode_snapshot`] into a new zone state for `zone`, and
+/// its records' claims into `claims`.
+pub fn restore_snapshot(
+    bytes: &[u8],
+    network: &Network,
+    catalog: &Catalog,
+    zone: ZoneId,
+    claims: &Claims,
+) -> Result<ZoneState, ReplayError> {
+    struct Reader<'a>(&'a [u8]);
+    impl<'a> Reader<'a> {
+        fn take(&mut self, count: usize) -> Result<&'a [u8], ReplayError> {
+            if self.0.len() < count {
+                return Err(bad("the snapshot ends early"));
+            }
+            let (head, rest) = self.0.split_at(count);
+            self.0 = rest;
+            Ok(head)
+        }
+        fn u8(&mut self) -> Result<u8, ReplayError> {
+            Ok(self.take(1)?[0])
+        }
+        fn u16(&mut self) -> Result<u16, ReplayError> {
+            Ok(u16::from_le_bytes(
+                self.take(2)?.try_into().expect("2 bytes"),
+            ))
+        }
+        fn u32(&mut self) -> Result<u32, ReplayError> {
+            Ok(u32::from_le_bytes(
+                self.take(4)?.try_into().expect("4 bytes"),
+            ))
+        }
+        fn u64(&mut self) -> Result<u64, ReplayError> {
+            Ok(u64::from_le_bytes(
+                self.take(8)?.try_into().expect("8 bytes"),
+            ))
+        }
+        fn bytes(&mut self) -> Result<&'a [u8], ReplayError> {
+            let count = self.u32()? as usize;
+            self.take(count)
+        }
+        fn text(&mut self) -> Result<&'a str, ReplayError> {
+            std::str::from_utf8(self.bytes()?).map_err(|_| bad("a name that is not UTF-8"))
+        }
+    }
+    let mut reader = Reader(bytes);
+    if reader.take(4)? != SNAPSHOT_MAGIC || reader.u8()? != SNAPSHOT_VERSION {
+        return Err(bad("not a zone snapshot of this version"));
+    }
+    let name = reader.text()?;
+    if name != network.zone_name(zone) {
+        return Err(bad(format!(
+            "a snapshot of zone '{name}' in the journal of zone '{}'",
+            network.zone_name(zone)
+        )));
+    }
+    let mut state = ZoneState::new(network, zone, catalog.len());
+    state.restore_sequence(reader.u64()?);
+    // The zone's warehouses and the carriers, by name, must be those of the config.
+    let warehouses = reader.u16()? as usize;
+    for local in 0..warehouses {
+        let name = reader.text()?;
+        if state
+            .warehouses()
+            .get(local)
+            .map(|id| network.warehouse_name(*id))
+            != Some(name)
+        {
+            return Err(bad(format!(
+                "the snapshot's warehouse {local} is '{name}', the config's zone differs"
+            )));
+        }
+    }
+    let carriers = reader.u16()? as usize;
+    for carrier in 0..carriers {
+        let name = reader.text()?;
+        if carrier >= network.carriers.len() || network.carrier_ids.name(carrier as u32) != name {
+            return Err(bad(format!(
+                "the snapshot's carrier {carrier} is '{name}', the config's carriers differ"
+            )));
+        }
+    }
+    if warehouses != state.warehouses().len() || carriers != network.carriers.len() {
+        return Err(bad(
+            "the snapshot's zone has another shape than the config's",
+        ));
+    }
+    for _ in 0..reader.u32()? {
+        let local = reader.u16()? as usize;
+        let sku = sku(catalog, reader.text()?)?;
+        let cell = crate::shard::StockCell {
+            on_hand: reader.u32()?,
+            reserved: reader.u32()?,
+        };
+        state.restore_cell(local, sku, cell).map_err(bad)?;
+    }
+    for _ in 0..reader.u8()? {
+        let day = reader.u32()? as i32;
+        let mut counts = |count: usize| {
+            (0..count)
+                .map(|_| reader.u32())
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let orders = counts(warehouses)?;
+        let pickups = counts(warehouses * carriers)?;
+        state.restore_day(day, orders, pickups).map_err(bad)?;
+    }
+    for _ in 0..reader.u32()? {
+        let lifecycle = match reader.u8()? {
+            0 => Lifecycle::Live,
+            1 => Lifecycle::Cancelled,
+            2 => Lifecycle::Shipped,
+            other => return Err(bad(format!("unknown lifecycle {other}"))),
+        };
+        let content_hash = reader.u64()?;
+        let decision = parse_decision(reader.bytes()?, network, catalog)?;
+        let id = decision.order_id.clone();
+        let slot = state.restore_record(crate::shard::OrderRecord {
+            content_hash,
+            decision,
+            lifecycle,
+        });
+        claims.restore(&id, content_hash, zone, slot);
+    }
+    if !reader.0.is_empty() {
+        return Err(bad("bytes after the snapshot's last record"));
+    }
+    Ok(state)
+}

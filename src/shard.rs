@@ -288,6 +288,90 @@ impl ZoneState {
         Ok(self.record(decision, content_hash))
     }
 
+    /// The position the next state change takes (for snapshots).
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// The counted days, oldest first: `(day, shipments per local warehouse, pickups per
+    /// [local * carriers + carrier])` (for snapshots).
+    pub fn counted_days(&self) -> impl Iterator<Item = (i32, &[u32], &[u32])> {
+        self.days.iter().map(|counters| {
+            (
+                counters.day,
+                counters.warehouse_orders.as_slice(),
+                counters.pickups.as_slice(),
+            )
+        })
+    }
+
+    /// Every stock cell that holds anything: `(local warehouse, sku, cell)` (for snapshots).
+    pub fn held_cells(&self) -> impl Iterator<Item = (usize, SkuId, StockCell)> + '_ {
+        let warehouses = self.warehouses.len().max(1);
+        self.stock
+            .iter()
+            .enumerate()
+            .filter(|(_, cell)| cell.on_hand > 0 || cell.reserved > 0)
+            .map(move |(index, cell)| {
+                (
+                    index % warehouses,
+                    SkuId((index / warehouses) as u32),
+                    *cell,
+                )
+            })
+    }
+
+    /// Puts back a snapshot's state: the sequence, the day counters, a stock cell at a
+    /// time, a record at a time. Only on a new zone, before it serves.
+    pub fn restore_sequence(&mut self, next_seq: u64) {
+        self.next_seq = next_seq;
+    }
+
+    /// See [`ZoneState::restore_sequence`]. `orders` and `pickups` must have this zone's
+    /// shape.
+    pub fn restore_day(
+        &mut self,
+        day: i32,
+        orders: Vec<u32>,
+        pickups: Vec<u32>,
+    ) -> Result<(), String> {
+        if orders.len() != self.warehouses.len()
+            || pickups.len() != self.warehouses.len() * self.carriers
+        {
+            return Err(format!("day {day}: counters for another shape of zone"));
+        }
+        let counters = self.day_mut(day);
+        counters.warehouse_orders = orders;
+        counters.pickups = pickups;
+        Ok(())
+    }
+
+    /// See [`ZoneState::restore_sequence`].
+    pub fn restore_cell(
+        &mut self,
+        local: usize,
+        sku: SkuId,
+        cell: StockCell,
+    ) -> Result<(), String> {
+        if local >= self.warehouses.len() || cell.reserved > cell.on_hand {
+            return Err(format!("a stock cell that does not fit the zone: {cell:?}"));
+        }
+        let slot = self
+            .stock
+            .get_mut(sku.index() * self.warehouses.len() + local)
+            .ok_or("a stock cell of an SKU beyond the catalogue")?;
+        *slot = cell;
+        Ok(())
+    }
+
+    /// See [`ZoneState::restore_sequence`]: a record as it was, its reservations already
+    /// in the restored cells; its slot.
+    pub fn restore_record(&mut self, record: OrderRecord) -> u32 {
+        let slot = u32::try_from(self.records.len()).expect("fewer than 2^32 orders per zone");
+        self.records.push(record);
+        slot
+    }
+
     /// Remembers a decision (made by this zone) for idempotency and lookups; returns its slot.
     pub fn record(&mut self, decision: Decision, content_hash: u64) -> u32 {
         let slot = u32::try_from(self.records.len()).expect("fewer than 2^32 orders per zone");

@@ -768,36 +768,46 @@ mod replay_tests {
                     }
                 }
             }
-            // Replay every journal into fresh zones and claims.
+            // Replay every journal into fresh zones and claims; and restore each zone from a
+            // snapshot of its live state.
             let replayed_claims = Claims::default();
+            let snapshot_claims = Claims::default();
             for (index, journal) in journals.iter().enumerate() {
-                let mut state = ZoneState::new(&world.network, ZoneId(index as u16), world.catalog.len());
+                let zone = ZoneId(index as u16);
+                let mut replayed = ZoneState::new(&world.network, zone, world.catalog.len());
                 for (kind, payload) in journal {
-                    durable::replay(&mut state, &replayed_claims, &world.network, &world.catalog, *kind, payload).unwrap();
+                    durable::replay(&mut replayed, &replayed_claims, &world.network, &world.catalog, *kind, payload).unwrap();
                 }
                 let live = zones[index].state();
+                let snapshot = durable::encode_snapshot(live, &world.network, &world.catalog, |_| true);
+                let restored = durable::restore_snapshot(&snapshot, &world.network, &world.catalog, zone, &snapshot_claims).unwrap();
                 let render = |state: &ZoneState, slot: u32| {
                     let mut out = Vec::new();
                     let record = state.order(slot);
                     render::write_decision(&mut out, &record.decision, false, &world.network, &world.catalog);
                     (out, record.content_hash, record.lifecycle)
                 };
-                prop_assert_eq!(state.order_count(), live.order_count());
-                for slot in 0..live.order_count() as u32 {
-                    prop_assert_eq!(render(&state, slot), render(live, slot));
-                }
-                for local in 0..live.warehouses().len() {
-                    for sku in 0..world.catalog.len() {
-                        let sku = SkuId(sku as u32);
-                        prop_assert_eq!(state.cell(local, sku), live.cell(local, sku));
+                for state in [&replayed, &restored] {
+                    prop_assert_eq!(state.order_count(), live.order_count());
+                    for slot in 0..live.order_count() as u32 {
+                        prop_assert_eq!(render(state, slot), render(live, slot));
                     }
-                    prop_assert_eq!(state.warehouse_orders(local, 0), live.warehouse_orders(local, 0));
-                    for carrier in 0..world.network.carriers.len() {
-                        let carrier = crate::ids::CarrierId(carrier as u16);
-                        prop_assert_eq!(state.pickups(local, carrier, 0), live.pickups(local, carrier, 0));
+                    for local in 0..live.warehouses().len() {
+                        for sku in 0..world.catalog.len() {
+                            let sku = SkuId(sku as u32);
+                            prop_assert_eq!(state.cell(local, sku), live.cell(local, sku));
+                        }
+                        prop_assert_eq!(state.warehouse_orders(local, 0), live.warehouse_orders(local, 0));
+                        for carrier in 0..world.network.carriers.len() {
+                            let carrier = crate::ids::CarrierId(carrier as u16);
+                            prop_assert_eq!(state.pickups(local, carrier, 0), live.pickups(local, carrier, 0));
+                        }
                     }
+                    prop_assert_eq!(state.next_seq(), live.next_seq());
                 }
-                prop_assert_eq!(state.clone().take_seq(), live.clone().take_seq());
+            }
+            for id in 0..24 {
+                prop_assert_eq!(snapshot_claims.get(&name(id)), claims.get(&name(id)));
             }
             for id in 0..24 {
                 prop_assert_eq!(replayed_claims.get(&name(id)), claims.get(&name(id)));

@@ -319,3 +319,70 @@ fn journal_verify_and_dump_read_a_data_dir_and_name_damage() {
     let error = String::from_utf8_lossy(&start.stderr);
     assert!(error.contains("zones/east"), "{error}");
 }
+
+/// With snapshots every few records and a retention of zero hours: a restart restores the
+/// newest snapshot and replays what follows; decisions that hold reservations are kept
+/// whatever their age (a retry is a duplicate), rejected and cancelled ones older than the
+/// window are forgotten (a retry is decided again).
+#[test]
+fn snapshots_bound_the_replay_and_keep_what_holds_reservations() {
+    let flags = ["--snapshot-every", "20", "--retention-hours", "0"];
+    let server = Server::start(GOLDEN, GOLDEN_CATALOG, STOCK, &flags);
+    // Cold-chain goods to the west, which holds none and has no fallback: rejected.
+    let first: Vec<String> = (0..30)
+        .map(|index| match index % 3 {
+            0 => simple_order(&format!("S-{index}"), "R2", &[("ICE", 1)], ""),
+            _ => simple_order(&format!("S-{index}"), "R1", &[("A", 1)], ""),
+        })
+        .collect();
+    let answers = server.post_ndjson(&(first.join("\n") + "\n")).lines();
+    assert_eq!(answers[0]["status"], "rejected", "{}", answers[0]);
+    assert_eq!(answers[1]["status"], "routed");
+    assert_eq!(
+        server
+            .request("POST", "/v1/orders/S-1/cancel", "", b"")
+            .status,
+        200
+    );
+    // Older than a zero-hour window by the time the next snapshots are taken (decision
+    // times are in milliseconds).
+    std::thread::sleep(Duration::from_millis(20));
+    // Enough records afterwards for every zone that took orders to snapshot again.
+    let second: Vec<String> = (30..90)
+        .map(|index| {
+            let region = if index % 2 == 0 { "R1" } else { "R2" };
+            simple_order(&format!("S-{index}"), region, &[("A", 1)], "")
+        })
+        .collect();
+    server.post_ndjson(&(second.join("\n") + "\n"));
+    let stock_before = server.get("/v1/stock/A").json();
+
+    let server = server.kill_and_restart(&flags);
+    let snapshots = |zone: &str| {
+        std::fs::read_dir(server.dir.path().join("data/zones").join(zone))
+            .unwrap()
+            .filter(|entry| {
+                let path = entry.as_ref().unwrap().path();
+                path.extension()
+                    .is_some_and(|extension| extension == "snap")
+            })
+            .count()
+    };
+    assert!(snapshots("east") >= 1 && snapshots("west") >= 1);
+    assert_eq!(server.get("/v1/stock/A").json(), stock_before);
+    // Held reservations are remembered: duplicates with the same decision.
+    let again = server.post_ndjson(&(first.join("\n") + "\n")).lines();
+    for (index, (before, after)) in answers.iter().zip(&again).enumerate() {
+        match index {
+            // Rejected long ago (a zero-hour window): forgotten, so decided again.
+            0 => assert!(after.get("duplicate").is_none(), "{after}"),
+            // Cancelled: holds nothing any more, so forgotten too, and placed again.
+            1 => assert!(after.get("duplicate").is_none(), "{after}"),
+            _ if before["status"] == "routed" => {
+                assert_eq!(after["duplicate"], true, "{after}");
+                assert_eq!(after["seq"], before["seq"]);
+            }
+            _ => {}
+        }
+    }
+}

@@ -23,6 +23,9 @@ pub struct Commit {
     pub payloads: Vec<u8>,
     /// `(kind, start, end)` of each record in `payloads`.
     pub records: Vec<(u8, u32, u32)>,
+    /// The zone's whole state after every record it handed over before this commit: written
+    /// as a snapshot (after those records are committed), then the journal is compacted.
+    pub snapshot: Option<Vec<u8>>,
     pub after: After,
 }
 
@@ -138,8 +141,11 @@ fn run(
             }
         }
         group.extend(waiting.try_iter().take(WRITER_QUEUE));
-        for commit in &group {
+        for commit in &mut group {
             let zone = &mut zones[commit.journal];
+            if let Some(snapshot) = commit.snapshot.take() {
+                snapshot_now(zone, &snapshot);
+            }
             for &(kind, start, end) in &commit.records {
                 let payload = &commit.payloads[start as usize..end as usize];
                 if zone.journal.needs_commit() {
@@ -183,6 +189,30 @@ fn run(
     }
 }
 
+/// Commits what `zone` has pending (the snapshot covers it), writes the snapshot at the
+/// last committed lsn and compacts: segments only older snapshots needed are deleted.
+fn snapshot_now(zone: &mut Zone, snapshot: &[u8]) {
+    if zone.pending > 0 {
+        check(&zone.name, zone.journal.commit());
+        zone.commits.increment(1);
+        zone.records.increment(zone.pending);
+        zone.pending = 0;
+    }
+    let started = Instant::now();
+    let lsn = zone.journal.committed_lsn();
+    check(&zone.name, zone.journal.write_snapshot(lsn, snapshot));
+    let compacted = check(&zone.name, zone.journal.compact());
+    metrics::counter!("router_journal_snapshots_total", "shard" => zone.name.clone()).increment(1);
+    tracing::info!(
+        "zone {}: snapshot at lsn {lsn} ({} bytes) in {:.0?}; compaction removed {} segments ({} bytes)",
+        zone.name,
+        snapshot.len(),
+        started.elapsed(),
+        compacted.segments_removed,
+        compacted.bytes_freed
+    );
+}
+
 /// A journal failure ends the process: after a failed write or sync nothing more may be
 /// acknowledged, and an fsync is never retried (see `journal::writer`).
 fn check<T>(zone: &str, result: Result<T, JournalError>) -> T {
@@ -204,6 +234,11 @@ pub struct Journals {
     /// `<data dir>/zones/<zone id>/` holds each zone's journal.
     pub data_dir: std::path::PathBuf,
     pub options: crate::journal::JournalOptions,
+    /// A zone writes a snapshot after this many records since its last one (0: never).
+    pub snapshot_every: u64,
+    /// How long a decision is remembered for idempotency (its id answered as a duplicate):
+    /// at least this long; a snapshot leaves out older ones that hold no reservation.
+    pub retention: Duration,
 }
 
 impl Journals {
@@ -252,13 +287,16 @@ impl Journals {
         if let Some(torn) = &recovered.torn_tail {
             tracing::warn!("zone {name}: {torn}");
         }
-        if recovered.snapshot.is_some() {
-            anyhow::bail!(
-                "zone {name}: the journal in {} has a snapshot, which this version does not read",
-                dir.display()
-            );
+        if let Some(snapshot) = &recovered.snapshot {
+            state = durable::restore_snapshot(&snapshot.bytes, network, catalog, zone, claims)
+                .with_context(|| {
+                    format!(
+                        "zone {name}: restoring the snapshot {}",
+                        snapshot.path.display()
+                    )
+                })?;
         }
-        if recovered.records.is_empty() {
+        if recovered.records.is_empty() && recovered.snapshot.is_none() {
             let mut payload = Vec::new();
             let mut count = 0;
             for level in own {
@@ -301,7 +339,14 @@ impl Journals {
             })?;
         }
         tracing::info!(
-            "zone {name}: {count} records replayed in {:.0?} ({} orders); the stock file is not read again",
+            "zone {name}: {}{count} records replayed in {:.0?} ({} orders); the stock file is not read again",
+            recovered
+                .snapshot
+                .as_ref()
+                .map_or(String::new(), |snapshot| format!(
+                    "snapshot at lsn {} restored, ",
+                    snapshot.lsn
+                )),
             started.elapsed(),
             state.order_count()
         );
