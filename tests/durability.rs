@@ -77,24 +77,6 @@ fn without_duplicate_flag(mut decision: Value) -> Value {
     decision
 }
 
-/// Units reserved per (warehouse, sku) by `decisions` (none is cancelled here).
-fn placed(decisions: &HashMap<String, Value>) -> HashMap<(String, String), u64> {
-    let mut placed = HashMap::new();
-    for decision in decisions.values() {
-        for shipment in decision["shipments"].as_array().unwrap() {
-            for line in shipment["lines"].as_array().unwrap() {
-                *placed
-                    .entry((
-                        shipment["warehouse"].as_str().unwrap().to_owned(),
-                        line["sku"].as_str().unwrap().to_owned(),
-                    ))
-                    .or_default() += line["qty"].as_u64().unwrap();
-            }
-        }
-    }
-    placed
-}
-
 #[test]
 fn kill_9_at_random_moments_loses_no_acknowledged_decision() {
     // 20,000 orders a trial in CI; issue 4's trial size with
@@ -160,7 +142,7 @@ fn kill_9_at_random_moments_loses_no_acknowledged_decision() {
             );
         }
         // Reserved stock, as recovered, equals what the decisions placed.
-        let placed = placed(&decided);
+        let placed = common::server::placed(decided.values());
         for sku in ["A", "B", "ICE"] {
             let stock = server.get(&format!("/v1/stock/{sku}")).json();
             for cell in stock["warehouses"].as_array().unwrap() {

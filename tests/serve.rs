@@ -158,22 +158,7 @@ fn retries_across_connections_are_duplicates_and_stock_matches_the_decisions() {
     assert_eq!(streamed[0]["error"]["code"], "id_conflict");
 
     // Reserved stock, read through the API, equals what the live decisions placed.
-    let placed = |decisions: &[Value]| {
-        let mut placed: HashMap<(String, String), u64> = HashMap::new();
-        for decision in decisions {
-            for shipment in decision["shipments"].as_array().unwrap() {
-                for line in shipment["lines"].as_array().unwrap() {
-                    *placed
-                        .entry((
-                            shipment["warehouse"].as_str().unwrap().to_owned(),
-                            line["sku"].as_str().unwrap().to_owned(),
-                        ))
-                        .or_default() += line["qty"].as_u64().unwrap();
-                }
-            }
-        }
-        placed
-    };
+    let placed = |decisions: &[Value]| common::server::placed(decisions);
     let check = |placed: &HashMap<(String, String), u64>| {
         for sku in ["A", "B", "ICE", "HEAVY"] {
             let stock = server.get(&format!("/v1/stock/{sku}"));

@@ -270,3 +270,25 @@ pub fn write_chunk(stream: &mut TcpStream, data: &[u8]) {
     stream.write_all(b"\r\n").unwrap();
     stream.flush().unwrap();
 }
+
+/// Units reserved per (warehouse, sku) by `decisions` (contract JSON), as the decisions'
+/// shipments say: what `GET /v1/stock/{sku}` must report reserved when none is cancelled
+/// or shipped.
+pub fn placed<'a>(
+    decisions: impl IntoIterator<Item = &'a serde_json::Value>,
+) -> std::collections::HashMap<(String, String), u64> {
+    let mut placed = std::collections::HashMap::new();
+    for decision in decisions {
+        for shipment in decision["shipments"].as_array().unwrap() {
+            for line in shipment["lines"].as_array().unwrap() {
+                *placed
+                    .entry((
+                        shipment["warehouse"].as_str().unwrap().to_owned(),
+                        line["sku"].as_str().unwrap().to_owned(),
+                    ))
+                    .or_default() += line["qty"].as_u64().unwrap();
+            }
+        }
+    }
+    placed
+}
