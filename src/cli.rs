@@ -166,7 +166,7 @@ pub enum Command {
         /// Hours a decision is remembered for idempotency (a retry answered as a
         /// duplicate), across restarts; older ones that hold no reservation are left out of
         /// the next snapshot.
-        #[arg(long, default_value_t = 24)]
+        #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u64).range(0..=87_600))]
         retention_hours: u64,
         /// HTTP worker threads, which parse. Default: one per core.
         #[arg(long)]

@@ -14,9 +14,9 @@
 //! another home, and only a table of every id catches it. [`Claims`] is that table (a
 //! `dashmap` of id to claim). An id is claimed by the ingest worker ([`admit`]), line by
 //! line in input order, before its chunk goes to the zones: the first line with an id is
-//! the original whatever zone threads do next, a conflict is answered without a hop, and a
-//! duplicate goes straight to the zone holding its decision. The claim names the zone and
-//! slot of the record once there is one.
+//! the original whatever zone threads do next, and a duplicate or a conflict goes straight
+//! to the zone holding the original's record, which answers it behind that record. The
+//! claim names the zone and slot of the record once there is one.
 //!
 //! **Duplicates in flight.** A duplicate has the same content, hence the same home and the
 //! same chain as its original. When it finds the original's claim still pending, the
@@ -159,6 +159,9 @@ pub enum Leg {
     Follow { position: u16 },
     /// At the zone holding the decision: answer it again, as a duplicate.
     Replay,
+    /// Same id, other content: answered `id_conflict` by the zone holding the original's
+    /// record (waiting there while the original is still on its way).
+    Conflict,
 }
 
 /// How a visit was answered.
@@ -171,19 +174,15 @@ pub enum Outcome {
     Invalid(InvalidCode),
 }
 
-/// Where a new line's order goes first.
-#[derive(Debug)]
-pub enum Admitted {
-    /// To this zone, as this visit.
-    To(ZoneId, Visit),
-    /// Nowhere: its id was taken by an order with other content.
-    Conflict(Invalid),
-}
+/// Where a new line's order goes first: to this zone, as this visit.
+pub type Admitted = (ZoneId, Visit);
 
 /// Claims the id of `order` (line `line`, at `index` in its chunk) and says where it goes:
-/// a new id to its home zone, a duplicate to the zone holding its decision (or, while the
-/// original is on its way, after it along the same chain), a conflict nowhere. Called by
-/// the ingest worker, in input order.
+/// a new id to its home zone; a duplicate to the zone holding its decision (or, while the
+/// original is on its way, after it along the same chain); a conflict to the zone of the
+/// original's claim, to be answered there (through that zone's journal queue, so never
+/// before the original is durable: a crash would otherwise free an id whose conflict was
+/// already answered). Called by the ingest worker, in input order.
 pub fn admit(claims: &Claims, network: &Network, order: Order, index: u32, line: u64) -> Admitted {
     let home = network.regions[order.region.index()].zone;
     let (to, leg) = match claims.claim(&order.id, order.content_hash, home) {
@@ -194,9 +193,7 @@ pub fn admit(claims: &Claims, network: &Network, order: Order, index: u32, line:
                 failures: Failures::default(),
             },
         ),
-        Some(claim) if claim.content_hash != order.content_hash => {
-            return Admitted::Conflict(conflict(&order));
-        }
+        Some(claim) if claim.content_hash != order.content_hash => (claim.zone, Leg::Conflict),
         Some(claim) if claim.is_decided() => (claim.zone, Leg::Replay),
         Some(_) => (home, Leg::Follow { position: 0 }),
     };
@@ -206,7 +203,7 @@ pub fn admit(claims: &Claims, network: &Network, order: Order, index: u32, line:
         order,
         leg,
     };
-    Admitted::To(to, visit)
+    (to, visit)
 }
 
 /// The `id_conflict` of `order`.
@@ -334,6 +331,22 @@ impl Zone {
                         .expect("a replayed order is claimed");
                     return self.claimed(network, visit, claim, chain, chain, out);
                 }
+                Leg::Conflict => {
+                    let claim = self
+                        .claims
+                        .get(&visit.order.id)
+                        .expect("a conflicting id is claimed");
+                    if !claim.is_decided() {
+                        // The original is on its way; its record will be where its claim
+                        // says once it is decided.
+                        return Step::Wait(visit);
+                    }
+                    if claim.zone != here {
+                        return Step::Forward(claim.zone, visit);
+                    }
+                    render::write_invalid(out, visit.line, &conflict(&visit.order));
+                    return Step::Answered(Outcome::Invalid(InvalidCode::IdConflict));
+                }
             }
         }
     }
@@ -369,7 +382,7 @@ impl Zone {
         let here = self.state.zone;
         debug_assert_eq!(
             claim.content_hash, visit.order.content_hash,
-            "conflicts are answered at admission"
+            "conflicts take the Conflict leg"
         );
         if claim.is_decided() {
             if claim.zone == here {
@@ -526,14 +539,8 @@ mod tests {
             if choice < admitting {
                 let (index, order) = orders.next().unwrap();
                 let line = index as u64 + 1;
-                match admit(&claims, &world.network, order, index as u32, line) {
-                    Admitted::To(zone, visit) => mailboxes[zone.index()].push_back(visit),
-                    Admitted::Conflict(invalid) => {
-                        let mut out = Vec::new();
-                        render::write_invalid(&mut out, line, &invalid);
-                        answers[index] = String::from_utf8(out).unwrap();
-                    }
-                }
+                let (zone, visit) = admit(&claims, &world.network, order, index as u32, line);
+                mailboxes[zone.index()].push_back(visit);
                 continue;
             }
             let zone = busy[choice - admitting];
@@ -703,9 +710,7 @@ mod replay_tests {
         order: Order,
     ) -> Option<(usize, Vec<u8>, Outcome)> {
         let claims = zones[0].claims.clone();
-        let Admitted::To(mut zone, mut visit) = admit(&claims, &world.network, order, 0, 1) else {
-            return None;
-        };
+        let (mut zone, mut visit) = admit(&claims, &world.network, order, 0, 1);
         loop {
             let mut out = Vec::new();
             match zones[zone.index()].visit(&world.network, visit, Millis(0), &mut out) {

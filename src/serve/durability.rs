@@ -77,7 +77,16 @@ impl Writer {
         let count = journals.len();
         std::thread::Builder::new()
             .name(format!("journal-{name}"))
-            .spawn(move || run(journals, waiting, window, feed))?;
+            .spawn(move || {
+                // A panic here would leave zones handing records to nobody: end the process
+                // instead, as for a failed write.
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    run(journals, waiting, window, feed)
+                }));
+                if outcome.is_err() {
+                    fatal("the journal writer thread panicked");
+                }
+            })?;
         Ok((0..count)
             .map(|journal| Writer {
                 queue: queue.clone(),
@@ -91,12 +100,13 @@ impl Writer {
         self.journal
     }
 
-    /// Hands over a commit (waits while the writer's queue is full).
+    /// Hands over a commit (waits while the writer's queue is full: backpressure from the
+    /// disk; the arbiter's other zones wait too).
     pub fn send(&self, commit: Commit) {
         if self.queue.send(commit).is_err() {
-            // The writer only stops by ending the process; a send can fail only while the
-            // process exits.
-            tracing::error!("journal writer gone; the router is stopping");
+            // The writer is gone (it ends the process on any failure, so this is a bug):
+            // nothing may be acknowledged without it.
+            fatal("the journal writer thread is gone");
         }
     }
 }
@@ -218,14 +228,17 @@ fn snapshot_now(zone: &mut Zone, snapshot: &[u8]) {
 fn check<T>(zone: &str, result: Result<T, JournalError>) -> T {
     match result {
         Ok(value) => value,
-        Err(error) => {
-            tracing::error!(
-                "journal of zone {zone} failed: {error}; stopping now: nothing more is acknowledged, and a restart recovers what is on disk"
-            );
-            eprintln!("order-router: journal of zone {zone} failed: {error}");
-            std::process::exit(74);
-        }
+        Err(error) => fatal(&format!("journal of zone {zone} failed: {error}")),
     }
+}
+
+/// Ends the process (exit status 74) after logging `why`.
+fn fatal(why: &str) -> ! {
+    tracing::error!(
+        "{why}; stopping now: nothing more is acknowledged, and a restart recovers what is on disk"
+    );
+    eprintln!("order-router: {why}");
+    std::process::exit(74);
 }
 
 /// Where the zones' journals live and how they write.
@@ -297,23 +310,20 @@ impl Journals {
                 })?;
         }
         if recovered.records.is_empty() && recovered.snapshot.is_none() {
-            let mut payload = Vec::new();
+            // A new zone starts from the stock file. Its levels go in as one snapshot at lsn
+            // 0, written whole or not at all (a temporary file renamed into place): a crash
+            // halfway leaves a journal that is still new, never one with half the stock.
             let mut count = 0;
             for level in own {
                 state
                     .set_on_hand(*level)
                     .expect("initial stock levels always apply");
-                payload.clear();
-                durable::encode_stock(&mut payload, network, catalog, *level);
-                if journal.needs_commit() {
-                    journal.commit().context("journaling the initial stock")?;
-                }
-                journal
-                    .append(durable::KIND_STOCK, &payload)
-                    .context("journaling the initial stock")?;
                 count += 1;
             }
-            journal.commit().context("journaling the initial stock")?;
+            let snapshot = durable::encode_snapshot(&state, network, catalog, |_| true);
+            journal
+                .write_snapshot(0, &snapshot)
+                .context("writing the initial stock as the first snapshot")?;
             tracing::info!(
                 "zone {name}: new journal in {}, {count} stock levels from the stock file",
                 dir.display()

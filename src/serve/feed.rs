@@ -131,7 +131,10 @@ impl FeedSender {
             return;
         }
         self.inbox.chunks.push(chunk);
-        if !self.inbox.scheduled.swap(true, Ordering::AcqRel) {
+        // SeqCst, with the clear in `drain`: the two flag operations are ordered with each
+        // other and with the queue, so either this swap sees the clear (and schedules a
+        // drain) or the drain that cleared it sees this chunk.
+        if !self.inbox.scheduled.swap(true, Ordering::SeqCst) {
             self.log.do_send(Drain);
         }
     }
@@ -165,7 +168,9 @@ impl FeedLog {
     /// emptied: a chunk pushed after the last pop finds it clear and schedules another
     /// drain, so none is left behind.
     fn drain(&mut self) {
-        self.inbox.scheduled.store(false, Ordering::Release);
+        // A read-modify-write, not a plain store: a store could be reordered after the pops
+        // below (store-load), and a chunk pushed meanwhile would wait for the next drain.
+        self.inbox.scheduled.swap(false, Ordering::SeqCst);
         while let Some(chunk) = self.inbox.chunks.pop() {
             self.append(chunk);
         }

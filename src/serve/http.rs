@@ -9,7 +9,7 @@ use crate::model::{Invalid, InvalidCode, Order, ServiceLevel};
 use crate::route::{Parsed, RouteSummary, parse_line};
 use crate::shard::ShardError;
 use crate::time::Millis;
-use crate::zone::{Admitted, Visit, admit};
+use crate::zone::{Visit, admit};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, ContentType};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -828,7 +828,7 @@ impl App {
 
     /// Hands an admitted chunk to the zone shards, one message per home zone; they decide
     /// it and give its permits back whether or not anyone still waits for the answer.
-    /// `invalid` lines and id conflicts are answered here.
+    /// `invalid` lines are answered here.
     pub fn send_admitted(
         &self,
         batch: Vec<Parsed>,
@@ -855,14 +855,14 @@ impl App {
             local.summary.count_invalid(invalid.code);
         };
         // Ids are claimed here, line by line: the first line with an id is the original,
-        // whatever the zone threads do next.
+        // whatever the zone threads do next. A conflict is answered by the zone holding
+        // the original (after the original is durable).
         for (index, (line, parsed)) in batch.into_iter().enumerate() {
             match parsed {
                 Ok(order) => {
-                    match admit(&self.shards.claims, &network, order, index as u32, line) {
-                        Admitted::To(zone, visit) => by_zone[zone.index()].push(visit),
-                        Admitted::Conflict(invalid) => local_invalid(index, line, &invalid),
-                    }
+                    let (zone, visit) =
+                        admit(&self.shards.claims, &network, order, index as u32, line);
+                    by_zone[zone.index()].push(visit);
                 }
                 Err(invalid) => local_invalid(index, line, &invalid),
             }

@@ -567,9 +567,13 @@ impl Handler<Visits> for ZoneShard {
             summary,
             made: Instant::now(),
         });
-        match (commit, &self.writer) {
-            // Answers (duplicates too: their original may still be in the queue) and feed
-            // entries go out once the writer has made the records durable.
+        // A message that answered nothing (it only passed orders on, or waits) has no
+        // record and nothing to hold back: it skips the writer. Every answer (a decision,
+        // a duplicate, a conflict) rests on a record that may still be in the queue.
+        let waits = summary.lines > 0;
+        match (commit.filter(|_| waits), &self.writer) {
+            // Answers (duplicates and conflicts too: their original may still be in the
+            // queue) and feed entries go out once the writer has made the records durable.
             (Some(mut commit), Some(writer)) => {
                 self.since_snapshot += commit.records.len() as u64;
                 commit.after = After::Answers {
@@ -642,6 +646,7 @@ impl ZoneShard {
         payloads: Vec<u8>,
         records: Vec<(u8, u32, u32)>,
         feed: FeedChunk,
+        network: &Network,
     ) -> Option<tokio::sync::oneshot::Receiver<()>> {
         let Some(writer) = &self.writer else {
             self.publish(feed);
@@ -656,6 +661,8 @@ impl ZoneShard {
             records,
             after: After::Ack { feed, done },
         });
+        // Stock uploads and cancels count towards the replay bound as decisions do.
+        self.snapshot_if_due(network);
         Some(durable)
     }
 }
@@ -732,7 +739,11 @@ impl Handler<OrderRequest> for ZoneShard {
         };
         let answer = order_json(&request.network, self.zone.catalog(), &record);
         if request.action == OrderAction::Read {
-            return after_durable(None, Ok(answer));
+            // Answered behind everything the zone has handed its writer: the decision read
+            // may have been made a moment ago, and is shown only once it is durable.
+            let durable =
+                self.make_durable(Vec::new(), Vec::new(), FeedChunk::new(), &request.network);
+            return after_durable(durable, Ok(answer));
         }
         // The state change goes into the journal and on the feed:
         // `{"cursor":..,"event":"cancelled",...}`; it is answered once durable.
@@ -744,7 +755,7 @@ impl Handler<OrderRequest> for ZoneShard {
         let mut payloads = Vec::new();
         durable::encode_closed(&mut payloads, &record.decision.order_id, record.lifecycle);
         let records = vec![(durable::KIND_CLOSED, 0, payloads.len() as u32)];
-        let durable = self.make_durable(payloads, records, feed);
+        let durable = self.make_durable(payloads, records, feed, &request.network);
         after_durable(durable, Ok(answer))
     }
 }
@@ -847,7 +858,7 @@ impl Handler<SetStock> for ZoneShard {
             }
         }
         // Answered once the applied levels are durable.
-        let durable = self.make_durable(payloads, records, FeedChunk::new());
+        let durable = self.make_durable(payloads, records, FeedChunk::new(), &request.network);
         after_durable(durable, refused)
     }
 }
