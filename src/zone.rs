@@ -167,9 +167,9 @@ pub enum Leg {
 /// How a visit was answered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// A new decision (it goes on the decision feed and into the journal), and the content
-    /// hash of its order.
-    Decided(Status, u64),
+    /// A new decision (it goes on the decision feed and into the journal), and its record's
+    /// slot in the zone.
+    Decided(Status, u32),
     Duplicate,
     Invalid(InvalidCode),
 }
@@ -364,7 +364,7 @@ impl Zone {
         self.claims.settle(&visit.order.id, self.state.zone, slot);
         let record = self.state.order(slot);
         render::write_decision(out, &record.decision, false, network, &self.catalog);
-        Step::Answered(Outcome::Decided(status, visit.order.content_hash))
+        Step::Answered(Outcome::Decided(status, slot))
     }
 
     /// `visit` is a duplicate of the order that holds `claim`: answered here, or where the
@@ -741,11 +741,11 @@ mod replay_tests {
                 match operation {
                     Operation::Order { id, south, sku_b, qty } => {
                         let order = order(&world, &name(id), if south { "S" } else { "N" }, if sku_b { "B" } else { "A" }, qty);
-                        let hash = order.content_hash;
-                        if let Some((zone, out, Outcome::Decided(_, _))) = decide(&world, &mut zones, order) {
+                        if let Some((zone, _, Outcome::Decided(_, slot))) = decide(&world, &mut zones, order) {
+                            let record = zones[zone].state().order(slot);
                             let mut payload = Vec::new();
-                            durable::encode_decision(&mut payload, hash, &out);
-                            journals[zone].push((durable::KIND_DECISION, payload));
+                            durable::encode_decision_record(&mut payload, record.content_hash, &record.decision, &world.network, &world.catalog);
+                            journals[zone].push((durable::KIND_DECISION_BINARY, payload));
                         }
                     }
                     Operation::Cancel { id } | Operation::Ship { id } => {

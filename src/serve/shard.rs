@@ -512,9 +512,9 @@ impl Handler<Visits> for ZoneShard {
                 Step::Answered(outcome) => {
                     summary.lines += 1;
                     match outcome {
-                        Outcome::Decided(status, content_hash) => {
+                        Outcome::Decided(status, slot) => {
                             summary.count_decision(status);
-                            fresh.push((start..out.len(), content_hash));
+                            fresh.push((start..out.len(), slot));
                         }
                         Outcome::Duplicate => summary.duplicates += 1,
                         Outcome::Invalid(code) => summary.count_invalid(code),
@@ -533,7 +533,7 @@ impl Handler<Visits> for ZoneShard {
         let mut commit = self.writer.as_ref().map(|writer| Commit {
             snapshot: None,
             journal: writer.journal(),
-            payloads: Vec::with_capacity(fresh.len() * 400),
+            payloads: Vec::with_capacity(fresh.len() * 128),
             records: Vec::with_capacity(fresh.len()),
             after: After::Ack {
                 feed: FeedChunk::new(),
@@ -541,11 +541,21 @@ impl Handler<Visits> for ZoneShard {
             },
         });
         if let Some(commit) = commit.as_mut() {
-            for (range, content_hash) in &fresh {
+            let (state, catalog) = (self.zone.state(), self.zone.catalog());
+            for (_, slot) in &fresh {
+                let record = state.order(*slot);
                 let start = commit.payloads.len() as u32;
-                durable::encode_decision(&mut commit.payloads, *content_hash, &out[range.clone()]);
+                durable::encode_decision_record(
+                    &mut commit.payloads,
+                    record.content_hash,
+                    &record.decision,
+                    &network,
+                    catalog,
+                );
                 let end = commit.payloads.len() as u32;
-                commit.records.push((durable::KIND_DECISION, start, end));
+                commit
+                    .records
+                    .push((durable::KIND_DECISION_BINARY, start, end));
             }
         }
         let bytes = bytes::Bytes::from(out);
