@@ -529,7 +529,7 @@ impl Handler<Visits> for ZoneShard {
                 Step::Wait(visit) => waiting.push(visit),
             }
         }
-        // The journal gets each new decision exactly as answered.
+        // The journal gets each new decision as a binary record.
         let mut commit = self.writer.as_ref().map(|writer| Commit {
             snapshot: None,
             journal: writer.journal(),
