@@ -244,6 +244,15 @@ impl<'a> Bytes<'a> {
         let count = self.u16()? as usize;
         std::str::from_utf8(self.take(count)?).map_err(|_| bad("a name that is not UTF-8"))
     }
+    /// Bytes after a 4-byte length (snapshots).
+    fn bytes32(&mut self) -> Result<&'a [u8], ReplayError> {
+        let count = self.u32()? as usize;
+        self.take(count)
+    }
+    /// Text after a 4-byte length (snapshots).
+    fn text32(&mut self) -> Result<&'a str, ReplayError> {
+        std::str::from_utf8(self.bytes32()?).map_err(|_| bad("a name that is not UTF-8"))
+    }
     fn lines(&mut self) -> Result<Vec<(&'a str, u32)>, ReplayError> {
         (0..self.u16()?)
             .map(|_| Ok((self.text()?, self.u32()?)))
@@ -724,47 +733,11 @@ pub fn restore_snapshot(
     zone: ZoneId,
     claims: &Claims,
 ) -> Result<ZoneState, ReplayError> {
-    struct Reader<'a>(&'a [u8]);
-    impl<'a> Reader<'a> {
-        fn take(&mut self, count: usize) -> Result<&'a [u8], ReplayError> {
-            if self.0.len() < count {
-                return Err(bad("the snapshot ends early"));
-            }
-            let (head, rest) = self.0.split_at(count);
-            self.0 = rest;
-            Ok(head)
-        }
-        fn u8(&mut self) -> Result<u8, ReplayError> {
-            Ok(self.take(1)?[0])
-        }
-        fn u16(&mut self) -> Result<u16, ReplayError> {
-            Ok(u16::from_le_bytes(
-                self.take(2)?.try_into().expect("2 bytes"),
-            ))
-        }
-        fn u32(&mut self) -> Result<u32, ReplayError> {
-            Ok(u32::from_le_bytes(
-                self.take(4)?.try_into().expect("4 bytes"),
-            ))
-        }
-        fn u64(&mut self) -> Result<u64, ReplayError> {
-            Ok(u64::from_le_bytes(
-                self.take(8)?.try_into().expect("8 bytes"),
-            ))
-        }
-        fn bytes(&mut self) -> Result<&'a [u8], ReplayError> {
-            let count = self.u32()? as usize;
-            self.take(count)
-        }
-        fn text(&mut self) -> Result<&'a str, ReplayError> {
-            std::str::from_utf8(self.bytes()?).map_err(|_| bad("a name that is not UTF-8"))
-        }
-    }
-    let mut reader = Reader(bytes);
+    let mut reader = Bytes(bytes);
     if reader.take(4)? != SNAPSHOT_MAGIC || reader.u8()? != SNAPSHOT_VERSION {
         return Err(bad("not a zone snapshot of this version"));
     }
-    let name = reader.text()?;
+    let name = reader.text32()?;
     if name != network.zone_name(zone) {
         return Err(bad(format!(
             "a snapshot of zone '{name}' in the journal of zone '{}'",
@@ -776,7 +749,7 @@ pub fn restore_snapshot(
     // The zone's warehouses and the carriers, by name, must be those of the config.
     let warehouses = reader.u16()? as usize;
     for local in 0..warehouses {
-        let name = reader.text()?;
+        let name = reader.text32()?;
         if state
             .warehouses()
             .get(local)
@@ -790,7 +763,7 @@ pub fn restore_snapshot(
     }
     let carriers = reader.u16()? as usize;
     for carrier in 0..carriers {
-        let name = reader.text()?;
+        let name = reader.text32()?;
         if carrier >= network.carriers.len() || network.carrier_ids.name(carrier as u32) != name {
             return Err(bad(format!(
                 "the snapshot's carrier {carrier} is '{name}', the config's carriers differ"
@@ -804,7 +777,7 @@ pub fn restore_snapshot(
     }
     for _ in 0..reader.u32()? {
         let local = reader.u16()? as usize;
-        let sku = sku(catalog, reader.text()?)?;
+        let sku = sku(catalog, reader.text32()?)?;
         let cell = crate::shard::StockCell {
             on_hand: reader.u32()?,
             reserved: reader.u32()?,
@@ -822,29 +795,42 @@ pub fn restore_snapshot(
         let pickups = counts(warehouses * carriers)?;
         state.restore_day(day, orders, pickups).map_err(bad)?;
     }
-    for _ in 0..reader.u32()? {
-        let lifecycle = match reader.u8()? {
-            0 => Lifecycle::Live,
-            1 => Lifecycle::Cancelled,
-            2 => Lifecycle::Shipped,
-            other => return Err(bad(format!("unknown lifecycle {other}"))),
-        };
-        let (hash, body) = reader
-            .bytes()?
-            .split_first_chunk::<8>()
-            .ok_or_else(|| bad("a snapshot record shorter than its content hash"))?;
-        let content_hash = u64::from_le_bytes(*hash);
-        let decision = parse_decision_record(body, network, catalog)?;
-        let id = decision.order_id.clone();
-        let slot = state.restore_record(crate::shard::OrderRecord {
-            content_hash,
-            decision,
-            lifecycle,
-        });
+    for number in 0..reader.u32()? {
+        let at = bytes.len() - reader.0.len();
+        let (id, content_hash, slot) = restore_record(&mut reader, network, catalog, &mut state)
+            .map_err(|why| bad(format!("snapshot record {number} (byte {at}): {why}")))?;
         claims.restore(&id, content_hash, zone, slot);
     }
     if !reader.0.is_empty() {
         return Err(bad("bytes after the snapshot's last record"));
     }
     Ok(state)
+}
+
+/// One record of a snapshot into `state`: its id, content hash and slot, for the claims.
+fn restore_record(
+    reader: &mut Bytes<'_>,
+    network: &Network,
+    catalog: &Catalog,
+    state: &mut ZoneState,
+) -> Result<(compact_str::CompactString, u64, u32), ReplayError> {
+    let lifecycle = match reader.u8()? {
+        0 => Lifecycle::Live,
+        1 => Lifecycle::Cancelled,
+        2 => Lifecycle::Shipped,
+        other => return Err(bad(format!("unknown lifecycle {other}"))),
+    };
+    let (hash, body) = reader
+        .bytes32()?
+        .split_first_chunk::<8>()
+        .ok_or_else(|| bad("a snapshot record shorter than its content hash"))?;
+    let content_hash = u64::from_le_bytes(*hash);
+    let decision = parse_decision_record(body, network, catalog)?;
+    let id = decision.order_id.clone();
+    let slot = state.restore_record(crate::shard::OrderRecord {
+        content_hash,
+        decision,
+        lifecycle,
+    });
+    Ok((id, content_hash, slot))
 }
