@@ -61,28 +61,28 @@ fn zone_journals(data_dir: &std::path::Path) -> anyhow::Result<Vec<(String, Path
 }
 
 fn journal(action: JournalAction) -> anyhow::Result<ExitCode> {
-    match action {
+    use std::io::Write;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let written = match action {
         JournalAction::Verify { data_dir } => {
             let mut damaged = 0;
             for (zone, dir) in zone_journals(&data_dir)? {
-                match crate::journal::verify(&dir) {
-                    Ok(report) => print!("zone {zone}: {report}"),
+                let line = match crate::journal::verify(&dir) {
+                    Ok(report) => write!(out, "zone {zone}: {report}"),
                     Err(error) => {
                         damaged += 1;
-                        println!("zone {zone}: DAMAGED: {error}");
+                        writeln!(out, "zone {zone}: DAMAGED: {error}")
                     }
+                };
+                if let Err(error) = line {
+                    return closed_output(error, damaged == 0);
                 }
             }
-            Ok(if damaged == 0 {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+            out.flush().map(|()| damaged == 0)
         }
         JournalAction::Dump { data_dir, zone } => {
-            use std::io::Write;
-            let stdout = std::io::stdout();
-            let mut out = std::io::BufWriter::new(stdout.lock());
+            let mut dumped = Ok(());
             for (name, dir) in zone_journals(&data_dir)? {
                 if zone.as_ref().is_some_and(|wanted| *wanted != name) {
                     continue;
@@ -96,12 +96,36 @@ fn journal(action: JournalAction) -> anyhow::Result<ExitCode> {
                         "offset": record.offset,
                         "record": crate::durable::describe(record.kind, &record.payload),
                     });
-                    writeln!(out, "{line}")?;
+                    dumped = writeln!(out, "{line}");
+                    if dumped.is_err() {
+                        break;
+                    }
+                }
+                if dumped.is_err() {
+                    break;
                 }
             }
-            out.flush()?;
-            Ok(ExitCode::SUCCESS)
+            dumped.and_then(|()| out.flush()).map(|()| true)
         }
+    };
+    match written {
+        Ok(true) => Ok(ExitCode::SUCCESS),
+        Ok(false) => Ok(ExitCode::FAILURE),
+        Err(error) => closed_output(error, true),
+    }
+}
+
+/// A reader that stopped reading (`| head`) ends the output quietly; any other write error
+/// is an error.
+fn closed_output(error: std::io::Error, ok: bool) -> anyhow::Result<ExitCode> {
+    if error.kind() == std::io::ErrorKind::BrokenPipe {
+        Ok(if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        })
+    } else {
+        Err(error.into())
     }
 }
 
