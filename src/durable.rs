@@ -531,11 +531,7 @@ pub fn parse_decision(
         "rejected" => Status::Rejected,
         other => return Err(bad(format!("unknown status '{other}'"))),
     };
-    let zone = network
-        .zone_ids
-        .get(raw.zone)
-        .map(|index| ZoneId(index as u16))
-        .ok_or_else(|| bad(format!("zone '{}' is not in the config", raw.zone)))?;
+    let zone = zone(network, raw.zone)?;
     let time =
         |text: &str| Millis::parse_rfc3339(text).ok_or_else(|| bad(format!("bad time '{text}'")));
     let lines = |lines: &[LineJson]| -> Result<SmallVec<[LineQuantity; 2]>, ReplayError> {
@@ -554,16 +550,7 @@ pub fn parse_decision(
     for shipment in &raw.shipments {
         shipments.push(Shipment {
             warehouse: warehouse(network, shipment.warehouse)?,
-            carrier: network
-                .carrier_ids
-                .get(shipment.carrier)
-                .map(|index| CarrierId(index as u16))
-                .ok_or_else(|| {
-                    bad(format!(
-                        "carrier '{}' is not in the config",
-                        shipment.carrier
-                    ))
-                })?,
+            carrier: carrier(network, shipment.carrier)?,
             level: ServiceLevel::parse(shipment.service)
                 .ok_or_else(|| bad(format!("unknown service '{}'", shipment.service)))?,
             lines: lines(&shipment.lines)?,
@@ -577,17 +564,10 @@ pub fn parse_decision(
     let reason = match raw.reason {
         None => None,
         Some(reason) => {
-            let code = [
-                ReasonCode::NoStock,
-                ReasonCode::NoCarrier,
-                ReasonCode::PromiseUnmeetable,
-                ReasonCode::Capacity,
-                ReasonCode::ServiceUnavailable,
-                ReasonCode::Review,
-            ]
-            .into_iter()
-            .find(|code| code.name() == reason.code)
-            .ok_or_else(|| bad(format!("unknown reason code '{}'", reason.code)))?;
+            let code = REASONS
+                .into_iter()
+                .find(|code| code.name() == reason.code)
+                .ok_or_else(|| bad(format!("unknown reason code '{}'", reason.code)))?;
             Some(Box::new(Reason {
                 code,
                 message: reason.message,
