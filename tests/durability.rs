@@ -368,3 +368,27 @@ fn snapshots_bound_the_replay_and_keep_what_holds_reservations() {
         }
     }
 }
+
+#[test]
+fn a_second_router_on_the_same_data_dir_is_refused() {
+    let server = Server::start(GOLDEN, GOLDEN_CATALOG, STOCK, &[]);
+    let second = std::process::Command::new(env!("CARGO_BIN_EXE_order-router"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(server.dir.path().join("data"))
+        .arg("--config")
+        .arg(server.dir.path().join("router.toml"))
+        .arg("--catalog")
+        .arg(server.dir.path().join("catalog.csv"))
+        .arg("--stock")
+        .arg(server.dir.path().join("stock.csv"))
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    let error = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        error.contains("another order-router is serving from"),
+        "{error}"
+    );
+    // The first one is untouched.
+    assert_eq!(server.get("/healthz").status, 200);
+}

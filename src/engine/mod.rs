@@ -543,13 +543,13 @@ fn choose_carrier(
             let eta = context.now.plus_hours(
                 handling_hours + service.base_hours + candidate.distance_km / service.km_per_hour,
             );
-            if let Some(promise) = context.order.promise_by {
-                if eta > promise {
-                    late = true;
-                    failures.earliest_late_eta =
-                        Some(failures.earliest_late_eta.map_or(eta, |seen| seen.min(eta)));
-                    continue;
-                }
+            if let Some(promise) = context.order.promise_by
+                && eta > promise
+            {
+                late = true;
+                failures.earliest_late_eta =
+                    Some(failures.earliest_late_eta.map_or(eta, |seen| seen.min(eta)));
+                continue;
             }
             if better {
                 best = Some((
@@ -758,8 +758,8 @@ fn search_splits(
         stack.push(next + 1);
         chosen.push(next);
         bound_sum.push(bound);
-        if chosen.len() >= 2 {
-            if let Some(plan) = evaluate_subset_any_fill(
+        if chosen.len() >= 2
+            && let Some(plan) = evaluate_subset_any_fill(
                 context,
                 zone,
                 split_candidates,
@@ -767,9 +767,9 @@ fn search_splits(
                 assignment,
                 failures,
                 best.as_ref(),
-            ) {
-                keep_better(best, plan, context.network);
-            }
+            )
+        {
+            keep_better(best, plan, context.network);
         }
         if chosen.len() < max_size {
             stack.push(next + 1);

@@ -48,7 +48,7 @@ fn write_records(journal: &mut Journal, from: u64, to: u64, group: u64) -> Vec<R
         let record = record(lsn);
         assert_eq!(journal.append(record.kind, &record.payload).unwrap(), lsn);
         written.push(record);
-        if (lsn - from + 1) % group == 0 || lsn == to {
+        if (lsn - from + 1).is_multiple_of(group) || lsn == to {
             journal.commit().unwrap();
         }
     }

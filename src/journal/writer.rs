@@ -456,16 +456,16 @@ impl Journal {
 
     /// Closes the active segment and creates the next, whose header goes out with the group.
     fn start_segment(&mut self, first_lsn: u64) -> Result<(), JournalError> {
-        if let Some(closed) = self.active.take() {
-            if self.options.mode == SyncMode::Write {
-                // Write mode never syncs a commit, but it syncs a segment once as it closes
-                // it, so that a crash can tear only the last segment.
-                self.segment_syncs += 1;
-                closed
-                    .file
-                    .sync_data()
-                    .map_err(|source| JournalError::io("syncing", &closed.path, source))?;
-            }
+        if let Some(closed) = self.active.take()
+            && self.options.mode == SyncMode::Write
+        {
+            // Write mode never syncs a commit, but it syncs a segment once as it closes
+            // it, so that a crash can tear only the last segment.
+            self.segment_syncs += 1;
+            closed
+                .file
+                .sync_data()
+                .map_err(|source| JournalError::io("syncing", &closed.path, source))?;
         }
         let path = self.dir.join(format::segment_file_name(first_lsn));
         let file = OpenOptions::new()
@@ -502,21 +502,21 @@ impl Journal {
                 committed: self.committed_lsn,
             });
         }
-        if let Some(&(newest, _)) = self.snapshots.last() {
-            if lsn < newest {
-                return Err(JournalError::SnapshotBehind { lsn, newest });
-            }
+        if let Some(&(newest, _)) = self.snapshots.last()
+            && lsn < newest
+        {
+            return Err(JournalError::SnapshotBehind { lsn, newest });
         }
         if self.options.mode == SyncMode::None {
             return Ok(());
         }
-        if self.options.mode == SyncMode::Write {
-            if let Some(active) = &self.active {
-                self.segment_syncs += 1;
-                if let Err(source) = active.file.sync_data() {
-                    let error = JournalError::io("syncing", &active.path, source);
-                    return Err(self.poison(error));
-                }
+        if self.options.mode == SyncMode::Write
+            && let Some(active) = &self.active
+        {
+            self.segment_syncs += 1;
+            if let Err(source) = active.file.sync_data() {
+                let error = JournalError::io("syncing", &active.path, source);
+                return Err(self.poison(error));
             }
         }
         match write_snapshot_file(&self.dir, lsn, bytes) {
@@ -565,10 +565,10 @@ impl Journal {
             stats.snapshots_removed += 1;
             self.snapshots.remove(0);
         }
-        if stats.segments_removed + stats.snapshots_removed > 0 {
-            if let Err(error) = sync_directory(&self.dir) {
-                return Err(self.poison(error));
-            }
+        if stats.segments_removed + stats.snapshots_removed > 0
+            && let Err(error) = sync_directory(&self.dir)
+        {
+            return Err(self.poison(error));
         }
         Ok(stats)
     }

@@ -117,6 +117,22 @@ pub fn run(options: ServeOptions) -> anyhow::Result<()> {
     let data_dir = &options.journals.data_dir;
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating the data dir {}", data_dir.display()))?;
+    // One process per data dir: two writers would interleave their journals. The lock is
+    // the kernel's (flock), so it goes with the process however it ends.
+    let lock_path = data_dir.join("LOCK");
+    let lock = std::fs::File::create(&lock_path)
+        .with_context(|| format!("creating {}", lock_path.display()))?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => bail!(
+            "another order-router is serving from {} (it holds {}); two processes would interleave their journals",
+            data_dir.display(),
+            lock_path.display()
+        ),
+        Err(std::fs::TryLockError::Error(error)) => {
+            return Err(error).with_context(|| format!("locking {}", lock_path.display()));
+        }
+    }
     let metrics = PrometheusBuilder::new()
         // Latencies as true Prometheus histograms (they aggregate across instances, which
         // summaries do not), from 100 us to 10 s.
@@ -127,7 +143,9 @@ pub fn run(options: ServeOptions) -> anyhow::Result<()> {
         .context("setting latency buckets")?
         .install_recorder()
         .context("installing the metrics recorder")?;
-    actix_rt::System::new().block_on(serve(world, options, metrics))
+    let served = actix_rt::System::new().block_on(serve(world, options, metrics));
+    drop(lock);
+    served
 }
 
 async fn serve(
