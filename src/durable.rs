@@ -6,13 +6,12 @@
 //! | kind | payload | replay |
 //! |---|---|---|
 //! | [`KIND_DECISION_BINARY`] | content hash (8 bytes, little-endian), then the decision in binary with names ([`encode_decision_record`]) | reserve its shipments, count them against the day of `decided_at`, keep the record, claim its id |
-//! | [`KIND_DECISION`] | content hash, then the decision as the contract's JSON (older journals) | the same |
 //! | [`KIND_CLOSED`] | 1 (cancelled) or 2 (shipped), then the order id | cancel or ship that order's record again |
 //! | [`KIND_STOCK`] | `{"warehouse":..,"sku":..,"on_hand":..}` | set the level |
 //!
-//! A decision is journaled in binary, about a quarter of its JSON (which is what the first
-//! journals held): a quarter of the bytes to checksum, write and sync on the hot path, and
-//! several times faster to read back at a restart. `journal dump` prints it as JSON. Names,
+//! A decision is journaled in binary, about a quarter of its contract JSON: a quarter of the
+//! bytes to checksum, write and sync on the hot path, and several times faster to read back
+//! at a restart. `journal dump` prints it as JSON. Names,
 //! not interned indexes, are written, so a journal outlives a reordered catalogue; a name
 //! the current config or catalogue does not know stops the start with the record's
 //! position. Floats are written exactly (the JSON rounds them).
@@ -31,9 +30,7 @@ use crate::time::Millis;
 use crate::zone::Claims;
 use smallvec::SmallVec;
 
-/// A new decision, as its contract JSON (journals written before the binary record; still
-/// replayed).
-pub const KIND_DECISION: u8 = 1;
+// Kind 1 is not used: it held decisions as JSON in development builds that never landed.
 /// A new decision, binary ([`encode_decision_record`]): what the service writes.
 pub const KIND_DECISION_BINARY: u8 = 4;
 /// A cancel or a shipment of a recorded order.
@@ -353,11 +350,6 @@ pub fn describe(kind: u8, payload: &[u8]) -> serde_json::Value {
             .unwrap_or_else(|_| json!({"unreadable": String::from_utf8_lossy(bytes)}))
     };
     match (kind, payload) {
-        (KIND_DECISION, payload) if payload.len() >= 8 => {
-            let (hash, decision) = payload.split_at(8);
-            let hash = u64::from_le_bytes(hash.try_into().expect("8 bytes"));
-            json!({"kind": "decision", "content_hash": format!("{hash:016x}"), "decision": json(decision)})
-        }
         (KIND_DECISION_BINARY, payload) if payload.len() >= 8 => {
             let (hash, body) = payload.split_at(8);
             let hash = u64::from_le_bytes(hash.try_into().expect("8 bytes"));
@@ -418,16 +410,12 @@ pub fn replay(
     payload: &[u8],
 ) -> Result<(), ReplayError> {
     match kind {
-        KIND_DECISION | KIND_DECISION_BINARY => {
+        KIND_DECISION_BINARY => {
             let (hash, body) = payload
                 .split_first_chunk::<8>()
                 .ok_or_else(|| bad("a decision record shorter than its content hash"))?;
             let content_hash = u64::from_le_bytes(*hash);
-            let decision = if kind == KIND_DECISION {
-                parse_decision(body, network, catalog)?
-            } else {
-                parse_decision_record(body, network, catalog)?
-            };
+            let decision = parse_decision_record(body, network, catalog)?;
             if decision.zone != state.zone {
                 return Err(bad(format!(
                     "decision of order '{}' names zone '{}', this journal is zone '{}'",
@@ -474,116 +462,6 @@ pub fn replay(
         }
         other => Err(bad(format!("unknown record kind {other}"))),
     }
-}
-
-#[derive(serde::Deserialize)]
-struct DecisionJson<'a> {
-    #[serde(borrow)]
-    order_id: &'a str,
-    status: &'a str,
-    zone: &'a str,
-    seq: u64,
-    decided_at: &'a str,
-    #[serde(borrow)]
-    shipments: Vec<ShipmentJson<'a>>,
-    #[serde(borrow)]
-    backordered: Vec<LineJson<'a>>,
-    reason: Option<ReasonJson>,
-}
-
-#[derive(serde::Deserialize)]
-struct ShipmentJson<'a> {
-    warehouse: &'a str,
-    carrier: &'a str,
-    service: &'a str,
-    #[serde(borrow)]
-    lines: Vec<LineJson<'a>>,
-    distance_km: f64,
-    weight_kg: f64,
-    cost: f64,
-    eta: &'a str,
-}
-
-#[derive(serde::Deserialize)]
-struct LineJson<'a> {
-    sku: &'a str,
-    qty: u32,
-}
-
-#[derive(serde::Deserialize)]
-struct ReasonJson {
-    code: String,
-    message: String,
-}
-
-/// A decision from the contract's JSON, names resolved against `network` and `catalog`.
-pub fn parse_decision(
-    json: &[u8],
-    network: &Network,
-    catalog: &Catalog,
-) -> Result<Decision, ReplayError> {
-    let raw: DecisionJson =
-        serde_json::from_slice(json).map_err(|why| bad(format!("a decision record: {why}")))?;
-    let status = match raw.status {
-        "routed" => Status::Routed,
-        "backordered" => Status::Backordered,
-        "held" => Status::Held,
-        "rejected" => Status::Rejected,
-        other => return Err(bad(format!("unknown status '{other}'"))),
-    };
-    let zone = zone(network, raw.zone)?;
-    let time =
-        |text: &str| Millis::parse_rfc3339(text).ok_or_else(|| bad(format!("bad time '{text}'")));
-    let lines = |lines: &[LineJson]| -> Result<SmallVec<[LineQuantity; 2]>, ReplayError> {
-        lines
-            .iter()
-            .map(|line| {
-                let sku = sku(catalog, line.sku)?;
-                Ok(LineQuantity {
-                    sku,
-                    quantity: line.qty,
-                })
-            })
-            .collect()
-    };
-    let mut shipments = SmallVec::new();
-    for shipment in &raw.shipments {
-        shipments.push(Shipment {
-            warehouse: warehouse(network, shipment.warehouse)?,
-            carrier: carrier(network, shipment.carrier)?,
-            level: ServiceLevel::parse(shipment.service)
-                .ok_or_else(|| bad(format!("unknown service '{}'", shipment.service)))?,
-            lines: lines(&shipment.lines)?,
-            distance_km: shipment.distance_km,
-            weight_kg: shipment.weight_kg,
-            cost: shipment.cost,
-            eta: time(shipment.eta)?,
-        });
-    }
-    let backordered = lines(&raw.backordered)?.into_iter().collect();
-    let reason = match raw.reason {
-        None => None,
-        Some(reason) => {
-            let code = REASONS
-                .into_iter()
-                .find(|code| code.name() == reason.code)
-                .ok_or_else(|| bad(format!("unknown reason code '{}'", reason.code)))?;
-            Some(Box::new(Reason {
-                code,
-                message: reason.message,
-            }))
-        }
-    };
-    Ok(Decision {
-        order_id: raw.order_id.into(),
-        status,
-        zone,
-        seq: raw.seq,
-        decided_at: time(raw.decided_at)?,
-        shipments,
-        backordered,
-        reason,
-    })
 }
 
 fn sku(catalog: &Catalog, name: &str) -> Result<SkuId, ReplayError> {

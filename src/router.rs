@@ -320,7 +320,7 @@ pub fn commit(
 ) -> Decision {
     let order = context.order;
     let policy = &context.network.policy;
-    state.reserve(&plan, context.day);
+    state.reserve(&plan.shipments, context.day);
     let value: f64 = order
         .lines
         .iter()

@@ -11,9 +11,8 @@
 
 use crate::catalog::StockLevel;
 use crate::config::Network;
-use crate::engine::Plan;
 use crate::ids::{CarrierId, SkuId, WarehouseId, ZoneId};
-use crate::model::Decision;
+use crate::model::{Decision, Shipment};
 
 /// How many UTC days of capacity counters a zone keeps. Orders decided at times older than
 /// this (a `route` replay of an old file, say) count against a fresh day.
@@ -224,10 +223,11 @@ impl ZoneState {
         seq
     }
 
-    /// Reserves a plan's units and counts its shipments against `day`'s capacities. The
-    /// engine only plans what is available, so running short here is a bug.
-    pub fn reserve(&mut self, plan: &Plan, day: i32) {
-        for shipment in &plan.shipments {
+    /// Reserves the units of a plan's (or a replayed decision's) shipments and counts them
+    /// against `day`'s capacities. Only what is available is planned (and replay checks it
+    /// first), so running short here is a bug.
+    pub fn reserve(&mut self, shipments: &[Shipment], day: i32) {
+        for shipment in shipments {
             let local = self
                 .local(shipment.warehouse)
                 .expect("plans use the zone's own warehouses");
@@ -273,17 +273,7 @@ impl ZoneState {
                 }
             }
         }
-        let day = decision.decided_at.utc_day();
-        for shipment in &decision.shipments {
-            let local = self.local(shipment.warehouse).expect("checked above");
-            for line in &shipment.lines {
-                self.cell_mut(local, line.sku).reserved += line.quantity;
-            }
-            let carriers = self.carriers;
-            let counters = self.day_mut(day);
-            counters.warehouse_orders[local] += 1;
-            counters.pickups[local * carriers + shipment.carrier.index()] += 1;
-        }
+        self.reserve(&decision.shipments, decision.decided_at.utc_day());
         self.take_seq();
         Ok(self.record(decision, content_hash))
     }

@@ -721,45 +721,6 @@ mod replay_tests {
         }
     }
 
-    /// Journals written before the binary record hold decisions as JSON (kind 1): they
-    /// still replay, to the same decision.
-    #[test]
-    fn json_decision_records_of_older_journals_replay() {
-        let world = world("warehouse,sku,on_hand\nWS,A,6\n");
-        let mut zones = zones(&world);
-        let order = order(&world, "old-1", "N", "A", 2);
-        let hash = order.content_hash;
-        let Some((zone, rendered, Outcome::Decided(_, _))) = decide(&world, &mut zones, order)
-        else {
-            panic!("a decision expected")
-        };
-        let mut payload = hash.to_le_bytes().to_vec();
-        payload.extend_from_slice(rendered.strip_suffix(b"\n").unwrap());
-        let claims = Claims::default();
-        let mut state = ZoneState::new(&world.network, ZoneId(zone as u16), world.catalog.len());
-        state.set_on_hand(world.stock[0]).unwrap();
-        durable::replay(
-            &mut state,
-            &claims,
-            &world.network,
-            &world.catalog,
-            durable::KIND_DECISION,
-            &payload,
-        )
-        .unwrap();
-        let mut again = Vec::new();
-        render::write_decision(
-            &mut again,
-            &state.order(0).decision,
-            false,
-            &world.network,
-            &world.catalog,
-        );
-        assert_eq!(again, rendered);
-        assert_eq!(state.cell(0, SkuId(0)).reserved, 2);
-        assert_eq!(claims.get("old-1").unwrap().content_hash, hash);
-    }
-
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
         #[test]

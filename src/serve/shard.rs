@@ -681,7 +681,7 @@ impl ZoneShard {
     /// Once enough records have gone to the journal since the last snapshot, hands the
     /// writer a snapshot of the zone (behind those records), keeping the decisions of the
     /// idempotency window and every one that holds reservations. It blocks the zone while
-    /// it is encoded (about 0.4 s a million records): the price of a bounded restart.
+    /// it is encoded (0.67 s for 1M records kept, 1 s for 2.5M, measured): the price of a bounded restart.
     fn snapshot_if_due(&mut self, network: &Network) {
         let Some(writer) = &self.writer else {
             return;

@@ -36,18 +36,7 @@ impl Server {
         stock: &Path,
         extra: &[&str],
     ) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_order-router"))
-            .arg("serve")
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .arg("--config")
-            .arg(config)
-            .arg("--catalog")
-            .arg(catalog)
-            .arg("--stock")
-            .arg(stock)
+        let mut child = serve_command(&dir.path().join("data"), config, catalog, stock)
             .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
@@ -68,6 +57,18 @@ impl Server {
             addr,
             dir,
         }
+    }
+
+    /// `serve` on this server's data dir and the files `start` wrote, on a free port, not
+    /// started: for a second process on the same directory.
+    pub fn command_on_same_files(&self) -> Command {
+        let path = |name: &str| self.dir.path().join(name);
+        serve_command(
+            &path("data"),
+            &path("router.toml"),
+            &path("catalog.csv"),
+            &path("stock.csv"),
+        )
     }
 
     /// Kills the server with SIGKILL (no drain, no flush: a crash) and starts it again on
@@ -169,6 +170,21 @@ impl Drop for Server {
             let _ = child.wait();
         }
     }
+}
+
+/// `order-router serve` on a free loopback port with these files.
+fn serve_command(data: &Path, config: &Path, catalog: &Path, stock: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_order-router"));
+    command
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .arg("--config")
+        .arg(config)
+        .arg("--catalog")
+        .arg(catalog)
+        .arg("--stock")
+        .arg(stock);
+    command
 }
 
 /// A parsed HTTP response.
