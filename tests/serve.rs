@@ -299,6 +299,13 @@ fn one_stream_too_many_is_refused_with_429_and_retry_after() {
         metrics.contains("router_requests_throttled_total 1"),
         "{metrics}"
     );
+    // The memory a load test reports: read at the scrape, never zero for a live process.
+    let resident = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("process_resident_memory_bytes "))
+        .and_then(|value| value.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no resident memory in {metrics}"));
+    assert!(resident > 1_000_000.0, "{resident}");
 
     // Once the first stream ends, a new one is taken.
     stream.write_all(b"0\r\n\r\n").unwrap();
@@ -443,6 +450,10 @@ fn network_catalogue_and_stock_levels_in_and_out() {
     assert_eq!(ids("zones"), ["east", "west"]);
     assert_eq!(ids("warehouses"), ["FAR", "NEAR", "WEST"]);
     assert_eq!(ids("carriers"), ["cheap", "cold", "fast"]);
+    // The tiers a load generator may use, with the standard tier every config has.
+    assert_eq!(ids("tiers"), ["standard", "vip"]);
+    assert_eq!(network["tiers"][1]["min_service"], "express");
+    assert_eq!(network["limits"]["max_lines_per_order"], 100);
     let mut shipped: HashMap<String, u64> = HashMap::new();
     let mut carried: HashMap<String, u64> = HashMap::new();
     for decision in &decided {
@@ -819,6 +830,25 @@ fn a_changed_config_file_is_picked_up_without_being_asked() {
         metrics.contains("router_config_reloads_total{outcome=\"applied\"}"),
         "{metrics}"
     );
+
+    // Reading the file is not changing it: the watcher sees it opened (and a reload opens
+    // it too), but nothing reloads until the file is new again. This once looped for ever,
+    // a reload every 300 ms.
+    let reloads = |server: &Server| -> f64 {
+        let metrics = server.get("/metrics").text().to_owned();
+        metrics
+            .lines()
+            .filter(|line| line.starts_with("router_config_reloads_total"))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let settled = reloads(&server);
+    for _ in 0..3 {
+        std::fs::read_to_string(&config_path).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(400));
+    }
+    assert_eq!(reloads(&server), settled);
 }
 
 fn rand_suffix() -> u64 {
@@ -1189,6 +1219,13 @@ fn under_a_stalled_shard_standard_orders_get_429_and_express_ones_get_in() {
         metrics.contains("router_requests_throttled_total 1"),
         "{metrics}"
     );
+    // The memory a load test reports: read at the scrape, never zero for a live process.
+    let resident = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("process_resident_memory_bytes "))
+        .and_then(|value| value.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no resident memory in {metrics}"));
+    assert!(resident > 1_000_000.0, "{resident}");
 
     // The express order is admitted (its answer waits for the shards).
     let express_order = simple_order("E-1", "R1", &[("A", 1)], r#","service":"express""#);

@@ -733,9 +733,26 @@ async fn readyz(app: web::Data<App>) -> HttpResponse {
 
 async fn metrics(app: web::Data<App>) -> HttpResponse {
     metrics::gauge!("router_orders_in_flight").set(app.admission.in_flight() as f64);
+    if let Some((resident, peak)) = resident_memory() {
+        // The name every Prometheus client library uses, so dashboards find it.
+        metrics::gauge!("process_resident_memory_bytes").set(resident as f64);
+        metrics::gauge!("router_memory_resident_peak_bytes").set(peak as f64);
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(app.metrics.render())
+}
+
+/// The process's resident memory and its peak so far, in bytes (`VmRSS` and `VmHWM` of
+/// `/proc/self/status`); `None` where there is no such file (not Linux).
+fn resident_memory() -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kilobytes = |key: &str| -> Option<u64> {
+        let line = status.lines().find(|line| line.starts_with(key))?;
+        let value = line[key.len()..].trim().strip_suffix("kB")?.trim();
+        value.parse::<u64>().ok().map(|kib| kib * 1024)
+    };
+    Some((kilobytes("VmRSS:")?, kilobytes("VmHWM:")?))
 }
 
 /// The answers of a chunk: one NDJSON line per parsed line, in input order.

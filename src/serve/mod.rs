@@ -30,7 +30,7 @@ use arc_swap::ArcSwap;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use shard::Shards;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -286,6 +286,14 @@ impl Signals {
 /// several steps (truncate, write, rename), and one reload should see the last.
 const RELOAD_DEBOUNCE: Duration = Duration::from_millis(300);
 
+/// A version of a file as `stat` tells it (size, modification time, inode), without opening
+/// it; `None` when it cannot be read.
+fn file_version(path: &Path) -> Option<(u64, std::time::SystemTime, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let metadata = std::fs::metadata(path).ok()?;
+    Some((metadata.len(), metadata.modified().ok()?, metadata.ino()))
+}
+
 /// Watches the config file (its folder, since editors replace files by renaming) and
 /// reloads after each burst of changes. `None` when serving the embedded config, or when
 /// the platform cannot watch (logged; SIGHUP and the admin endpoint still work).
@@ -298,12 +306,21 @@ fn watch_config(
     let folder = absolute.parent()?.to_owned();
     let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<()>();
     let watched = absolute.clone();
+    // The watcher reports opening the file too (inotify `IN_OPEN`), and a reload opens it:
+    // without this, one event started a reload every debounce period for ever. Only a new
+    // version of the file (another size, time or inode, read without opening it) reloads.
+    let mut last_version = file_version(&absolute);
     let mut debouncer = match notify_debouncer_mini::new_debouncer(
         RELOAD_DEBOUNCE,
         move |events: notify_debouncer_mini::DebounceEventResult| {
             if let Ok(events) = events
                 && events.iter().any(|event| event.path == watched)
             {
+                let version = file_version(&watched);
+                if version.is_some() && version == last_version {
+                    return;
+                }
+                last_version = version;
                 let _ = sender.send(());
             }
         },

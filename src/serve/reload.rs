@@ -198,6 +198,7 @@ pub async fn reload(app: &App, path: Option<&Path>) -> Outcome {
     }
     let changed = changes(&old, &new);
     if changed.is_empty() {
+        metrics::counter!("router_config_reloads_total", "outcome" => "unchanged").increment(1);
         return Outcome::Unchanged;
     }
     // The zone shards take the snapshot from each message: the chunks parsed from now on

@@ -139,8 +139,20 @@ pub fn network(network: &Network, loads: &[WarehouseLoad], now: Millis) -> Value
             })
         })
         .collect();
+    let tiers: Vec<Value> = network
+        .tiers
+        .iter()
+        .enumerate()
+        .map(|(index, tier)| {
+            json!({
+                "id": network.tier_ids.name(index as u32),
+                "min_service": tier.min_service.name(),
+            })
+        })
+        .collect();
     json!({
         "day": now.utc_day(),
+        "tiers": tiers,
         "zones": zones,
         "regions": regions,
         "warehouses": warehouses,
@@ -152,6 +164,10 @@ pub fn network(network: &Network, loads: &[WarehouseLoad], now: Millis) -> Value
             "load_weight": network.policy.load_weight,
             "rank_weight": network.policy.rank_weight,
             "max_shipments": network.policy.max_shipments,
+        },
+        "limits": {
+            "max_line_bytes": network.limits.max_line_bytes,
+            "max_lines_per_order": network.limits.max_lines_per_order,
         },
     })
 }
