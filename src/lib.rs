@@ -32,6 +32,7 @@
 //! [`cli`] is the command line; `main.rs` only calls it. [`yardstick`] is what the `route`
 //! benchmark measures against.
 
+pub mod arena;
 pub mod catalog;
 pub mod cli;
 pub mod config;

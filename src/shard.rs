@@ -9,6 +9,7 @@
 //! Invariant (checked on every change, panicking if broken, since only a bug can break it):
 //! for every warehouse and SKU, `reserved <= on_hand`.
 
+use crate::arena::Arena;
 use crate::catalog::StockLevel;
 use crate::config::Network;
 use crate::ids::{CarrierId, SkuId, WarehouseId, ZoneId};
@@ -101,8 +102,9 @@ pub struct ZoneState {
     days: Vec<DayCounters>,
     /// Every order this zone decided, in decision order; a record's position is its slot.
     /// Ids map to slots outside the zone (the router's claims), so this is an arena: one
-    /// append per decision, no hashing, no per-order allocation.
-    records: Vec<OrderRecord>,
+    /// append per decision, no hashing, no per-order allocation. Chunked and shared on
+    /// clone, so a snapshot copies the state in microseconds ([`Arena`]).
+    records: Arena<OrderRecord>,
     /// The position the next record takes in the zone's journal.
     next_seq: u64,
 }
@@ -122,7 +124,7 @@ impl ZoneState {
             local_index,
             carriers: network.carriers.len(),
             days: Vec::with_capacity(COUNTED_DAYS),
-            records: Vec::new(),
+            records: Arena::default(),
             next_seq: 1,
         }
     }
@@ -415,7 +417,7 @@ impl ZoneState {
             }
         }
         self.take_seq();
-        let record = &mut self.records[slot as usize];
+        let record = self.records.get_mut(slot as usize);
         record.lifecycle = end;
         Ok(record)
     }

@@ -328,11 +328,9 @@ fn snapshots_bound_the_replay_and_keep_what_holds_reservations() {
         .collect();
     server.post_ndjson(&(second.join("\n") + "\n"));
     let stock_before = server.get("/v1/stock/A").json();
-
-    let server = server.kill_and_restart(&flags);
     // Snapshots taken while serving: every journal also starts with one at lsn 0 (the
     // initial stock), which does not count here.
-    let snapshots = |zone: &str| {
+    let snapshots = |server: &Server, zone: &str| {
         std::fs::read_dir(server.dir.path().join("data/zones").join(zone))
             .unwrap()
             .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
@@ -341,7 +339,16 @@ fn snapshots_bound_the_replay_and_keep_what_holds_reservations() {
             })
             .count()
     };
-    assert!(snapshots("east") >= 1 && snapshots("west") >= 1);
+    // Snapshots are written off the zone threads, after the answers: wait for east's
+    // second (taken after the cancel: 20 records of the first batch, then 31) and west's.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while snapshots(&server, "east") < 2 || snapshots(&server, "west") < 1 {
+        assert!(std::time::Instant::now() < deadline, "no snapshots written");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let server = server.kill_and_restart(&flags);
+    assert!(snapshots(&server, "east") >= 2 && snapshots(&server, "west") >= 1);
     assert_eq!(server.get("/v1/stock/A").json(), stock_before);
     // Held reservations are remembered: duplicates with the same decision.
     let again = server.post_ndjson(&(first.join("\n") + "\n")).lines();

@@ -43,7 +43,7 @@ pub use format::{
 pub use inspect::{
     RecordEntry, Records, SegmentReport, SnapshotReport, VerifyReport, read_records, verify,
 };
-pub use writer::{CommitStats, CompactStats, Journal};
+pub use writer::{CommitStats, CompactStats, Journal, write_detached_snapshot};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -332,6 +332,12 @@ pub enum JournalError {
 }
 
 impl JournalError {
+    /// Whether this is a failed sync (of a file or a directory): after one, nothing written
+    /// may be trusted to be on disk, and the journal must not be used again.
+    pub fn is_failed_sync(&self) -> bool {
+        matches!(self, JournalError::Io { action, .. } if action.starts_with("syncing"))
+    }
+
     fn io(action: &'static str, path: &Path, source: std::io::Error) -> JournalError {
         JournalError::Io {
             action,

@@ -492,10 +492,23 @@ impl Journal {
     /// [`SyncMode::Write`] the active segment is synced first, so the records the snapshot
     /// claims to cover are on disk before it. A failed sync poisons the journal.
     pub fn write_snapshot(&mut self, lsn: u64, bytes: &[u8]) -> Result<(), JournalError> {
-        self.check_poisoned()?;
-        if bytes.len() as u64 > MAX_SNAPSHOT_BYTES {
-            return Err(JournalError::SnapshotTooLarge { bytes: bytes.len() });
+        if !self.prepare_snapshot(lsn)? {
+            return Ok(());
         }
+        match write_detached_snapshot(&self.dir, lsn, bytes) {
+            Ok(path) => self.add_snapshot(lsn, path),
+            Err(error) if error.is_failed_sync() => Err(self.poison(error)),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The first half of a snapshot written by another thread: checks that a snapshot after
+    /// `lsn` may be taken (committed, not behind the newest) and makes the records up to it
+    /// durable (`write` mode syncs the active segment: a snapshot must never be on disk
+    /// ahead of the records it covers). `false` when snapshots are not kept (`none` mode).
+    /// Then [`write_detached_snapshot`] (any thread) and [`Journal::add_snapshot`].
+    pub fn prepare_snapshot(&mut self, lsn: u64) -> Result<bool, JournalError> {
+        self.check_poisoned()?;
         if lsn > self.committed_lsn {
             return Err(JournalError::SnapshotAhead {
                 lsn,
@@ -508,7 +521,7 @@ impl Journal {
             return Err(JournalError::SnapshotBehind { lsn, newest });
         }
         if self.options.mode == SyncMode::None {
-            return Ok(());
+            return Ok(false);
         }
         if self.options.mode == SyncMode::Write
             && let Some(active) = &self.active
@@ -519,24 +532,22 @@ impl Journal {
                 return Err(self.poison(error));
             }
         }
-        match write_snapshot_file(&self.dir, lsn, bytes) {
-            Ok(path) => {
-                self.snapshots.retain(|(existing, _)| *existing != lsn);
-                self.snapshots.push((lsn, path));
-                Ok(())
-            }
-            Err(error) => {
-                let failed_sync = matches!(
-                    &error,
-                    JournalError::Io { action, .. } if action.starts_with("syncing")
-                );
-                if failed_sync {
-                    Err(self.poison(error))
-                } else {
-                    Err(error)
-                }
-            }
+        Ok(true)
+    }
+
+    /// The second half: a snapshot file written at `path` for `lsn` (prepared with
+    /// [`Journal::prepare_snapshot`]) becomes the journal's newest; [`Journal::compact`]
+    /// may then drop what it covers.
+    pub fn add_snapshot(&mut self, lsn: u64, path: PathBuf) -> Result<(), JournalError> {
+        self.check_poisoned()?;
+        if let Some(&(newest, _)) = self.snapshots.last()
+            && lsn < newest
+        {
+            return Err(JournalError::SnapshotBehind { lsn, newest });
         }
+        self.snapshots.retain(|(existing, _)| *existing != lsn);
+        self.snapshots.push((lsn, path));
+        Ok(())
     }
 
     /// Deletes what the snapshots make unnecessary: snapshots older than the newest
@@ -608,4 +619,20 @@ fn create_directory(dir: &Path) -> Result<(), JournalError> {
         sync_directory(parent)?;
     }
     Ok(())
+}
+
+/// Writes the snapshot `bytes` of the state after `lsn` into the journal directory `dir`,
+/// durably (temporary file, sync, rename, directory sync), from any thread: the journal's
+/// owner prepared it ([`Journal::prepare_snapshot`]) and registers it afterwards
+/// ([`Journal::add_snapshot`]). A failed sync must end the journal's use (see
+/// [`JournalError::is_failed_sync`]).
+pub fn write_detached_snapshot(
+    dir: &Path,
+    lsn: u64,
+    bytes: &[u8],
+) -> Result<PathBuf, JournalError> {
+    if bytes.len() as u64 > MAX_SNAPSHOT_BYTES {
+        return Err(JournalError::SnapshotTooLarge { bytes: bytes.len() });
+    }
+    write_snapshot_file(dir, lsn, bytes)
 }

@@ -15,7 +15,7 @@
 //! is done, whether or not the client still listens. The journey of one order is
 //! [`crate::zone`].
 
-use super::durability::{After, Commit};
+use super::durability::{After, Commit, SnapshotJob, SnapshotStep, Snapshotter};
 use super::feed::{FeedChunk, FeedSender};
 use crate::catalog::{Catalog, StockLevel};
 use crate::config::Network;
@@ -96,6 +96,13 @@ impl Shards {
         }
         let mut writers: Vec<Option<super::durability::Writer>> =
             (0..states.len()).map(|_| None).collect();
+        let snapshotter = if on_arbiter.iter().any(|journals| !journals.is_empty())
+            && journals.snapshot_every > 0
+        {
+            Some(Snapshotter::start().context("starting the snapshot thread")?)
+        } else {
+            None
+        };
         for (arbiter, journals) in on_arbiter.into_iter().enumerate() {
             if journals.is_empty() {
                 continue;
@@ -124,6 +131,7 @@ impl Shards {
             let zone = Zone::new(state, catalog.clone(), claims.clone());
             let mut shard = ZoneShard::new(zone, name, network, peers.clone(), feed.clone());
             shard.hold_while = hold_while.clone();
+            shard.snapshotter = writer.as_ref().and(snapshotter.clone());
             shard.writer = writer;
             shard.snapshot_every = journals.snapshot_every;
             shard.retention = journals.retention;
@@ -305,6 +313,8 @@ pub struct ZoneShard {
     hold_while: Option<std::path::PathBuf>,
     /// The zone's journal writer; `None` when nothing is journaled (`--sync none`).
     writer: Option<super::durability::Writer>,
+    /// Where the zone's snapshots are encoded and written (with the writer).
+    snapshotter: Option<Snapshotter>,
     /// Records handed to the writer since the last snapshot, and the snapshot policy.
     since_snapshot: u64,
     snapshot_every: u64,
@@ -331,6 +341,7 @@ impl ZoneShard {
             gauges_set: None,
             hold_while: None,
             writer: None,
+            snapshotter: None,
             since_snapshot: 0,
             snapshot_every: 0,
             retention: Duration::ZERO,
@@ -656,7 +667,7 @@ impl ZoneShard {
         payloads: Vec<u8>,
         records: Vec<(u8, u32, u32)>,
         feed: FeedChunk,
-        network: &Network,
+        network: &Arc<Network>,
     ) -> Option<tokio::sync::oneshot::Receiver<()>> {
         let Some(writer) = &self.writer else {
             self.publish(feed);
@@ -682,26 +693,41 @@ impl ZoneShard {
     /// writer a snapshot of the zone (behind those records), keeping the decisions of the
     /// idempotency window and every one that holds reservations. It blocks the zone while
     /// it is encoded (0.67 s for 1M records kept, 1 s for 2.5M, measured): the price of a bounded restart.
-    fn snapshot_if_due(&mut self, network: &Network) {
-        let Some(writer) = &self.writer else {
+    fn snapshot_if_due(&mut self, network: &Arc<Network>) {
+        let (Some(writer), Some(snapshotter)) = (&self.writer, &self.snapshotter) else {
             return;
         };
         if self.snapshot_every == 0 || self.since_snapshot < self.snapshot_every {
             return;
         }
+        let name = network.zone_name(self.zone.id());
+        if !snapshotter.is_free() {
+            // Another zone's snapshot is being written: try again a little later.
+            self.since_snapshot = self.snapshot_every - self.snapshot_every / 16;
+            tracing::debug!("zone {name}: snapshot put off, the snapshot thread is busy");
+            return;
+        }
         self.since_snapshot = 0;
-        let oldest = Millis::now().0 - self.retention.as_millis() as i64;
-        let keep = |record: &OrderRecord| {
-            let holds =
-                record.decision.reserves() && record.lifecycle == crate::shard::Lifecycle::Live;
-            holds || record.decision.decided_at.0 >= oldest
-        };
         let started = Instant::now();
-        let snapshot =
-            durable::encode_snapshot(self.zone.state(), network, self.zone.catalog(), keep);
+        // The zone's one stall for a snapshot: a copy of its state, encoded and written on
+        // the snapshot thread while the zone goes on.
+        let state = self.zone.state().clone();
+        let (lsn_to, lsn) = crossbeam::channel::bounded(1);
+        let job = SnapshotJob {
+            zone: name.to_owned(),
+            state,
+            network: network.clone(),
+            catalog: self.zone.catalog().clone(),
+            oldest_kept: Millis::now().0 - self.retention.as_millis() as i64,
+            lsn,
+            writer: writer.clone(),
+        };
+        if !snapshotter.submit(job) {
+            self.since_snapshot = self.snapshot_every - self.snapshot_every / 16;
+            return;
+        }
         tracing::info!(
-            "zone {}: snapshot of {} orders encoded in {:.0?}",
-            network.zone_name(self.zone.id()),
+            "zone {name}: state of {} orders copied for a snapshot in {:.0?}",
             self.zone.state().order_count(),
             started.elapsed()
         );
@@ -709,7 +735,7 @@ impl ZoneShard {
             journal: writer.journal(),
             payloads: Vec::new(),
             records: Vec::new(),
-            snapshot: Some(snapshot),
+            snapshot: Some(SnapshotStep::Mark(lsn_to)),
             after: After::Ack {
                 feed: FeedChunk::new(),
                 done: tokio::sync::oneshot::channel().0,
