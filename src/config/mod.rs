@@ -153,6 +153,12 @@ pub struct Limits {
     pub idle_timeout_s: u64,
     /// Connections each HTTP worker holds open at once; more wait in the listen backlog.
     pub max_connections: usize,
+    /// The kernel's receive buffer of each connection (`SO_RCVBUF`), in bytes; 0 leaves it
+    /// to the kernel's autotuning. Bounded so that a stream the router is not reading backs
+    /// up into its sender within a few thousand orders: autotuned buffers grow to 32 MiB on
+    /// Linux, a second or more of orders queued where admission cannot see them, and the
+    /// latency of a spike's backlog with them (loadtest singles-day, docs/benchmarks.md).
+    pub receive_buffer_bytes: usize,
 }
 
 impl Default for Limits {
@@ -166,6 +172,7 @@ impl Default for Limits {
             header_timeout_ms: 10_000,
             idle_timeout_s: 75,
             max_connections: 25_000,
+            receive_buffer_bytes: 1 << 20,
         }
     }
 }
@@ -923,6 +930,11 @@ impl Checker<'_> {
         if let Some(value) = &raw.max_connections {
             limits.max_connections =
                 self.integer(value, "limits.max_connections".into(), 1..1_000_001) as usize;
+        }
+        if let Some(value) = &raw.receive_buffer_bytes {
+            let range = 0..(1 << 30) + 1;
+            limits.receive_buffer_bytes =
+                self.integer(value, "limits.receive_buffer_bytes".into(), range) as usize;
         }
         if let Some(value) = &raw.priority_reserve {
             let range = 0..limits.max_orders_in_flight as i64;

@@ -37,6 +37,7 @@ const LIMITS: Shape = Shape {
         ("header_timeout_ms", None),
         ("idle_timeout_s", None),
         ("max_connections", None),
+        ("receive_buffer_bytes", None),
     ],
 };
 const TIER: Shape = Shape {

@@ -216,8 +216,10 @@ async fn serve(
     if let Some(workers) = options.workers {
         server = server.workers(workers);
     }
+    let listener = listener(options.listen, limits.receive_buffer_bytes)
+        .with_context(|| format!("listening on {}", options.listen))?;
     let server = server
-        .bind(options.listen)
+        .listen(listener)
         .with_context(|| format!("listening on {}", options.listen))?;
     for address in server.addrs() {
         // Tests and scripts read this line to find the port when asked for port 0.
@@ -285,6 +287,29 @@ impl Signals {
 /// How long the file must be quiet before a change is reloaded: editors write a file in
 /// several steps (truncate, write, rename), and one reload should see the last.
 const RELOAD_DEBOUNCE: Duration = Duration::from_millis(300);
+
+/// The listening socket, with `SO_RCVBUF` set when `receive_buffer_bytes` is not 0: the
+/// connections it accepts inherit it (on Linux), and a buffer set before `listen` is also
+/// the window the connection opens with. `SO_REUSEADDR` and the backlog as actix-web's own
+/// `bind` sets them.
+fn listener(
+    address: SocketAddr,
+    receive_buffer_bytes: usize,
+) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    if receive_buffer_bytes > 0 {
+        socket.set_recv_buffer_size(receive_buffer_bytes)?;
+    }
+    socket.bind(&address.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
 
 /// A version of a file as `stat` tells it (size, modification time, inode), without opening
 /// it; `None` when it cannot be read.

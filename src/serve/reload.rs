@@ -110,6 +110,11 @@ pub fn restart_only(old: &Network, new: &Network) -> Vec<String> {
             old.limits.max_connections,
             new.limits.max_connections,
         ),
+        (
+            "limits.receive_buffer_bytes",
+            old.limits.receive_buffer_bytes,
+            new.limits.receive_buffer_bytes,
+        ),
     ] {
         if before != after {
             fields.push(key.to_owned());
