@@ -451,8 +451,8 @@ fn network_catalogue_and_stock_levels_in_and_out() {
     assert_eq!(ids("warehouses"), ["FAR", "NEAR", "WEST"]);
     assert_eq!(ids("carriers"), ["cheap", "cold", "fast"]);
     // The tiers a load generator may use, with the standard tier every config has.
-    assert_eq!(ids("tiers"), ["standard", "vip"]);
-    assert_eq!(network["tiers"][1]["min_service"], "express");
+    assert_eq!(ids("tiers"), ["vip", "standard"]);
+    assert_eq!(network["tiers"][0]["min_service"], "express");
     assert_eq!(network["limits"]["max_lines_per_order"], 100);
     let mut shipped: HashMap<String, u64> = HashMap::new();
     let mut carried: HashMap<String, u64> = HashMap::new();
