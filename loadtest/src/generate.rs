@@ -1,0 +1,603 @@
+//! The orders: NDJSON lines drawn from the scenario's mix over what the server said it has.
+//!
+//! Every line carries what its answer must be ([`Expect`]): a new order must be decided
+//! (any status) under its own id, a resend must come back as a duplicate of its original,
+//! and a malformed line must come back `invalid` with its code. Weighted draws are
+//! inverse-CDF tables ([`Weighted`]): one uniform draw and a binary search each.
+
+use crate::scenario::{Mix, RegionMix, SkuDistribution};
+use crate::target::Knowledge;
+use anyhow::bail;
+use bytes::Bytes;
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+/// A table of choices drawn by weight.
+pub struct Weighted<T> {
+    items: Vec<T>,
+    /// Running sums of the weights; the last is the total.
+    cumulative: Vec<f64>,
+}
+
+impl<T> Weighted<T> {
+    /// `None` when no weight is positive.
+    pub fn new(pairs: impl IntoIterator<Item = (T, f64)>) -> Option<Weighted<T>> {
+        let mut items = Vec::new();
+        let mut cumulative = Vec::new();
+        let mut total = 0.0;
+        for (item, weight) in pairs {
+            if weight > 0.0 {
+                total += weight;
+                items.push(item);
+                cumulative.push(total);
+            }
+        }
+        (total > 0.0).then_some(Weighted { items, cumulative })
+    }
+
+    pub fn draw(&self, random: &mut ChaCha8Rng) -> &T {
+        let total = *self
+            .cumulative
+            .last()
+            .expect("a table has a positive weight");
+        let point = random.random::<f64>() * total;
+        let index = self.cumulative.partition_point(|sum| *sum <= point);
+        &self.items[index.min(self.items.len() - 1)]
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
+
+/// The malformed lines a `dirty` scenario sends, and the code each must be answered with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Malformed {
+    /// A valid order cut off in the middle.
+    BadJson,
+    UnknownSku,
+    /// A line with `qty: 0`.
+    BadQty,
+    /// An order without `lines`.
+    MissingField,
+    UnknownRegion,
+}
+
+impl Malformed {
+    const ALL: [Malformed; 5] = [
+        Malformed::BadJson,
+        Malformed::UnknownSku,
+        Malformed::BadQty,
+        Malformed::MissingField,
+        Malformed::UnknownRegion,
+    ];
+
+    /// The contract's error code for it.
+    pub fn code(self) -> &'static str {
+        match self {
+            Malformed::BadJson => "bad_json",
+            Malformed::UnknownSku => "unknown_sku",
+            Malformed::BadQty => "bad_qty",
+            Malformed::MissingField => "missing_field",
+            Malformed::UnknownRegion => "unknown_region",
+        }
+    }
+}
+
+/// What the answer to a line must be.
+#[derive(Debug, Clone)]
+pub enum Expect {
+    /// A new order: decided once, under this id, not a duplicate.
+    New { id: Arc<str> },
+    /// A resend of an answered order: its decision again, `"duplicate": true`.
+    Resend { id: Arc<str> },
+    /// `invalid` with this code.
+    Invalid(Malformed),
+}
+
+/// One line to send.
+#[derive(Debug, Clone)]
+pub struct Line {
+    /// The NDJSON line, with its `\n`.
+    pub bytes: Bytes,
+    pub expect: Expect,
+}
+
+/// Answered new orders that a retry may resend: a bounded ring, filled by the readers (a
+/// sample per answered chunk) and drawn by the generator.
+pub struct ResendPool {
+    ring: Mutex<Ring>,
+}
+
+struct Ring {
+    lines: Vec<(Arc<str>, Bytes)>,
+    next: usize,
+}
+
+impl ResendPool {
+    const CAPACITY: usize = 8_192;
+
+    pub fn new() -> ResendPool {
+        ResendPool {
+            ring: Mutex::new(Ring {
+                lines: Vec::with_capacity(Self::CAPACITY),
+                next: 0,
+            }),
+        }
+    }
+
+    /// Offers answered originals (id and line) for resending.
+    pub fn offer(&self, answered: impl IntoIterator<Item = (Arc<str>, Bytes)>) {
+        let mut ring = self.ring.lock().expect("no panics while the ring is held");
+        for item in answered {
+            if ring.lines.len() < Self::CAPACITY {
+                ring.lines.push(item);
+            } else {
+                let next = ring.next;
+                ring.lines[next] = item;
+                ring.next = (next + 1) % Self::CAPACITY;
+            }
+        }
+    }
+
+    fn pick(&self, random: &mut ChaCha8Rng) -> Option<(Arc<str>, Bytes)> {
+        let ring = self.ring.lock().expect("no panics while the ring is held");
+        if ring.lines.is_empty() {
+            return None;
+        }
+        Some(ring.lines[random.random_range(0..ring.lines.len())].clone())
+    }
+}
+
+impl Default for ResendPool {
+    fn default() -> Self {
+        ResendPool::new()
+    }
+}
+
+/// Makes the lines of a run.
+pub struct Generator {
+    random: ChaCha8Rng,
+    /// Ids are `<prefix>-<sequence>`: the prefix is the run's, so two runs against one
+    /// server do not answer each other's orders as duplicates.
+    prefix: String,
+    sequence: u64,
+    tiers: Weighted<String>,
+    services: Weighted<String>,
+    basket: Weighted<u32>,
+    quantity: Weighted<u32>,
+    regions: Weighted<String>,
+    /// SKU names in popularity order (rank 0 the hottest), for the Zipf draw.
+    skus: Vec<String>,
+    /// Inverse CDF over ranks 1.. (rank 0 is drawn through `hot_share`), or `None` for a
+    /// uniform draw.
+    zipf: Option<Weighted<usize>>,
+    hot_share: f64,
+    promise_share: f64,
+    promise_hours: [f64; 2],
+    retry_share: f64,
+    malformed_share: f64,
+    malformed_turn: usize,
+    max_lines: usize,
+    pub resends: Arc<ResendPool>,
+    buffer: Vec<u8>,
+    /// What was adapted to this server, for the report.
+    pub notes: Vec<String>,
+}
+
+impl Generator {
+    pub fn new(
+        mix: &Mix,
+        known: &Knowledge,
+        seed: u64,
+        prefix: String,
+    ) -> anyhow::Result<Generator> {
+        let known_tiers: Vec<&str> = if known.network.tiers.is_empty() {
+            vec!["standard"]
+        } else {
+            known
+                .network
+                .tiers
+                .iter()
+                .map(|tier| tier.id.as_str())
+                .collect()
+        };
+        // A scenario is written for any deployment: a tier this server does not have is left
+        // out (its share goes to the others), said in the report's notes.
+        let mut notes = Vec::new();
+        for tier in mix
+            .tiers
+            .keys()
+            .filter(|tier| !known_tiers.contains(&tier.as_str()))
+        {
+            notes.push(format!(
+                "mix.tiers.{tier}: the server has no such tier (it has: {}); left out",
+                known_tiers.join(", ")
+            ));
+        }
+        let tiers = Weighted::new(
+            mix.tiers
+                .iter()
+                .filter(|(tier, _)| known_tiers.contains(&tier.as_str()))
+                .map(|(id, weight)| (id.clone(), *weight)),
+        );
+        let Some(tiers) = tiers else {
+            bail!(
+                "mix.tiers: none of its tiers is the server's (it has: {})",
+                known_tiers.join(", ")
+            );
+        };
+        let region_ids: Vec<&str> = known
+            .network
+            .regions
+            .iter()
+            .map(|region| region.id.as_str())
+            .collect();
+        let regions = match &mix.regions {
+            RegionMix::Weights(table) => {
+                if let Some(region) = table
+                    .keys()
+                    .find(|region| !region_ids.contains(&region.as_str()))
+                {
+                    bail!("mix.regions.{region}: the server has no such region");
+                }
+                Weighted::new(table.iter().map(|(id, weight)| (id.clone(), *weight)))
+            }
+            RegionMix::Named(name) if name == "uniform" => {
+                Weighted::new(region_ids.iter().map(|id| (id.to_string(), 1.0)))
+            }
+            _ => {
+                // By population where the server tells it; a region without one counts 1.
+                let by_population =
+                    Weighted::new(known.network.regions.iter().map(|region| {
+                        (region.id.clone(), region.population.unwrap_or(1.0).max(0.0))
+                    }));
+                by_population.or_else(|| {
+                    notes.push(
+                        "mix.regions: the server gives no region a population; regions drawn uniformly"
+                            .to_owned(),
+                    );
+                    Weighted::new(region_ids.iter().map(|id| (id.to_string(), 1.0)))
+                })
+            }
+        };
+        let Some(regions) = regions else {
+            bail!("mix.regions: no region has a positive weight");
+        };
+        let max_lines = known
+            .network
+            .limits
+            .as_ref()
+            .and_then(|limits| limits.max_lines_per_order)
+            .unwrap_or(100);
+        let numbers = |table: &std::collections::BTreeMap<String, f64>| {
+            Weighted::new(
+                table
+                    .iter()
+                    .map(|(key, weight)| (key.parse::<u32>().unwrap_or(1), *weight)),
+            )
+        };
+        let mut random = ChaCha8Rng::seed_from_u64(seed);
+        let mut skus: Vec<String> = known
+            .catalog
+            .iter()
+            .filter(|sku| !mix.skus.plain_only || sku.capabilities.is_empty())
+            .map(|sku| sku.sku.clone())
+            .collect();
+        if skus.is_empty() {
+            bail!("mix.skus.plain_only: the server's catalogue has no SKU without capabilities");
+        }
+        // Popularity order: a seeded shuffle, so the hottest SKU is not just the first id.
+        for index in (1..skus.len()).rev() {
+            let other = random.random_range(0..=index);
+            skus.swap(index, other);
+        }
+        let zipf = match mix.skus.distribution {
+            SkuDistribution::Uniform => None,
+            SkuDistribution::Zipf => Weighted::new(
+                (1..skus.len()).map(|rank| (rank, 1.0 / (rank as f64).powf(mix.skus.exponent))),
+            ),
+        };
+        let expect = "weights were checked when the scenario loaded";
+        Ok(Generator {
+            random,
+            prefix,
+            sequence: 0,
+            tiers,
+            services: Weighted::new(
+                mix.services
+                    .iter()
+                    .map(|(id, weight)| (id.clone(), *weight)),
+            )
+            .expect(expect),
+            basket: numbers(&mix.basket_lines).expect(expect),
+            quantity: numbers(&mix.quantity).expect(expect),
+            regions,
+            skus,
+            zipf,
+            hot_share: mix.skus.hot_share,
+            promise_share: mix.promise_share,
+            promise_hours: mix.promise_hours,
+            retry_share: mix.retry_share,
+            malformed_share: mix.malformed_share,
+            malformed_turn: 0,
+            max_lines,
+            resends: Arc::new(ResendPool::new()),
+            buffer: Vec::with_capacity(512),
+            notes,
+        })
+    }
+
+    /// The SKU the hot share goes to.
+    pub fn hottest_sku(&self) -> &str {
+        &self.skus[0]
+    }
+
+    /// The next line: a resend, a malformed line or a new order, by the mix's shares.
+    pub fn next_line(&mut self, now: SystemTime) -> Line {
+        let draw = self.random.random::<f64>();
+        if draw < self.retry_share
+            && let Some((id, bytes)) = self.resends.pick(&mut self.random)
+        {
+            return Line {
+                bytes,
+                expect: Expect::Resend { id },
+            };
+        }
+        if draw >= self.retry_share && draw < self.retry_share + self.malformed_share {
+            let kind = Malformed::ALL[self.malformed_turn % Malformed::ALL.len()];
+            self.malformed_turn += 1;
+            return self.malformed(kind, now);
+        }
+        let (id, bytes) = self.order(now, None);
+        Line {
+            bytes,
+            expect: Expect::New { id },
+        }
+    }
+
+    fn sku(&mut self) -> usize {
+        if self.hot_share > 0.0 && self.random.random::<f64>() < self.hot_share {
+            return 0;
+        }
+        match &self.zipf {
+            Some(table) => *table.draw(&mut self.random),
+            None if self.skus.len() > 1 && self.hot_share > 0.0 => {
+                self.random.random_range(1..self.skus.len())
+            }
+            None => self.random.random_range(0..self.skus.len()),
+        }
+    }
+
+    /// A new order (or, with `broken`, one made malformed that way); its id and line.
+    fn order(&mut self, now: SystemTime, broken: Option<Malformed>) -> (Arc<str>, Bytes) {
+        self.sequence += 1;
+        let mut id = String::with_capacity(self.prefix.len() + 12);
+        id.push_str(&self.prefix);
+        id.push('-');
+        id.push_str(itoa::Buffer::new().format(self.sequence));
+        let mut out = std::mem::take(&mut self.buffer);
+        out.clear();
+        out.extend_from_slice(b"{\"id\":\"");
+        out.extend_from_slice(id.as_bytes());
+        out.extend_from_slice(b"\",\"customer\":{\"id\":\"C-");
+        out.extend_from_slice(
+            itoa::Buffer::new()
+                .format(self.random.random_range(0..2_000_000u32))
+                .as_bytes(),
+        );
+        let tier = self.tiers.draw(&mut self.random).clone();
+        out.extend_from_slice(b"\",\"tier\":\"");
+        out.extend_from_slice(tier.as_bytes());
+        out.extend_from_slice(b"\"},\"ship_to\":{\"region\":\"");
+        if broken == Some(Malformed::UnknownRegion) {
+            out.extend_from_slice(b"NO-SUCH-REGION");
+        } else {
+            let region = self.regions.draw(&mut self.random);
+            out.extend_from_slice(region.as_bytes());
+        }
+        out.extend_from_slice(b"\"},\"service\":\"");
+        let service = self.services.draw(&mut self.random);
+        out.extend_from_slice(service.as_bytes());
+        out.push(b'"');
+        if self.random.random::<f64>() < self.promise_share {
+            let [low, high] = self.promise_hours;
+            let hours = if high > low {
+                self.random.random_range(low..high)
+            } else {
+                low
+            };
+            let promise = now + Duration::from_secs_f64(hours * 3600.0);
+            out.extend_from_slice(b",\"promise_by\":\"");
+            out.extend_from_slice(
+                humantime::format_rfc3339_seconds(promise)
+                    .to_string()
+                    .as_bytes(),
+            );
+            out.push(b'"');
+        }
+        if broken != Some(Malformed::MissingField) {
+            out.extend_from_slice(b",\"lines\":[");
+            let lines = (*self.basket.draw(&mut self.random) as usize).clamp(1, self.max_lines);
+            for line in 0..lines {
+                if line > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(b"{\"sku\":\"");
+                if broken == Some(Malformed::UnknownSku) && line == 0 {
+                    out.extend_from_slice(b"NO-SUCH-SKU");
+                } else {
+                    let sku = self.sku();
+                    out.extend_from_slice(self.skus[sku].as_bytes());
+                }
+                out.extend_from_slice(b"\",\"qty\":");
+                let quantity = if broken == Some(Malformed::BadQty) && line == 0 {
+                    0
+                } else {
+                    *self.quantity.draw(&mut self.random)
+                };
+                out.extend_from_slice(itoa::Buffer::new().format(quantity).as_bytes());
+                out.push(b'}');
+            }
+            out.push(b']');
+        }
+        out.push(b'}');
+        if broken == Some(Malformed::BadJson) {
+            // Cut in the middle of the customer object: never valid JSON.
+            out.truncate(out.len().min(id.len() + 24));
+        }
+        out.push(b'\n');
+        let bytes = Bytes::copy_from_slice(&out);
+        self.buffer = out;
+        (Arc::from(id), bytes)
+    }
+
+    fn malformed(&mut self, kind: Malformed, now: SystemTime) -> Line {
+        let (_, bytes) = self.order(now, Some(kind));
+        Line {
+            bytes,
+            expect: Expect::Invalid(kind),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::SkuMix;
+    use crate::target::{NetworkView, RegionView, SkuView, TierView};
+
+    fn knowledge() -> Knowledge {
+        Knowledge {
+            network: NetworkView {
+                regions: vec![
+                    RegionView {
+                        id: "BIG".into(),
+                        population: Some(90.0),
+                    },
+                    RegionView {
+                        id: "SMALL".into(),
+                        population: Some(10.0),
+                    },
+                ],
+                tiers: vec![
+                    TierView {
+                        id: "standard".into(),
+                    },
+                    TierView { id: "vip".into() },
+                ],
+                limits: None,
+            },
+            catalog: (0..1000)
+                .map(|index| SkuView {
+                    sku: format!("S-{index}"),
+                    capabilities: vec![],
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn orders_follow_the_mix() {
+        let mix = Mix {
+            skus: SkuMix {
+                distribution: SkuDistribution::Zipf,
+                exponent: 1.0,
+                hot_share: 0.3,
+                plain_only: false,
+            },
+            ..Mix::default()
+        };
+        let mut generator = Generator::new(&mix, &knowledge(), 7, "T".into()).unwrap();
+        let hottest = generator.hottest_sku().to_owned();
+        let (mut big, mut hot, mut lines) = (0, 0, 0);
+        for _ in 0..20_000 {
+            let line = generator.next_line(SystemTime::now());
+            let value: serde_json::Value = serde_json::from_slice(&line.bytes).unwrap();
+            assert!(matches!(line.expect, Expect::New { ref id } if value["id"] == **id));
+            big += (value["ship_to"]["region"] == "BIG") as u32;
+            for order_line in value["lines"].as_array().unwrap() {
+                lines += 1;
+                hot += (order_line["sku"] == hottest.as_str()) as u32;
+            }
+        }
+        // Regions by population (90%), the hot SKU in about 30% of lines.
+        assert!((17_500..18_500).contains(&big), "{big}");
+        let share = hot as f64 / lines as f64;
+        assert!((0.28..0.32).contains(&share), "{share}");
+    }
+
+    #[test]
+    fn malformed_lines_are_malformed_and_resends_repeat_their_original() {
+        let mix = Mix {
+            malformed_share: 0.5,
+            retry_share: 0.2,
+            ..Mix::default()
+        };
+        let mut generator = Generator::new(&mix, &knowledge(), 7, "T".into()).unwrap();
+        let first = loop {
+            let line = generator.next_line(SystemTime::now());
+            if let Expect::New { id } = &line.expect {
+                generator.resends.offer([(id.clone(), line.bytes.clone())]);
+                break line;
+            }
+        };
+        let (mut invalid, mut resent) = (0, 0);
+        for _ in 0..2_000 {
+            let line = generator.next_line(SystemTime::now());
+            assert_eq!(line.bytes.iter().filter(|byte| **byte == b'\n').count(), 1);
+            match line.expect {
+                Expect::Invalid(kind) => {
+                    invalid += 1;
+                    let parsed = serde_json::from_slice::<serde_json::Value>(&line.bytes);
+                    assert_eq!(parsed.is_err(), kind == Malformed::BadJson);
+                }
+                Expect::Resend { .. } => {
+                    resent += 1;
+                    assert_eq!(line.bytes, first.bytes);
+                }
+                Expect::New { .. } => {}
+            }
+        }
+        assert!((900..1_100).contains(&invalid), "{invalid}");
+        assert!((300..500).contains(&resent), "{resent}");
+    }
+
+    #[test]
+    fn tiers_the_server_lacks_are_left_out_and_said() {
+        let mix = Mix {
+            tiers: [("gold".to_owned(), 1.0), ("vip".to_owned(), 1.0)].into(),
+            ..Mix::default()
+        };
+        let mut generator = Generator::new(&mix, &knowledge(), 7, "T".into()).unwrap();
+        assert_eq!(generator.notes.len(), 1);
+        assert!(
+            generator.notes[0].contains("mix.tiers.gold"),
+            "{:?}",
+            generator.notes
+        );
+        for _ in 0..100 {
+            let line = generator.next_line(SystemTime::now());
+            let value: serde_json::Value = serde_json::from_slice(&line.bytes).unwrap();
+            assert_eq!(value["customer"]["tier"], "vip");
+        }
+        let mix = Mix {
+            tiers: [("gold".to_owned(), 1.0)].into(),
+            ..Mix::default()
+        };
+        let error = Generator::new(&mix, &knowledge(), 7, "T".into())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            error.contains("mix.tiers") && error.contains("standard, vip"),
+            "{error}"
+        );
+    }
+}

@@ -1,0 +1,186 @@
+//! The `loadtest` command line: flags in, [`loadtest::run`] / [`loadtest::limit`] out.
+
+use clap::{Parser, Subcommand};
+use loadtest::limit::{LimitOptions, limit};
+use loadtest::run::{RunOptions, run};
+use loadtest::scenario::{Mix, Scenario};
+use loadtest::target::Target;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Open-loop load for order routers: sale-day spikes, measured honestly.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Play a scenario against a server; exits 1 if any order was lost or answered wrongly.
+    Run {
+        /// The server, `http://HOST:PORT`.
+        #[arg(long)]
+        target: String,
+        /// A scenario TOML (see loadtest/scenarios/).
+        #[arg(long)]
+        scenario: PathBuf,
+        /// Write the JSON report here.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Write the SVG chart here (default: the report's path with `.svg`).
+        #[arg(long)]
+        chart: Option<PathBuf>,
+        /// Multiply every phase's rate by this.
+        #[arg(long, default_value_t = 1.0)]
+        rate_scale: f64,
+        /// At the end, check that the stock reserved during the run equals the decisions'
+        /// shipments (`GET /v1/stock`; only meaningful when nothing else uses the server).
+        #[arg(long)]
+        check_stock: bool,
+        /// Prefix of the order ids (default: `LT` and the start time, unique per run).
+        #[arg(long)]
+        run_id: Option<String>,
+        /// Bearer token for the server (or LOADTEST_TOKEN).
+        #[arg(long, env = "LOADTEST_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// How often the scheduler wakes, in microseconds.
+        #[arg(long, default_value_t = 250)]
+        tick_us: u64,
+        /// No progress line.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// The same orders through a bare NDJSON endpoint built into the tool and through the
+    /// router, as fast as they go; prints both rates and their ratio.
+    Limit {
+        /// The router, `http://HOST:PORT`.
+        #[arg(long)]
+        target: String,
+        /// Orders per round and endpoint.
+        #[arg(long, default_value_t = 1_000_000)]
+        orders: usize,
+        /// Concurrent NDJSON streams.
+        #[arg(long, default_value_t = 1)]
+        streams: usize,
+        /// Alternating rounds (bare, router, bare, ...); medians are reported.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Take the order mix from this scenario (default: one line, standard, regions by
+        /// population).
+        #[arg(long)]
+        scenario: Option<PathBuf>,
+        /// Write the result as JSON here.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        #[arg(long, env = "LOADTEST_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    match runtime.block_on(command(cli.command)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("loadtest: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn command(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Run {
+            target,
+            scenario,
+            report,
+            chart,
+            rate_scale,
+            check_stock,
+            run_id,
+            token,
+            tick_us,
+            quiet,
+        } => {
+            if !(rate_scale > 0.0 && rate_scale.is_finite()) {
+                anyhow::bail!("--rate-scale must be a positive number");
+            }
+            let scenario = Scenario::load(&scenario)?;
+            let chart = chart.or_else(|| report.as_ref().map(|path| path.with_extension("svg")));
+            let outcome = run(RunOptions {
+                target: Target::parse(&target, token)?,
+                scenario,
+                rate_scale,
+                check_stock,
+                run_id,
+                tick: Duration::from_micros(tick_us.max(50)),
+                progress: !quiet,
+                report,
+                chart,
+            })
+            .await?;
+            print!("{}", outcome.report.table);
+            for failure in &outcome.report.failures {
+                eprintln!("FAILED: {failure}");
+            }
+            for problem in outcome.report.json["problems"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                eprintln!("  {}", problem.as_str().unwrap_or(""));
+            }
+            Ok(if outcome.passed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Limit {
+            target,
+            orders,
+            streams,
+            rounds,
+            scenario,
+            report,
+            token,
+        } => {
+            let (mix, seed) = match scenario {
+                Some(path) => {
+                    let scenario = Scenario::load(&path)?;
+                    (scenario.mix, scenario.seed)
+                }
+                None => (Mix::default(), 11),
+            };
+            let result = limit(LimitOptions {
+                target: Target::parse(&target, token)?,
+                orders,
+                streams,
+                rounds,
+                mix,
+                seed,
+            })
+            .await?;
+            println!(
+                "{} orders x {} rounds over {} stream(s): bare {:.0}/s, router {:.0}/s, ratio {:.3} (medians)",
+                result.orders,
+                result.rounds.len(),
+                result.streams,
+                result.median_bare_per_s,
+                result.median_router_per_s,
+                result.median_ratio
+            );
+            if let Some(path) = report {
+                std::fs::write(&path, serde_json::to_vec_pretty(&result)?)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

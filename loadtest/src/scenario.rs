@@ -1,0 +1,577 @@
+//! Scenarios: what load to offer, when, and what the orders look like (`loadtest/scenarios/`).
+//!
+//! A scenario is TOML: the transport (`[load]`), the rate over time (`[[phases]]`, played one
+//! after the other) and the order mix (`[mix]`). Every key is documented in
+//! `loadtest/README.md`; unknown keys are refused so a typo never silently changes a test.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("cannot read scenario {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("scenario {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("scenario {path}: {field}: {why}")]
+    Invalid {
+        path: String,
+        field: String,
+        why: String,
+    },
+}
+
+/// How orders reach the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transport {
+    /// Long-lived `POST /v1/orders` NDJSON streams, one per connection, answers read while
+    /// the body is still being sent.
+    Streams,
+    /// One JSON order per `POST /v1/orders` request over keep-alive connections, one
+    /// request at a time per connection.
+    Requests,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Load {
+    /// `streams` or `requests`.
+    pub transport: Transport,
+    /// Connections to the server (streams: one stream each).
+    pub connections: usize,
+    /// An order not handed to the server within this many milliseconds of its intended send
+    /// time (the server pushing back by not reading, or every connection busy) is shed: never
+    /// sent, counted as throttled. Bounds the tool's own queue, as k6 drops iterations.
+    #[serde(default = "default_max_queue_ms")]
+    pub max_queue_ms: u64,
+    /// Streams: at most this many orders in one body write (an HTTP chunk).
+    #[serde(default = "default_chunk_orders")]
+    pub chunk_orders: usize,
+    /// Requests: a 429 answer is retried after its `Retry-After`, keeping the order's
+    /// intended time (so the wait shows in its latency), up to this many times.
+    #[serde(default)]
+    pub retries_after_429: u32,
+    /// After the last phase: how long to wait for the answers of orders already sent before
+    /// counting them lost.
+    #[serde(default = "default_drain_timeout_s")]
+    pub drain_timeout_s: u64,
+}
+
+fn default_max_queue_ms() -> u64 {
+    2_000
+}
+fn default_chunk_orders() -> usize {
+    1_024
+}
+fn default_drain_timeout_s() -> u64 {
+    30
+}
+
+/// A stretch of time at one rate, a ramp, or a decay.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Phase {
+    pub name: String,
+    pub duration_s: f64,
+    /// Orders per second at the phase's start.
+    pub rate: f64,
+    /// A linear ramp from `rate` to this by the phase's end.
+    #[serde(default)]
+    pub ramp_to: Option<f64>,
+    /// An exponential decay from `rate` towards this floor, halving the distance every
+    /// `half_life_s`.
+    #[serde(default)]
+    pub decay_to: Option<f64>,
+    #[serde(default)]
+    pub half_life_s: Option<f64>,
+}
+
+/// How the SKUs of order lines are drawn.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SkuMix {
+    /// `uniform` or `zipf`.
+    #[serde(default = "default_sku_distribution")]
+    pub distribution: SkuDistribution,
+    /// Zipf exponent `s` (rank k drawn with weight 1/k^s).
+    #[serde(default = "default_zipf_exponent")]
+    pub exponent: f64,
+    /// Share of all lines on the single hottest SKU (0 = none singled out): the flash-sale
+    /// item. The rest follow `distribution`.
+    #[serde(default)]
+    pub hot_share: f64,
+    /// Only SKUs without special handling (no capabilities): every warehouse can ship them.
+    #[serde(default)]
+    pub plain_only: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkuDistribution {
+    Uniform,
+    Zipf,
+}
+
+fn default_sku_distribution() -> SkuDistribution {
+    SkuDistribution::Uniform
+}
+fn default_zipf_exponent() -> f64 {
+    1.0
+}
+
+impl Default for SkuMix {
+    fn default() -> Self {
+        SkuMix {
+            distribution: SkuDistribution::Uniform,
+            exponent: 1.0,
+            hot_share: 0.0,
+            plain_only: false,
+        }
+    }
+}
+
+/// What the orders look like. Weights are relative (they need not sum to 1).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mix {
+    /// Customer tier id -> weight. Tiers the server does not know are refused at start.
+    #[serde(default = "default_tiers")]
+    pub tiers: BTreeMap<String, f64>,
+    /// Service level -> weight.
+    #[serde(default = "default_services")]
+    pub services: BTreeMap<String, f64>,
+    /// Lines per order -> weight (keys are numbers in quotes: `"1" = 0.6`).
+    #[serde(default = "default_basket")]
+    pub basket_lines: BTreeMap<String, f64>,
+    /// Quantity per line -> weight.
+    #[serde(default = "default_quantity")]
+    pub quantity: BTreeMap<String, f64>,
+    /// `population` (regions weighted by the population the server reports), `uniform`, or
+    /// a table region id -> weight.
+    #[serde(default)]
+    pub regions: RegionMix,
+    /// Share of orders carrying a `promise_by`.
+    #[serde(default)]
+    pub promise_share: f64,
+    /// `promise_by` = send time + a uniform draw from this range of hours.
+    #[serde(default = "default_promise_hours")]
+    pub promise_hours: [f64; 2],
+    #[serde(default)]
+    pub skus: SkuMix,
+    /// Share of lines that resend an order already answered (same id, same content): each
+    /// must come back as its original decision with `"duplicate": true`.
+    #[serde(default)]
+    pub retry_share: f64,
+    /// Share of lines that are malformed (bad JSON, unknown SKU, bad quantity, missing field,
+    /// unknown region): each must come back `invalid` with its line number and code.
+    #[serde(default)]
+    pub malformed_share: f64,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(untagged)]
+pub enum RegionMix {
+    #[default]
+    #[serde(skip)]
+    Population,
+    Named(String),
+    Weights(BTreeMap<String, f64>),
+}
+
+fn default_tiers() -> BTreeMap<String, f64> {
+    BTreeMap::from([("standard".to_owned(), 1.0)])
+}
+fn default_services() -> BTreeMap<String, f64> {
+    BTreeMap::from([("standard".to_owned(), 1.0)])
+}
+fn default_basket() -> BTreeMap<String, f64> {
+    BTreeMap::from([("1".to_owned(), 1.0)])
+}
+fn default_quantity() -> BTreeMap<String, f64> {
+    BTreeMap::from([("1".to_owned(), 1.0)])
+}
+fn default_promise_hours() -> [f64; 2] {
+    [24.0, 72.0]
+}
+
+impl Default for Mix {
+    fn default() -> Self {
+        Mix {
+            tiers: default_tiers(),
+            services: default_services(),
+            basket_lines: default_basket(),
+            quantity: default_quantity(),
+            regions: RegionMix::Population,
+            promise_share: 0.0,
+            promise_hours: default_promise_hours(),
+            skus: SkuMix::default(),
+            retry_share: 0.0,
+            malformed_share: 0.0,
+        }
+    }
+}
+
+/// How "back to baseline" is judged after the busiest phase.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recovery {
+    /// The phase whose p99 is the baseline (default: the first).
+    #[serde(default)]
+    pub baseline_phase: Option<String>,
+    /// A second's p99 is back when it is at most `factor` times the baseline p99 or the
+    /// baseline plus `slack_ms`, whichever is larger.
+    #[serde(default = "default_recovery_factor")]
+    pub factor: f64,
+    #[serde(default = "default_recovery_slack_ms")]
+    pub slack_ms: f64,
+    /// Back means back for this many consecutive seconds: a single quiet second inside a
+    /// backlog's drain is not a recovery, and a lone slow second later on (a snapshot, the
+    /// machine's noise) is reported as an excursion, not as never having recovered.
+    #[serde(default = "default_recovery_hold_s")]
+    pub hold_s: u32,
+    /// The run fails when recovery takes longer than this (unset: reported only).
+    #[serde(default)]
+    pub within_s: Option<f64>,
+}
+
+fn default_recovery_factor() -> f64 {
+    1.5
+}
+fn default_recovery_slack_ms() -> f64 {
+    5.0
+}
+fn default_recovery_hold_s() -> u32 {
+    5
+}
+
+impl Default for Recovery {
+    fn default() -> Self {
+        Recovery {
+            baseline_phase: None,
+            factor: default_recovery_factor(),
+            slack_ms: default_recovery_slack_ms(),
+            hold_s: default_recovery_hold_s(),
+            within_s: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Seed of the order generator: the same seed and server give the same orders (ids
+    /// aside, which carry a per-run prefix unless `--run-id` fixes it).
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    pub load: Load,
+    pub phases: Vec<Phase>,
+    #[serde(default)]
+    pub mix: Mix,
+    #[serde(default)]
+    pub recovery: Recovery,
+}
+
+fn default_seed() -> u64 {
+    11
+}
+
+impl Phase {
+    /// The rate (orders per second) `t` seconds into the phase.
+    pub fn rate_at(&self, t: f64) -> f64 {
+        if let Some(end) = self.ramp_to {
+            return self.rate + (end - self.rate) * (t / self.duration_s).clamp(0.0, 1.0);
+        }
+        if let Some(floor) = self.decay_to {
+            let tau = self.half_life_s.unwrap_or(1.0) / std::f64::consts::LN_2;
+            return floor + (self.rate - floor) * (-t / tau).exp();
+        }
+        self.rate
+    }
+
+    /// Orders due in the first `t` seconds of the phase: the integral of the rate.
+    pub fn orders_by(&self, t: f64) -> f64 {
+        let t = t.clamp(0.0, self.duration_s);
+        if let Some(end) = self.ramp_to {
+            return self.rate * t + (end - self.rate) * t * t / (2.0 * self.duration_s);
+        }
+        if let Some(floor) = self.decay_to {
+            let tau = self.half_life_s.unwrap_or(1.0) / std::f64::consts::LN_2;
+            return floor * t + (self.rate - floor) * tau * (1.0 - (-t / tau).exp());
+        }
+        self.rate * t
+    }
+
+    /// The highest rate of the phase.
+    pub fn peak_rate(&self) -> f64 {
+        self.rate
+            .max(self.ramp_to.unwrap_or(0.0))
+            .max(self.decay_to.unwrap_or(0.0))
+    }
+}
+
+impl Scenario {
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let display = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+            path: display.clone(),
+            source,
+        })?;
+        Scenario::parse(&text, &display)
+    }
+
+    /// Parses and checks a scenario; `path` names it in errors.
+    pub fn parse(text: &str, path: &str) -> Result<Scenario, ScenarioError> {
+        let scenario: Scenario = toml::from_str(text).map_err(|error| ScenarioError::Parse {
+            path: path.to_owned(),
+            message: error.to_string(),
+        })?;
+        scenario.check(path)?;
+        Ok(scenario)
+    }
+
+    /// Total seconds of load.
+    pub fn duration_s(&self) -> f64 {
+        self.phases.iter().map(|phase| phase.duration_s).sum()
+    }
+
+    fn check(&self, path: &str) -> Result<(), ScenarioError> {
+        let invalid = |field: String, why: &str| ScenarioError::Invalid {
+            path: path.to_owned(),
+            field,
+            why: why.to_owned(),
+        };
+        if self.load.connections == 0 || self.load.connections > 10_000 {
+            return Err(invalid("load.connections".into(), "must be 1..=10000"));
+        }
+        if self.load.chunk_orders == 0 {
+            return Err(invalid("load.chunk_orders".into(), "must be at least 1"));
+        }
+        if self.phases.is_empty() {
+            return Err(invalid(
+                "phases".into(),
+                "at least one [[phases]] is needed",
+            ));
+        }
+        for (index, phase) in self.phases.iter().enumerate() {
+            let field = |key: &str| format!("phases[{index}] ({}).{key}", phase.name);
+            if !(phase.duration_s > 0.0 && phase.duration_s.is_finite()) {
+                return Err(invalid(field("duration_s"), "must be a positive number"));
+            }
+            let rates = [Some(phase.rate), phase.ramp_to, phase.decay_to];
+            if rates
+                .iter()
+                .flatten()
+                .any(|rate| !(*rate >= 0.0 && rate.is_finite()))
+            {
+                return Err(invalid(field("rate"), "rates must be numbers >= 0"));
+            }
+            if phase.ramp_to.is_some() && phase.decay_to.is_some() {
+                return Err(invalid(
+                    field("ramp_to"),
+                    "a phase ramps (ramp_to) or decays (decay_to), not both",
+                ));
+            }
+            if phase.decay_to.is_some() != phase.half_life_s.is_some() {
+                return Err(invalid(
+                    field("half_life_s"),
+                    "decay_to and half_life_s go together",
+                ));
+            }
+            if phase
+                .half_life_s
+                .is_some_and(|half| half.is_nan() || half <= 0.0)
+            {
+                return Err(invalid(field("half_life_s"), "must be positive"));
+            }
+        }
+        let mix = &self.mix;
+        for (name, table) in [
+            ("mix.tiers", &mix.tiers),
+            ("mix.services", &mix.services),
+            ("mix.basket_lines", &mix.basket_lines),
+            ("mix.quantity", &mix.quantity),
+        ] {
+            check_weights(table).map_err(|why| invalid(name.into(), &why))?;
+        }
+        for (name, table) in [
+            ("mix.basket_lines", &mix.basket_lines),
+            ("mix.quantity", &mix.quantity),
+        ] {
+            if let Some(key) = table
+                .keys()
+                .find(|key| key.parse::<u32>().map_or(true, |n| n == 0))
+            {
+                return Err(invalid(
+                    format!("{name}.{key}"),
+                    "keys are whole numbers >= 1 (in quotes)",
+                ));
+            }
+        }
+        for service in mix.services.keys() {
+            if !["economy", "standard", "express", "same_day"].contains(&service.as_str()) {
+                return Err(invalid(
+                    format!("mix.services.{service}"),
+                    "service levels are economy, standard, express, same_day",
+                ));
+            }
+        }
+        match &mix.regions {
+            RegionMix::Named(name) if name != "population" && name != "uniform" => {
+                return Err(invalid(
+                    "mix.regions".into(),
+                    "\"population\", \"uniform\" or a table of region id = weight",
+                ));
+            }
+            RegionMix::Weights(table) => {
+                check_weights(table).map_err(|why| invalid("mix.regions".into(), &why))?
+            }
+            _ => {}
+        }
+        for (name, share) in [
+            ("mix.promise_share", mix.promise_share),
+            ("mix.retry_share", mix.retry_share),
+            ("mix.malformed_share", mix.malformed_share),
+            ("mix.skus.hot_share", mix.skus.hot_share),
+        ] {
+            if !(0.0..=1.0).contains(&share) {
+                return Err(invalid(name.into(), "a share is between 0 and 1"));
+            }
+        }
+        if mix.retry_share + mix.malformed_share >= 1.0 {
+            return Err(invalid(
+                "mix.retry_share".into(),
+                "retries and malformed lines together must leave room for new orders",
+            ));
+        }
+        let [low, high] = mix.promise_hours;
+        if !(low > 0.0 && high >= low) {
+            return Err(invalid(
+                "mix.promise_hours".into(),
+                "[low, high] hours with 0 < low <= high",
+            ));
+        }
+        if mix.skus.exponent.is_nan() || mix.skus.exponent <= 0.0 {
+            return Err(invalid("mix.skus.exponent".into(), "must be positive"));
+        }
+        if self.recovery.hold_s == 0 {
+            return Err(invalid("recovery.hold_s".into(), "must be at least 1"));
+        }
+        if self.recovery.factor.is_nan() || self.recovery.factor < 1.0 {
+            return Err(invalid("recovery.factor".into(), "must be at least 1"));
+        }
+        if let Some(phase) = &self.recovery.baseline_phase
+            && !self.phases.iter().any(|candidate| &candidate.name == phase)
+        {
+            return Err(invalid(
+                "recovery.baseline_phase".into(),
+                "names no phase of this scenario",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn check_weights(table: &BTreeMap<String, f64>) -> Result<(), String> {
+    if let Some((key, _)) = table
+        .iter()
+        .find(|(_, weight)| !(**weight >= 0.0 && weight.is_finite()))
+    {
+        return Err(format!("{key}: weights are numbers >= 0"));
+    }
+    if table.values().sum::<f64>() <= 0.0 {
+        return Err("at least one weight must be positive".to_owned());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+name = "t"
+[load]
+transport = "streams"
+connections = 2
+[[phases]]
+name = "flat"
+duration_s = 2
+rate = 100
+"#;
+
+    #[test]
+    fn minimal_scenario_takes_defaults() {
+        let scenario = Scenario::parse(MINIMAL, "t.toml").unwrap();
+        assert_eq!(scenario.load.max_queue_ms, 2_000);
+        assert_eq!(scenario.mix.tiers["standard"], 1.0);
+        assert_eq!(scenario.duration_s(), 2.0);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let bad = MINIMAL.replace(
+            "rate = 100",
+            "rate = 100\nramp_to = 5\ndecay_to = 1\nhalf_life_s = 1",
+        );
+        let error = Scenario::parse(&bad, "t.toml").unwrap_err().to_string();
+        assert!(error.contains("phases[0] (flat).ramp_to"), "{error}");
+        let typo = MINIMAL.replace("connections", "conections");
+        let error = Scenario::parse(&typo, "t.toml").unwrap_err().to_string();
+        assert!(error.contains("conections"), "{error}");
+        let service = format!("{MINIMAL}\n[mix]\nservices = {{ overnight = 1.0 }}\n");
+        let error = Scenario::parse(&service, "t.toml").unwrap_err().to_string();
+        assert!(error.contains("mix.services.overnight"), "{error}");
+    }
+
+    #[test]
+    fn phase_integrals_match_their_rates() {
+        let ramp = Phase {
+            name: "r".into(),
+            duration_s: 10.0,
+            rate: 100.0,
+            ramp_to: Some(300.0),
+            decay_to: None,
+            half_life_s: None,
+        };
+        // Average of 100 and 300 over 10 s.
+        assert!((ramp.orders_by(10.0) - 2_000.0).abs() < 1e-9);
+        assert!((ramp.rate_at(5.0) - 200.0).abs() < 1e-9);
+        let decay = Phase {
+            name: "d".into(),
+            duration_s: 60.0,
+            rate: 1_000.0,
+            ramp_to: None,
+            decay_to: Some(100.0),
+            half_life_s: Some(2.0),
+        };
+        assert!((decay.rate_at(2.0) - 550.0).abs() < 1e-9);
+        // The integral's slope is the rate.
+        let slope = (decay.orders_by(3.0 + 1e-6) - decay.orders_by(3.0)) / 1e-6;
+        assert!((slope - decay.rate_at(3.0)).abs() < 1e-3, "{slope}");
+    }
+
+    #[test]
+    fn every_shipped_scenario_parses() {
+        let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path
+                .extension()
+                .is_some_and(|extension| extension == "toml")
+            {
+                Scenario::load(&path).unwrap_or_else(|error| panic!("{error}"));
+                seen += 1;
+            }
+        }
+        assert!(seen >= 7, "{seen} scenarios in {}", folder.display());
+    }
+}

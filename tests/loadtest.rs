@@ -1,0 +1,139 @@
+//! Issue 5's acceptance run: the load tester's smoke scenario against the real router,
+//! serving a network the scenario was not written for (the golden test network: two zones,
+//! regions R1 and R2, four SKUs, tiers standard and vip). Every order must be decided, none
+//! lost, reserved stock equal to the decisions, and the report must carry its keys.
+
+mod common;
+
+use common::server::Server;
+use common::{GOLDEN, GOLDEN_CATALOG};
+use loadtest::limit::{LimitOptions, limit};
+use loadtest::run::{RunOptions, run};
+use loadtest::scenario::{Mix, Scenario};
+use loadtest::target::Target;
+use std::path::Path;
+use std::time::Duration;
+
+/// Plenty of stock in every warehouse: most orders are routed, the rest backordered or
+/// rejected by the network's rules (cold chain only from FAR and WEST).
+const STOCK: &str = "warehouse,sku,on_hand\nNEAR,A,100000\nFAR,A,100000\nWEST,A,100000\nNEAR,B,50000\nWEST,B,50000\nFAR,ICE,20000\nWEST,ICE,20000\nNEAR,HEAVY,5000\n";
+
+fn scenario(name: &str) -> Scenario {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("loadtest/scenarios")
+        .join(name);
+    Scenario::load(&path).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smoke_scenario_against_a_network_it_has_never_seen() {
+    let server = Server::start(GOLDEN, GOLDEN_CATALOG, STOCK, &[]);
+    let report_path = server.dir.path().join("smoke.json");
+    let chart_path = server.dir.path().join("smoke.svg");
+    let outcome = run(RunOptions {
+        target: Target::parse(&format!("http://{}", server.addr), None).unwrap(),
+        scenario: scenario("smoke.toml"),
+        rate_scale: 1.0,
+        check_stock: true,
+        run_id: None,
+        tick: Duration::from_micros(250),
+        progress: false,
+        report: Some(report_path.clone()),
+        chart: Some(chart_path.clone()),
+    })
+    .await
+    .unwrap();
+    assert!(
+        outcome.passed,
+        "{:?}\n{}",
+        outcome.report.failures, outcome.report.json["problems"]
+    );
+
+    // The report as written, with the keys the issue names.
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
+    let totals = &report["totals"];
+    let count = |key: &str| {
+        totals[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("totals.{key}"))
+    };
+    // 1 s ramping 500 -> 2,000 (1,250 orders), then 4 s at 2,000.
+    assert_eq!(count("offered"), 9_250);
+    assert_eq!(count("sent"), 9_250);
+    assert_eq!(count("lost"), 0);
+    assert_eq!(count("throttled"), 0);
+    assert_eq!(
+        count("decided") + count("duplicates") + count("invalid"),
+        count("sent")
+    );
+    // Resends (2%) and malformed lines (1%) of the mix, each answered as it must be.
+    assert!(
+        count("duplicates") > 50 && count("invalid") > 20,
+        "{totals}"
+    );
+    assert!(report["throughput_per_s"].as_f64().unwrap() > 1_000.0);
+    for key in ["p50", "p90", "p99", "p999", "max"] {
+        assert!(
+            report["latency_ms"][key].as_f64().unwrap() > 0.0,
+            "latency_ms.{key}"
+        );
+    }
+    let phases = report["phases"].as_array().unwrap();
+    assert_eq!(phases.len(), 2);
+    assert_eq!(phases[0]["totals"]["sent"], 1_250);
+    let series = report["series"].as_array().unwrap();
+    assert!(series.len() >= 5, "{} seconds", series.len());
+    let offered: u64 = series
+        .iter()
+        .map(|second| second["offered"].as_u64().unwrap())
+        .sum();
+    assert_eq!(offered, count("offered"));
+    // The server reports its memory; the reserved stock adds up to the decisions.
+    assert!(report["memory"]["peak_resident_bytes"].as_u64().unwrap() > 1_000_000);
+    assert_eq!(report["stock_check"]["mismatches"], 0);
+    assert!(report["stock_check"]["units_shipped"].as_u64().unwrap() > 5_000);
+    // The scenario's "plus" tier is not this network's: left out, and said.
+    assert!(
+        report["notes"][0]
+            .as_str()
+            .unwrap()
+            .contains("mix.tiers.plus")
+    );
+    let chart = std::fs::read_to_string(&chart_path).unwrap();
+    assert!(
+        chart.starts_with("<svg") && chart.contains("offered"),
+        "{chart:.200}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limit_measures_the_router_against_the_bare_endpoint() {
+    let server = Server::start(GOLDEN, GOLDEN_CATALOG, STOCK, &["--sync", "none"]);
+    let result = limit(LimitOptions {
+        target: Target::parse(&format!("http://{}", server.addr), None).unwrap(),
+        orders: 5_000,
+        streams: 2,
+        rounds: 2,
+        mix: Mix::default(),
+        seed: 3,
+    })
+    .await
+    .unwrap();
+    assert_eq!(result.rounds.len(), 2);
+    for round in &result.rounds {
+        assert!(
+            round.bare_per_s > 0.0 && round.router_per_s > 0.0,
+            "{round:?}"
+        );
+        assert!((round.ratio - round.router_per_s / round.bare_per_s).abs() < 1e-9);
+    }
+    // Every order of both rounds was decided by the router: fresh ids per round.
+    let stock = server.get("/metrics").text().to_owned();
+    let decided: f64 = stock
+        .lines()
+        .filter(|line| line.starts_with("router_orders_decided_total{"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(decided, 10_000.0, "{stock}");
+}
