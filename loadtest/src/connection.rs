@@ -21,7 +21,6 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::net::TcpStream;
 
 /// What every connection of a run shares.
 pub struct Shared {
@@ -32,6 +31,8 @@ pub struct Shared {
     pub chunk_orders: usize,
     /// Requests: how many 429s an order is retried through.
     pub retries_after_429: u32,
+    /// `SO_SNDBUF` of every connection (0: the kernel's autotuning).
+    pub send_buffer_bytes: u32,
     /// Feed answered originals to the generator's resend pool.
     pub resends: Option<Arc<crate::generate::ResendPool>>,
     /// Sum the shipments of decisions, for the stock check.
@@ -47,7 +48,8 @@ impl Shared {
         at.saturating_duration_since(self.start).as_secs() as u32
     }
 
-    fn flush(&self, tally: &mut Tally) {
+    /// Hands a task's counts over to the collector.
+    pub fn flush(&self, tally: &mut Tally) {
         if !tally.is_empty() {
             self.collector
                 .lock()
@@ -60,11 +62,14 @@ impl Shared {
         self.abandon.load(Ordering::Acquire)
     }
 
-    /// Counts shed orders.
+    /// Counts shed orders, with how long each waited (a lower bound of the latency it
+    /// would have had: shed orders must not vanish from the latency picture either).
     pub fn count_shed(&self, shed: &mut Vec<Queued>, tally: &mut Tally) {
-        let second = self.second(Instant::now());
+        let now = Instant::now();
+        let second = self.second(now);
         for order in shed.drain(..) {
-            tally.count(Count::Shed, second, order.phase, 1);
+            let waited = now.saturating_duration_since(order.intended).as_micros() as u64;
+            tally.shed(second, order.phase, waited);
         }
     }
 }
@@ -118,7 +123,8 @@ struct ShipmentLine {
     qty: u64,
 }
 
-const DECIDED: [&str; 4] = ["routed", "backordered", "held", "rejected"];
+/// The statuses of a decision (DESIGN.md §4).
+pub const DECIDED: [&str; 4] = ["routed", "backordered", "held", "rejected"];
 
 /// Checks one answer against what its line must get, and counts it. `line_number`: the
 /// number an `invalid` answer must name (streams only).
@@ -190,7 +196,12 @@ fn check(
                             }
                         }
                     }
-                    Err(error) => mismatch(tally, format!("order {expected}: shipments: {error}")),
+                    Err(error) => {
+                        // Decided all the same (counted above): a problem of the answer's
+                        // form, not a second outcome of the order.
+                        tally.count(Count::TransportError, second, phase, 1);
+                        tally.problem(format!("order {expected}: shipments: {error}"));
+                    }
                 }
             }
         }
@@ -232,10 +243,21 @@ fn check(
     }
 }
 
-async fn connect(
+/// A connection to `target` (with `SO_SNDBUF` when `send_buffer_bytes` is not 0), its
+/// HTTP/1.1 handshake done and its driver spawned.
+pub async fn connect(
     target: &Target,
+    send_buffer_bytes: u32,
 ) -> anyhow::Result<hyper::client::conn::http1::SendRequest<RequestBody>> {
-    let stream = TcpStream::connect(target.address).await?;
+    let socket = if target.address.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    if send_buffer_bytes > 0 {
+        socket.set_send_buffer_size(send_buffer_bytes)?;
+    }
+    let stream = socket.connect(target.address).await?;
     stream.set_nodelay(true)?;
     let (sender, connection) = hyper::client::conn::http1::Builder::new()
         .handshake(TokioIo::new(stream))
@@ -247,8 +269,9 @@ async fn connect(
     Ok(sender)
 }
 
-type BodyStream = futures_util::stream::BoxStream<'static, Result<Frame<Bytes>, std::io::Error>>;
-type RequestBody = http_body_util::Either<StreamBody<BodyStream>, Full<Bytes>>;
+pub type BodyStream =
+    futures_util::stream::BoxStream<'static, Result<Frame<Bytes>, std::io::Error>>;
+pub type RequestBody = http_body_util::Either<StreamBody<BodyStream>, Full<Bytes>>;
 
 /// The seconds a 429 asks to wait (`Retry-After`, default 1, at most 60).
 fn retry_after(response: &hyper::Response<hyper::body::Incoming>) -> Duration {
@@ -262,6 +285,22 @@ fn retry_after(response: &hyper::Response<hyper::body::Incoming>) -> Duration {
     Duration::from_secs(seconds)
 }
 
+/// Runs `future` unless the run is abandoned first (the drain deadline passed): `None` then.
+async fn until_abandoned<T>(
+    shared: &Shared,
+    future: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    // Created before the flag is read, so a `notify_waiters` in between still wakes it.
+    let abandoned = shared.abandoned.notified();
+    if shared.abandoning() {
+        return None;
+    }
+    tokio::select! {
+        value = future => Some(value),
+        _ = abandoned => None,
+    }
+}
+
 /// One long-lived NDJSON stream at a time on one connection, opened again after a failure
 /// or a 429, until the outbox is closed and drained.
 pub async fn stream_connection(shared: Arc<Shared>, outbox: Arc<Outbox>) {
@@ -271,15 +310,16 @@ pub async fn stream_connection(shared: Arc<Shared>, outbox: Arc<Outbox>) {
         if outbox.is_closed() && outbox.is_empty() || shared.abandoning() {
             break;
         }
-        match one_stream(&shared, &outbox, &mut tally).await {
+        let wait = match one_stream(&shared, &outbox, &mut tally).await {
             StreamEnd::Finished => break,
-            StreamEnd::Refused(wait) => tokio::time::sleep(wait).await,
+            StreamEnd::Refused(wait) => wait,
             StreamEnd::Broken => {
-                tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(2));
+                backoff / 2
             }
-        }
+        };
         shared.flush(&mut tally);
+        until_abandoned(&shared, tokio::time::sleep(wait)).await;
     }
     let mut shed = Vec::new();
     if shared.abandoning() {
@@ -298,10 +338,25 @@ enum StreamEnd {
     Broken,
 }
 
+/// How the reading side of a stream ended, and so what the lines still unanswered are.
+enum ReadEnd {
+    /// The response ended (or the run was abandoned): unanswered lines are lost.
+    Ended,
+    /// 429 before a line was read: the lines sent are throttled.
+    Refused(Duration),
+    /// Another status: every line sent on it was answered wrongly.
+    Status(StatusCode),
+    /// The connection broke: unanswered lines are lost.
+    Broken,
+}
+
 async fn one_stream(shared: &Arc<Shared>, outbox: &Arc<Outbox>, tally: &mut Tally) -> StreamEnd {
-    let mut sender = match connect(&shared.target).await {
-        Ok(sender) => sender,
-        Err(error) => {
+    let connected =
+        until_abandoned(shared, connect(&shared.target, shared.send_buffer_bytes)).await;
+    let mut sender = match connected {
+        None => return StreamEnd::Broken,
+        Some(Ok(sender)) => sender,
+        Some(Err(error)) => {
             tally.count(Count::TransportError, shared.second(Instant::now()), 0, 1);
             tally.problem(format!("connect: {error}"));
             return StreamEnd::Broken;
@@ -333,6 +388,8 @@ async fn one_stream(shared: &Arc<Shared>, outbox: &Arc<Outbox>, tally: &mut Tall
             let mut shed = Vec::new();
             let mut number = 0u64;
             let mut tally = Tally::default();
+            // Everything counted is handed over before each `await`, where an abort may
+            // land: an aborted writer has lost nothing (its lines are in `in_flight`).
             loop {
                 let orders = outbox.take(shared.chunk_orders, &mut shed).await;
                 shared.count_shed(&mut shed, &mut tally);
@@ -363,7 +420,7 @@ async fn one_stream(shared: &Arc<Shared>, outbox: &Arc<Outbox>, tally: &mut Tall
                 }
                 shared.flush(&mut tally);
                 if body_sender.send(chunk.freeze()).await.is_err() {
-                    // The connection is gone; the reader counts what it never answered.
+                    // The connection is gone; what was never answered is counted after.
                     break;
                 }
             }
@@ -373,141 +430,118 @@ async fn one_stream(shared: &Arc<Shared>, outbox: &Arc<Outbox>, tally: &mut Tall
             drop(body_sender);
         }
     };
-
-    let reader = {
-        let shared = shared.clone();
-        let in_flight = in_flight.clone();
-        async move {
-            let mut tally = Tally::default();
-            let response = match sender.send_request(request).await {
-                Ok(response) => response,
-                Err(error) => {
-                    let lost = take_all(&in_flight);
-                    count_lost(&shared, &mut tally, &lost);
-                    tally.count(Count::TransportError, shared.second(Instant::now()), 0, 1);
-                    tally.problem(format!("stream: {error}"));
-                    shared.flush(&mut tally);
-                    return StreamEnd::Broken;
-                }
-            };
-            let status = response.status();
-            if status == StatusCode::TOO_MANY_REQUESTS {
-                let wait = retry_after(&response);
-                // Refused before a line was read: what was sent on it is throttled.
-                let refused = take_all(&in_flight);
-                let second = shared.second(Instant::now());
-                for line in refused {
-                    tally.count(Count::Throttled429, second, line.order.phase, 1);
-                    // Back to the outbox: the stream is opened again after the wait.
-                }
-                shared.flush(&mut tally);
-                return StreamEnd::Refused(wait);
-            }
-            if status != StatusCode::OK {
-                let body = response
-                    .into_body()
-                    .collect()
-                    .await
-                    .map(|body| body.to_bytes())
-                    .unwrap_or_default();
-                let lost = take_all(&in_flight);
-                let second = shared.second(Instant::now());
-                for line in &lost {
-                    tally.count(Count::Mismatch, second, line.order.phase, 1);
-                }
-                tally.count(Count::TransportError, second, 0, 1);
-                tally.problem(format!(
-                    "stream answered {status}: {}",
-                    String::from_utf8_lossy(&body[..body.len().min(240)])
-                ));
-                shared.flush(&mut tally);
-                return StreamEnd::Broken;
-            }
-            let mut body = response.into_body();
-            let mut carry = BytesMut::new();
-            let mut originals = Vec::new();
-            loop {
-                // Created before the flag is read, so a `notify_waiters` in between wakes it.
-                let abandoned = shared.abandoned.notified();
-                if shared.abandoning() {
-                    break;
-                }
-                let frame = tokio::select! {
-                    frame = body.frame() => frame,
-                    _ = abandoned => None,
-                };
-                match frame {
-                    None => break,
-                    Some(Err(error)) => {
-                        tally.count(Count::TransportError, shared.second(Instant::now()), 0, 1);
-                        tally.problem(format!("stream body: {error}"));
-                        break;
-                    }
-                    Some(Ok(frame)) => {
-                        let Ok(data) = frame.into_data() else {
-                            continue;
-                        };
-                        carry.extend_from_slice(&data);
-                        let mut start = 0;
-                        let mut answered = Vec::new();
-                        {
-                            let mut queue = in_flight.lock().expect("no panics while held");
-                            for end in memchr::memchr_iter(b'\n', &carry) {
-                                let line = &carry[start..end];
-                                start = end + 1;
-                                match queue.pop_front() {
-                                    Some(sent) => {
-                                        answered.push((sent, start - line.len() - 1, end))
-                                    }
-                                    None => {
-                                        tally.count(
-                                            Count::Mismatch,
-                                            shared.second(Instant::now()),
-                                            0,
-                                            1,
-                                        );
-                                        tally.problem("an answer line for no line sent".to_owned());
-                                    }
-                                }
-                            }
-                        }
-                        for (sent, from, to) in answered {
-                            check(
-                                &shared,
-                                &mut tally,
-                                &sent.order,
-                                sent.sent,
-                                &carry[from..to],
-                                Some(sent.number),
-                                &mut originals,
-                            );
-                        }
-                        let _ = carry.split_to(start);
-                        if let Some(pool) = &shared.resends
-                            && !originals.is_empty()
-                        {
-                            pool.offer(originals.drain(..));
-                        }
-                        shared.flush(&mut tally);
-                    }
-                }
-            }
-            // The response ended: whatever was sent and not answered is lost.
-            let lost = take_all(&in_flight);
-            count_lost(&shared, &mut tally, &lost);
-            shared.flush(&mut tally);
-            if writer_done.load(Ordering::Acquire) && lost.is_empty() {
+    let writer = tokio::spawn(writer);
+    let end = read_stream(shared, &mut sender, request, &in_flight, tally).await;
+    // The writer stops before the lines left are counted, so none it takes afterwards
+    // escapes the count.
+    writer.abort();
+    let _ = writer.await;
+    let rest = take_all(&in_flight);
+    let second = shared.second(Instant::now());
+    match end {
+        ReadEnd::Refused(wait) => {
+            count_each(tally, &rest, Count::Throttled429, second);
+            StreamEnd::Refused(wait)
+        }
+        ReadEnd::Status(status) => {
+            count_each(tally, &rest, Count::Mismatch, second);
+            tally.count(Count::TransportError, second, 0, 1);
+            tally.problem(format!("a stream answered {status}"));
+            StreamEnd::Broken
+        }
+        ReadEnd::Broken => {
+            count_lost(shared, tally, &rest);
+            StreamEnd::Broken
+        }
+        ReadEnd::Ended => {
+            count_lost(shared, tally, &rest);
+            if writer_done.load(Ordering::Acquire) && rest.is_empty() {
                 StreamEnd::Finished
             } else {
                 StreamEnd::Broken
             }
         }
+    }
+}
+
+/// The reading side of a stream: answers matched to the lines sent, in order.
+async fn read_stream(
+    shared: &Arc<Shared>,
+    sender: &mut hyper::client::conn::http1::SendRequest<RequestBody>,
+    request: hyper::Request<RequestBody>,
+    in_flight: &Mutex<VecDeque<InFlight>>,
+    tally: &mut Tally,
+) -> ReadEnd {
+    let response = match until_abandoned(shared, sender.send_request(request)).await {
+        None => return ReadEnd::Ended,
+        Some(Ok(response)) => response,
+        Some(Err(error)) => {
+            tally.count(Count::TransportError, shared.second(Instant::now()), 0, 1);
+            tally.problem(format!("stream: {error}"));
+            return ReadEnd::Broken;
+        }
     };
-    let writer = tokio::spawn(writer);
-    let end = reader.await;
-    writer.abort();
-    let _ = writer.await;
-    end
+    let status = response.status();
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        return ReadEnd::Refused(retry_after(&response));
+    }
+    if status != StatusCode::OK {
+        return ReadEnd::Status(status);
+    }
+    let mut body = response.into_body();
+    let mut carry = BytesMut::new();
+    let mut originals = Vec::new();
+    loop {
+        let frame = match until_abandoned(shared, body.frame()).await {
+            None | Some(None) => return ReadEnd::Ended,
+            Some(Some(frame)) => frame,
+        };
+        let data = match frame {
+            Err(error) => {
+                tally.count(Count::TransportError, shared.second(Instant::now()), 0, 1);
+                tally.problem(format!("stream body: {error}"));
+                return ReadEnd::Broken;
+            }
+            Ok(frame) => match frame.into_data() {
+                Ok(data) => data,
+                Err(_) => continue,
+            },
+        };
+        carry.extend_from_slice(&data);
+        let mut start = 0;
+        let mut answered = Vec::new();
+        {
+            let mut queue = in_flight.lock().expect("no panics while held");
+            for end in memchr::memchr_iter(b'\n', &carry) {
+                match queue.pop_front() {
+                    Some(sent) => answered.push((sent, start, end)),
+                    None => {
+                        tally.count(Count::TransportError, shared.second(Instant::now()), 0, 1);
+                        tally.problem("an answer line for no line sent".to_owned());
+                    }
+                }
+                start = end + 1;
+            }
+        }
+        for (sent, from, to) in answered {
+            check(
+                shared,
+                tally,
+                &sent.order,
+                sent.sent,
+                &carry[from..to],
+                Some(sent.number),
+                &mut originals,
+            );
+        }
+        let _ = carry.split_to(start);
+        if let Some(pool) = &shared.resends
+            && !originals.is_empty()
+        {
+            pool.offer(originals.drain(..));
+        }
+        shared.flush(tally);
+    }
 }
 
 fn take_all(in_flight: &Mutex<VecDeque<InFlight>>) -> Vec<InFlight> {
@@ -518,10 +552,16 @@ fn take_all(in_flight: &Mutex<VecDeque<InFlight>>) -> Vec<InFlight> {
         .collect()
 }
 
+/// Counts every line of `lines` as `count`.
+fn count_each(tally: &mut Tally, lines: &[InFlight], count: Count, second: u32) {
+    for line in lines {
+        tally.count(count, second, line.order.phase, 1);
+    }
+}
+
 fn count_lost(shared: &Shared, tally: &mut Tally, lost: &[InFlight]) {
-    let second = shared.second(Instant::now());
+    count_each(tally, lost, Count::Lost, shared.second(Instant::now()));
     for line in lost {
-        tally.count(Count::Lost, second, line.order.phase, 1);
         if let Expect::New { id } | Expect::Resend { id } = &line.order.line.expect {
             tally.problem(format!("order {id}: sent, never answered"));
         }
@@ -535,31 +575,44 @@ pub async fn request_connection(shared: Arc<Shared>, outbox: Arc<Outbox>) {
     let mut sender = None;
     let mut backoff = Duration::from_millis(50);
     let mut originals = Vec::new();
+    // An order refused with 429 and waiting for its retry here: it keeps its intended time.
+    let mut retry: Option<Queued> = None;
     loop {
         if shared.abandoning() {
             break;
         }
-        let mut orders = outbox.take(1, &mut shed).await;
-        shared.count_shed(&mut shed, &mut tally);
-        let Some(order) = orders.pop() else {
-            if outbox.is_closed() && outbox.is_empty() {
-                break;
+        let order = match retry.take() {
+            Some(order) => order,
+            None => {
+                let mut orders = outbox.take(1, &mut shed).await;
+                shared.count_shed(&mut shed, &mut tally);
+                match orders.pop() {
+                    Some(order) => order,
+                    None if outbox.is_closed() && outbox.is_empty() => break,
+                    None => {
+                        shared.flush(&mut tally);
+                        continue;
+                    }
+                }
             }
-            shared.flush(&mut tally);
-            continue;
         };
         if sender.is_none() {
-            match connect(&shared.target).await {
-                Ok(connected) => {
+            match until_abandoned(&shared, connect(&shared.target, shared.send_buffer_bytes)).await
+            {
+                None => {
+                    retry = Some(order);
+                    break;
+                }
+                Some(Ok(connected)) => {
                     sender = Some(connected);
                     backoff = Duration::from_millis(50);
                 }
-                Err(error) => {
+                Some(Err(error)) => {
                     tally.count(Count::TransportError, shared.second(Instant::now()), 0, 1);
                     tally.problem(format!("connect: {error}"));
-                    outbox.push_front(order);
                     shared.flush(&mut tally);
-                    tokio::time::sleep(backoff).await;
+                    retry = Some(order);
+                    until_abandoned(&shared, tokio::time::sleep(backoff)).await;
                     backoff = (backoff * 2).min(Duration::from_secs(2));
                     continue;
                 }
@@ -576,17 +629,32 @@ pub async fn request_connection(shared: Arc<Shared>, outbox: Arc<Outbox>) {
                 line.slice(..line.len() - 1),
             )))
             .expect("a request built from valid parts");
-        tally.count(Count::Sent, shared.second(sent), order.phase, 1);
-        let answer = async {
+        if order.refusals == 0 {
+            // Sent once per order, however many 429s it takes.
+            tally.count(Count::Sent, shared.second(sent), order.phase, 1);
+        }
+        let answer = until_abandoned(&shared, async {
             let response = connection.send_request(request).await?;
             let status = response.status();
             let wait = retry_after(&response);
             let body = response.into_body().collect().await?.to_bytes();
             Ok::<_, hyper::Error>((status, wait, body))
-        }
+        })
         .await;
         match answer {
-            Err(error) => {
+            None => {
+                count_lost(
+                    &shared,
+                    &mut tally,
+                    &[InFlight {
+                        order,
+                        sent,
+                        number: 0,
+                    }],
+                );
+                break;
+            }
+            Some(Err(error)) => {
                 // Sent and never answered: lost (the server may or may not have it).
                 count_lost(
                     &shared,
@@ -601,15 +669,13 @@ pub async fn request_connection(shared: Arc<Shared>, outbox: Arc<Outbox>) {
                 tally.problem(format!("request: {error}"));
                 sender = None;
             }
-            Ok((StatusCode::TOO_MANY_REQUESTS, wait, _)) => {
+            Some(Ok((StatusCode::TOO_MANY_REQUESTS, wait, _))) => {
                 if order.refusals < shared.retries_after_429 {
                     let mut order = order;
                     order.refusals += 1;
-                    let outbox = outbox.clone();
-                    tokio::spawn(async move {
-                        tokio::time::sleep(wait).await;
-                        outbox.push_front(order);
-                    });
+                    retry = Some(order);
+                    shared.flush(&mut tally);
+                    until_abandoned(&shared, tokio::time::sleep(wait)).await;
                 } else {
                     tally.count(
                         Count::Throttled429,
@@ -619,7 +685,7 @@ pub async fn request_connection(shared: Arc<Shared>, outbox: Arc<Outbox>) {
                     );
                 }
             }
-            Ok((status, _, body)) => {
+            Some(Ok((status, _, body))) => {
                 if status.is_server_error() {
                     tally.count(Count::TransportError, shared.second(Instant::now()), 0, 1);
                 }
@@ -644,6 +710,7 @@ pub async fn request_connection(shared: Arc<Shared>, outbox: Arc<Outbox>) {
         }
     }
     if shared.abandoning() {
+        shed.extend(retry.take());
         shed.extend(outbox.drain_all());
     }
     shared.count_shed(&mut shed, &mut tally);

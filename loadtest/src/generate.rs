@@ -275,7 +275,8 @@ impl Generator {
             .limits
             .as_ref()
             .and_then(|limits| limits.max_lines_per_order)
-            .unwrap_or(100);
+            .unwrap_or(100)
+            .max(1);
         let numbers = |table: &std::collections::BTreeMap<String, f64>| {
             Weighted::new(
                 table
@@ -298,11 +299,15 @@ impl Generator {
             let other = random.random_range(0..=index);
             skus.swap(index, other);
         }
+        // Rank 0 is the hot SKU when a hot share singles it out; the Zipf draw covers the
+        // rest (rank k weighs 1/k^s, counting from 1).
+        let first_rank = usize::from(mix.skus.hot_share > 0.0);
         let zipf = match mix.skus.distribution {
             SkuDistribution::Uniform => None,
-            SkuDistribution::Zipf => Weighted::new(
-                (1..skus.len()).map(|rank| (rank, 1.0 / (rank as f64).powf(mix.skus.exponent))),
-            ),
+            SkuDistribution::Zipf => Weighted::new((first_rank..skus.len()).map(|rank| {
+                let weight = 1.0 / ((rank + 1 - first_rank) as f64).powf(mix.skus.exponent);
+                (rank, weight)
+            })),
         };
         let expect = "weights were checked when the scenario loaded";
         Ok(Generator {

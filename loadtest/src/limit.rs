@@ -7,6 +7,7 @@
 //! per second from the first byte sent to the last answer received.
 
 use crate::bare::Bare;
+use crate::connection::{BodyStream, DECIDED, connect};
 use crate::generate::Generator;
 use crate::scenario::Mix;
 use crate::target::Target;
@@ -15,9 +16,8 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use hyper::header::CONTENT_TYPE;
-use hyper_util::rt::TokioIo;
+use std::collections::BTreeMap;
 use std::time::{Instant, SystemTime};
-use tokio::net::TcpStream;
 
 pub struct LimitOptions {
     pub target: Target,
@@ -34,6 +34,9 @@ pub struct Round {
     pub bare_per_s: f64,
     pub router_per_s: f64,
     pub ratio: f64,
+    /// The router's answers by status: every round reserves stock, so later rounds of a
+    /// big run meet emptier warehouses (more backorders and rejections).
+    pub statuses: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -73,23 +76,37 @@ pub async fn limit(options: LimitOptions) -> anyhow::Result<LimitReport> {
             .map(|_| generator.next_line(now).bytes)
             .collect();
         let parts = chunks(&lines, options.streams);
-        let bare_per_s = blast(&bare_target, &parts, options.orders)
+        let (bare_per_s, bare_statuses) = blast(&bare_target, &parts, options.orders)
             .await
             .context("bare endpoint")?;
-        let router_per_s = blast(&options.target, &parts, options.orders)
+        if bare_statuses.keys().any(|status| status != "accepted") {
+            bail!("the bare endpoint refused some orders: {bare_statuses:?}");
+        }
+        let (router_per_s, statuses) = blast(&options.target, &parts, options.orders)
             .await
             .context("router")?;
+        // Every answer must be a decision: an endpoint that answers `invalid` fast is not
+        // measured here.
+        let decided: u64 = DECIDED
+            .iter()
+            .filter_map(|status| statuses.get(*status))
+            .sum();
+        if decided != options.orders as u64 {
+            bail!("the router did not decide every order: {statuses:?}");
+        }
         let result = Round {
             bare_per_s,
             router_per_s,
             ratio: router_per_s / bare_per_s,
+            statuses,
         };
         eprintln!(
-            "round {}: bare {:.0}/s, router {:.0}/s, ratio {:.3}",
+            "round {}: bare {:.0}/s, router {:.0}/s, ratio {:.3} (router's decisions: {:?})",
             round + 1,
             result.bare_per_s,
             result.router_per_s,
-            result.ratio
+            result.ratio,
+            result.statuses
         );
         rounds.push(result);
     }
@@ -134,29 +151,32 @@ fn chunks(lines: &[Bytes], streams: usize) -> Vec<Vec<Bytes>> {
         .collect()
 }
 
-/// Sends every part on its own stream at once; orders answered per second.
-async fn blast(target: &Target, parts: &[Vec<Bytes>], orders: usize) -> anyhow::Result<f64> {
+/// Sends every part on its own stream at once; orders answered per second, and how many
+/// answers had each status.
+async fn blast(
+    target: &Target,
+    parts: &[Vec<Bytes>],
+    orders: usize,
+) -> anyhow::Result<(f64, BTreeMap<String, u64>)> {
     let mut connections = Vec::new();
     for _ in parts {
-        let stream = TcpStream::connect(target.address)
+        let sender = connect(target, 0)
             .await
             .with_context(|| format!("cannot connect to {}", target.authority))?;
-        stream.set_nodelay(true)?;
-        let (sender, connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(connection);
         connections.push(sender);
     }
     let started = Instant::now();
     let mut tasks = Vec::new();
     for (mut sender, part) in connections.into_iter().zip(parts.iter().cloned()) {
+        let frames = futures_util::stream::iter(
+            part.into_iter()
+                .map(|chunk| Ok::<_, std::io::Error>(Frame::data(chunk))),
+        );
+        let body: BodyStream = Box::pin(frames);
         let request = target
             .request(hyper::Method::POST, "/v1/orders")
             .header(CONTENT_TYPE, "application/x-ndjson")
-            .body(StreamBody::new(futures_util::stream::iter(
-                part.into_iter()
-                    .map(|chunk| Ok::<_, std::io::Error>(Frame::data(chunk))),
-            )))?;
+            .body(http_body_util::Either::Left(StreamBody::new(body)))?;
         tasks.push(tokio::spawn(async move {
             let response = sender.send_request(request).await?;
             let status = response.status();
@@ -164,22 +184,56 @@ async fn blast(target: &Target, parts: &[Vec<Bytes>], orders: usize) -> anyhow::
                 bail!("answered {status}");
             }
             let mut body = response.into_body();
-            let mut answers = 0usize;
+            let mut statuses = Statuses::default();
             while let Some(frame) = body.frame().await {
                 if let Ok(data) = frame?.into_data() {
-                    answers += memchr::memchr_iter(b'\n', &data).count();
+                    statuses.feed(&data);
                 }
             }
-            Ok(answers)
+            Ok(statuses.counts)
         }));
     }
-    let mut answered = 0;
+    let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
     for task in tasks {
-        answered += task.await??;
+        for (status, n) in task.await?? {
+            *statuses.entry(status).or_default() += n;
+        }
     }
     let seconds = started.elapsed().as_secs_f64();
-    if answered != orders {
+    let answered: u64 = statuses.values().sum();
+    if answered != orders as u64 {
         bail!("{orders} orders sent, {answered} answers");
     }
-    Ok(orders as f64 / seconds)
+    Ok((orders as f64 / seconds, statuses))
+}
+
+/// Counts the `"status"` of answer lines as they stream in (a line may span frames).
+#[derive(Default)]
+struct Statuses {
+    carry: Vec<u8>,
+    counts: BTreeMap<String, u64>,
+}
+
+impl Statuses {
+    fn feed(&mut self, data: &[u8]) {
+        self.carry.extend_from_slice(data);
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', &self.carry) {
+            let line = &self.carry[start..end];
+            start = end + 1;
+            const KEY: &[u8] = b"\"status\":\"";
+            let status = memchr::memmem::find(line, KEY)
+                .map(|at| &line[at + KEY.len()..])
+                .and_then(|rest| {
+                    rest.iter()
+                        .position(|byte| *byte == b'"')
+                        .map(|end| &rest[..end])
+                })
+                .map_or("(none)".to_owned(), |status| {
+                    String::from_utf8_lossy(status).into_owned()
+                });
+            *self.counts.entry(status).or_default() += 1;
+        }
+        self.carry.drain(..start);
+    }
 }

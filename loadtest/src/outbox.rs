@@ -30,16 +30,20 @@ pub struct Outbox {
     ready: Notify,
     closed: AtomicBool,
     max_wait: Option<Duration>,
+    /// Tasks taking from it (one wake per order is enough up to this many).
+    takers: usize,
 }
 
 impl Outbox {
-    /// `max_wait`: how long an order may wait before it is shed (`None`: never).
-    pub fn new(max_wait: Option<Duration>) -> Outbox {
+    /// `max_wait`: how long an order may wait before it is shed (`None`: never);
+    /// `takers`: how many tasks take from it.
+    pub fn new(max_wait: Option<Duration>, takers: usize) -> Outbox {
         Outbox {
             queue: Mutex::new(VecDeque::new()),
             ready: Notify::new(),
             closed: AtomicBool::new(false),
             max_wait,
+            takers: takers.max(1),
         }
     }
 
@@ -54,21 +58,17 @@ impl Outbox {
             .queue
             .lock()
             .expect("no panics while the queue is held");
+        let before = queue.len();
         queue.extend(orders);
+        let added = queue.len() - before;
         self.shed_locked(&mut queue, now, shed);
         drop(queue);
-        self.ready.notify_waiters();
-        // A taker between its check and its wait gets the stored permit.
-        self.ready.notify_one();
-    }
-
-    /// Puts an order back at the front (a 429 to retry): it keeps its intended time.
-    pub fn push_front(&self, order: Queued) {
-        self.queue
-            .lock()
-            .expect("no panics while the queue is held")
-            .push_front(order);
-        self.ready.notify_one();
+        // One taker woken per order, not every taker per push: many connections share the
+        // outbox of the requests transport. A taker between its check and its wait gets
+        // the permit `notify_one` stores.
+        for _ in 0..added.min(self.takers) {
+            self.ready.notify_one();
+        }
     }
 
     fn shed_locked(&self, queue: &mut VecDeque<Queued>, now: Instant, shed: &mut Vec<Queued>) {
@@ -163,7 +163,7 @@ mod tests {
 
     #[tokio::test]
     async fn orders_waiting_too_long_are_shed_and_the_rest_taken_in_order() {
-        let outbox = Outbox::new(Some(Duration::from_millis(100)));
+        let outbox = Outbox::new(Some(Duration::from_millis(100)), 1);
         let now = Instant::now();
         let old = now - Duration::from_millis(500);
         let mut shed = Vec::new();
@@ -180,7 +180,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_waiting_taker_wakes_on_push() {
-        let outbox = Arc::new(Outbox::new(None));
+        let outbox = Arc::new(Outbox::new(None, 1));
         let taker = {
             let outbox = outbox.clone();
             tokio::spawn(async move { outbox.take(10, &mut Vec::new()).await.len() })

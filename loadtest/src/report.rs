@@ -169,6 +169,22 @@ pub fn build_report(
     if counts.get(Count::Answered) == 0 {
         failures.push("no order was answered".to_owned());
     }
+    // Every order offered ends exactly once: decided, a duplicate, invalid, misanswered,
+    // throttled (429 or shed) or lost. A gap is an order the tool lost track of.
+    for (name, bucket_counts) in std::iter::once(("the run", counts)).chain(
+        scenario
+            .phases
+            .iter()
+            .zip(&collector.phases)
+            .map(|(phase, bucket)| (phase.name.as_str(), &bucket.counts)),
+    ) {
+        let (offered, ended) = (bucket_counts.get(Count::Offered), bucket_counts.ended());
+        if offered != ended {
+            failures.push(format!(
+                "{name}: {offered} orders offered but {ended} accounted for (decided, duplicates, invalid, mismatched, throttled, lost)"
+            ));
+        }
+    }
     if let Some(stock) = &stock
         && !stock.mismatches.is_empty()
     {
@@ -202,9 +218,12 @@ pub fn build_report(
         "elapsed_s": elapsed_s,
         "totals": totals(counts),
         "statuses": collector.statuses,
-        "throughput_per_s": counts.get(Count::Answered) as f64 / elapsed_s,
+        // Answers as they must be, per second from the first intended send to the end of
+        // the drain (the last answer).
+        "throughput_per_s": (counts.get(Count::Decided) + counts.get(Count::Duplicate) + counts.get(Count::Invalid)) as f64 / elapsed_s,
         "latency_ms": percentiles(&collector.latency),
         "send_delay_ms": percentiles(&collector.send_delay),
+        "shed_wait_ms": percentiles(&collector.shed_wait),
         "phases": phases_json,
         "series": series_json,
         "memory": {
@@ -286,7 +305,11 @@ fn recovery(scenario: &Scenario, collector: &Collector, spans: &[(f64, f64)]) ->
         let latency = &collector.seconds[second].latency;
         (!latency.is_empty()).then(|| ms(latency.value_at_quantile(0.99)))
     };
-    let over = |second: usize, threshold: f64| p99(second).is_some_and(|p99| p99 > threshold);
+    // A second whose orders got no answer at all (every one shed, or lost) is not back.
+    let over = |second: usize, threshold: f64| match p99(second) {
+        Some(p99) => p99 > threshold,
+        None => collector.seconds[second].counts.get(Count::Offered) > 0,
+    };
     let hold = rule.hold_s as usize;
     let recovered_at = threshold_ms.map(|threshold| {
         // The first second from which `hold` seconds in a row are under the threshold (a

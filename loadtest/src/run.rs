@@ -65,9 +65,9 @@ pub async fn run(options: RunOptions) -> anyhow::Result<RunOutcome> {
     let max_wait = Some(Duration::from_millis(load.max_queue_ms));
     let outboxes: Vec<Arc<Outbox>> = match load.transport {
         Transport::Streams => (0..load.connections)
-            .map(|_| Arc::new(Outbox::new(max_wait)))
+            .map(|_| Arc::new(Outbox::new(max_wait, 1)))
             .collect(),
-        Transport::Requests => vec![Arc::new(Outbox::new(max_wait))],
+        Transport::Requests => vec![Arc::new(Outbox::new(max_wait, load.connections))],
     };
     let start = Instant::now() + Duration::from_millis(200);
     let shared = Arc::new(Shared {
@@ -76,6 +76,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<RunOutcome> {
         collector: Mutex::new(Collector::new(scenario.phases.len())),
         chunk_orders: load.chunk_orders,
         retries_after_429: load.retries_after_429,
+        send_buffer_bytes: load.send_buffer_bytes,
         resends: (scenario.mix.retry_share > 0.0).then(|| generator.resends.clone()),
         check_stock: options.check_stock,
         shipped: Mutex::new(HashMap::new()),
@@ -133,14 +134,26 @@ pub async fn run(options: RunOptions) -> anyhow::Result<RunOutcome> {
 
     // Drain: wait for the answers of what was sent, at most `drain_timeout_s`.
     let drain = Duration::from_secs(load.drain_timeout_s);
+    let aborts: Vec<tokio::task::AbortHandle> =
+        connections.iter().map(|task| task.abort_handle()).collect();
     let mut all = futures_util::future::join_all(connections);
     if tokio::time::timeout(drain, &mut all).await.is_err() {
+        // Every wait of a connection races this: they count what is unanswered as lost
+        // and what is unsent as shed, and end.
         shared.abandon.store(true, Ordering::Release);
         shared.abandoned.notify_waiters();
-        let _ = tokio::time::timeout(Duration::from_secs(5), &mut all).await;
+        if tokio::time::timeout(Duration::from_secs(5), &mut all)
+            .await
+            .is_err()
+        {
+            for task in &aborts {
+                task.abort();
+            }
+        }
     }
     let ended = Instant::now();
     scheduling.store(false, Ordering::Release);
+    // The sampler's request has its own timeout; it ends within it.
     let _ = memory.await;
     if let Some(progress) = progress {
         let _ = progress.join();
@@ -161,12 +174,13 @@ pub async fn run(options: RunOptions) -> anyhow::Result<RunOutcome> {
         }
         None => None,
     };
-    let collector = Arc::try_unwrap(shared)
-        .ok()
-        .map(|shared| shared.collector.into_inner().expect("no panics while held"));
-    let Some(collector) = collector else {
-        anyhow::bail!("a connection task outlived the run");
-    };
+    let collector = std::mem::replace(
+        &mut *shared
+            .collector
+            .lock()
+            .expect("no panics while the collector is held"),
+        Collector::new(0),
+    );
     let report = build_report(
         &scenario,
         options.rate_scale,
@@ -249,25 +263,17 @@ fn schedule(
             }
             shared.count_shed(&mut shed, &mut tally);
             if tally.len() > 4_096 {
-                flush(shared, &mut tally);
+                shared.flush(&mut tally);
             }
             if t >= phase.duration_s {
                 break;
             }
             std::thread::sleep(tick);
         }
-        flush(shared, &mut tally);
+        shared.flush(&mut tally);
         phase_start += Duration::from_secs_f64(phase.duration_s);
     }
-    flush(shared, &mut tally);
-}
-
-fn flush(shared: &Shared, tally: &mut Tally) {
-    shared
-        .collector
-        .lock()
-        .expect("no panics while the collector is held")
-        .absorb(tally);
+    shared.flush(&mut tally);
 }
 
 /// Samples the server's memory once a second while the load runs.

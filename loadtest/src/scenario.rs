@@ -56,6 +56,12 @@ pub struct Load {
     /// intended time (so the wait shows in its latency), up to this many times.
     #[serde(default)]
     pub retries_after_429: u32,
+    /// The kernel's send buffer of each connection (`SO_SNDBUF`), in bytes; 0 leaves it to
+    /// the kernel's autotuning (up to 4 MiB on Linux). An order in the kernel's buffer counts
+    /// as sent, so with autotuned buffers a server that stops reading holds seconds of orders
+    /// there, out of `max_queue_ms`'s reach: a storefront that bounds its queue bounds this.
+    #[serde(default)]
+    pub send_buffer_bytes: u32,
     /// After the last phase: how long to wait for the answers of orders already sent before
     /// counting them lost.
     #[serde(default = "default_drain_timeout_s")]
@@ -354,24 +360,27 @@ impl Scenario {
         if self.load.chunk_orders == 0 {
             return Err(invalid("load.chunk_orders".into(), "must be at least 1"));
         }
-        if self.phases.is_empty() {
-            return Err(invalid(
-                "phases".into(),
-                "at least one [[phases]] is needed",
-            ));
+        if self.phases.is_empty() || self.phases.len() > 255 {
+            return Err(invalid("phases".into(), "1 to 255 [[phases]] are needed"));
         }
         for (index, phase) in self.phases.iter().enumerate() {
             let field = |key: &str| format!("phases[{index}] ({}).{key}", phase.name);
-            if !(phase.duration_s > 0.0 && phase.duration_s.is_finite()) {
-                return Err(invalid(field("duration_s"), "must be a positive number"));
+            if !(phase.duration_s > 0.0 && phase.duration_s <= 86_400.0) {
+                return Err(invalid(
+                    field("duration_s"),
+                    "a positive number of seconds, at most a day",
+                ));
             }
             let rates = [Some(phase.rate), phase.ramp_to, phase.decay_to];
             if rates
                 .iter()
                 .flatten()
-                .any(|rate| !(*rate >= 0.0 && rate.is_finite()))
+                .any(|rate| !(*rate >= 0.0 && *rate <= 10_000_000.0))
             {
-                return Err(invalid(field("rate"), "rates must be numbers >= 0"));
+                return Err(invalid(
+                    field("rate"),
+                    "rates are orders per second, 0 to 10,000,000",
+                ));
             }
             if phase.ramp_to.is_some() && phase.decay_to.is_some() {
                 return Err(invalid(
@@ -452,10 +461,10 @@ impl Scenario {
             ));
         }
         let [low, high] = mix.promise_hours;
-        if !(low > 0.0 && high >= low) {
+        if !(low > 0.0 && high >= low && high <= 8_760.0) {
             return Err(invalid(
                 "mix.promise_hours".into(),
-                "[low, high] hours with 0 < low <= high",
+                "[low, high] hours with 0 < low <= high <= 8760 (a year)",
             ));
         }
         if mix.skus.exponent.is_nan() || mix.skus.exponent <= 0.0 {

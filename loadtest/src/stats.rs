@@ -67,6 +67,23 @@ impl Counts {
         self.get(Count::Throttled429) + self.get(Count::Shed)
     }
 
+    /// Orders with an outcome: each offered order must end as exactly one of these.
+    pub fn ended(&self) -> u64 {
+        [
+            Count::Decided,
+            Count::Duplicate,
+            Count::Invalid,
+            Count::Mismatch,
+            Count::UnexpectedDuplicate,
+            Count::Throttled429,
+            Count::Shed,
+            Count::Lost,
+        ]
+        .iter()
+        .map(|count| self.get(*count))
+        .sum()
+    }
+
     fn merge(&mut self, other: &Counts) {
         for (mine, theirs) in self.0.iter_mut().zip(other.0.iter()) {
             *mine += theirs;
@@ -83,6 +100,7 @@ pub struct Tally {
     latencies: Vec<(u32, u8, u64, u64)>,
     statuses: Vec<(String, u64)>,
     problems: Vec<String>,
+    shed_waits: Vec<u64>,
 }
 
 impl Tally {
@@ -90,6 +108,12 @@ impl Tally {
         if n > 0 {
             self.counts.push((count, second, phase, n));
         }
+    }
+
+    /// An order shed after waiting `waited_us` since its intended time.
+    pub fn shed(&mut self, second: u32, phase: u8, waited_us: u64) {
+        self.count(Count::Shed, second, phase, 1);
+        self.shed_waits.push(waited_us.max(1));
     }
 
     pub fn latency(
@@ -121,11 +145,14 @@ impl Tally {
 
     /// Entries held.
     pub fn len(&self) -> usize {
-        self.counts.len() + self.latencies.len()
+        self.counts.len() + self.latencies.len() + self.shed_waits.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.counts.is_empty() && self.latencies.is_empty() && self.problems.is_empty()
+        self.counts.is_empty()
+            && self.latencies.is_empty()
+            && self.problems.is_empty()
+            && self.shed_waits.is_empty()
     }
 }
 
@@ -151,6 +178,9 @@ pub struct Collector {
     /// From intended send time to the moment the line was handed to the server: the tool's
     /// own lateness plus the time the server's backpressure held it.
     pub send_delay: Histogram<u64>,
+    /// How long shed orders had waited when they were shed: a lower bound of the latency
+    /// they never got, so a server that stops reading shows beyond `max_queue_ms` too.
+    pub shed_wait: Histogram<u64>,
     pub phases: Vec<Bucket>,
     pub seconds: Vec<Bucket>,
     pub statuses: BTreeMap<String, u64>,
@@ -170,6 +200,7 @@ impl Collector {
             totals: Counts::default(),
             latency: latency_histogram(),
             send_delay: latency_histogram(),
+            shed_wait: latency_histogram(),
             phases: (0..phases).map(|_| Bucket::new()).collect(),
             seconds: Vec::new(),
             statuses: BTreeMap::new(),
@@ -206,6 +237,9 @@ impl Collector {
                 bucket.latency.saturating_record(latency);
             }
             self.second(second).latency.saturating_record(latency);
+        }
+        for waited in tally.shed_waits.drain(..) {
+            self.shed_wait.saturating_record(waited.min(LATENCY_MAX_US));
         }
         for (status, n) in tally.statuses.drain(..) {
             *self.statuses.entry(status).or_default() += n;

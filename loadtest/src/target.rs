@@ -6,11 +6,12 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
 use hyper::{Method, Request, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use tokio::net::TcpStream;
+
+/// How long a request of its own (network, catalogue, stock, metrics) may take.
+pub const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Where the server is, and the token to show it.
 #[derive(Debug, Clone)]
@@ -55,20 +56,26 @@ impl Target {
         builder
     }
 
-    /// One request on a connection of its own; the status and the whole body.
+    /// One request on a connection of its own; the status and the whole body. Gives up
+    /// after [`CALL_TIMEOUT`]: a server that stopped must not stop the tool.
     pub async fn call(
         &self,
         method: Method,
         path: &str,
         body: Option<(&str, Bytes)>,
     ) -> anyhow::Result<(StatusCode, Bytes)> {
-        let stream = TcpStream::connect(self.address)
+        tokio::time::timeout(CALL_TIMEOUT, self.call_once(method, path, body))
             .await
-            .with_context(|| format!("cannot connect to {}", self.authority))?;
-        stream.set_nodelay(true)?;
-        let (mut sender, connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(connection);
+            .map_err(|_| anyhow::anyhow!("{path}: no answer within {CALL_TIMEOUT:?}"))?
+    }
+
+    async fn call_once(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(&str, Bytes)>,
+    ) -> anyhow::Result<(StatusCode, Bytes)> {
+        let mut sender = crate::connection::connect(self, 0).await?;
         let mut request = self.request(method, path);
         let body = match body {
             Some((content_type, bytes)) => {
@@ -77,7 +84,9 @@ impl Target {
             }
             None => Bytes::new(),
         };
-        let response = sender.send_request(request.body(Full::new(body))?).await?;
+        let response = sender
+            .send_request(request.body(http_body_util::Either::Right(Full::new(body)))?)
+            .await?;
         let status = response.status();
         let bytes = response.into_body().collect().await?.to_bytes();
         Ok((status, bytes))

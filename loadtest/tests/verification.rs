@@ -7,6 +7,7 @@ use futures_util::StreamExt;
 use loadtest::run::{RunOptions, run};
 use loadtest::scenario::Scenario;
 use loadtest::target::Target;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 #[derive(Clone, Copy)]
@@ -18,6 +19,11 @@ enum Fault {
     SkipOne,
     /// Every 40th new order is answered `"duplicate": true`.
     FalseDuplicate,
+    /// The first stream is refused with 429 (Retry-After: 1) half a second after it
+    /// opened; later ones are served.
+    RefuseFirstStream,
+    /// Streams are read but never answered: the response never starts.
+    Silent,
 }
 
 async fn network() -> HttpResponse {
@@ -57,8 +63,46 @@ fn answer(line: &[u8], number: u64, fault: Fault, out: &mut BytesMut) {
     out.extend_from_slice(b"\n");
 }
 
-async fn orders(payload: web::Payload, fault: web::Data<Fault>) -> HttpResponse {
+async fn orders(
+    request: actix_web::HttpRequest,
+    mut payload: web::Payload,
+    fault: web::Data<Fault>,
+    streams: web::Data<AtomicUsize>,
+) -> HttpResponse {
     let fault = **fault;
+    let content_type = request
+        .headers()
+        .get("content-type")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    if content_type == "application/json" {
+        // One order per request: a decision, or the error an invalid order gets.
+        let mut body = BytesMut::new();
+        while let Some(Ok(chunk)) = payload.next().await {
+            body.extend_from_slice(&chunk);
+        }
+        let mut out = BytesMut::new();
+        answer(&body, 1, fault, &mut out);
+        let answer: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        if answer["status"] == "invalid" {
+            return HttpResponse::BadRequest().json(serde_json::json!({"error": answer["error"]}));
+        }
+        return HttpResponse::Ok().json(answer);
+    }
+    let stream = streams.fetch_add(1, Ordering::SeqCst);
+    if matches!(fault, Fault::RefuseFirstStream) && stream == 0 {
+        // Late enough that lines were sent on it (the load starts 200 ms after the
+        // connections open).
+        actix_rt::time::sleep(Duration::from_millis(500)).await;
+        return HttpResponse::TooManyRequests()
+            .insert_header(("Retry-After", "1"))
+            .json(serde_json::json!({"error": {"code": "overloaded", "message": "busy"}}));
+    }
+    if matches!(fault, Fault::Silent) {
+        // Read everything, answer nothing, never end.
+        while let Some(Ok(_)) = payload.next().await {}
+        std::future::pending::<()>().await;
+    }
     let state = (payload, BytesMut::new(), 0u64);
     let answers = futures_util::stream::unfold(
         state,
@@ -85,11 +129,13 @@ async fn orders(payload: web::Payload, fault: web::Data<Fault>) -> HttpResponse 
 /// Starts the fake on a free port in a thread of its own; its address.
 fn fake(fault: Fault) -> std::net::SocketAddr {
     let (sender, receiver) = std::sync::mpsc::channel();
+    let streams = web::Data::new(AtomicUsize::new(0));
     std::thread::spawn(move || {
         actix_rt::System::new().block_on(async move {
             let server = HttpServer::new(move || {
                 App::new()
                     .app_data(web::Data::new(fault))
+                    .app_data(streams.clone())
                     .route("/v1/network", web::get().to(network))
                     .route("/v1/catalog", web::get().to(catalog))
                     .route("/v1/orders", web::post().to(orders))
@@ -121,7 +167,7 @@ malformed_share = 0.0
 
 async fn play(fault: Fault, scenario: &str) -> loadtest::run::RunOutcome {
     let address = fake(fault);
-    run(RunOptions {
+    let outcome = run(RunOptions {
         target: Target::parse(&format!("http://{address}"), None).unwrap(),
         scenario: Scenario::parse(scenario, "test").unwrap(),
         rate_scale: 1.0,
@@ -133,7 +179,32 @@ async fn play(fault: Fault, scenario: &str) -> loadtest::run::RunOutcome {
         chart: None,
     })
     .await
-    .unwrap()
+    .unwrap();
+    // Whatever the fault, every order offered ends exactly once.
+    let totals = &outcome.report.json["totals"];
+    let ended: u64 = [
+        "decided",
+        "duplicates",
+        "invalid",
+        "mismatched",
+        "unexpected_duplicates",
+        "throttled",
+        "lost",
+    ]
+    .iter()
+    .map(|key| totals[*key].as_u64().unwrap())
+    .sum();
+    assert_eq!(totals["offered"].as_u64().unwrap(), ended, "{totals}");
+    assert!(
+        !outcome
+            .report
+            .failures
+            .iter()
+            .any(|failure| failure.contains("accounted for")),
+        "{:?}",
+        outcome.report.failures
+    );
+    outcome
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -184,4 +255,49 @@ async fn a_malformed_line_must_be_answered_invalid_with_its_code() {
     // One kind in five is cut-off JSON, answered as it must be.
     assert!(invalid > 5 && mismatched > 4 * invalid / 2, "{totals}");
     assert_eq!(totals["answered"], 400, "{totals}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_stream_is_throttled_and_opened_again() {
+    let outcome = play(Fault::RefuseFirstStream, SCENARIO).await;
+    let totals = &outcome.report.json["totals"];
+    // A 429 is pushback, not a failure: what the refused stream carried is throttled, the
+    // rest went through the stream opened after Retry-After.
+    assert!(outcome.passed, "{:?}", outcome.report.failures);
+    let refused = totals["throttled_429"].as_u64().unwrap();
+    assert!(refused > 20, "{totals}");
+    assert_eq!(
+        totals["decided"].as_u64().unwrap() + refused,
+        400,
+        "{totals}"
+    );
+    assert_eq!(totals["lost"], 0, "{totals}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_never_answers_ends_the_run_with_everything_sent_lost() {
+    // drain_timeout_s = 5: then the run is abandoned; it must end, not hang.
+    let outcome = play(Fault::Silent, SCENARIO).await;
+    let totals = &outcome.report.json["totals"];
+    assert!(!outcome.passed);
+    assert_eq!(totals["decided"], 0, "{totals}");
+    assert_eq!(totals["lost"], totals["sent"], "{totals}");
+    assert!(totals["lost"].as_u64().unwrap() > 0, "{totals}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_orders_per_request_are_checked_as_streams_are() {
+    let scenario = SCENARIO
+        .replace("transport = \"streams\"", "transport = \"requests\"")
+        .replace("connections = 2", "connections = 8")
+        .replace("malformed_share = 0.0", "malformed_share = 0.1");
+    let outcome = play(Fault::None, &scenario).await;
+    let totals = &outcome.report.json["totals"];
+    // The fake answers only cut-off JSON as invalid (400); the other malformed kinds come
+    // back routed, which the checks refuse, as for streams.
+    assert!(!outcome.passed);
+    assert_eq!(totals["sent"], 400, "{totals}");
+    assert!(totals["invalid"].as_u64().unwrap() > 0, "{totals}");
+    assert!(totals["decided"].as_u64().unwrap() > 300, "{totals}");
+    assert_eq!(totals["lost"], 0, "{totals}");
 }

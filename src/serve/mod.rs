@@ -305,6 +305,18 @@ fn listener(
     socket.set_reuse_address(true)?;
     if receive_buffer_bytes > 0 {
         socket.set_recv_buffer_size(receive_buffer_bytes)?;
+        // Linux doubles the value for its bookkeeping and caps it at net.core.rmem_max
+        // (often 208 KiB): say what is in effect.
+        let effective = socket.recv_buffer_size()?;
+        if effective < receive_buffer_bytes {
+            tracing::warn!(
+                "limits.receive_buffer_bytes = {receive_buffer_bytes}, but the kernel caps it at {effective} (net.core.rmem_max)"
+            );
+        } else {
+            tracing::info!(
+                "receive buffer per connection: {effective} bytes (as the kernel counts them)"
+            );
+        }
     }
     socket.bind(&address.into())?;
     socket.listen(1024)?;
