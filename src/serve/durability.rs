@@ -81,6 +81,7 @@ impl Snapshotter {
         std::thread::Builder::new()
             .name("snapshots".into())
             .spawn(move || {
+                lower_priority();
                 let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     for job in waiting {
                         snapshot_job(job);
@@ -101,6 +102,21 @@ impl Snapshotter {
     /// Hands a job over; `false` (the job dropped) when the jobs waiting are at their bound.
     pub fn submit(&self, job: SnapshotJob) -> bool {
         self.jobs.try_send(job).is_ok()
+    }
+}
+
+/// Lowers the calling thread's CPU priority (nice 10): snapshots are background work, and
+/// on a machine with few cores they must not take time from the zones and writers. On
+/// Linux a thread's nice value is its own (`setpriority` on its thread id).
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: gettid has no preconditions; setpriority only reads its arguments, and a
+    // failure (not permitted) leaves the priority as it was, which is harmless.
+    unsafe {
+        let thread = libc::gettid();
+        if libc::setpriority(libc::PRIO_PROCESS, thread as libc::id_t, 10) != 0 {
+            tracing::debug!("the snapshot thread keeps its priority: setpriority failed");
+        }
     }
 }
 
