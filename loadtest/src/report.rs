@@ -563,6 +563,7 @@ pub fn chart(report: &Report, path: &Path) -> anyhow::Result<()> {
         }
         latency
             .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
             .draw()?;
