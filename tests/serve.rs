@@ -1219,13 +1219,6 @@ fn under_a_stalled_shard_standard_orders_get_429_and_express_ones_get_in() {
         metrics.contains("router_requests_throttled_total 1"),
         "{metrics}"
     );
-    // The memory a load test reports: read at the scrape, never zero for a live process.
-    let resident = metrics
-        .lines()
-        .find_map(|line| line.strip_prefix("process_resident_memory_bytes "))
-        .and_then(|value| value.parse::<f64>().ok())
-        .unwrap_or_else(|| panic!("no resident memory in {metrics}"));
-    assert!(resident > 1_000_000.0, "{resident}");
 
     // The express order is admitted (its answer waits for the shards).
     let express_order = simple_order("E-1", "R1", &[("A", 1)], r#","service":"express""#);
