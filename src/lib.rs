@@ -19,10 +19,12 @@
 //! - [`engine`]: the routing engine, a pure function of (order, a zone's state, policy,
 //!   decision time) to a plan. No I/O, no clock, no locks.
 //! - [`shard`]: [`shard::ZoneState`], one zone's single-writer state: stock cells, daily
-//!   capacity counters, the record of every order it decided.
-//! - [`journal`]: a zone's durable log (storage only, not wired in yet): CRC32C-framed
-//!   records in segment files, group commit (one write, one `fdatasync` per group), recovery
-//!   that cuts a torn tail and refuses damage by file and offset, snapshots and compaction.
+//!   capacity counters, the record of every order it decided (in an [`arena::Arena`]:
+//!   chunks shared on clone, so a snapshot copies the state in a millisecond).
+//! - [`journal`]: a zone's durable log: CRC32C-framed records in segment files, group
+//!   commit (one write, one `fdatasync` per group), recovery that cuts a torn tail and
+//!   refuses damage by file and offset, snapshots and compaction; [`durable`] is what the
+//!   zones write into it, and [`serve::durability`] the writer and snapshot threads.
 //! - [`render`]: decisions and `invalid` records as contract JSON.
 //! - [`route`]: `order-router route`, the engine as a deterministic stdin-to-stdout filter.
 //!
