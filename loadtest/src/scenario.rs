@@ -235,9 +235,10 @@ pub struct Recovery {
     pub factor: f64,
     #[serde(default = "default_recovery_slack_ms")]
     pub slack_ms: f64,
-    /// Back means back for this many consecutive seconds: a single quiet second inside a
-    /// backlog's drain is not a recovery, and a lone slow second later on (a snapshot, the
-    /// machine's noise) is reported as an excursion, not as never having recovered.
+    /// Back means the p99 of the orders intended in this many consecutive seconds is under
+    /// the threshold: a single quiet second inside a backlog's drain is not a recovery, and
+    /// a lone slow second later on (a snapshot, the machine's noise) is reported as an
+    /// excursion, not as never having recovered.
     #[serde(default = "default_recovery_hold_s")]
     pub hold_s: u32,
     /// The run fails when recovery takes longer than this (unset: reported only).
