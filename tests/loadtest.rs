@@ -44,9 +44,10 @@ async fn smoke_scenario_against_a_network_it_has_never_seen() {
     .await
     .unwrap();
     assert!(
-        outcome.passed,
+        outcome.passed(),
         "{:?}\n{}",
-        outcome.report.failures, outcome.report.json["problems"]
+        outcome.report.failures,
+        outcome.report.json["problems"]
     );
 
     // The report as written, with the keys the issue names.

@@ -46,14 +46,6 @@ impl<T> Weighted<T> {
         let index = self.cumulative.partition_point(|sum| *sum <= point);
         &self.items[index.min(self.items.len() - 1)]
     }
-
-    pub fn len(&self) -> usize {
-        self.items.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
 }
 
 /// The malformed lines a `dirty` scenario sends, and the code each must be answered with.

@@ -137,7 +137,7 @@ async fn command(command: Command) -> anyhow::Result<ExitCode> {
             {
                 eprintln!("  {}", problem.as_str().unwrap_or(""));
             }
-            Ok(if outcome.passed {
+            Ok(if outcome.passed() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE

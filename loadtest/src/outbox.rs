@@ -187,6 +187,8 @@ mod tests {
         };
         tokio::time::sleep(Duration::from_millis(20)).await;
         outbox.push([order(Instant::now())], Instant::now(), &mut Vec::new());
-        assert_eq!(taker.await.unwrap(), 1);
+        // A lost wake-up shows as a timeout, not as a test that hangs.
+        let taken = tokio::time::timeout(Duration::from_secs(5), taker).await;
+        assert_eq!(taken.expect("the taker was woken").unwrap(), 1);
     }
 }

@@ -15,14 +15,21 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-/// A second of the run, as charted.
-#[derive(Debug, Clone)]
+/// A second of the run: a row of the report's `series`, and a point of the chart.
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Second {
     pub second: u32,
     pub offered: u64,
+    pub sent: u64,
     pub answered: u64,
     pub throttled: u64,
+    pub lost: u64,
+    /// Latency of the orders intended in this second.
+    pub p50_ms: Option<f64>,
     pub p99_ms: Option<f64>,
+    pub max_ms: Option<f64>,
+    /// The server's resident memory sampled in this second.
+    pub resident_bytes: Option<u64>,
 }
 
 /// The finished report: the JSON document, and what the table and chart are drawn from.
@@ -42,8 +49,9 @@ impl Report {
     }
 }
 
+/// Microseconds as milliseconds (exact to the microsecond).
 fn ms(micros: u64) -> f64 {
-    (micros as f64 / 1_000.0 * 1_000.0).round() / 1_000.0
+    micros as f64 / 1_000.0
 }
 
 fn percentiles(histogram: &Histogram<u64>) -> Value {
@@ -56,7 +64,7 @@ fn percentiles(histogram: &Histogram<u64>) -> Value {
         "p99": ms(histogram.value_at_quantile(0.99)),
         "p999": ms(histogram.value_at_quantile(0.999)),
         "max": ms(histogram.max()),
-        "mean": (histogram.mean() / 1_000.0 * 1_000.0).round() / 1_000.0,
+        "mean": histogram.mean().round() / 1_000.0,
     })
 }
 
@@ -98,34 +106,21 @@ pub fn build_report(
         .seconds
         .iter()
         .enumerate()
-        .map(|(second, bucket)| Second {
-            second: second as u32,
-            offered: bucket.counts.get(Count::Offered),
-            answered: bucket.counts.get(Count::Answered),
-            throttled: bucket.counts.throttled(),
-            p99_ms: (!bucket.latency.is_empty())
-                .then(|| ms(bucket.latency.value_at_quantile(0.99))),
-        })
-        .collect();
-    let series_json: Vec<Value> = collector
-        .seconds
-        .iter()
-        .enumerate()
         .map(|(second, bucket)| {
             let latency = &bucket.latency;
             let quantile = |q: f64| (!latency.is_empty()).then(|| ms(latency.value_at_quantile(q)));
-            json!({
-                "second": second,
-                "offered": bucket.counts.get(Count::Offered),
-                "sent": bucket.counts.get(Count::Sent),
-                "answered": bucket.counts.get(Count::Answered),
-                "throttled": bucket.counts.throttled(),
-                "lost": bucket.counts.get(Count::Lost),
-                "p50_ms": quantile(0.5),
-                "p99_ms": quantile(0.99),
-                "max_ms": (!latency.is_empty()).then(|| ms(latency.max())),
-                "resident_bytes": memory_by_second.get(&(second as u32)),
-            })
+            Second {
+                second: second as u32,
+                offered: bucket.counts.get(Count::Offered),
+                sent: bucket.counts.get(Count::Sent),
+                answered: bucket.counts.get(Count::Answered),
+                throttled: bucket.counts.throttled(),
+                lost: bucket.counts.get(Count::Lost),
+                p50_ms: quantile(0.5),
+                p99_ms: quantile(0.99),
+                max_ms: (!latency.is_empty()).then(|| ms(latency.max())),
+                resident_bytes: memory_by_second.get(&(second as u32)).copied(),
+            }
         })
         .collect();
 
@@ -225,7 +220,7 @@ pub fn build_report(
         "send_delay_ms": percentiles(&collector.send_delay),
         "shed_wait_ms": percentiles(&collector.shed_wait),
         "phases": phases_json,
-        "series": series_json,
+        "series": series,
         "memory": {
             "peak_resident_bytes": collector.memory_peak,
             "last_resident_bytes": collector.memory.last().map(|sample| sample.1),
@@ -511,27 +506,19 @@ pub fn chart(report: &Report, path: &Path) -> anyhow::Result<()> {
                 .iter()
                 .map(move |second| (second.second, pick(second) as f64))
         };
-        rates
-            .draw_series(LineSeries::new(
-                line(|second| second.offered),
-                BLUE.stroke_width(2),
-            ))?
-            .label("offered")
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE));
-        rates
-            .draw_series(LineSeries::new(
-                line(|second| second.answered),
-                GREEN.stroke_width(2),
-            ))?
-            .label("answered")
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], GREEN));
-        rates
-            .draw_series(LineSeries::new(
-                line(|second| second.throttled),
-                RED.stroke_width(1),
-            ))?
-            .label("throttled (429 + shed)")
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RED));
+        /// A line of the rates panel: label, what it plots, colour, stroke width.
+        type RateLine = (&'static str, fn(&Second) -> u64, RGBColor, u32);
+        let lines: [RateLine; 3] = [
+            ("offered", |second| second.offered, BLUE, 2),
+            ("answered", |second| second.answered, GREEN, 2),
+            ("throttled (429 + shed)", |second| second.throttled, RED, 1),
+        ];
+        for (label, pick, color, width) in lines {
+            rates
+                .draw_series(LineSeries::new(line(pick), color.stroke_width(width)))?
+                .label(label)
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color));
+        }
         rates
             .configure_series_labels()
             .background_style(WHITE.mix(0.8))

@@ -39,7 +39,12 @@ pub struct RunOptions {
 /// The outcome of a run: its report, and whether every check passed.
 pub struct RunOutcome {
     pub report: Report,
-    pub passed: bool,
+}
+
+impl RunOutcome {
+    pub fn passed(&self) -> bool {
+        self.report.passed()
+    }
 }
 
 pub async fn run(options: RunOptions) -> anyhow::Result<RunOutcome> {
@@ -192,7 +197,6 @@ pub async fn run(options: RunOptions) -> anyhow::Result<RunOutcome> {
         stock,
         notes,
     );
-    let passed = report.passed();
     if let Some(path) = &options.report {
         std::fs::write(path, serde_json::to_vec_pretty(&report.json)?).map_err(|error| {
             anyhow::anyhow!("cannot write the report {}: {error}", path.display())
@@ -201,7 +205,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<RunOutcome> {
     if let Some(path) = &options.chart {
         crate::report::chart(&report, path)?;
     }
-    Ok(RunOutcome { report, passed })
+    Ok(RunOutcome { report })
 }
 
 /// The scheduler: orders due by now, with their intended times, into the outboxes.

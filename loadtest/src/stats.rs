@@ -83,12 +83,6 @@ impl Counts {
         .map(|count| self.get(*count))
         .sum()
     }
-
-    fn merge(&mut self, other: &Counts) {
-        for (mine, theirs) in self.0.iter_mut().zip(other.0.iter()) {
-            *mine += theirs;
-        }
-    }
 }
 
 /// Counts and latencies made by one task, not yet handed over.
@@ -104,9 +98,15 @@ pub struct Tally {
 }
 
 impl Tally {
+    /// Counts `n` of `count`. Runs of the same (count, second, phase), the common case (a
+    /// chunk's lines, a tick's orders), add up in one entry rather than one per order.
     pub fn count(&mut self, count: Count, second: u32, phase: u8, n: u32) {
-        if n > 0 {
-            self.counts.push((count, second, phase, n));
+        if n == 0 {
+            return;
+        }
+        match self.counts.last_mut() {
+            Some(last) if (last.0, last.1, last.2) == (count, second, phase) => last.3 += n,
+            _ => self.counts.push((count, second, phase, n)),
         }
     }
 
@@ -260,10 +260,6 @@ impl Collector {
         if let Some(highest) = highest {
             self.memory_peak = Some(self.memory_peak.map_or(highest, |known| known.max(highest)));
         }
-    }
-
-    pub fn merge_counts(&mut self, other: &Counts) {
-        self.totals.merge(other);
     }
 }
 

@@ -48,8 +48,8 @@ pub enum SnapshotStep {
 }
 
 /// Encodes and writes zone snapshots on a thread of its own, so neither a zone nor its
-/// writer stops for them: the zone pays for a copy of its state (a few memcpy-like
-/// passes), the writer for a registration. Encoding 500,000 orders took 200-350 ms and
+/// writer stops for them: the zone pays for a copy of its state (1 ms for 500,000 orders,
+/// measured: the records' chunks are shared, `crate::arena`), the writer for a registration. Encoding 500,000 orders took 200-350 ms and
 /// writing them 270-440 ms (75 MB, fsync); done in place, that was an 800 ms stall of the
 /// zone and of every zone sharing its writer, every `--snapshot-every` records (found by
 /// `loadtest`'s singles-day scenario: p99 at 800 ms in a steady phase). Two jobs wait at
