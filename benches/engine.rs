@@ -10,7 +10,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use order_router::engine::{OrderContext, Scratch, ZoneAttempt, plan_zone};
 use order_router::ingest::parse_order;
 use order_router::model::Order;
-use order_router::router::Router;
+use order_router::route::Router;
 use order_router::time::Millis;
 use order_router::world::World;
 use std::hint::black_box;

@@ -9,8 +9,8 @@
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use order_router::demo::{OrderMix, write_orders};
+use order_router::route::Router;
 use order_router::route::route_stream;
-use order_router::router::Router;
 use order_router::time::Millis;
 use order_router::world::World;
 use order_router::yardstick::acknowledge;

@@ -3,8 +3,8 @@
 use crate::catalog::{self, DEMO_SEED, DEMO_SKUS};
 use crate::config::Network;
 use crate::demo::{self, OrderMix};
+use crate::route::Router;
 use crate::route::route_stream;
-use crate::router::Router;
 use crate::time::Millis;
 use crate::world::{World, WorldSources};
 use anyhow::{Context, bail};
@@ -94,7 +94,7 @@ fn journal(action: JournalAction) -> anyhow::Result<ExitCode> {
                         "lsn": record.lsn,
                         "segment": record.segment.file_name().map(|file| file.to_string_lossy()),
                         "offset": record.offset,
-                        "record": crate::durable::describe(record.kind, &record.payload),
+                        "record": crate::zone::records::describe(record.kind, &record.payload),
                     });
                     dumped = writeln!(out, "{line}");
                     if dumped.is_err() {
@@ -195,14 +195,15 @@ pub enum Command {
         /// HTTP worker threads, which parse. Default: one per core.
         #[arg(long)]
         workers: Option<usize>,
-        /// Threads the zone shards run on (zones are spread over them by the population of
-        /// their regions). Default: one per core, at most one per zone.
-        #[arg(long)]
-        shard_threads: Option<usize>,
-        /// Fault injection for tests and drills: the zone shards hold every message of
-        /// orders while this file exists (checked every 10 ms), as a stalled shard would.
-        #[arg(long, hide = true)]
-        debug_hold_shards_while: Option<PathBuf>,
+        /// Threads the zone actors run on (zones are spread over them by the population of
+        /// their regions). Default: one per core, at most one per zone. (`--shard-threads`,
+        /// its first name, still works.)
+        #[arg(long, alias = "shard-threads")]
+        zone_threads: Option<usize>,
+        /// Fault injection for tests and drills: the zone actors hold every message of
+        /// orders while this file exists (checked every 10 ms), as a stalled zone would.
+        #[arg(long, hide = true, alias = "debug-hold-shards-while")]
+        debug_hold_zones_while: Option<PathBuf>,
         /// Do not reload the config when its file changes (SIGHUP and POST /v1/admin/reload
         /// still do).
         #[arg(long)]
@@ -273,8 +274,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             snapshot_every,
             retention_hours,
             workers,
-            shard_threads,
-            debug_hold_shards_while,
+            zone_threads,
+            debug_hold_zones_while,
             no_watch_config,
             shutdown_timeout,
         } => {
@@ -288,7 +289,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::serve::run(crate::serve::ServeOptions {
                 listen,
                 sources: world.into(),
-                journals: crate::serve::durability::Journals {
+                journals: crate::serve::group_commit::Journals {
                     data_dir,
                     options: crate::journal::JournalOptions {
                         mode: sync,
@@ -300,8 +301,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     retention: std::time::Duration::from_secs(retention_hours * 3600),
                 },
                 workers,
-                shard_threads,
-                hold_shards_while: debug_hold_shards_while,
+                zone_threads,
+                hold_zones_while: debug_hold_zones_while,
                 watch_config: !no_watch_config,
                 shutdown_timeout: std::time::Duration::from_secs(shutdown_timeout),
             })?;

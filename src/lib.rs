@@ -34,24 +34,21 @@
 //! [`cli`] is the command line; `main.rs` only calls it. [`yardstick`] is what the `route`
 //! benchmark measures against.
 
-pub mod arena;
 pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod demo;
-pub mod durable;
 pub mod engine;
 pub mod geo;
 pub mod ids;
 pub mod ingest;
 pub mod journal;
+pub mod limits;
 pub mod model;
 pub mod prefetch;
 pub mod render;
 pub mod route;
-pub mod router;
 pub mod serve;
-pub mod shard;
 pub mod time;
 pub mod world;
 pub mod yardstick;

@@ -345,3 +345,65 @@ mod tests {
         assert_eq!(Capabilities::parse_one("fragile"), None);
     }
 }
+
+/// Answers counted by outcome: a zone's batch, a stream's chunk, a `route` run.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Tally {
+    pub lines: u64,
+    pub routed: u64,
+    pub backordered: u64,
+    pub held: u64,
+    pub rejected: u64,
+    pub duplicates: u64,
+    pub invalid: u64,
+    /// `invalid` by code, indexed by `code as usize`.
+    pub invalid_by_code: [u64; InvalidCode::ALL.len()],
+}
+
+impl Tally {
+    /// Counts one `invalid` answer (`lines` is counted by the caller).
+    pub fn count_invalid(&mut self, code: InvalidCode) {
+        self.invalid += 1;
+        self.invalid_by_code[code as usize] += 1;
+    }
+
+    /// Counts one new decision (`lines` is counted by the caller).
+    pub fn count_decision(&mut self, status: Status) {
+        match status {
+            Status::Routed => self.routed += 1,
+            Status::Backordered => self.backordered += 1,
+            Status::Held => self.held += 1,
+            Status::Rejected => self.rejected += 1,
+        }
+    }
+
+    /// Adds the counts of `other`.
+    pub fn add(&mut self, other: &Tally) {
+        self.lines += other.lines;
+        self.routed += other.routed;
+        self.backordered += other.backordered;
+        self.held += other.held;
+        self.rejected += other.rejected;
+        self.duplicates += other.duplicates;
+        self.invalid += other.invalid;
+        for (total, count) in self.invalid_by_code.iter_mut().zip(other.invalid_by_code) {
+            *total += count;
+        }
+    }
+}
+
+impl std::fmt::Display for Tally {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            formatter,
+            "{} lines: {} routed, {} backordered, {} held, {} rejected, {} duplicates, {} invalid",
+            self.lines,
+            self.routed,
+            self.backordered,
+            self.held,
+            self.rejected,
+            self.duplicates,
+            self.invalid
+        )
+    }
+}

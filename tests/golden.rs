@@ -7,7 +7,7 @@ use common::*;
 use order_router::model::{ReasonCode, Status};
 use order_router::time::Millis;
 
-fn golden(stock: &str) -> order_router::router::Router {
+fn golden(stock: &str) -> order_router::route::Router {
     router(GOLDEN, GOLDEN_CATALOG, stock)
 }
 
@@ -111,7 +111,7 @@ fn ties_break_on_rank_then_warehouse_id_then_carrier_id() {
     assert_eq!(placements(&router, &decision)[0].0, "AAA");
 }
 
-fn router_for(config: &str, stock: &str) -> order_router::router::Router {
+fn router_for(config: &str, stock: &str) -> order_router::route::Router {
     router(config, GOLDEN_CATALOG, stock)
 }
 

@@ -14,7 +14,7 @@ use order_router::ids::{SkuId, WarehouseId};
 use order_router::ingest::parse_order;
 use order_router::model::{Capabilities, Decision, Order, ServiceLevel, Status};
 use order_router::render::write_decision;
-use order_router::router::Router;
+use order_router::route::Router;
 use order_router::time::Millis;
 use proptest::prelude::*;
 use std::collections::HashMap;

@@ -414,15 +414,24 @@ fn health_readiness_and_metrics() {
     );
     // One message to the order's home zone (R1 is in the east); none to the west.
     assert!(
-        text.contains("router_shard_queue_pushed_total{shard=\"east\"} 1"),
+        text.contains("router_zone_queue_pushed_total{zone=\"east\"} 1"),
         "{text}"
     );
     assert!(
-        text.contains("router_shard_queue_popped_total{shard=\"east\"} 1"),
+        text.contains("router_zone_queue_popped_total{zone=\"east\"} 1"),
         "{text}"
     );
     assert!(
-        text.contains("router_shard_queue_popped_total{shard=\"west\"} 0"),
+        text.contains("router_zone_queue_popped_total{zone=\"west\"} 0"),
+        "{text}"
+    );
+    // Every metric says what it is.
+    assert!(
+        text.contains("# HELP router_orders_decided_total New decisions, by status."),
+        "{text}"
+    );
+    assert!(
+        text.contains("# HELP router_zone_queue_pushed_total Messages of orders sent"),
         "{text}"
     );
 }

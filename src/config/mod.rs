@@ -25,11 +25,6 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
-/// Largest `max_shipments` accepted: the split search enumerates warehouse subsets up to this
-/// size, so it bounds the cost of routing one order.
-pub const MAX_SHIPMENTS_LIMIT: u32 = 6;
-/// Largest `split_candidates` accepted (same reason).
-pub const SPLIT_CANDIDATES_LIMIT: u32 = 16;
 /// Largest weight, cost, rate or distance accepted: far above any real value, low enough
 /// that sums over an order stay exact in f64.
 pub const MAX_NUMBER: f64 = 1e9;
@@ -821,11 +816,11 @@ impl Checker<'_> {
             }
         }
         if let Some(value) = &raw.max_shipments {
-            let range = 1..i64::from(MAX_SHIPMENTS_LIMIT) + 1;
+            let range = 1..i64::from(crate::limits::MAX_SHIPMENTS) + 1;
             policy.max_shipments = self.integer(value, "policy.max_shipments".into(), range) as u32;
         }
         if let Some(value) = &raw.split_candidates {
-            let range = 2..i64::from(SPLIT_CANDIDATES_LIMIT) + 1;
+            let range = 2..i64::from(crate::limits::MAX_SPLIT_CANDIDATES) + 1;
             policy.split_candidates =
                 self.integer(value, "policy.split_candidates".into(), range) as u32;
         }

@@ -27,8 +27,8 @@ use crate::config::{Network, Policy};
 use crate::geo::haversine_km;
 use crate::ids::{CarrierId, RegionId, SkuId, WarehouseId};
 use crate::model::{Capabilities, LineQuantity, Order, ServiceLevel, Shipment};
-use crate::shard::ZoneState;
 use crate::time::Millis;
+use crate::zone::ZoneState;
 use smallvec::SmallVec;
 use std::cmp::Ordering;
 

@@ -12,6 +12,7 @@
 use crate::catalog::Catalog;
 use crate::config::Network;
 use crate::ids::{RegionId, TierId};
+use crate::limits::MAX_LINE_QUANTITY;
 use crate::model::{Invalid, InvalidCode, Order, OrderLine, ServiceLevel};
 use crate::time::Millis;
 use compact_str::CompactString;
@@ -20,10 +21,6 @@ use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess,
 use smallvec::SmallVec;
 use std::borrow::Cow;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
-
-/// Largest `qty` of one line: far above any real basket, low enough that summing the lines
-/// of an order cannot overflow.
-pub const MAX_LINE_QUANTITY: u64 = 1_000_000;
 
 /// The top-level fields of an order as serde_json walks the line. Lines and tags are not
 /// kept as raw values: [`LinesSeed`] and [`TagsSeed`] intern, check and hash each element as

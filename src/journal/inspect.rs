@@ -5,7 +5,7 @@
 
 use super::scan::{Walker, list_directory};
 use super::snapshot::load_snapshot;
-use super::{JournalError, TornTail};
+use super::{JournalError, Snapshot, TornTail};
 use std::collections::VecDeque;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -252,5 +252,15 @@ impl Iterator for Records {
                 None => self.finished = true,
             }
         }
+    }
+}
+
+/// The newest snapshot of `dir`, read without changing anything (for `journal verify
+/// --replay`, which rebuilds each zone from it and the records after it).
+pub fn read_newest_snapshot(dir: &Path) -> Result<Option<Snapshot>, JournalError> {
+    let listing = list_directory(dir)?;
+    match listing.snapshots.last() {
+        Some((lsn, path)) => Ok(Some(load_snapshot(path, *lsn)?)),
+        None => Ok(None),
     }
 }

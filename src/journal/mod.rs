@@ -41,7 +41,8 @@ pub use format::{
     SEGMENT_HEADER_BYTES, SNAPSHOT_HEADER_BYTES, segment_file_name, snapshot_file_name,
 };
 pub use inspect::{
-    RecordEntry, Records, SegmentReport, SnapshotReport, VerifyReport, read_records, verify,
+    RecordEntry, Records, SegmentReport, SnapshotReport, VerifyReport, read_newest_snapshot,
+    read_records, verify,
 };
 pub use writer::{CommitStats, CompactStats, Journal, write_detached_snapshot};
 
@@ -338,7 +339,7 @@ impl JournalError {
         matches!(self, JournalError::Io { action, .. } if action.starts_with("syncing"))
     }
 
-    fn io(action: &'static str, path: &Path, source: std::io::Error) -> JournalError {
+    pub(crate) fn io(action: &'static str, path: &Path, source: std::io::Error) -> JournalError {
         JournalError::Io {
             action,
             path: path.to_path_buf(),

@@ -18,6 +18,7 @@
 //!
 //! An order that got its permit is always decided.
 
+use super::metrics::names;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -44,7 +45,7 @@ pub struct StreamSlot(Arc<Admission>);
 impl Drop for StreamSlot {
     fn drop(&mut self) {
         self.0.streams.fetch_sub(1, Ordering::AcqRel);
-        metrics::gauge!("router_streams_open").decrement(1.0);
+        metrics::gauge!(names::STREAMS_OPEN).decrement(1.0);
     }
 }
 
@@ -86,7 +87,7 @@ impl Admission {
                 Ordering::Acquire,
             ) {
                 Ok(_) => {
-                    metrics::gauge!("router_streams_open").increment(1.0);
+                    metrics::gauge!(names::STREAMS_OPEN).increment(1.0);
                     return Some(StreamSlot(self.clone()));
                 }
                 Err(now) => open = now,

@@ -14,6 +14,7 @@
 
 use super::App;
 use super::http::error;
+use super::metrics::names;
 use crate::config::Role;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -122,7 +123,7 @@ async fn authorize(
             .await
             .map(ServiceResponse::map_into_left_body),
         Some((status, code, message, challenge)) => {
-            metrics::counter!("router_auth_refused_total", "status" => status.as_str().to_owned())
+            metrics::counter!(names::AUTH_REFUSED, "status" => status.as_str().to_owned())
                 .increment(1);
             let mut response = error(status, code, message);
             response.headers_mut().insert(

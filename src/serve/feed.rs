@@ -6,9 +6,10 @@
 //! The zone shards render feed lines and hand them over one message per decided chunk; the log
 //! lives in its own actor so readers never wait on (or hold up) the deciding thread. Until
 //! the journal exists (issue 4) the feed is in memory and holds the most recent
-//! `FEED_RETENTION_BYTES` of entries (about 150,000 decisions); a cursor older than that is
+//! `crate::limits::FEED_RETENTION_BYTES` of entries (about 150,000 decisions); a cursor older than that is
 //! answered `410 Gone` with the oldest one still held.
 
+use super::metrics::names;
 use actix::{Actor, Addr, Context, Handler, Message, MessageResult};
 use bytes::Bytes;
 use crossbeam::queue::SegQueue;
@@ -16,9 +17,6 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::watch;
-
-/// Bytes of entries the in-memory feed keeps (a decision is about 400 bytes).
-pub const FEED_RETENTION_BYTES: usize = 64 << 20;
 
 /// Feed entries that get consecutive cursors when the log takes them. An entry is its event and its JSON
 /// object; a decision's object is a slice of the answers a zone shard rendered for the
@@ -142,7 +140,7 @@ impl FeedSender {
 
 impl FeedLog {
     pub fn new() -> (FeedLog, watch::Receiver<u64>) {
-        FeedLog::with_retention(FEED_RETENTION_BYTES)
+        FeedLog::with_retention(crate::limits::FEED_RETENTION_BYTES)
     }
 
     pub fn with_retention(retention: usize) -> (FeedLog, watch::Receiver<u64>) {
@@ -192,7 +190,7 @@ impl FeedLog {
             self.oldest = dropped.end();
             self.held -= dropped.size;
         }
-        metrics::gauge!("router_feed_entries").set((self.next - self.oldest) as f64);
+        metrics::gauge!(names::FEED_ENTRIES).set((self.next - self.oldest) as f64);
         let _ = self.published.send(self.next);
     }
 

@@ -1,14 +1,18 @@
 //! The HTTP API (DESIGN section 6) on actix-web.
 
 use super::App;
-use super::shard::{Answers, OrderAction, OrderRequest, Part, Ticket, Visits, ZoneShard};
+use super::answers::{Answers, Part, Ticket};
+use super::metrics::names;
+use super::zone_actor::{OrderAction, OrderRequest, Visits, ZoneActor};
 use crate::config::Network;
 use crate::ids::{WarehouseId, ZoneId};
 use crate::ingest::{LineSplitter, parse_order};
+use crate::ingest::{Parsed, parse_line};
+use crate::limits::{FEED_READ_BYTES, MAX_STOCK_BODY_BYTES, READY_CHUNKS, STREAM_PIPELINE};
+use crate::model::Tally;
 use crate::model::{Invalid, InvalidCode, Order, ServiceLevel};
-use crate::route::{Parsed, RouteSummary, parse_line};
-use crate::shard::ShardError;
 use crate::time::Millis;
+use crate::zone::ZoneError;
 use crate::zone::{Visit, admit};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, ContentType};
@@ -86,7 +90,7 @@ pub fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Http
 }
 
 fn too_busy(what: &str) -> HttpResponse {
-    metrics::counter!("router_requests_throttled_total").increment(1);
+    metrics::counter!(names::REQUESTS_THROTTLED).increment(1);
     let mut response = error(
         StatusCode::TOO_MANY_REQUESTS,
         "overloaded",
@@ -152,16 +156,8 @@ async fn post_orders(
     }
 }
 
-/// Body chunks that are ready at once taken as one batch, at most (64 KiB chunks: a batch of
-/// up to about 1,500 orders).
-const READY_CHUNKS: usize = 8;
-
-/// Chunks of one stream in flight at once: the next chunks are read and parsed on the HTTP
-/// worker while the zone shards decide the earlier ones. Answers still go out in input order.
-const STREAM_PIPELINE: usize = 16;
-
 /// One stream: each chunk of the body is split and parsed here (on the HTTP worker), takes
-/// its permits, goes to the zone shards (one message per home zone), and its answers go back in order. At most
+/// its permits, goes to the zone actors (one message per home zone), and its answers go back in order. At most
 /// [`STREAM_PIPELINE`] chunks are in flight: beyond that the body is not read, so a client
 /// that stops reading its answers stops its own sending.
 fn stream_orders(payload: web::Payload, app: web::Data<App>) -> HttpResponse {
@@ -216,7 +212,7 @@ fn stream_orders(payload: web::Payload, app: web::Data<App>) -> HttpResponse {
             None => splitter.finish(&mut push),
         }
         if !batch.is_empty() {
-            metrics::histogram!("router_stage_latency_seconds", "stage" => "parse")
+            metrics::histogram!(names::STAGE_LATENCY, "stage" => "parse")
                 .record(parse_started.elapsed().as_secs_f64());
         }
         std::future::ready(Some(Ok((batch, snapshot, parse_started))))
@@ -242,8 +238,7 @@ fn stream_orders(payload: web::Payload, app: web::Data<App>) -> HttpResponse {
             let (pending, read) = item?;
             let answer = pending.answer().await;
             // From the chunk's arrival to its answers handed to the response.
-            metrics::histogram!("router_decision_latency_seconds")
-                .record(read.elapsed().as_secs_f64());
+            metrics::histogram!(names::DECISION_LATENCY).record(read.elapsed().as_secs_f64());
             Ok::<_, String>(answer.bytes)
         })
         .buffered(STREAM_PIPELINE)
@@ -309,11 +304,11 @@ async fn single_order(mut payload: web::Payload, app: web::Data<App>) -> HttpRes
         .send_admitted(vec![(1, Ok(order))], network, permit)
         .answer()
         .await;
-    if outcome.summary.lines == 0 {
+    if outcome.tally.lines == 0 {
         return unavailable();
     }
     let mut bytes = outcome.bytes;
-    if outcome.summary.invalid > 0 {
+    if outcome.tally.invalid > 0 {
         // The only refusal after parsing: the id was seen with other content.
         let record: serde_json::Value =
             serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
@@ -338,8 +333,8 @@ fn invalid_response(invalid: &Invalid) -> HttpResponse {
 }
 
 async fn order_action(app: &App, id: String, action: OrderAction) -> HttpResponse {
-    let Some(claim) = app.shards.claims.get(&id) else {
-        let problem = ShardError::UnknownOrder(id);
+    let Some(claim) = app.zones.claims.get(&id) else {
+        let problem = ZoneError::UnknownOrder(id);
         return error(StatusCode::NOT_FOUND, "unknown_order", problem.to_string());
     };
     if !claim.is_decided() {
@@ -354,14 +349,14 @@ async fn order_action(app: &App, id: String, action: OrderAction) -> HttpRespons
         action,
         network: app.network(),
     };
-    match app.shards.zone(claim.zone).send(request).await {
+    match app.zones.zone(claim.zone).send(request).await {
         Ok(Ok(bytes)) => HttpResponse::Ok()
             .content_type(ContentType::json())
             .body(bytes),
-        Ok(Err(problem @ ShardError::UnknownOrder(_))) => {
+        Ok(Err(problem @ ZoneError::UnknownOrder(_))) => {
             error(StatusCode::NOT_FOUND, "unknown_order", problem.to_string())
         }
-        Ok(Err(problem @ ShardError::NotLive { .. })) => {
+        Ok(Err(problem @ ZoneError::NotLive { .. })) => {
             error(StatusCode::CONFLICT, "not_live", problem.to_string())
         }
         Ok(Err(problem)) => error(StatusCode::CONFLICT, "refused", problem.to_string()),
@@ -373,7 +368,7 @@ fn unavailable() -> HttpResponse {
     error(
         StatusCode::SERVICE_UNAVAILABLE,
         "unavailable",
-        "a routing shard is not running",
+        "a zone actor is not running",
     )
 }
 
@@ -400,7 +395,7 @@ async fn get_stock(path: web::Path<String>, app: web::Data<App>) -> HttpResponse
         );
     };
     let Some(zones) = app
-        .ask_every_zone(|| super::shard::StockRequest { sku })
+        .ask_every_zone(|| super::zone_actor::StockRequest { sku })
         .await
     else {
         return unavailable();
@@ -436,9 +431,6 @@ async fn get_stock(path: web::Path<String>, app: web::Data<App>) -> HttpResponse
     }))
 }
 
-/// Largest stock upload: 2^28 bytes, about 10 million CSV rows.
-const MAX_STOCK_BYTES: usize = 256 << 20;
-
 /// `PUT /v1/stock`: absolute on-hand levels, CSV (`warehouse,sku,on_hand`) or NDJSON. The
 /// body is checked whole first (a bad row refuses the upload: 400, nothing applied); then
 /// every level applies except those below what is already reserved (409, listing them).
@@ -447,7 +439,14 @@ async fn put_stock(
     mut payload: web::Payload,
     app: web::Data<App>,
 ) -> HttpResponse {
-    let body = match read_body(&mut payload, MAX_STOCK_BYTES, "too_large", "a stock upload").await {
+    let body = match read_body(
+        &mut payload,
+        MAX_STOCK_BODY_BYTES,
+        "too_large",
+        "a stock upload",
+    )
+    .await
+    {
         Ok(body) => body,
         Err(response) => return response,
     };
@@ -477,7 +476,7 @@ async fn put_stock(
     let count = levels.len();
     // Each zone applies its own warehouses' levels; refusals are listed in input order.
     let mut by_zone: Vec<(Vec<usize>, Vec<crate::catalog::StockLevel>)> =
-        (0..app.shards.len()).map(|_| Default::default()).collect();
+        (0..app.zones.len()).map(|_| Default::default()).collect();
     for (position, level) in levels.into_iter().enumerate() {
         let zone = network.warehouses[level.warehouse.index()].zone;
         by_zone[zone.index()].0.push(position);
@@ -488,11 +487,11 @@ async fn put_stock(
         if levels.is_empty() {
             continue;
         }
-        let request = super::shard::SetStock {
+        let request = super::zone_actor::SetStock {
             levels,
             network: network.clone(),
         };
-        match app.shards.zone(ZoneId(zone as u16)).send(request).await {
+        match app.zones.zone(ZoneId(zone as u16)).send(request).await {
             Ok(zone_refused) => refused.extend(
                 zone_refused
                     .into_iter()
@@ -529,7 +528,7 @@ async fn put_stock(
 /// `GET /v1/stock`: every level with units on hand or reserved, as CSV, in warehouse order.
 async fn export_stock(app: web::Data<App>) -> HttpResponse {
     let network = app.network();
-    let request = || super::shard::StockExport {
+    let request = || super::zone_actor::StockExport {
         network: network.clone(),
     };
     let Some(zones) = app.ask_every_zone(request).await else {
@@ -549,7 +548,7 @@ async fn get_network(app: web::Data<App>) -> HttpResponse {
     let network = app.network();
     let now = Millis::now();
     let carriers = network.carriers.len();
-    let request = || super::shard::LoadRequest { now, carriers };
+    let request = || super::zone_actor::LoadRequest { now, carriers };
     let Some(zones) = app.ask_every_zone(request).await else {
         return unavailable();
     };
@@ -604,9 +603,6 @@ struct FeedQuery {
     #[serde(default)]
     follow: bool,
 }
-
-/// Bytes of feed read at a time.
-const FEED_READ_BYTES: usize = 256 * 1024;
 
 /// `GET /v1/decisions?cursor=N&follow=true`: the decision feed as NDJSON, from `cursor`, with
 /// no gaps; `410 Gone` (naming the oldest cursor held) when `cursor` is no longer held.
@@ -732,11 +728,11 @@ async fn readyz(app: web::Data<App>) -> HttpResponse {
 }
 
 async fn metrics(app: web::Data<App>) -> HttpResponse {
-    metrics::gauge!("router_orders_in_flight").set(app.admission.in_flight() as f64);
+    metrics::gauge!(names::ORDERS_IN_FLIGHT).set(app.admission.in_flight() as f64);
     if let Some((resident, peak)) = resident_memory() {
         // The name every Prometheus client library uses, so dashboards find it.
-        metrics::gauge!("process_resident_memory_bytes").set(resident as f64);
-        metrics::gauge!("router_memory_resident_peak_bytes").set(peak as f64);
+        metrics::gauge!(names::RESIDENT_MEMORY).set(resident as f64);
+        metrics::gauge!(names::RESIDENT_MEMORY_PEAK).set(peak as f64);
     }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
@@ -758,10 +754,10 @@ fn resident_memory() -> Option<(u64, u64)> {
 /// The answers of a chunk: one NDJSON line per parsed line, in input order.
 pub struct BatchAnswer {
     pub bytes: Bytes,
-    pub summary: RouteSummary,
+    pub tally: Tally,
 }
 
-/// A chunk on its way through the zone shards: its answers come back in parts, one from
+/// A chunk on its way through the zone actors: its answers come back in parts, one from
 /// each zone that answered some of its orders.
 pub struct Pending {
     answers: Arc<Answers>,
@@ -772,17 +768,17 @@ pub struct Pending {
 }
 
 impl Pending {
-    /// The chunk's answers, in input order. A line no shard answered (a shard stopped before
+    /// The chunk's answers, in input order. A line no zone answered (a zone actor stopped before
     /// deciding it: nothing was reserved for it) is answered `unavailable`.
     pub async fn answer(mut self) -> BatchAnswer {
         let mut parts = self.answers.gather().await;
         parts.extend(self.local.take());
         if let Some(last) = parts.iter().map(|part| part.made).max() {
-            metrics::histogram!("router_stage_latency_seconds", "stage" => "answer")
+            metrics::histogram!(names::STAGE_LATENCY, "stage" => "answer")
                 .record(last.elapsed().as_secs_f64());
         }
         let answer = assemble(parts, self.first_line, self.lines);
-        super::shard::record_summary(&answer.summary);
+        super::metrics::record_tally(&answer.tally);
         answer
     }
 }
@@ -790,9 +786,9 @@ impl Pending {
 /// Puts the parts' answers in input order (one copy each, unless one part holds them all in
 /// order already).
 fn assemble(parts: Vec<Part>, first_line: u64, lines: usize) -> BatchAnswer {
-    let mut summary = RouteSummary::default();
+    let mut tally = Tally::default();
     for part in &parts {
-        summary.add(&part.summary);
+        tally.add(&part.tally);
     }
     if let [part] = parts.as_slice()
         && part.slots.len() == lines
@@ -804,7 +800,7 @@ fn assemble(parts: Vec<Part>, first_line: u64, lines: usize) -> BatchAnswer {
     {
         return BatchAnswer {
             bytes: part.bytes.clone(),
-            summary,
+            tally,
         };
     }
     const NONE: (u32, u32, u32) = (u32::MAX, 0, 0);
@@ -821,7 +817,7 @@ fn assemble(parts: Vec<Part>, first_line: u64, lines: usize) -> BatchAnswer {
         if part == u32::MAX {
             let invalid = Invalid::new(
                 InvalidCode::Unavailable,
-                "a routing shard is not running; nothing was decided",
+                "a zone actor is not running; nothing was decided",
             );
             crate::render::write_invalid(&mut bytes, first_line + index as u64, &invalid);
         } else {
@@ -831,19 +827,19 @@ fn assemble(parts: Vec<Part>, first_line: u64, lines: usize) -> BatchAnswer {
     }
     BatchAnswer {
         bytes: Bytes::from(bytes),
-        summary,
+        tally,
     }
 }
 
 impl App {
-    /// Admits one parsed chunk (waiting as long as it takes) and hands it to the shards.
+    /// Admits one parsed chunk (waiting as long as it takes) and hands it to the zone actors.
     pub async fn enqueue(&self, batch: Vec<Parsed>, network: Arc<Network>) -> Pending {
         let priority = batch_priority(&network, &batch);
         let permit = self.admission.admit(batch.len(), priority).await;
         self.send_admitted(batch, network, permit)
     }
 
-    /// Hands an admitted chunk to the zone shards, one message per home zone; they decide
+    /// Hands an admitted chunk to the zone actors, one message per home zone; they decide
     /// it and give its permits back whether or not anyone still waits for the answer.
     /// `invalid` lines are answered here.
     pub fn send_admitted(
@@ -855,11 +851,11 @@ impl App {
         // Lines of a chunk are numbered consecutively.
         let (first_line, lines) = (batch.first().map_or(1, |(number, _)| *number), batch.len());
         let mut invalid_bytes = Vec::new();
-        let mut by_zone: Vec<Vec<Visit>> = (0..self.shards.len()).map(|_| Vec::new()).collect();
+        let mut by_zone: Vec<Vec<Visit>> = (0..self.zones.len()).map(|_| Vec::new()).collect();
         let mut local = Part {
             bytes: Bytes::new(),
             slots: Vec::new(),
-            summary: RouteSummary::default(),
+            tally: Tally::default(),
             made: Instant::now(),
         };
         let mut local_invalid = |index: usize, line: u64, invalid: &Invalid| {
@@ -868,8 +864,8 @@ impl App {
             local
                 .slots
                 .push((index as u32, start, invalid_bytes.len() as u32));
-            local.summary.lines += 1;
-            local.summary.count_invalid(invalid.code);
+            local.tally.lines += 1;
+            local.tally.count_invalid(invalid.code);
         };
         // Ids are claimed here, line by line: the first line with an id is the original,
         // whatever the zone threads do next. A conflict is answered by the zone holding
@@ -878,7 +874,7 @@ impl App {
             match parsed {
                 Ok(order) => {
                     let (zone, visit) =
-                        admit(&self.shards.claims, &network, order, index as u32, line);
+                        admit(&self.zones.claims, &network, order, index as u32, line);
                     by_zone[zone.index()].push(visit);
                 }
                 Err(invalid) => local_invalid(index, line, &invalid),
@@ -898,7 +894,7 @@ impl App {
                 visits,
                 sent,
             };
-            self.shards.send(ZoneId(zone as u16), visits);
+            self.zones.send(ZoneId(zone as u16), visits);
         }
         local.bytes = Bytes::from(invalid_bytes);
         Pending {
@@ -909,15 +905,15 @@ impl App {
         }
     }
 
-    /// Asks every zone shard the same question; `None` if one of them is not running.
+    /// Asks every zone actor the same question; `None` if one of them is not running.
     pub async fn ask_every_zone<M>(&self, request: impl Fn() -> M) -> Option<Vec<M::Result>>
     where
         M: actix::Message + Send + 'static,
         M::Result: Send,
-        ZoneShard: actix::Handler<M>,
+        ZoneActor: actix::Handler<M>,
     {
         let answers = futures_util::future::join_all(
-            self.shards.all().iter().map(|zone| zone.send(request())),
+            self.zones.all().iter().map(|zone| zone.send(request())),
         )
         .await;
         answers.into_iter().collect::<Result<Vec<_>, _>>().ok()

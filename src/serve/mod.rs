@@ -11,13 +11,16 @@
 //! What is built and what is not yet is listed in `docs/service.md`.
 
 pub mod admission;
+pub mod answers;
 pub mod auth;
-pub mod durability;
 pub mod feed;
+pub mod group_commit;
 pub mod http;
+pub mod metrics;
 pub mod reload;
-pub mod shard;
+pub mod snapshotter;
 pub mod views;
+pub mod zone_actor;
 
 use crate::catalog::Catalog;
 use crate::config::Network;
@@ -27,13 +30,13 @@ use actix_web::{HttpServer, web};
 use admission::Admission;
 use anyhow::{Context, bail};
 use arc_swap::ArcSwap;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use shard::Shards;
+use metrics_exporter_prometheus::PrometheusHandle;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use zone_actor::ZoneActors;
 
 /// What `serve` was asked for on the command line.
 #[derive(Debug, Clone)]
@@ -41,14 +44,14 @@ pub struct ServeOptions {
     pub listen: SocketAddr,
     pub sources: WorldSources,
     /// Where the zones' journals live, and how they write.
-    pub journals: durability::Journals,
+    pub journals: group_commit::Journals,
     /// HTTP worker threads (parsing); default: one per core.
     pub workers: Option<usize>,
-    /// Threads (arbiters) the zone shards run on; default: one per core.
-    pub shard_threads: Option<usize>,
-    /// Fault injection: the zone shards hold every message of orders while this file
-    /// exists (tests of admission under a stalled shard).
-    pub hold_shards_while: Option<PathBuf>,
+    /// Threads (arbiters) the zone actors run on; default: one per core.
+    pub zone_threads: Option<usize>,
+    /// Fault injection: the zone actors hold every message of orders while this file
+    /// exists (tests of admission under a stalled zone).
+    pub hold_zones_while: Option<PathBuf>,
     /// Whether a change of the config file reloads it.
     pub watch_config: bool,
     /// How long a graceful shutdown waits for open streams to end.
@@ -63,8 +66,8 @@ pub struct App {
     config_path: Option<PathBuf>,
     reload_lock: tokio::sync::Mutex<()>,
     pub catalog: Arc<Catalog>,
-    /// The zone shards and the order-id claims they share.
-    pub shards: Arc<Shards>,
+    /// The zone actors and the order-id claims they share.
+    pub zones: Arc<ZoneActors>,
     pub feed: Addr<feed::FeedLog>,
     /// The cursor the next feed entry will get, as published by the feed log.
     pub feed_published: tokio::sync::watch::Receiver<u64>,
@@ -98,12 +101,6 @@ impl App {
     }
 }
 
-/// Upper bounds of the latency histograms' buckets, in seconds.
-const LATENCY_BUCKETS: [f64; 16] = [
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-    5.0, 10.0,
-];
-
 /// Runs the service until SIGTERM or SIGINT, then drains: stops accepting, lets open
 /// streams finish (every order read is decided and answered), and returns.
 pub fn run(options: ServeOptions) -> anyhow::Result<()> {
@@ -133,16 +130,7 @@ pub fn run(options: ServeOptions) -> anyhow::Result<()> {
             return Err(error).with_context(|| format!("locking {}", lock_path.display()));
         }
     }
-    let metrics = PrometheusBuilder::new()
-        // Latencies as true Prometheus histograms (they aggregate across instances, which
-        // summaries do not), from 100 us to 10 s.
-        .set_buckets_for_metric(
-            metrics_exporter_prometheus::Matcher::Suffix("_latency_seconds".into()),
-            &LATENCY_BUCKETS,
-        )
-        .context("setting latency buckets")?
-        .install_recorder()
-        .context("installing the metrics recorder")?;
+    let metrics = metrics::install().context("installing the metrics recorder")?;
     let served = actix_rt::System::new().block_on(serve(world, options, metrics));
     drop(lock);
     served
@@ -161,19 +149,19 @@ async fn serve(
     let feed_inbox = feed_log.inbox();
     let feed_arbiter = actix::Arbiter::new();
     let feed = feed::FeedLog::start_in_arbiter(&feed_arbiter.handle(), move |_| feed_log);
-    let threads = options.shard_threads.unwrap_or_else(|| {
+    let threads = options.zone_threads.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
-    let (shards, arbiters) = Shards::start(
+    let (zones, arbiters) = ZoneActors::start(
         &world.network,
         &world.catalog,
         &world.stock,
         threads,
         &feed::FeedSender::new(feed.clone(), feed_inbox),
         &options.journals,
-        options.hold_shards_while.clone(),
+        options.hold_zones_while.clone(),
     )?;
-    tracing::info!("{} zone shards on {} threads", shards.len(), arbiters.len());
+    tracing::info!("{} zone actors on {} threads", zones.len(), arbiters.len());
     let config_path = options
         .sources
         .config
@@ -184,7 +172,7 @@ async fn serve(
         config_path,
         reload_lock: tokio::sync::Mutex::new(()),
         catalog: world.catalog,
-        shards,
+        zones,
         feed,
         feed_published,
         admission: Arc::new(Admission::new(
@@ -284,10 +272,6 @@ impl Signals {
     }
 }
 
-/// How long the file must be quiet before a change is reloaded: editors write a file in
-/// several steps (truncate, write, rename), and one reload should see the last.
-const RELOAD_DEBOUNCE: Duration = Duration::from_millis(300);
-
 /// The listening socket, with `SO_RCVBUF` set when `receive_buffer_bytes` is not 0: the
 /// connections it accepts inherit it (on Linux), and a buffer set before `listen` is also
 /// the window the connection opens with. `SO_REUSEADDR` and the backlog as actix-web's own
@@ -348,7 +332,7 @@ fn watch_config(
     // version of the file (another size, time or inode, read without opening it) reloads.
     let mut last_version = file_version(&absolute);
     let mut debouncer = match notify_debouncer_mini::new_debouncer(
-        RELOAD_DEBOUNCE,
+        crate::limits::RELOAD_DEBOUNCE,
         move |events: notify_debouncer_mini::DebounceEventResult| {
             if let Ok(events) = events
                 && events.iter().any(|event| event.path == watched)

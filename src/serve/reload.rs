@@ -6,6 +6,7 @@
 //! the new one.
 
 use super::App;
+use super::metrics::names;
 use crate::config::Network;
 use serde_json::{Value, json};
 use std::path::Path;
@@ -203,13 +204,13 @@ pub async fn reload(app: &App, path: Option<&Path>) -> Outcome {
     }
     let changed = changes(&old, &new);
     if changed.is_empty() {
-        metrics::counter!("router_config_reloads_total", "outcome" => "unchanged").increment(1);
+        metrics::counter!(names::CONFIG_RELOADS, "outcome" => "unchanged").increment(1);
         return Outcome::Unchanged;
     }
     // The zone shards take the snapshot from each message: the chunks parsed from now on
     // carry the new one, those in flight finish under the one they were parsed with.
     app.set_network(Arc::new(new));
-    metrics::counter!("router_config_reloads_total", "outcome" => "applied").increment(1);
+    metrics::counter!(names::CONFIG_RELOADS, "outcome" => "applied").increment(1);
     tracing::info!(
         "config reloaded from {}: {}",
         path.display(),
@@ -219,7 +220,7 @@ pub async fn reload(app: &App, path: Option<&Path>) -> Outcome {
 }
 
 fn refused(path: &Path, reason: String, problems: Vec<String>) -> Outcome {
-    metrics::counter!("router_config_reloads_total", "outcome" => "refused").increment(1);
+    metrics::counter!(names::CONFIG_RELOADS, "outcome" => "refused").increment(1);
     tracing::warn!("config reload from {} refused: {reason}", path.display());
     Outcome::Refused { reason, problems }
 }

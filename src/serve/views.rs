@@ -4,8 +4,8 @@
 use crate::catalog::{Catalog, StockLevel};
 use crate::config::Network;
 use crate::ids::{CarrierId, SkuId, WarehouseId};
-use crate::shard::ZoneState;
 use crate::time::Millis;
+use crate::zone::ZoneState;
 use serde_json::{Value, json};
 
 fn names(caps: crate::model::Capabilities) -> Vec<&'static str> {

@@ -7,7 +7,7 @@ use order_router::catalog::{self, Catalog};
 use order_router::config::Network;
 use order_router::ingest::parse_order;
 use order_router::model::{Decision, Invalid, Order};
-use order_router::router::Router;
+use order_router::route::Router;
 use order_router::time::Millis;
 use std::path::Path;
 use std::sync::Arc;

@@ -1,41 +1,37 @@
-//! One shard batch as the service decides it: the zone step of `src/zone.rs` without the
+//! One zone batch as the service decides it: the zone actor's `Visits` handler without the
 //! actors around it. A parsed chunk of demo orders is admitted line by line ([`admit`]: the
 //! id is claimed in the shared claims table and the order goes to its home zone, as the
-//! ingest worker does); each zone then takes its visits in input order ([`Zone::visit`]:
-//! plan, reserve, record, settle the claim, render the answer), as the `Visits` handler of
-//! `src/serve/shard.rs` does: stock cells prefetched four orders ahead, every answer
-//! rendered into one buffer, an answer slot per order, a summary, the orders a zone cannot
-//! place gathered per next zone. Those forwards are taken by their next zone in the same
-//! thread, one message after another, until every order of the chunk is answered.
-//! Elements are orders, so the throughput is orders per second.
+//! ingest worker does); each zone then takes its visits through [`decide`], the one batch
+//! decision the handler calls (plan, reserve, record, settle the claim, render the answer;
+//! stock cells prefetched ahead), and the orders a zone cannot place are gathered per next
+//! zone. Those forwards are taken by their next zone in the same thread, one message after
+//! another, until every order of the chunk is answered. Elements are orders, so the
+//! throughput is orders per second.
 //!
 //! Left out: the actor mailboxes and the wakes between threads, the feed, the capacity
 //! warnings, and the journal's write and sync (`benches/journal.rs`); the
 //! `with_journal_records` case adds the encoding of the binary decision records the handler
 //! hands the journal writer (the service's default, durable, configuration).
 //!
-//! Groups: `shard_batch`, a chunk of 470 orders (the ~470-order batches the service was
-//! measured with, `docs/benchmarks.md`); `shard_batch_size`, chunks of 1, 64 and 470
+//! Groups: `zone_batch`, a chunk of 470 orders (the ~470-order batches the service was
+//! measured with, `docs/benchmarks.md`); `zone_batch_size`, chunks of 1, 64 and 470
 //! orders, for the cost per chunk (admission, one message per home zone and per forward,
 //! buffers) beside the cost per order.
 //!
 //! ```sh
-//! cargo bench --bench shard
+//! cargo bench --bench zone
 //! ```
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use order_router::catalog::Catalog;
 use order_router::config::Network;
 use order_router::demo::{OrderMix, write_orders};
-use order_router::durable::encode_decision_record;
 use order_router::ids::ZoneId;
 use order_router::ingest::parse_order;
-use order_router::model::Order;
-use order_router::route::RouteSummary;
-use order_router::shard::ZoneState;
+use order_router::model::{Order, Tally};
 use order_router::time::Millis;
 use order_router::world::World;
-use order_router::zone::{Claims, Outcome, Step, Visit, Zone, admit};
+use order_router::zone::{Claims, Decided, Visit, Zone, ZoneState, admit, decide};
 use std::collections::VecDeque;
 use std::hint::black_box;
 use std::sync::Arc;
@@ -58,9 +54,6 @@ const BATCH_SIZES: [usize; 3] = [1, 64, SERVICE_BATCH];
 /// per run. Ids are fresh for the same reason: the claims table is new with each
 /// generation and the pool's ids are distinct.
 const POOL_ORDERS: usize = 20 * SERVICE_BATCH;
-
-/// How many orders ahead the `Visits` handler prefetches stock cells (its `PREFETCH_AHEAD`).
-const PREFETCH_AHEAD: usize = 4;
 
 /// Zones as the service starts them: one [`ZoneState`] per zone with the initial stock.
 fn template_zones(world: &World) -> Vec<ZoneState> {
@@ -103,7 +96,7 @@ impl Generation {
 /// What deciding one chunk came to.
 #[derive(Default)]
 struct ChunkOutcome {
-    summary: RouteSummary,
+    tally: Tally,
     /// Zone messages: one per home zone of the chunk, one per forward.
     messages: usize,
     /// Orders passed on to another zone (an order can be passed on more than once).
@@ -143,76 +136,47 @@ fn decide_chunk(
         .filter(|(_, visits)| !visits.is_empty())
         .map(|(zone, visits)| (ZoneId(zone as u16), visits))
         .collect();
-    // The zone shards: each message as the `Visits` handler takes it.
-    while let Some((to, visits)) = messages.pop_front() {
+    // The zone actors: each message through the one batch decision, as the `Visits`
+    // handler takes it.
+    let mut decided = Decided::new(journal_records);
+    while let Some((to, mut visits)) = messages.pop_front() {
         outcome.messages += 1;
         let zone = &mut generation.zones[to.index()];
         let mut out = Vec::with_capacity(visits.len() * 400);
-        let mut slots = Vec::with_capacity(visits.len());
-        let mut fresh = Vec::new();
-        let mut forwards: Vec<(ZoneId, Vec<Visit>)> = Vec::new();
-        for visit in visits.iter().take(PREFETCH_AHEAD) {
-            zone.prefetch(&visit.order);
-        }
-        let mut visits = visits.into_iter();
-        while let Some(visit) = visits.next() {
-            if let Some(ahead) = visits.as_slice().get(PREFETCH_AHEAD - 1) {
-                zone.prefetch(&ahead.order);
-            }
-            let (index, start) = (visit.index, out.len());
-            match zone.visit(network, visit, now, &mut out) {
-                Step::Answered(answered) => {
-                    outcome.summary.lines += 1;
-                    match answered {
-                        Outcome::Decided(status, slot) => {
-                            outcome.summary.count_decision(status);
-                            fresh.push((start..out.len(), slot));
-                        }
-                        Outcome::Duplicate => outcome.summary.duplicates += 1,
-                        Outcome::Invalid(code) => outcome.summary.count_invalid(code),
-                    }
-                    slots.push((index, start as u32, out.len() as u32));
-                }
-                Step::Forward(next, visit) => {
-                    outcome.forwarded += 1;
-                    match forwards.iter_mut().find(|(zone, _)| *zone == next) {
-                        Some((_, visits)) => visits.push(visit),
-                        None => forwards.push((next, vec![visit])),
-                    }
-                }
-                // Only a duplicate whose original is undecided waits; the pool's ids are
-                // distinct and the claims table is fresh with each generation.
-                Step::Wait(_) => unreachable!("no order of the pool is a duplicate"),
-            }
-        }
-        if journal_records {
-            let mut payloads = Vec::with_capacity(fresh.len() * 128);
-            let mut records = Vec::with_capacity(fresh.len());
-            for (_, slot) in &fresh {
-                let record = zone.state().order(*slot);
-                let start = payloads.len() as u32;
-                encode_decision_record(
-                    &mut payloads,
-                    record.content_hash,
-                    &record.decision,
-                    network,
-                    zone.catalog(),
-                );
-                records.push((start, payloads.len() as u32));
-            }
-            outcome.journal_bytes += payloads.len();
-            black_box((payloads, records));
+        decided.clear();
+        decide(zone, network, &mut visits, now, &mut out, &mut decided);
+        // Only a duplicate whose original is undecided waits; the pool's ids are distinct
+        // and the claims table is fresh with each generation.
+        assert!(
+            decided.waiting.is_empty(),
+            "no order of the pool is a duplicate"
+        );
+        outcome.tally.add(&decided.tally);
+        outcome.forwarded += decided.forwards.len();
+        if let Some(records) = &decided.records {
+            outcome.journal_bytes += records
+                .iter()
+                .map(|(_, payload)| payload.len())
+                .sum::<usize>();
         }
         outcome.answer_bytes += out.len();
+        // The worker groups the forwards per next zone, as the handler does.
+        let mut forwards: Vec<(ZoneId, Vec<Visit>)> = Vec::new();
+        for (next, visit) in decided.forwards.drain(..) {
+            match forwards.iter_mut().find(|(zone, _)| *zone == next) {
+                Some((_, visits)) => visits.push(visit),
+                None => forwards.push((next, vec![visit])),
+            }
+        }
         // The answers go back to the worker; here they are only kept from being optimised
         // away.
-        black_box((out, slots, fresh));
+        black_box(out);
         messages.extend(forwards);
     }
     outcome
 }
 
-fn bench_shard(criterion: &mut Criterion) {
+fn bench_zone(criterion: &mut Criterion) {
     let world = World::demo().expect("the default world loads");
     let mut input = Vec::new();
     write_orders(
@@ -247,20 +211,14 @@ fn bench_shard(criterion: &mut Criterion) {
             first_line,
             true,
         );
-        backordered_per_chunk.push(outcome.summary.backordered);
-        total.summary.lines += outcome.summary.lines;
-        total.summary.routed += outcome.summary.routed;
-        total.summary.backordered += outcome.summary.backordered;
-        total.summary.held += outcome.summary.held;
-        total.summary.rejected += outcome.summary.rejected;
-        total.summary.duplicates += outcome.summary.duplicates;
-        total.summary.invalid += outcome.summary.invalid;
+        backordered_per_chunk.push(outcome.tally.backordered);
+        total.tally.add(&outcome.tally);
         total.messages += outcome.messages;
         total.forwarded += outcome.forwarded;
         total.answer_bytes += outcome.answer_bytes;
         total.journal_bytes += outcome.journal_bytes;
     }
-    let summary = &total.summary;
+    let summary = &total.tally;
     assert_eq!(
         summary.lines as usize, POOL_ORDERS,
         "every order is answered"
@@ -269,10 +227,10 @@ fn bench_shard(criterion: &mut Criterion) {
     // Backorders from the first chunk on, at the same rate to the last, come from SKUs the
     // demo stock does not hold anywhere near, not from stock this bench used up.
     eprintln!(
-        "shard: backordered per chunk of {SERVICE_BATCH}, first to last: {backordered_per_chunk:?}"
+        "zone: backordered per chunk of {SERVICE_BATCH}, first to last: {backordered_per_chunk:?}"
     );
     eprintln!(
-        "shard: one generation of {POOL_ORDERS} orders in chunks of {SERVICE_BATCH}: {} routed, \
+        "zone: one generation of {POOL_ORDERS} orders in chunks of {SERVICE_BATCH}: {} routed, \
          {} backordered, {} held, {} rejected, {} duplicate, {} invalid; {} forwards, {:.1} zone \
          messages a chunk, {} answer bytes and {} journal bytes an order",
         summary.routed,
@@ -311,13 +269,13 @@ fn bench_shard(criterion: &mut Criterion) {
                     journal,
                 );
                 elapsed += start.elapsed();
-                black_box(outcome.summary);
+                black_box(outcome.tally);
             }
             elapsed
         });
     };
 
-    let mut group = criterion.benchmark_group("shard_batch");
+    let mut group = criterion.benchmark_group("zone_batch");
     group.throughput(Throughput::Elements(SERVICE_BATCH as u64));
     group.bench_function("zone_step", |bencher| {
         measure(bencher, SERVICE_BATCH, false)
@@ -327,7 +285,7 @@ fn bench_shard(criterion: &mut Criterion) {
     });
     group.finish();
 
-    let mut group = criterion.benchmark_group("shard_batch_size");
+    let mut group = criterion.benchmark_group("zone_batch_size");
     for size in BATCH_SIZES {
         group.throughput(Throughput::Elements(size as u64));
         group.bench_function(BenchmarkId::from_parameter(size), |bencher| {
@@ -337,5 +295,5 @@ fn bench_shard(criterion: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_shard);
+criterion_group!(benches, bench_zone);
 criterion_main!(benches);

@@ -3,10 +3,10 @@
 //! by default); the HTTP workers parse on theirs.
 //!
 //! ```text
-//! worker: a parsed chunk --one Visits message per home zone--> ZoneShard (home)
-//!         ZoneShard: claim, try to place; a zone that cannot --Visits--> next zone of the
+//! worker: a parsed chunk --one Visits message per home zone--> ZoneActor (home)
+//!         ZoneActor: claim, try to place; a zone that cannot --Visits--> next zone of the
 //!                    chain ... --> back home to backorder or reject
-//!         every ZoneShard that answers a part of the chunk --Part--> the chunk's gatherer
+//!         every ZoneActor that answers a part of the chunk --Part--> the chunk's gatherer
 //! worker: the parts, put back in input order --> the client's response
 //! ```
 //!
@@ -15,40 +15,33 @@
 //! is done, whether or not the client still listens. The journey of one order is
 //! [`crate::zone`].
 
-use super::durability::{After, Commit, SnapshotJob, SnapshotStep, Snapshotter};
+use super::answers::{Part, Ticket};
 use super::feed::{FeedChunk, FeedSender};
+use super::group_commit::{After, Commit, Journals, SnapshotStep, Writer};
+use super::metrics::names;
+use super::snapshotter::{SnapshotJob, Snapshotter};
 use crate::catalog::{Catalog, StockLevel};
 use crate::config::Network;
-use crate::durable;
 use crate::ids::{CarrierId, SkuId, WarehouseId, ZoneId};
-use crate::model::{InvalidCode, Status};
+use crate::limits::{FOLLOW_RETRY, ZONE_MAILBOX};
 use crate::render;
-use crate::route::RouteSummary;
-use crate::shard::{OrderRecord, ShardError, StockCell};
 use crate::time::Millis;
-use crate::zone::{Claims, Outcome, Step, Visit, Zone};
+use crate::zone::records::RecordBatch;
+use crate::zone::{self, Claims, Decided, OrderRecord, StockCell, Visit, Zone, ZoneError};
 use actix::{Actor, Addr, AsyncContext, Context, Handler, Message, MessageResult};
 use anyhow::Context as _;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-/// Messages a zone's mailbox holds before senders of requests (not orders) wait. Orders
-/// are bounded by the admission permits their chunks carry.
-pub const SHARD_MAILBOX: usize = 256;
-
-/// How long a duplicate whose original is not decided yet waits before it looks again.
-const FOLLOW_RETRY: Duration = Duration::from_millis(1);
-
 /// Every zone shard, by zone id, and the claims they share.
-pub struct Shards {
-    zones: Vec<Addr<ZoneShard>>,
+pub struct ZoneActors {
+    zones: Vec<Addr<ZoneActor>>,
     /// `router_shard_queue_pushed_total{shard}` of each zone.
     pushed: Vec<metrics::Counter>,
     pub claims: Arc<Claims>,
 }
 
-impl Shards {
+impl ZoneActors {
     /// Starts one shard per zone of `network`, zones spread over `threads` arbiters (the
     /// busiest zones, by the population of their regions, first, each to the least loaded
     /// arbiter), with the initial `stock`. Returns the shards and the arbiters (stop them
@@ -60,13 +53,13 @@ impl Shards {
         stock: &[StockLevel],
         threads: usize,
         feed: &FeedSender,
-        journals: &super::durability::Journals,
+        journals: &Journals,
         hold_while: Option<std::path::PathBuf>,
-    ) -> anyhow::Result<(Arc<Shards>, Vec<actix::Arbiter>)> {
+    ) -> anyhow::Result<(Arc<ZoneActors>, Vec<actix::Arbiter>)> {
         let threads = threads.clamp(1, network.zones.len().max(1));
         let placement = place_zones(network, threads);
         let claims = Arc::new(Claims::default());
-        let peers: Arc<OnceLock<Arc<Shards>>> = Arc::new(OnceLock::new());
+        let peers: Arc<OnceLock<Arc<ZoneActors>>> = Arc::new(OnceLock::new());
         // Every zone recovers from its journal (or starts from `stock` and journals it)
         // before any shard runs; zones replay in parallel, a thread each.
         let recovered = std::thread::scope(|scope| {
@@ -74,7 +67,11 @@ impl Shards {
                 .map(|index| {
                     let zone = ZoneId(index as u16);
                     let claims = &claims;
-                    scope.spawn(move || journals.recover(network, catalog, stock, zone, claims))
+                    scope.spawn(move || {
+                        journals
+                            .recover(network, catalog, stock, zone, claims)
+                            .map_err(anyhow::Error::from)
+                    })
                 })
                 .collect();
             replays
@@ -94,8 +91,7 @@ impl Shards {
                 on_arbiter[placement[index]].push((index, name, journal));
             }
         }
-        let mut writers: Vec<Option<super::durability::Writer>> =
-            (0..states.len()).map(|_| None).collect();
+        let mut writers: Vec<Option<Writer>> = (0..states.len()).map(|_| None).collect();
         let snapshotter = if on_arbiter.iter().any(|journals| !journals.is_empty())
             && journals.snapshot_every > 0
         {
@@ -108,7 +104,7 @@ impl Shards {
                 continue;
             }
             let zones: Vec<usize> = journals.iter().map(|(zone, _, _)| *zone).collect();
-            let handles = super::durability::Writer::start(
+            let handles = Writer::start(
                 &arbiter.to_string(),
                 journals
                     .into_iter()
@@ -125,22 +121,20 @@ impl Shards {
         let mut pushed = Vec::with_capacity(states.len());
         for (index, (state, writer)) in states.into_iter().zip(writers).enumerate() {
             let name = network.zone_ids.name(index as u32).to_owned();
-            pushed.push(
-                metrics::counter!("router_shard_queue_pushed_total", "shard" => name.clone()),
-            );
+            pushed.push(metrics::counter!(names::ZONE_QUEUE_PUSHED, "zone" => name.clone()));
             let zone = Zone::new(state, catalog.clone(), claims.clone());
-            let mut shard = ZoneShard::new(zone, name, network, peers.clone(), feed.clone());
+            let mut shard = ZoneActor::new(zone, name, network, peers.clone(), feed.clone());
             shard.hold_while = hold_while.clone();
             shard.snapshotter = writer.as_ref().and(snapshotter.clone());
             shard.writer = writer;
             shard.snapshot_every = journals.snapshot_every;
             shard.retention = journals.retention;
             let arbiter = &arbiters[placement[index]];
-            zones.push(ZoneShard::start_in_arbiter(&arbiter.handle(), move |_| {
+            zones.push(ZoneActor::start_in_arbiter(&arbiter.handle(), move |_| {
                 shard
             }));
         }
-        let shards = Arc::new(Shards {
+        let shards = Arc::new(ZoneActors {
             zones,
             pushed,
             claims,
@@ -158,11 +152,11 @@ impl Shards {
         self.zones.is_empty()
     }
 
-    pub fn zone(&self, zone: ZoneId) -> &Addr<ZoneShard> {
+    pub fn zone(&self, zone: ZoneId) -> &Addr<ZoneActor> {
         &self.zones[zone.index()]
     }
 
-    pub fn all(&self) -> &[Addr<ZoneShard>] {
+    pub fn all(&self) -> &[Addr<ZoneActor>] {
         &self.zones
     }
 
@@ -196,91 +190,6 @@ fn place_zones(network: &Network, threads: usize) -> Vec<usize> {
     placement
 }
 
-/// Where a chunk's answers gather. Zones push their parts onto a lock-free queue (a
-/// `crossbeam` `SegQueue`) and count down the lines still missing; only the part that
-/// completes the chunk (or the end of its last message) wakes the worker, so a chunk split
-/// over seven zones costs the worker one wake-up, not seven.
-pub struct Answers {
-    parts: crossbeam::queue::SegQueue<Part>,
-    /// Lines of the chunk not yet answered by a zone.
-    missing: AtomicUsize,
-    /// Set when every message of the chunk is done (the ticket is dropped): nothing more
-    /// will come, even if lines are missing (a stopped shard dropped them).
-    closed: AtomicBool,
-    done: tokio::sync::Notify,
-}
-
-impl Answers {
-    pub fn new(missing: usize) -> Arc<Answers> {
-        Arc::new(Answers {
-            parts: crossbeam::queue::SegQueue::new(),
-            missing: AtomicUsize::new(missing),
-            closed: AtomicBool::new(false),
-            done: tokio::sync::Notify::new(),
-        })
-    }
-
-    /// Hands over one part; wakes the worker if it completes the chunk.
-    fn deliver(&self, part: Part) {
-        let lines = part.slots.len();
-        self.parts.push(part);
-        if self.missing.fetch_sub(lines, Ordering::AcqRel) == lines {
-            self.done.notify_one();
-        }
-    }
-
-    /// Waits until every line is answered or nothing more can come; then the parts.
-    pub async fn gather(&self) -> Vec<Part> {
-        while self.missing.load(Ordering::Acquire) > 0 && !self.closed.load(Ordering::Acquire) {
-            // A notification sent between the check and this wait is kept (`notify_one`
-            // stores a permit), so none is lost.
-            self.done.notified().await;
-        }
-        std::iter::from_fn(|| self.parts.pop()).collect()
-    }
-}
-
-/// What a chunk's messages share: its permits and where its answers go. Dropped (permits
-/// back, the gatherer told) when the last message carrying its orders is done.
-pub struct Ticket {
-    _permit: super::admission::Permit,
-    answers: Arc<Answers>,
-}
-
-impl Ticket {
-    pub fn new(permit: super::admission::Permit, answers: Arc<Answers>) -> Arc<Ticket> {
-        Arc::new(Ticket {
-            _permit: permit,
-            answers,
-        })
-    }
-}
-
-impl Ticket {
-    /// Hands over one part of the chunk's answers.
-    pub fn deliver(&self, part: Part) {
-        self.answers.deliver(part);
-    }
-}
-
-impl Drop for Ticket {
-    fn drop(&mut self) {
-        self.answers.closed.store(true, Ordering::Release);
-        self.answers.done.notify_one();
-    }
-}
-
-/// Some answers of a chunk, made by one zone (or by the worker, for `invalid` lines).
-pub struct Part {
-    /// The answers, one JSON line each.
-    pub bytes: bytes::Bytes,
-    /// `(index in the chunk, start, end)` of each answer in `bytes`.
-    pub slots: Vec<(u32, u32, u32)>,
-    pub summary: RouteSummary,
-    /// When it was made (for the `answer` stage: the hop back to the worker).
-    pub made: Instant,
-}
-
 /// Orders of one chunk for one zone, decided under the config snapshot the chunk was parsed
 /// with, at the time the zone takes the message.
 pub struct Visits {
@@ -296,10 +205,10 @@ impl Message for Visits {
 }
 
 /// One zone as an actor.
-pub struct ZoneShard {
+pub struct ZoneActor {
     zone: Zone,
     /// Every shard (set once all are started), to pass orders on.
-    peers: Arc<OnceLock<Arc<Shards>>>,
+    peers: Arc<OnceLock<Arc<ZoneActors>>>,
     /// Where new decisions, cancels, shipments and warnings go.
     feed: FeedSender,
     popped: metrics::Counter,
@@ -312,7 +221,7 @@ pub struct ZoneShard {
     /// Fault injection: hold every message of orders while this file exists.
     hold_while: Option<std::path::PathBuf>,
     /// The zone's journal writer; `None` when nothing is journaled (`--sync none`).
-    writer: Option<super::durability::Writer>,
+    writer: Option<Writer>,
     /// Where the zone's snapshots are encoded and written (with the writer).
     snapshotter: Option<Snapshotter>,
     /// Records handed to the writer since the last snapshot, and the snapshot policy.
@@ -321,21 +230,21 @@ pub struct ZoneShard {
     retention: Duration,
 }
 
-impl ZoneShard {
+impl ZoneActor {
     fn new(
         zone: Zone,
         name: String,
         network: &Network,
-        peers: Arc<OnceLock<Arc<Shards>>>,
+        peers: Arc<OnceLock<Arc<ZoneActors>>>,
         feed: FeedSender,
-    ) -> ZoneShard {
+    ) -> ZoneActor {
         let warehouses = zone.state().warehouses().len();
         let carriers = network.carriers.len();
-        ZoneShard {
+        ZoneActor {
             zone,
             peers,
             feed,
-            popped: metrics::counter!("router_shard_queue_popped_total", "shard" => name),
+            popped: metrics::counter!(names::ZONE_QUEUE_POPPED, "zone" => name),
             warned_orders: vec![i32::MIN; warehouses],
             warned_pickups: vec![i32::MIN; warehouses * carriers],
             gauges_set: None,
@@ -348,7 +257,7 @@ impl ZoneShard {
         }
     }
 
-    fn peers(&self) -> &Shards {
+    fn peers(&self) -> &ZoneActors {
         self.peers
             .get()
             .expect("the shards are all started before orders arrive")
@@ -380,7 +289,7 @@ impl ZoneShard {
                 let orders = state.warehouse_orders(local, day);
                 let used = f64::from(orders) / f64::from(warehouse.daily_orders);
                 if set_gauges {
-                    metrics::gauge!("router_warehouse_utilisation", "warehouse" => name.to_owned())
+                    metrics::gauge!(names::WAREHOUSE_UTILISATION, "warehouse" => name.to_owned())
                         .set(used);
                 }
                 if used >= share && self.warned_orders[local] != day {
@@ -405,7 +314,7 @@ impl ZoneShard {
                 let carrier_name = network.carrier_ids.name(carrier_index as u32);
                 if set_gauges && pickups > 0 {
                     metrics::gauge!(
-                        "router_carrier_pickup_utilisation",
+                        names::CARRIER_PICKUP_UTILISATION,
                         "carrier" => carrier_name.to_owned(),
                         "warehouse" => name.to_owned()
                     )
@@ -457,7 +366,7 @@ fn warn(
         },
         share * 100.0
     );
-    metrics::counter!("router_bottleneck_warnings_total", "kind" => kind.to_owned()).increment(1);
+    metrics::counter!(names::BOTTLENECK_WARNINGS, "kind" => kind.to_owned()).increment(1);
     let fields = serde_json::json!({
         "kind": kind,
         "id": id,
@@ -471,139 +380,111 @@ fn warn(
     feed.push("bottleneck", bytes::Bytes::from(fields));
 }
 
-impl Actor for ZoneShard {
+impl Actor for ZoneActor {
     type Context = Context<Self>;
 
     fn started(&mut self, context: &mut Self::Context) {
-        context.set_mailbox_capacity(SHARD_MAILBOX);
+        context.set_mailbox_capacity(ZONE_MAILBOX);
     }
 }
 
-/// How many orders ahead the stock cells are prefetched (as in `route`).
-const PREFETCH_AHEAD: usize = 4;
-
-impl Handler<Visits> for ZoneShard {
+impl Handler<Visits> for ZoneActor {
     type Result = ();
 
+    /// Decides the message's visits ([`zone::decide`]), then hands the answers on (through
+    /// the journal writer when they rest on records) and passes on what goes on.
     fn handle(&mut self, message: Visits, context: &mut Self::Context) {
-        if let Some(file) = &self.hold_while {
-            // Blocks the zone's thread, as a stalled shard would.
-            while file.exists() {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        }
+        self.hold_while_asked();
         let started = Instant::now();
         let now = Millis::now();
         self.popped.increment(1);
-        metrics::histogram!("router_stage_latency_seconds", "stage" => "queue_wait")
+        metrics::histogram!(names::STAGE_LATENCY, "stage" => "queue_wait")
             .record(started.duration_since(message.sent).as_secs_f64());
         let Visits {
             network,
             ticket,
-            visits,
+            mut visits,
             ..
         } = message;
         // About 400 bytes an answer; a forwarded handful must not get a whole chunk's room.
         let mut out = Vec::with_capacity(visits.len() * 400);
-        let mut slots = Vec::with_capacity(visits.len());
-        let mut summary = RouteSummary::default();
-        let mut fresh = Vec::new();
-        let mut forwards: Vec<(ZoneId, Vec<Visit>)> = Vec::new();
-        let mut waiting = Vec::new();
-        for visit in visits.iter().take(PREFETCH_AHEAD) {
-            self.zone.prefetch(&visit.order);
-        }
-        let mut visits = visits.into_iter();
-        while let Some(visit) = visits.next() {
-            if let Some(ahead) = visits.as_slice().get(PREFETCH_AHEAD - 1) {
-                self.zone.prefetch(&ahead.order);
-            }
-            let (index, start) = (visit.index, out.len());
-            match self.zone.visit(&network, visit, now, &mut out) {
-                Step::Answered(outcome) => {
-                    summary.lines += 1;
-                    match outcome {
-                        Outcome::Decided(status, slot) => {
-                            summary.count_decision(status);
-                            fresh.push((start..out.len(), slot));
-                        }
-                        Outcome::Duplicate => summary.duplicates += 1,
-                        Outcome::Invalid(code) => summary.count_invalid(code),
-                    }
-                    slots.push((index, start as u32, out.len() as u32));
-                }
-                Step::Forward(to, visit) => match forwards.iter_mut().find(|(zone, _)| *zone == to)
-                {
-                    Some((_, visits)) => visits.push(visit),
-                    None => forwards.push((to, vec![visit])),
-                },
-                Step::Wait(visit) => waiting.push(visit),
+        let mut decided = Decided::new(self.writer.is_some());
+        zone::decide(
+            &mut self.zone,
+            &network,
+            &mut visits,
+            now,
+            &mut out,
+            &mut decided,
+        );
+        self.hand_on(&network, &ticket, out, &mut decided, now);
+        self.pass_on(&network, &ticket, decided, context);
+        metrics::histogram!(names::STAGE_LATENCY, "stage" => "decide")
+            .record(started.elapsed().as_secs_f64());
+    }
+}
+
+impl ZoneActor {
+    /// Fault injection: blocks the zone's thread while the `hold_while` file exists, as a
+    /// stalled zone would.
+    fn hold_while_asked(&self) {
+        if let Some(file) = &self.hold_while {
+            while file.exists() {
+                std::thread::sleep(Duration::from_millis(10));
             }
         }
-        // The journal gets each new decision as a binary record.
-        let mut commit = self.writer.as_ref().map(|writer| Commit {
-            snapshot: None,
-            journal: writer.journal(),
-            payloads: Vec::with_capacity(fresh.len() * 128),
-            records: Vec::with_capacity(fresh.len()),
-            after: After::Ack {
-                feed: FeedChunk::new(),
-                done: tokio::sync::oneshot::channel().0,
-            },
-        });
-        if let Some(commit) = commit.as_mut() {
-            let (state, catalog) = (self.zone.state(), self.zone.catalog());
-            for (_, slot) in &fresh {
-                let record = state.order(*slot);
-                let start = commit.payloads.len() as u32;
-                durable::encode_decision_record(
-                    &mut commit.payloads,
-                    record.content_hash,
-                    &record.decision,
-                    &network,
-                    catalog,
-                );
-                let end = commit.payloads.len() as u32;
-                commit
-                    .records
-                    .push((durable::KIND_DECISION_BINARY, start, end));
-            }
-        }
+    }
+
+    /// Hands the answers of a decided message to the chunk, and its new decisions to the
+    /// feed: through the journal writer once their records are durable when journaling
+    /// (duplicates and conflicts too: their original may still be in the writer's queue),
+    /// at once otherwise. A message that answered nothing (it only passed orders on, or
+    /// waits) has no record and nothing to hold back: it skips the writer.
+    fn hand_on(
+        &mut self,
+        network: &Arc<Network>,
+        ticket: &Arc<Ticket>,
+        out: Vec<u8>,
+        decided: &mut Decided,
+        now: Millis,
+    ) {
         let bytes = bytes::Bytes::from(out);
         // The feed shares the answers' bytes; what the slices keep alive counts too.
         let mut feed = FeedChunk::new();
-        if !fresh.is_empty() {
-            let sliced: usize = fresh.iter().map(|(range, _)| range.len()).sum();
+        if !decided.fresh.is_empty() {
+            let sliced: usize = decided.fresh.iter().map(|fresh| fresh.answer.len()).sum();
             feed.count_backing(bytes.len() - sliced);
         }
-        for (range, _) in fresh {
-            feed.push("decision", bytes.slice(range));
+        for fresh in &decided.fresh {
+            feed.push("decision", bytes.slice(fresh.answer.clone()));
         }
-        if summary.routed + summary.backordered + summary.held > 0 {
-            self.check_capacity(&network, now, &mut feed);
+        if decided.placed_any() {
+            self.check_capacity(network, now, &mut feed);
         }
-        let part = (!slots.is_empty()).then(|| Part {
+        let part = decided.answered().then(|| Part {
             bytes,
-            slots,
-            summary,
+            slots: decided
+                .answers
+                .iter()
+                .map(|answer| (answer.index, answer.start, answer.end))
+                .collect(),
+            tally: decided.tally,
             made: Instant::now(),
         });
-        // A message that answered nothing (it only passed orders on, or waits) has no
-        // record and nothing to hold back: it skips the writer. Every answer (a decision,
-        // a duplicate, a conflict) rests on a record that may still be in the queue.
-        let waits = summary.lines > 0;
-        match (commit.filter(|_| waits), &self.writer) {
-            // Answers (duplicates and conflicts too: their original may still be in the
-            // queue) and feed entries go out once the writer has made the records durable.
-            (Some(mut commit), Some(writer)) => {
-                self.since_snapshot += commit.records.len() as u64;
-                commit.after = After::Answers {
-                    ticket: ticket.clone(),
-                    part: part.map(Box::new),
-                    feed,
-                };
-                writer.send(commit);
-                self.snapshot_if_due(&network);
+        match (decided.records.take(), &self.writer) {
+            (Some(records), Some(writer)) if part.is_some() => {
+                self.since_snapshot += records.len() as u64;
+                writer.send(Commit {
+                    journal: writer.journal(),
+                    records,
+                    snapshot: None,
+                    after: After::Answers {
+                        ticket: ticket.clone(),
+                        part: part.map(Box::new),
+                        feed,
+                    },
+                });
+                self.snapshot_if_due(network);
             }
             _ => {
                 self.publish(feed);
@@ -613,29 +494,37 @@ impl Handler<Visits> for ZoneShard {
                 }
             }
         }
+    }
+
+    /// Sends the visits that go on to their next zones (one message per zone, in the order
+    /// taken) and looks at the waiting ones again a little later.
+    fn pass_on(
+        &self,
+        network: &Arc<Network>,
+        ticket: &Arc<Ticket>,
+        decided: Decided,
+        context: &mut Context<Self>,
+    ) {
         let sent = Instant::now();
-        for (to, visits) in forwards {
-            self.peers().send(
-                to,
-                Visits {
-                    network: network.clone(),
-                    ticket: ticket.clone(),
-                    visits,
-                    sent,
-                },
-            );
+        let message = |visits| Visits {
+            network: network.clone(),
+            ticket: ticket.clone(),
+            visits,
+            sent,
+        };
+        let mut by_zone: Vec<(ZoneId, Vec<Visit>)> = Vec::new();
+        for (to, visit) in decided.forwards {
+            match by_zone.iter_mut().find(|(zone, _)| *zone == to) {
+                Some((_, visits)) => visits.push(visit),
+                None => by_zone.push((to, vec![visit])),
+            }
         }
-        if !waiting.is_empty() {
-            let again = Visits {
-                network: network.clone(),
-                ticket: ticket.clone(),
-                visits: waiting,
-                sent,
-            };
-            context.notify_later(again, FOLLOW_RETRY);
+        for (to, visits) in by_zone {
+            self.peers().send(to, message(visits));
         }
-        metrics::histogram!("router_stage_latency_seconds", "stage" => "decide")
-            .record(started.elapsed().as_secs_f64());
+        if !decided.waiting.is_empty() {
+            context.notify_later(message(decided.waiting), FOLLOW_RETRY);
+        }
     }
 }
 
@@ -656,16 +545,15 @@ pub struct OrderRequest {
 }
 
 impl Message for OrderRequest {
-    type Result = Result<Vec<u8>, ShardError>;
+    type Result = Result<Vec<u8>, ZoneError>;
 }
 
-impl ZoneShard {
+impl ZoneActor {
     /// Journals `records` (cut from `payloads`) and publishes `feed` once they are durable;
     /// what to wait on before answering (`None`: nothing is journaled, done already).
     fn make_durable(
         &mut self,
-        payloads: Vec<u8>,
-        records: Vec<(u8, u32, u32)>,
+        records: RecordBatch,
         feed: FeedChunk,
         network: &Arc<Network>,
     ) -> Option<tokio::sync::oneshot::Receiver<()>> {
@@ -678,7 +566,6 @@ impl ZoneShard {
         writer.send(Commit {
             snapshot: None,
             journal: writer.journal(),
-            payloads,
             records,
             after: After::Ack { feed, done },
         });
@@ -688,7 +575,7 @@ impl ZoneShard {
     }
 }
 
-impl ZoneShard {
+impl ZoneActor {
     /// Once enough records have gone to the journal since the last snapshot, hands the
     /// writer a snapshot of the zone (behind those records), keeping the decisions of the
     /// idempotency window and every one that holds reservations. It blocks the zone while
@@ -738,8 +625,7 @@ impl ZoneShard {
         );
         writer.send(Commit {
             journal: writer.journal(),
-            payloads: Vec::new(),
-            records: Vec::new(),
+            records: RecordBatch::default(),
             snapshot: Some(SnapshotStep::Mark(lsn_to)),
             after: After::Ack {
                 feed: FeedChunk::new(),
@@ -763,8 +649,8 @@ fn after_durable<T: 'static>(
     })
 }
 
-impl Handler<OrderRequest> for ZoneShard {
-    type Result = actix::ResponseFuture<Result<Vec<u8>, ShardError>>;
+impl Handler<OrderRequest> for ZoneActor {
+    type Result = actix::ResponseFuture<Result<Vec<u8>, ZoneError>>;
 
     fn handle(&mut self, request: OrderRequest, _: &mut Self::Context) -> Self::Result {
         let state = self.zone.state_mut();
@@ -783,7 +669,7 @@ impl Handler<OrderRequest> for ZoneShard {
             // Answered behind everything the zone has handed its writer: the decision read
             // may have been made a moment ago, and is shown only once it is durable.
             let durable =
-                self.make_durable(Vec::new(), Vec::new(), FeedChunk::new(), &request.network);
+                self.make_durable(RecordBatch::default(), FeedChunk::new(), &request.network);
             return after_durable(durable, Ok(answer));
         }
         // The state change goes into the journal and on the feed:
@@ -793,10 +679,9 @@ impl Handler<OrderRequest> for ZoneShard {
             record.lifecycle.name(),
             bytes::Bytes::copy_from_slice(&answer),
         );
-        let mut payloads = Vec::new();
-        durable::encode_closed(&mut payloads, &record.decision.order_id, record.lifecycle);
-        let records = vec![(durable::KIND_CLOSED, 0, payloads.len() as u32)];
-        let durable = self.make_durable(payloads, records, feed, &request.network);
+        let mut records = RecordBatch::default();
+        records.push_closed(&record.decision.order_id, record.lifecycle);
+        let durable = self.make_durable(records, feed, &request.network);
         after_durable(durable, Ok(answer))
     }
 }
@@ -830,7 +715,7 @@ impl Message for StockRequest {
     type Result = Vec<(WarehouseId, StockCell)>;
 }
 
-impl Handler<StockRequest> for ZoneShard {
+impl Handler<StockRequest> for ZoneActor {
     type Result = MessageResult<StockRequest>;
 
     fn handle(&mut self, request: StockRequest, _: &mut Self::Context) -> Self::Result {
@@ -856,7 +741,7 @@ impl Message for LoadRequest {
     type Result = Vec<(WarehouseId, super::views::WarehouseLoad)>;
 }
 
-impl Handler<LoadRequest> for ZoneShard {
+impl Handler<LoadRequest> for ZoneActor {
     type Result = MessageResult<LoadRequest>;
 
     fn handle(&mut self, request: LoadRequest, _: &mut Self::Context) -> Self::Result {
@@ -878,28 +763,24 @@ pub struct SetStock {
 }
 
 impl Message for SetStock {
-    type Result = Vec<(usize, StockLevel, ShardError)>;
+    type Result = Vec<(usize, StockLevel, ZoneError)>;
 }
 
-impl Handler<SetStock> for ZoneShard {
-    type Result = actix::ResponseFuture<Vec<(usize, StockLevel, ShardError)>>;
+impl Handler<SetStock> for ZoneActor {
+    type Result = actix::ResponseFuture<Vec<(usize, StockLevel, ZoneError)>>;
 
     fn handle(&mut self, request: SetStock, _: &mut Self::Context) -> Self::Result {
         let catalog = self.zone.catalog().clone();
         let state = self.zone.state_mut();
-        let (mut payloads, mut records, mut refused) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut records, mut refused) = (RecordBatch::default(), Vec::new());
         for (position, level) in request.levels.into_iter().enumerate() {
             match state.set_on_hand(level) {
-                Ok(()) => {
-                    let start = payloads.len() as u32;
-                    durable::encode_stock(&mut payloads, &request.network, &catalog, level);
-                    records.push((durable::KIND_STOCK, start, payloads.len() as u32));
-                }
+                Ok(()) => records.push_stock(&request.network, &catalog, level),
                 Err(error) => refused.push((position, level, error)),
             }
         }
         // Answered once the applied levels are durable.
-        let durable = self.make_durable(payloads, records, FeedChunk::new(), &request.network);
+        let durable = self.make_durable(records, FeedChunk::new(), &request.network);
         after_durable(durable, refused)
     }
 }
@@ -914,7 +795,7 @@ impl Message for StockExport {
     type Result = Vec<(WarehouseId, Vec<u8>)>;
 }
 
-impl Handler<StockExport> for ZoneShard {
+impl Handler<StockExport> for ZoneActor {
     type Result = MessageResult<StockExport>;
 
     fn handle(&mut self, request: StockExport, _: &mut Self::Context) -> Self::Result {
@@ -943,29 +824,6 @@ impl Handler<StockExport> for ZoneShard {
             rows.push((*warehouse, out));
         }
         MessageResult(rows)
-    }
-}
-
-/// Counts a chunk's outcomes, once per chunk.
-pub fn record_summary(summary: &RouteSummary) {
-    for (status, count) in [
-        (Status::Routed, summary.routed),
-        (Status::Backordered, summary.backordered),
-        (Status::Held, summary.held),
-        (Status::Rejected, summary.rejected),
-    ] {
-        if count > 0 {
-            metrics::counter!("router_orders_decided_total", "status" => status.name())
-                .increment(count);
-        }
-    }
-    if summary.duplicates > 0 {
-        metrics::counter!("router_orders_duplicate_total").increment(summary.duplicates);
-    }
-    for (code, count) in InvalidCode::ALL.iter().zip(summary.invalid_by_code) {
-        if count > 0 {
-            metrics::counter!("router_lines_invalid_total", "code" => code.name()).increment(count);
-        }
     }
 }
 

@@ -1,4 +1,5 @@
-//! The state of one zone, owned by exactly one writer (its shard).
+//! The state of one zone, owned by exactly one writer (its actor in the service, the one
+//! thread in `route`).
 //!
 //! A [`ZoneState`] holds, for the zone's warehouses only: on-hand and reserved units per
 //! SKU, the daily counters that capacities are checked against, and the record of every order
@@ -9,15 +10,12 @@
 //! Invariant (checked on every change, panicking if broken, since only a bug can break it):
 //! for every warehouse and SKU, `reserved <= on_hand`.
 
-use crate::arena::Arena;
+use super::arena::Arena;
 use crate::catalog::StockLevel;
 use crate::config::Network;
 use crate::ids::{CarrierId, SkuId, WarehouseId, ZoneId};
+use crate::limits::COUNTED_DAYS;
 use crate::model::{Decision, Shipment};
-
-/// How many UTC days of capacity counters a zone keeps. Orders decided at times older than
-/// this (a `route` replay of an old file, say) count against a fresh day.
-pub const COUNTED_DAYS: usize = 8;
 
 /// Stock of one SKU at one warehouse.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -75,7 +73,7 @@ pub struct OrderRecord {
 
 /// Why an operation on an order or a stock level was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum ShardError {
+pub enum ZoneError {
     #[error("order '{0}' is not known to this zone")]
     UnknownOrder(String),
     #[error("order '{order}' is already {state}")]
@@ -84,6 +82,15 @@ pub enum ShardError {
     WrongZone,
     #[error("on_hand {on_hand} would be below the {reserved} units already reserved")]
     BelowReserved { on_hand: u32, reserved: u32 },
+    /// Restoring from a journal or snapshot: the record does not follow the zone's sequence.
+    #[error("seq {found} where the zone's next is {expected}")]
+    OutOfSequence { found: u64, expected: u64 },
+    /// Restoring: the record reserves more than the zone holds.
+    #[error("{wanted} units reserved where {available} are available")]
+    NotAvailable { wanted: u32, available: u32 },
+    /// Restoring: a stock cell, day or SKU that does not fit this zone's shape.
+    #[error("{0} does not fit the zone")]
+    Misfit(String),
 }
 
 /// One zone's single-writer state.
@@ -253,25 +260,22 @@ impl ZoneState {
     /// it was decided, and records it; its slot. Refused (nothing changed) when its `seq`
     /// is not the zone's next or its units are not available: the journal does not match
     /// the zone.
-    pub fn restore(&mut self, decision: Decision, content_hash: u64) -> Result<u32, String> {
+    pub fn restore(&mut self, decision: Decision, content_hash: u64) -> Result<u32, ZoneError> {
         if decision.seq != self.next_seq {
-            return Err(format!(
-                "seq {} where the zone's next is {}",
-                decision.seq, self.next_seq
-            ));
+            return Err(ZoneError::OutOfSequence {
+                found: decision.seq,
+                expected: self.next_seq,
+            });
         }
         for shipment in &decision.shipments {
-            let local = self
-                .local(shipment.warehouse)
-                .ok_or("a shipment from a warehouse of another zone")?;
+            let local = self.local(shipment.warehouse).ok_or(ZoneError::WrongZone)?;
             for line in &shipment.lines {
                 let cell = self.cell(local, line.sku);
                 if cell.available() < line.quantity {
-                    return Err(format!(
-                        "{} units reserved where {} are available",
-                        line.quantity,
-                        cell.available()
-                    ));
+                    return Err(ZoneError::NotAvailable {
+                        wanted: line.quantity,
+                        available: cell.available(),
+                    });
                 }
             }
         }
@@ -326,11 +330,11 @@ impl ZoneState {
         day: i32,
         orders: Vec<u32>,
         pickups: Vec<u32>,
-    ) -> Result<(), String> {
+    ) -> Result<(), ZoneError> {
         if orders.len() != self.warehouses.len()
             || pickups.len() != self.warehouses.len() * self.carriers
         {
-            return Err(format!("day {day}: counters for another shape of zone"));
+            return Err(ZoneError::Misfit(format!("the counters of day {day}")));
         }
         let counters = self.day_mut(day);
         counters.warehouse_orders = orders;
@@ -344,14 +348,14 @@ impl ZoneState {
         local: usize,
         sku: SkuId,
         cell: StockCell,
-    ) -> Result<(), String> {
+    ) -> Result<(), ZoneError> {
         if local >= self.warehouses.len() || cell.reserved > cell.on_hand {
-            return Err(format!("a stock cell that does not fit the zone: {cell:?}"));
+            return Err(ZoneError::Misfit(format!("the stock cell {cell:?}")));
         }
         let slot = self
             .stock
             .get_mut(sku.index() * self.warehouses.len() + local)
-            .ok_or("a stock cell of an SKU beyond the catalogue")?;
+            .ok_or_else(|| ZoneError::Misfit(format!("a stock cell of SKU {}", sku.index())))?;
         *slot = cell;
         Ok(())
     }
@@ -377,19 +381,19 @@ impl ZoneState {
 
     /// Cancels a live order: releases its reserved units and the capacity its shipments took
     /// on their day (if that day is still counted).
-    pub fn cancel(&mut self, slot: u32) -> Result<&OrderRecord, ShardError> {
+    pub fn cancel(&mut self, slot: u32) -> Result<&OrderRecord, ZoneError> {
         self.close(slot, Lifecycle::Cancelled)
     }
 
     /// Marks a live order shipped: its reserved units leave the warehouse (on-hand and
     /// reserved both drop by them).
-    pub fn ship(&mut self, slot: u32) -> Result<&OrderRecord, ShardError> {
+    pub fn ship(&mut self, slot: u32) -> Result<&OrderRecord, ZoneError> {
         self.close(slot, Lifecycle::Shipped)
     }
 
     /// Ends a live order's reservations: released (`Cancelled`, with its day's capacity
     /// given back) or consumed (`Shipped`, taken off on-hand too).
-    fn close(&mut self, slot: u32, end: Lifecycle) -> Result<&OrderRecord, ShardError> {
+    fn close(&mut self, slot: u32, end: Lifecycle) -> Result<&OrderRecord, ZoneError> {
         let record = self.live_order(slot)?;
         let decision = record.decision.clone();
         let day = decision.decided_at.utc_day();
@@ -422,17 +426,17 @@ impl ZoneState {
         Ok(record)
     }
 
-    fn live_order(&self, slot: u32) -> Result<&OrderRecord, ShardError> {
+    fn live_order(&self, slot: u32) -> Result<&OrderRecord, ZoneError> {
         let record = &self.records[slot as usize];
         if !record.decision.reserves() {
             // A rejected order holds nothing: there is nothing to cancel or ship.
-            return Err(ShardError::NotLive {
+            return Err(ZoneError::NotLive {
                 order: record.decision.order_id.to_string(),
                 state: "rejected",
             });
         }
         if record.lifecycle != Lifecycle::Live {
-            return Err(ShardError::NotLive {
+            return Err(ZoneError::NotLive {
                 order: record.decision.order_id.to_string(),
                 state: record.lifecycle.name(),
             });
@@ -442,11 +446,11 @@ impl ZoneState {
 
     /// Sets an absolute on-hand level. Refused when it would fall below what is already
     /// reserved: that would oversell, and the units' orders must be cancelled first.
-    pub fn set_on_hand(&mut self, level: StockLevel) -> Result<(), ShardError> {
-        let local = self.local(level.warehouse).ok_or(ShardError::WrongZone)?;
+    pub fn set_on_hand(&mut self, level: StockLevel) -> Result<(), ZoneError> {
+        let local = self.local(level.warehouse).ok_or(ZoneError::WrongZone)?;
         let cell = self.cell_mut(local, level.sku);
         if level.on_hand < cell.reserved {
-            return Err(ShardError::BelowReserved {
+            return Err(ZoneError::BelowReserved {
                 on_hand: level.on_hand,
                 reserved: cell.reserved,
             });

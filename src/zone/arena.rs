@@ -9,11 +9,8 @@
 //! snapshot holds the chunks, the zone's next append copies the last (partial) chunk once,
 //! and a cancel or shipment of an older order copies that order's chunk once.
 
+use crate::limits::ARENA_CHUNK_RECORDS;
 use std::sync::Arc;
-
-/// Items per chunk: big enough that a clone touches few, small enough that copying one on
-/// write (a few hundred KiB of records) is short.
-const CHUNK: usize = 4_096;
 
 #[derive(Debug)]
 pub struct Arena<T> {
@@ -42,8 +39,9 @@ impl<T> Clone for Arena<T> {
 
 impl<T: Clone> Arena<T> {
     pub fn push(&mut self, item: T) {
-        if self.len.is_multiple_of(CHUNK) {
-            self.chunks.push(Arc::new(Vec::with_capacity(CHUNK)));
+        if self.len.is_multiple_of(ARENA_CHUNK_RECORDS) {
+            self.chunks
+                .push(Arc::new(Vec::with_capacity(ARENA_CHUNK_RECORDS)));
         }
         let last = self.chunks.last_mut().expect("a chunk was just ensured");
         Arc::make_mut(last).push(item);
@@ -57,7 +55,8 @@ impl<T: Clone> Arena<T> {
             "index {index} of an arena of {}",
             self.len
         );
-        &mut Arc::make_mut(&mut self.chunks[index / CHUNK])[index % CHUNK]
+        &mut Arc::make_mut(&mut self.chunks[index / ARENA_CHUNK_RECORDS])
+            [index % ARENA_CHUNK_RECORDS]
     }
 }
 
@@ -80,7 +79,7 @@ impl<T> std::ops::Index<usize> for Arena<T> {
 
     #[inline]
     fn index(&self, index: usize) -> &T {
-        &self.chunks[index / CHUNK][index % CHUNK]
+        &self.chunks[index / ARENA_CHUNK_RECORDS][index % ARENA_CHUNK_RECORDS]
     }
 }
 
@@ -91,7 +90,7 @@ mod tests {
     #[test]
     fn a_clone_keeps_what_it_saw_while_the_original_goes_on() {
         let mut arena = Arena::default();
-        for item in 0..(CHUNK * 2 + 10) {
+        for item in 0..(ARENA_CHUNK_RECORDS * 2 + 10) {
             arena.push(item);
         }
         let snapshot = arena.clone();
@@ -104,11 +103,11 @@ mod tests {
         assert!(Arc::ptr_eq(&arena.chunks[1], &snapshot.chunks[1]));
         assert_eq!(snapshot[5], 5);
         assert_eq!(arena[5], 1_000_000);
-        assert_eq!(snapshot.len(), CHUNK * 2 + 10);
-        assert_eq!(arena.len(), CHUNK * 2 + 11);
-        assert_eq!(arena[CHUNK * 2 + 10], 7);
+        assert_eq!(snapshot.len(), ARENA_CHUNK_RECORDS * 2 + 10);
+        assert_eq!(arena.len(), ARENA_CHUNK_RECORDS * 2 + 11);
+        assert_eq!(arena[ARENA_CHUNK_RECORDS * 2 + 10], 7);
         let items: Vec<usize> = snapshot.iter().copied().collect();
-        assert_eq!(items, (0..CHUNK * 2 + 10).collect::<Vec<_>>());
+        assert_eq!(items, (0..ARENA_CHUNK_RECORDS * 2 + 10).collect::<Vec<_>>());
         assert_eq!(arena.iter().count(), arena.len());
     }
 }

@@ -1,0 +1,109 @@
+//! Every fixed bound of the router, in one place, with the relations between them checked
+//! when the crate compiles.
+//!
+//! Bounds that ops tune live in the config (`[limits]`, `crate::config::Limits`: line
+//! length, lines per order, streams, orders in flight, timeouts) or on the command line
+//! (`serve --group-records`, `--commit-window-us`, `--snapshot-every`, `--retention-hours`);
+//! [`check`] holds those against the fixed ones at start-up. What each bound does when it
+//! is reached is said beside it. `docs/architecture.md` ("Bounds") lists them all.
+
+use std::time::Duration;
+
+// ---- ingest and the order itself ----
+
+/// Units one order line may ask for; more is `bad_qty`.
+pub const MAX_LINE_QUANTITY: u64 = 1_000_000;
+
+/// Shipments an order may be split into at most (`policy.max_shipments` is refused above).
+pub const MAX_SHIPMENTS: u32 = 6;
+
+/// Warehouses a split considers at most (`policy.split_candidates` is refused above).
+pub const MAX_SPLIT_CANDIDATES: u32 = 16;
+
+/// How many orders ahead a batch loop starts loading the stock cells and SKU entries of the
+/// order it will decide: enough to cover a memory load's latency with the work of deciding
+/// the orders in between. One value for `route` and the zone actors.
+pub const PREFETCH_AHEAD: usize = 4;
+
+// ---- zones ----
+
+/// UTC days of capacity counters a zone keeps. Orders decided at times older than this (a
+/// `route` replay of an old file, say) count against a fresh day.
+pub const COUNTED_DAYS: usize = 8;
+
+/// Records in one chunk of a zone's record arena: a snapshot copies the chunk list, not the
+/// records, so a copy costs a pointer per 4,096 orders.
+pub const ARENA_CHUNK_RECORDS: usize = 4_096;
+
+/// Shards of the claims table. A shard grows by doubling, copying every claim it holds while
+/// its lock is taken: with millions of claims in `4 x cores` shards (8 here), one such copy
+/// stalled every order hashing there for tens of milliseconds; 256 smaller shards make each
+/// copy proportionally shorter (1.1 ms worst, measured in `docs/benchmarks.md`).
+pub const CLAIMS_SHARDS: usize = 256;
+
+// ---- the service ----
+
+/// Messages a zone actor's mailbox holds before senders of requests (not orders) wait.
+/// Orders are bounded by the admission permits their chunks carry.
+pub const ZONE_MAILBOX: usize = 256;
+
+/// How long a duplicate whose original is not decided yet waits before it looks again.
+pub const FOLLOW_RETRY: Duration = Duration::from_millis(1);
+
+/// Commits waiting for a journal writer, at most: a zone whose writer falls this far behind
+/// waits (backpressure from the disk to the zone, and from there to admission).
+pub const WRITER_QUEUE: usize = 4_096;
+
+/// Snapshot jobs waiting for the snapshot thread, at most (each holds a copy of a zone's
+/// state): a zone whose snapshot finds them all taken puts it off to a later message.
+pub const SNAPSHOT_JOBS: usize = 2;
+
+/// Chunks of one order stream parsed and not yet answered: the stream stops reading (TCP
+/// backpressure) beyond this, whatever the admission permits allow.
+pub const STREAM_PIPELINE: usize = 16;
+
+/// Chunks of one stream whose answers are ready and waiting to be written to the socket.
+pub const READY_CHUNKS: usize = 8;
+
+/// Bytes of a `PUT /v1/stock` body, at most (413 beyond).
+pub const MAX_STOCK_BODY_BYTES: usize = 256 << 20;
+
+/// Bytes of the decision feed one read hands a follower at a time.
+pub const FEED_READ_BYTES: usize = 256 * 1024;
+
+/// Bytes of decisions the feed keeps for followers to catch up on; older ones are gone
+/// (a cursor before them resumes at the oldest kept).
+pub const FEED_RETENTION_BYTES: usize = 64 << 20;
+
+/// How long the config watcher waits for a file to settle before it reloads.
+pub const RELOAD_DEBOUNCE: Duration = Duration::from_millis(300);
+
+// ---- route ----
+
+/// Bytes `route` reads, and writes, at a time.
+pub const ROUTE_CHUNK_BYTES: usize = 256 * 1024;
+
+// ---- relations, checked when the crate compiles ----
+
+const _: () = {
+    assert!(
+        PREFETCH_AHEAD >= 1,
+        "prefetching looks at least one order ahead"
+    );
+    assert!(MAX_SHIPMENTS >= 1 && MAX_SPLIT_CANDIDATES as usize <= 16);
+    // A split's shipments are one per warehouse, so it needs as many candidates.
+    assert!(MAX_SHIPMENTS <= MAX_SPLIT_CANDIDATES);
+    // Quantities are held as u32.
+    assert!(MAX_LINE_QUANTITY <= u32::MAX as u64);
+    assert!(
+        CLAIMS_SHARDS.is_power_of_two(),
+        "dashmap wants a power of two"
+    );
+    assert!(ARENA_CHUNK_RECORDS.is_power_of_two());
+    assert!(READY_CHUNKS <= STREAM_PIPELINE);
+    assert!(FEED_READ_BYTES <= FEED_RETENTION_BYTES);
+    assert!(
+        COUNTED_DAYS >= 2,
+        "today and yesterday, at least, around midnight"
+    );
+};

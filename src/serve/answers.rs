@@ -1,0 +1,99 @@
+//! Where a chunk's answers come back to the worker that read it.
+//!
+//! A chunk's orders may be answered by several zones; each zone that answers some of them
+//! hands a [`Part`] (its answers' bytes and their places in the chunk) to the chunk's
+//! [`Answers`]; the worker gathers the parts and puts them back in input order. The chunk's
+//! [`Ticket`] (its admission permits and its `Answers`) is shared by every message carrying
+//! its orders: the permits come back when the last of them is done, whether or not the
+//! client still listens.
+
+use super::admission::Permit;
+use crate::model::Tally;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Instant;
+
+/// Where a chunk's answers gather. Zones push their parts onto a lock-free queue (a
+/// `crossbeam` `SegQueue`) and count down the lines still missing; only the part that
+/// completes the chunk (or the end of its last message) wakes the worker, so a chunk split
+/// over seven zones costs the worker one wake-up, not seven.
+pub struct Answers {
+    parts: crossbeam::queue::SegQueue<Part>,
+    /// Lines of the chunk not yet answered by a zone.
+    missing: AtomicUsize,
+    /// Set when every message of the chunk is done (the ticket is dropped): nothing more
+    /// will come, even if lines are missing (a stopped shard dropped them).
+    closed: AtomicBool,
+    done: tokio::sync::Notify,
+}
+
+impl Answers {
+    pub fn new(missing: usize) -> Arc<Answers> {
+        Arc::new(Answers {
+            parts: crossbeam::queue::SegQueue::new(),
+            missing: AtomicUsize::new(missing),
+            closed: AtomicBool::new(false),
+            done: tokio::sync::Notify::new(),
+        })
+    }
+
+    /// Hands over one part; wakes the worker if it completes the chunk.
+    fn deliver(&self, part: Part) {
+        let lines = part.slots.len();
+        self.parts.push(part);
+        if self.missing.fetch_sub(lines, Ordering::AcqRel) == lines {
+            self.done.notify_one();
+        }
+    }
+
+    /// Waits until every line is answered or nothing more can come; then the parts.
+    pub async fn gather(&self) -> Vec<Part> {
+        while self.missing.load(Ordering::Acquire) > 0 && !self.closed.load(Ordering::Acquire) {
+            // A notification sent between the check and this wait is kept (`notify_one`
+            // stores a permit), so none is lost.
+            self.done.notified().await;
+        }
+        std::iter::from_fn(|| self.parts.pop()).collect()
+    }
+}
+
+/// What a chunk's messages share: its permits and where its answers go. Dropped (permits
+/// back, the gatherer told) when the last message carrying its orders is done.
+pub struct Ticket {
+    _permit: Permit,
+    answers: Arc<Answers>,
+}
+
+impl Ticket {
+    pub fn new(permit: Permit, answers: Arc<Answers>) -> Arc<Ticket> {
+        Arc::new(Ticket {
+            _permit: permit,
+            answers,
+        })
+    }
+}
+
+impl Ticket {
+    /// Hands over one part of the chunk's answers.
+    pub fn deliver(&self, part: Part) {
+        self.answers.deliver(part);
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.answers.closed.store(true, Ordering::Release);
+        self.answers.done.notify_one();
+    }
+}
+
+/// Some answers of a chunk, made by one zone (or by the worker, for `invalid` lines).
+pub struct Part {
+    /// The answers, one JSON line each.
+    pub bytes: bytes::Bytes,
+    /// `(index in the chunk, start, end)` of each answer in `bytes`.
+    pub slots: Vec<(u32, u32, u32)>,
+    pub tally: Tally,
+    /// When it was made (for the `answer` stage: the hop back to the worker).
+    pub made: Instant,
+}

@@ -1,0 +1,306 @@
+//! Group commit for the zone actors: each zone's journal runs on a writer thread of its own;
+//! the zone hands it the records of each message, with what may only happen once they are
+//! durable (answers, feed entries, acknowledgements). The writer takes everything waiting,
+//! writes it as one group with one `fdatasync`, and only then lets the answers go.
+//!
+//! The zone thread never waits for the disk: while one group is being synced, the next
+//! fills up, so the group grows with the load (records per sync is a metric). Answers made
+//! from records not yet durable (a duplicate of a decision still in the queue) go through
+//! the same queue, behind the decision. A failed write or sync ends the process loudly:
+//! nothing more may be acknowledged, and recovery decides on restart what is on disk.
+
+use super::answers::{Part, Ticket};
+use super::feed::{FeedChunk, FeedSender};
+use super::metrics::names;
+use crate::catalog::{Catalog, StockLevel};
+use crate::config::Network;
+use crate::ids::ZoneId;
+use crate::journal::{Journal, JournalError, JournalOptions};
+use crate::limits::WRITER_QUEUE;
+use crate::zone::records::RecordBatch;
+use crate::zone::recover::{self, RecoverError};
+use crate::zone::{Claims, ZoneState};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Work handed to a writer: one zone's records, then what follows their commit.
+pub struct Commit {
+    /// Which of the writer's journals (its position in [`Writer::start`]'s list).
+    pub journal: usize,
+    pub records: RecordBatch,
+    /// A step of a snapshot of the zone (see `super::snapshotter`).
+    pub snapshot: Option<SnapshotStep>,
+    pub after: After,
+}
+
+/// A snapshot's two passes through its zone's writer.
+pub enum SnapshotStep {
+    /// Sent by the zone in its order of commits, when it hands its state to the
+    /// snapshotter: that state is the one after every record handed over before this,
+    /// so it covers the records up to the lsn committed once they are. The writer commits
+    /// them, prepares the snapshot (`Journal::prepare_snapshot`) and sends the snapshotter
+    /// that lsn and the journal's directory.
+    Mark(crossbeam::channel::Sender<(u64, PathBuf)>),
+    /// The snapshotter wrote the file: the writer registers it and compacts.
+    Written {
+        lsn: u64,
+        path: PathBuf,
+        bytes: usize,
+        /// Encoding and writing, off the zone and writer threads.
+        took: Duration,
+    },
+}
+
+/// What may only happen once a commit's records are durable.
+pub enum After {
+    /// A zone message's answers and feed entries; the ticket keeps the chunk's permits
+    /// until then.
+    Answers {
+        ticket: Arc<Ticket>,
+        /// Boxed: a part carries a whole summary, and most commits of a busy zone are these.
+        part: Option<Box<Part>>,
+        feed: FeedChunk,
+    },
+    /// A request (cancel, shipped, stock) waiting for its change to be durable.
+    Ack {
+        feed: FeedChunk,
+        done: tokio::sync::oneshot::Sender<()>,
+    },
+}
+
+/// A zone's end of its writer.
+#[derive(Clone)]
+pub struct Writer {
+    queue: crossbeam::channel::Sender<Commit>,
+    /// This zone's journal among the writer's.
+    journal: usize,
+}
+
+impl Writer {
+    /// Starts one writer thread for the `journals` of the zones that share an arbiter
+    /// (each zone keeps its own journal files): per round it takes everything waiting,
+    /// commits each journal that got records (one write and one sync each), then hands the
+    /// answers to `feed` and the chunks' gatherers. One thread per arbiter rather than per
+    /// zone: fewer threads to wake on two cores, and bigger groups. A handle per journal,
+    /// in order.
+    pub fn start(
+        name: &str,
+        journals: Vec<(String, Journal)>,
+        feed: FeedSender,
+    ) -> std::io::Result<Vec<Writer>> {
+        let (queue, waiting) = crossbeam::channel::bounded(WRITER_QUEUE);
+        let window = journals.first().map_or(Duration::ZERO, |(_, journal)| {
+            journal.options().commit_window
+        });
+        let count = journals.len();
+        std::thread::Builder::new()
+            .name(format!("journal-{name}"))
+            .spawn(move || {
+                // A panic here would leave zones handing records to nobody: end the process
+                // instead, as for a failed write.
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    run(journals, waiting, window, feed)
+                }));
+                if outcome.is_err() {
+                    fatal("the journal writer thread panicked");
+                }
+            })?;
+        Ok((0..count)
+            .map(|journal| Writer {
+                queue: queue.clone(),
+                journal,
+            })
+            .collect())
+    }
+
+    /// The position to put in this zone's [`Commit::journal`].
+    pub fn journal(&self) -> usize {
+        self.journal
+    }
+
+    /// Hands over a commit (waits while the writer's queue is full: backpressure from the
+    /// disk; the arbiter's other zones wait too).
+    pub fn send(&self, commit: Commit) {
+        if self.queue.send(commit).is_err() {
+            // The writer is gone (it ends the process on any failure, so this is a bug):
+            // nothing may be acknowledged without it.
+            fatal("the journal writer thread is gone");
+        }
+    }
+}
+
+struct Zone {
+    name: String,
+    journal: Journal,
+    commits: metrics::Counter,
+    records: metrics::Counter,
+    latency: metrics::Histogram,
+    /// Records appended this round.
+    pending: u64,
+}
+
+fn run(
+    journals: Vec<(String, Journal)>,
+    waiting: crossbeam::channel::Receiver<Commit>,
+    window: Duration,
+    feed: FeedSender,
+) {
+    let mut zones: Vec<Zone> = journals
+        .into_iter()
+        .map(|(name, journal)| Zone {
+            commits: metrics::counter!(names::JOURNAL_COMMITS, "zone" => name.clone()),
+            records: metrics::counter!(names::JOURNAL_RECORDS, "zone" => name.clone()),
+            latency: metrics::histogram!(
+                names::JOURNAL_COMMIT_LATENCY, "zone" => name.clone()
+            ),
+            name,
+            journal,
+            pending: 0,
+        })
+        .collect();
+    let mut group: Vec<Commit> = Vec::new();
+    while let Ok(first) = waiting.recv() {
+        group.push(first);
+        if !window.is_zero() {
+            // Hold the group open a little for more (bounded by the journal's options).
+            let deadline = Instant::now() + window;
+            while let Ok(next) = waiting.recv_deadline(deadline) {
+                group.push(next);
+            }
+        }
+        group.extend(waiting.try_iter().take(WRITER_QUEUE));
+        for commit in &mut group {
+            let zone = &mut zones[commit.journal];
+            if let Some(step) = commit.snapshot.take() {
+                snapshot_step(zone, step);
+            }
+            for (kind, payload) in commit.records.iter() {
+                if zone.journal.needs_commit() {
+                    check(&zone.name, zone.journal.commit());
+                    zone.commits.increment(1);
+                }
+                check(&zone.name, zone.journal.append(kind as u8, payload));
+                zone.pending += 1;
+            }
+        }
+        for zone in zones.iter_mut().filter(|zone| zone.pending > 0) {
+            let started = Instant::now();
+            check(&zone.name, zone.journal.commit());
+            zone.commits.increment(1);
+            zone.records.increment(zone.pending);
+            zone.latency.record(started.elapsed().as_secs_f64());
+            zone.pending = 0;
+        }
+        // Durable: now the answers, the feed and the acknowledgements.
+        for commit in group.drain(..) {
+            match commit.after {
+                After::Answers {
+                    ticket,
+                    part,
+                    feed: entries,
+                } => {
+                    feed.publish(entries);
+                    if let Some(part) = part {
+                        ticket.deliver(*part);
+                    }
+                }
+                After::Ack {
+                    feed: entries,
+                    done,
+                } => {
+                    feed.publish(entries);
+                    let _ = done.send(());
+                }
+            }
+        }
+    }
+}
+
+/// A snapshot's step at the writer. `Mark`: commits what `zone` has pending (the snapshot
+/// covers it), prepares a snapshot at the last committed lsn and tells the snapshotter.
+/// `Written`: registers the file and compacts: segments only older snapshots needed are
+/// deleted.
+fn snapshot_step(zone: &mut Zone, step: SnapshotStep) {
+    match step {
+        SnapshotStep::Mark(lsn_to) => {
+            if zone.pending > 0 {
+                check(&zone.name, zone.journal.commit());
+                zone.commits.increment(1);
+                zone.records.increment(zone.pending);
+                zone.pending = 0;
+            }
+            let lsn = zone.journal.committed_lsn();
+            if check(&zone.name, zone.journal.prepare_snapshot(lsn)) {
+                let _ = lsn_to.send((lsn, zone.journal.dir().to_path_buf()));
+            }
+        }
+        SnapshotStep::Written {
+            lsn,
+            path,
+            bytes,
+            took,
+        } => {
+            check(&zone.name, zone.journal.add_snapshot(lsn, path));
+            let compacted = check(&zone.name, zone.journal.compact());
+            metrics::counter!(names::JOURNAL_SNAPSHOTS, "zone" => zone.name.clone()).increment(1);
+            tracing::info!(
+                "zone {}: snapshot at lsn {lsn} ({bytes} bytes) in {took:.0?}; compaction removed {} segments ({} bytes)",
+                zone.name,
+                compacted.segments_removed,
+                compacted.bytes_freed
+            );
+        }
+    }
+}
+
+/// A journal failure ends the process: after a failed write or sync nothing more may be
+/// acknowledged, and an fsync is never retried (see `journal::writer`).
+fn check<T>(zone: &str, result: Result<T, JournalError>) -> T {
+    match result {
+        Ok(value) => value,
+        Err(error) => fatal(&format!("journal of zone {zone} failed: {error}")),
+    }
+}
+
+/// Ends the process (exit status 74) after logging `why`.
+pub(super) fn fatal(why: &str) -> ! {
+    tracing::error!(
+        "{why}; stopping now: nothing more is acknowledged, and a restart recovers what is on disk"
+    );
+    eprintln!("order-router: {why}");
+    std::process::exit(74);
+}
+
+/// Where the zones' journals live and how they write.
+#[derive(Clone, Debug)]
+pub struct Journals {
+    /// `<data dir>/zones/<zone id>/` holds each zone's journal.
+    pub data_dir: PathBuf,
+    pub options: JournalOptions,
+    /// A zone writes a snapshot after this many records since its last one (0: never).
+    pub snapshot_every: u64,
+    /// How long a decision is remembered for idempotency (its id answered as a duplicate):
+    /// at least this long; a snapshot leaves out older ones that hold no reservation.
+    pub retention: Duration,
+}
+
+impl Journals {
+    /// The directory of `zone`'s journal.
+    pub fn dir(&self, network: &Network, zone: ZoneId) -> PathBuf {
+        self.data_dir.join("zones").join(network.zone_name(zone))
+    }
+
+    /// Rebuilds `zone` from its journal ([`crate::zone::recover::open`]).
+    pub fn recover(
+        &self,
+        network: &Network,
+        catalog: &Catalog,
+        stock: &[StockLevel],
+        zone: ZoneId,
+        claims: &Claims,
+    ) -> Result<(ZoneState, Option<Journal>), RecoverError> {
+        let dir = self.dir(network, zone);
+        recover::open(&dir, &self.options, network, catalog, stock, zone, claims)
+    }
+}

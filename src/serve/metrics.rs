@@ -1,0 +1,167 @@
+//! Every metric the service exports: its name, its HELP text, its unit and its labels, in
+//! one place. Code elsewhere names a metric by its constant in [`names`], never by a string.
+//!
+//! Names follow `router_<what>_<unit>[_total]`; labels take values from bounded sets (zone,
+//! warehouse and carrier ids of the config, status and code enums, a fixed stage list), so
+//! the number of series is bounded by the config, never by traffic. Counters that a batch
+//! adds to are added to once per batch.
+
+use crate::model::{InvalidCode, Status, Tally};
+use metrics::Unit;
+use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// The names, as Prometheus shows them.
+pub mod names {
+    /// Counter, `{status}`: new decisions.
+    pub const ORDERS_DECIDED: &str = "router_orders_decided_total";
+    /// Counter: retries answered with their original decision.
+    pub const ORDERS_DUPLICATE: &str = "router_orders_duplicate_total";
+    /// Counter, `{code}`: lines answered `invalid`.
+    pub const LINES_INVALID: &str = "router_lines_invalid_total";
+    /// Histogram: from a chunk's last byte read to its answers ready.
+    pub const DECISION_LATENCY: &str = "router_decision_latency_seconds";
+    /// Histogram, `{stage}`: parse, queue_wait, decide, answer.
+    pub const STAGE_LATENCY: &str = "router_stage_latency_seconds";
+    /// Gauge: orders read and not yet answered.
+    pub const ORDERS_IN_FLIGHT: &str = "router_orders_in_flight";
+    /// Gauge: order streams open.
+    pub const STREAMS_OPEN: &str = "router_streams_open";
+    /// Counter: requests answered 429.
+    pub const REQUESTS_THROTTLED: &str = "router_requests_throttled_total";
+    /// Counter, `{status}`: requests refused 401 or 403.
+    pub const AUTH_REFUSED: &str = "router_auth_refused_total";
+    /// Counter, `{zone}`: messages of orders sent to each zone actor, fallbacks included.
+    pub const ZONE_QUEUE_PUSHED: &str = "router_zone_queue_pushed_total";
+    /// Counter, `{zone}`: messages of orders each zone actor took.
+    pub const ZONE_QUEUE_POPPED: &str = "router_zone_queue_popped_total";
+    /// Gauge, `{warehouse}`: today's orders over `daily_orders`.
+    pub const WAREHOUSE_UTILISATION: &str = "router_warehouse_utilisation_ratio";
+    /// Gauge, `{carrier, warehouse}`: today's pickups over `daily_pickups`.
+    pub const CARRIER_PICKUP_UTILISATION: &str = "router_carrier_pickup_utilisation_ratio";
+    /// Counter, `{kind}`: capacity warnings (warehouse or carrier).
+    pub const BOTTLENECK_WARNINGS: &str = "router_bottleneck_warnings_total";
+    /// Counter, `{zone}`: journal commits (one write and one sync each).
+    pub const JOURNAL_COMMITS: &str = "router_journal_commits_total";
+    /// Counter, `{zone}`: journal records written.
+    pub const JOURNAL_RECORDS: &str = "router_journal_records_total";
+    /// Histogram, `{zone}`: one journal commit.
+    pub const JOURNAL_COMMIT_LATENCY: &str = "router_journal_commit_latency_seconds";
+    /// Counter, `{zone}`: snapshots written.
+    pub const JOURNAL_SNAPSHOTS: &str = "router_journal_snapshots_total";
+    /// Gauge: entries the decision feed holds.
+    pub const FEED_ENTRIES: &str = "router_feed_entries";
+    /// Counter, `{outcome}`: config reloads (applied, unchanged, refused).
+    pub const CONFIG_RELOADS: &str = "router_config_reloads_total";
+    /// Gauge: resident memory (the name every Prometheus client library uses).
+    pub const RESIDENT_MEMORY: &str = "process_resident_memory_bytes";
+    /// Gauge: the peak of resident memory.
+    pub const RESIDENT_MEMORY_PEAK: &str = "router_memory_resident_peak_bytes";
+}
+
+/// Upper bounds of the latency histograms' buckets, in seconds: 100 us to 10 s.
+const LATENCY_BUCKETS: [f64; 16] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+/// Installs the Prometheus recorder, with every metric described.
+pub fn install() -> Result<PrometheusHandle, BuildError> {
+    let handle = PrometheusBuilder::new()
+        // Latencies as true Prometheus histograms (they aggregate across instances, which
+        // summaries do not).
+        .set_buckets_for_metric(Matcher::Suffix("_latency_seconds".into()), &LATENCY_BUCKETS)?
+        .install_recorder()?;
+    describe();
+    Ok(handle)
+}
+
+/// The HELP text and unit of every metric.
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    use names::*;
+    describe_counter!(ORDERS_DECIDED, "New decisions, by status.");
+    describe_counter!(
+        ORDERS_DUPLICATE,
+        "Retries answered with their original decision."
+    );
+    describe_counter!(LINES_INVALID, "Lines answered invalid, by error code.");
+    describe_histogram!(
+        DECISION_LATENCY,
+        Unit::Seconds,
+        "From a chunk's last byte read to its answers ready to send."
+    );
+    describe_histogram!(
+        STAGE_LATENCY,
+        Unit::Seconds,
+        "Time in each stage of a chunk: parse, queue_wait, decide, answer."
+    );
+    describe_gauge!(ORDERS_IN_FLIGHT, "Orders read and not yet answered.");
+    describe_gauge!(STREAMS_OPEN, "Order streams open.");
+    describe_counter!(REQUESTS_THROTTLED, "Requests answered 429 (overloaded).");
+    describe_counter!(AUTH_REFUSED, "Requests refused 401 or 403.");
+    describe_counter!(
+        ZONE_QUEUE_PUSHED,
+        "Messages of orders sent to each zone actor, fallbacks included."
+    );
+    describe_counter!(
+        ZONE_QUEUE_POPPED,
+        "Messages of orders each zone actor took."
+    );
+    describe_gauge!(
+        WAREHOUSE_UTILISATION,
+        "Today's orders of a warehouse over its daily_orders (set at most once a second)."
+    );
+    describe_gauge!(
+        CARRIER_PICKUP_UTILISATION,
+        "Today's pickups of a carrier at a warehouse over its daily_pickups."
+    );
+    describe_counter!(
+        BOTTLENECK_WARNINGS,
+        "Warnings that a warehouse or carrier passed alerts.bottleneck_share of its capacity."
+    );
+    describe_counter!(
+        JOURNAL_COMMITS,
+        "Journal commits (one write, one sync), by zone."
+    );
+    describe_counter!(JOURNAL_RECORDS, "Journal records written, by zone.");
+    describe_histogram!(
+        JOURNAL_COMMIT_LATENCY,
+        Unit::Seconds,
+        "One journal commit (write and sync), by zone."
+    );
+    describe_counter!(JOURNAL_SNAPSHOTS, "Zone snapshots written, by zone.");
+    describe_gauge!(FEED_ENTRIES, "Entries the decision feed holds.");
+    describe_counter!(CONFIG_RELOADS, "Config reloads, by outcome.");
+    describe_gauge!(
+        RESIDENT_MEMORY,
+        Unit::Bytes,
+        "Resident memory of the process."
+    );
+    describe_gauge!(
+        RESIDENT_MEMORY_PEAK,
+        Unit::Bytes,
+        "Peak resident memory of the process."
+    );
+}
+
+/// Counts a chunk's answers, once per chunk.
+pub fn record_tally(tally: &Tally) {
+    for (status, count) in [
+        (Status::Routed, tally.routed),
+        (Status::Backordered, tally.backordered),
+        (Status::Held, tally.held),
+        (Status::Rejected, tally.rejected),
+    ] {
+        if count > 0 {
+            metrics::counter!(names::ORDERS_DECIDED, "status" => status.name()).increment(count);
+        }
+    }
+    if tally.duplicates > 0 {
+        metrics::counter!(names::ORDERS_DUPLICATE).increment(tally.duplicates);
+    }
+    for (code, count) in InvalidCode::ALL.iter().zip(tally.invalid_by_code) {
+        if count > 0 {
+            metrics::counter!(names::LINES_INVALID, "code" => code.name()).increment(count);
+        }
+    }
+}

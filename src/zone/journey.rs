@@ -1,0 +1,452 @@
+//! An order's journey along its zone chain, as steps taken in one zone at a time.
+//!
+//! Each zone has one writer (in the service, an actor, `crate::serve::zone_actor`; in
+//! `route`, the one thread), so deciding is a journey: the order arrives at its home zone,
+//! which tries to place it; a zone that cannot place it whole passes it to the next zone of
+//! the chain; when every zone has failed, it goes back home to be backordered or rejected
+//! ([`super::verdict::settle`]). Each step here reads and writes one zone's state only, so a
+//! zone's state needs no lock. [`admit`] is the step before: the ingest worker claims the id
+//! ([`super::Claims`]) and picks the first zone.
+//!
+//! **Duplicates in flight.** A duplicate has the same content, hence the same home and the
+//! same chain as its original. When it finds the original's claim still pending, the
+//! original is on its way along the chain ahead of it: the duplicate follows the same chain
+//! (without planning) and, since each zone passes orders on in the order it took them,
+//! finds the decision in the zone that made it. The one case that breaks the "same chain"
+//! (a reload that changed the fallbacks between the two) ends with the duplicate at home
+//! with the claim still pending; it waits there ([`Step::Wait`]) until the original is
+//! decided.
+
+use super::verdict::{commit, settle};
+use super::{Claim, Claims, Zone};
+use crate::config::Network;
+use crate::engine::{self, Failures, OrderContext, ZoneAttempt};
+use crate::ids::ZoneId;
+use crate::model::{Decision, Invalid, InvalidCode, Order, Status};
+use crate::render;
+use crate::time::Millis;
+
+/// An order on its way: where it is in its chain and what it carries from the zones behind.
+#[derive(Debug)]
+pub struct Visit {
+    /// Its position in the chunk it came in (its answer's place).
+    pub index: u32,
+    /// Its line number in the stream (for an `invalid` answer).
+    pub line: u64,
+    pub order: Order,
+    pub leg: Leg,
+}
+
+/// The leg of the journey a [`Visit`] is on.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Leg {
+    /// At `position` in the home zone's chain (0 = home, 1 = the first fallback), with the
+    /// failures of the zones before.
+    Fallback { position: u16, failures: Failures },
+    /// Back at home after every zone failed: backorder or reject.
+    Settle { failures: Failures },
+    /// A duplicate following its pending original: at `position` in the chain, or back at
+    /// home once `position` is the chain's length.
+    Follow { position: u16 },
+    /// At the zone holding the decision: answer it again, as a duplicate.
+    Replay,
+    /// Same id, other content: answered `id_conflict` by the zone holding the original's
+    /// record (waiting there while the original is still on its way).
+    Conflict,
+}
+
+/// How a visit was answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// A new decision (it goes on the decision feed and into the journal), and its record's
+    /// slot in the zone.
+    Decided(Status, u32),
+    Duplicate,
+    Invalid(InvalidCode),
+}
+
+/// Where a new line's order goes first: to this zone, as this visit.
+pub type Admitted = (ZoneId, Visit);
+
+/// Claims the id of `order` (line `line`, at `index` in its chunk) and says where it goes:
+/// a new id to its home zone; a duplicate to the zone holding its decision (or, while the
+/// original is on its way, after it along the same chain); a conflict to the zone of the
+/// original's claim, to be answered there (through that zone's journal queue, so never
+/// before the original is durable: a crash would otherwise free an id whose conflict was
+/// already answered). Called by the ingest worker, in input order.
+pub fn admit(claims: &Claims, network: &Network, order: Order, index: u32, line: u64) -> Admitted {
+    let home = network.regions[order.region.index()].zone;
+    let (to, leg) = match claims.claim(&order.id, order.content_hash, home) {
+        None => (
+            home,
+            Leg::Fallback {
+                position: 0,
+                failures: Failures::default(),
+            },
+        ),
+        Some(claim) if claim.content_hash != order.content_hash => (claim.zone, Leg::Conflict),
+        Some(claim) if claim.is_decided() => (claim.zone, Leg::Replay),
+        Some(_) => (home, Leg::Follow { position: 0 }),
+    };
+    let visit = Visit {
+        index,
+        line,
+        order,
+        leg,
+    };
+    (to, visit)
+}
+
+/// The `id_conflict` of `order`.
+pub fn conflict(order: &Order) -> Invalid {
+    Invalid {
+        code: InvalidCode::IdConflict,
+        message: format!(
+            "order '{}' was already received with different content",
+            order.id
+        ),
+        order_id: Some(order.id.clone()),
+    }
+}
+
+/// What became of a visit in one zone.
+#[derive(Debug)]
+pub enum Step {
+    /// Its answer was appended to the output.
+    Answered(Outcome),
+    /// It goes on to this zone.
+    Forward(ZoneId, Visit),
+    /// A duplicate whose original is not decided yet: look again a little later, here.
+    Wait(Visit),
+}
+
+impl Zone {
+    /// Takes `visit` one step, under `network` (the snapshot its chunk was parsed with) at
+    /// `now`. An answer is appended to `out` as a JSON line.
+    pub fn visit(
+        &mut self,
+        network: &Network,
+        mut visit: Visit,
+        now: Millis,
+        out: &mut Vec<u8>,
+    ) -> Step {
+        let here = self.state.zone;
+        let home = network.regions[visit.order.region.index()].zone;
+        let chain = network.zones[home.index()].fallback.len() + 1;
+        let chain_zone = |position: usize| network.zone_order(home).nth(position);
+        loop {
+            match visit.leg {
+                Leg::Fallback {
+                    position,
+                    mut failures,
+                } => {
+                    let context = OrderContext::new(&visit.order, network, &self.catalog, now);
+                    match engine::plan_zone(&context, &self.state, &mut self.scratch) {
+                        ZoneAttempt::Placed(plan) => {
+                            let decision = commit(&context, &mut self.state, plan, None);
+                            return self.decided(network, &visit, decision, out);
+                        }
+                        ZoneAttempt::Failed(zone_failures) => failures.merge(&zone_failures),
+                    }
+                    let next = usize::from(position) + 1;
+                    visit.leg = match chain_zone(next) {
+                        Some(_) => Leg::Fallback {
+                            position: next as u16,
+                            failures,
+                        },
+                        None => Leg::Settle { failures },
+                    };
+                    let to = chain_zone(next).unwrap_or(home);
+                    if to != here {
+                        return Step::Forward(to, visit);
+                    }
+                }
+                Leg::Settle { failures } => {
+                    debug_assert_eq!(here, home, "an order settles at its home zone");
+                    let context = OrderContext::new(&visit.order, network, &self.catalog, now);
+                    let decision = settle(&context, &mut self.state, failures, &mut self.scratch);
+                    return self.decided(network, &visit, decision, out);
+                }
+                Leg::Follow { position } => {
+                    let claim = self
+                        .claims
+                        .get(&visit.order.id)
+                        .expect("a followed order is claimed");
+                    return self.claimed(network, visit, claim, position.into(), chain, out);
+                }
+                Leg::Replay => {
+                    let claim = self
+                        .claims
+                        .get(&visit.order.id)
+                        .expect("a replayed order is claimed");
+                    return self.claimed(network, visit, claim, chain, chain, out);
+                }
+                Leg::Conflict => {
+                    let claim = self
+                        .claims
+                        .get(&visit.order.id)
+                        .expect("a conflicting id is claimed");
+                    if !claim.is_decided() {
+                        // The original is on its way; its record will be where its claim
+                        // says once it is decided.
+                        return Step::Wait(visit);
+                    }
+                    if claim.zone != here {
+                        return Step::Forward(claim.zone, visit);
+                    }
+                    render::write_invalid(out, visit.line, &conflict(&visit.order));
+                    return Step::Answered(Outcome::Invalid(InvalidCode::IdConflict));
+                }
+            }
+        }
+    }
+
+    /// Records a new decision made here, settles its claim and renders it.
+    fn decided(
+        &mut self,
+        network: &Network,
+        visit: &Visit,
+        decision: Decision,
+        out: &mut Vec<u8>,
+    ) -> Step {
+        let status = decision.status;
+        let slot = self.state.record(decision, visit.order.content_hash);
+        self.claims.settle(&visit.order.id, self.state.zone, slot);
+        let record = self.state.order(slot);
+        render::write_decision(out, &record.decision, false, network, &self.catalog);
+        Step::Answered(Outcome::Decided(status, slot))
+    }
+
+    /// `visit` is a duplicate of the order that holds `claim`: answered here, or where the
+    /// record is, or (the original still on its way) following it from `position` in the
+    /// chain of length `chain`.
+    fn claimed(
+        &self,
+        network: &Network,
+        mut visit: Visit,
+        claim: Claim,
+        position: usize,
+        chain: usize,
+        out: &mut Vec<u8>,
+    ) -> Step {
+        let here = self.state.zone;
+        debug_assert_eq!(
+            claim.content_hash, visit.order.content_hash,
+            "conflicts take the Conflict leg"
+        );
+        if claim.is_decided() {
+            if claim.zone == here {
+                let record = self.state.order(claim.slot);
+                render::write_decision(out, &record.decision, true, network, &self.catalog);
+                return Step::Answered(Outcome::Duplicate);
+            }
+            visit.leg = Leg::Replay;
+            return Step::Forward(claim.zone, visit);
+        }
+        // The original is still on its way, ahead of this copy on the same chain.
+        let home = network.regions[visit.order.region.index()].zone;
+        if position >= chain {
+            visit.leg = Leg::Follow {
+                position: chain as u16,
+            };
+            return Step::Wait(visit);
+        }
+        let next = position + 1;
+        let to = network.zone_order(home).nth(next).unwrap_or(home);
+        visit.leg = Leg::Follow {
+            position: next as u16,
+        };
+        Step::Forward(to, visit)
+    }
+}
+#[cfg(test)]
+mod tests {
+    use super::super::test_world::*;
+    use super::*;
+    use crate::route::Router;
+    use crate::zone::{Decided, decide};
+    use std::collections::VecDeque;
+
+    /// Admits the orders in order and delivers every visit, one at a time from per-zone
+    /// FIFO mailboxes, through [`decide`] as the zone actors do; `pick(n)` chooses what happens next among admitting the next order
+    /// (choice 0, while any are left) and the busy mailboxes. Each answer line by index.
+    fn run(
+        world: &World,
+        zones: &mut [Zone],
+        orders: Vec<Order>,
+        mut pick: impl FnMut(usize) -> usize,
+    ) -> Vec<String> {
+        let mut mailboxes: Vec<VecDeque<Visit>> =
+            (0..zones.len()).map(|_| VecDeque::new()).collect();
+        let claims = zones[0].claims.clone();
+        let mut answers = vec![String::new(); orders.len()];
+        let mut orders = orders.into_iter().enumerate().peekable();
+        loop {
+            let busy: Vec<usize> = (0..zones.len())
+                .filter(|zone| !mailboxes[*zone].is_empty())
+                .collect();
+            let admitting = usize::from(orders.peek().is_some());
+            if busy.is_empty() && admitting == 0 {
+                return answers;
+            }
+            let choice = pick(busy.len() + admitting);
+            if choice < admitting {
+                let (index, order) = orders.next().unwrap();
+                let line = index as u64 + 1;
+                let (zone, visit) = admit(&claims, &world.network, order, index as u32, line);
+                mailboxes[zone.index()].push_back(visit);
+                continue;
+            }
+            // One message: the zone takes one visit through the batch decision.
+            let zone = busy[choice - admitting];
+            let mut visits = vec![mailboxes[zone].pop_front().unwrap()];
+            let (mut out, mut decided) = (Vec::new(), Decided::new(true));
+            decide(
+                &mut zones[zone],
+                &world.network,
+                &mut visits,
+                Millis(0),
+                &mut out,
+                &mut decided,
+            );
+            for answer in &decided.answers {
+                let line = &out[answer.start as usize..answer.end as usize];
+                answers[answer.index as usize] = String::from_utf8(line.to_vec()).unwrap();
+            }
+            for (to, visit) in decided.forwards {
+                mailboxes[to.index()].push_back(visit);
+            }
+            mailboxes[zone].extend(decided.waiting);
+        }
+    }
+
+    fn json(line: &str) -> serde_json::Value {
+        serde_json::from_str(line).unwrap()
+    }
+
+    #[test]
+    fn an_order_goes_to_the_fallback_that_holds_the_stock_and_is_found_there_again() {
+        let world = world("warehouse,sku,on_hand\nWS,A,5\n");
+        let mut zones = zones(&world);
+        let first = order(&world, "o1", "N", "A", 2);
+        let retry = order(&world, "o1", "N", "A", 2);
+        let answers = run(&world, &mut zones, vec![first, retry], |_| 0);
+        let (first, retry) = (json(&answers[0]), json(&answers[1]));
+        assert_eq!(first["status"], "routed");
+        assert_eq!(first["zone"], "south");
+        assert_eq!(retry["duplicate"], true);
+        assert_eq!(retry["seq"], first["seq"]);
+        let cell = zones[1].state().cell(0, crate::ids::SkuId(0));
+        assert_eq!(cell.reserved, 2, "the retry reserved nothing more");
+    }
+
+    #[test]
+    fn a_retry_with_another_region_is_an_id_conflict_wherever_it_lands() {
+        let world = world("warehouse,sku,on_hand\nWS,A,5\nWN,A,5\n");
+        let mut zones = zones(&world);
+        // Whichever zone thread runs first, the first line is the original.
+        let first = order(&world, "o1", "S", "A", 1);
+        let moved = order(&world, "o1", "N", "A", 1);
+        let answers = run(&world, &mut zones, vec![first, moved], |choices| {
+            choices - 1
+        });
+        assert_eq!(json(&answers[0])["status"], "routed");
+        let conflict = json(&answers[1]);
+        assert_eq!(conflict["status"], "invalid");
+        assert_eq!(conflict["error"]["code"], "id_conflict");
+        assert_eq!(conflict["line"], 2);
+    }
+
+    #[test]
+    fn an_order_no_zone_can_place_whole_is_backordered_at_home() {
+        // 3 of A wanted in the north: the north holds 1, the south 1.
+        let world = world("warehouse,sku,on_hand\nWS,A,1\nWN,A,1\n");
+        let mut zones = zones(&world);
+        let wanting = order(&world, "o1", "N", "A", 3);
+        let answers = run(&world, &mut zones, vec![wanting], |_| 0);
+        let answer = json(&answers[0]);
+        assert_eq!(answer["status"], "backordered");
+        assert_eq!(answer["zone"], "north");
+        assert_eq!(answer["shipments"][0]["warehouse"], "WN");
+        assert_eq!(answer["shipments"][0]["lines"][0]["qty"], 1);
+        assert_eq!(answer["backordered"][0]["qty"], 2);
+        assert_eq!(answer["reason"]["code"], "no_stock");
+        let sku = crate::ids::SkuId(0);
+        assert_eq!(
+            zones[0].state().cell(0, sku).reserved,
+            1,
+            "the home zone reserved its unit"
+        );
+        assert_eq!(
+            zones[1].state().cell(0, sku).reserved,
+            0,
+            "the fallback reserved nothing"
+        );
+    }
+
+    #[test]
+    fn an_order_no_zone_can_place_at_all_is_rejected_at_home_reserving_nothing() {
+        // A wanted in the north: only the south holds any, and not enough.
+        let world = world("warehouse,sku,on_hand\nWS,A,1\n");
+        let mut zones = zones(&world);
+        let wanting = order(&world, "o1", "N", "A", 3);
+        let answers = run(&world, &mut zones, vec![wanting], |_| 0);
+        let answer = json(&answers[0]);
+        assert_eq!(answer["status"], "rejected");
+        assert_eq!(answer["zone"], "north");
+        assert_eq!(answer["reason"]["code"], "no_stock");
+        assert_eq!(answer["shipments"], serde_json::json!([]));
+        let sku = crate::ids::SkuId(0);
+        assert_eq!(zones[1].state().cell(0, sku).reserved, 0);
+    }
+
+    /// Duplicates of an order still on its way (in any delivery order across zones) find
+    /// its decision; every answer equals what the one-thread router gives.
+    #[test]
+    fn every_interleaving_answers_as_the_one_thread_router_does() {
+        let world = world("warehouse,sku,on_hand\nWS,A,4\nWN,B,4\n");
+        // "a!" is "a" shipped elsewhere: an id conflict, whichever zone runs first.
+        let ids = ["a", "b", "a", "c", "a!", "b", "a", "d", "c"];
+        let make = |world: &World| -> Vec<Order> {
+            ids.iter()
+                .map(|id| {
+                    let (region, sku) = match *id {
+                        "a" => ("N", "A"),
+                        "a!" => ("S", "A"),
+                        "b" => ("S", "B"),
+                        "c" => ("N", "B"),
+                        _ => ("S", "A"),
+                    };
+                    order(world, id.trim_end_matches('!'), region, sku, 1)
+                })
+                .collect()
+        };
+        let mut router = Router::new(world.network.clone(), world.catalog.clone(), &world.stock);
+        let expected: Vec<serde_json::Value> = make(&world)
+            .into_iter()
+            .map(|order| {
+                let mut out = Vec::new();
+                router.answer(order, 1, Millis(0), &mut out);
+                json(std::str::from_utf8(&out).unwrap())
+            })
+            .collect();
+        for seed in 0..64u64 {
+            let mut zones = zones(&world);
+            let mut state = seed;
+            let answers = run(&world, &mut zones, make(&world), |choices| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (state >> 33) as usize % choices
+            });
+            for (answer, expected) in answers.iter().zip(&expected) {
+                let answer = json(answer);
+                assert_eq!(answer["order_id"], expected["order_id"], "seed {seed}");
+                assert_eq!(answer["status"], expected["status"], "seed {seed}");
+                assert_eq!(answer["zone"], expected["zone"], "seed {seed}");
+                assert_eq!(answer["shipments"], expected["shipments"], "seed {seed}");
+                assert_eq!(answer["duplicate"], expected["duplicate"], "seed {seed}");
+            }
+        }
+    }
+}

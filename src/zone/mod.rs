@@ -1,0 +1,96 @@
+//! One zone: the routing partition, and everything that decides in it.
+//!
+//! A zone owns its warehouses' stock, their daily capacity counters and the record of every
+//! order it decided ([`ZoneState`]); exactly one writer changes it (in the service, the
+//! zone's actor; in `route`, the one thread), so no lock is ever taken on stock. What the
+//! zones share is the table of order-id [`Claims`].
+//!
+//! In the order an order meets them:
+//!
+//! - [`journey`]: [`admit`] claims the id and picks the first zone; [`Zone::visit`] takes
+//!   one step in one zone (try here, pass on, settle at home, answer a duplicate).
+//! - [`decide`]: [`decide()`], the one batch decision: a zone takes a batch of visits at one
+//!   time under one config snapshot and returns the answers, the new decisions, the visits
+//!   that go on and, when journaling, the records to write. The service's zone actor,
+//!   `route`, the benches and the property tests all call it.
+//! - [`verdict`]: a plan becomes a decision: reserve it, then the review (hold) and
+//!   backorder rules give its status; an order no zone can place settles at home.
+//! - [`state`]: the zone's single-writer state; [`arena`] the chunked, shared-on-clone
+//!   storage of its records.
+//! - [`records`]: the journal records a zone writes (decision, close, stock) and their
+//!   replay; [`snapshot`]: the zone's whole state as one snapshot; [`recover`]: a zone
+//!   rebuilt from its journal, for `serve`, `journal verify` and the tests alike.
+
+pub mod arena;
+pub mod claims;
+pub mod decide;
+pub mod journey;
+pub mod records;
+pub mod recover;
+pub mod snapshot;
+pub mod state;
+#[cfg(test)]
+pub(crate) mod test_world;
+pub mod verdict;
+
+pub use claims::{Claim, Claims};
+pub use decide::{Decided, Fresh, Placed, decide};
+pub use journey::{Leg, Outcome, Step, Visit, admit};
+pub use state::{Lifecycle, OrderRecord, StockCell, ZoneError, ZoneState};
+
+use crate::catalog::Catalog;
+use crate::engine::Scratch;
+use crate::ids::ZoneId;
+use crate::model::Order;
+use std::sync::Arc;
+
+/// One zone's state and what deciding in it needs. Only its owner (one thread) calls it.
+pub struct Zone {
+    state: ZoneState,
+    /// The catalogue the zone's state is sized for (SKU weights, capabilities, names).
+    catalog: Arc<Catalog>,
+    /// Shared with every other zone: settled here when this zone decides an order.
+    claims: Arc<Claims>,
+    /// The engine's working memory, reused from order to order.
+    scratch: Scratch,
+}
+
+impl Zone {
+    pub fn new(state: ZoneState, catalog: Arc<Catalog>, claims: Arc<Claims>) -> Zone {
+        Zone {
+            state,
+            catalog,
+            claims,
+            scratch: Scratch::default(),
+        }
+    }
+
+    pub fn id(&self) -> ZoneId {
+        self.state.zone
+    }
+
+    pub fn state(&self) -> &ZoneState {
+        &self.state
+    }
+
+    pub fn state_mut(&mut self) -> &mut ZoneState {
+        &mut self.state
+    }
+
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
+    }
+
+    pub fn claims(&self) -> &Arc<Claims> {
+        &self.claims
+    }
+
+    /// Starts loading the stock cells and SKU entries `order` will read here, so a loop over
+    /// a batch can call it a few orders ahead ([`crate::limits::PREFETCH_AHEAD`]).
+    pub fn prefetch(&self, order: &Order) {
+        for line in &order.lines {
+            self.state.prefetch(line.sku);
+            self.catalog.prefetch(line.sku);
+        }
+    }
+}

@@ -1,0 +1,508 @@
+//! A zone rebuilt from its journal: its newest snapshot, then every record after it.
+//!
+//! [`open`] is the service's start: it opens (and so repairs: a torn tail is cut) the
+//! zone's journal, or starts a new one from the stock file. [`verify`] rebuilds a zone from
+//! a journal without changing a byte, for `order-router journal verify --replay`, which
+//! checks a journal against a config and catalogue before a restart depends on it. Both
+//! replay through [`rebuild`]; a record that cannot be replayed stops them with the zone,
+//! the file and the byte offset where it is.
+
+use super::records::{RecordError, replay};
+use super::snapshot::{encode_snapshot, restore_snapshot};
+use super::{Claims, ZoneState};
+use crate::catalog::{Catalog, StockLevel};
+use crate::config::Network;
+use crate::ids::ZoneId;
+use crate::journal::{self, Journal, JournalError, JournalOptions, Snapshot, SyncMode};
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Why a zone could not be rebuilt.
+#[derive(Debug, thiserror::Error)]
+pub enum RecoverError {
+    #[error("zone {zone}: {source}")]
+    Journal {
+        zone: String,
+        #[source]
+        source: JournalError,
+    },
+    #[error("zone {zone}: restoring the snapshot {}: {source}", path.display())]
+    Snapshot {
+        zone: String,
+        path: PathBuf,
+        #[source]
+        source: RecordError,
+    },
+    #[error("zone {zone}: record {lsn} in {} at byte {offset}: {source}", segment.display())]
+    Record {
+        zone: String,
+        lsn: u64,
+        segment: PathBuf,
+        offset: u64,
+        #[source]
+        source: RecordError,
+    },
+}
+
+/// One record to replay: its lsn, kind and payload, and where it is when that is known.
+pub struct Replayed<'a> {
+    pub lsn: u64,
+    pub kind: u8,
+    pub payload: Cow<'a, [u8]>,
+    /// The segment file and byte offset (recovery reads records without them, and finds
+    /// them again only for a record that fails).
+    pub at: Option<(PathBuf, u64)>,
+}
+
+/// Rebuilds `zone` from `snapshot` (or from nothing) and then `records`, in order, claiming
+/// its orders' ids in `claims`. A record that fails is reported with its place: its own, or
+/// what `locate` finds for its lsn.
+pub fn rebuild<'a>(
+    network: &Network,
+    catalog: &Catalog,
+    zone: ZoneId,
+    claims: &Claims,
+    snapshot: Option<&Snapshot>,
+    records: impl IntoIterator<Item = Result<Replayed<'a>, RecoverError>>,
+    locate: impl Fn(u64) -> (PathBuf, u64),
+) -> Result<ZoneState, RecoverError> {
+    let name = network.zone_name(zone);
+    let mut state = match snapshot {
+        Some(snapshot) => restore_snapshot(&snapshot.bytes, network, catalog, zone, claims)
+            .map_err(|source| RecoverError::Snapshot {
+                zone: name.to_owned(),
+                path: snapshot.path.clone(),
+                source,
+            })?,
+        None => ZoneState::new(network, zone, catalog.len()),
+    };
+    for record in records {
+        let record = record?;
+        replay(
+            &mut state,
+            claims,
+            network,
+            catalog,
+            record.kind,
+            &record.payload,
+        )
+        .map_err(|source| {
+            let (segment, offset) = record.at.unwrap_or_else(|| locate(record.lsn));
+            RecoverError::Record {
+                zone: name.to_owned(),
+                lsn: record.lsn,
+                segment,
+                offset,
+                source,
+            }
+        })?;
+    }
+    Ok(state)
+}
+
+/// Rebuilds `zone` from its journal in `dir`, claims included; a zone with an empty journal
+/// starts from the levels of `stock` for its warehouses and journals them first. The
+/// zone's state, and its journal (`None` when nothing is journaled: `SyncMode::None`).
+pub fn open(
+    dir: &Path,
+    options: &JournalOptions,
+    network: &Network,
+    catalog: &Catalog,
+    stock: &[StockLevel],
+    zone: ZoneId,
+    claims: &Claims,
+) -> Result<(ZoneState, Option<Journal>), RecoverError> {
+    let name = network.zone_name(zone);
+    let failed = |source| RecoverError::Journal {
+        zone: name.to_owned(),
+        source,
+    };
+    let own = stock
+        .iter()
+        .filter(|level| network.warehouses[level.warehouse.index()].zone == zone);
+    if options.mode == SyncMode::None {
+        return Ok((stocked(network, catalog, zone, own), None));
+    }
+    std::fs::create_dir_all(dir)
+        .map_err(|source| failed(JournalError::io("creating", dir, source)))?;
+    let started = Instant::now();
+    let (mut journal, recovered) = Journal::open(dir, options.clone()).map_err(failed)?;
+    if let Some(torn) = &recovered.torn_tail {
+        tracing::warn!("zone {name}: {torn}");
+    }
+    if recovered.records.is_empty() && recovered.snapshot.is_none() {
+        // A new zone starts from the stock file. Its levels go in as one snapshot at lsn 0,
+        // written whole or not at all (a temporary file renamed into place): a crash halfway
+        // leaves a journal that is still new, never one with half the stock.
+        let state = stocked(network, catalog, zone, own);
+        let snapshot = encode_snapshot(&state, network, catalog, |_| true);
+        journal.write_snapshot(0, &snapshot).map_err(failed)?;
+        tracing::info!(
+            "zone {name}: new journal in {}, stock levels from the stock file",
+            dir.display()
+        );
+        return Ok((state, Some(journal)));
+    }
+    let records = recovered.records.iter().map(|record| {
+        Ok(Replayed {
+            lsn: record.lsn,
+            kind: record.kind,
+            payload: Cow::Borrowed(&record.payload),
+            at: None,
+        })
+    });
+    let state = rebuild(
+        network,
+        catalog,
+        zone,
+        claims,
+        recovered.snapshot.as_ref(),
+        records,
+        |lsn| locate(dir, lsn),
+    )?;
+    tracing::info!(
+        "zone {name}: {}{} records replayed in {:.0?} ({} orders); the stock file is not read again",
+        recovered
+            .snapshot
+            .as_ref()
+            .map_or(String::new(), |snapshot| format!(
+                "snapshot at lsn {} restored, ",
+                snapshot.lsn
+            )),
+        recovered.records.len(),
+        started.elapsed(),
+        state.order_count()
+    );
+    Ok((state, Some(journal)))
+}
+
+/// Rebuilds `zone` from the journal in `dir` without changing it: the state the next start
+/// would have (a torn tail is left out, as the start would cut it).
+pub fn verify(
+    dir: &Path,
+    network: &Network,
+    catalog: &Catalog,
+    zone: ZoneId,
+    claims: &Claims,
+) -> Result<ZoneState, RecoverError> {
+    let failed = |source| RecoverError::Journal {
+        zone: network.zone_name(zone).to_owned(),
+        source,
+    };
+    let snapshot = journal::read_newest_snapshot(dir).map_err(failed)?;
+    let after = snapshot.as_ref().map_or(0, |snapshot| snapshot.lsn);
+    // Each record is replayed as it is read: one segment in memory at a time.
+    let records = journal::read_records(dir)
+        .map_err(failed)?
+        .map(|entry| {
+            let entry = entry.map_err(failed)?;
+            Ok(Replayed {
+                lsn: entry.lsn,
+                kind: entry.kind,
+                payload: Cow::Owned(entry.payload),
+                at: Some((entry.segment, entry.offset)),
+            })
+        })
+        .filter(|record| record.as_ref().map_or(true, |record| record.lsn > after));
+    rebuild(
+        network,
+        catalog,
+        zone,
+        claims,
+        snapshot.as_ref(),
+        records,
+        |_| (dir.to_path_buf(), 0),
+    )
+}
+
+/// A new zone holding the levels of `stock` (all of them its own).
+fn stocked<'a>(
+    network: &Network,
+    catalog: &Catalog,
+    zone: ZoneId,
+    stock: impl Iterator<Item = &'a StockLevel>,
+) -> ZoneState {
+    let mut state = ZoneState::new(network, zone, catalog.len());
+    for level in stock {
+        // Nothing is reserved yet, so no level can fall below its reservations.
+        state
+            .set_on_hand(*level)
+            .expect("initial stock levels always apply");
+    }
+    state
+}
+
+/// The segment file holding record `lsn` of the journal in `dir`, and the record's byte
+/// offset in it; read again only when a record failed to replay.
+fn locate(dir: &Path, lsn: u64) -> (PathBuf, u64) {
+    journal::read_records(dir)
+        .ok()
+        .and_then(|mut records| {
+            records.find_map(|entry| entry.ok().filter(|entry| entry.lsn == lsn))
+        })
+        .map_or((dir.to_path_buf(), 0), |entry| {
+            (entry.segment, entry.offset)
+        })
+}
+
+/// Recovery against the live state: any sequence of orders (with their fallbacks and
+/// duplicates), cancels, shipments and stock levels, journaled per zone as the service
+/// journals them (the records [`crate::zone::decide`] returns), rebuilds zones equal to the
+/// live ones, both by replaying the journals and by restoring snapshots of the live state.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{CarrierId, SkuId, WarehouseId};
+    use crate::render;
+    use crate::time::Millis;
+    use crate::zone::records::RecordBatch;
+    use crate::zone::test_world::*;
+    use crate::zone::{Decided, Zone, admit, decide};
+    use proptest::prelude::*;
+
+    #[derive(Clone, Debug)]
+    enum Operation {
+        Order {
+            id: u8,
+            south: bool,
+            sku_b: bool,
+            qty: u32,
+        },
+        Cancel {
+            id: u8,
+        },
+        Ship {
+            id: u8,
+        },
+        Stock {
+            south: bool,
+            sku_b: bool,
+            on_hand: u32,
+        },
+    }
+
+    fn operation() -> impl Strategy<Value = Operation> {
+        prop_oneof![
+            6 => (0u8..24, any::<bool>(), any::<bool>(), 1u32..5)
+                .prop_map(|(id, south, sku_b, qty)| Operation::Order { id, south, sku_b, qty }),
+            1 => (0u8..24).prop_map(|id| Operation::Cancel { id }),
+            1 => (0u8..24).prop_map(|id| Operation::Ship { id }),
+            1 => (any::<bool>(), any::<bool>(), 0u32..12)
+                .prop_map(|(south, sku_b, on_hand)| Operation::Stock { south, sku_b, on_hand }),
+        ]
+    }
+
+    /// Each zone's journal: `(lsn, kind, payload)`.
+    type Journals = Vec<Vec<(u64, u8, Vec<u8>)>>;
+
+    fn journal(journals: &mut Journals, zone: usize, batch: &RecordBatch) {
+        for (kind, payload) in batch.iter() {
+            let lsn = journals[zone].len() as u64 + 1;
+            journals[zone].push((lsn, kind as u8, payload.to_vec()));
+        }
+    }
+
+    fn name(id: u8) -> String {
+        format!("o{id}")
+    }
+
+    /// Takes one order to its answer, one batch decision a step, journaling what each step
+    /// returns to its zone, as the zone actors do.
+    fn decide_one(
+        world: &World,
+        zones: &mut [Zone],
+        order: crate::model::Order,
+        journals: &mut Journals,
+    ) {
+        let claims = zones[0].claims().clone();
+        let (mut zone, visit) = admit(&claims, &world.network, order, 0, 1);
+        let mut visits = vec![visit];
+        loop {
+            let mut decided = Decided::new(true);
+            let mut out = Vec::new();
+            decide(
+                &mut zones[zone.index()],
+                &world.network,
+                &mut visits,
+                Millis(0),
+                &mut out,
+                &mut decided,
+            );
+            journal(journals, zone.index(), decided.records.as_ref().unwrap());
+            match decided.forwards.pop() {
+                Some((to, visit)) => (zone, visits) = (to, vec![visit]),
+                None => return,
+            }
+        }
+    }
+
+    /// Applies `operation` to the live zones and journals what it changed.
+    fn apply(world: &World, zones: &mut [Zone], operation: Operation, journals: &mut Journals) {
+        let claims = zones[0].claims().clone();
+        let mut batch = RecordBatch::default();
+        match operation {
+            Operation::Order {
+                id,
+                south,
+                sku_b,
+                qty,
+            } => {
+                let (region, sku) = (if south { "S" } else { "N" }, if sku_b { "B" } else { "A" });
+                decide_one(
+                    world,
+                    zones,
+                    order(world, &name(id), region, sku, qty),
+                    journals,
+                );
+            }
+            Operation::Cancel { id } | Operation::Ship { id } => {
+                let Some(claim) = claims.get(&name(id)) else {
+                    return;
+                };
+                let state = zones[claim.zone.index()].state_mut();
+                let closed = match operation {
+                    Operation::Cancel { .. } => state.cancel(claim.slot),
+                    _ => state.ship(claim.slot),
+                };
+                if let Ok(record) = closed {
+                    batch.push_closed(&name(id), record.lifecycle);
+                    journal(journals, claim.zone.index(), &batch);
+                }
+            }
+            Operation::Stock {
+                south,
+                sku_b,
+                on_hand,
+            } => {
+                let id = world
+                    .network
+                    .warehouse_ids
+                    .get(if south { "WS" } else { "WN" })
+                    .unwrap();
+                let warehouse = WarehouseId(id as u16);
+                let level = StockLevel {
+                    warehouse,
+                    sku: SkuId(u32::from(sku_b)),
+                    on_hand,
+                };
+                let zone = world.network.warehouses[warehouse.index()].zone.index();
+                if zones[zone].state_mut().set_on_hand(level).is_ok() {
+                    batch.push_stock(&world.network, &world.catalog, level);
+                    journal(journals, zone, &batch);
+                }
+            }
+        }
+    }
+
+    /// Fails unless `state` holds what `live` holds: records, stock, counters, sequence.
+    fn assert_same(
+        world: &World,
+        state: &ZoneState,
+        live: &ZoneState,
+    ) -> Result<(), TestCaseError> {
+        let render = |state: &ZoneState, slot: u32| {
+            let mut out = Vec::new();
+            let record = state.order(slot);
+            render::write_decision(
+                &mut out,
+                &record.decision,
+                false,
+                &world.network,
+                &world.catalog,
+            );
+            (out, record.content_hash, record.lifecycle)
+        };
+        prop_assert_eq!(state.order_count(), live.order_count());
+        for slot in 0..live.order_count() as u32 {
+            prop_assert_eq!(render(state, slot), render(live, slot));
+        }
+        for local in 0..live.warehouses().len() {
+            for sku in 0..world.catalog.len() {
+                let sku = SkuId(sku as u32);
+                prop_assert_eq!(state.cell(local, sku), live.cell(local, sku));
+            }
+            prop_assert_eq!(
+                state.warehouse_orders(local, 0),
+                live.warehouse_orders(local, 0)
+            );
+            for carrier in 0..world.network.carriers.len() {
+                let carrier = CarrierId(carrier as u16);
+                prop_assert_eq!(
+                    state.pickups(local, carrier, 0),
+                    live.pickups(local, carrier, 0)
+                );
+            }
+        }
+        prop_assert_eq!(state.next_seq(), live.next_seq());
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn replaying_the_journals_rebuilds_every_zone(operations in proptest::collection::vec(operation(), 1..60)) {
+            let world = world("warehouse,sku,on_hand\nWS,A,6\nWN,B,6\nWN,A,2\n");
+            let mut zones = zones(&world);
+            let claims = zones[0].claims().clone();
+            let mut journals: Journals = vec![Vec::new(); zones.len()];
+            for level in &world.stock {
+                let zone = world.network.warehouses[level.warehouse.index()].zone.index();
+                let mut batch = RecordBatch::default();
+                batch.push_stock(&world.network, &world.catalog, *level);
+                journal(&mut journals, zone, &batch);
+            }
+            for operation in operations {
+                apply(&world, &mut zones, operation, &mut journals);
+            }
+            let (replayed_claims, snapshot_claims) = (Claims::default(), Claims::default());
+            for (index, journal) in journals.iter().enumerate() {
+                let zone = ZoneId(index as u16);
+                let records = journal.iter().map(|(lsn, kind, payload)| {
+                    Ok(Replayed { lsn: *lsn, kind: *kind, payload: Cow::Borrowed(payload), at: None })
+                });
+                let nowhere = |lsn| (PathBuf::from("journal"), lsn);
+                let replayed = rebuild(&world.network, &world.catalog, zone, &replayed_claims, None, records, nowhere).unwrap();
+                let live = zones[index].state();
+                let snapshot = Snapshot {
+                    lsn: journal.len() as u64,
+                    bytes: encode_snapshot(live, &world.network, &world.catalog, |_| true),
+                    path: PathBuf::from("snapshot"),
+                };
+                let restored = rebuild(&world.network, &world.catalog, zone, &snapshot_claims, Some(&snapshot), std::iter::empty(), nowhere).unwrap();
+                assert_same(&world, &replayed, live)?;
+                assert_same(&world, &restored, live)?;
+            }
+            for id in 0..24 {
+                prop_assert_eq!(snapshot_claims.get(&name(id)), claims.get(&name(id)));
+                prop_assert_eq!(replayed_claims.get(&name(id)), claims.get(&name(id)));
+            }
+        }
+    }
+
+    #[test]
+    fn a_record_that_cannot_be_replayed_is_named_by_zone_file_and_offset() {
+        let world = world("warehouse,sku,on_hand\nWS,A,6\n");
+        let claims = Claims::default();
+        let records = [Ok(Replayed {
+            lsn: 7,
+            kind: 99,
+            payload: Cow::Borrowed(&b"?"[..]),
+            at: None,
+        })];
+        let error = rebuild(
+            &world.network,
+            &world.catalog,
+            ZoneId(0),
+            &claims,
+            None,
+            records,
+            |lsn| (PathBuf::from("zones/north/journal-1.seg"), lsn * 100),
+        )
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "zone north: record 7 in zones/north/journal-1.seg at byte 700: unknown record kind 99"
+        );
+    }
+}

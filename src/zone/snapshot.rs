@@ -1,0 +1,215 @@
+//! A zone's whole state as one snapshot: after it, a restart replays only the records that
+//! follow. Written off the zone's thread (`crate::serve::snapshotter`) from a copy of the
+//! state, read back by [`super::recover`].
+
+use super::records::{Reader, RecordError, decode_decision, encode_decision, sku};
+use super::{Claims, Lifecycle, OrderRecord, StockCell, ZoneState};
+use crate::catalog::Catalog;
+use crate::config::Network;
+use crate::ids::ZoneId;
+
+/// A zone's whole state, for a journal snapshot: after it, a restart replays only the records
+/// that follow. Binary, little-endian, names rather than indexes (like the records):
+///
+/// ```text
+/// "ORZS" version:u8 (2) zone:str next_seq:u64
+/// warehouses:u16 (name:str)*           carriers:u16 (name:str)*
+/// cells:u32 (local:u16 sku:str on_hand:u32 reserved:u32)*
+/// days:u8 (day:i32 orders:u32*warehouses pickups:u32*(warehouses*carriers))*
+/// records:u32 (lifecycle:u8 record:bytes)*   (record: as `encode_decision` writes it)
+/// str, bytes = len:u32 then the bytes
+/// ```
+///
+/// `keep` chooses the records kept: the idempotency window (a record left out is forgotten,
+/// its id free again; its reservations, if any, are in the cells all the same).
+pub fn encode_snapshot(
+    state: &ZoneState,
+    network: &Network,
+    catalog: &Catalog,
+    mut keep: impl FnMut(&OrderRecord) -> bool,
+) -> Vec<u8> {
+    fn text(out: &mut Vec<u8>, text: &[u8]) {
+        out.extend_from_slice(&(text.len() as u32).to_le_bytes());
+        out.extend_from_slice(text);
+    }
+    let mut out = Vec::with_capacity(64 + state.order_count() * 420);
+    out.extend_from_slice(SNAPSHOT_MAGIC);
+    out.push(SNAPSHOT_VERSION);
+    text(&mut out, network.zone_name(state.zone).as_bytes());
+    out.extend_from_slice(&state.next_seq().to_le_bytes());
+    out.extend_from_slice(&(state.warehouses().len() as u16).to_le_bytes());
+    for warehouse in state.warehouses() {
+        text(&mut out, network.warehouse_name(*warehouse).as_bytes());
+    }
+    out.extend_from_slice(&(network.carriers.len() as u16).to_le_bytes());
+    for carrier in 0..network.carriers.len() {
+        text(
+            &mut out,
+            network.carrier_ids.name(carrier as u32).as_bytes(),
+        );
+    }
+    let cells: Vec<_> = state.held_cells().collect();
+    out.extend_from_slice(&(cells.len() as u32).to_le_bytes());
+    for (local, sku, cell) in cells {
+        out.extend_from_slice(&(local as u16).to_le_bytes());
+        text(&mut out, catalog.sku_name(sku).as_bytes());
+        out.extend_from_slice(&cell.on_hand.to_le_bytes());
+        out.extend_from_slice(&cell.reserved.to_le_bytes());
+    }
+    let days: Vec<_> = state.counted_days().collect();
+    out.push(days.len() as u8);
+    for (day, orders, pickups) in days {
+        out.extend_from_slice(&day.to_le_bytes());
+        for count in orders.iter().chain(pickups) {
+            out.extend_from_slice(&count.to_le_bytes());
+        }
+    }
+    let count_at = out.len();
+    out.extend_from_slice(&0u32.to_le_bytes());
+    let mut kept = 0u32;
+    let mut encoded = Vec::with_capacity(256);
+    for record in state.orders().filter(|record| keep(record)) {
+        out.push(match record.lifecycle {
+            Lifecycle::Live => 0,
+            Lifecycle::Cancelled => 1,
+            Lifecycle::Shipped => 2,
+        });
+        encoded.clear();
+        encode_decision(
+            &mut encoded,
+            record.content_hash,
+            &record.decision,
+            network,
+            catalog,
+        );
+        text(&mut out, &encoded);
+        kept += 1;
+    }
+    out[count_at..count_at + 4].copy_from_slice(&kept.to_le_bytes());
+    out
+}
+
+const SNAPSHOT_MAGIC: &[u8; 4] = b"ORZS";
+const SNAPSHOT_VERSION: u8 = 2;
+
+/// Reads a snapshot written by [`encode_snapshot`] into a new zone state for `zone`, and
+/// its records' claims into `claims`.
+pub fn restore_snapshot(
+    bytes: &[u8],
+    network: &Network,
+    catalog: &Catalog,
+    zone: ZoneId,
+    claims: &Claims,
+) -> Result<ZoneState, RecordError> {
+    let mut reader = Reader(bytes);
+    if reader.take(4)? != SNAPSHOT_MAGIC || reader.u8()? != SNAPSHOT_VERSION {
+        return Err(RecordError::NotASnapshot);
+    }
+    let name = reader.text32()?;
+    if name != network.zone_name(zone) {
+        return Err(RecordError::SnapshotOfOtherZone {
+            found: name.to_owned(),
+            zone: network.zone_name(zone).to_owned(),
+        });
+    }
+    let mut state = ZoneState::new(network, zone, catalog.len());
+    state.restore_sequence(reader.u64()?);
+    // The zone's warehouses and the carriers, by name, must be those of the config.
+    let warehouses = reader.u16()? as usize;
+    for local in 0..warehouses {
+        let name = reader.text32()?;
+        if state
+            .warehouses()
+            .get(local)
+            .map(|id| network.warehouse_name(*id))
+            != Some(name)
+        {
+            return Err(RecordError::SnapshotMisfit(format!(
+                "warehouse {local} is '{name}', the config's zone differs"
+            )));
+        }
+    }
+    let carriers = reader.u16()? as usize;
+    for carrier in 0..carriers {
+        let name = reader.text32()?;
+        if carrier >= network.carriers.len() || network.carrier_ids.name(carrier as u32) != name {
+            return Err(RecordError::SnapshotMisfit(format!(
+                "carrier {carrier} is '{name}', the config's carriers differ"
+            )));
+        }
+    }
+    if warehouses != state.warehouses().len() || carriers != network.carriers.len() {
+        return Err(RecordError::SnapshotMisfit(
+            "zone has another shape than the config's".to_owned(),
+        ));
+    }
+    for _ in 0..reader.u32()? {
+        let local = reader.u16()? as usize;
+        let sku = sku(catalog, reader.text32()?)?;
+        let cell = StockCell {
+            on_hand: reader.u32()?,
+            reserved: reader.u32()?,
+        };
+        state
+            .restore_cell(local, sku, cell)
+            .map_err(|source| RecordError::SnapshotMisfit(source.to_string()))?;
+    }
+    for _ in 0..reader.u8()? {
+        let day = reader.u32()? as i32;
+        let mut counts = |count: usize| {
+            (0..count)
+                .map(|_| reader.u32())
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let orders = counts(warehouses)?;
+        let pickups = counts(warehouses * carriers)?;
+        state
+            .restore_day(day, orders, pickups)
+            .map_err(|source| RecordError::SnapshotMisfit(source.to_string()))?;
+    }
+    for number in 0..reader.u32()? {
+        let at = bytes.len() - reader.0.len();
+        let (id, content_hash, slot) = restore_record(&mut reader, network, catalog, &mut state)
+            .map_err(|source| RecordError::SnapshotRecord {
+                number,
+                offset: at,
+                source: Box::new(source),
+            })?;
+        claims.restore(&id, content_hash, zone, slot);
+    }
+    reader.finish()?;
+    Ok(state)
+}
+
+/// One record of a snapshot into `state`: its id, content hash and slot, for the claims.
+fn restore_record(
+    reader: &mut Reader<'_>,
+    network: &Network,
+    catalog: &Catalog,
+    state: &mut ZoneState,
+) -> Result<(compact_str::CompactString, u64, u32), RecordError> {
+    let lifecycle = match reader.u8()? {
+        0 => Lifecycle::Live,
+        1 => Lifecycle::Cancelled,
+        2 => Lifecycle::Shipped,
+        value => {
+            return Err(RecordError::UnknownCode {
+                what: "lifecycle",
+                value,
+            });
+        }
+    };
+    let (hash, body) = reader
+        .bytes32()?
+        .split_first_chunk::<8>()
+        .ok_or(RecordError::Truncated)?;
+    let content_hash = u64::from_le_bytes(*hash);
+    let decision = decode_decision(body, network, catalog)?;
+    let id = decision.order_id.clone();
+    let slot = state.restore_record(OrderRecord {
+        content_hash,
+        decision,
+        lifecycle,
+    });
+    Ok((id, content_hash, slot))
+}

@@ -1,0 +1,97 @@
+//! A small two-zone world for the zone tests: each zone the other's fallback.
+
+use super::*;
+use crate::catalog::Catalog;
+use crate::catalog::read_stock;
+use crate::config::Network;
+use crate::ids::ZoneId;
+use crate::ingest::parse_order;
+use crate::model::Order;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Two zones, each the other's fallback; stock of A only in the south.
+const NETWORK: &str = r#"
+[[zones]]
+id = "north"
+fallback = ["south"]
+[[zones]]
+id = "south"
+fallback = ["north"]
+[[regions]]
+id = "N"
+lat = 40.0
+lon = 116.0
+zone = "north"
+[[regions]]
+id = "S"
+lat = 23.0
+lon = 113.0
+zone = "south"
+[[warehouses]]
+id = "WN"
+zone = "north"
+lat = 40.1
+lon = 116.0
+[[warehouses]]
+id = "WS"
+zone = "south"
+lat = 23.1
+lon = 113.0
+[[carriers]]
+id = "c"
+regions = ["*"]
+max_weight_kg = 100.0
+[[carriers.services]]
+level = "standard"
+base_cost = 1.0
+per_kg = 1.0
+per_km = 0.001
+base_hours = 1.0
+km_per_hour = 500.0
+"#;
+
+pub struct World {
+    pub network: Arc<Network>,
+    pub catalog: Arc<Catalog>,
+    pub stock: Vec<crate::catalog::StockLevel>,
+}
+
+pub fn world(stock: &str) -> World {
+    let network = Arc::new(Network::from_toml(NETWORK).unwrap());
+    let catalog = Arc::new(
+        Catalog::read(
+            "sku,weight_g,capabilities\nA,100,\nB,100,\n".as_bytes(),
+            Path::new("c"),
+        )
+        .unwrap(),
+    );
+    let stock = read_stock(stock.as_bytes(), Path::new("s"), &network, &catalog).unwrap();
+    World {
+        network,
+        catalog,
+        stock,
+    }
+}
+
+pub fn zones(world: &World) -> Vec<Zone> {
+    let claims = Arc::new(Claims::default());
+    let mut zones: Vec<Zone> = (0..world.network.zones.len())
+        .map(|index| {
+            let state = ZoneState::new(&world.network, ZoneId(index as u16), world.catalog.len());
+            Zone::new(state, world.catalog.clone(), claims.clone())
+        })
+        .collect();
+    for level in &world.stock {
+        let zone = world.network.warehouses[level.warehouse.index()].zone;
+        zones[zone.index()].state_mut().set_on_hand(*level).unwrap();
+    }
+    zones
+}
+
+pub fn order(world: &World, id: &str, region: &str, sku: &str, qty: u32) -> Order {
+    let line = format!(
+        r#"{{"id":"{id}","customer":{{"id":"C"}},"ship_to":{{"region":"{region}"}},"lines":[{{"sku":"{sku}","qty":{qty}}}]}}"#
+    );
+    parse_order(line.as_bytes(), &world.network, &world.catalog).unwrap()
+}

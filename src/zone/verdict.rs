@@ -1,0 +1,174 @@
+//! From a plan to a decision: the rules that give a decision its status.
+//!
+//! Every decision is made here, in the zone that reserves it:
+//! - [`commit`]: a zone placed the order (whole, or in part at home); it reserves the plan,
+//!   then the **review rule** ([`review`]: a held tag, or an order value over the review
+//!   threshold) makes it `held`, else a shortfall makes it `backordered`, else `routed`.
+//! - [`settle`]: no zone of the chain placed it whole; at home, the **backorder rule**
+//!   ([`may_backorder`]: the policy allows backorders and what stops the order is stock)
+//!   places what it can and backorders the rest, or the order is `rejected` with the most
+//!   informative reason any zone gave ([`reason_for`]).
+//!
+//! Review outranks the shortfall: a held order keeps its backordered units listed, and
+//! someone looks at it first. The rule engine of later work adds its rules beside these.
+
+use super::ZoneState;
+use crate::config::Policy;
+use crate::engine::{self, Failures, OrderContext, Plan, Scratch};
+use crate::model::{Decision, Order, Reason, ReasonCode, Status};
+use smallvec::SmallVec;
+
+/// Every zone of the order's chain failed to place it whole: `home` (the order's home zone)
+/// places what it can and backorders the rest when [`may_backorder`]; otherwise the order
+/// is rejected with the most informative reason any zone gave.
+pub fn settle(
+    context: &OrderContext,
+    home: &mut ZoneState,
+    mut failures: Failures,
+    scratch: &mut Scratch,
+) -> Decision {
+    let mut reason = reason_for(&failures, context);
+    if may_backorder(&context.network.policy, &reason) {
+        match engine::plan_partial(context, home, scratch) {
+            Ok(plan) => {
+                let waiting: u32 = plan.backordered.iter().map(|line| line.quantity).sum();
+                let reason = Reason {
+                    code: ReasonCode::NoStock,
+                    message: format!("{waiting} of {} units wait for stock", context.units),
+                };
+                return commit(context, home, plan, Some(reason));
+            }
+            Err(partial_failures) => {
+                failures.merge(&partial_failures);
+                reason = reason_for(&failures, context);
+            }
+        }
+    }
+    Decision {
+        order_id: context.order.id.clone(),
+        status: Status::Rejected,
+        zone: home.zone,
+        seq: home.take_seq(),
+        decided_at: context.now,
+        shipments: SmallVec::new(),
+        backordered: SmallVec::new(),
+        reason: Some(Box::new(reason)),
+    }
+}
+
+/// The backorder rule: an order no zone can place whole waits for stock only when the
+/// policy allows backorders and what stops it is stock. When what stops it is a carrier, a
+/// service level, a promise or capacity, waiting would not help: it is rejected.
+pub fn may_backorder(policy: &Policy, reason: &Reason) -> bool {
+    policy.backorder && reason.code == ReasonCode::NoStock
+}
+
+/// The review rule: why `order` must be held for review, if it must (a tag the policy
+/// holds, or an order value over `hold_order_value_over`).
+pub fn review(order: &Order, policy: &Policy) -> Option<Reason> {
+    let message = if order.hold_tagged {
+        "a tag of the order is held for review".to_owned()
+    } else {
+        let threshold = policy.hold_order_value_over;
+        let value = order_value(order);
+        if threshold <= 0.0 || value <= threshold {
+            return None;
+        }
+        format!("order value {value:.2} is over the review threshold {threshold:.2}")
+    };
+    Some(Reason {
+        code: ReasonCode::Review,
+        message,
+    })
+}
+
+/// The order's value: the sum of its lines' unit price times quantity.
+pub fn order_value(order: &Order) -> f64 {
+    order
+        .lines
+        .iter()
+        .map(|line| line.unit_price * f64::from(line.quantity))
+        .sum()
+}
+
+/// Reserves `plan` in `state` (the zone it was planned in) and builds its decision;
+/// `shortfall` is the reason when the plan backorders units. The status: `held` when the
+/// review rule holds it, else `backordered` with a shortfall, else `routed`.
+pub fn commit(
+    context: &OrderContext,
+    state: &mut ZoneState,
+    plan: Plan,
+    shortfall: Option<Reason>,
+) -> Decision {
+    state.reserve(&plan.shipments, context.day);
+    let (status, reason) = match (review(context.order, &context.network.policy), shortfall) {
+        (Some(review), _) => (Status::Held, Some(Box::new(review))),
+        (None, Some(shortfall)) => (Status::Backordered, Some(Box::new(shortfall))),
+        (None, None) => (Status::Routed, None),
+    };
+    Decision {
+        order_id: context.order.id.clone(),
+        status,
+        zone: state.zone,
+        seq: state.take_seq(),
+        decided_at: context.now,
+        shipments: plan.shipments,
+        backordered: plan.backordered,
+        reason,
+    }
+}
+
+/// The most informative reason among `failures` (the deepest stage any zone reached).
+fn reason_for(failures: &Failures, context: &OrderContext) -> Reason {
+    let network = context.network;
+    let region = network.region_name(context.order.region);
+    let zones = {
+        let home = network.regions[context.order.region.index()].zone;
+        network
+            .zone_order(home)
+            .map(|zone| network.zone_name(zone))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let (code, message) = if let Some(eta) = failures.earliest_late_eta {
+        let promise = context.order.promise_by.unwrap_or_default();
+        (
+            ReasonCode::PromiseUnmeetable,
+            format!("no plan delivers by {promise}; the earliest possible arrival is {eta}"),
+        )
+    } else if failures.pickup_capacity {
+        (
+            ReasonCode::Capacity,
+            "the carriers that fit have used today's pickups at the warehouses holding the stock"
+                .to_owned(),
+        )
+    } else if failures.service_unavailable {
+        (
+            ReasonCode::ServiceUnavailable,
+            format!(
+                "no carrier offers {} or faster to {region} from the warehouses holding the stock",
+                context.level.name()
+            ),
+        )
+    } else if failures.no_carrier {
+        (
+            ReasonCode::NoCarrier,
+            format!(
+                "no carrier delivers these goods to {region} from the warehouses holding them (capabilities [{}], {:.3} kg in all)",
+                context.capabilities,
+                context.weight_g as f64 / 1000.0
+            ),
+        )
+    } else if failures.warehouse_capacity {
+        (
+            ReasonCode::Capacity,
+            "the warehouses holding the stock have used today's capacity".to_owned(),
+        )
+    } else {
+        (
+            ReasonCode::NoStock,
+            format!("not enough stock for every unit in zones {zones}"),
+        )
+    };
+    Reason { code, message }
+}
