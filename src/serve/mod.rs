@@ -17,6 +17,7 @@ pub mod feed;
 pub mod group_commit;
 pub mod http;
 pub mod metrics;
+pub mod pipeline;
 pub mod reload;
 pub mod snapshotter;
 pub mod views;
