@@ -46,7 +46,7 @@ dense_id!(
     u16
 );
 dense_id!(
-    /// A zone of the network: the unit of ownership of a shard.
+    /// A zone of the network: the routing partition, the unit of ownership (one writer each).
     ZoneId,
     u16
 );

@@ -35,11 +35,12 @@ pub const COUNTED_DAYS: usize = 8;
 /// records, so a copy costs a pointer per 4,096 orders.
 pub const ARENA_CHUNK_RECORDS: usize = 4_096;
 
-/// Shards of the claims table. A shard grows by doubling, copying every claim it holds while
-/// its lock is taken: with millions of claims in `4 x cores` shards (8 here), one such copy
-/// stalled every order hashing there for tens of milliseconds; 256 smaller shards make each
+/// Segments of the claims table (independently locked hash maps; dashmap calls them
+/// shards). A segment grows by doubling, copying every claim it holds while its lock is
+/// taken: with millions of claims in `4 x cores` segments (8 here), one such copy stalled
+/// every order hashing there for tens of milliseconds; 256 smaller segments make each
 /// copy proportionally shorter (1.1 ms worst, measured in `docs/benchmarks.md`).
-pub const CLAIMS_SHARDS: usize = 256;
+pub const CLAIMS_SEGMENTS: usize = 256;
 
 // ---- the service ----
 
@@ -96,7 +97,7 @@ const _: () = {
     // Quantities are held as u32.
     assert!(MAX_LINE_QUANTITY <= u32::MAX as u64);
     assert!(
-        CLAIMS_SHARDS.is_power_of_two(),
+        CLAIMS_SEGMENTS.is_power_of_two(),
         "dashmap wants a power of two"
     );
     assert!(ARENA_CHUNK_RECORDS.is_power_of_two());

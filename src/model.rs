@@ -216,7 +216,7 @@ pub struct Shipment {
 pub struct Decision {
     pub order_id: CompactString,
     pub status: Status,
-    /// The zone whose shard decided (and journaled) the order.
+    /// The zone that decided (and journaled) the order.
     pub zone: ZoneId,
     /// The decision's position in its zone's journal.
     pub seq: u64,
@@ -253,7 +253,7 @@ pub enum InvalidCode {
     BadCoordinates,
     BadTime,
     IdConflict,
-    /// The service could not decide the line (its routing shard stopped): nothing reserved;
+    /// The service could not decide the line (its zone actor stopped): nothing reserved;
     /// send it again.
     Unavailable,
 }

@@ -244,45 +244,9 @@ pub fn scan_segment(
     is_last: bool,
     visit: &mut dyn FnMut(Frame<'_>, u64),
 ) -> Result<SegmentScan, JournalError> {
-    let corrupt = |offset: usize, why: String| JournalError::Corrupt {
-        path: path.to_path_buf(),
-        offset: offset as u64,
-        why,
-    };
-    let file_bytes = bytes.len() as u64;
     let first_lsn = match decode_segment_header(bytes) {
         Ok(first_lsn) => first_lsn,
-        Err(why) => {
-            // A crash right after the segment was created can leave its header short or
-            // unwritten. Only if nothing valid follows, and only in the last segment.
-            let follower = find_valid_frame(bytes, 0, name_lsn);
-            return match follower {
-                None if is_last => Ok(SegmentScan {
-                    path: path.to_path_buf(),
-                    first_lsn: name_lsn,
-                    records: 0,
-                    next_lsn: name_lsn,
-                    valid_end: 0,
-                    file_bytes,
-                    skipped: false,
-                    torn: Some(TornTail {
-                        segment: path.to_path_buf(),
-                        offset: 0,
-                        bytes_cut: file_bytes,
-                        segment_removed: true,
-                        why,
-                    }),
-                }),
-                None => Err(corrupt(
-                    0,
-                    format!("{why}, in a segment that is not the last"),
-                )),
-                Some((offset, lsn)) => Err(corrupt(
-                    0,
-                    format!("{why}; a valid record (lsn {lsn}) follows at byte {offset}"),
-                )),
-            };
-        }
+        Err(why) => return torn_header(path, name_lsn, bytes, is_last, why),
     };
     check_name(path, name_lsn, first_lsn)?;
     let mut offset = SEGMENT_HEADER_BYTES;
@@ -300,33 +264,13 @@ pub fn scan_segment(
             Ok(frame) => {
                 // A torn write cannot make a frame whose checksum holds: this was written so.
                 return Err(corrupt(
+                    path,
                     offset,
                     format!("record has lsn {}, lsn {expected} was expected", frame.lsn),
                 ));
             }
             Err(problem) => {
-                if let Some((follower, lsn)) = find_valid_frame(bytes, offset + 1, expected) {
-                    return Err(corrupt(
-                        offset,
-                        format!(
-                            "{problem}; a valid record (lsn {lsn}) follows at byte {follower}, \
-                             so this is damage, not a torn write"
-                        ),
-                    ));
-                }
-                if !is_last {
-                    return Err(corrupt(
-                        offset,
-                        format!("{problem}, in a segment that is not the last"),
-                    ));
-                }
-                torn = Some(TornTail {
-                    segment: path.to_path_buf(),
-                    offset: offset as u64,
-                    bytes_cut: (bytes.len() - offset) as u64,
-                    segment_removed: false,
-                    why: problem.to_string(),
-                });
+                torn = Some(torn_frame(path, bytes, offset, expected, is_last, problem)?);
                 break;
             }
         }
@@ -337,8 +281,95 @@ pub fn scan_segment(
         records,
         next_lsn: expected,
         valid_end: offset as u64,
-        file_bytes,
+        file_bytes: bytes.len() as u64,
         skipped: false,
         torn,
+    })
+}
+
+/// Damage at `offset` of the segment at `path`.
+fn corrupt(path: &Path, offset: usize, why: String) -> JournalError {
+    JournalError::Corrupt {
+        path: path.to_path_buf(),
+        offset: offset as u64,
+        why,
+    }
+}
+
+/// A segment whose header does not decode. A crash right after the segment was created can
+/// leave its header short or unwritten: a torn segment, but only if nothing valid follows,
+/// and only in the last segment.
+fn torn_header(
+    path: &Path,
+    name_lsn: u64,
+    bytes: &[u8],
+    is_last: bool,
+    why: String,
+) -> Result<SegmentScan, JournalError> {
+    let file_bytes = bytes.len() as u64;
+    match find_valid_frame(bytes, 0, name_lsn) {
+        None if is_last => Ok(SegmentScan {
+            path: path.to_path_buf(),
+            first_lsn: name_lsn,
+            records: 0,
+            next_lsn: name_lsn,
+            valid_end: 0,
+            file_bytes,
+            skipped: false,
+            torn: Some(TornTail {
+                segment: path.to_path_buf(),
+                offset: 0,
+                bytes_cut: file_bytes,
+                segment_removed: true,
+                why,
+            }),
+        }),
+        None => Err(corrupt(
+            path,
+            0,
+            format!("{why}, in a segment that is not the last"),
+        )),
+        Some((offset, lsn)) => Err(corrupt(
+            path,
+            0,
+            format!("{why}; a valid record (lsn {lsn}) follows at byte {offset}"),
+        )),
+    }
+}
+
+/// A frame at `offset` that does not decode: the torn tail of the last segment, or damage
+/// (a valid record with the `expected` lsn or a later one follows, or the segment is not
+/// the last).
+fn torn_frame(
+    path: &Path,
+    bytes: &[u8],
+    offset: usize,
+    expected: u64,
+    is_last: bool,
+    problem: impl std::fmt::Display,
+) -> Result<TornTail, JournalError> {
+    if let Some((follower, lsn)) = find_valid_frame(bytes, offset + 1, expected) {
+        return Err(corrupt(
+            path,
+            offset,
+            format!(
+                "{problem}; a valid record (lsn {lsn}) follows at byte {follower}, so this is \
+                 damage, not a torn write"
+            ),
+        ));
+    }
+    if !is_last {
+        return Err(corrupt(
+            path,
+            offset,
+            format!("{problem}, in a segment that is not the last"),
+        ));
+    }
+    Ok(TornTail {
+        segment: path.to_path_buf(),
+        offset: offset as u64,
+        bytes_cut: (bytes.len() - offset) as u64,
+        segment_removed: false,
+        why: problem.to_string(),
     })
 }

@@ -3,7 +3,7 @@
 //! Two bounds, both from `[limits]`:
 //! - **Orders in flight** (`max_orders_in_flight`): orders read from request bodies and not
 //!   yet decided, over every connection. A chunk of a stream takes one permit per order
-//!   before it goes to the zone shards; they come back once every order of the chunk is decided,
+//!   before it goes to the zone actors; they come back once every order of the chunk is decided,
 //!   whatever became of the client. When none are free the stream waits: its body is not
 //!   read, so TCP pushes back on the sender. The last `priority_reserve` permits are for
 //!   priority chunks only (any express, same-day or VIP order in them): under pressure,

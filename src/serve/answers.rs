@@ -22,7 +22,7 @@ pub struct Answers {
     /// Lines of the chunk not yet answered by a zone.
     missing: AtomicUsize,
     /// Set when every message of the chunk is done (the ticket is dropped): nothing more
-    /// will come, even if lines are missing (a stopped shard dropped them).
+    /// will come, even if lines are missing (a stopped zone actor dropped them).
     closed: AtomicBool,
     done: tokio::sync::Notify,
 }

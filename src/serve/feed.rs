@@ -3,7 +3,7 @@
 //! `cursor` (0, 1, 2, ... with no gaps). A reader resumes from any cursor still held; a live
 //! reader (`follow=true`) is woken as entries arrive.
 //!
-//! The zone shards render feed lines and hand them over one message per decided chunk; the log
+//! The zone actors render feed lines and hand them over one message per decided chunk; the log
 //! lives in its own actor so readers never wait on (or hold up) the deciding thread. Until
 //! the journal exists (issue 4) the feed is in memory and holds the most recent
 //! `crate::limits::FEED_RETENTION_BYTES` of entries (about 150,000 decisions); a cursor older than that is
@@ -19,8 +19,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::watch;
 
 /// Feed entries that get consecutive cursors when the log takes them. An entry is its event and its JSON
-/// object; a decision's object is a slice of the answers a zone shard rendered for the
-/// caller (shared, not copied: the shards do no feed work per order). The cursor and the
+/// object; a decision's object is a slice of the answers a zone actor rendered for the
+/// caller (shared, not copied: the zone actors do no feed work per order). The cursor and the
 /// event are written in front when the entry is read.
 #[derive(Default)]
 pub struct FeedChunk {
@@ -97,12 +97,12 @@ pub struct FeedLog {
     retention: usize,
     /// Bytes of entries held now.
     held: usize,
-    /// Chunks handed over by the zone shards, not yet taken.
+    /// Chunks handed over by the zone actors, not yet taken.
     inbox: Arc<Inbox>,
 }
 
-/// Where zone shards drop their chunks: a lock-free queue (`crossbeam`'s `SegQueue`) the log
-/// drains. A shard wakes the log only when it finds no wake-up pending, so under load the
+/// Where zone actors drop their chunks: a lock-free queue (`crossbeam`'s `SegQueue`) the log
+/// drains. A zone actor wakes the log only when it finds no wake-up pending, so under load the
 /// log drains many chunks per wake instead of taking one message per zone message.
 #[derive(Default)]
 pub struct Inbox {
@@ -111,7 +111,7 @@ pub struct Inbox {
     scheduled: AtomicBool,
 }
 
-/// How a zone shard hands its feed entries to the log.
+/// How a zone actor hands its feed entries to the log.
 #[derive(Clone)]
 pub struct FeedSender {
     inbox: Arc<Inbox>,
@@ -157,7 +157,7 @@ impl FeedLog {
         (log, receiver)
     }
 
-    /// The inbox zone shards hand chunks to (see [`FeedSender`]).
+    /// The inbox zone actors hand chunks to (see [`FeedSender`]).
     pub fn inbox(&self) -> Arc<Inbox> {
         self.inbox.clone()
     }

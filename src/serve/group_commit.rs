@@ -148,16 +148,7 @@ fn run(
 ) {
     let mut zones: Vec<Zone> = journals
         .into_iter()
-        .map(|(name, journal)| Zone {
-            commits: metrics::counter!(names::JOURNAL_COMMITS, "zone" => name.clone()),
-            records: metrics::counter!(names::JOURNAL_RECORDS, "zone" => name.clone()),
-            latency: metrics::histogram!(
-                names::JOURNAL_COMMIT_LATENCY, "zone" => name.clone()
-            ),
-            name,
-            journal,
-            pending: 0,
-        })
+        .map(|(name, journal)| Zone::new(name, journal))
         .collect();
     let mut group: Vec<Commit> = Vec::new();
     while let Ok(first) = waiting.recv() {
@@ -175,45 +166,77 @@ fn run(
             if let Some(step) = commit.snapshot.take() {
                 snapshot_step(zone, step);
             }
-            for (kind, payload) in commit.records.iter() {
-                if zone.journal.needs_commit() {
-                    check(&zone.name, zone.journal.commit());
-                    zone.commits.increment(1);
-                }
-                check(&zone.name, zone.journal.append(kind as u8, payload));
-                zone.pending += 1;
-            }
+            zone.append(&commit.records);
         }
-        for zone in zones.iter_mut().filter(|zone| zone.pending > 0) {
-            let started = Instant::now();
-            check(&zone.name, zone.journal.commit());
-            zone.commits.increment(1);
-            zone.records.increment(zone.pending);
-            zone.latency.record(started.elapsed().as_secs_f64());
-            zone.pending = 0;
+        for zone in &mut zones {
+            zone.commit_pending();
         }
         // Durable: now the answers, the feed and the acknowledgements.
         for commit in group.drain(..) {
-            match commit.after {
-                After::Answers {
-                    ticket,
-                    part,
-                    feed: entries,
-                } => {
-                    feed.publish(entries);
-                    if let Some(part) = part {
-                        ticket.deliver(*part);
-                    }
-                }
-                After::Ack {
-                    feed: entries,
-                    done,
-                } => {
-                    feed.publish(entries);
-                    let _ = done.send(());
-                }
+            deliver(commit.after, &feed);
+        }
+    }
+}
+
+/// What waited for a commit's records to be durable.
+fn deliver(after: After, feed: &FeedSender) {
+    match after {
+        After::Answers {
+            ticket,
+            part,
+            feed: entries,
+        } => {
+            feed.publish(entries);
+            if let Some(part) = part {
+                ticket.deliver(*part);
             }
         }
+        After::Ack {
+            feed: entries,
+            done,
+        } => {
+            feed.publish(entries);
+            let _ = done.send(());
+        }
+    }
+}
+
+impl Zone {
+    fn new(name: String, journal: Journal) -> Zone {
+        Zone {
+            commits: metrics::counter!(names::JOURNAL_COMMITS, "zone" => name.clone()),
+            records: metrics::counter!(names::JOURNAL_RECORDS, "zone" => name.clone()),
+            latency: metrics::histogram!(names::JOURNAL_COMMIT_LATENCY, "zone" => name.clone()),
+            name,
+            journal,
+            pending: 0,
+        }
+    }
+
+    /// Appends `records` to the pending group, committing first whenever the group is at
+    /// its bound (records or bytes).
+    fn append(&mut self, records: &RecordBatch) {
+        for (kind, payload) in records.iter() {
+            if self.journal.needs_commit() {
+                check(&self.name, self.journal.commit());
+                self.commits.increment(1);
+            }
+            check(&self.name, self.journal.append(kind as u8, payload));
+            self.pending += 1;
+        }
+    }
+
+    /// Commits the records appended this round, if any: one write and one sync.
+    fn commit_pending(&mut self) {
+        if self.pending == 0 {
+            return;
+        }
+        let started = Instant::now();
+        check(&self.name, self.journal.commit());
+        self.commits.increment(1);
+        self.records.increment(self.pending);
+        self.latency.record(started.elapsed().as_secs_f64());
+        self.pending = 0;
     }
 }
 
@@ -224,12 +247,7 @@ fn run(
 fn snapshot_step(zone: &mut Zone, step: SnapshotStep) {
     match step {
         SnapshotStep::Mark(lsn_to) => {
-            if zone.pending > 0 {
-                check(&zone.name, zone.journal.commit());
-                zone.commits.increment(1);
-                zone.records.increment(zone.pending);
-                zone.pending = 0;
-            }
+            zone.commit_pending();
             let lsn = zone.journal.committed_lsn();
             if check(&zone.name, zone.journal.prepare_snapshot(lsn)) {
                 let _ = lsn_to.send((lsn, zone.journal.dir().to_path_buf()));

@@ -1,14 +1,19 @@
 //! `order-router serve`: the routing core behind the HTTP API (DESIGN sections 2, 6, 7).
 //!
 //! ```text
-//! client --NDJSON--> actix-web worker: split lines, parse, validate (one chunk at a time)
+//! client --NDJSON--> http/orders: split lines, parse, validate (one chunk at a time)
 //!        --> admission: permits per order (waits: TCP backpressure; or 429)
-//!        --> one message per home zone --> ZoneShard actors, zones spread over arbiters:
-//!            claim, decide, reserve, render; pass on along the fallback chain by message
-//!        --> the answers' parts back to the worker --> the client's response, in input order
+//!        --> pipeline: claims, one Visits message per home zone
+//!        --> zone_actor (one per zone, zones spread over arbiters): zone::decide; pass on
+//!            along the fallback chain by message
+//!        --> group_commit: one write and one sync per group; then the answers' parts
+//!        --> answers: back to the worker, put in input order --> the client's response
 //! ```
 //!
-//! What is built and what is not yet is listed in `docs/service.md`.
+//! Beside them: `feed` (the decision feed), `snapshotter` (zone snapshots off the zone
+//! threads), `reload` (config reloads), `auth` (tokens per role), `metrics` (every metric
+//! and its HELP text), `views` (JSON of the network, catalogue and stock). What is built and
+//! what is not yet is listed in `docs/service.md`.
 
 pub mod admission;
 pub mod answers;
@@ -145,7 +150,6 @@ async fn serve(
     // Signal handlers first: a SIGTERM that arrives while the server starts must drain it,
     // not kill it with the default action.
     let signals = Signals::new().context("installing signal handlers")?;
-    let limits = world.network.limits;
     let (feed_log, feed_published) = feed::FeedLog::new();
     let feed_inbox = feed_log.inbox();
     let feed_arbiter = actix::Arbiter::new();
@@ -168,6 +172,7 @@ async fn serve(
         .config
         .clone()
         .or_else(|| crate::world::default_config_file().map(PathBuf::from));
+    let limits = world.network.limits;
     let app = web::Data::new(App {
         network: ArcSwap::new(world.network),
         config_path,
@@ -186,11 +191,26 @@ async fn serve(
     });
     // Watching starts before the port opens: a change made as soon as the server answers
     // is seen.
-    let watcher = if options.watch_config {
-        watch_config(&app)
-    } else {
-        None
-    };
+    let watcher = options.watch_config.then(|| watch_config(&app)).flatten();
+    let server = http_server(&app, &options)?;
+    let handle = server.handle();
+    let stopping = drain_on_signal(signals, app, handle, options.shutdown_timeout);
+    let (result, ()) = futures_util::future::join(server, stopping).await;
+    result.context("serving HTTP")?;
+    drop(watcher);
+    for arbiter in arbiters {
+        arbiter.stop();
+    }
+    feed_arbiter.stop();
+    Ok(())
+}
+
+/// The HTTP server of `app`, listening and running (its workers started).
+fn http_server(
+    app: &web::Data<App>,
+    options: &ServeOptions,
+) -> anyhow::Result<actix_web::dev::Server> {
+    let limits = app.network().limits;
     let shared = app.clone();
     let mut server = HttpServer::new(move || {
         actix_web::App::new()
@@ -214,31 +234,27 @@ async fn serve(
         // Tests and scripts read this line to find the port when asked for port 0.
         println!("order-router listening on http://{address}");
     }
-    let server = server.run();
-    let handle = server.handle();
-    let shutdown_timeout = options.shutdown_timeout;
-    let signals = async move {
-        signals.wait(&app).await;
-        tracing::info!("shutting down: no new orders; open streams are finished");
-        app.draining.store(true, Ordering::Release);
-        // The router's own drain: open streams run to the end of their bodies and every
-        // admitted order is decided and answered. (actix's graceful stop alone does not
-        // cover a stream whose connection it has not counted yet.) Then the HTTP server
-        // stops, waiting for the remaining responses (feed readers end once drained).
-        let deadline = std::time::Instant::now() + shutdown_timeout;
-        while !app.is_drained() && std::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        handle.stop(true).await;
-    };
-    let (result, ()) = futures_util::future::join(server, signals).await;
-    result.context("serving HTTP")?;
-    drop(watcher);
-    for arbiter in arbiters {
-        arbiter.stop();
+    Ok(server.run())
+}
+
+/// Waits for SIGTERM or SIGINT, then drains: open streams run to the end of their bodies
+/// and every admitted order is decided and answered (actix's graceful stop alone does not
+/// cover a stream whose connection it has not counted yet). Then the HTTP server stops,
+/// waiting for the remaining responses (feed readers end once drained).
+async fn drain_on_signal(
+    signals: Signals,
+    app: web::Data<App>,
+    handle: actix_web::dev::ServerHandle,
+    shutdown_timeout: Duration,
+) {
+    signals.wait(&app).await;
+    tracing::info!("shutting down: no new orders; open streams are finished");
+    app.draining.store(true, Ordering::Release);
+    let deadline = std::time::Instant::now() + shutdown_timeout;
+    while !app.is_drained() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    feed_arbiter.stop();
-    Ok(())
+    handle.stop(true).await;
 }
 
 /// The signals the service handles.

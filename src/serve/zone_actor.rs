@@ -1,19 +1,14 @@
-//! Zone shards: one actor per zone, the single writer of its warehouses' stock, daily
-//! counters and order records. Zones are spread over a few arbiters (threads, one per core
-//! by default); the HTTP workers parse on theirs.
+//! Zone actors: one actix actor per zone, the single writer of its warehouses' stock,
+//! daily counters and order records. Zones are spread over a few arbiters (threads, one per
+//! core by default); the HTTP workers parse on theirs.
 //!
-//! ```text
-//! worker: a parsed chunk --one Visits message per home zone--> ZoneActor (home)
-//!         ZoneActor: claim, try to place; a zone that cannot --Visits--> next zone of the
-//!                    chain ... --> back home to backorder or reject
-//!         every ZoneActor that answers a part of the chunk --Part--> the chunk's gatherer
-//! worker: the parts, put back in input order --> the client's response
-//! ```
-//!
-//! A chunk's [`Ticket`] (its admission permits and the channel its answers go back on) is
-//! shared by every message carrying its orders; the permits come back when the last of them
-//! is done, whether or not the client still listens. The journey of one order is
-//! [`crate::zone`].
+//! A `Visits` message is a batch of one chunk's orders for one zone. The actor decides it
+//! with [`zone::decide`] (the one batch decision `route` runs too), hands the answers to its
+//! journal writer (they go to the chunk's [`Ticket`] once durable), sends the orders it
+//! could not place whole to their next zones (one message per zone) and looks at waiting
+//! duplicates again a little later. Requests (read, cancel, ship, stock levels, exports,
+//! today's load) are messages too, answered behind everything the zone journaled before.
+//! The way of a chunk from the worker and back is `super::pipeline`.
 
 use super::answers::{Part, Ticket};
 use super::feed::{FeedChunk, FeedSender};
@@ -27,26 +22,27 @@ use crate::limits::{FOLLOW_RETRY, ZONE_MAILBOX};
 use crate::render;
 use crate::time::Millis;
 use crate::zone::records::RecordBatch;
-use crate::zone::{self, Claims, Decided, OrderRecord, StockCell, Visit, Zone, ZoneError};
+use crate::zone::{
+    self, Claims, Decided, OrderRecord, StockCell, Visit, Zone, ZoneError, ZoneState,
+};
 use actix::{Actor, Addr, AsyncContext, Context, Handler, Message, MessageResult};
 use anyhow::Context as _;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-/// Every zone shard, by zone id, and the claims they share.
+/// Every zone actor, by zone id, and the claims they share.
 pub struct ZoneActors {
     zones: Vec<Addr<ZoneActor>>,
-    /// `router_shard_queue_pushed_total{shard}` of each zone.
+    /// `router_zone_queue_pushed_total{zone}` of each zone.
     pushed: Vec<metrics::Counter>,
     pub claims: Arc<Claims>,
 }
 
 impl ZoneActors {
-    /// Starts one shard per zone of `network`, zones spread over `threads` arbiters (the
+    /// Starts one actor per zone of `network`, zones spread over `threads` arbiters (the
     /// busiest zones, by the population of their regions, first, each to the least loaded
-    /// arbiter), with the initial `stock`. Returns the shards and the arbiters (stop them
-    /// to end the shards).
-    #[allow(clippy::too_many_arguments)]
+    /// arbiter), each zone recovered from its journal or started from `stock`. Returns the
+    /// actors and the arbiters (stop them to end the actors).
     pub fn start(
         network: &Network,
         catalog: &Arc<Catalog>,
@@ -59,89 +55,41 @@ impl ZoneActors {
         let threads = threads.clamp(1, network.zones.len().max(1));
         let placement = place_zones(network, threads);
         let claims = Arc::new(Claims::default());
-        let peers: Arc<OnceLock<Arc<ZoneActors>>> = Arc::new(OnceLock::new());
-        // Every zone recovers from its journal (or starts from `stock` and journals it)
-        // before any shard runs; zones replay in parallel, a thread each.
-        let recovered = std::thread::scope(|scope| {
-            let replays: Vec<_> = (0..network.zones.len())
-                .map(|index| {
-                    let zone = ZoneId(index as u16);
-                    let claims = &claims;
-                    scope.spawn(move || {
-                        journals
-                            .recover(network, catalog, stock, zone, claims)
-                            .map_err(anyhow::Error::from)
-                    })
-                })
-                .collect();
-            replays
-                .into_iter()
-                .map(|replay| replay.join().expect("a zone's replay panicked"))
-                .collect::<anyhow::Result<Vec<_>>>()
-        })?;
+        let recovered = recover_zones(network, catalog, stock, journals, &claims)?;
         let arbiters: Vec<actix::Arbiter> = (0..threads).map(|_| actix::Arbiter::new()).collect();
-        // One journal writer per arbiter, for the journals of the zones placed on it.
-        let mut states = Vec::with_capacity(recovered.len());
-        let mut on_arbiter: Vec<Vec<(usize, String, crate::journal::Journal)>> =
-            (0..threads).map(|_| Vec::new()).collect();
-        for (index, (state, journal)) in recovered.into_iter().enumerate() {
-            states.push(state);
-            if let Some(journal) = journal {
-                let name = network.zone_ids.name(index as u32).to_owned();
-                on_arbiter[placement[index]].push((index, name, journal));
-            }
-        }
-        let mut writers: Vec<Option<Writer>> = (0..states.len()).map(|_| None).collect();
-        let snapshotter = if on_arbiter.iter().any(|journals| !journals.is_empty())
-            && journals.snapshot_every > 0
-        {
+        let (states, journals_by_zone): (Vec<_>, Vec<_>) = recovered.into_iter().unzip();
+        let writers = start_writers(network, journals_by_zone, &placement, threads, feed)?;
+        let snapshotter = if writers.iter().any(Option::is_some) && journals.snapshot_every > 0 {
             Some(Snapshotter::start().context("starting the snapshot thread")?)
         } else {
             None
         };
-        for (arbiter, journals) in on_arbiter.into_iter().enumerate() {
-            if journals.is_empty() {
-                continue;
-            }
-            let zones: Vec<usize> = journals.iter().map(|(zone, _, _)| *zone).collect();
-            let handles = Writer::start(
-                &arbiter.to_string(),
-                journals
-                    .into_iter()
-                    .map(|(_, name, journal)| (name, journal))
-                    .collect(),
-                feed.clone(),
-            )
-            .context("starting a journal writer thread")?;
-            for (zone, handle) in zones.into_iter().zip(handles) {
-                writers[zone] = Some(handle);
-            }
-        }
+        let peers: Arc<OnceLock<Arc<ZoneActors>>> = Arc::new(OnceLock::new());
         let mut zones = Vec::with_capacity(states.len());
         let mut pushed = Vec::with_capacity(states.len());
         for (index, (state, writer)) in states.into_iter().zip(writers).enumerate() {
             let name = network.zone_ids.name(index as u32).to_owned();
             pushed.push(metrics::counter!(names::ZONE_QUEUE_PUSHED, "zone" => name.clone()));
             let zone = Zone::new(state, catalog.clone(), claims.clone());
-            let mut shard = ZoneActor::new(zone, name, network, peers.clone(), feed.clone());
-            shard.hold_while = hold_while.clone();
-            shard.snapshotter = writer.as_ref().and(snapshotter.clone());
-            shard.writer = writer;
-            shard.snapshot_every = journals.snapshot_every;
-            shard.retention = journals.retention;
+            let mut actor = ZoneActor::new(zone, name, network, peers.clone(), feed.clone());
+            actor.hold_while = hold_while.clone();
+            actor.snapshotter = writer.as_ref().and(snapshotter.clone());
+            actor.writer = writer;
+            actor.snapshot_every = journals.snapshot_every;
+            actor.retention = journals.retention;
             let arbiter = &arbiters[placement[index]];
             zones.push(ZoneActor::start_in_arbiter(&arbiter.handle(), move |_| {
-                shard
+                actor
             }));
         }
-        let shards = Arc::new(ZoneActors {
+        let actors = Arc::new(ZoneActors {
             zones,
             pushed,
             claims,
         });
-        // Set before any order can be sent: the shards read it only while handling one.
-        let _ = peers.set(shards.clone());
-        Ok((shards, arbiters))
+        // Set before any order can be sent: the actors read it only while handling one.
+        let _ = peers.set(actors.clone());
+        Ok((actors, arbiters))
     }
 
     pub fn len(&self) -> usize {
@@ -165,6 +113,68 @@ impl ZoneActors {
         self.pushed[zone.index()].increment(1);
         self.zones[zone.index()].do_send(visits);
     }
+}
+
+/// Every zone recovered from its journal (or started from `stock` and journaled), claims
+/// included, before any actor runs; zones replay in parallel, a thread each. Each zone's
+/// state and its journal (`None` when nothing is journaled).
+fn recover_zones(
+    network: &Network,
+    catalog: &Catalog,
+    stock: &[StockLevel],
+    journals: &Journals,
+    claims: &Claims,
+) -> anyhow::Result<Vec<(ZoneState, Option<crate::journal::Journal>)>> {
+    std::thread::scope(|scope| {
+        let replays: Vec<_> = (0..network.zones.len())
+            .map(|index| {
+                let zone = ZoneId(index as u16);
+                scope.spawn(move || journals.recover(network, catalog, stock, zone, claims))
+            })
+            .collect();
+        replays
+            .into_iter()
+            .map(|replay| {
+                let recovered = replay.join().expect("a zone's replay panicked");
+                recovered.map_err(anyhow::Error::from)
+            })
+            .collect()
+    })
+}
+
+/// One journal writer thread per arbiter, for the journals of the zones placed on it; each
+/// zone's handle to its writer (`None` for a zone without a journal).
+fn start_writers(
+    network: &Network,
+    journals: Vec<Option<crate::journal::Journal>>,
+    placement: &[usize],
+    threads: usize,
+    feed: &FeedSender,
+) -> anyhow::Result<Vec<Option<Writer>>> {
+    let mut on_arbiter: Vec<Vec<(usize, String, crate::journal::Journal)>> =
+        (0..threads).map(|_| Vec::new()).collect();
+    let mut writers: Vec<Option<Writer>> = (0..journals.len()).map(|_| None).collect();
+    for (index, journal) in journals.into_iter().enumerate() {
+        if let Some(journal) = journal {
+            let name = network.zone_ids.name(index as u32).to_owned();
+            on_arbiter[placement[index]].push((index, name, journal));
+        }
+    }
+    for (arbiter, journals) in on_arbiter.into_iter().enumerate() {
+        if journals.is_empty() {
+            continue;
+        }
+        let (zones, named): (Vec<usize>, Vec<(String, crate::journal::Journal)>) = journals
+            .into_iter()
+            .map(|(zone, name, journal)| (zone, (name, journal)))
+            .unzip();
+        let handles = Writer::start(&arbiter.to_string(), named, feed.clone())
+            .context("starting a journal writer thread")?;
+        for (zone, handle) in zones.into_iter().zip(handles) {
+            writers[zone] = Some(handle);
+        }
+    }
+    Ok(writers)
 }
 
 /// Which arbiter each zone runs on: the zones with the most people in their regions first,
@@ -207,7 +217,7 @@ impl Message for Visits {
 /// One zone as an actor.
 pub struct ZoneActor {
     zone: Zone,
-    /// Every shard (set once all are started), to pass orders on.
+    /// Every zone actor (set once all are started), to pass orders on.
     peers: Arc<OnceLock<Arc<ZoneActors>>>,
     /// Where new decisions, cancels, shipments and warnings go.
     feed: FeedSender,
@@ -260,7 +270,7 @@ impl ZoneActor {
     fn peers(&self) -> &ZoneActors {
         self.peers
             .get()
-            .expect("the shards are all started before orders arrive")
+            .expect("the zone actors are all started before orders arrive")
     }
 
     fn publish(&self, chunk: FeedChunk) {

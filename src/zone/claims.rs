@@ -33,9 +33,9 @@ impl Claim {
 
 /// Every order id the router has taken, across zones.
 ///
-/// A `DashMap` (a hash map split into independently locked shards) rather than a claims
+/// A `DashMap` (a hash map split into independently locked segments) rather than a claims
 /// actor: a claim is two short critical sections per order (claim, then settle) on one of
-/// [`crate::limits::CLAIMS_SHARDS`] shards, which two zone threads almost never contend
+/// [`crate::limits::CLAIMS_SEGMENTS`] segments, which two zone threads almost never contend
 /// for, against an extra message hop per order for an actor.
 ///
 /// Keyed by a 128-bit hash of the id (XXH3-128 under a per-process random seed), not the id
@@ -79,7 +79,7 @@ impl Default for Claims {
             map: DashMap::with_capacity_and_hasher_and_shard_amount(
                 0,
                 BuildHasherDefault::default(),
-                crate::limits::CLAIMS_SHARDS,
+                crate::limits::CLAIMS_SEGMENTS,
             ),
             seed: rand::random(),
         }

@@ -126,21 +126,45 @@ impl Zone {
     pub fn visit(
         &mut self,
         network: &Network,
+        visit: Visit,
+        now: Millis,
+        out: &mut Vec<u8>,
+    ) -> Step {
+        let home = network.regions[visit.order.region.index()].zone;
+        let chain = network.zones[home.index()].fallback.len() + 1;
+        match visit.leg {
+            Leg::Fallback { .. } | Leg::Settle { .. } => self.place(network, visit, now, out),
+            Leg::Follow { position } => {
+                let claim = self.claim_of(&visit);
+                self.claimed(network, visit, claim, position.into(), chain, out)
+            }
+            Leg::Replay => {
+                let claim = self.claim_of(&visit);
+                self.claimed(network, visit, claim, chain, chain, out)
+            }
+            Leg::Conflict => self.conflicting(visit, out),
+        }
+    }
+
+    /// Tries to place the order here (and at every next stop of its chain that is this zone
+    /// too); passes it on to the next zone of its chain, or home to settle once the chain
+    /// is exhausted; settles it when it is home for that.
+    fn place(
+        &mut self,
+        network: &Network,
         mut visit: Visit,
         now: Millis,
         out: &mut Vec<u8>,
     ) -> Step {
         let here = self.state.zone;
         let home = network.regions[visit.order.region.index()].zone;
-        let chain = network.zones[home.index()].fallback.len() + 1;
-        let chain_zone = |position: usize| network.zone_order(home).nth(position);
+        let context = OrderContext::new(&visit.order, network, &self.catalog, now);
         loop {
             match visit.leg {
                 Leg::Fallback {
                     position,
                     mut failures,
                 } => {
-                    let context = OrderContext::new(&visit.order, network, &self.catalog, now);
                     match engine::plan_zone(&context, &self.state, &mut self.scratch) {
                         ZoneAttempt::Placed(plan) => {
                             let decision = commit(&context, &mut self.state, plan, None);
@@ -149,56 +173,50 @@ impl Zone {
                         ZoneAttempt::Failed(zone_failures) => failures.merge(&zone_failures),
                     }
                     let next = usize::from(position) + 1;
-                    visit.leg = match chain_zone(next) {
+                    let to = network.zone_order(home).nth(next);
+                    visit.leg = match to {
                         Some(_) => Leg::Fallback {
                             position: next as u16,
                             failures,
                         },
                         None => Leg::Settle { failures },
                     };
-                    let to = chain_zone(next).unwrap_or(home);
+                    let to = to.unwrap_or(home);
                     if to != here {
                         return Step::Forward(to, visit);
                     }
                 }
                 Leg::Settle { failures } => {
                     debug_assert_eq!(here, home, "an order settles at its home zone");
-                    let context = OrderContext::new(&visit.order, network, &self.catalog, now);
                     let decision = settle(&context, &mut self.state, failures, &mut self.scratch);
                     return self.decided(network, &visit, decision, out);
                 }
-                Leg::Follow { position } => {
-                    let claim = self
-                        .claims
-                        .get(&visit.order.id)
-                        .expect("a followed order is claimed");
-                    return self.claimed(network, visit, claim, position.into(), chain, out);
-                }
-                Leg::Replay => {
-                    let claim = self
-                        .claims
-                        .get(&visit.order.id)
-                        .expect("a replayed order is claimed");
-                    return self.claimed(network, visit, claim, chain, chain, out);
-                }
-                Leg::Conflict => {
-                    let claim = self
-                        .claims
-                        .get(&visit.order.id)
-                        .expect("a conflicting id is claimed");
-                    if !claim.is_decided() {
-                        // The original is on its way; its record will be where its claim
-                        // says once it is decided.
-                        return Step::Wait(visit);
-                    }
-                    if claim.zone != here {
-                        return Step::Forward(claim.zone, visit);
-                    }
-                    render::write_invalid(out, visit.line, &conflict(&visit.order));
-                    return Step::Answered(Outcome::Invalid(InvalidCode::IdConflict));
-                }
+                _ => unreachable!("only orders on their way to a decision are placed"),
             }
         }
+    }
+
+    /// The claim of a visit whose id was claimed before it was admitted.
+    fn claim_of(&self, visit: &Visit) -> Claim {
+        self.claims
+            .get(&visit.order.id)
+            .expect("an order's id is claimed when it is admitted")
+    }
+
+    /// Same id, other content: answered `id_conflict` where the original's record is, once
+    /// the original is decided.
+    fn conflicting(&self, visit: Visit, out: &mut Vec<u8>) -> Step {
+        let claim = self.claim_of(&visit);
+        if !claim.is_decided() {
+            // The original is on its way; its record will be where its claim says once it
+            // is decided.
+            return Step::Wait(visit);
+        }
+        if claim.zone != self.state.zone {
+            return Step::Forward(claim.zone, visit);
+        }
+        render::write_invalid(out, visit.line, &conflict(&visit.order));
+        Step::Answered(Outcome::Invalid(InvalidCode::IdConflict))
     }
 
     /// Records a new decision made here, settles its claim and renders it.

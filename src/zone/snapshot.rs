@@ -114,16 +114,35 @@ pub fn restore_snapshot(
     }
     let mut state = ZoneState::new(network, zone, catalog.len());
     state.restore_sequence(reader.u64()?);
-    // The zone's warehouses and the carriers, by name, must be those of the config.
+    check_shape(&mut reader, network, &state)?;
+    restore_cells(&mut reader, catalog, &mut state)?;
+    restore_days(&mut reader, network, &mut state)?;
+    for number in 0..reader.u32()? {
+        let at = bytes.len() - reader.0.len();
+        let (id, content_hash, slot) = restore_record(&mut reader, network, catalog, &mut state)
+            .map_err(|source| RecordError::SnapshotRecord {
+                number,
+                offset: at,
+                source: Box::new(source),
+            })?;
+        claims.restore(&id, content_hash, zone, slot);
+    }
+    reader.finish()?;
+    Ok(state)
+}
+
+/// The zone's warehouses and the carriers, by name, must be those of the config: the
+/// counters are laid out by their positions.
+fn check_shape(
+    reader: &mut Reader<'_>,
+    network: &Network,
+    state: &ZoneState,
+) -> Result<(), RecordError> {
     let warehouses = reader.u16()? as usize;
     for local in 0..warehouses {
         let name = reader.text32()?;
-        if state
-            .warehouses()
-            .get(local)
-            .map(|id| network.warehouse_name(*id))
-            != Some(name)
-        {
+        let expected = state.warehouses().get(local);
+        if expected.map(|id| network.warehouse_name(*id)) != Some(name) {
             return Err(RecordError::SnapshotMisfit(format!(
                 "warehouse {local} is '{name}', the config's zone differs"
             )));
@@ -143,6 +162,15 @@ pub fn restore_snapshot(
             "zone has another shape than the config's".to_owned(),
         ));
     }
+    Ok(())
+}
+
+/// The stock cells that hold anything.
+fn restore_cells(
+    reader: &mut Reader<'_>,
+    catalog: &Catalog,
+    state: &mut ZoneState,
+) -> Result<(), RecordError> {
     for _ in 0..reader.u32()? {
         let local = reader.u16()? as usize;
         let sku = sku(catalog, reader.text32()?)?;
@@ -154,6 +182,16 @@ pub fn restore_snapshot(
             .restore_cell(local, sku, cell)
             .map_err(|source| RecordError::SnapshotMisfit(source.to_string()))?;
     }
+    Ok(())
+}
+
+/// The counted days' capacity counters (the shape was checked by [`check_shape`]).
+fn restore_days(
+    reader: &mut Reader<'_>,
+    network: &Network,
+    state: &mut ZoneState,
+) -> Result<(), RecordError> {
+    let (warehouses, carriers) = (state.warehouses().len(), network.carriers.len());
     for _ in 0..reader.u8()? {
         let day = reader.u32()? as i32;
         let mut counts = |count: usize| {
@@ -167,18 +205,7 @@ pub fn restore_snapshot(
             .restore_day(day, orders, pickups)
             .map_err(|source| RecordError::SnapshotMisfit(source.to_string()))?;
     }
-    for number in 0..reader.u32()? {
-        let at = bytes.len() - reader.0.len();
-        let (id, content_hash, slot) = restore_record(&mut reader, network, catalog, &mut state)
-            .map_err(|source| RecordError::SnapshotRecord {
-                number,
-                offset: at,
-                source: Box::new(source),
-            })?;
-        claims.restore(&id, content_hash, zone, slot);
-    }
-    reader.finish()?;
-    Ok(state)
+    Ok(())
 }
 
 /// One record of a snapshot into `state`: its id, content hash and slot, for the claims.
