@@ -7,32 +7,43 @@
 //!
 //! ## A map of the crate, in the order an order travels
 //!
+//! ```text
+//! bytes --ingest--> Order --zone::admit--> Visit --zone::decide (engine, verdict)--> answer
+//!                   (parse, validate,       (claim the id,   (one zone's batch: plan,     (render)
+//!                    intern)                 first zone)      reserve, record; or pass on)
+//!                                                                   |
+//!                                          journal records <--------+ (zone::records)
+//! ```
+//!
 //! - [`ingest`]: bytes in. [`ingest::LineSplitter`] cuts a stream into bounded NDJSON lines
 //!   without copying; [`ingest::parse_order`] turns a line into a validated, interned
 //!   [`model::Order`] or an `invalid` record saying what is wrong.
-//! - [`router`]: the order-id claims (idempotency) and the zone order: home zone, then its
-//!   fallbacks; it commits the first full plan, or backorders, or rejects. One thread, for
-//!   `route`.
-//! - [`zone`]: the same journey for the service, one zone at a time: each zone shard
-//!   ([`serve::shard`]) takes an order a step (try here, pass on, settle at home), the
-//!   claims shared by every zone in a `dashmap`.
+//! - [`zone`]: everything that decides in one zone, the routing partition. [`zone::admit`]
+//!   claims the order's id ([`zone::Claims`], shared by every zone) and picks its home zone;
+//!   [`zone::decide()`] is the one batch decision: a zone takes a batch of visits and
+//!   returns the answers, the new decisions, the journal records, and the visits that go on
+//!   to the next zone of their fallback chain. [`zone::verdict`] turns a plan into a
+//!   decision (the review and backorder rules); [`zone::ZoneState`] is the zone's
+//!   single-writer state (stock, capacity counters, records); [`zone::records`],
+//!   [`zone::snapshot`] and [`zone::recover`] are what a zone writes to its journal and how
+//!   it is rebuilt from it.
 //! - [`engine`]: the routing engine, a pure function of (order, a zone's state, policy,
 //!   decision time) to a plan. No I/O, no clock, no locks.
-//! - [`shard`]: [`shard::ZoneState`], one zone's single-writer state: stock cells, daily
-//!   capacity counters, the record of every order it decided (in an [`arena::Arena`]:
-//!   chunks shared on clone, so a snapshot copies the state in a millisecond).
-//! - [`journal`]: a zone's durable log: CRC32C-framed records in segment files, group
-//!   commit (one write, one `fdatasync` per group), recovery that cuts a torn tail and
-//!   refuses damage by file and offset, snapshots and compaction; [`durable`] is what the
-//!   zones write into it, and [`serve::durability`] the writer and snapshot threads.
+//! - [`journal`]: a zone's durable log, knowing records only as bytes: CRC32C-framed records
+//!   in segment files, group commit (one write, one `fdatasync` per group), recovery that
+//!   cuts a torn tail and refuses damage by file and offset, snapshots and compaction.
 //! - [`render`]: decisions and `invalid` records as contract JSON.
-//! - [`route`]: `order-router route`, the engine as a deterministic stdin-to-stdout filter.
+//! - Two drivers of the same zones: [`route`] (`order-router route`: all zones in one
+//!   thread, each order taken from zone to zone by [`zone::decide()`] until answered) and
+//!   [`serve`] (the HTTP service: one actor per zone, a journal writer per thread, the
+//!   decision feed, admission, reload, metrics).
 //!
-//! Around them: [`config`] (the TOML network and policy, validated with located errors),
-//! [`catalog`] (catalogue and stock CSV, demo data), [`world`] (what the router starts
-//! from), [`demo`] (generated orders), [`ids`] (interning), [`time`], [`geo`], [`model`], [`prefetch`].
-//! [`cli`] is the command line; `main.rs` only calls it. [`yardstick`] is what the `route`
-//! benchmark measures against.
+//! Around them: [`limits`] (every fixed bound, their relations checked at compile time),
+//! [`config`] (the TOML network and policy, validated with located errors), [`catalog`]
+//! (catalogue and stock CSV, demo data), [`world`] (what the router starts from), [`demo`]
+//! (generated orders), [`model`] (orders, decisions, counts), [`ids`] (interning),
+//! [`time`], [`geo`], [`prefetch`]. [`cli`] is the command line; `main.rs` only calls it.
+//! [`yardstick`] is what the `route` benchmark measures against.
 
 pub mod catalog;
 pub mod cli;

@@ -3,9 +3,12 @@
 //!
 //! Bounds that ops tune live in the config (`[limits]`, `crate::config::Limits`: line
 //! length, lines per order, streams, orders in flight, timeouts) or on the command line
-//! (`serve --group-records`, `--commit-window-us`, `--snapshot-every`, `--retention-hours`);
-//! [`check`] holds those against the fixed ones at start-up. What each bound does when it
-//! is reached is said beside it. `docs/architecture.md` ("Bounds") lists them all.
+//! (`serve --group-records`, `--commit-window-us`, `--snapshot-every`, `--retention-hours`)
+//! and are checked where they are read (the config checker, `JournalOptions::validate`),
+//! against the constants here where one bounds them. The journal's own format bounds (frame
+//! and payload sizes, segment sizes, group bounds) stay with the format in `crate::journal`.
+//! What each bound does when it is reached is said beside it; `docs/architecture.md`
+//! ("Bounds") lists them all.
 
 use std::time::Duration;
 

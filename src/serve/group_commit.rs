@@ -12,14 +12,11 @@
 use super::answers::{Part, Ticket};
 use super::feed::{FeedChunk, FeedSender};
 use super::metrics::names;
-use crate::catalog::{Catalog, StockLevel};
 use crate::config::Network;
 use crate::ids::ZoneId;
 use crate::journal::{Journal, JournalError, JournalOptions};
 use crate::limits::WRITER_QUEUE;
 use crate::zone::records::RecordBatch;
-use crate::zone::recover::{self, RecoverError};
-use crate::zone::{Claims, ZoneState};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -307,18 +304,5 @@ impl Journals {
     /// The directory of `zone`'s journal.
     pub fn dir(&self, network: &Network, zone: ZoneId) -> PathBuf {
         self.data_dir.join("zones").join(network.zone_name(zone))
-    }
-
-    /// Rebuilds `zone` from its journal ([`crate::zone::recover::open`]).
-    pub fn recover(
-        &self,
-        network: &Network,
-        catalog: &Catalog,
-        stock: &[StockLevel],
-        zone: ZoneId,
-        claims: &Claims,
-    ) -> Result<(ZoneState, Option<Journal>), RecoverError> {
-        let dir = self.dir(network, zone);
-        recover::open(&dir, &self.options, network, catalog, stock, zone, claims)
     }
 }

@@ -22,6 +22,7 @@ use crate::limits::{FOLLOW_RETRY, ZONE_MAILBOX};
 use crate::render;
 use crate::time::Millis;
 use crate::zone::records::RecordBatch;
+use crate::zone::recover;
 use crate::zone::{
     self, Claims, Decided, OrderRecord, StockCell, Visit, Zone, ZoneError, ZoneState,
 };
@@ -129,7 +130,10 @@ fn recover_zones(
         let replays: Vec<_> = (0..network.zones.len())
             .map(|index| {
                 let zone = ZoneId(index as u16);
-                scope.spawn(move || journals.recover(network, catalog, stock, zone, claims))
+                scope.spawn(move || {
+                    let dir = journals.dir(network, zone);
+                    recover::open(&dir, &journals.options, network, catalog, stock, zone, claims)
+                })
             })
             .collect();
         replays
