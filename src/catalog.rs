@@ -200,6 +200,32 @@ pub struct StockLevel {
     pub on_hand: u32,
 }
 
+impl StockLevel {
+    /// A stock row as written (names), resolved against `network` and `catalog`: the CSV
+    /// file, the NDJSON upload and the journal's stock records all read rows so. The error
+    /// names the unknown warehouse or SKU.
+    pub fn from_names(
+        network: &Network,
+        catalog: &Catalog,
+        warehouse: &str,
+        sku: &str,
+        on_hand: u32,
+    ) -> Result<StockLevel, String> {
+        let warehouse = network
+            .warehouse_ids
+            .get(warehouse)
+            .ok_or_else(|| format!("warehouse '{warehouse}' is not in the network"))?;
+        let sku = catalog
+            .lookup(sku)
+            .ok_or_else(|| format!("sku '{sku}' is not in the catalogue"))?;
+        Ok(StockLevel {
+            warehouse: WarehouseId(warehouse as u16),
+            sku,
+            on_hand,
+        })
+    }
+}
+
 /// Reads a stock CSV file (`warehouse,sku,on_hand`).
 pub fn load_stock(
     path: &Path,
@@ -236,27 +262,16 @@ pub fn read_stock(
             Ok(true) => {}
             Err(error) => return Err(row_error(error.to_string())),
         }
-        let warehouse_name = record.get(0).unwrap_or("").trim();
-        let warehouse = network.warehouse_ids.get(warehouse_name).ok_or_else(|| {
-            row_error(format!(
-                "warehouse '{warehouse_name}' is not in the network"
-            ))
-        })?;
-        let sku_name = record.get(1).unwrap_or("").trim();
-        let sku = catalog
-            .lookup(sku_name)
-            .ok_or_else(|| row_error(format!("sku '{sku_name}' is not in the catalogue")))?;
         let on_hand_text = record.get(2).unwrap_or("").trim();
         let on_hand = on_hand_text.parse::<u32>().map_err(|_| {
             row_error(format!(
                 "on_hand must be a whole number >= 0, got '{on_hand_text}'"
             ))
         })?;
-        levels.push(StockLevel {
-            warehouse: WarehouseId(warehouse as u16),
-            sku,
-            on_hand,
-        });
+        let (warehouse, sku) = (record.get(0).unwrap_or(""), record.get(1).unwrap_or(""));
+        let level = StockLevel::from_names(network, catalog, warehouse.trim(), sku.trim(), on_hand)
+            .map_err(row_error)?;
+        levels.push(level);
     }
     Ok(levels)
 }

@@ -143,6 +143,8 @@ pub enum RecordError {
     UnknownKind(u8),
     #[error("a stock record: {0}")]
     Stock(#[from] serde_json::Error),
+    #[error("a stock record: {0}")]
+    StockName(String),
     #[error("decision of order '{order}' names zone '{named}', this journal is zone '{zone}'")]
     OtherZone {
         order: String,
@@ -650,9 +652,6 @@ fn decode_stock(
         on_hand: u32,
     }
     let row: Row = serde_json::from_slice(payload)?;
-    Ok(StockLevel {
-        warehouse: warehouse(network, row.warehouse)?,
-        sku: sku(catalog, row.sku)?,
-        on_hand: row.on_hand,
-    })
+    StockLevel::from_names(network, catalog, row.warehouse, row.sku, row.on_hand)
+        .map_err(RecordError::StockName)
 }
