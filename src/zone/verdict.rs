@@ -172,3 +172,92 @@ fn reason_for(failures: &Failures, context: &OrderContext) -> Reason {
     };
     Reason { code, message }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zone::test_world::{order, world};
+
+    fn policy(hold_over: f64, backorder: bool) -> Policy {
+        Policy {
+            hold_order_value_over: hold_over,
+            backorder,
+            ..Policy::default()
+        }
+    }
+
+    fn reason(code: ReasonCode) -> Reason {
+        Reason {
+            code,
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_review_rule_holds_a_tagged_order_or_one_over_the_value_threshold() {
+        let world = world("warehouse,sku,on_hand\nWS,A,5\n");
+        let mut priced = order(&world, "o1", "S", "A", 3);
+        priced.lines[0].unit_price = 40.0;
+        // 3 x 40 = 120: over 100, not over 120 or 200; no threshold holds nothing.
+        let held = review(&priced, &policy(100.0, true)).expect("over the threshold");
+        assert_eq!(held.code, ReasonCode::Review);
+        assert_eq!(
+            held.message,
+            "order value 120.00 is over the review threshold 100.00"
+        );
+        assert!(review(&priced, &policy(120.0, true)).is_none());
+        assert!(review(&priced, &policy(0.0, true)).is_none());
+        let mut tagged = priced.clone();
+        tagged.hold_tagged = true;
+        let held = review(&tagged, &policy(0.0, true)).expect("a held tag");
+        assert_eq!(held.message, "a tag of the order is held for review");
+        assert_eq!(order_value(&tagged), 120.0);
+    }
+
+    #[test]
+    fn the_backorder_rule_waits_only_for_stock_and_only_when_the_policy_allows() {
+        assert!(may_backorder(
+            &policy(0.0, true),
+            &reason(ReasonCode::NoStock)
+        ));
+        assert!(!may_backorder(
+            &policy(0.0, false),
+            &reason(ReasonCode::NoStock)
+        ));
+        for code in [
+            ReasonCode::NoCarrier,
+            ReasonCode::PromiseUnmeetable,
+            ReasonCode::Capacity,
+            ReasonCode::ServiceUnavailable,
+        ] {
+            assert!(
+                !may_backorder(&policy(0.0, true), &reason(code)),
+                "{code:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_held_order_keeps_its_reservation_and_review_outranks_the_shortfall() {
+        use crate::engine::{OrderContext, ZoneAttempt, plan_zone};
+        use crate::time::Millis;
+        let world = world("warehouse,sku,on_hand\nWS,A,5\n");
+        let mut network = (*world.network).clone();
+        network.policy.hold_order_value_over = 10.0;
+        let mut priced = order(&world, "o1", "S", "A", 2);
+        priced.lines[0].unit_price = 6.0;
+        let mut zones = crate::zone::test_world::zones(&world);
+        let south = &mut zones[1];
+        let context = OrderContext::new(&priced, &network, south.catalog(), Millis(0));
+        let mut scratch = Scratch::default();
+        let ZoneAttempt::Placed(plan) = plan_zone(&context, south.state(), &mut scratch) else {
+            panic!("the south holds the stock");
+        };
+        let shortfall = reason(ReasonCode::NoStock);
+        let decision = commit(&context, south.state_mut(), plan, Some(shortfall));
+        assert_eq!(decision.status, Status::Held);
+        assert_eq!(decision.reason.as_ref().unwrap().code, ReasonCode::Review);
+        let cell = south.state().cell(0, crate::ids::SkuId(0));
+        assert_eq!(cell.reserved, 2, "a held order's units are reserved");
+    }
+}
