@@ -132,12 +132,7 @@ pub fn open(
         tracing::warn!("zone {name}: {torn}");
     }
     if recovered.records.is_empty() && recovered.snapshot.is_none() {
-        // A new zone starts from the stock file. Its levels go in as one snapshot at lsn 0,
-        // written whole or not at all (a temporary file renamed into place): a crash halfway
-        // leaves a journal that is still new, never one with half the stock.
-        let state = stocked(network, catalog, zone, own);
-        let snapshot = encode_snapshot(&state, network, catalog, |_| true);
-        journal.write_snapshot(0, &snapshot).map_err(failed)?;
+        let state = start_new(&mut journal, network, catalog, zone, own).map_err(failed)?;
         tracing::info!(
             "zone {name}: new journal in {}, stock levels from the stock file",
             dir.display()
@@ -214,6 +209,22 @@ pub fn verify(
         records,
         |_| (dir.to_path_buf(), 0),
     )
+}
+
+/// A new zone starts from the stock file. Its levels go in as one snapshot at lsn 0,
+/// written whole or not at all (a temporary file renamed into place): a crash halfway
+/// leaves a journal that is still new, never one with half the stock.
+fn start_new<'a>(
+    journal: &mut Journal,
+    network: &Network,
+    catalog: &Catalog,
+    zone: ZoneId,
+    stock: impl Iterator<Item = &'a StockLevel>,
+) -> Result<ZoneState, JournalError> {
+    let state = stocked(network, catalog, zone, stock);
+    let snapshot = encode_snapshot(&state, network, catalog, |_| true);
+    journal.write_snapshot(0, &snapshot)?;
+    Ok(state)
 }
 
 /// A new zone holding the levels of `stock` (all of them its own).
