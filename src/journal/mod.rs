@@ -139,10 +139,11 @@ pub struct JournalOptions {
     /// bound is still in it, so a group is at most this plus one record).
     pub max_group_bytes: usize,
     /// How long the caller may hold a group open for more records before committing it. The
-    /// journal has no timer: the caller (the zone's actor) commits when its inbox is empty,
-    /// when the window since the group's first append has passed, or when the group is full,
-    /// whichever comes first. Zero means commit as soon as the inbox is empty, which under
-    /// load still makes large groups (everything that arrived during the previous fsync).
+    /// journal has no timer: the caller (the service's journal writer thread) commits when
+    /// the window since the group's first record has passed and nothing more is waiting, or
+    /// when the group is full, whichever comes first. Zero means commit as soon as nothing
+    /// more is waiting, which under load still makes large groups (everything that arrived
+    /// during the previous fsync).
     pub commit_window: Duration,
 }
 

@@ -1,6 +1,7 @@
-//! Group commit for the zone actors: each zone's journal runs on a writer thread of its own;
-//! the zone hands it the records of each message, with what may only happen once they are
-//! durable (answers, feed entries, acknowledgements). The writer takes everything waiting,
+//! Group commit for the zone actors: one writer thread per arbiter owns the journals of the
+//! zones placed on that arbiter (each zone keeps its own journal files); a zone hands it
+//! the records of each message, with what may only happen once they are durable (answers,
+//! feed entries, acknowledgements). The writer takes everything waiting,
 //! writes it as one group with one `fdatasync`, and only then lets the answers go.
 //!
 //! The zone thread never waits for the disk: while one group is being synced, the next
