@@ -1,10 +1,12 @@
 //! The yardstick of `loadtest limit`: a bare NDJSON endpoint with the router's HTTP stack
 //! (actix-web) and none of its work. `POST /v1/orders` reads the body chunk by chunk, parses
 //! every line with serde_json into an owned order (the fields the contract requires) and
-//! answers one short acknowledgement line per line, a response chunk per body chunk. No
-//! admission, no routing, no state, no journal: what any router on this stack could at best
-//! do on this machine.
+//! answers one short acknowledgement line per line (none for a blank line), a response chunk
+//! for each body chunk that gives it lines to answer. A line over [`MAX_LINE_BYTES`] is answered `invalid`
+//! without being held. No admission, no routing, no state, no journal: what any router on
+//! this stack could at best do on this machine.
 
+use crate::ndjson::{Line, LineSplitter, MAX_LINE_BYTES};
 use actix_web::{App, HttpResponse, HttpServer, web};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
@@ -50,25 +52,28 @@ struct OrderLine {
     qty: u32,
 }
 
-fn acknowledge(line: &[u8], out: &mut BytesMut) {
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    if line.iter().all(u8::is_ascii_whitespace) {
-        return;
-    }
-    match serde_json::from_slice::<Order>(line) {
-        Ok(order) => {
+/// Answers one line: an acknowledgement of a parsed order, `invalid` for anything else;
+/// nothing for a blank line.
+fn acknowledge(line: Line<'_>, out: &mut BytesMut) {
+    let parsed = match line {
+        Line::Complete(line) if line.iter().all(u8::is_ascii_whitespace) => return,
+        Line::Complete(line) => serde_json::from_slice::<Order>(line).ok(),
+        Line::TooLong { .. } => None,
+    };
+    match parsed {
+        Some(order) => {
             out.extend_from_slice(b"{\"order_id\":\"");
             out.extend_from_slice(order.id.as_bytes());
             out.extend_from_slice(b"\",\"status\":\"accepted\"}\n");
         }
-        Err(_) => out.extend_from_slice(b"{\"status\":\"invalid\"}\n"),
+        None => out.extend_from_slice(b"{\"status\":\"invalid\"}\n"),
     }
 }
 
 async fn post_orders(payload: web::Payload) -> HttpResponse {
-    let state = (payload, BytesMut::new(), false);
+    let state = (payload, LineSplitter::new(MAX_LINE_BYTES), false);
     let answers =
-        futures_util::stream::unfold(state, |(mut payload, mut carry, ended)| async move {
+        futures_util::stream::unfold(state, |(mut payload, mut lines, ended)| async move {
             if ended {
                 return None;
             }
@@ -76,22 +81,20 @@ async fn post_orders(payload: web::Payload) -> HttpResponse {
             loop {
                 match payload.next().await {
                     Some(Ok(chunk)) => {
-                        carry.extend_from_slice(&chunk);
-                        let mut start = 0;
-                        for end in memchr::memchr_iter(b'\n', &carry) {
-                            acknowledge(&carry[start..end], &mut out);
-                            start = end + 1;
+                        for line in lines.feed(&chunk) {
+                            acknowledge(line, &mut out);
                         }
-                        let _ = carry.split_to(start);
                         if !out.is_empty() {
                             let answer = Ok::<Bytes, actix_web::Error>(out.freeze());
-                            return Some((answer, (payload, carry, false)));
+                            return Some((answer, (payload, lines, false)));
                         }
                     }
                     Some(Err(_)) => return None,
                     None => {
-                        acknowledge(&carry, &mut out);
-                        return Some((Ok(out.freeze()), (payload, carry, true)));
+                        if let Some(line) = lines.finish() {
+                            acknowledge(line, &mut out);
+                        }
+                        return Some((Ok(out.freeze()), (payload, lines, true)));
                     }
                 }
             }

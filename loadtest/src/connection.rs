@@ -3,24 +3,28 @@
 //! A stream is full duplex: the writer sends what the outbox holds as one body chunk while
 //! the reader takes the answers of earlier chunks, one line per line sent, in order (the
 //! contract). Each line sent is remembered (`InFlight`) until its answer comes, so an answer
-//! is checked against what it must be, and a line never answered is counted lost.
+//! is checked against what it must be, and a line never answered is counted lost. Answer
+//! lines are split by [`crate::ndjson`], so one line is held at most
+//! [`MAX_LINE_BYTES`] long; a longer answer is counted as a mismatch.
 
-use crate::generate::Expect;
+use crate::generate::{Expect, Malformed, ResendPool};
+use crate::ndjson::{Line, LineSplitter, Lines, MAX_LINE_BYTES};
 use crate::outbox::{Outbox, Queued};
 use crate::stats::{Collector, Count, Tally};
-use crate::target::Target;
+use crate::stock::{self, Levels};
+use crate::target::{BodyStream, Connection, Target};
 use bytes::{Bytes, BytesMut};
-use http_body_util::{BodyExt, Full, StreamBody};
+use http_body_util::BodyExt;
 use hyper::StatusCode;
 use hyper::body::Frame;
-use hyper::header::{CONTENT_TYPE, RETRY_AFTER};
-use hyper_util::rt::TokioIo;
+use hyper::header::RETRY_AFTER;
 use serde::Deserialize;
 use std::borrow::Cow;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
 
 /// What every connection of a run shares.
 pub struct Shared {
@@ -34,27 +38,35 @@ pub struct Shared {
     /// `SO_SNDBUF` of every connection (0: the kernel's autotuning).
     pub send_buffer_bytes: u32,
     /// Feed answered originals to the generator's resend pool.
-    pub resends: Option<Arc<crate::generate::ResendPool>>,
+    pub resends: Option<Arc<ResendPool>>,
     /// Sum the shipments of decisions, for the stock check.
     pub check_stock: bool,
-    pub shipped: Mutex<HashMap<(String, String), u64>>,
+    pub shipped: Mutex<Levels>,
     /// Set at the drain deadline: connections stop and count what is unanswered as lost.
     pub abandon: AtomicBool,
     pub abandoned: tokio::sync::Notify,
 }
 
+/// Originals kept per answered chunk (or request) for the resend pool: a sample is enough.
+const ORIGINALS_PER_CHUNK: usize = 64;
+
 impl Shared {
+    /// The second of the run `at` falls in.
     pub fn second(&self, at: Instant) -> u32 {
         at.saturating_duration_since(self.start).as_secs() as u32
+    }
+
+    /// The collector, locked.
+    pub fn collector(&self) -> MutexGuard<'_, Collector> {
+        self.collector
+            .lock()
+            .expect("no panics while the collector is held")
     }
 
     /// Hands a task's counts over to the collector.
     pub fn flush(&self, tally: &mut Tally) {
         if !tally.is_empty() {
-            self.collector
-                .lock()
-                .expect("no panics while the collector is held")
-                .absorb(tally);
+            self.collector().absorb(tally);
         }
     }
 
@@ -72,14 +84,31 @@ impl Shared {
             tally.shed(second, order.phase, waited);
         }
     }
+
+    /// Counts a failure of the connection or the response (no order's: phase 0) and says
+    /// what it was.
+    fn transport_error(&self, tally: &mut Tally, problem: String) {
+        tally.count(Count::TransportError, self.second(Instant::now()), 0, 1);
+        tally.problem(problem);
+    }
+
+    /// Offers the answered originals collected so far to the resend pool, if there is one.
+    fn offer_originals(&self, originals: &mut Vec<(Arc<str>, Bytes)>) {
+        if let Some(pool) = &self.resends
+            && !originals.is_empty()
+        {
+            pool.offer(originals.drain(..));
+        }
+    }
 }
 
 /// A line sent and not yet answered.
 struct InFlight {
     order: Queued,
     sent: Instant,
-    /// Its line number in the stream (1-based), as the server counts them.
-    number: u64,
+    /// Its line number in the stream (1-based), as the server counts them; `None` for a
+    /// request, whose answer names no line.
+    number: Option<u64>,
 }
 
 /// The fields of an answer the checks read.
@@ -105,173 +134,170 @@ struct ErrorBody<'a> {
     message: Option<Cow<'a, str>>,
 }
 
-#[derive(Deserialize)]
-struct Shipments {
-    #[serde(default)]
-    shipments: Vec<Shipment>,
-}
+impl Answer<'_> {
+    fn status(&self) -> &str {
+        self.status.as_deref().unwrap_or("")
+    }
 
-#[derive(Deserialize)]
-struct Shipment {
-    warehouse: String,
-    lines: Vec<ShipmentLine>,
-}
+    fn error_code(&self) -> Option<&str> {
+        self.error.as_ref().and_then(|error| error.code.as_deref())
+    }
 
-#[derive(Deserialize)]
-struct ShipmentLine {
-    sku: String,
-    qty: u64,
+    fn error_message(&self) -> Option<&str> {
+        self.error
+            .as_ref()
+            .and_then(|error| error.message.as_deref())
+    }
 }
 
 /// The statuses of a decision (DESIGN.md §4).
 pub const DECIDED: [&str; 4] = ["routed", "backordered", "held", "rejected"];
 
-/// Checks one answer against what its line must get, and counts it. `line_number`: the
-/// number an `invalid` answer must name (streams only).
+/// One answer being checked: where its counts go, and the answer to show when it is wrong.
+struct Checking<'a> {
+    tally: &'a mut Tally,
+    /// The second the answer came in.
+    second: u32,
+    phase: u8,
+    answer: &'a [u8],
+}
+
+impl<'a> Checking<'a> {
+    /// Counts the answer and its latency: whatever it says, it came.
+    fn start(shared: &Shared, tally: &'a mut Tally, sent: &InFlight, answer: &'a [u8]) -> Self {
+        let now = Instant::now();
+        let order = &sent.order;
+        let second = shared.second(now);
+        tally.count(Count::Answered, second, order.phase, 1);
+        tally.latency(
+            shared.second(order.intended),
+            order.phase,
+            now.saturating_duration_since(order.intended).as_micros() as u64,
+            sent.sent
+                .saturating_duration_since(order.intended)
+                .as_micros() as u64,
+        );
+        Checking {
+            tally,
+            second,
+            phase: order.phase,
+            answer,
+        }
+    }
+
+    fn count(&mut self, count: Count) {
+        self.tally.count(count, self.second, self.phase, 1);
+    }
+
+    fn mismatch(&mut self, why: String) {
+        self.count(Count::Mismatch);
+        let shown = String::from_utf8_lossy(&self.answer[..self.answer.len().min(240)]);
+        self.tally.problem(format!("{why}; answer: {shown}"));
+    }
+}
+
+/// Checks one answer against what its line must get, and counts it.
 fn check(
     shared: &Shared,
     tally: &mut Tally,
-    order: &Queued,
-    sent: Instant,
+    sent: &InFlight,
     answer: &[u8],
-    line_number: Option<u64>,
     originals: &mut Vec<(Arc<str>, Bytes)>,
 ) {
-    let now = Instant::now();
-    let second = shared.second(now);
-    let phase = order.phase;
-    tally.count(Count::Answered, second, phase, 1);
-    tally.latency(
-        shared.second(order.intended),
-        phase,
-        now.saturating_duration_since(order.intended).as_micros() as u64,
-        sent.saturating_duration_since(order.intended).as_micros() as u64,
-    );
-    let mismatch = |tally: &mut Tally, why: String| {
-        tally.count(Count::Mismatch, second, phase, 1);
-        let shown = String::from_utf8_lossy(&answer[..answer.len().min(240)]);
-        tally.problem(format!("{why}; answer: {shown}"));
-    };
+    let mut checking = Checking::start(shared, tally, sent, answer);
     let parsed: Answer = match serde_json::from_slice(answer) {
         Ok(parsed) => parsed,
-        Err(error) => return mismatch(tally, format!("answer is not JSON ({error})")),
+        Err(error) => return checking.mismatch(format!("answer is not JSON ({error})")),
     };
-    let status = parsed.status.as_deref().unwrap_or("");
-    let id = parsed.order_id.as_deref();
-    match &order.line.expect {
-        Expect::New { id: expected } => {
-            if id != Some(&**expected) {
-                return mismatch(tally, format!("order {expected}: answered for {id:?}"));
-            }
-            if !DECIDED.contains(&status) {
-                let error = parsed.error.as_ref();
-                let code = error.and_then(|error| error.code.as_deref());
-                let message = error.and_then(|error| error.message.as_deref());
-                return mismatch(
-                    tally,
-                    format!("order {expected}: status {status:?} ({code:?}: {message:?})"),
-                );
-            }
-            if parsed.duplicate {
-                tally.count(Count::UnexpectedDuplicate, second, phase, 1);
-                tally.problem(format!(
-                    "order {expected}: a new order answered as a duplicate"
-                ));
-                return;
-            }
-            tally.count(Count::Decided, second, phase, 1);
-            tally.status(status);
-            if shared.resends.is_some() && originals.len() < 64 {
-                originals.push((expected.clone(), order.line.bytes.clone()));
-            }
-            if shared.check_stock && status != "rejected" {
-                match serde_json::from_slice::<Shipments>(answer) {
-                    Ok(decision) => {
-                        let mut shipped = shared.shipped.lock().expect("no panics while held");
-                        for shipment in decision.shipments {
-                            for line in shipment.lines {
-                                *shipped
-                                    .entry((shipment.warehouse.clone(), line.sku))
-                                    .or_default() += line.qty;
-                            }
-                        }
-                    }
-                    Err(error) => {
-                        // Decided all the same (counted above): a problem of the answer's
-                        // form, not a second outcome of the order.
-                        tally.count(Count::TransportError, second, phase, 1);
-                        tally.problem(format!("order {expected}: shipments: {error}"));
-                    }
+    match &sent.order.line.expect {
+        Expect::New { id } => {
+            if check_new(&mut checking, &parsed, id) {
+                if shared.resends.is_some() && originals.len() < ORIGINALS_PER_CHUNK {
+                    originals.push((id.clone(), sent.order.line.bytes.clone()));
+                }
+                if shared.check_stock && parsed.status() != "rejected" {
+                    add_shipments(shared, &mut checking, id);
                 }
             }
         }
-        Expect::Resend { id: expected } => {
-            if id != Some(&**expected) || !parsed.duplicate {
-                return mismatch(
-                    tally,
-                    format!("resend of {expected}: not answered as its duplicate"),
-                );
+        Expect::Resend { id } => {
+            if parsed.order_id.as_deref() != Some(&**id) || !parsed.duplicate {
+                return checking.mismatch(format!("resend of {id}: not answered as its duplicate"));
             }
-            tally.count(Count::Duplicate, second, phase, 1);
+            checking.count(Count::Duplicate);
         }
-        Expect::Invalid(kind) => {
-            let code = parsed
-                .error
-                .as_ref()
-                .and_then(|error| error.code.as_deref());
-            let status_ok = status == "invalid" || line_number.is_none();
-            if !status_ok || code != Some(kind.code()) {
-                return mismatch(
-                    tally,
-                    format!("a {} line: answered {status:?} {code:?}", kind.code()),
-                );
-            }
-            if let Some(number) = line_number
-                && parsed.line != Some(number)
-            {
-                return mismatch(
-                    tally,
-                    format!(
-                        "a {} line: line {number} answered as line {:?}",
-                        kind.code(),
-                        parsed.line
-                    ),
-                );
-            }
-            tally.count(Count::Invalid, second, phase, 1);
-        }
+        Expect::Invalid(kind) => check_invalid(&mut checking, &parsed, *kind, sent.number),
     }
 }
 
-/// A connection to `target` (with `SO_SNDBUF` when `send_buffer_bytes` is not 0), its
-/// HTTP/1.1 handshake done and its driver spawned.
-pub async fn connect(
-    target: &Target,
-    send_buffer_bytes: u32,
-) -> anyhow::Result<hyper::client::conn::http1::SendRequest<RequestBody>> {
-    let socket = if target.address.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()?
-    } else {
-        tokio::net::TcpSocket::new_v6()?
-    };
-    if send_buffer_bytes > 0 {
-        socket.set_send_buffer_size(send_buffer_bytes)?;
+/// A new order must be decided under its own id, and not as a duplicate: counts the
+/// answer, and whether it was.
+fn check_new(checking: &mut Checking, parsed: &Answer, expected: &str) -> bool {
+    let status = parsed.status();
+    let id = parsed.order_id.as_deref();
+    if id != Some(expected) {
+        checking.mismatch(format!("order {expected}: answered for {id:?}"));
+        return false;
     }
-    let stream = socket.connect(target.address).await?;
-    stream.set_nodelay(true)?;
-    let (sender, connection) = hyper::client::conn::http1::Builder::new()
-        .handshake(TokioIo::new(stream))
-        .await?;
-    tokio::spawn(async move {
-        // Errors surface on the request; nothing to add here.
-        let _ = connection.await;
-    });
-    Ok(sender)
+    if !DECIDED.contains(&status) {
+        let (code, message) = (parsed.error_code(), parsed.error_message());
+        checking.mismatch(format!(
+            "order {expected}: status {status:?} ({code:?}: {message:?})"
+        ));
+        return false;
+    }
+    if parsed.duplicate {
+        checking.count(Count::UnexpectedDuplicate);
+        checking.tally.problem(format!(
+            "order {expected}: a new order answered as a duplicate"
+        ));
+        return false;
+    }
+    checking.count(Count::Decided);
+    checking.tally.status(status);
+    true
 }
 
-pub type BodyStream =
-    futures_util::stream::BoxStream<'static, Result<Frame<Bytes>, std::io::Error>>;
-pub type RequestBody = http_body_util::Either<StreamBody<BodyStream>, Full<Bytes>>;
+/// Adds a decision's shipments up for the stock check.
+fn add_shipments(shared: &Shared, checking: &mut Checking, id: &str) {
+    if let Err(error) = stock::add_shipments(checking.answer, &shared.shipped) {
+        // Decided all the same (counted already): a problem of the answer's form, not a
+        // second outcome of the order.
+        checking.count(Count::TransportError);
+        checking
+            .tally
+            .problem(format!("order {id}: shipments: {error}"));
+    }
+}
+
+/// A malformed line must be answered `invalid` with its code, and on a stream with its
+/// line number (`line_number`). A request's answer (a 400) names no line and may carry no
+/// status, only the error.
+fn check_invalid(
+    checking: &mut Checking,
+    parsed: &Answer,
+    kind: Malformed,
+    line_number: Option<u64>,
+) {
+    let (status, code) = (parsed.status(), parsed.error_code());
+    let status_ok = status == "invalid" || line_number.is_none();
+    if !status_ok || code != Some(kind.code()) {
+        return checking.mismatch(format!(
+            "a {} line: answered {status:?} {code:?}",
+            kind.code()
+        ));
+    }
+    if let Some(number) = line_number
+        && parsed.line != Some(number)
+    {
+        return checking.mismatch(format!(
+            "a {} line: line {number} answered as line {:?}",
+            kind.code(),
+            parsed.line
+        ));
+    }
+    checking.count(Count::Invalid);
+}
 
 /// The seconds a 429 asks to wait (`Retry-After`, default 1, at most 60).
 fn retry_after(response: &hyper::Response<hyper::body::Incoming>) -> Duration {
@@ -301,11 +327,86 @@ async fn until_abandoned<T>(
     }
 }
 
+/// Why no connection was opened.
+enum Unopened {
+    /// The run was abandoned while connecting.
+    Abandoned,
+    /// The connect failed (counted as a transport error).
+    Failed,
+}
+
+/// Opens a connection to the target with the run's send buffer.
+async fn open(shared: &Shared, tally: &mut Tally) -> Result<Connection, Unopened> {
+    let connecting = shared.target.connect(shared.send_buffer_bytes);
+    match until_abandoned(shared, connecting).await {
+        None => Err(Unopened::Abandoned),
+        Some(Ok(connection)) => Ok(connection),
+        Some(Err(error)) => {
+            shared.transport_error(tally, format!("connect: {error}"));
+            Err(Unopened::Failed)
+        }
+    }
+}
+
+/// How long to wait before trying the server again after a failure: doubling from 50 ms
+/// up to a ceiling.
+struct Backoff {
+    next: Duration,
+    ceiling: Duration,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(50);
+
+    fn new(ceiling: Duration) -> Backoff {
+        Backoff {
+            next: Backoff::FIRST,
+            ceiling,
+        }
+    }
+
+    /// The wait before the next attempt.
+    fn wait(&mut self) -> Duration {
+        let wait = self.next;
+        self.next = (self.next * 2).min(self.ceiling);
+        wait
+    }
+
+    /// After a success: the next failure waits the first wait again.
+    fn reset(&mut self) {
+        self.next = Backoff::FIRST;
+    }
+}
+
+fn take_all(in_flight: &Mutex<VecDeque<InFlight>>) -> Vec<InFlight> {
+    in_flight
+        .lock()
+        .expect("no panics while the lines in flight are held")
+        .drain(..)
+        .collect()
+}
+
+/// Counts every line of `lines` as `count`.
+fn count_each(tally: &mut Tally, lines: &[InFlight], count: Count, second: u32) {
+    for line in lines {
+        tally.count(count, second, line.order.phase, 1);
+    }
+}
+
+fn count_lost(shared: &Shared, tally: &mut Tally, lost: &[InFlight]) {
+    count_each(tally, lost, Count::Lost, shared.second(Instant::now()));
+    for line in lost {
+        if let Expect::New { id } | Expect::Resend { id } = &line.order.line.expect {
+            tally.problem(format!("order {id}: sent, never answered"));
+        }
+    }
+}
+
 /// One long-lived NDJSON stream at a time on one connection, opened again after a failure
 /// or a 429, until the outbox is closed and drained.
 pub async fn stream_connection(shared: Arc<Shared>, outbox: Arc<Outbox>) {
     let mut tally = Tally::default();
-    let mut backoff = Duration::from_millis(50);
+    let mut backoff = Backoff::new(Duration::from_secs(1));
     loop {
         if outbox.is_closed() && outbox.is_empty() || shared.abandoning() {
             break;
@@ -313,10 +414,7 @@ pub async fn stream_connection(shared: Arc<Shared>, outbox: Arc<Outbox>) {
         let wait = match one_stream(&shared, &outbox, &mut tally).await {
             StreamEnd::Finished => break,
             StreamEnd::Refused(wait) => wait,
-            StreamEnd::Broken => {
-                backoff = (backoff * 2).min(Duration::from_secs(2));
-                backoff / 2
-            }
+            StreamEnd::Broken => backoff.wait(),
         };
         shared.flush(&mut tally);
         until_abandoned(&shared, tokio::time::sleep(wait)).await;
@@ -350,134 +448,133 @@ enum ReadEnd {
     Broken,
 }
 
-async fn one_stream(shared: &Arc<Shared>, outbox: &Arc<Outbox>, tally: &mut Tally) -> StreamEnd {
-    let connected =
-        until_abandoned(shared, connect(&shared.target, shared.send_buffer_bytes)).await;
-    let mut sender = match connected {
-        None => return StreamEnd::Broken,
-        Some(Ok(sender)) => sender,
-        Some(Err(error)) => {
-            tally.count(Count::TransportError, shared.second(Instant::now()), 0, 1);
-            tally.problem(format!("connect: {error}"));
-            return StreamEnd::Broken;
-        }
-    };
-    let (body_sender, body_receiver) = tokio::sync::mpsc::channel::<Bytes>(2);
-    let body: BodyStream = Box::pin(futures_util::stream::unfold(
-        body_receiver,
-        |mut receiver| async move {
-            let bytes = receiver.recv().await?;
-            Some((Ok(Frame::data(bytes)), receiver))
-        },
-    ));
-    let request = shared
-        .target
-        .request(hyper::Method::POST, "/v1/orders")
-        .header(CONTENT_TYPE, "application/x-ndjson")
-        .body(http_body_util::Either::Left(StreamBody::new(body)))
-        .expect("a request built from valid parts");
-    let in_flight: Arc<Mutex<VecDeque<InFlight>>> = Arc::default();
-    let writer_done = Arc::new(AtomicBool::new(false));
+/// The lines sent on a stream and not answered yet, oldest first.
+type InFlightQueue = Arc<Mutex<VecDeque<InFlight>>>;
 
-    let writer = {
-        let shared = shared.clone();
-        let outbox = outbox.clone();
-        let in_flight = in_flight.clone();
-        let writer_done = writer_done.clone();
-        async move {
-            let mut shed = Vec::new();
-            let mut number = 0u64;
-            let mut tally = Tally::default();
-            // Everything counted is handed over before each `await`, where an abort may
-            // land: an aborted writer has lost nothing (its lines are in `in_flight`).
-            loop {
-                let orders = outbox.take(shared.chunk_orders, &mut shed).await;
-                shared.count_shed(&mut shed, &mut tally);
-                if orders.is_empty() {
-                    if outbox.is_closed() && outbox.is_empty() {
-                        break;
-                    }
-                    shared.flush(&mut tally);
-                    continue;
-                }
-                let now = Instant::now();
-                let mut chunk = BytesMut::with_capacity(
-                    orders.iter().map(|order| order.line.bytes.len()).sum(),
-                );
-                {
-                    let mut queue = in_flight.lock().expect("no panics while held");
-                    let second = shared.second(now);
-                    for order in orders {
-                        number += 1;
-                        chunk.extend_from_slice(&order.line.bytes);
-                        tally.count(Count::Sent, second, order.phase, 1);
-                        queue.push_back(InFlight {
-                            order,
-                            sent: now,
-                            number,
-                        });
-                    }
-                }
-                shared.flush(&mut tally);
-                if body_sender.send(chunk.freeze()).await.is_err() {
-                    // The connection is gone; what was never answered is counted after.
-                    break;
-                }
-            }
-            shared.flush(&mut tally);
-            writer_done.store(true, Ordering::Release);
-            // Dropping the sender ends the body: the server answers the rest and ends too.
-            drop(body_sender);
-        }
+/// One stream: a writer task sends while this task reads; then the lines left unanswered
+/// are counted by how the stream ended.
+async fn one_stream(shared: &Arc<Shared>, outbox: &Arc<Outbox>, tally: &mut Tally) -> StreamEnd {
+    let Ok(mut connection) = open(shared, tally).await else {
+        return StreamEnd::Broken;
     };
-    let writer = tokio::spawn(writer);
-    let end = read_stream(shared, &mut sender, request, &in_flight, tally).await;
+    let (body_sender, body_receiver) = mpsc::channel::<Bytes>(2);
+    let request = shared.target.post_ndjson(body_stream(body_receiver));
+    let in_flight = InFlightQueue::default();
+    let writer_done = Arc::new(AtomicBool::new(false));
+    let writer = tokio::spawn(write_stream(
+        shared.clone(),
+        outbox.clone(),
+        in_flight.clone(),
+        body_sender,
+        writer_done.clone(),
+    ));
+    let end = read_stream(shared, &mut connection, request, &in_flight, tally).await;
     // The writer stops before the lines left are counted, so none it takes afterwards
     // escapes the count.
     writer.abort();
     let _ = writer.await;
     let rest = take_all(&in_flight);
-    let second = shared.second(Instant::now());
-    match end {
-        ReadEnd::Refused(wait) => {
-            count_each(tally, &rest, Count::Throttled429, second);
-            StreamEnd::Refused(wait)
-        }
-        ReadEnd::Status(status) => {
-            count_each(tally, &rest, Count::Mismatch, second);
-            tally.count(Count::TransportError, second, 0, 1);
-            tally.problem(format!("a stream answered {status}"));
-            StreamEnd::Broken
-        }
-        ReadEnd::Broken => {
-            count_lost(shared, tally, &rest);
-            StreamEnd::Broken
-        }
-        ReadEnd::Ended => {
-            count_lost(shared, tally, &rest);
-            if writer_done.load(Ordering::Acquire) && rest.is_empty() {
-                StreamEnd::Finished
-            } else {
-                StreamEnd::Broken
+    settle_stream(
+        shared,
+        tally,
+        end,
+        &rest,
+        writer_done.load(Ordering::Acquire),
+    )
+}
+
+/// A request body made of the chunks sent through `receiver`; it ends when the sender is
+/// dropped.
+fn body_stream(receiver: mpsc::Receiver<Bytes>) -> BodyStream {
+    Box::pin(futures_util::stream::unfold(
+        receiver,
+        |mut receiver| async move {
+            let bytes = receiver.recv().await?;
+            Some((Ok(Frame::data(bytes)), receiver))
+        },
+    ))
+}
+
+/// The writing side of a stream: what the outbox holds, a body chunk at a time, every line
+/// remembered in `in_flight` before it goes. Ends when the outbox is closed and drained or
+/// the connection is gone, and then sets `done`.
+async fn write_stream(
+    shared: Arc<Shared>,
+    outbox: Arc<Outbox>,
+    in_flight: InFlightQueue,
+    body_sender: mpsc::Sender<Bytes>,
+    done: Arc<AtomicBool>,
+) {
+    let mut shed = Vec::new();
+    let mut number = 0u64;
+    let mut tally = Tally::default();
+    // Everything counted is handed over before each `await`, where an abort may land: an
+    // aborted writer has lost nothing (its lines are in `in_flight`).
+    loop {
+        let orders = outbox.take(shared.chunk_orders, &mut shed).await;
+        shared.count_shed(&mut shed, &mut tally);
+        if orders.is_empty() {
+            if outbox.is_closed() && outbox.is_empty() {
+                break;
             }
+            shared.flush(&mut tally);
+            continue;
+        }
+        let chunk = body_chunk(&shared, &in_flight, orders, &mut number, &mut tally);
+        shared.flush(&mut tally);
+        if body_sender.send(chunk).await.is_err() {
+            // The connection is gone; what was never answered is counted after.
+            break;
         }
     }
+    shared.flush(&mut tally);
+    done.store(true, Ordering::Release);
+    // Dropping the sender ends the body: the server answers the rest and ends too.
+    drop(body_sender);
+}
+
+/// The body chunk of `orders`: each counted as sent and put in flight, numbered on from
+/// `number` (the last line number of the stream so far).
+fn body_chunk(
+    shared: &Shared,
+    in_flight: &Mutex<VecDeque<InFlight>>,
+    orders: Vec<Queued>,
+    number: &mut u64,
+    tally: &mut Tally,
+) -> Bytes {
+    let now = Instant::now();
+    let second = shared.second(now);
+    let mut chunk =
+        BytesMut::with_capacity(orders.iter().map(|order| order.line.bytes.len()).sum());
+    let mut queue = in_flight
+        .lock()
+        .expect("no panics while the lines in flight are held");
+    for order in orders {
+        *number += 1;
+        chunk.extend_from_slice(&order.line.bytes);
+        tally.count(Count::Sent, second, order.phase, 1);
+        queue.push_back(InFlight {
+            order,
+            sent: now,
+            number: Some(*number),
+        });
+    }
+    chunk.freeze()
 }
 
 /// The reading side of a stream: answers matched to the lines sent, in order.
 async fn read_stream(
-    shared: &Arc<Shared>,
-    sender: &mut hyper::client::conn::http1::SendRequest<RequestBody>,
-    request: hyper::Request<RequestBody>,
+    shared: &Shared,
+    connection: &mut Connection,
+    request: hyper::Request<crate::target::RequestBody>,
     in_flight: &Mutex<VecDeque<InFlight>>,
     tally: &mut Tally,
 ) -> ReadEnd {
-    let response = match until_abandoned(shared, sender.send_request(request)).await {
+    let response = match until_abandoned(shared, connection.send_request(request)).await {
         None => return ReadEnd::Ended,
         Some(Ok(response)) => response,
         Some(Err(error)) => {
-            tally.count(Count::TransportError, shared.second(Instant::now()), 0, 1);
-            tally.problem(format!("stream: {error}"));
+            shared.transport_error(tally, format!("stream: {error}"));
             return ReadEnd::Broken;
         }
     };
@@ -489,232 +586,280 @@ async fn read_stream(
         return ReadEnd::Status(status);
     }
     let mut body = response.into_body();
-    let mut carry = BytesMut::new();
+    let mut splitter = LineSplitter::new(MAX_LINE_BYTES);
     let mut originals = Vec::new();
     loop {
         let frame = match until_abandoned(shared, body.frame()).await {
             None | Some(None) => return ReadEnd::Ended,
-            Some(Some(frame)) => frame,
-        };
-        let data = match frame {
-            Err(error) => {
-                tally.count(Count::TransportError, shared.second(Instant::now()), 0, 1);
-                tally.problem(format!("stream body: {error}"));
+            Some(Some(Ok(frame))) => frame,
+            Some(Some(Err(error))) => {
+                shared.transport_error(tally, format!("stream body: {error}"));
                 return ReadEnd::Broken;
             }
-            Ok(frame) => match frame.into_data() {
-                Ok(data) => data,
-                Err(_) => continue,
-            },
         };
-        carry.extend_from_slice(&data);
-        let mut start = 0;
-        let mut answered = Vec::new();
-        {
-            let mut queue = in_flight.lock().expect("no panics while held");
-            for end in memchr::memchr_iter(b'\n', &carry) {
-                match queue.pop_front() {
-                    Some(sent) => answered.push((sent, start, end)),
-                    None => {
-                        tally.count(Count::TransportError, shared.second(Instant::now()), 0, 1);
-                        tally.problem("an answer line for no line sent".to_owned());
-                    }
-                }
-                start = end + 1;
+        if let Ok(data) = frame.into_data() {
+            let answers = splitter.feed(&data);
+            check_answers(shared, tally, in_flight, answers, &mut originals);
+        }
+    }
+}
+
+/// Checks the answer lines a body chunk finished, each against the oldest line in flight.
+fn check_answers(
+    shared: &Shared,
+    tally: &mut Tally,
+    in_flight: &Mutex<VecDeque<InFlight>>,
+    answers: Lines<'_>,
+    originals: &mut Vec<(Arc<str>, Bytes)>,
+) {
+    // Matched under the lock, checked after it: the writer does not wait for the parsing.
+    let mut matched = Vec::new();
+    {
+        let mut queue = in_flight
+            .lock()
+            .expect("no panics while the lines in flight are held");
+        for answer in answers {
+            match queue.pop_front() {
+                Some(sent) => matched.push((sent, answer)),
+                None => shared.transport_error(tally, "an answer line for no line sent".to_owned()),
             }
         }
-        for (sent, from, to) in answered {
-            check(
-                shared,
+    }
+    for (sent, answer) in matched {
+        match answer {
+            Line::Complete(answer) => check(shared, tally, &sent, answer, originals),
+            Line::TooLong { bytes } => check_too_long(shared, tally, &sent, bytes),
+        }
+    }
+    shared.offer_originals(originals);
+    shared.flush(tally);
+}
+
+/// An answer line too long to read is an answer all the same, and a wrong one.
+fn check_too_long(shared: &Shared, tally: &mut Tally, sent: &InFlight, bytes: u64) {
+    let checking = Checking::start(shared, tally, sent, &[]);
+    checking
+        .tally
+        .count(Count::Mismatch, checking.second, checking.phase, 1);
+    checking.tally.problem(format!(
+        "an answer line of {bytes} bytes, longer than the {MAX_LINE_BYTES} the tool reads"
+    ));
+}
+
+/// Counts the lines a stream left unanswered, by how it ended; what the connection does
+/// next.
+fn settle_stream(
+    shared: &Shared,
+    tally: &mut Tally,
+    end: ReadEnd,
+    rest: &[InFlight],
+    writer_done: bool,
+) -> StreamEnd {
+    match end {
+        ReadEnd::Refused(wait) => {
+            count_each(
                 tally,
-                &sent.order,
-                sent.sent,
-                &carry[from..to],
-                Some(sent.number),
-                &mut originals,
+                rest,
+                Count::Throttled429,
+                shared.second(Instant::now()),
             );
+            StreamEnd::Refused(wait)
         }
-        let _ = carry.split_to(start);
-        if let Some(pool) = &shared.resends
-            && !originals.is_empty()
-        {
-            pool.offer(originals.drain(..));
+        ReadEnd::Status(status) => {
+            count_each(tally, rest, Count::Mismatch, shared.second(Instant::now()));
+            shared.transport_error(tally, format!("a stream answered {status}"));
+            StreamEnd::Broken
         }
-        shared.flush(tally);
-    }
-}
-
-fn take_all(in_flight: &Mutex<VecDeque<InFlight>>) -> Vec<InFlight> {
-    in_flight
-        .lock()
-        .expect("no panics while held")
-        .drain(..)
-        .collect()
-}
-
-/// Counts every line of `lines` as `count`.
-fn count_each(tally: &mut Tally, lines: &[InFlight], count: Count, second: u32) {
-    for line in lines {
-        tally.count(count, second, line.order.phase, 1);
-    }
-}
-
-fn count_lost(shared: &Shared, tally: &mut Tally, lost: &[InFlight]) {
-    count_each(tally, lost, Count::Lost, shared.second(Instant::now()));
-    for line in lost {
-        if let Expect::New { id } | Expect::Resend { id } = &line.order.line.expect {
-            tally.problem(format!("order {id}: sent, never answered"));
+        ReadEnd::Broken => {
+            count_lost(shared, tally, rest);
+            StreamEnd::Broken
+        }
+        ReadEnd::Ended => {
+            count_lost(shared, tally, rest);
+            if writer_done && rest.is_empty() {
+                StreamEnd::Finished
+            } else {
+                StreamEnd::Broken
+            }
         }
     }
 }
 
 /// One JSON order per request, one request at a time, on one keep-alive connection.
 pub async fn request_connection(shared: Arc<Shared>, outbox: Arc<Outbox>) {
-    let mut tally = Tally::default();
-    let mut shed = Vec::new();
-    let mut sender = None;
-    let mut backoff = Duration::from_millis(50);
-    let mut originals = Vec::new();
-    // An order refused with 429 and waiting for its retry here: it keeps its intended time.
-    let mut retry: Option<Queued> = None;
-    loop {
-        if shared.abandoning() {
-            break;
-        }
-        let order = match retry.take() {
-            Some(order) => order,
-            None => {
-                let mut orders = outbox.take(1, &mut shed).await;
-                shared.count_shed(&mut shed, &mut tally);
-                match orders.pop() {
-                    Some(order) => order,
-                    None if outbox.is_closed() && outbox.is_empty() => break,
-                    None => {
-                        shared.flush(&mut tally);
+    let mut connection = RequestConnection {
+        shared,
+        outbox,
+        tally: Tally::default(),
+        shed: Vec::new(),
+        sender: None,
+        backoff: Backoff::new(Duration::from_secs(2)),
+        originals: Vec::new(),
+        retry: None,
+    };
+    connection.run().await;
+}
+
+/// A connection of the requests transport, and what it holds between requests.
+struct RequestConnection {
+    shared: Arc<Shared>,
+    outbox: Arc<Outbox>,
+    tally: Tally,
+    shed: Vec<Queued>,
+    /// Open, or `None` until connected again after a failure.
+    sender: Option<Connection>,
+    backoff: Backoff,
+    originals: Vec<(Arc<str>, Bytes)>,
+    /// An order refused with 429 and waiting for its retry here: it keeps its intended time.
+    retry: Option<Queued>,
+}
+
+/// What the outbox gave.
+enum Next {
+    Order(Queued),
+    /// Nothing now (some orders may have been shed meanwhile).
+    Nothing,
+    /// The outbox is closed and drained.
+    Done,
+}
+
+impl RequestConnection {
+    async fn run(&mut self) {
+        while !self.shared.abandoning() {
+            let order = match self.next_order().await {
+                Next::Order(order) => order,
+                Next::Nothing => {
+                    self.shared.flush(&mut self.tally);
+                    continue;
+                }
+                Next::Done => break,
+            };
+            if self.sender.is_none() {
+                match open(&self.shared, &mut self.tally).await {
+                    Ok(sender) => {
+                        self.sender = Some(sender);
+                        self.backoff.reset();
+                    }
+                    Err(Unopened::Abandoned) => {
+                        self.retry = Some(order);
+                        break;
+                    }
+                    Err(Unopened::Failed) => {
+                        self.shared.flush(&mut self.tally);
+                        self.retry = Some(order);
+                        let wait = self.backoff.wait();
+                        until_abandoned(&self.shared, tokio::time::sleep(wait)).await;
                         continue;
                     }
                 }
             }
-        };
-        if sender.is_none() {
-            match until_abandoned(&shared, connect(&shared.target, shared.send_buffer_bytes)).await
-            {
-                None => {
-                    retry = Some(order);
-                    break;
-                }
-                Some(Ok(connected)) => {
-                    sender = Some(connected);
-                    backoff = Duration::from_millis(50);
-                }
-                Some(Err(error)) => {
-                    tally.count(Count::TransportError, shared.second(Instant::now()), 0, 1);
-                    tally.problem(format!("connect: {error}"));
-                    shared.flush(&mut tally);
-                    retry = Some(order);
-                    until_abandoned(&shared, tokio::time::sleep(backoff)).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
-                    continue;
-                }
+            if !self.send(order).await {
+                break;
+            }
+            if tally_is_large(&self.tally) {
+                self.shared.flush(&mut self.tally);
             }
         }
-        let connection = sender.as_mut().expect("connected above");
+        if self.shared.abandoning() {
+            self.shed.extend(self.retry.take());
+            self.shed.extend(self.outbox.drain_all());
+        }
+        self.shared.count_shed(&mut self.shed, &mut self.tally);
+        self.shared.flush(&mut self.tally);
+    }
+
+    /// The order waiting for its retry, else one from the outbox.
+    async fn next_order(&mut self) -> Next {
+        if let Some(order) = self.retry.take() {
+            return Next::Order(order);
+        }
+        let mut orders = self.outbox.take(1, &mut self.shed).await;
+        self.shared.count_shed(&mut self.shed, &mut self.tally);
+        match orders.pop() {
+            Some(order) => Next::Order(order),
+            None if self.outbox.is_closed() && self.outbox.is_empty() => Next::Done,
+            None => Next::Nothing,
+        }
+    }
+
+    /// Sends one order on the open connection and counts what comes of it; `false` when
+    /// the run was abandoned meanwhile.
+    async fn send(&mut self, order: Queued) -> bool {
+        let shared = &self.shared;
+        let sender = self.sender.as_mut().expect("connected before sending");
         let sent = Instant::now();
         let line = &order.line.bytes;
-        let request = shared
-            .target
-            .request(hyper::Method::POST, "/v1/orders")
-            .header(CONTENT_TYPE, "application/json")
-            .body(http_body_util::Either::Right(Full::new(
-                line.slice(..line.len() - 1),
-            )))
-            .expect("a request built from valid parts");
+        // The line without its `\n` is the JSON order.
+        let request = shared.target.post_json(line.slice(..line.len() - 1));
         if order.refusals == 0 {
             // Sent once per order, however many 429s it takes.
-            tally.count(Count::Sent, shared.second(sent), order.phase, 1);
+            self.tally
+                .count(Count::Sent, shared.second(sent), order.phase, 1);
         }
-        let answer = until_abandoned(&shared, async {
-            let response = connection.send_request(request).await?;
+        let answer = until_abandoned(shared, async {
+            let response = sender.send_request(request).await?;
             let status = response.status();
             let wait = retry_after(&response);
             let body = response.into_body().collect().await?.to_bytes();
             Ok::<_, hyper::Error>((status, wait, body))
         })
         .await;
+        let sent = InFlight {
+            order,
+            sent,
+            number: None,
+        };
         match answer {
             None => {
-                count_lost(
-                    &shared,
-                    &mut tally,
-                    &[InFlight {
-                        order,
-                        sent,
-                        number: 0,
-                    }],
-                );
-                break;
+                count_lost(&self.shared, &mut self.tally, &[sent]);
+                return false;
             }
             Some(Err(error)) => {
                 // Sent and never answered: lost (the server may or may not have it).
-                count_lost(
-                    &shared,
-                    &mut tally,
-                    &[InFlight {
-                        order,
-                        sent,
-                        number: 0,
-                    }],
-                );
-                tally.count(Count::TransportError, shared.second(Instant::now()), 0, 1);
-                tally.problem(format!("request: {error}"));
-                sender = None;
+                count_lost(&self.shared, &mut self.tally, &[sent]);
+                let problem = format!("request: {error}");
+                self.shared.transport_error(&mut self.tally, problem);
+                self.sender = None;
             }
             Some(Ok((StatusCode::TOO_MANY_REQUESTS, wait, _))) => {
-                if order.refusals < shared.retries_after_429 {
-                    let mut order = order;
-                    order.refusals += 1;
-                    retry = Some(order);
-                    shared.flush(&mut tally);
-                    until_abandoned(&shared, tokio::time::sleep(wait)).await;
-                } else {
-                    tally.count(
-                        Count::Throttled429,
-                        shared.second(Instant::now()),
-                        order.phase,
-                        1,
-                    );
-                }
+                self.refused(sent.order, wait).await;
             }
-            Some(Ok((status, _, body))) => {
-                if status.is_server_error() {
-                    tally.count(Count::TransportError, shared.second(Instant::now()), 0, 1);
-                }
-                check(
-                    &shared,
-                    &mut tally,
-                    &order,
-                    sent,
-                    &body,
-                    None,
-                    &mut originals,
-                );
-                if let Some(pool) = &shared.resends
-                    && !originals.is_empty()
-                {
-                    pool.offer(originals.drain(..));
-                }
-            }
+            Some(Ok((status, _, body))) => self.answered(&sent, status, &body),
         }
-        if tally_is_large(&tally) {
-            shared.flush(&mut tally);
+        true
+    }
+
+    /// A 429: the order waits here for its retry after `wait`, or is throttled once it has
+    /// had its retries.
+    async fn refused(&mut self, mut order: Queued, wait: Duration) {
+        if order.refusals < self.shared.retries_after_429 {
+            order.refusals += 1;
+            self.retry = Some(order);
+            self.shared.flush(&mut self.tally);
+            until_abandoned(&self.shared, tokio::time::sleep(wait)).await;
+        } else {
+            let second = self.shared.second(Instant::now());
+            self.tally
+                .count(Count::Throttled429, second, order.phase, 1);
         }
     }
-    if shared.abandoning() {
-        shed.extend(retry.take());
-        shed.extend(outbox.drain_all());
+
+    /// Any other answer is checked as a stream's line is (a 5xx also counts as a transport
+    /// error).
+    fn answered(&mut self, sent: &InFlight, status: StatusCode, body: &[u8]) {
+        if status.is_server_error() {
+            let second = self.shared.second(Instant::now());
+            self.tally.count(Count::TransportError, second, 0, 1);
+        }
+        check(
+            &self.shared,
+            &mut self.tally,
+            sent,
+            body,
+            &mut self.originals,
+        );
+        self.shared.offer_originals(&mut self.originals);
     }
-    shared.count_shed(&mut shed, &mut tally);
-    shared.flush(&mut tally);
 }
 
 /// Request connections hand over their tally every so often, not every order.

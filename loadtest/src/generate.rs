@@ -11,6 +11,7 @@ use anyhow::bail;
 use bytes::Bytes;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -101,8 +102,8 @@ pub struct Line {
     pub expect: Expect,
 }
 
-/// Answered new orders that a retry may resend: a bounded ring, filled by the readers (a
-/// sample per answered chunk) and drawn by the generator.
+/// Answered new orders that a retry may resend: a bounded ring, filled by the connections (a
+/// sample of each answered chunk or request) and drawn by the generator.
 pub struct ResendPool {
     ring: Mutex<Ring>,
 }
@@ -167,101 +168,37 @@ pub struct Generator {
     regions: Weighted<String>,
     /// SKU names in popularity order (rank 0 the hottest), for the Zipf draw.
     skus: Vec<String>,
-    /// Inverse CDF over ranks 1.. (rank 0 is drawn through `hot_share`), or `None` for a
-    /// uniform draw.
+    /// Inverse CDF over the ranks (from 1 when `hot_share` singles out rank 0, else from 0),
+    /// or `None` for a uniform draw.
     zipf: Option<Weighted<usize>>,
     hot_share: f64,
     promise_share: f64,
     promise_hours: [f64; 2],
     retry_share: f64,
     malformed_share: f64,
+    /// Malformed kinds are sent in turn: the index of the next one.
     malformed_turn: usize,
+    /// Lines per order at most (the server's limit).
     max_lines: usize,
     pub resends: Arc<ResendPool>,
+    /// The order being written, kept between orders so its allocation is reused.
     buffer: Vec<u8>,
     /// What was adapted to this server, for the report.
     pub notes: Vec<String>,
 }
 
 impl Generator {
+    /// A generator of `mix` over what the server said it has (`known`), seeded; ids are
+    /// `<prefix>-<sequence>`.
     pub fn new(
         mix: &Mix,
         known: &Knowledge,
         seed: u64,
         prefix: String,
     ) -> anyhow::Result<Generator> {
-        let known_tiers: Vec<&str> = if known.network.tiers.is_empty() {
-            vec!["standard"]
-        } else {
-            known
-                .network
-                .tiers
-                .iter()
-                .map(|tier| tier.id.as_str())
-                .collect()
-        };
-        // A scenario is written for any deployment: a tier this server does not have is left
-        // out (its share goes to the others), said in the report's notes.
         let mut notes = Vec::new();
-        for tier in mix
-            .tiers
-            .keys()
-            .filter(|tier| !known_tiers.contains(&tier.as_str()))
-        {
-            notes.push(format!(
-                "mix.tiers.{tier}: the server has no such tier (it has: {}); left out",
-                known_tiers.join(", ")
-            ));
-        }
-        let tiers = Weighted::new(
-            mix.tiers
-                .iter()
-                .filter(|(tier, _)| known_tiers.contains(&tier.as_str()))
-                .map(|(id, weight)| (id.clone(), *weight)),
-        );
-        let Some(tiers) = tiers else {
-            bail!(
-                "mix.tiers: none of its tiers is the server's (it has: {})",
-                known_tiers.join(", ")
-            );
-        };
-        let region_ids: Vec<&str> = known
-            .network
-            .regions
-            .iter()
-            .map(|region| region.id.as_str())
-            .collect();
-        let regions = match &mix.regions {
-            RegionMix::Weights(table) => {
-                if let Some(region) = table
-                    .keys()
-                    .find(|region| !region_ids.contains(&region.as_str()))
-                {
-                    bail!("mix.regions.{region}: the server has no such region");
-                }
-                Weighted::new(table.iter().map(|(id, weight)| (id.clone(), *weight)))
-            }
-            RegionMix::Named(name) if name == "uniform" => {
-                Weighted::new(region_ids.iter().map(|id| (id.to_string(), 1.0)))
-            }
-            _ => {
-                // By population where the server tells it; a region without one counts 1.
-                let by_population =
-                    Weighted::new(known.network.regions.iter().map(|region| {
-                        (region.id.clone(), region.population.unwrap_or(1.0).max(0.0))
-                    }));
-                by_population.or_else(|| {
-                    notes.push(
-                        "mix.regions: the server gives no region a population; regions drawn uniformly"
-                            .to_owned(),
-                    );
-                    Weighted::new(region_ids.iter().map(|id| (id.to_string(), 1.0)))
-                })
-            }
-        };
-        let Some(regions) = regions else {
-            bail!("mix.regions: no region has a positive weight");
-        };
+        let tiers = tiers(mix, known, &mut notes)?;
+        let regions = regions(mix, known, &mut notes)?;
         let max_lines = known
             .network
             .limits
@@ -269,38 +206,8 @@ impl Generator {
             .and_then(|limits| limits.max_lines_per_order)
             .unwrap_or(100)
             .max(1);
-        let numbers = |table: &std::collections::BTreeMap<String, f64>| {
-            Weighted::new(
-                table
-                    .iter()
-                    .map(|(key, weight)| (key.parse::<u32>().unwrap_or(1), *weight)),
-            )
-        };
         let mut random = ChaCha8Rng::seed_from_u64(seed);
-        let mut skus: Vec<String> = known
-            .catalog
-            .iter()
-            .filter(|sku| !mix.skus.plain_only || sku.capabilities.is_empty())
-            .map(|sku| sku.sku.clone())
-            .collect();
-        if skus.is_empty() {
-            bail!("mix.skus.plain_only: the server's catalogue has no SKU without capabilities");
-        }
-        // Popularity order: a seeded shuffle, so the hottest SKU is not just the first id.
-        for index in (1..skus.len()).rev() {
-            let other = random.random_range(0..=index);
-            skus.swap(index, other);
-        }
-        // Rank 0 is the hot SKU when a hot share singles it out; the Zipf draw covers the
-        // rest (rank k weighs 1/k^s, counting from 1).
-        let first_rank = usize::from(mix.skus.hot_share > 0.0);
-        let zipf = match mix.skus.distribution {
-            SkuDistribution::Uniform => None,
-            SkuDistribution::Zipf => Weighted::new((first_rank..skus.len()).map(|rank| {
-                let weight = 1.0 / ((rank + 1 - first_rank) as f64).powf(mix.skus.exponent);
-                (rank, weight)
-            })),
-        };
+        let skus = skus_by_popularity(mix, known, &mut random)?;
         let expect = "weights were checked when the scenario loaded";
         Ok(Generator {
             random,
@@ -316,8 +223,8 @@ impl Generator {
             basket: numbers(&mix.basket_lines).expect(expect),
             quantity: numbers(&mix.quantity).expect(expect),
             regions,
+            zipf: zipf(mix, skus.len()),
             skus,
-            zipf,
             hot_share: mix.skus.hot_share,
             promise_share: mix.promise_share,
             promise_hours: mix.promise_hours,
@@ -329,11 +236,6 @@ impl Generator {
             buffer: Vec::with_capacity(512),
             notes,
         })
-    }
-
-    /// The SKU the hot share goes to.
-    pub fn hottest_sku(&self) -> &str {
-        &self.skus[0]
     }
 
     /// The next line: a resend, a malformed line or a new order, by the mix's shares.
@@ -383,66 +285,12 @@ impl Generator {
         out.clear();
         out.extend_from_slice(b"{\"id\":\"");
         out.extend_from_slice(id.as_bytes());
-        out.extend_from_slice(b"\",\"customer\":{\"id\":\"C-");
-        out.extend_from_slice(
-            itoa::Buffer::new()
-                .format(self.random.random_range(0..2_000_000u32))
-                .as_bytes(),
-        );
-        let tier = self.tiers.draw(&mut self.random).clone();
-        out.extend_from_slice(b"\",\"tier\":\"");
-        out.extend_from_slice(tier.as_bytes());
-        out.extend_from_slice(b"\"},\"ship_to\":{\"region\":\"");
-        if broken == Some(Malformed::UnknownRegion) {
-            out.extend_from_slice(b"NO-SUCH-REGION");
-        } else {
-            let region = self.regions.draw(&mut self.random);
-            out.extend_from_slice(region.as_bytes());
-        }
-        out.extend_from_slice(b"\"},\"service\":\"");
-        let service = self.services.draw(&mut self.random);
-        out.extend_from_slice(service.as_bytes());
-        out.push(b'"');
+        self.write_customer_and_destination(&mut out, broken);
         if self.random.random::<f64>() < self.promise_share {
-            let [low, high] = self.promise_hours;
-            let hours = if high > low {
-                self.random.random_range(low..high)
-            } else {
-                low
-            };
-            let promise = now + Duration::from_secs_f64(hours * 3600.0);
-            out.extend_from_slice(b",\"promise_by\":\"");
-            out.extend_from_slice(
-                humantime::format_rfc3339_seconds(promise)
-                    .to_string()
-                    .as_bytes(),
-            );
-            out.push(b'"');
+            self.write_promise(&mut out, now);
         }
         if broken != Some(Malformed::MissingField) {
-            out.extend_from_slice(b",\"lines\":[");
-            let lines = (*self.basket.draw(&mut self.random) as usize).clamp(1, self.max_lines);
-            for line in 0..lines {
-                if line > 0 {
-                    out.push(b',');
-                }
-                out.extend_from_slice(b"{\"sku\":\"");
-                if broken == Some(Malformed::UnknownSku) && line == 0 {
-                    out.extend_from_slice(b"NO-SUCH-SKU");
-                } else {
-                    let sku = self.sku();
-                    out.extend_from_slice(self.skus[sku].as_bytes());
-                }
-                out.extend_from_slice(b"\",\"qty\":");
-                let quantity = if broken == Some(Malformed::BadQty) && line == 0 {
-                    0
-                } else {
-                    *self.quantity.draw(&mut self.random)
-                };
-                out.extend_from_slice(itoa::Buffer::new().format(quantity).as_bytes());
-                out.push(b'}');
-            }
-            out.push(b']');
+            self.write_lines(&mut out, broken);
         }
         out.push(b'}');
         if broken == Some(Malformed::BadJson) {
@@ -455,12 +303,211 @@ impl Generator {
         (Arc::from(id), bytes)
     }
 
+    /// `customer`, `ship_to` and `service`, after the id.
+    fn write_customer_and_destination(&mut self, out: &mut Vec<u8>, broken: Option<Malformed>) {
+        out.extend_from_slice(b"\",\"customer\":{\"id\":\"C-");
+        let customer = self.random.random_range(0..2_000_000u32);
+        out.extend_from_slice(itoa::Buffer::new().format(customer).as_bytes());
+        out.extend_from_slice(b"\",\"tier\":\"");
+        out.extend_from_slice(self.tiers.draw(&mut self.random).as_bytes());
+        out.extend_from_slice(b"\"},\"ship_to\":{\"region\":\"");
+        if broken == Some(Malformed::UnknownRegion) {
+            out.extend_from_slice(b"NO-SUCH-REGION");
+        } else {
+            out.extend_from_slice(self.regions.draw(&mut self.random).as_bytes());
+        }
+        out.extend_from_slice(b"\"},\"service\":\"");
+        out.extend_from_slice(self.services.draw(&mut self.random).as_bytes());
+        out.push(b'"');
+    }
+
+    /// `promise_by`: `now` and a uniform draw from the mix's range of hours.
+    fn write_promise(&mut self, out: &mut Vec<u8>, now: SystemTime) {
+        let [low, high] = self.promise_hours;
+        let hours = if high > low {
+            self.random.random_range(low..high)
+        } else {
+            low
+        };
+        let promise = now + Duration::from_secs_f64(hours * 3600.0);
+        out.extend_from_slice(b",\"promise_by\":\"");
+        out.extend_from_slice(
+            humantime::format_rfc3339_seconds(promise)
+                .to_string()
+                .as_bytes(),
+        );
+        out.push(b'"');
+    }
+
+    /// `lines`: the basket's size of (SKU, quantity), the first one broken if asked.
+    fn write_lines(&mut self, out: &mut Vec<u8>, broken: Option<Malformed>) {
+        out.extend_from_slice(b",\"lines\":[");
+        let lines = (*self.basket.draw(&mut self.random) as usize).clamp(1, self.max_lines);
+        for line in 0..lines {
+            if line > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"sku\":\"");
+            if broken == Some(Malformed::UnknownSku) && line == 0 {
+                out.extend_from_slice(b"NO-SUCH-SKU");
+            } else {
+                let sku = self.sku();
+                out.extend_from_slice(self.skus[sku].as_bytes());
+            }
+            out.extend_from_slice(b"\",\"qty\":");
+            let quantity = if broken == Some(Malformed::BadQty) && line == 0 {
+                0
+            } else {
+                *self.quantity.draw(&mut self.random)
+            };
+            out.extend_from_slice(itoa::Buffer::new().format(quantity).as_bytes());
+            out.push(b'}');
+        }
+        out.push(b']');
+    }
+
     fn malformed(&mut self, kind: Malformed, now: SystemTime) -> Line {
         let (_, bytes) = self.order(now, Some(kind));
         Line {
             bytes,
             expect: Expect::Invalid(kind),
         }
+    }
+}
+
+/// The tiers of the mix that the server has. A scenario is written for any deployment: a
+/// tier this server does not have is left out (its share goes to the others), said in the
+/// report's notes; none left is an error.
+fn tiers(
+    mix: &Mix,
+    known: &Knowledge,
+    notes: &mut Vec<String>,
+) -> anyhow::Result<Weighted<String>> {
+    let known_tiers: Vec<&str> = if known.network.tiers.is_empty() {
+        vec!["standard"]
+    } else {
+        known
+            .network
+            .tiers
+            .iter()
+            .map(|tier| tier.id.as_str())
+            .collect()
+    };
+    for tier in mix
+        .tiers
+        .keys()
+        .filter(|tier| !known_tiers.contains(&tier.as_str()))
+    {
+        notes.push(format!(
+            "mix.tiers.{tier}: the server has no such tier (it has: {}); left out",
+            known_tiers.join(", ")
+        ));
+    }
+    let tiers = Weighted::new(
+        mix.tiers
+            .iter()
+            .filter(|(tier, _)| known_tiers.contains(&tier.as_str()))
+            .map(|(id, weight)| (id.clone(), *weight)),
+    );
+    let Some(tiers) = tiers else {
+        bail!(
+            "mix.tiers: none of its tiers is the server's (it has: {})",
+            known_tiers.join(", ")
+        );
+    };
+    Ok(tiers)
+}
+
+/// The regions to ship to: the mix's table (each must be the server's), all alike, or by
+/// population.
+fn regions(
+    mix: &Mix,
+    known: &Knowledge,
+    notes: &mut Vec<String>,
+) -> anyhow::Result<Weighted<String>> {
+    let region_ids: Vec<&str> = known
+        .network
+        .regions
+        .iter()
+        .map(|region| region.id.as_str())
+        .collect();
+    let uniform = || Weighted::new(region_ids.iter().map(|id| (id.to_string(), 1.0)));
+    let regions =
+        match &mix.regions {
+            RegionMix::Weights(table) => {
+                if let Some(region) = table
+                    .keys()
+                    .find(|region| !region_ids.contains(&region.as_str()))
+                {
+                    bail!("mix.regions.{region}: the server has no such region");
+                }
+                Weighted::new(table.iter().map(|(id, weight)| (id.clone(), *weight)))
+            }
+            RegionMix::Named(name) if name == "uniform" => uniform(),
+            _ => {
+                // By population where the server tells it; a region without one counts 1.
+                let by_population =
+                    Weighted::new(known.network.regions.iter().map(|region| {
+                        (region.id.clone(), region.population.unwrap_or(1.0).max(0.0))
+                    }));
+                by_population.or_else(|| {
+                    notes.push(
+                    "mix.regions: the server gives no region a population; regions drawn uniformly"
+                        .to_owned(),
+                );
+                    uniform()
+                })
+            }
+        };
+    let Some(regions) = regions else {
+        bail!("mix.regions: no region has a positive weight");
+    };
+    Ok(regions)
+}
+
+/// A table of whole numbers (lines per order, quantities) keyed by their text.
+fn numbers(table: &BTreeMap<String, f64>) -> Option<Weighted<u32>> {
+    Weighted::new(
+        table
+            .iter()
+            .map(|(key, weight)| (key.parse::<u32>().unwrap_or(1), *weight)),
+    )
+}
+
+/// The SKUs orders may name, in popularity order (rank 0 the hottest): a seeded shuffle of
+/// the catalogue, so the hottest SKU is not just the first id.
+fn skus_by_popularity(
+    mix: &Mix,
+    known: &Knowledge,
+    random: &mut ChaCha8Rng,
+) -> anyhow::Result<Vec<String>> {
+    let mut skus: Vec<String> = known
+        .catalog
+        .iter()
+        .filter(|sku| !mix.skus.plain_only || sku.capabilities.is_empty())
+        .map(|sku| sku.sku.clone())
+        .collect();
+    if skus.is_empty() {
+        bail!("mix.skus.plain_only: the server's catalogue has no SKU without capabilities");
+    }
+    for index in (1..skus.len()).rev() {
+        let other = random.random_range(0..=index);
+        skus.swap(index, other);
+    }
+    Ok(skus)
+}
+
+/// The draw over the ranks of `skus` SKUs: Zipf, or `None` for a uniform draw. Rank 0 is
+/// the hot SKU when a hot share singles it out; the Zipf draw covers the rest (rank k
+/// weighs 1/k^s, counting from 1).
+fn zipf(mix: &Mix, skus: usize) -> Option<Weighted<usize>> {
+    let first_rank = usize::from(mix.skus.hot_share > 0.0);
+    match mix.skus.distribution {
+        SkuDistribution::Uniform => None,
+        SkuDistribution::Zipf => Weighted::new((first_rank..skus).map(|rank| {
+            let weight = 1.0 / ((rank + 1 - first_rank) as f64).powf(mix.skus.exponent);
+            (rank, weight)
+        })),
     }
 }
 
@@ -512,7 +559,8 @@ mod tests {
             ..Mix::default()
         };
         let mut generator = Generator::new(&mix, &knowledge(), 7, "T".into()).unwrap();
-        let hottest = generator.hottest_sku().to_owned();
+        // Rank 0 is the SKU the hot share goes to.
+        let hottest = generator.skus[0].clone();
         let (mut big, mut hot, mut lines) = (0, 0, 0);
         for _ in 0..20_000 {
             let line = generator.next_line(SystemTime::now());

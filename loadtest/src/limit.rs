@@ -7,15 +7,15 @@
 //! per second from the first byte sent to the last answer received.
 
 use crate::bare::Bare;
-use crate::connection::{BodyStream, DECIDED, connect};
+use crate::connection::DECIDED;
 use crate::generate::Generator;
+use crate::ndjson::{Line, LineSplitter, MAX_LINE_BYTES};
 use crate::scenario::Mix;
-use crate::target::Target;
+use crate::target::{BodyStream, Knowledge, Target};
 use anyhow::{Context, bail};
 use bytes::Bytes;
-use http_body_util::{BodyExt, StreamBody};
+use http_body_util::BodyExt;
 use hyper::body::Frame;
-use hyper::header::CONTENT_TYPE;
 use std::collections::BTreeMap;
 use std::time::{Instant, SystemTime};
 
@@ -70,36 +70,7 @@ pub async fn limit(options: LimitOptions) -> anyhow::Result<LimitReport> {
     let mut rounds = Vec::new();
     for round in 0..options.rounds {
         let prefix = format!("LIM{stamp:x}r{round}");
-        let mut generator = Generator::new(&options.mix, &known, options.seed, prefix)?;
-        let now = SystemTime::now();
-        let lines: Vec<Bytes> = (0..options.orders)
-            .map(|_| generator.next_line(now).bytes)
-            .collect();
-        let parts = chunks(&lines, options.streams);
-        let (bare_per_s, bare_statuses) = blast(&bare_target, &parts, options.orders)
-            .await
-            .context("bare endpoint")?;
-        if bare_statuses.keys().any(|status| status != "accepted") {
-            bail!("the bare endpoint refused some orders: {bare_statuses:?}");
-        }
-        let (router_per_s, statuses) = blast(&options.target, &parts, options.orders)
-            .await
-            .context("router")?;
-        // Every answer must be a decision: an endpoint that answers `invalid` fast is not
-        // measured here.
-        let decided: u64 = DECIDED
-            .iter()
-            .filter_map(|status| statuses.get(*status))
-            .sum();
-        if decided != options.orders as u64 {
-            bail!("the router did not decide every order: {statuses:?}");
-        }
-        let result = Round {
-            bare_per_s,
-            router_per_s,
-            ratio: router_per_s / bare_per_s,
-            statuses,
-        };
+        let result = play_round(&options, &known, &bare_target, prefix).await?;
         eprintln!(
             "round {}: bare {:.0}/s, router {:.0}/s, ratio {:.3} (router's decisions: {:?})",
             round + 1,
@@ -123,6 +94,46 @@ pub async fn limit(options: LimitOptions) -> anyhow::Result<LimitReport> {
         median_router_per_s: median(|round| round.router_per_s),
         median_ratio: median(|round| round.ratio),
         rounds,
+    })
+}
+
+/// One round: fresh orders (ids prefixed with `prefix`) through the bare endpoint, then the
+/// same through the router, which must decide every one.
+async fn play_round(
+    options: &LimitOptions,
+    known: &Knowledge,
+    bare: &Target,
+    prefix: String,
+) -> anyhow::Result<Round> {
+    let mut generator = Generator::new(&options.mix, known, options.seed, prefix)?;
+    let now = SystemTime::now();
+    let lines: Vec<Bytes> = (0..options.orders)
+        .map(|_| generator.next_line(now).bytes)
+        .collect();
+    let parts = chunks(&lines, options.streams);
+    let (bare_per_s, bare_statuses) = blast(bare, &parts, options.orders)
+        .await
+        .context("bare endpoint")?;
+    if bare_statuses.keys().any(|status| status != "accepted") {
+        bail!("the bare endpoint refused some orders: {bare_statuses:?}");
+    }
+    let (router_per_s, statuses) = blast(&options.target, &parts, options.orders)
+        .await
+        .context("router")?;
+    // Every answer must be a decision: an endpoint that answers `invalid` fast is not
+    // measured here.
+    let decided: u64 = DECIDED
+        .iter()
+        .filter_map(|status| statuses.get(*status))
+        .sum();
+    if decided != options.orders as u64 {
+        bail!("the router did not decide every order: {statuses:?}");
+    }
+    Ok(Round {
+        bare_per_s,
+        router_per_s,
+        ratio: router_per_s / bare_per_s,
+        statuses,
     })
 }
 
@@ -160,7 +171,8 @@ async fn blast(
 ) -> anyhow::Result<(f64, BTreeMap<String, u64>)> {
     let mut connections = Vec::new();
     for _ in parts {
-        let sender = connect(target, 0)
+        let sender = target
+            .connect(0)
             .await
             .with_context(|| format!("cannot connect to {}", target.authority))?;
         connections.push(sender);
@@ -173,10 +185,7 @@ async fn blast(
                 .map(|chunk| Ok::<_, std::io::Error>(Frame::data(chunk))),
         );
         let body: BodyStream = Box::pin(frames);
-        let request = target
-            .request(hyper::Method::POST, "/v1/orders")
-            .header(CONTENT_TYPE, "application/x-ndjson")
-            .body(http_body_util::Either::Left(StreamBody::new(body)))?;
+        let request = target.post_ndjson(body);
         tasks.push(tokio::spawn(async move {
             let response = sender.send_request(request).await?;
             let status = response.status();
@@ -208,32 +217,67 @@ async fn blast(
 }
 
 /// Counts the `"status"` of answer lines as they stream in (a line may span frames).
-#[derive(Default)]
 struct Statuses {
-    carry: Vec<u8>,
+    lines: LineSplitter,
     counts: BTreeMap<String, u64>,
+}
+
+impl Default for Statuses {
+    fn default() -> Self {
+        Statuses {
+            lines: LineSplitter::new(MAX_LINE_BYTES),
+            counts: BTreeMap::new(),
+        }
+    }
 }
 
 impl Statuses {
     fn feed(&mut self, data: &[u8]) {
-        self.carry.extend_from_slice(data);
-        let mut start = 0;
-        for end in memchr::memchr_iter(b'\n', &self.carry) {
-            let line = &self.carry[start..end];
-            start = end + 1;
-            const KEY: &[u8] = b"\"status\":\"";
-            let status = memchr::memmem::find(line, KEY)
-                .map(|at| &line[at + KEY.len()..])
-                .and_then(|rest| {
-                    rest.iter()
-                        .position(|byte| *byte == b'"')
-                        .map(|end| &rest[..end])
-                })
-                .map_or("(none)".to_owned(), |status| {
-                    String::from_utf8_lossy(status).into_owned()
-                });
+        for line in self.lines.feed(data) {
+            let status = match line {
+                Line::Complete(line) => status_of(line),
+                Line::TooLong { .. } => "(too long)".to_owned(),
+            };
             *self.counts.entry(status).or_default() += 1;
         }
-        self.carry.drain(..start);
+    }
+}
+
+/// The value of an answer line's `"status"` key, found by a byte search rather than by
+/// parsing the line; `(none)` when it has none.
+fn status_of(line: &[u8]) -> String {
+    const KEY: &[u8] = b"\"status\":\"";
+    memchr::memmem::find(line, KEY)
+        .map(|at| &line[at + KEY.len()..])
+        .and_then(|rest| {
+            rest.iter()
+                .position(|byte| *byte == b'"')
+                .map(|end| &rest[..end])
+        })
+        .map_or("(none)".to_owned(), |status| {
+            String::from_utf8_lossy(status).into_owned()
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_are_counted_across_frames() {
+        let mut statuses = Statuses::default();
+        for frame in [
+            &b"{\"order_id\":\"A\",\"status\":\"rou"[..],
+            b"ted\"}\n{\"status\":\"held\"}\n{\"order_id\":\"B\"}\n{\"status\":",
+            b"\"routed\"}\n",
+        ] {
+            statuses.feed(frame);
+        }
+        let expected = [("(none)", 1), ("held", 1), ("routed", 2)];
+        let expected: BTreeMap<String, u64> = expected
+            .iter()
+            .map(|(status, n)| (status.to_string(), *n))
+            .collect();
+        assert_eq!(statuses.counts, expected);
     }
 }

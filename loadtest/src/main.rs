@@ -1,6 +1,6 @@
 //! The `loadtest` command line: flags in, [`loadtest::run`] / [`loadtest::limit`] out.
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use loadtest::limit::{LimitOptions, limit};
 use loadtest::run::{RunOptions, run};
 use loadtest::scenario::{Mix, Scenario};
@@ -20,64 +20,70 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Play a scenario against a server; exits 1 if any order was lost or answered wrongly.
-    Run {
-        /// The server, `http://HOST:PORT`.
-        #[arg(long)]
-        target: String,
-        /// A scenario TOML (see loadtest/scenarios/).
-        #[arg(long)]
-        scenario: PathBuf,
-        /// Write the JSON report here.
-        #[arg(long)]
-        report: Option<PathBuf>,
-        /// Write the SVG chart here (default: the report's path with `.svg`).
-        #[arg(long)]
-        chart: Option<PathBuf>,
-        /// Multiply every phase's rate by this.
-        #[arg(long, default_value_t = 1.0)]
-        rate_scale: f64,
-        /// At the end, check that the stock reserved during the run equals the decisions'
-        /// shipments (`GET /v1/stock`; only meaningful when nothing else uses the server).
-        #[arg(long)]
-        check_stock: bool,
-        /// Prefix of the order ids (default: `LT` and the start time, unique per run).
-        #[arg(long)]
-        run_id: Option<String>,
-        /// Bearer token for the server (or LOADTEST_TOKEN).
-        #[arg(long, env = "LOADTEST_TOKEN", hide_env_values = true)]
-        token: Option<String>,
-        /// How often the scheduler wakes, in microseconds.
-        #[arg(long, default_value_t = 250)]
-        tick_us: u64,
-        /// No progress line.
-        #[arg(long)]
-        quiet: bool,
-    },
+    Run(RunArgs),
     /// The same orders through a bare NDJSON endpoint built into the tool and through the
     /// router, as fast as they go; prints both rates and their ratio.
-    Limit {
-        /// The router, `http://HOST:PORT`.
-        #[arg(long)]
-        target: String,
-        /// Orders per round and endpoint.
-        #[arg(long, default_value_t = 1_000_000)]
-        orders: usize,
-        /// Concurrent NDJSON streams.
-        #[arg(long, default_value_t = 1)]
-        streams: usize,
-        /// Alternating rounds (bare, router, bare, ...); medians are reported.
-        #[arg(long, default_value_t = 3)]
-        rounds: usize,
-        /// Take the order mix from this scenario (default: one line, standard, regions by
-        /// population).
-        #[arg(long)]
-        scenario: Option<PathBuf>,
-        /// Write the result as JSON here.
-        #[arg(long)]
-        report: Option<PathBuf>,
-        #[arg(long, env = "LOADTEST_TOKEN", hide_env_values = true)]
-        token: Option<String>,
-    },
+    Limit(LimitArgs),
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The server, `http://HOST:PORT`.
+    #[arg(long)]
+    target: String,
+    /// A scenario TOML (see loadtest/scenarios/).
+    #[arg(long)]
+    scenario: PathBuf,
+    /// Write the JSON report here.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Write the SVG chart here (default: the report's path with `.svg`).
+    #[arg(long)]
+    chart: Option<PathBuf>,
+    /// Multiply every phase's rate by this.
+    #[arg(long, default_value_t = 1.0)]
+    rate_scale: f64,
+    /// At the end, check that the stock reserved during the run equals the decisions'
+    /// shipments (`GET /v1/stock`; only meaningful when nothing else uses the server).
+    #[arg(long)]
+    check_stock: bool,
+    /// Prefix of the order ids (default: `LT` and the start time, unique per run).
+    #[arg(long)]
+    run_id: Option<String>,
+    /// Bearer token for the server (or LOADTEST_TOKEN).
+    #[arg(long, env = "LOADTEST_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// How often the scheduler wakes, in microseconds.
+    #[arg(long, default_value_t = 250)]
+    tick_us: u64,
+    /// No progress line.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+struct LimitArgs {
+    /// The router, `http://HOST:PORT`.
+    #[arg(long)]
+    target: String,
+    /// Orders per round and endpoint.
+    #[arg(long, default_value_t = 1_000_000)]
+    orders: usize,
+    /// Concurrent NDJSON streams.
+    #[arg(long, default_value_t = 1)]
+    streams: usize,
+    /// Alternating rounds (bare, router, bare, ...); medians are reported.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Take the order mix from this scenario (default: one line, standard, regions by
+    /// population).
+    #[arg(long)]
+    scenario: Option<PathBuf>,
+    /// Write the result as JSON here.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    #[arg(long, env = "LOADTEST_TOKEN", hide_env_values = true)]
+    token: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -86,7 +92,11 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("a tokio runtime");
-    match runtime.block_on(command(cli.command)) {
+    let outcome = match cli.command {
+        Command::Run(args) => runtime.block_on(run_command(args)),
+        Command::Limit(args) => runtime.block_on(limit_command(args)),
+    };
+    match outcome {
         Ok(code) => code,
         Err(error) => {
             eprintln!("loadtest: {error:#}");
@@ -95,92 +105,75 @@ fn main() -> ExitCode {
     }
 }
 
-async fn command(command: Command) -> anyhow::Result<ExitCode> {
-    match command {
-        Command::Run {
-            target,
-            scenario,
-            report,
-            chart,
-            rate_scale,
-            check_stock,
-            run_id,
-            token,
-            tick_us,
-            quiet,
-        } => {
-            if !(rate_scale > 0.0 && rate_scale.is_finite()) {
-                anyhow::bail!("--rate-scale must be a positive number");
-            }
-            let scenario = Scenario::load(&scenario)?;
-            let chart = chart.or_else(|| report.as_ref().map(|path| path.with_extension("svg")));
-            let outcome = run(RunOptions {
-                target: Target::parse(&target, token)?,
-                scenario,
-                rate_scale,
-                check_stock,
-                run_id,
-                tick: Duration::from_micros(tick_us.max(50)),
-                progress: !quiet,
-                report,
-                chart,
-            })
-            .await?;
-            print!("{}", outcome.report.table);
-            for failure in &outcome.report.failures {
-                eprintln!("FAILED: {failure}");
-            }
-            for problem in outcome.report.json["problems"]
-                .as_array()
-                .into_iter()
-                .flatten()
-            {
-                eprintln!("  {}", problem.as_str().unwrap_or(""));
-            }
-            Ok(if outcome.passed() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
-        }
-        Command::Limit {
-            target,
-            orders,
-            streams,
-            rounds,
-            scenario,
-            report,
-            token,
-        } => {
-            let (mix, seed) = match scenario {
-                Some(path) => {
-                    let scenario = Scenario::load(&path)?;
-                    (scenario.mix, scenario.seed)
-                }
-                None => (Mix::default(), 11),
-            };
-            let result = limit(LimitOptions {
-                target: Target::parse(&target, token)?,
-                orders,
-                streams,
-                rounds,
-                mix,
-                seed,
-            })
-            .await?;
-            println!(
-                "{} orders x {} rounds over {} stream(s): bare {:.0}/s, router {:.0}/s, ratio {:.3} (medians)",
-                result.orders,
-                result.rounds.len(),
-                result.streams,
-                result.median_bare_per_s,
-                result.median_router_per_s,
-                result.median_ratio
-            );
-            if let Some(path) = report {
-                std::fs::write(&path, serde_json::to_vec_pretty(&result)?)?;
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+/// `loadtest run`: the table on stdout, the failures and the first problems on stderr.
+async fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
+    if !(args.rate_scale > 0.0 && args.rate_scale.is_finite()) {
+        anyhow::bail!("--rate-scale must be a positive number");
     }
+    let scenario = Scenario::load(&args.scenario)?;
+    let report = args.report;
+    let chart = args
+        .chart
+        .or_else(|| report.as_ref().map(|path| path.with_extension("svg")));
+    let outcome = run(RunOptions {
+        target: Target::parse(&args.target, args.token)?,
+        scenario,
+        rate_scale: args.rate_scale,
+        check_stock: args.check_stock,
+        run_id: args.run_id,
+        tick: Duration::from_micros(args.tick_us.max(50)),
+        progress: !args.quiet,
+        report,
+        chart,
+    })
+    .await?;
+    print!("{}", outcome.report.table);
+    for failure in &outcome.report.failures {
+        eprintln!("FAILED: {failure}");
+    }
+    for problem in outcome.report.json["problems"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        eprintln!("  {}", problem.as_str().unwrap_or(""));
+    }
+    Ok(if outcome.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// `loadtest limit`: the rounds on stderr as they end, the medians on stdout.
+async fn limit_command(args: LimitArgs) -> anyhow::Result<ExitCode> {
+    let (mix, seed) = match args.scenario {
+        Some(path) => {
+            let scenario = Scenario::load(&path)?;
+            (scenario.mix, scenario.seed)
+        }
+        None => (Mix::default(), 11),
+    };
+    let result = limit(LimitOptions {
+        target: Target::parse(&args.target, args.token)?,
+        orders: args.orders,
+        streams: args.streams,
+        rounds: args.rounds,
+        mix,
+        seed,
+    })
+    .await?;
+    println!(
+        "{} orders x {} rounds over {} stream(s): bare {:.0}/s, router {:.0}/s, ratio {:.3} (medians)",
+        result.orders,
+        result.rounds.len(),
+        result.streams,
+        result.median_bare_per_s,
+        result.median_router_per_s,
+        result.median_ratio
+    );
+    if let Some(path) = args.report {
+        std::fs::write(&path, serde_json::to_vec_pretty(&result)?)?;
+    }
+    Ok(ExitCode::SUCCESS)
 }

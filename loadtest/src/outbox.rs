@@ -83,8 +83,9 @@ impl Outbox {
         }
     }
 
-    /// Up to `max` orders to send now (waiting for some unless closed), the ones waiting too
-    /// long moved into `shed`. Empty once the outbox is closed and drained.
+    /// Up to `max` orders to send now, the ones waiting too long moved into `shed`. Waits
+    /// for some unless the outbox is closed or it shed some (so the caller counts them
+    /// without delay): empty then, and always once the outbox is closed and drained.
     pub async fn take(&self, max: usize, shed: &mut Vec<Queued>) -> Vec<Queued> {
         loop {
             let notified = self.ready.notified();
@@ -149,10 +150,11 @@ mod tests {
     use bytes::Bytes;
     use std::sync::Arc;
 
-    fn order(intended: Instant) -> Queued {
+    /// An order whose line is `{"n":<n>}`, so tests can tell orders apart.
+    fn order(n: u32, intended: Instant) -> Queued {
         Queued {
             line: Line {
-                bytes: Bytes::from_static(b"{}\n"),
+                bytes: Bytes::from(format!("{{\"n\":{n}}}\n")),
                 expect: Expect::New { id: Arc::from("x") },
             },
             intended,
@@ -161,34 +163,64 @@ mod tests {
         }
     }
 
+    fn numbers(orders: &[Queued]) -> Vec<String> {
+        orders
+            .iter()
+            .map(|order| String::from_utf8_lossy(&order.line.bytes).trim().to_owned())
+            .collect()
+    }
+
     #[tokio::test]
     async fn orders_waiting_too_long_are_shed_and_the_rest_taken_in_order() {
         let outbox = Outbox::new(Some(Duration::from_millis(100)), 1);
         let now = Instant::now();
         let old = now - Duration::from_millis(500);
         let mut shed = Vec::new();
-        outbox.push([order(old), order(now), order(now)], now, &mut shed);
-        assert_eq!(shed.len(), 1);
+        outbox.push(
+            [order(1, old), order(2, now), order(3, now), order(4, now)],
+            now,
+            &mut shed,
+        );
+        assert_eq!(numbers(&shed), [r#"{"n":1}"#]);
         shed.clear();
-        let taken = outbox.take(1, &mut shed).await;
-        assert_eq!(taken.len(), 1);
+        let taken = outbox.take(2, &mut shed).await;
+        assert_eq!(numbers(&taken), [r#"{"n":2}"#, r#"{"n":3}"#]);
         assert_eq!(outbox.len(), 1);
         outbox.close();
-        assert_eq!(outbox.take(10, &mut shed).await.len(), 1);
+        assert_eq!(numbers(&outbox.take(10, &mut shed).await), [r#"{"n":4}"#]);
         assert!(outbox.take(10, &mut shed).await.is_empty());
+        assert!(shed.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_taker_sheds_what_waited_too_long_and_returns_so_it_is_counted() {
+        let outbox = Outbox::new(Some(Duration::from_millis(100)), 1);
+        let now = Instant::now();
+        outbox.push([order(1, now)], now, &mut Vec::new());
+        // Pushed in time, then left waiting past `max_wait`: the taker sheds it and comes
+        // back empty-handed instead of waiting for more, so its caller counts it now.
+        let later = now - Duration::from_millis(500);
+        outbox.queue.lock().unwrap()[0].intended = later;
+        let mut shed = Vec::new();
+        let taken = tokio::time::timeout(Duration::from_secs(5), outbox.take(10, &mut shed))
+            .await
+            .expect("a taker that shed something returns");
+        assert!(taken.is_empty());
+        assert_eq!(numbers(&shed), [r#"{"n":1}"#]);
     }
 
     #[tokio::test]
     async fn a_waiting_taker_wakes_on_push() {
-        let outbox = Arc::new(Outbox::new(None, 1));
-        let taker = {
-            let outbox = outbox.clone();
-            tokio::spawn(async move { outbox.take(10, &mut Vec::new()).await.len() })
-        };
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        outbox.push([order(Instant::now())], Instant::now(), &mut Vec::new());
+        let outbox = Outbox::new(None, 1);
+        let mut shed = Vec::new();
+        let mut taker = std::pin::pin!(outbox.take(10, &mut shed));
+        // Polled once, it finds nothing and waits: the push below must wake it.
+        assert!(futures_util::poll!(taker.as_mut()).is_pending());
+        outbox.push([order(1, Instant::now())], Instant::now(), &mut Vec::new());
         // A lost wake-up shows as a timeout, not as a test that hangs.
-        let taken = tokio::time::timeout(Duration::from_secs(5), taker).await;
-        assert_eq!(taken.expect("the taker was woken").unwrap(), 1);
+        let taken = tokio::time::timeout(Duration::from_secs(5), taker)
+            .await
+            .expect("the taker was woken");
+        assert_eq!(numbers(&taken), [r#"{"n":1}"#]);
     }
 }

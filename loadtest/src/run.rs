@@ -4,20 +4,25 @@
 //! rate integral and gives each its intended send time (interpolated inside the tick, so
 //! times are exact to well under the tick), whatever the server does. The orders go to the
 //! connections' outboxes; latency is measured from the intended time, so a stalled server
-//! cannot hide its stall by slowing the tool down (coordinated omission).
+//! cannot hide its stall by slowing the tool down (coordinated omission). After the last
+//! phase the connections get `drain_timeout_s` to collect the answers still due; then the
+//! run is abandoned and what is unanswered counts as lost.
 
+use crate::chart::chart;
 use crate::connection::{Shared, request_connection, stream_connection};
 use crate::generate::Generator;
 use crate::outbox::{Outbox, Queued};
-use crate::report::{Report, build_report};
-use crate::scenario::{Scenario, Transport};
+use crate::progress::progress;
+use crate::report::{Report, RunFacts, build_report};
+use crate::scenario::{Load, Scenario, Transport};
 use crate::stats::{Collector, Count, Tally};
+use crate::stock::{Levels, StockCheck};
 use crate::target::Target;
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
+use tokio::task::JoinHandle;
 
 pub struct RunOptions {
     pub target: Target,
@@ -48,15 +53,10 @@ impl RunOutcome {
 }
 
 pub async fn run(options: RunOptions) -> anyhow::Result<RunOutcome> {
-    let scenario = options.scenario.clone();
+    let scenario = &options.scenario;
     let known = options.target.learn().await?;
-    let run_id = options.run_id.clone().unwrap_or_else(|| {
-        let millis = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |since| since.as_millis());
-        format!("LT{millis:x}")
-    });
-    let mut generator = Generator::new(&scenario.mix, &known, scenario.seed, run_id.clone())?;
+    let run_id = options.run_id.clone().unwrap_or_else(default_run_id);
+    let generator = Generator::new(&scenario.mix, &known, scenario.seed, run_id.clone())?;
     let notes = generator.notes.clone();
     for note in &notes {
         eprintln!("loadtest: {note}");
@@ -66,85 +66,136 @@ pub async fn run(options: RunOptions) -> anyhow::Result<RunOutcome> {
     } else {
         None
     };
-    let load = &scenario.load;
+    let outboxes = outboxes(&scenario.load);
+    let shared = Arc::new(share(&options, &generator));
+    let connections = start_connections(&shared, &scenario.load, &outboxes);
+    let watchers = Watchers::start(&shared, &options, &outboxes);
+    schedule(&shared, &options, generator, &outboxes).await?;
+    for outbox in &outboxes {
+        outbox.close();
+    }
+    let load_ended = Instant::now();
+    let drain_timeout = Duration::from_secs(scenario.load.drain_timeout_s);
+    drain(&shared, connections, drain_timeout).await;
+    let ended = Instant::now();
+    watchers.stop(&shared, ended).await;
+    let stock = match reserved_before {
+        Some(before) => Some(check_stock(&shared, &before).await?),
+        None => None,
+    };
+    let collector = std::mem::replace(&mut *shared.collector(), Collector::new(0));
+    let report = build_report(RunFacts {
+        scenario,
+        rate_scale: options.rate_scale,
+        target: &options.target,
+        run_id: &run_id,
+        collector: &collector,
+        load: load_ended.saturating_duration_since(shared.start),
+        elapsed: ended.saturating_duration_since(shared.start),
+        stock,
+        notes,
+    });
+    write_outputs(&options, &report)?;
+    Ok(RunOutcome { report })
+}
+
+/// `LT` and the start time in milliseconds (hexadecimal): unique per run.
+fn default_run_id() -> String {
+    let millis = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis());
+    format!("LT{millis:x}")
+}
+
+/// One outbox per stream; one for all the connections of the requests transport, so an
+/// order goes to whichever connection is free.
+fn outboxes(load: &Load) -> Vec<Arc<Outbox>> {
     let max_wait = Some(Duration::from_millis(load.max_queue_ms));
-    let outboxes: Vec<Arc<Outbox>> = match load.transport {
+    match load.transport {
         Transport::Streams => (0..load.connections)
             .map(|_| Arc::new(Outbox::new(max_wait, 1)))
             .collect(),
         Transport::Requests => vec![Arc::new(Outbox::new(max_wait, load.connections))],
-    };
-    let start = Instant::now() + Duration::from_millis(200);
-    let shared = Arc::new(Shared {
+    }
+}
+
+/// What the connections share; the load starts 200 ms from now, once they are open.
+fn share(options: &RunOptions, generator: &Generator) -> Shared {
+    let scenario = &options.scenario;
+    let load = &scenario.load;
+    Shared {
         target: options.target.clone(),
-        start,
+        start: Instant::now() + Duration::from_millis(200),
         collector: Mutex::new(Collector::new(scenario.phases.len())),
         chunk_orders: load.chunk_orders,
         retries_after_429: load.retries_after_429,
         send_buffer_bytes: load.send_buffer_bytes,
         resends: (scenario.mix.retry_share > 0.0).then(|| generator.resends.clone()),
         check_stock: options.check_stock,
-        shipped: Mutex::new(HashMap::new()),
+        shipped: Mutex::new(Levels::new()),
         abandon: AtomicBool::new(false),
         abandoned: tokio::sync::Notify::new(),
-    });
-    let mut connections = Vec::new();
-    for index in 0..load.connections {
-        let shared = shared.clone();
-        connections.push(match load.transport {
-            Transport::Streams => tokio::spawn(stream_connection(shared, outboxes[index].clone())),
-            Transport::Requests => tokio::spawn(request_connection(shared, outboxes[0].clone())),
-        });
     }
-    let scheduling = Arc::new(AtomicBool::new(true));
-    let memory = tokio::spawn(sample_memory(shared.clone(), scheduling.clone()));
-    let progress = options.progress.then(|| {
-        crate::report::progress(
-            shared.clone(),
-            scenario.clone(),
-            options.rate_scale,
-            outboxes.clone(),
-            scheduling.clone(),
-        )
-    });
+}
 
-    // The scheduler has a thread of its own: its ticks must not wait behind answer parsing.
-    let scheduler = {
-        let shared = shared.clone();
-        let outboxes = outboxes.clone();
-        let scenario = scenario.clone();
-        let rate_scale = options.rate_scale;
-        let tick = options.tick;
-        std::thread::Builder::new()
-            .name("scheduler".into())
-            .spawn(move || {
-                schedule(
-                    &shared,
-                    &scenario,
-                    rate_scale,
-                    tick,
-                    &mut generator,
-                    &outboxes,
-                )
-            })?
+fn start_connections(
+    shared: &Arc<Shared>,
+    load: &Load,
+    outboxes: &[Arc<Outbox>],
+) -> Vec<JoinHandle<()>> {
+    (0..load.connections)
+        .map(|index| {
+            let shared = shared.clone();
+            match load.transport {
+                Transport::Streams => {
+                    tokio::spawn(stream_connection(shared, outboxes[index].clone()))
+                }
+                Transport::Requests => {
+                    tokio::spawn(request_connection(shared, outboxes[0].clone()))
+                }
+            }
+        })
+        .collect()
+}
+
+/// Runs the scheduler until the last phase ends, on a thread of its own: its ticks must not
+/// wait behind answer parsing.
+async fn schedule(
+    shared: &Arc<Shared>,
+    options: &RunOptions,
+    generator: Generator,
+    outboxes: &[Arc<Outbox>],
+) -> anyhow::Result<()> {
+    let scheduler = Scheduler {
+        shared: shared.clone(),
+        scenario: options.scenario.clone(),
+        rate_scale: options.rate_scale,
+        tick: options.tick,
+        generator,
+        outboxes: outboxes.to_vec(),
+        batches: outboxes.iter().map(|_| Vec::new()).collect(),
+        next_outbox: 0,
+        tally: Tally::default(),
+        shed: Vec::new(),
     };
-    let scheduler_done = tokio::task::spawn_blocking(move || scheduler.join());
+    let thread = std::thread::Builder::new()
+        .name("scheduler".into())
+        .spawn(move || scheduler.run())?;
+    let scheduler_done = tokio::task::spawn_blocking(move || thread.join());
     if scheduler_done.await?.is_err() {
         anyhow::bail!("the scheduler thread panicked");
     }
-    for outbox in &outboxes {
-        outbox.close();
-    }
-    let load_ended = Instant::now();
+    Ok(())
+}
 
-    // Drain: wait for the answers of what was sent, at most `drain_timeout_s`.
-    let drain = Duration::from_secs(load.drain_timeout_s);
+/// Waits for the connections to end, at most `timeout`. Then the run is abandoned: every
+/// wait of a connection races the abandon, so they count what is unanswered as lost and
+/// what is unsent as shed, and end; those still running 5 s later are aborted.
+async fn drain(shared: &Shared, connections: Vec<JoinHandle<()>>, timeout: Duration) {
     let aborts: Vec<tokio::task::AbortHandle> =
         connections.iter().map(|task| task.abort_handle()).collect();
     let mut all = futures_util::future::join_all(connections);
-    if tokio::time::timeout(drain, &mut all).await.is_err() {
-        // Every wait of a connection races this: they count what is unanswered as lost
-        // and what is unsent as shed, and end.
+    if tokio::time::timeout(timeout, &mut all).await.is_err() {
         shared.abandon.store(true, Ordering::Release);
         shared.abandoned.notify_waiters();
         if tokio::time::timeout(Duration::from_secs(5), &mut all)
@@ -156,76 +207,65 @@ pub async fn run(options: RunOptions) -> anyhow::Result<RunOutcome> {
             }
         }
     }
-    let ended = Instant::now();
-    scheduling.store(false, Ordering::Release);
-    // The sampler's request has its own timeout; it ends within it.
-    let _ = memory.await;
-    if let Some(progress) = progress {
-        let _ = progress.join();
-    }
-    // A final memory sample, after the drain.
-    let (resident, peak) = shared.target.memory().await;
-    shared
-        .collector
-        .lock()
-        .expect("no panics while the collector is held")
-        .sample_memory(shared.second(ended), resident, peak);
+}
 
-    let stock = match reserved_before {
-        Some(before) => {
-            let after = shared.target.reserved().await?;
-            let shipped = shared.shipped.lock().expect("no panics while held").clone();
-            Some(compare_stock(&before, &after, &shipped))
-        }
-        None => None,
-    };
-    let collector = std::mem::replace(
-        &mut *shared
-            .collector
-            .lock()
-            .expect("no panics while the collector is held"),
-        Collector::new(0),
-    );
-    let report = build_report(
-        &scenario,
-        options.rate_scale,
-        &options.target,
-        &run_id,
-        &collector,
-        load_ended.saturating_duration_since(start),
-        ended.saturating_duration_since(start),
-        stock,
-        notes,
-    );
+/// The stock check, once the run is over: the levels reserved now against `before` and the
+/// decisions' shipments.
+async fn check_stock(shared: &Shared, before: &Levels) -> anyhow::Result<StockCheck> {
+    let after = shared.target.reserved().await?;
+    let shipped = shared
+        .shipped
+        .lock()
+        .expect("no panics while the shipped levels are held")
+        .clone();
+    Ok(StockCheck::new(before, &after, &shipped))
+}
+
+/// Writes the JSON report and draws the chart, where the options ask for them.
+fn write_outputs(options: &RunOptions, report: &Report) -> anyhow::Result<()> {
     if let Some(path) = &options.report {
         std::fs::write(path, serde_json::to_vec_pretty(&report.json)?).map_err(|error| {
             anyhow::anyhow!("cannot write the report {}: {error}", path.display())
         })?;
     }
     if let Some(path) = &options.chart {
-        crate::report::chart(&report, path)?;
+        chart(report, path)?;
     }
-    Ok(RunOutcome { report })
+    Ok(())
 }
 
 /// The scheduler: orders due by now, with their intended times, into the outboxes.
-fn schedule(
-    shared: &Shared,
-    scenario: &Scenario,
+struct Scheduler {
+    shared: Arc<Shared>,
+    scenario: Scenario,
     rate_scale: f64,
     tick: Duration,
-    generator: &mut Generator,
-    outboxes: &[Arc<Outbox>],
-) {
-    let mut tally = Tally::default();
-    let mut shed = Vec::new();
-    let mut batches: Vec<Vec<Queued>> = outboxes.iter().map(|_| Vec::new()).collect();
-    let mut next_outbox = 0usize;
-    let mut phase_start = shared.start;
-    if let Some(wait) = shared.start.checked_duration_since(Instant::now()) {
-        std::thread::sleep(wait);
+    generator: Generator,
+    outboxes: Vec<Arc<Outbox>>,
+    /// The orders of the current tick, one batch per outbox.
+    batches: Vec<Vec<Queued>>,
+    /// Orders go to the outboxes in turn.
+    next_outbox: usize,
+    tally: Tally,
+    shed: Vec<Queued>,
+}
+
+impl Scheduler {
+    fn run(mut self) {
+        if let Some(wait) = self.shared.start.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let mut phase_start = self.shared.start;
+        for index in 0..self.scenario.phases.len() {
+            self.play_phase(index, phase_start);
+            phase_start += Duration::from_secs_f64(self.scenario.phases[index].duration_s);
+        }
+        self.shared.flush(&mut self.tally);
     }
-    for (index, phase) in scenario.phases.iter().enumerate() {
+
+    /// The phase `index`, started at `phase_start`, tick by tick.
+    fn play_phase(&mut self, index: usize, phase_start: Instant) {
+        let phase = self.scenario.phases[index].clone();
         let phase_index = index as u8;
         // Orders of the phase made so far, and the integral at the last tick.
         let mut made = 0u64;
@@ -236,7 +276,7 @@ fn schedule(
                 .saturating_duration_since(phase_start)
                 .as_secs_f64()
                 .min(phase.duration_s);
-            let n = phase.orders_by(t) * rate_scale;
+            let n = phase.orders_by(t) * self.rate_scale;
             let due = n.floor() as u64;
             let wall = SystemTime::now();
             while made < due {
@@ -249,35 +289,86 @@ fn schedule(
                 };
                 let at = last_t + fraction.clamp(0.0, 1.0) * (t - last_t);
                 let intended = phase_start + Duration::from_secs_f64(at);
-                tally.count(Count::Offered, shared.second(intended), phase_index, 1);
-                let line = generator.next_line(wall);
-                batches[next_outbox].push(Queued {
-                    line,
-                    intended,
-                    phase: phase_index,
-                    refusals: 0,
-                });
-                next_outbox = (next_outbox + 1) % outboxes.len();
+                self.make_order(phase_index, intended, wall);
             }
             (last_t, last_n) = (t, n);
-            for (outbox, batch) in outboxes.iter().zip(batches.iter_mut()) {
-                if !batch.is_empty() {
-                    outbox.push(batch.drain(..), now, &mut shed);
-                }
-            }
-            shared.count_shed(&mut shed, &mut tally);
-            if tally.len() > 4_096 {
-                shared.flush(&mut tally);
-            }
+            self.hand_over(now);
             if t >= phase.duration_s {
                 break;
             }
-            std::thread::sleep(tick);
+            std::thread::sleep(self.tick);
         }
-        shared.flush(&mut tally);
-        phase_start += Duration::from_secs_f64(phase.duration_s);
+        self.shared.flush(&mut self.tally);
     }
-    shared.flush(&mut tally);
+
+    /// The next order, intended at `intended`, into the next outbox's batch.
+    fn make_order(&mut self, phase: u8, intended: Instant, wall: SystemTime) {
+        self.tally
+            .count(Count::Offered, self.shared.second(intended), phase, 1);
+        let line = self.generator.next_line(wall);
+        self.batches[self.next_outbox].push(Queued {
+            line,
+            intended,
+            phase,
+            refusals: 0,
+        });
+        self.next_outbox = (self.next_outbox + 1) % self.outboxes.len();
+    }
+
+    /// The tick's batches into their outboxes, counting what waited there too long.
+    fn hand_over(&mut self, now: Instant) {
+        for (outbox, batch) in self.outboxes.iter().zip(self.batches.iter_mut()) {
+            if !batch.is_empty() {
+                outbox.push(batch.drain(..), now, &mut self.shed);
+            }
+        }
+        self.shared.count_shed(&mut self.shed, &mut self.tally);
+        if self.tally.len() > 4_096 {
+            self.shared.flush(&mut self.tally);
+        }
+    }
+}
+
+/// What watches the run while it lasts: the memory sampler and the progress line.
+struct Watchers {
+    running: Arc<AtomicBool>,
+    memory: JoinHandle<()>,
+    progress: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Watchers {
+    fn start(shared: &Arc<Shared>, options: &RunOptions, outboxes: &[Arc<Outbox>]) -> Watchers {
+        let running = Arc::new(AtomicBool::new(true));
+        let memory = tokio::spawn(sample_memory(shared.clone(), running.clone()));
+        let progress = options.progress.then(|| {
+            progress(
+                shared.clone(),
+                options.scenario.clone(),
+                options.rate_scale,
+                outboxes.to_vec(),
+                running.clone(),
+            )
+        });
+        Watchers {
+            running,
+            memory,
+            progress,
+        }
+    }
+
+    /// Stops both once the run has `ended`, and takes a last memory sample, after the drain.
+    async fn stop(self, shared: &Shared, ended: Instant) {
+        self.running.store(false, Ordering::Release);
+        // The sampler's request has its own timeout; it ends within it.
+        let _ = self.memory.await;
+        if let Some(progress) = self.progress {
+            let _ = progress.join();
+        }
+        let (resident, peak) = shared.target.memory().await;
+        shared
+            .collector()
+            .sample_memory(shared.second(ended), resident, peak);
+    }
 }
 
 /// Samples the server's memory once a second while the load runs.
@@ -288,72 +379,6 @@ async fn sample_memory(shared: Arc<Shared>, running: Arc<AtomicBool>) {
         interval.tick().await;
         let (resident, peak) = shared.target.memory().await;
         let second = shared.second(Instant::now());
-        shared
-            .collector
-            .lock()
-            .expect("no panics while the collector is held")
-            .sample_memory(second, resident, peak);
-    }
-}
-
-/// The stock check: for every (warehouse, SKU), reserved after minus reserved before must
-/// equal the units the run's decisions shipped from there.
-#[derive(Debug, Clone)]
-pub struct StockCheck {
-    pub levels_checked: usize,
-    pub units_shipped: u64,
-    pub mismatches: Vec<String>,
-}
-
-fn compare_stock(
-    before: &HashMap<(String, String), u64>,
-    after: &HashMap<(String, String), u64>,
-    shipped: &HashMap<(String, String), u64>,
-) -> StockCheck {
-    let mut keys: Vec<&(String, String)> = before
-        .keys()
-        .chain(after.keys())
-        .chain(shipped.keys())
-        .collect();
-    keys.sort();
-    keys.dedup();
-    let mut mismatches = Vec::new();
-    for key in &keys {
-        let before = before.get(*key).copied().unwrap_or(0);
-        let after = after.get(*key).copied().unwrap_or(0);
-        let shipped = shipped.get(*key).copied().unwrap_or(0);
-        if after.checked_sub(before) != Some(shipped) {
-            mismatches.push(format!(
-                "{} {}: reserved {before} -> {after}, decisions shipped {shipped}",
-                key.0, key.1
-            ));
-        }
-    }
-    StockCheck {
-        levels_checked: keys.len(),
-        units_shipped: shipped.values().sum(),
-        mismatches,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stock_check_flags_every_level_that_does_not_add_up() {
-        let key = |warehouse: &str, sku: &str| (warehouse.to_owned(), sku.to_owned());
-        let before = HashMap::from([(key("W", "A"), 5)]);
-        let after = HashMap::from([(key("W", "A"), 7), (key("W", "B"), 1)]);
-        let shipped = HashMap::from([(key("W", "A"), 2), (key("W", "B"), 2)]);
-        let check = compare_stock(&before, &after, &shipped);
-        assert_eq!(check.levels_checked, 2);
-        assert_eq!(check.units_shipped, 4);
-        assert_eq!(check.mismatches.len(), 1);
-        assert!(
-            check.mismatches[0].starts_with("W B"),
-            "{:?}",
-            check.mismatches
-        );
+        shared.collector().sample_memory(second, resident, peak);
     }
 }

@@ -145,7 +145,8 @@ impl Default for SkuMix {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Mix {
-    /// Customer tier id -> weight. Tiers the server does not know are refused at start.
+    /// Customer tier id -> weight. Tiers the server does not have are left out (said in the
+    /// report's notes); a mix with none of the server's tiers is refused at start.
     #[serde(default = "default_tiers")]
     pub tiers: BTreeMap<String, f64>,
     /// Service level -> weight.
@@ -229,7 +230,7 @@ pub struct Recovery {
     /// The phase whose p99 is the baseline (default: the first).
     #[serde(default)]
     pub baseline_phase: Option<String>,
-    /// A second's p99 is back when it is at most `factor` times the baseline p99 or the
+    /// The threshold the p99 must come back under: `factor` times the baseline p99 or the
     /// baseline plus `slack_ms`, whichever is larger.
     #[serde(default = "default_recovery_factor")]
     pub factor: f64,
@@ -349,144 +350,181 @@ impl Scenario {
         self.phases.iter().map(|phase| phase.duration_s).sum()
     }
 
+    /// Checks what the types cannot: ranges, shares, keys, and names that must match.
     fn check(&self, path: &str) -> Result<(), ScenarioError> {
-        let invalid = |field: String, why: &str| ScenarioError::Invalid {
-            path: path.to_owned(),
-            field,
-            why: why.to_owned(),
-        };
+        self.check_load()
+            .and_then(|()| self.phases.iter().enumerate().try_for_each(check_phase))
+            .and_then(|()| check_mix(&self.mix))
+            .and_then(|()| self.check_recovery())
+            .map_err(|invalid| ScenarioError::Invalid {
+                path: path.to_owned(),
+                field: invalid.field,
+                why: invalid.why,
+            })
+    }
+
+    fn check_load(&self) -> Result<(), Invalid> {
         if self.load.connections == 0 || self.load.connections > 10_000 {
-            return Err(invalid("load.connections".into(), "must be 1..=10000"));
+            return Err(Invalid::new("load.connections", "must be 1..=10000"));
         }
         if self.load.chunk_orders == 0 {
-            return Err(invalid("load.chunk_orders".into(), "must be at least 1"));
+            return Err(Invalid::new("load.chunk_orders", "must be at least 1"));
         }
         if self.phases.is_empty() || self.phases.len() > 255 {
-            return Err(invalid("phases".into(), "1 to 255 [[phases]] are needed"));
+            return Err(Invalid::new("phases", "1 to 255 [[phases]] are needed"));
         }
-        for (index, phase) in self.phases.iter().enumerate() {
-            let field = |key: &str| format!("phases[{index}] ({}).{key}", phase.name);
-            if !(phase.duration_s > 0.0 && phase.duration_s <= 86_400.0) {
-                return Err(invalid(
-                    field("duration_s"),
-                    "a positive number of seconds, at most a day",
-                ));
-            }
-            let rates = [Some(phase.rate), phase.ramp_to, phase.decay_to];
-            if rates
-                .iter()
-                .flatten()
-                .any(|rate| !(*rate >= 0.0 && *rate <= 10_000_000.0))
-            {
-                return Err(invalid(
-                    field("rate"),
-                    "rates are orders per second, 0 to 10,000,000",
-                ));
-            }
-            if phase.ramp_to.is_some() && phase.decay_to.is_some() {
-                return Err(invalid(
-                    field("ramp_to"),
-                    "a phase ramps (ramp_to) or decays (decay_to), not both",
-                ));
-            }
-            if phase.decay_to.is_some() != phase.half_life_s.is_some() {
-                return Err(invalid(
-                    field("half_life_s"),
-                    "decay_to and half_life_s go together",
-                ));
-            }
-            if phase
-                .half_life_s
-                .is_some_and(|half| half.is_nan() || half <= 0.0)
-            {
-                return Err(invalid(field("half_life_s"), "must be positive"));
-            }
-        }
-        let mix = &self.mix;
-        for (name, table) in [
-            ("mix.tiers", &mix.tiers),
-            ("mix.services", &mix.services),
-            ("mix.basket_lines", &mix.basket_lines),
-            ("mix.quantity", &mix.quantity),
-        ] {
-            check_weights(table).map_err(|why| invalid(name.into(), &why))?;
-        }
-        for (name, table) in [
-            ("mix.basket_lines", &mix.basket_lines),
-            ("mix.quantity", &mix.quantity),
-        ] {
-            if let Some(key) = table
-                .keys()
-                .find(|key| key.parse::<u32>().map_or(true, |n| n == 0))
-            {
-                return Err(invalid(
-                    format!("{name}.{key}"),
-                    "keys are whole numbers >= 1 (in quotes)",
-                ));
-            }
-        }
-        for service in mix.services.keys() {
-            if !["economy", "standard", "express", "same_day"].contains(&service.as_str()) {
-                return Err(invalid(
-                    format!("mix.services.{service}"),
-                    "service levels are economy, standard, express, same_day",
-                ));
-            }
-        }
-        match &mix.regions {
-            RegionMix::Named(name) if name != "population" && name != "uniform" => {
-                return Err(invalid(
-                    "mix.regions".into(),
-                    "\"population\", \"uniform\" or a table of region id = weight",
-                ));
-            }
-            RegionMix::Weights(table) => {
-                check_weights(table).map_err(|why| invalid("mix.regions".into(), &why))?
-            }
-            _ => {}
-        }
-        for (name, share) in [
-            ("mix.promise_share", mix.promise_share),
-            ("mix.retry_share", mix.retry_share),
-            ("mix.malformed_share", mix.malformed_share),
-            ("mix.skus.hot_share", mix.skus.hot_share),
-        ] {
-            if !(0.0..=1.0).contains(&share) {
-                return Err(invalid(name.into(), "a share is between 0 and 1"));
-            }
-        }
-        if mix.retry_share + mix.malformed_share >= 1.0 {
-            return Err(invalid(
-                "mix.retry_share".into(),
-                "retries and malformed lines together must leave room for new orders",
-            ));
-        }
-        let [low, high] = mix.promise_hours;
-        if !(low > 0.0 && high >= low && high <= 8_760.0) {
-            return Err(invalid(
-                "mix.promise_hours".into(),
-                "[low, high] hours with 0 < low <= high <= 8760 (a year)",
-            ));
-        }
-        if mix.skus.exponent.is_nan() || mix.skus.exponent <= 0.0 {
-            return Err(invalid("mix.skus.exponent".into(), "must be positive"));
-        }
+        Ok(())
+    }
+
+    fn check_recovery(&self) -> Result<(), Invalid> {
         if self.recovery.hold_s == 0 {
-            return Err(invalid("recovery.hold_s".into(), "must be at least 1"));
+            return Err(Invalid::new("recovery.hold_s", "must be at least 1"));
         }
         if self.recovery.factor.is_nan() || self.recovery.factor < 1.0 {
-            return Err(invalid("recovery.factor".into(), "must be at least 1"));
+            return Err(Invalid::new("recovery.factor", "must be at least 1"));
         }
         if let Some(phase) = &self.recovery.baseline_phase
             && !self.phases.iter().any(|candidate| &candidate.name == phase)
         {
-            return Err(invalid(
-                "recovery.baseline_phase".into(),
+            return Err(Invalid::new(
+                "recovery.baseline_phase",
                 "names no phase of this scenario",
             ));
         }
         Ok(())
     }
+}
+
+/// A field of a scenario that is not as it must be, and why.
+struct Invalid {
+    field: String,
+    why: String,
+}
+
+impl Invalid {
+    fn new(field: impl Into<String>, why: impl Into<String>) -> Invalid {
+        Invalid {
+            field: field.into(),
+            why: why.into(),
+        }
+    }
+}
+
+fn check_phase((index, phase): (usize, &Phase)) -> Result<(), Invalid> {
+    let invalid =
+        |key: &str, why: &str| Invalid::new(format!("phases[{index}] ({}).{key}", phase.name), why);
+    if !(phase.duration_s > 0.0 && phase.duration_s <= 86_400.0) {
+        return Err(invalid(
+            "duration_s",
+            "a positive number of seconds, at most a day",
+        ));
+    }
+    let rates = [Some(phase.rate), phase.ramp_to, phase.decay_to];
+    if rates
+        .iter()
+        .flatten()
+        .any(|rate| !(*rate >= 0.0 && *rate <= 10_000_000.0))
+    {
+        return Err(invalid(
+            "rate",
+            "rates are orders per second, 0 to 10,000,000",
+        ));
+    }
+    if phase.ramp_to.is_some() && phase.decay_to.is_some() {
+        return Err(invalid(
+            "ramp_to",
+            "a phase ramps (ramp_to) or decays (decay_to), not both",
+        ));
+    }
+    if phase.decay_to.is_some() != phase.half_life_s.is_some() {
+        return Err(invalid(
+            "half_life_s",
+            "decay_to and half_life_s go together",
+        ));
+    }
+    if phase
+        .half_life_s
+        .is_some_and(|half| half.is_nan() || half <= 0.0)
+    {
+        return Err(invalid("half_life_s", "must be positive"));
+    }
+    Ok(())
+}
+
+fn check_mix(mix: &Mix) -> Result<(), Invalid> {
+    for (name, table) in [
+        ("mix.tiers", &mix.tiers),
+        ("mix.services", &mix.services),
+        ("mix.basket_lines", &mix.basket_lines),
+        ("mix.quantity", &mix.quantity),
+    ] {
+        check_weights(table).map_err(|why| Invalid::new(name, why))?;
+    }
+    for (name, table) in [
+        ("mix.basket_lines", &mix.basket_lines),
+        ("mix.quantity", &mix.quantity),
+    ] {
+        if let Some(key) = table
+            .keys()
+            .find(|key| key.parse::<u32>().map_or(true, |n| n == 0))
+        {
+            return Err(Invalid::new(
+                format!("{name}.{key}"),
+                "keys are whole numbers >= 1 (in quotes)",
+            ));
+        }
+    }
+    for service in mix.services.keys() {
+        if !["economy", "standard", "express", "same_day"].contains(&service.as_str()) {
+            return Err(Invalid::new(
+                format!("mix.services.{service}"),
+                "service levels are economy, standard, express, same_day",
+            ));
+        }
+    }
+    match &mix.regions {
+        RegionMix::Named(name) if name != "population" && name != "uniform" => {
+            return Err(Invalid::new(
+                "mix.regions",
+                "\"population\", \"uniform\" or a table of region id = weight",
+            ));
+        }
+        RegionMix::Weights(table) => {
+            check_weights(table).map_err(|why| Invalid::new("mix.regions", why))?
+        }
+        _ => {}
+    }
+    check_shares(mix)
+}
+
+fn check_shares(mix: &Mix) -> Result<(), Invalid> {
+    for (name, share) in [
+        ("mix.promise_share", mix.promise_share),
+        ("mix.retry_share", mix.retry_share),
+        ("mix.malformed_share", mix.malformed_share),
+        ("mix.skus.hot_share", mix.skus.hot_share),
+    ] {
+        if !(0.0..=1.0).contains(&share) {
+            return Err(Invalid::new(name, "a share is between 0 and 1"));
+        }
+    }
+    if mix.retry_share + mix.malformed_share >= 1.0 {
+        return Err(Invalid::new(
+            "mix.retry_share",
+            "retries and malformed lines together must leave room for new orders",
+        ));
+    }
+    let [low, high] = mix.promise_hours;
+    if !(low > 0.0 && high >= low && high <= 8_760.0) {
+        return Err(Invalid::new(
+            "mix.promise_hours",
+            "[low, high] hours with 0 < low <= high <= 8760 (a year)",
+        ));
+    }
+    if mix.skus.exponent.is_nan() || mix.skus.exponent <= 0.0 {
+        return Err(Invalid::new("mix.skus.exponent", "must be positive"));
+    }
+    Ok(())
 }
 
 fn check_weights(table: &BTreeMap<String, f64>) -> Result<(), String> {

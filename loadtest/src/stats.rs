@@ -1,7 +1,9 @@
 //! What happened, counted: totals, per phase and per second, with latency histograms.
 //!
-//! Connections count into a local [`Tally`] and hand it to the shared [`Collector`] once per
-//! answered chunk (one lock per chunk, not per order). Every count carries two places in
+//! Tasks count into a local [`Tally`] and hand it to the shared [`Collector`] in batches: a
+//! stream's reader once per answered chunk and its writer once per chunk sent, a request
+//! connection every 64 entries, the scheduler every 4,096 (one lock per batch, not per
+//! order). Every count carries two places in
 //! time: the second it happened (for the time series: achieved rate, throttling) and the
 //! phase of the order's *intended* send time (for the per-phase table). Latency runs from the
 //! intended send time to the answer and is filed under the intended second, so a stall shows
@@ -15,6 +17,16 @@ const LATENCY_MAX_US: u64 = 600_000_000;
 
 pub fn latency_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, LATENCY_MAX_US, 3).expect("static histogram bounds are valid")
+}
+
+/// Microseconds as milliseconds (exact to the microsecond).
+pub fn ms(micros: u64) -> f64 {
+    micros as f64 / 1_000.0
+}
+
+/// A quantile of a latency histogram in milliseconds; `None` when it holds nothing.
+pub fn quantile_ms(histogram: &Histogram<u64>, quantile: f64) -> Option<f64> {
+    (!histogram.is_empty()).then(|| ms(histogram.value_at_quantile(quantile)))
 }
 
 /// The things counted.
@@ -48,7 +60,8 @@ pub enum Count {
     TransportError,
 }
 
-pub const COUNTS: usize = 12;
+/// How many things are counted: the variants of [`Count`].
+const COUNTS: usize = 12;
 
 #[derive(Debug, Clone, Default)]
 pub struct Counts([u64; COUNTS]);
@@ -274,20 +287,45 @@ mod tests {
         tally.count(Count::Sent, 3, 1, 5);
         tally.count(Count::Shed, 4, 1, 2);
         tally.count(Count::Throttled429, 4, 0, 1);
+        tally.shed(4, 1, 7_000);
         tally.latency(2, 1, 1_500, 10);
-        tally.latency(2, 1, 2_500, 10);
+        tally.latency(2, 1, 2_500, 30);
         tally.status("routed");
         tally.status("routed");
+        tally.problem("one".to_owned());
         collector.absorb(&mut tally);
         assert!(tally.is_empty());
         assert_eq!(collector.totals.get(Count::Sent), 5);
-        assert_eq!(collector.totals.throttled(), 3);
-        assert_eq!(collector.phases[1].counts.get(Count::Shed), 2);
+        assert_eq!(collector.totals.throttled(), 4);
+        assert_eq!(collector.phases[1].counts.get(Count::Shed), 3);
         assert_eq!(collector.phases[0].counts.get(Count::Throttled429), 1);
         assert_eq!(collector.seconds.len(), 5);
-        assert_eq!(collector.seconds[4].counts.throttled(), 3);
-        assert_eq!(collector.seconds[2].latency.len(), 2);
-        assert_eq!(collector.phases[1].latency.max(), collector.latency.max());
+        assert_eq!(collector.seconds[4].counts.throttled(), 4);
+        assert_eq!(collector.seconds[3].counts.get(Count::Sent), 5);
+        // Each latency lands once in the totals, in its phase and in its intended second,
+        // and nowhere else; values are exact to 3 significant digits.
+        for histogram in [
+            &collector.latency,
+            &collector.phases[1].latency,
+            &collector.seconds[2].latency,
+        ] {
+            assert_eq!(histogram.len(), 2);
+            assert_eq!(
+                [histogram.min(), histogram.max()],
+                [1_500, histogram.highest_equivalent(2_500)]
+            );
+        }
+        assert!(collector.phases[0].latency.is_empty());
+        assert!(collector.seconds[4].latency.is_empty());
+        assert_eq!(collector.send_delay.len(), 2);
+        assert_eq!(collector.send_delay.max(), 30);
+        assert_eq!(collector.shed_wait.len(), 1);
+        assert_eq!(
+            collector.shed_wait.max(),
+            collector.shed_wait.highest_equivalent(7_000)
+        );
         assert_eq!(collector.statuses["routed"], 2);
+        assert_eq!(collector.problems, ["one"]);
+        assert_eq!(collector.problems_total, 1);
     }
 }

@@ -1,11 +1,18 @@
-//! The server under test: its address, and what it tells about itself (`GET /v1/network`,
-//! `GET /v1/catalog`, `GET /v1/stock`, `GET /metrics`).
+//! The server under test: its address, connections to it, and what it tells about itself
+//! (`GET /v1/network`, `GET /v1/catalog`, `GET /v1/stock`, `GET /metrics`).
+//!
+//! Every connection the tool opens is plain HTTP/1.1 over TCP with `TCP_NODELAY`, one
+//! request at a time, its driver a task of its own. Requests the tool makes for itself
+//! (network, catalogue, stock, metrics) give up after [`CALL_TIMEOUT`].
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
 use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -17,14 +24,16 @@ pub const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10)
 #[derive(Debug, Clone)]
 pub struct Target {
     pub address: SocketAddr,
-    /// `host:port` as given, for the `Host` header.
+    /// `host:port` as given, for the `Host` header (a valid header value).
     pub authority: String,
-    /// `Bearer` token sent with every request, if any.
+    /// `Bearer` token sent with every request, if any (a valid header value with its
+    /// `Bearer ` prefix).
     pub token: Option<String>,
 }
 
 impl Target {
-    /// Parses `http://HOST:PORT` (a trailing `/` is fine; `https` is not supported).
+    /// Parses `http://HOST:PORT` (a trailing `/` is fine; `https` is not supported), and
+    /// checks that the authority and the token can be sent as headers.
     pub fn parse(url: &str, token: Option<String>) -> anyhow::Result<Target> {
         let Some(rest) = url.strip_prefix("http://") else {
             bail!("--target {url:?}: expected http://HOST:PORT (plain HTTP/1.1)");
@@ -37,6 +46,15 @@ impl Target {
             .with_context(|| format!("--target {url:?}: cannot resolve {authority:?}"))?
             .next()
             .with_context(|| format!("--target {url:?}: {authority:?} resolves to nothing"))?;
+        // Checked once here, so that building a request from them cannot fail later.
+        if HeaderValue::from_str(&authority).is_err() {
+            bail!("--target {url:?}: {authority:?} is not a valid Host header");
+        }
+        if let Some(token) = &token
+            && HeaderValue::from_str(&format!("Bearer {token}")).is_err()
+        {
+            bail!("--token: not a valid HTTP header value");
+        }
         Ok(Target {
             address,
             authority,
@@ -56,45 +74,51 @@ impl Target {
         builder
     }
 
-    /// One request on a connection of its own; the status and the whole body. Gives up
-    /// after [`CALL_TIMEOUT`]: a server that stopped must not stop the tool.
-    pub async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<(&str, Bytes)>,
-    ) -> anyhow::Result<(StatusCode, Bytes)> {
-        tokio::time::timeout(CALL_TIMEOUT, self.call_once(method, path, body))
-            .await
-            .map_err(|_| anyhow::anyhow!("{path}: no answer within {CALL_TIMEOUT:?}"))?
-    }
-
-    async fn call_once(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<(&str, Bytes)>,
-    ) -> anyhow::Result<(StatusCode, Bytes)> {
-        let mut sender = crate::connection::connect(self, 0).await?;
-        let mut request = self.request(method, path);
-        let body = match body {
-            Some((content_type, bytes)) => {
-                request = request.header(CONTENT_TYPE, content_type);
-                bytes
-            }
-            None => Bytes::new(),
+    /// A connection to the server (with `SO_SNDBUF` when `send_buffer_bytes` is not 0),
+    /// its HTTP/1.1 handshake done and its driver spawned.
+    pub async fn connect(&self, send_buffer_bytes: u32) -> anyhow::Result<Connection> {
+        let socket = if self.address.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
         };
-        let response = sender
-            .send_request(request.body(http_body_util::Either::Right(Full::new(body)))?)
+        if send_buffer_bytes > 0 {
+            socket.set_send_buffer_size(send_buffer_bytes)?;
+        }
+        let stream = socket.connect(self.address).await?;
+        stream.set_nodelay(true)?;
+        let (sender, connection) = hyper::client::conn::http1::Builder::new()
+            .handshake(TokioIo::new(stream))
             .await?;
-        let status = response.status();
-        let bytes = response.into_body().collect().await?.to_bytes();
-        Ok((status, bytes))
+        tokio::spawn(async move {
+            // Errors surface on the request; nothing to add here.
+            let _ = connection.await;
+        });
+        Ok(sender)
     }
 
-    /// `GET path`, which must answer 200; its body.
+    /// `POST /v1/orders` with an NDJSON body streamed from `body`.
+    pub fn post_ndjson(&self, body: BodyStream) -> Request<RequestBody> {
+        self.request(Method::POST, "/v1/orders")
+            .header(CONTENT_TYPE, "application/x-ndjson")
+            .body(http_body_util::Either::Left(StreamBody::new(body)))
+            .expect("a fixed method and path, and headers checked by Target::parse")
+    }
+
+    /// `POST /v1/orders` with one JSON order.
+    pub fn post_json(&self, order: Bytes) -> Request<RequestBody> {
+        self.request(Method::POST, "/v1/orders")
+            .header(CONTENT_TYPE, "application/json")
+            .body(http_body_util::Either::Right(Full::new(order)))
+            .expect("a fixed method and path, and headers checked by Target::parse")
+    }
+
+    /// `GET path`, which must answer 200, on a connection of its own; its body. Gives up
+    /// after [`CALL_TIMEOUT`]: a server that stopped must not stop the tool.
     pub async fn get(&self, path: &str) -> anyhow::Result<Bytes> {
-        let (status, body) = self.call(Method::GET, path, None).await?;
+        let (status, body) = tokio::time::timeout(CALL_TIMEOUT, self.get_once(path))
+            .await
+            .map_err(|_| anyhow::anyhow!("{path}: no answer within {CALL_TIMEOUT:?}"))??;
         if status != StatusCode::OK {
             bail!(
                 "GET {path} answered {status}: {}",
@@ -102,6 +126,17 @@ impl Target {
             );
         }
         Ok(body)
+    }
+
+    async fn get_once(&self, path: &str) -> anyhow::Result<(StatusCode, Bytes)> {
+        let mut sender = self.connect(0).await?;
+        let request = self
+            .request(Method::GET, path)
+            .body(http_body_util::Either::Right(Full::new(Bytes::new())))?;
+        let response = sender.send_request(request).await?;
+        let status = response.status();
+        let bytes = response.into_body().collect().await?.to_bytes();
+        Ok((status, bytes))
     }
 
     /// What the tool needs to know of the server to make valid orders.
@@ -175,6 +210,16 @@ impl Target {
         )
     }
 }
+
+/// A request body: streamed frames (NDJSON) or one whole body (a JSON order, a `GET`).
+pub type RequestBody = http_body_util::Either<StreamBody<BodyStream>, Full<Bytes>>;
+
+/// The frames of a streamed request body.
+pub type BodyStream =
+    futures_util::stream::BoxStream<'static, Result<Frame<Bytes>, std::io::Error>>;
+
+/// The sending half of an open connection.
+pub type Connection = SendRequest<RequestBody>;
 
 /// The parts of `GET /v1/network` the generator uses.
 #[derive(Debug, Clone, Deserialize)]

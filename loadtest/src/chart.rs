@@ -1,0 +1,134 @@
+//! The chart of a run (SVG): offered, answered and throttled orders per second above; p99
+//! per second of intended send time (log scale) with the recovery threshold below.
+
+use crate::report::{Report, Second};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use std::path::Path;
+
+type Chart<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+type DrawResult = Result<(), Box<dyn std::error::Error>>;
+
+/// Draws the chart of `report` into `path`.
+pub fn chart(report: &Report, path: &Path) -> anyhow::Result<()> {
+    let draw = || -> DrawResult {
+        let root = SVGBackend::new(path, (1100, 720)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let (upper, lower) = root.split_vertically(380);
+        draw_rates(&upper, report)?;
+        draw_latency(&lower, report)?;
+        root.present()?;
+        Ok(())
+    };
+    draw().map_err(|error| anyhow::anyhow!("cannot draw the chart {}: {error}", path.display()))
+}
+
+/// The x axis: every second of the series.
+fn seconds(report: &Report) -> u32 {
+    report.series.len().max(1) as u32
+}
+
+/// A legend's sample: a short line in the series' colour.
+fn legend_line(color: RGBColor) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
+    move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color)
+}
+
+/// Offered, answered and throttled orders per second.
+fn draw_rates(area: &Chart<'_>, report: &Report) -> DrawResult {
+    let seconds = seconds(report);
+    let rate_max = report
+        .series
+        .iter()
+        .map(|second| second.offered.max(second.answered))
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64
+        * 1.1;
+    let title = format!(
+        "{}: orders per second",
+        report.json["scenario"].as_str().unwrap_or("run")
+    );
+    let mut rates = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", 20))
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0u32..seconds, 0f64..rate_max)?;
+    rates
+        .configure_mesh()
+        .x_desc("second")
+        .y_desc("orders/s")
+        .draw()?;
+    let line = |pick: fn(&Second) -> u64| {
+        report
+            .series
+            .iter()
+            .map(move |second| (second.second, pick(second) as f64))
+    };
+    /// A line of the rates panel: label, what it plots, colour, stroke width.
+    type RateLine = (&'static str, fn(&Second) -> u64, RGBColor, u32);
+    let lines: [RateLine; 3] = [
+        ("offered", |second| second.offered, BLUE, 2),
+        ("answered", |second| second.answered, GREEN, 2),
+        ("throttled (429 + shed)", |second| second.throttled, RED, 1),
+    ];
+    for (label, pick, color, width) in lines {
+        rates
+            .draw_series(LineSeries::new(line(pick), color.stroke_width(width)))?
+            .label(label)
+            .legend(legend_line(color));
+    }
+    rates
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    Ok(())
+}
+
+/// The p99 of each second (log scale), and the recovery threshold.
+fn draw_latency(area: &Chart<'_>, report: &Report) -> DrawResult {
+    let seconds = seconds(report);
+    let p99_max = report
+        .series
+        .iter()
+        .filter_map(|second| second.p99_ms)
+        .fold(1.0f64, f64::max)
+        * 2.0;
+    let mut latency = ChartBuilder::on(area)
+        .caption(
+            "p99 latency per second of intended send time (ms, log)",
+            ("sans-serif", 18),
+        )
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0u32..seconds, (0.1f64..p99_max).log_scale())?;
+    latency
+        .configure_mesh()
+        .x_desc("second")
+        .y_desc("ms")
+        .draw()?;
+    let p99 = report
+        .series
+        .iter()
+        .filter_map(|second| second.p99_ms.map(|p99| (second.second, p99.max(0.1))));
+    latency
+        .draw_series(LineSeries::new(p99, MAGENTA.stroke_width(2)))?
+        .label("p99")
+        .legend(legend_line(MAGENTA));
+    if let Some(threshold) = report.recovery_threshold_ms {
+        let flat = [(0, threshold), (seconds, threshold)];
+        latency
+            .draw_series(LineSeries::new(flat, BLACK.stroke_width(1)))?
+            .label("recovery threshold")
+            .legend(legend_line(BLACK));
+    }
+    latency
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    Ok(())
+}
