@@ -6,7 +6,7 @@
 mod common;
 
 use common::server::{Server, dechunk};
-use common::{GOLDEN, GOLDEN_CATALOG, simple_order};
+use common::{GOLDEN, GOLDEN_CATALOG, simple_order, wait_for};
 use rand::{RngExt, SeedableRng};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -95,6 +95,8 @@ fn kill_9_at_random_moments_loses_no_acknowledged_decision() {
         // Somewhere in the first half of the stream (about 200 orders a millisecond here).
         let delay = Duration::from_millis(random.random_range(5..(count as u64 / 400).max(100)));
         let killer = std::thread::spawn(move || {
+            // Sleeping on purpose: the kill lands at a random moment of the stream, whatever
+            // the server is doing then; that is the point of the trial.
             std::thread::sleep(delay);
             // SAFETY: kill(2) on the server's pid; the test reaps it only after this thread ends.
             unsafe { libc::kill(pid, libc::SIGKILL) };
@@ -316,8 +318,9 @@ fn snapshots_bound_the_replay_and_keep_what_holds_reservations() {
             .status,
         200
     );
-    // Older than a zero-hour window by the time the next snapshots are taken (decision
-    // times are in milliseconds).
+    // Sleeping on purpose: the rejected and cancelled orders must be older than a zero-hour
+    // window when the next snapshots are taken, so time has to pass (decision times are in
+    // milliseconds); there is nothing to wait for but the clock.
     std::thread::sleep(Duration::from_millis(20));
     // Enough records afterwards for every zone that took orders to snapshot again.
     let second: Vec<String> = (30..90)
@@ -341,11 +344,9 @@ fn snapshots_bound_the_replay_and_keep_what_holds_reservations() {
     };
     // Snapshots are written off the zone threads, after the answers: wait for east's
     // second (taken after the cancel: 20 records of the first batch, then 31) and west's.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while snapshots(&server, "east") < 2 || snapshots(&server, "west") < 1 {
-        assert!(std::time::Instant::now() < deadline, "no snapshots written");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for("east's second snapshot and west's first", || {
+        snapshots(&server, "east") >= 2 && snapshots(&server, "west") >= 1
+    });
 
     let server = server.kill_and_restart(&flags);
     assert!(snapshots(&server, "east") >= 2 && snapshots(&server, "west") >= 1);

@@ -435,7 +435,6 @@ struct Model {
 }
 
 fn check_stock(router: &Router, model: &Model) -> Result<(), TestCaseError> {
-    let network = router.network();
     let mut expected: HashMap<(WarehouseId, SkuId), u32> = HashMap::new();
     for (decision, _, closed) in model.decisions.values() {
         if *closed {
@@ -461,7 +460,6 @@ fn check_stock(router: &Router, model: &Model) -> Result<(), TestCaseError> {
             );
         }
     }
-    let _ = network;
     Ok(())
 }
 

@@ -1,5 +1,5 @@
-//! Helpers shared by the integration tests: small networks written out by hand, and a router
-//! built from them.
+//! Helpers shared by the integration tests: small networks written out by hand, a router
+//! built from them, and waiting for what a server does in the background.
 
 #![allow(dead_code)] // Each test file uses its own subset.
 
@@ -11,12 +11,48 @@ use order_router::route::Router;
 use order_router::time::Millis;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 pub mod server;
 
-/// 2026-11-11T00:00:00Z: the decision time of the golden tests.
-pub fn noon() -> Millis {
+/// 2026-11-11T00:00:00Z, midnight (UTC) at the start of the golden tests' day: the time
+/// [`decide`] decides at, from which the golden ETAs and promises are worked out.
+pub fn midnight() -> Millis {
     Millis::parse_rfc3339("2026-11-11T00:00:00Z").unwrap()
+}
+
+/// 2026-11-11T12:00:00Z, noon (UTC) of the same day: twelve hours after [`midnight`].
+pub fn noon() -> Millis {
+    Millis::parse_rfc3339("2026-11-11T12:00:00Z").unwrap()
+}
+
+/// How long a test waits for something a server does in the background. Generous, since
+/// tests run on shared, noisy machines; a passing test waits only as long as it takes.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Polls `condition` until it holds (true) or `deadline` passes (false): at once, then
+/// every few milliseconds, backing off to every 50 ms so that a condition that costs a
+/// request (or places an order) is not asked hundreds of times.
+pub fn wait_until(deadline: Instant, mut condition: impl FnMut() -> bool) -> bool {
+    let mut pause = Duration::from_millis(2);
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// Waits up to [`PATIENCE`] for `condition`; fails the test saying that `what` did not
+/// happen in time.
+#[track_caller]
+pub fn wait_for(what: &str, condition: impl FnMut() -> bool) {
+    let held = wait_until(Instant::now() + PATIENCE, condition);
+    assert!(held, "{what} did not happen within {PATIENCE:?}");
 }
 
 /// A router over `config` (TOML), `catalog` (CSV) and `stock` (CSV).
@@ -47,10 +83,11 @@ pub fn decide_at(
         .map(|answer| (answer.decision.clone(), answer.duplicate))
 }
 
-/// Decides `json` at [`noon`], expecting a fresh decision.
+/// Decides `json` at [`midnight`] (the golden tests' decision time), expecting a fresh
+/// decision.
 pub fn decide(router: &mut Router, json: &str) -> Decision {
     let (decision, duplicate) =
-        decide_at(router, json, noon()).unwrap_or_else(|invalid| panic!("{invalid:?}"));
+        decide_at(router, json, midnight()).unwrap_or_else(|invalid| panic!("{invalid:?}"));
     assert!(!duplicate);
     decision
 }
