@@ -25,14 +25,14 @@ pub enum RecoverError {
     Journal {
         zone: String,
         #[source]
-        source: JournalError,
+        source: Box<JournalError>,
     },
     #[error("zone {zone}: restoring the snapshot {}: {source}", path.display())]
     Snapshot {
         zone: String,
         path: PathBuf,
         #[source]
-        source: RecordError,
+        source: Box<RecordError>,
     },
     #[error("zone {zone}: record {lsn} in {} at byte {offset}: {source}", segment.display())]
     Record {
@@ -41,7 +41,7 @@ pub enum RecoverError {
         segment: PathBuf,
         offset: u64,
         #[source]
-        source: RecordError,
+        source: Box<RecordError>,
     },
 }
 
@@ -73,7 +73,7 @@ pub fn rebuild<'a>(
             .map_err(|source| RecoverError::Snapshot {
                 zone: name.to_owned(),
                 path: snapshot.path.clone(),
-                source,
+                source: Box::new(source),
             })?,
         None => ZoneState::new(network, zone, catalog.len()),
     };
@@ -94,7 +94,7 @@ pub fn rebuild<'a>(
                 lsn: record.lsn,
                 segment,
                 offset,
-                source,
+                source: Box::new(source),
             }
         })?;
     }
@@ -116,7 +116,7 @@ pub fn open(
     let name = network.zone_name(zone);
     let failed = |source| RecoverError::Journal {
         zone: name.to_owned(),
-        source,
+        source: Box::new(source),
     };
     let own = stock
         .iter()
@@ -183,7 +183,7 @@ pub fn verify(
 ) -> Result<ZoneState, RecoverError> {
     let failed = |source| RecoverError::Journal {
         zone: network.zone_name(zone).to_owned(),
-        source,
+        source: Box::new(source),
     };
     let snapshot = journal::read_newest_snapshot(dir).map_err(failed)?;
     let after = snapshot.as_ref().map_or(0, |snapshot| snapshot.lsn);
