@@ -12,7 +12,7 @@
 
 use crate::catalog::Catalog;
 use crate::config::Network;
-use crate::model::{Decision, Invalid, LineQuantity};
+use crate::model::{Decision, Invalid, LineQuantity, Reason, Shipment};
 use serde::Serialize;
 
 /// Appends `decision` as one JSON line (with `\n`) to `out`.
@@ -46,32 +46,54 @@ pub fn write_decision(
         if index > 0 {
             out.push(b',');
         }
-        out.extend_from_slice(b"{\"warehouse\":");
-        write_known(
-            out,
-            network.warehouse_name(shipment.warehouse),
-            plain.warehouses,
-        );
-        out.extend_from_slice(b",\"carrier\":");
-        write_known(out, network.carrier_name(shipment.carrier), plain.carriers);
-        out.extend_from_slice(b",\"service\":\"");
-        out.extend_from_slice(shipment.level.name().as_bytes());
-        out.extend_from_slice(b"\",\"lines\":");
-        write_lines(out, &shipment.lines, catalog, plain.skus);
-        out.extend_from_slice(b",\"distance_km\":");
-        write_rounded(out, shipment.distance_km, 1);
-        out.extend_from_slice(b",\"weight_kg\":");
-        write_rounded(out, shipment.weight_kg, 3);
-        out.extend_from_slice(b",\"cost\":");
-        write_rounded(out, shipment.cost, 2);
-        out.extend_from_slice(b",\"eta\":\"");
-        shipment.eta.write_rfc3339(out);
-        out.extend_from_slice(b"\"}");
+        write_shipment(out, shipment, network, catalog, &plain);
     }
     out.extend_from_slice(b"],\"backordered\":");
     write_lines(out, &decision.backordered, catalog, plain.skus);
     out.extend_from_slice(b",\"reason\":");
-    match &decision.reason {
+    write_reason(out, decision.reason.as_deref());
+    if duplicate {
+        out.extend_from_slice(b",\"duplicate\":true");
+    }
+    out.extend_from_slice(b"}\n");
+}
+
+/// One shipment of a decision as a JSON object.
+#[inline]
+fn write_shipment(
+    out: &mut Vec<u8>,
+    shipment: &Shipment,
+    network: &Network,
+    catalog: &Catalog,
+    plain: &Plain,
+) {
+    out.extend_from_slice(b"{\"warehouse\":");
+    write_known(
+        out,
+        network.warehouse_name(shipment.warehouse),
+        plain.warehouses,
+    );
+    out.extend_from_slice(b",\"carrier\":");
+    write_known(out, network.carrier_name(shipment.carrier), plain.carriers);
+    out.extend_from_slice(b",\"service\":\"");
+    out.extend_from_slice(shipment.level.name().as_bytes());
+    out.extend_from_slice(b"\",\"lines\":");
+    write_lines(out, &shipment.lines, catalog, plain.skus);
+    out.extend_from_slice(b",\"distance_km\":");
+    write_rounded(out, shipment.distance_km, 1);
+    out.extend_from_slice(b",\"weight_kg\":");
+    write_rounded(out, shipment.weight_kg, 3);
+    out.extend_from_slice(b",\"cost\":");
+    write_rounded(out, shipment.cost, 2);
+    out.extend_from_slice(b",\"eta\":\"");
+    shipment.eta.write_rfc3339(out);
+    out.extend_from_slice(b"\"}");
+}
+
+/// A decision's reason, `{"code","message"}`, or `null` when it has none.
+#[inline]
+fn write_reason(out: &mut Vec<u8>, reason: Option<&Reason>) {
+    match reason {
         None => out.extend_from_slice(b"null"),
         Some(reason) => {
             out.extend_from_slice(b"{\"code\":\"");
@@ -81,10 +103,6 @@ pub fn write_decision(
             out.push(b'}');
         }
     }
-    if duplicate {
-        out.extend_from_slice(b",\"duplicate\":true");
-    }
-    out.extend_from_slice(b"}\n");
 }
 
 /// Appends an `invalid` record for input line `line` as one JSON line to `out`.

@@ -15,13 +15,13 @@
 use super::App;
 use super::http::error;
 use super::metrics::names;
-use crate::config::Role;
+use crate::config::{Auth, Role};
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
-use actix_web::web;
+use actix_web::{HttpResponse, web};
 
 /// Middleware for routes that need the `read` role. Each route is wrapped with the role it
 /// needs *after* the router has matched it, so the role follows the resource, not a
@@ -68,69 +68,97 @@ async fn authorize(
     next: Next<impl MessageBody>,
     needed: Role,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let app = request
+    let network = request
         .app_data::<web::Data<App>>()
         .expect("the app data is registered")
-        .clone();
-    let auth = app.network().auth.clone();
-    if !auth.is_enabled() {
-        return next
-            .call(request)
-            .await
-            .map(ServiceResponse::map_into_left_body);
-    }
-    let given = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| {
-            let (scheme, token) = value.split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-        });
-    let refusal = match given {
-        None => Some((
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "this endpoint needs an Authorization: Bearer token".to_owned(),
-            "Bearer realm=\"order-router\"".to_owned(),
-        )),
-        Some(token) => match auth.role_of(token) {
-            None => Some((
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "the bearer token is not valid".to_owned(),
-                "Bearer realm=\"order-router\", error=\"invalid_token\"".to_owned(),
-            )),
-            Some(role) if role < needed => Some((
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                format!(
-                    "this endpoint needs the '{}' role; the token has '{}'",
-                    needed.name(),
-                    role.name()
-                ),
-                format!(
-                    "Bearer realm=\"order-router\", error=\"insufficient_scope\", scope=\"{}\"",
-                    needed.name()
-                ),
-            )),
-            Some(_) => None,
-        },
+        .network();
+    let auth = &network.auth;
+    let refusal = if auth.is_enabled() {
+        refusal_for(auth, bearer_token(&request), needed)
+    } else {
+        None
     };
     match refusal {
         None => next
             .call(request)
             .await
             .map(ServiceResponse::map_into_left_body),
-        Some((status, code, message, challenge)) => {
-            metrics::counter!(names::AUTH_REFUSED, "status" => status.as_str().to_owned())
-                .increment(1);
-            let mut response = error(status, code, message);
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_str(&challenge).expect("an ASCII challenge"),
-            );
-            Ok(request.into_response(response).map_into_right_body())
-        }
+        Some(refusal) => Ok(request
+            .into_response(refusal.into_response())
+            .map_into_right_body()),
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header (the scheme in any case).
+fn bearer_token(request: &ServiceRequest) -> Option<&str> {
+    request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| {
+            let (scheme, token) = value.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        })
+}
+
+/// Why a request is turned away, and the `WWW-Authenticate` challenge that says so.
+struct Refusal {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    challenge: String,
+}
+
+impl Refusal {
+    /// The error body with its challenge header; counted by status.
+    fn into_response(self) -> HttpResponse {
+        let Refusal {
+            status,
+            code,
+            message,
+            challenge,
+        } = self;
+        metrics::counter!(names::AUTH_REFUSED, "status" => status.as_str().to_owned()).increment(1);
+        let mut response = error(status, code, message);
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_str(&challenge).expect("an ASCII challenge"),
+        );
+        response
+    }
+}
+
+/// The refusal for a request bearing `given` to a route that needs `needed`, or `None` when
+/// the token's role is enough.
+fn refusal_for(auth: &Auth, given: Option<&str>, needed: Role) -> Option<Refusal> {
+    let Some(token) = given else {
+        return Some(Refusal {
+            status: StatusCode::UNAUTHORIZED,
+            code: "unauthorized",
+            message: "this endpoint needs an Authorization: Bearer token".to_owned(),
+            challenge: "Bearer realm=\"order-router\"".to_owned(),
+        });
+    };
+    match auth.role_of(token) {
+        None => Some(Refusal {
+            status: StatusCode::UNAUTHORIZED,
+            code: "unauthorized",
+            message: "the bearer token is not valid".to_owned(),
+            challenge: "Bearer realm=\"order-router\", error=\"invalid_token\"".to_owned(),
+        }),
+        Some(role) if role < needed => Some(Refusal {
+            status: StatusCode::FORBIDDEN,
+            code: "forbidden",
+            message: format!(
+                "this endpoint needs the '{}' role; the token has '{}'",
+                needed.name(),
+                role.name()
+            ),
+            challenge: format!(
+                "Bearer realm=\"order-router\", error=\"insufficient_scope\", scope=\"{}\"",
+                needed.name()
+            ),
+        }),
+        Some(_) => None,
     }
 }

@@ -7,7 +7,8 @@
 
 use super::App;
 use super::metrics::names;
-use crate::config::Network;
+use crate::config::{Limits, Network};
+use crate::ids::{Interner, ZoneId};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::sync::Arc;
@@ -40,37 +41,54 @@ impl Outcome {
     }
 }
 
+/// The admission and connection bounds by key: they are sized once, at start, so a change
+/// to any of them needs a restart.
+fn sized_at_start(limits: &Limits) -> [(&'static str, u64); 7] {
+    [
+        ("limits.max_streams", limits.max_streams as u64),
+        (
+            "limits.max_orders_in_flight",
+            limits.max_orders_in_flight as u64,
+        ),
+        ("limits.priority_reserve", limits.priority_reserve as u64),
+        ("limits.header_timeout_ms", limits.header_timeout_ms),
+        ("limits.idle_timeout_s", limits.idle_timeout_s),
+        ("limits.max_connections", limits.max_connections as u64),
+        (
+            "limits.receive_buffer_bytes",
+            limits.receive_buffer_bytes as u64,
+        ),
+    ]
+}
+
 /// The fields that differ between `old` and `new` that a running router cannot take:
 /// the shape of the network its state is laid out by, and the admission bounds.
 pub fn restart_only(old: &Network, new: &Network) -> Vec<String> {
     let mut fields = Vec::new();
-    let same = |old: &crate::ids::Interner, new: &crate::ids::Interner| old.names().eq(new.names());
+    let same = |old: &Interner, new: &Interner| old.names().eq(new.names());
     if !same(&old.zone_ids, &new.zone_ids) {
         fields.push("zones (ids or order)".to_owned());
     }
     if !same(&old.region_ids, &new.region_ids) {
         fields.push("regions (ids or order)".to_owned());
     } else {
-        for (index, (before, after)) in old.regions.iter().zip(&new.regions).enumerate() {
-            if old.zone_name(before.zone) != new.zone_name(after.zone) {
-                fields.push(format!(
-                    "regions[{}].zone",
-                    old.region_ids.name(index as u32)
-                ));
-            }
-        }
+        let zones = old.regions.iter().zip(&new.regions);
+        let zones = zones.map(|(before, after)| (before.zone, after.zone));
+        zone_moves(&mut fields, old, new, "regions", &old.region_ids, zones);
     }
     if !same(&old.warehouse_ids, &new.warehouse_ids) {
         fields.push("warehouses (ids)".to_owned());
     } else {
-        for (index, (before, after)) in old.warehouses.iter().zip(&new.warehouses).enumerate() {
-            if old.zone_name(before.zone) != new.zone_name(after.zone) {
-                fields.push(format!(
-                    "warehouses[{}].zone",
-                    old.warehouse_ids.name(index as u32)
-                ));
-            }
-        }
+        let zones = old.warehouses.iter().zip(&new.warehouses);
+        let zones = zones.map(|(before, after)| (before.zone, after.zone));
+        zone_moves(
+            &mut fields,
+            old,
+            new,
+            "warehouses",
+            &old.warehouse_ids,
+            zones,
+        );
     }
     if !same(&old.carrier_ids, &new.carrier_ids) {
         fields.push("carriers (ids)".to_owned());
@@ -80,48 +98,30 @@ pub fn restart_only(old: &Network, new: &Network) -> Vec<String> {
         // run without them.
         fields.push("auth (removing every token)".to_owned());
     }
-    for (key, before, after) in [
-        (
-            "limits.max_streams",
-            old.limits.max_streams,
-            new.limits.max_streams,
-        ),
-        (
-            "limits.max_orders_in_flight",
-            old.limits.max_orders_in_flight,
-            new.limits.max_orders_in_flight,
-        ),
-        (
-            "limits.priority_reserve",
-            old.limits.priority_reserve,
-            new.limits.priority_reserve,
-        ),
-        (
-            "limits.header_timeout_ms",
-            old.limits.header_timeout_ms as usize,
-            new.limits.header_timeout_ms as usize,
-        ),
-        (
-            "limits.idle_timeout_s",
-            old.limits.idle_timeout_s as usize,
-            new.limits.idle_timeout_s as usize,
-        ),
-        (
-            "limits.max_connections",
-            old.limits.max_connections,
-            new.limits.max_connections,
-        ),
-        (
-            "limits.receive_buffer_bytes",
-            old.limits.receive_buffer_bytes,
-            new.limits.receive_buffer_bytes,
-        ),
-    ] {
+    let bounds = sized_at_start(&old.limits).into_iter();
+    for ((key, before), (_, after)) in bounds.zip(sized_at_start(&new.limits)) {
         if before != after {
             fields.push(key.to_owned());
         }
     }
     fields
+}
+
+/// Adds `{kind}[{id}].zone` to `fields` for each item (of the same ids, in the same order in
+/// both) whose zone, `(before, after)`, is named differently in `new`.
+fn zone_moves(
+    fields: &mut Vec<String>,
+    old: &Network,
+    new: &Network,
+    kind: &str,
+    ids: &Interner,
+    zones: impl Iterator<Item = (ZoneId, ZoneId)>,
+) {
+    for (index, (before, after)) in zones.enumerate() {
+        if old.zone_name(before) != new.zone_name(after) {
+            fields.push(format!("{kind}[{}].zone", ids.name(index as u32)));
+        }
+    }
 }
 
 /// What differs between two compatible snapshots, by key (coarse: a warehouse or carrier
@@ -143,33 +143,48 @@ pub fn changes(old: &Network, new: &Network) -> Vec<String> {
     if old.tier_name(old.default_tier) != new.tier_name(new.default_tier) {
         changed.push("tiers (default)".to_owned());
     }
-    for (index, (before, after)) in old.zones.iter().zip(&new.zones).enumerate() {
-        if before != after {
-            changed.push(format!("zones[{}]", old.zone_ids.name(index as u32)));
-        }
-    }
+    changed_items(&mut changed, "zones", &old.zone_ids, &old.zones, &new.zones);
     if !old.tier_ids.names().eq(new.tier_ids.names()) || old.tiers != new.tiers {
         changed.push("tiers".to_owned());
     }
-    for (index, (before, after)) in old.regions.iter().zip(&new.regions).enumerate() {
-        if before != after {
-            changed.push(format!("regions[{}]", old.region_ids.name(index as u32)));
-        }
-    }
-    for (index, (before, after)) in old.warehouses.iter().zip(&new.warehouses).enumerate() {
-        if before != after {
-            changed.push(format!(
-                "warehouses[{}]",
-                old.warehouse_ids.name(index as u32)
-            ));
-        }
-    }
-    for (index, (before, after)) in old.carriers.iter().zip(&new.carriers).enumerate() {
-        if before != after {
-            changed.push(format!("carriers[{}]", old.carrier_ids.name(index as u32)));
-        }
-    }
+    changed_items(
+        &mut changed,
+        "regions",
+        &old.region_ids,
+        &old.regions,
+        &new.regions,
+    );
+    changed_items(
+        &mut changed,
+        "warehouses",
+        &old.warehouse_ids,
+        &old.warehouses,
+        &new.warehouses,
+    );
+    changed_items(
+        &mut changed,
+        "carriers",
+        &old.carrier_ids,
+        &old.carriers,
+        &new.carriers,
+    );
     changed
+}
+
+/// Adds `{kind}[{id}]` to `changed` for each item that differs between `old` and `new`
+/// (paired by position: the ids are the same, in the same order).
+fn changed_items<T: PartialEq>(
+    changed: &mut Vec<String>,
+    kind: &str,
+    ids: &Interner,
+    old: &[T],
+    new: &[T],
+) {
+    for (index, (before, after)) in old.iter().zip(new).enumerate() {
+        if before != after {
+            changed.push(format!("{kind}[{}]", ids.name(index as u32)));
+        }
+    }
 }
 
 /// Reads `path` and, if it validates and fits, makes it the snapshot in force.
@@ -207,7 +222,7 @@ pub async fn reload(app: &App, path: Option<&Path>) -> Outcome {
         metrics::counter!(names::CONFIG_RELOADS, "outcome" => "unchanged").increment(1);
         return Outcome::Unchanged;
     }
-    // The zone shards take the snapshot from each message: the chunks parsed from now on
+    // The zone actors take the snapshot from each message: the chunks parsed from now on
     // carry the new one, those in flight finish under the one they were parsed with.
     app.set_network(Arc::new(new));
     metrics::counter!(names::CONFIG_RELOADS, "outcome" => "applied").increment(1);

@@ -1,13 +1,15 @@
-//! JSON views of the network (with today's load), the catalogue and stock levels, for the
-//! read endpoints. Built on request, off the hot path; serde_json values are fine here.
+//! JSON views of the network (with today's load) and the catalogue for the read endpoints,
+//! each zone's share of today's load, and the NDJSON body of `PUT /v1/stock` read into
+//! levels. Built on request, off the hot path; serde_json values are fine here.
 
 use crate::catalog::{Catalog, StockLevel};
-use crate::config::Network;
+use crate::config::{CarrierService, Network};
 use crate::ids::{CarrierId, SkuId, WarehouseId};
 use crate::time::Millis;
 use crate::zone::ZoneState;
 use serde_json::{Value, json};
 
+/// The names of a set of capabilities, for JSON.
 fn names(caps: crate::model::Capabilities) -> Vec<&'static str> {
     caps.names().collect()
 }
@@ -23,7 +25,9 @@ fn share(used: u32, limit: u32) -> Value {
 
 /// Orders shipped from `warehouse` today and pickups of each carrier there.
 pub struct WarehouseLoad {
+    /// Orders shipped from the warehouse today.
     pub orders: u32,
+    /// Pickups there today, indexed by carrier.
     pub pickups: Vec<u32>,
 }
 
@@ -50,9 +54,44 @@ pub fn zone_loads(
 }
 
 /// `GET /v1/network`: zones, regions, warehouses with today's load, carriers with today's
-/// pickups.
+/// pickups. `loads` is indexed by warehouse.
 pub fn network(network: &Network, loads: &[WarehouseLoad], now: Millis) -> Value {
-    let zones: Vec<Value> = network
+    let tiers: Vec<Value> = network
+        .tiers
+        .iter()
+        .enumerate()
+        .map(|(index, tier)| {
+            json!({
+                "id": network.tier_ids.name(index as u32),
+                "min_service": tier.min_service.name(),
+            })
+        })
+        .collect();
+    json!({
+        "day": now.utc_day(),
+        "tiers": tiers,
+        "zones": zones(network),
+        "regions": regions(network),
+        "warehouses": warehouses(network, loads),
+        "carriers": carriers(network, loads),
+        "policy": {
+            "distance_weight": network.policy.distance_weight,
+            "cost_weight": network.policy.cost_weight,
+            "split_weight": network.policy.split_weight,
+            "load_weight": network.policy.load_weight,
+            "rank_weight": network.policy.rank_weight,
+            "max_shipments": network.policy.max_shipments,
+        },
+        "limits": {
+            "max_line_bytes": network.limits.max_line_bytes,
+            "max_lines_per_order": network.limits.max_lines_per_order,
+        },
+    })
+}
+
+/// Each zone with its fallback chain and its warehouses.
+fn zones(network: &Network) -> Vec<Value> {
+    network
         .zones
         .iter()
         .enumerate()
@@ -63,8 +102,12 @@ pub fn network(network: &Network, loads: &[WarehouseLoad], now: Millis) -> Value
                 "warehouses": zone.warehouses.iter().map(|id| network.warehouse_name(*id)).collect::<Vec<_>>(),
             })
         })
-        .collect();
-    let regions: Vec<Value> = network
+        .collect()
+}
+
+/// Each region: where it is, its zone and its population.
+fn regions(network: &Network) -> Vec<Value> {
+    network
         .regions
         .iter()
         .enumerate()
@@ -78,8 +121,12 @@ pub fn network(network: &Network, loads: &[WarehouseLoad], now: Millis) -> Value
                 "population": region.population_millions,
             })
         })
-        .collect();
-    let warehouses: Vec<Value> = network
+        .collect()
+}
+
+/// Each warehouse as configured, with the orders it has shipped today.
+fn warehouses(network: &Network, loads: &[WarehouseLoad]) -> Vec<Value> {
+    network
         .warehouses
         .iter()
         .enumerate()
@@ -102,8 +149,13 @@ pub fn network(network: &Network, loads: &[WarehouseLoad], now: Millis) -> Value
                 },
             })
         })
-        .collect();
-    let carriers: Vec<Value> = network
+        .collect()
+}
+
+/// Each carrier as configured, with today's pickups over all warehouses and the share of
+/// its daily limit used at the busiest one.
+fn carriers(network: &Network, loads: &[WarehouseLoad]) -> Vec<Value> {
+    network
         .carriers
         .iter()
         .enumerate()
@@ -123,52 +175,26 @@ pub fn network(network: &Network, loads: &[WarehouseLoad], now: Millis) -> Value
                 },
                 "max_weight_kg": carrier.max_weight_kg,
                 "daily_pickups": carrier.daily_pickups,
-                "services": carrier.services.iter().map(|service| json!({
-                    "level": service.level.name(),
-                    "base_cost": service.base_cost,
-                    "per_kg": service.per_kg,
-                    "per_km": service.per_km,
-                    "base_hours": service.base_hours,
-                    "km_per_hour": service.km_per_hour,
-                    "max_km": service.max_km,
-                })).collect::<Vec<_>>(),
+                "services": carrier.services.iter().map(service).collect::<Vec<_>>(),
                 "today": {
                     "pickups": pickups,
                     "busiest_warehouse_utilisation": share(busiest, carrier.daily_pickups),
                 },
             })
         })
-        .collect();
-    let tiers: Vec<Value> = network
-        .tiers
-        .iter()
-        .enumerate()
-        .map(|(index, tier)| {
-            json!({
-                "id": network.tier_ids.name(index as u32),
-                "min_service": tier.min_service.name(),
-            })
-        })
-        .collect();
+        .collect()
+}
+
+/// One service level of a carrier: its price and speed.
+fn service(service: &CarrierService) -> Value {
     json!({
-        "day": now.utc_day(),
-        "tiers": tiers,
-        "zones": zones,
-        "regions": regions,
-        "warehouses": warehouses,
-        "carriers": carriers,
-        "policy": {
-            "distance_weight": network.policy.distance_weight,
-            "cost_weight": network.policy.cost_weight,
-            "split_weight": network.policy.split_weight,
-            "load_weight": network.policy.load_weight,
-            "rank_weight": network.policy.rank_weight,
-            "max_shipments": network.policy.max_shipments,
-        },
-        "limits": {
-            "max_line_bytes": network.limits.max_line_bytes,
-            "max_lines_per_order": network.limits.max_lines_per_order,
-        },
+        "level": service.level.name(),
+        "base_cost": service.base_cost,
+        "per_kg": service.per_kg,
+        "per_km": service.per_km,
+        "base_hours": service.base_hours,
+        "km_per_hour": service.km_per_hour,
+        "max_km": service.max_km,
     })
 }
 

@@ -1,6 +1,6 @@
 //! `/v1/admin/reload`, `/healthz`, `/readyz` and `/metrics`.
 
-use super::error;
+use super::draining;
 use crate::serve::App;
 use crate::serve::metrics::names;
 use actix_web::http::StatusCode;
@@ -17,17 +17,15 @@ pub(super) async fn admin_reload(app: web::Data<App>) -> HttpResponse {
     HttpResponse::build(status).json(outcome.to_json())
 }
 
+/// `GET /healthz`: the process is up.
 pub(super) async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
+/// `GET /readyz`: `503` while draining, otherwise ready, with the orders in flight.
 pub(super) async fn readyz(app: web::Data<App>) -> HttpResponse {
     if app.is_draining() {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "draining",
-            "the router is shutting down",
-        );
+        return draining();
     }
     HttpResponse::Ok().json(serde_json::json!({
         "status": "ready",
@@ -35,6 +33,7 @@ pub(super) async fn readyz(app: web::Data<App>) -> HttpResponse {
     }))
 }
 
+/// `GET /metrics`: the Prometheus text, with the gauges read at scrape time set first.
 pub(super) async fn metrics(app: web::Data<App>) -> HttpResponse {
     metrics::gauge!(names::ORDERS_IN_FLIGHT).set(app.admission.in_flight() as f64);
     if let Some((resident, peak)) = resident_memory() {

@@ -3,6 +3,8 @@
 use super::{error, unavailable};
 use crate::limits::FEED_READ_BYTES;
 use crate::serve::App;
+use crate::serve::feed::{Read, ReadResult};
+use actix::MailboxError;
 use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
@@ -25,40 +27,13 @@ pub(super) async fn get_decisions(
     query: web::Query<FeedQuery>,
     app: web::Data<App>,
 ) -> HttpResponse {
-    use crate::serve::feed::{Read, ReadResult};
     let FeedQuery { cursor, follow } = query.into_inner();
-    let first = match app
-        .feed
-        .send(Read {
-            cursor,
-            max_bytes: FEED_READ_BYTES,
-        })
-        .await
-    {
-        Ok(ReadResult::Gone { oldest }) => {
-            let mut response = error(
-                StatusCode::GONE,
-                "cursor_gone",
-                format!("cursor {cursor} is no longer held; the oldest is {oldest}"),
-            );
-            response.headers_mut().insert(
-                header::HeaderName::from_static("x-oldest-cursor"),
-                header::HeaderValue::from(oldest),
-            );
-            return response;
-        }
+    let first = match read_feed(&app, cursor).await {
+        Ok(ReadResult::Gone { oldest }) => return cursor_gone(cursor, oldest),
         Ok(first) => first,
         Err(_) => return unavailable(),
     };
-    struct State {
-        app: web::Data<App>,
-        pending: Option<ReadResult>,
-        cursor: u64,
-        follow: bool,
-        published: tokio::sync::watch::Receiver<u64>,
-        last_read_done: bool,
-    }
-    let state = State {
+    let tail = Tail {
         last_read_done: false,
         published: app.feed_published.clone(),
         app,
@@ -66,52 +41,99 @@ pub(super) async fn get_decisions(
         cursor,
         follow,
     };
-    let lines = futures_util::stream::unfold(state, |mut state| async move {
+    HttpResponse::Ok()
+        .content_type("application/x-ndjson")
+        .streaming(futures_util::stream::unfold(tail, Tail::next))
+}
+
+/// Entries from `cursor` on, at most about [`FEED_READ_BYTES`] of them.
+async fn read_feed(app: &App, cursor: u64) -> Result<ReadResult, MailboxError> {
+    let read = Read {
+        cursor,
+        max_bytes: FEED_READ_BYTES,
+    };
+    app.feed.send(read).await
+}
+
+/// `410 Gone` for a `cursor` older than what the feed holds, naming the `oldest` it holds
+/// in the body and in `X-Oldest-Cursor`.
+fn cursor_gone(cursor: u64, oldest: u64) -> HttpResponse {
+    let mut response = error(
+        StatusCode::GONE,
+        "cursor_gone",
+        format!("cursor {cursor} is no longer held; the oldest is {oldest}"),
+    );
+    response.headers_mut().insert(
+        header::HeaderName::from_static("x-oldest-cursor"),
+        header::HeaderValue::from(oldest),
+    );
+    response
+}
+
+/// Where a feed response is: what it sends next, and whether it waits for more at the end.
+struct Tail {
+    app: web::Data<App>,
+    /// A read made but not yet sent (the first one, made before the response began).
+    pending: Option<ReadResult>,
+    /// The next entry to read.
+    cursor: u64,
+    /// Whether to wait for new entries at the end rather than finish.
+    follow: bool,
+    /// The cursor after the last entry published, to wake on.
+    published: tokio::sync::watch::Receiver<u64>,
+    /// Whether the one read after the router has drained has been made.
+    last_read_done: bool,
+}
+
+impl Tail {
+    /// The next lines of the response, and the tail after them; `None` ends the response.
+    async fn next(mut self) -> Option<(Result<Bytes, actix_web::Error>, Self)> {
         loop {
-            let read = match state.pending.take() {
+            let read = match self.pending.take() {
                 Some(read) => read,
-                None => {
-                    let read = Read {
-                        cursor: state.cursor,
-                        max_bytes: FEED_READ_BYTES,
-                    };
-                    state.app.feed.send(read).await.ok()?
-                }
+                None => read_feed(&self.app, self.cursor).await.ok()?,
             };
             match read {
                 ReadResult::Lines(bytes, next) => {
-                    state.cursor = next;
-                    return Some((Ok::<Bytes, actix_web::Error>(Bytes::from(bytes)), state));
+                    self.cursor = next;
+                    return Some((Ok(Bytes::from(bytes)), self));
                 }
                 // Evicted under a slow reader: end here; resuming from the last cursor seen
                 // gets the 410 that says so.
                 ReadResult::Gone { .. } => return None,
-                ReadResult::Empty if !state.follow => return None,
-                ReadResult::Empty => loop {
-                    if *state.published.borrow_and_update() > state.cursor {
-                        break;
-                    }
-                    // The router is shutting down and has decided everything it will. The
-                    // last entries were sent to the log before the last permits came back,
-                    // so one more read (queued behind them) sees them; after that, the end.
-                    if state.app.is_drained() {
-                        if state.last_read_done {
-                            return None;
-                        }
-                        state.last_read_done = true;
-                        break;
-                    }
-                    let wait = state.published.changed();
-                    // Woken by new entries, or once a second to notice a shutdown.
-                    let waited = tokio::time::timeout(std::time::Duration::from_secs(1), wait);
-                    if let Ok(Err(_)) = waited.await {
+                ReadResult::Empty if !self.follow => return None,
+                ReadResult::Empty => {
+                    if !self.wait_for_entries().await {
                         return None;
                     }
-                },
+                }
             }
         }
-    });
-    HttpResponse::Ok()
-        .content_type("application/x-ndjson")
-        .streaming(lines)
+    }
+
+    /// Waits until entries past the cursor are published (true: read again), or the end:
+    /// false when the response should finish.
+    async fn wait_for_entries(&mut self) -> bool {
+        loop {
+            if *self.published.borrow_and_update() > self.cursor {
+                return true;
+            }
+            // The router is shutting down and has decided everything it will. The last
+            // entries were sent to the log before the last permits came back, so one more
+            // read (queued behind them) sees them; after that, the end.
+            if self.app.is_drained() {
+                if self.last_read_done {
+                    return false;
+                }
+                self.last_read_done = true;
+                return true;
+            }
+            let wait = self.published.changed();
+            // Woken by new entries, or once a second to notice a shutdown.
+            let waited = tokio::time::timeout(std::time::Duration::from_secs(1), wait);
+            if let Ok(Err(_)) = waited.await {
+                return false;
+            }
+        }
+    }
 }

@@ -1,9 +1,9 @@
 //! The HTTP API (DESIGN section 6) on actix-web: the routes, each with the role it needs,
-//! and what every resource shares (the error body, 429, body reading). One file per
-//! resource: [`orders`] (the order stream, single orders, reads, cancels, shipments),
-//! [`stock`], [`network`] (network and catalogue), [`decisions`] (the feed), [`admin`]
-//! (reload, health, readiness, metrics). The way of a chunk of orders from here to the
-//! zones and back is `super::pipeline`.
+//! and what every resource shares (the error body, 429 and 503, body reading). One file
+//! per resource (private, so named here without links): `orders` (the order stream,
+//! single orders, reads, cancels, shipments), `stock`, `network` (network and catalogue),
+//! `decisions` (the feed), `admin` (reload, health, readiness, metrics). The way of a chunk
+//! of orders from here to the zone actors and back is [`crate::serve::pipeline`].
 
 mod admin;
 mod decisions;
@@ -17,7 +17,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 
-/// Routes of the API, each wrapped with the role it needs (see [`super::auth`]).
+/// Routes of the API, each wrapped with the role it needs (see [`crate::serve::auth`]).
 pub fn configure(config: &mut web::ServiceConfig) {
     use super::auth;
     use actix_web::middleware::from_fn;
@@ -84,6 +84,7 @@ pub fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Http
     HttpResponse::build(status).json(body)
 }
 
+/// `429` saying `what` is at its limit, with `Retry-After: 1`; counted as throttled.
 pub(super) fn too_busy(what: &str) -> HttpResponse {
     metrics::counter!(names::REQUESTS_THROTTLED).increment(1);
     let mut response = error(
@@ -134,6 +135,16 @@ pub(super) async fn read_body(
     Ok(body)
 }
 
+/// `503`: the router is shutting down and takes no new work.
+pub(super) fn draining() -> HttpResponse {
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "draining",
+        "the router is shutting down",
+    )
+}
+
+/// `503`: a zone actor that had to answer is gone.
 pub(super) fn unavailable() -> HttpResponse {
     error(
         StatusCode::SERVICE_UNAVAILABLE,

@@ -1,12 +1,15 @@
 //! `/v1/stock`: one SKU's stock, absolute levels in (CSV or NDJSON), every level out.
 
 use super::{content_type, error, read_body, unavailable};
-use crate::ids::WarehouseId;
-use crate::ids::ZoneId;
+use crate::catalog::{Catalog, StockLevel};
+use crate::config::Network;
+use crate::ids::{WarehouseId, ZoneId};
 use crate::limits::MAX_STOCK_BODY_BYTES;
 use crate::serve::App;
+use crate::zone::ZoneError;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
+use std::sync::Arc;
 
 /// `GET /v1/stock/{sku}`: the SKU's stock at every warehouse, and its totals.
 pub(super) async fn get_stock(path: web::Path<String>, app: web::Data<App>) -> HttpResponse {
@@ -63,67 +66,21 @@ pub(super) async fn put_stock(
     mut payload: web::Payload,
     app: web::Data<App>,
 ) -> HttpResponse {
-    let body = match read_body(
-        &mut payload,
-        MAX_STOCK_BODY_BYTES,
-        "too_large",
-        "a stock upload",
-    )
-    .await
-    {
+    let what = "a stock upload";
+    let body = match read_body(&mut payload, MAX_STOCK_BODY_BYTES, "too_large", what).await {
         Ok(body) => body,
         Err(response) => return response,
     };
-    let content_type = content_type(&request);
     let network = app.network();
-    let levels = if content_type.starts_with("text/csv") {
-        crate::catalog::read_stock(
-            body.as_slice(),
-            std::path::Path::new("request body"),
-            &network,
-            &app.catalog,
-        )
-        .map_err(|problem| problem.to_string())
-    } else if content_type.starts_with("application/x-ndjson") {
-        crate::serve::views::stock_ndjson(&body, &network, &app.catalog)
-    } else {
-        return error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            format!("stock comes as text/csv or application/x-ndjson, got {content_type:?}"),
-        );
-    };
-    let levels = match levels {
+    let levels = match read_levels(&request, &body, &network, &app.catalog) {
         Ok(levels) => levels,
-        Err(message) => return error(StatusCode::BAD_REQUEST, "bad_stock", message),
+        Err(response) => return response,
     };
     let count = levels.len();
-    // Each zone applies its own warehouses' levels; refusals are listed in input order.
-    let mut by_zone: Vec<(Vec<usize>, Vec<crate::catalog::StockLevel>)> =
-        (0..app.zones.len()).map(|_| Default::default()).collect();
-    for (position, level) in levels.into_iter().enumerate() {
-        let zone = network.warehouses[level.warehouse.index()].zone;
-        by_zone[zone.index()].0.push(position);
-        by_zone[zone.index()].1.push(level);
-    }
-    let mut refused = Vec::new();
-    for (zone, (positions, levels)) in by_zone.into_iter().enumerate() {
-        if levels.is_empty() {
-            continue;
-        }
-        let request = crate::serve::zone_actor::SetStock {
-            levels,
-            network: network.clone(),
-        };
-        match app.zones.zone(ZoneId(zone as u16)).send(request).await {
-            Ok(zone_refused) => refused.extend(
-                zone_refused
-                    .into_iter()
-                    .map(|(index, level, problem)| (positions[index], level, problem)),
-            ),
-            Err(_) => return unavailable(),
-        }
-    }
+    let mut refused = match set_stock(&app, &network, levels).await {
+        Ok(refused) => refused,
+        Err(response) => return response,
+    };
     if refused.is_empty() {
         return HttpResponse::Ok().json(serde_json::json!({"applied": count, "refused": []}));
     }
@@ -147,6 +104,66 @@ pub(super) async fn put_stock(
         "applied": count - rows.len(),
         "refused": rows,
     }))
+}
+
+/// The levels of an upload in the format its `Content-Type` names; `415` for another
+/// format, `400` naming the first bad row.
+fn read_levels(
+    request: &HttpRequest,
+    body: &[u8],
+    network: &Network,
+    catalog: &Catalog,
+) -> Result<Vec<StockLevel>, HttpResponse> {
+    let content_type = content_type(request);
+    let levels = if content_type.starts_with("text/csv") {
+        let source = std::path::Path::new("request body");
+        crate::catalog::read_stock(body, source, network, catalog)
+            .map_err(|problem| problem.to_string())
+    } else if content_type.starts_with("application/x-ndjson") {
+        crate::serve::views::stock_ndjson(body, network, catalog)
+    } else {
+        return Err(error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("stock comes as text/csv or application/x-ndjson, got {content_type:?}"),
+        ));
+    };
+    levels.map_err(|message| error(StatusCode::BAD_REQUEST, "bad_stock", message))
+}
+
+/// Sends each zone its own warehouses' levels; the refused ones come back with their
+/// position in `levels` (unsorted), or `503` when a zone actor is gone.
+async fn set_stock(
+    app: &App,
+    network: &Arc<Network>,
+    levels: Vec<StockLevel>,
+) -> Result<Vec<(usize, StockLevel, ZoneError)>, HttpResponse> {
+    let mut by_zone: Vec<(Vec<usize>, Vec<StockLevel>)> =
+        (0..app.zones.len()).map(|_| Default::default()).collect();
+    for (position, level) in levels.into_iter().enumerate() {
+        let zone = network.warehouses[level.warehouse.index()].zone;
+        by_zone[zone.index()].0.push(position);
+        by_zone[zone.index()].1.push(level);
+    }
+    let mut refused = Vec::new();
+    for (zone, (positions, levels)) in by_zone.into_iter().enumerate() {
+        if levels.is_empty() {
+            continue;
+        }
+        let request = crate::serve::zone_actor::SetStock {
+            levels,
+            network: network.clone(),
+        };
+        match app.zones.zone(ZoneId(zone as u16)).send(request).await {
+            Ok(zone_refused) => refused.extend(
+                zone_refused
+                    .into_iter()
+                    .map(|(index, level, problem)| (positions[index], level, problem)),
+            ),
+            Err(_) => return Err(unavailable()),
+        }
+    }
+    Ok(refused)
 }
 
 /// `GET /v1/stock`: every level with units on hand or reserved, as CSV, in warehouse order.
