@@ -4,7 +4,7 @@
 //!
 //! The loop reads large chunks, splits them into lines without copying, parses every line of
 //! a chunk into a batch, then decides and renders the batch in order through [`Router`]
-//! (the zones' own [`crate::zone::decide`]), appending each answer to one output buffer that
+//! (the zones' own [`crate::zone::decide()`]), appending each answer to one output buffer that
 //! is written out in large pieces: two syscalls per 256 KiB, none per order.
 
 mod router;

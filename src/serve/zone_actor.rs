@@ -3,7 +3,7 @@
 //! core by default); the HTTP workers parse on theirs.
 //!
 //! A `Visits` message is a batch of one chunk's orders for one zone. The actor decides it
-//! with [`zone::decide`] (the one batch decision `route` runs too), hands the answers to its
+//! with [`zone::decide()`] (the one batch decision `route` runs too), hands the answers to its
 //! journal writer (they go to the chunk's [`Ticket`] once durable), sends the orders it
 //! could not place whole to their next zones (one message per zone) and looks at waiting
 //! duplicates again a little later. Requests (read, cancel, ship, stock levels, exports,
@@ -405,7 +405,7 @@ impl Actor for ZoneActor {
 impl Handler<Visits> for ZoneActor {
     type Result = ();
 
-    /// Decides the message's visits ([`zone::decide`]), then hands the answers on (through
+    /// Decides the message's visits ([`zone::decide()`]), then hands the answers on (through
     /// the journal writer when they rest on records) and passes on what goes on.
     fn handle(&mut self, message: Visits, context: &mut Self::Context) {
         self.hold_while_asked();

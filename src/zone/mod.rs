@@ -9,7 +9,7 @@
 //!
 //! - [`journey`]: [`admit`] claims the id and picks the first zone; [`Zone::visit`] takes
 //!   one step in one zone (try here, pass on, settle at home, answer a duplicate).
-//! - [`decide`]: [`decide()`], the one batch decision: a zone takes a batch of visits at one
+//! - [`mod@decide`]: [`decide()`], the one batch decision: a zone takes a batch of visits at one
 //!   time under one config snapshot and returns the answers, the new decisions, the visits
 //!   that go on and, when journaling, the records to write. The service's zone actor,
 //!   `route`, the benches and the property tests all call it.

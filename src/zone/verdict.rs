@@ -7,7 +7,7 @@
 //! - [`settle`]: no zone of the chain placed it whole; at home, the **backorder rule**
 //!   ([`may_backorder`]: the policy allows backorders and what stops the order is stock)
 //!   places what it can and backorders the rest, or the order is `rejected` with the most
-//!   informative reason any zone gave ([`reason_for`]).
+//!   informative reason any zone gave (`reason_for`).
 //!
 //! Review outranks the shortfall: a held order keeps its backordered units listed, and
 //! someone looks at it first. The rule engine of later work adds its rules beside these.
