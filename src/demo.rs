@@ -50,6 +50,8 @@ pub fn write_orders(
     mix: &OrderMix,
     out: &mut impl Write,
 ) -> std::io::Result<()> {
+    // Every choice below draws from this one generator, in a fixed order: reordering the
+    // draws would change every order after the first.
     let mut random = ChaCha8Rng::seed_from_u64(seed ^ 0x0dde5);
     let population: Vec<f64> = network
         .regions
@@ -61,25 +63,10 @@ pub fn write_orders(
     let mut line = String::with_capacity(512);
     for index in 0..count {
         line.clear();
-        let mut pick = random.random::<f64>() * total;
-        let mut region = 0;
-        while region + 1 < population.len() && pick >= population[region] {
-            pick -= population[region];
-            region += 1;
-        }
+        let region = pick_region(&mut random, &population, total);
         let created = Millis(mix.start.0 + index as i64 * mix.spacing_ms);
-        let tier = match random.random_range(0..100) {
-            0..85 => "standard",
-            85..95 if tiers.contains(&"plus") => "plus",
-            _ if tiers.contains(&"vip") => "vip",
-            _ => "standard",
-        };
-        let service = match random.random_range(0..100) {
-            0..15 => "economy",
-            15..85 => "standard",
-            85..97 => "express",
-            _ => "same_day",
-        };
+        let tier = pick_tier(&mut random, &tiers);
+        let service = pick_service(&mut random);
         line.push_str(&format!(
             "{{\"id\":\"T11-{index:08}\",\"customer\":{{\"id\":\"C-{}\",\"tier\":\"{tier}\"}},\"ship_to\":{{\"region\":\"{}\"",
             random.random_range(0..5_000_000u32),
@@ -99,32 +86,7 @@ pub fn write_orders(
                 created.plus_hours(f64::from(hours))
             ));
         }
-        line.push_str(",\"lines\":[");
-        let lines = if random.random::<f64>() < mix.multi_line {
-            random.random_range(2..=5)
-        } else {
-            1
-        };
-        for position in 0..lines {
-            // Cubing a uniform number skews towards low indexes: the first few percent of the
-            // catalogue gets most of the orders, as best sellers do.
-            let skew: f64 = random.random::<f64>().powi(3);
-            let sku = ((catalog.len() as f64 * skew) as usize).min(catalog.len().saturating_sub(1));
-            let quantity = if random.random_range(0..10) < 8 {
-                1
-            } else {
-                random.random_range(2..=4)
-            };
-            let price = random.random_range(5.0..500.0);
-            if position > 0 {
-                line.push(',');
-            }
-            line.push_str(&format!(
-                "{{\"sku\":\"{}\",\"qty\":{quantity},\"unit_price\":{price:.2}}}",
-                catalog.sku_name(crate::ids::SkuId(sku as u32))
-            ));
-        }
-        line.push(']');
+        push_lines(&mut line, &mut random, catalog, mix);
         if random.random::<f64>() < mix.review_tagged {
             line.push_str(",\"tags\":[\"fraud_review\"]");
         }
@@ -132,4 +94,65 @@ pub fn write_orders(
         out.write_all(line.as_bytes())?;
     }
     out.flush()
+}
+
+/// A region drawn with probability proportional to its `population` (of `total`).
+fn pick_region(random: &mut ChaCha8Rng, population: &[f64], total: f64) -> usize {
+    let mut pick = random.random::<f64>() * total;
+    let mut region = 0;
+    while region + 1 < population.len() && pick >= population[region] {
+        pick -= population[region];
+        region += 1;
+    }
+    region
+}
+
+/// Mostly `standard` customers; `plus` and `vip` when the network defines them.
+fn pick_tier(random: &mut ChaCha8Rng, tiers: &[&str]) -> &'static str {
+    match random.random_range(0..100) {
+        0..85 => "standard",
+        85..95 if tiers.contains(&"plus") => "plus",
+        _ if tiers.contains(&"vip") => "vip",
+        _ => "standard",
+    }
+}
+
+/// Mostly `standard` service, some `economy` and `express`, a few `same_day`.
+fn pick_service(random: &mut ChaCha8Rng) -> &'static str {
+    match random.random_range(0..100) {
+        0..15 => "economy",
+        15..85 => "standard",
+        85..97 => "express",
+        _ => "same_day",
+    }
+}
+
+/// Appends the `lines` array: one line, or (a `multi_line` share of orders) two to five.
+fn push_lines(line: &mut String, random: &mut ChaCha8Rng, catalog: &Catalog, mix: &OrderMix) {
+    line.push_str(",\"lines\":[");
+    let lines = if random.random::<f64>() < mix.multi_line {
+        random.random_range(2..=5)
+    } else {
+        1
+    };
+    for position in 0..lines {
+        // Cubing a uniform number skews towards low indexes: the first few percent of the
+        // catalogue gets most of the orders, as best sellers do.
+        let skew: f64 = random.random::<f64>().powi(3);
+        let sku = ((catalog.len() as f64 * skew) as usize).min(catalog.len().saturating_sub(1));
+        let quantity = if random.random_range(0..10) < 8 {
+            1
+        } else {
+            random.random_range(2..=4)
+        };
+        let price = random.random_range(5.0..500.0);
+        if position > 0 {
+            line.push(',');
+        }
+        line.push_str(&format!(
+            "{{\"sku\":\"{}\",\"qty\":{quantity},\"unit_price\":{price:.2}}}",
+            catalog.sku_name(crate::ids::SkuId(sku as u32))
+        ));
+    }
+    line.push(']');
 }

@@ -221,7 +221,7 @@ struct ParsedLines {
     count: usize,
     /// The first line that is wrong, in line order.
     error: Option<Invalid>,
-    /// Hash of the lines' content, in order (see [`validate`]).
+    /// Hash of the lines' content, in order (see [`content_hash`]).
     hash: u64,
 }
 
@@ -490,11 +490,57 @@ pub fn parse_order(line: &[u8], network: &Network, catalog: &Catalog) -> Result<
     })
 }
 
-/// Checks everything past the id (already validated and passed as `id`).
+/// Checks everything past the id (already validated and passed as `id`), in a fixed order
+/// (the first problem found is the one reported): customer, ship-to, service, times,
+/// split, lines.
 fn validate(fields: RawOrder, network: &Network, id: CompactString) -> Result<Order, Invalid> {
-    let missing =
-        |name: &str| Invalid::new(InvalidCode::MissingField, format!("missing field '{name}'"));
-    let customer = fields.customer.ok_or_else(|| missing("customer"))?;
+    let (customer_id, tier) = customer(fields.customer, network)?;
+    let destination = destination(fields.ship_to, network)?;
+    let service = service(fields.service.as_deref())?;
+    let promise_by = time_field(fields.promise_by.as_deref(), "promise_by")?;
+    let created_at = time_field(fields.created_at.as_deref(), "created_at")?;
+    let split_allowed = split(fields.split.as_deref(), network)?;
+    let parsed_lines = lines(fields.lines, network)?;
+    let (hold_tagged, tags_hash) = fields
+        .tags
+        .map_or((false, 0), |tags| (tags.hold, tags.hash));
+    let mut order = Order {
+        id,
+        customer_id: CompactString::new(&customer_id),
+        tier,
+        region: destination.region,
+        latitude: destination.latitude,
+        longitude: destination.longitude,
+        at_region_centroid: destination.at_region_centroid,
+        service,
+        promise_by,
+        lines: parsed_lines.lines,
+        split_allowed,
+        hold_tagged,
+        created_at,
+        content_hash: 0,
+    };
+    order.content_hash = content_hash(
+        &order,
+        network,
+        &destination.region_name,
+        parsed_lines.hash,
+        tags_hash,
+    );
+    Ok(order)
+}
+
+/// `missing_field` naming `name`.
+fn missing(name: &str) -> Invalid {
+    Invalid::new(InvalidCode::MissingField, format!("missing field '{name}'"))
+}
+
+/// The customer's id (not empty) and tier (the default tier when none is named).
+fn customer<'a>(
+    customer: Option<RawCustomer<'a>>,
+    network: &Network,
+) -> Result<(Text<'a>, TierId), Invalid> {
+    let customer = customer.ok_or_else(|| missing("customer"))?;
     let customer_id = customer.id.ok_or_else(|| missing("customer.id"))?;
     if customer_id.is_empty() {
         return Err(Invalid::new(
@@ -516,8 +562,25 @@ fn validate(fields: RawOrder, network: &Network, id: CompactString) -> Result<Or
             )
         })? as u16),
     };
+    Ok((customer_id, tier))
+}
 
-    let ship_to = fields.ship_to.ok_or_else(|| missing("ship_to"))?;
+/// Where an order ships: its region (as named and as interned) and the point in it.
+struct Destination<'a> {
+    region_name: Text<'a>,
+    region: RegionId,
+    latitude: f64,
+    longitude: f64,
+    /// No coordinates were given: the point is the region's centroid.
+    at_region_centroid: bool,
+}
+
+/// `ship_to`: a known region, and either both coordinates (on the globe) or neither.
+fn destination<'a>(
+    ship_to: Option<RawShipTo<'a>>,
+    network: &Network,
+) -> Result<Destination<'a>, Invalid> {
+    let ship_to = ship_to.ok_or_else(|| missing("ship_to"))?;
     let region_name = ship_to.region.ok_or_else(|| missing("ship_to.region"))?;
     let region = RegionId(network.region_ids.get(&region_name).ok_or_else(|| {
         Invalid::new(
@@ -542,9 +605,19 @@ fn validate(fields: RawOrder, network: &Network, id: CompactString) -> Result<Or
             ));
         }
     };
+    Ok(Destination {
+        region_name,
+        region,
+        latitude,
+        longitude,
+        at_region_centroid,
+    })
+}
 
-    let service = match fields.service.as_deref() {
-        None => ServiceLevel::Standard,
+/// The service level asked for (`standard` when none is).
+fn service(name: Option<&str>) -> Result<ServiceLevel, Invalid> {
+    match name {
+        None => Ok(ServiceLevel::Standard),
         Some(name) => ServiceLevel::parse(name).ok_or_else(|| {
             Invalid::new(
                 InvalidCode::BadService,
@@ -553,26 +626,30 @@ fn validate(fields: RawOrder, network: &Network, id: CompactString) -> Result<Or
                     truncate(name, 40)
                 ),
             )
-        })?,
-    };
-    let promise_by = time_field(fields.promise_by.as_deref(), "promise_by")?;
-    let created_at = time_field(fields.created_at.as_deref(), "created_at")?;
-    let split_allowed = match fields.split.as_deref() {
-        None => network.policy.default_split,
-        Some("allow") => true,
-        Some("forbid") => false,
-        Some(other) => {
-            return Err(Invalid::new(
-                InvalidCode::BadField,
-                format!(
-                    "'split' must be \"allow\" or \"forbid\", got {:?}",
-                    truncate(other, 40)
-                ),
-            ));
-        }
-    };
+        }),
+    }
+}
 
-    let parsed_lines = fields.lines.ok_or_else(|| missing("lines"))?;
+/// Whether the order may be split: `allow`, `forbid`, or the policy's default.
+fn split(value: Option<&str>, network: &Network) -> Result<bool, Invalid> {
+    match value {
+        None => Ok(network.policy.default_split),
+        Some("allow") => Ok(true),
+        Some("forbid") => Ok(false),
+        Some(other) => Err(Invalid::new(
+            InvalidCode::BadField,
+            format!(
+                "'split' must be \"allow\" or \"forbid\", got {:?}",
+                truncate(other, 40)
+            ),
+        )),
+    }
+}
+
+/// The lines, checked as they were parsed: at least one, at most the limit, and the first
+/// wrong one reported.
+fn lines(parsed_lines: Option<ParsedLines>, network: &Network) -> Result<ParsedLines, Invalid> {
+    let mut parsed_lines = parsed_lines.ok_or_else(|| missing("lines"))?;
     if parsed_lines.count == 0 {
         return Err(Invalid::new(
             InvalidCode::MissingField,
@@ -589,51 +666,45 @@ fn validate(fields: RawOrder, network: &Network, id: CompactString) -> Result<Or
             ),
         ));
     }
-    if let Some(invalid) = parsed_lines.error {
+    if let Some(invalid) = parsed_lines.error.take() {
         return Err(invalid);
     }
-    let (hold_tagged, tags_hash) = fields
-        .tags
-        .map_or((false, 0), |tags| (tags.hold, tags.hash));
+    Ok(parsed_lines)
+}
 
-    // The content hash covers what the order asks for; `created_at` (when the message was
-    // made) and unknown fields are left out, so a retry that restamps them is a duplicate.
+/// The order's content hash, which tells a retry (a duplicate) from a different order
+/// under the same id. It covers what the order asks for; `created_at` (when the message was
+/// made) and unknown fields are left out, so a retry that restamps them is a duplicate.
+/// `region_name` is the region as the order names it; lines and tags were hashed as they
+/// were parsed (`lines_hash`, `tags_hash`).
+fn content_hash(
+    order: &Order,
+    network: &Network,
+    region_name: &str,
+    lines_hash: u64,
+    tags_hash: u64,
+) -> u64 {
     // Each field is hashed on its own, seeded with the hash so far: field boundaries count,
     // and xxh3 of a short input costs a few dozen instructions, less than building one buffer.
     let mut hash = 0u64;
     let mut put = |bytes: &[u8]| hash = xxh3_64_with_seed(bytes, hash);
-    put(id.as_bytes());
-    put(customer_id.as_bytes());
-    put(network.tier_name(tier).as_bytes());
+    put(order.id.as_bytes());
+    put(order.customer_id.as_bytes());
+    put(network.tier_name(order.tier).as_bytes());
     put(region_name.as_bytes());
-    if !at_region_centroid {
-        put(&latitude.to_le_bytes());
-        put(&longitude.to_le_bytes());
+    if !order.at_region_centroid {
+        put(&order.latitude.to_le_bytes());
+        put(&order.longitude.to_le_bytes());
     }
-    put(service.name().as_bytes());
-    put(&promise_by.map_or(i64::MIN, |time| time.0).to_le_bytes());
-    put(&[u8::from(split_allowed)]);
-    // Lines and tags were hashed as they were parsed.
-    put(&parsed_lines.hash.to_le_bytes());
+    put(order.service.name().as_bytes());
+    put(&order
+        .promise_by
+        .map_or(i64::MIN, |time| time.0)
+        .to_le_bytes());
+    put(&[u8::from(order.split_allowed)]);
+    put(&lines_hash.to_le_bytes());
     put(&tags_hash.to_le_bytes());
-    let content_hash = hash;
-
-    Ok(Order {
-        id,
-        customer_id: CompactString::new(&customer_id),
-        tier,
-        region,
-        latitude,
-        longitude,
-        at_region_centroid,
-        service,
-        promise_by,
-        lines: parsed_lines.lines,
-        split_allowed,
-        hold_tagged,
-        created_at,
-        content_hash,
-    })
+    hash
 }
 
 /// Checks and interns line `index` of an order.
