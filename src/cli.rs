@@ -1,15 +1,19 @@
-//! The command line (DESIGN section 7). `main.rs` parses [`Cli`] and calls [`run`].
+//! The command line (DESIGN section 7). `main.rs` parses [`Cli`] and calls [`run`], which
+//! hands each subcommand to a function of its own.
 
 use crate::catalog::{self, DEMO_SEED, DEMO_SKUS};
 use crate::config::Network;
 use crate::demo::{self, OrderMix};
+use crate::ids::ZoneId;
 use crate::route::Router;
 use crate::route::route_stream;
 use crate::time::Millis;
 use crate::world::{World, WorldSources};
+use crate::zone::Claims;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
@@ -28,6 +32,14 @@ pub enum JournalAction {
     Verify {
         #[arg(long, default_value = "data")]
         data_dir: PathBuf,
+        /// Also rebuild each zone from its journal, changing nothing, against the world of
+        /// --config, --catalog, --stock and --seed (as `serve` would on a restart); exit 1
+        /// naming the zone, segment and byte offset of a record that does not replay.
+        #[arg(long)]
+        replay: bool,
+        /// The world a replay is checked against (used only with --replay).
+        #[command(flatten)]
+        world: WorldArgs,
     },
     /// Print every record as one JSON line: zone, lsn, segment, offset and the record
     /// (decisions as answered, cancels, shipments, stock levels).
@@ -41,8 +53,7 @@ pub enum JournalAction {
 }
 
 /// The zone journal directories under `data_dir`, by zone id, sorted.
-fn zone_journals(data_dir: &std::path::Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
-    use anyhow::Context;
+fn zone_journals(data_dir: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
     let zones = data_dir.join("zones");
     let mut found = Vec::new();
     for entry in std::fs::read_dir(&zones)
@@ -60,57 +71,151 @@ fn zone_journals(data_dir: &std::path::Path) -> anyhow::Result<Vec<(String, Path
     Ok(found)
 }
 
+/// `journal verify` and `journal dump`, writing to stdout.
 fn journal(action: JournalAction) -> anyhow::Result<ExitCode> {
-    use std::io::Write;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let written = match action {
-        JournalAction::Verify { data_dir } => {
-            let mut damaged = 0;
-            for (zone, dir) in zone_journals(&data_dir)? {
-                let line = match crate::journal::verify(&dir) {
-                    Ok(report) => write!(out, "zone {zone}: {report}"),
-                    Err(error) => {
-                        damaged += 1;
-                        writeln!(out, "zone {zone}: DAMAGED: {error}")
-                    }
-                };
-                if let Err(error) = line {
-                    return closed_output(error, damaged == 0);
-                }
-            }
-            out.flush().map(|()| damaged == 0)
-        }
+    match action {
+        JournalAction::Verify {
+            data_dir,
+            replay,
+            world,
+        } => verify_journals(&data_dir, replay.then_some(world), &mut out),
         JournalAction::Dump { data_dir, zone } => {
-            let mut dumped = Ok(());
-            for (name, dir) in zone_journals(&data_dir)? {
-                if zone.as_ref().is_some_and(|wanted| *wanted != name) {
-                    continue;
-                }
-                for record in crate::journal::read_records(&dir)? {
-                    let record = record?;
-                    let line = serde_json::json!({
-                        "zone": name,
-                        "lsn": record.lsn,
-                        "segment": record.segment.file_name().map(|file| file.to_string_lossy()),
-                        "offset": record.offset,
-                        "record": crate::zone::records::describe(record.kind, &record.payload),
-                    });
-                    dumped = writeln!(out, "{line}");
-                    if dumped.is_err() {
-                        break;
-                    }
-                }
-                if dumped.is_err() {
-                    break;
-                }
-            }
-            dumped.and_then(|()| out.flush()).map(|()| true)
+            dump_journals(&data_dir, zone.as_deref(), &mut out)
         }
+    }
+}
+
+/// What `journal verify --replay` rebuilds the zones with: the world `serve` would start
+/// from, each journal's zone in its config, and one set of claims for every zone (an order
+/// id is claimed in one zone only, across the whole data dir).
+struct Replay {
+    world: World,
+    zones: Vec<ZoneId>,
+    claims: Claims,
+}
+
+impl Replay {
+    /// Loads the world and finds each of `journals` among its zones. A journal of a zone the
+    /// config does not define is an error naming it: it cannot be rebuilt against this
+    /// config, and `serve` would not read it.
+    fn load(world: WorldArgs, journals: &[(String, PathBuf)]) -> anyhow::Result<Replay> {
+        let world = World::load(&world.into())?;
+        let network = &world.network;
+        let mut zones = Vec::with_capacity(journals.len());
+        for (name, dir) in journals {
+            let Some(index) = network.zone_ids.get(name) else {
+                let known: Vec<&str> = network.zone_ids.names().collect();
+                bail!(
+                    "{}: '{name}' is not a zone of the config, so its journal cannot be \
+                     replayed; the config's zones: {}",
+                    dir.display(),
+                    known.join(", ")
+                );
+            };
+            zones.push(ZoneId(index as u16));
+        }
+        Ok(Replay {
+            world,
+            zones,
+            claims: Claims::default(),
+        })
+    }
+}
+
+/// `journal verify`: each zone's framing check and, with `replay`, its rebuild. Exit 1 when
+/// any zone is damaged.
+fn verify_journals(
+    data_dir: &Path,
+    replay: Option<WorldArgs>,
+    out: &mut impl Write,
+) -> anyhow::Result<ExitCode> {
+    let journals = zone_journals(data_dir)?;
+    // The world is loaded, and every journal matched to a zone, before anything is checked:
+    // a wrong config is one error, not a damaged line per zone.
+    let replay = replay
+        .map(|world| Replay::load(world, &journals))
+        .transpose()?;
+    let mut sound = true;
+    for (position, (zone, dir)) in journals.iter().enumerate() {
+        let rebuild = replay
+            .as_ref()
+            .map(|replay| (replay, replay.zones[position]));
+        if let Err(error) = verify_zone(zone, dir, rebuild, &mut sound, out) {
+            return closed_output(error, sound);
+        }
+    }
+    match out.flush() {
+        Ok(()) if sound => Ok(ExitCode::SUCCESS),
+        Ok(()) => Ok(ExitCode::FAILURE),
+        Err(error) => closed_output(error, true),
+    }
+}
+
+/// Checks the journal of `zone` in `dir`, and rebuilds it when `rebuild` says against what,
+/// writing a line for each. `sound` is cleared when the zone is damaged, before the line
+/// saying so is written (a reader that stops reading still gets the exit status).
+fn verify_zone(
+    zone: &str,
+    dir: &Path,
+    rebuild: Option<(&Replay, ZoneId)>,
+    sound: &mut bool,
+    out: &mut impl Write,
+) -> std::io::Result<()> {
+    match crate::journal::verify(dir) {
+        Ok(report) => write!(out, "zone {zone}: {report}")?,
+        Err(error) => {
+            *sound = false;
+            // A journal whose framing is damaged is not replayed: its records cannot all
+            // be read, and the damage is reported already.
+            return writeln!(out, "zone {zone}: DAMAGED: {error}");
+        }
+    }
+    let Some((replay, zone_id)) = rebuild else {
+        return Ok(());
     };
-    match written {
-        Ok(true) => Ok(ExitCode::SUCCESS),
-        Ok(false) => Ok(ExitCode::FAILURE),
+    let (network, catalog) = (&replay.world.network, &replay.world.catalog);
+    match crate::zone::recover::verify(dir, network, catalog, zone_id, &replay.claims) {
+        Ok(state) => writeln!(out, "zone {zone}: replayed, {} orders", state.order_count()),
+        Err(error) => {
+            *sound = false;
+            writeln!(out, "zone {zone}: DAMAGED: {error}")
+        }
+    }
+}
+
+/// `journal dump`: every record of every zone (or of `only`) as a JSON line.
+fn dump_journals(
+    data_dir: &Path,
+    only: Option<&str>,
+    out: &mut impl Write,
+) -> anyhow::Result<ExitCode> {
+    let mut dumped = Ok(());
+    for (name, dir) in zone_journals(data_dir)? {
+        if only.is_some_and(|wanted| wanted != name) {
+            continue;
+        }
+        for record in crate::journal::read_records(&dir)? {
+            let record = record?;
+            let line = serde_json::json!({
+                "zone": name,
+                "lsn": record.lsn,
+                "segment": record.segment.file_name().map(|file| file.to_string_lossy()),
+                "offset": record.offset,
+                "record": crate::zone::records::describe(record.kind, &record.payload),
+            });
+            dumped = writeln!(out, "{line}");
+            if dumped.is_err() {
+                break;
+            }
+        }
+        if dumped.is_err() {
+            break;
+        }
+    }
+    match dumped.and_then(|()| out.flush()) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
         Err(error) => closed_output(error, true),
     }
 }
@@ -160,58 +265,7 @@ impl From<WorldArgs> for WorldSources {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the HTTP API (DESIGN section 6): NDJSON orders in, decisions out, streamed.
-    Serve {
-        #[command(flatten)]
-        world: WorldArgs,
-        /// Address to listen on; port 0 picks a free port (printed on stdout).
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        listen: std::net::SocketAddr,
-        /// Where the zones' journals live (`zones/<zone>/`); created if missing. A restart on
-        /// the same directory recovers every decision, reservation and stock level.
-        #[arg(long, default_value = "data")]
-        data_dir: PathBuf,
-        /// When a decision is durable before it is answered: `fsync` (on the device: survives
-        /// power loss), `write` (in the page cache: survives kill -9, not power loss), `none`
-        /// (nothing written: a restart forgets everything; benchmarks only).
-        #[arg(long, default_value = "fsync")]
-        sync: crate::journal::SyncMode,
-        /// How long a journal group stays open for more records before it is written, in
-        /// microseconds (0: write as soon as the writer is free; at most 100000). Each
-        /// answer may wait this much longer; groups get larger and syncs fewer.
-        #[arg(long, default_value_t = 500)]
-        commit_window_us: u64,
-        /// Records in one journal group at most (each group is one write and one fsync).
-        #[arg(long, default_value_t = 4096)]
-        group_records: usize,
-        /// A zone writes a snapshot of its state after this many journal records since its
-        /// last one, and deletes the segments older snapshots covered (0: never).
-        #[arg(long, default_value_t = 500_000)]
-        snapshot_every: u64,
-        /// Hours a decision is remembered for idempotency (a retry answered as a
-        /// duplicate), across restarts; older ones that hold no reservation are left out of
-        /// the next snapshot.
-        #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u64).range(0..=87_600))]
-        retention_hours: u64,
-        /// HTTP worker threads, which parse. Default: one per core.
-        #[arg(long)]
-        workers: Option<usize>,
-        /// Threads the zone actors run on (zones are spread over them by the population of
-        /// their regions). Default: one per core, at most one per zone. (`--shard-threads`,
-        /// its first name, still works.)
-        #[arg(long, alias = "shard-threads")]
-        zone_threads: Option<usize>,
-        /// Fault injection for tests and drills: the zone actors hold every message of
-        /// orders while this file exists (checked every 10 ms), as a stalled zone would.
-        #[arg(long, hide = true, alias = "debug-hold-shards-while")]
-        debug_hold_zones_while: Option<PathBuf>,
-        /// Do not reload the config when its file changes (SIGHUP and POST /v1/admin/reload
-        /// still do).
-        #[arg(long)]
-        no_watch_config: bool,
-        /// Seconds a shutdown (SIGTERM) waits for open streams to finish.
-        #[arg(long, default_value_t = 30)]
-        shutdown_timeout: u64,
-    },
+    Serve(ServeArgs),
     /// Route NDJSON orders from stdin to NDJSON decisions on stdout, one line per line, in
     /// order, byte-for-byte deterministic.
     Route {
@@ -236,175 +290,223 @@ pub enum Command {
         action: JournalAction,
     },
     /// Write the demo catalogue and stock (and optionally orders) as contract files.
-    DemoData {
-        /// Folder to write catalog.csv, stock.csv (and orders.ndjson) into.
-        #[arg(long)]
-        out: PathBuf,
-        /// Network config the stock is for. Default: config/router.toml, else the embedded copy.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        #[arg(long, default_value_t = DEMO_SEED)]
-        seed: u64,
-        /// SKUs in the catalogue.
-        #[arg(long, default_value_t = DEMO_SKUS)]
-        skus: usize,
-        /// Orders to write to orders.ndjson (none by default).
-        #[arg(long, default_value_t = 0)]
-        orders: u64,
-        /// `created_at` of the first order: RFC 3339, or `now` (for orders sent to a
-        /// running service, which decides at the time it receives them).
-        #[arg(long, default_value = "2026-11-11T00:00:00Z")]
-        start: String,
-        /// Milliseconds between consecutive orders' `created_at`.
-        #[arg(long, default_value_t = 50)]
-        spacing_ms: i64,
-    },
+    DemoData(DemoDataArgs),
+}
+
+/// The flags of `serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    world: WorldArgs,
+    /// Address to listen on; port 0 picks a free port (printed on stdout).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: std::net::SocketAddr,
+    /// Where the zones' journals live (`zones/<zone>/`); created if missing. A restart on
+    /// the same directory recovers every decision, reservation and stock level.
+    #[arg(long, default_value = "data")]
+    data_dir: PathBuf,
+    /// When a decision is durable before it is answered: `fsync` (on the device: survives
+    /// power loss), `write` (in the page cache: survives kill -9, not power loss), `none`
+    /// (nothing written: a restart forgets everything; benchmarks only).
+    #[arg(long, default_value = "fsync")]
+    sync: crate::journal::SyncMode,
+    /// How long a journal group stays open for more records before it is written, in
+    /// microseconds (0: write as soon as the writer is free; at most 100000). Each
+    /// answer may wait this much longer; groups get larger and syncs fewer.
+    #[arg(long, default_value_t = 500)]
+    commit_window_us: u64,
+    /// Records in one journal group at most (each group is one write and one fsync).
+    #[arg(long, default_value_t = 4096)]
+    group_records: usize,
+    /// A zone writes a snapshot of its state after this many journal records since its
+    /// last one, and deletes the segments older snapshots covered (0: never).
+    #[arg(long, default_value_t = 500_000)]
+    snapshot_every: u64,
+    /// Hours a decision is remembered for idempotency (a retry answered as a
+    /// duplicate), across restarts; older ones that hold no reservation are left out of
+    /// the next snapshot.
+    #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u64).range(0..=87_600))]
+    retention_hours: u64,
+    /// HTTP worker threads, which parse. Default: one per core.
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Threads the zone actors run on (zones are spread over them by the population of
+    /// their regions). Default: one per core, at most one per zone. (`--shard-threads`,
+    /// its first name, still works.)
+    #[arg(long, alias = "shard-threads")]
+    zone_threads: Option<usize>,
+    /// Fault injection for tests and drills: the zone actors hold every message of
+    /// orders while this file exists (checked every 10 ms), as a stalled zone would.
+    #[arg(long, hide = true, alias = "debug-hold-shards-while")]
+    debug_hold_zones_while: Option<PathBuf>,
+    /// Do not reload the config when its file changes (SIGHUP and POST /v1/admin/reload
+    /// still do).
+    #[arg(long)]
+    no_watch_config: bool,
+    /// Seconds a shutdown (SIGTERM) waits for open streams to finish.
+    #[arg(long, default_value_t = 30)]
+    shutdown_timeout: u64,
+}
+
+/// The flags of `demo-data`.
+#[derive(Debug, Args)]
+pub struct DemoDataArgs {
+    /// Folder to write catalog.csv, stock.csv (and orders.ndjson) into.
+    #[arg(long)]
+    out: PathBuf,
+    /// Network config the stock is for. Default: config/router.toml, else the embedded copy.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[arg(long, default_value_t = DEMO_SEED)]
+    seed: u64,
+    /// SKUs in the catalogue.
+    #[arg(long, default_value_t = DEMO_SKUS)]
+    skus: usize,
+    /// Orders to write to orders.ndjson (none by default).
+    #[arg(long, default_value_t = 0)]
+    orders: u64,
+    /// `created_at` of the first order: RFC 3339, or `now` (for orders sent to a
+    /// running service, which decides at the time it receives them).
+    #[arg(long, default_value = "2026-11-11T00:00:00Z")]
+    start: String,
+    /// Milliseconds between consecutive orders' `created_at`.
+    #[arg(long, default_value_t = 50)]
+    spacing_ms: i64,
 }
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve {
-            world,
-            listen,
-            data_dir,
-            sync,
-            commit_window_us,
-            group_records,
-            snapshot_every,
-            retention_hours,
-            workers,
-            zone_threads,
-            debug_hold_zones_while,
-            no_watch_config,
-            shutdown_timeout,
-        } => {
-            let _ = tracing_subscriber::fmt()
-                .with_env_filter(
-                    tracing_subscriber::EnvFilter::try_from_default_env()
-                        .unwrap_or_else(|_| "info".into()),
-                )
-                .with_writer(std::io::stderr)
-                .try_init();
-            crate::serve::run(crate::serve::ServeOptions {
-                listen,
-                sources: world.into(),
-                journals: crate::serve::group_commit::Journals {
-                    data_dir,
-                    options: crate::journal::JournalOptions {
-                        mode: sync,
-                        commit_window: std::time::Duration::from_micros(commit_window_us),
-                        max_group_records: group_records,
-                        ..Default::default()
-                    },
-                    snapshot_every,
-                    retention: std::time::Duration::from_secs(retention_hours * 3600),
-                },
-                workers,
-                zone_threads,
-                hold_zones_while: debug_hold_zones_while,
-                watch_config: !no_watch_config,
-                shutdown_timeout: std::time::Duration::from_secs(shutdown_timeout),
-            })?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Route { world, now, quiet } => {
-            let default_time = match now {
-                Some(text) => Millis::parse_rfc3339(&text)
-                    .with_context(|| format!("--now must be an RFC 3339 time, got {text:?}"))?,
-                None => Millis::now(),
-            };
-            let world = World::load(&world.into())?;
-            let mut router = Router::new(world.network, world.catalog, &world.stock);
-            let stdout = std::io::stdout().lock();
-            let summary = route_stream(&mut router, std::io::stdin().lock(), stdout, default_time)
-                .context("routing stdin to stdout")?;
-            if !quiet {
-                eprintln!("order-router route: {summary}");
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Serve(args) => serve(args),
+        Command::Route { world, now, quiet } => route(world, now, quiet),
         Command::Journal { action } => journal(action),
-        Command::CheckConfig { file } => match Network::load(&file) {
-            Ok(network) => {
-                println!("{}: OK: {network}", file.display());
-                Ok(ExitCode::SUCCESS)
-            }
-            Err(error) => {
-                eprintln!("{error}");
-                let count = error.problems().len();
-                if count > 0 {
-                    eprintln!(
-                        "{}: {count} problem{}",
-                        file.display(),
-                        if count == 1 { "" } else { "s" }
-                    );
-                }
-                Ok(ExitCode::FAILURE)
-            }
+        Command::CheckConfig { file } => check_config(&file),
+        Command::DemoData(args) => demo_data(args),
+    }
+}
+
+/// `serve`: logs to stderr (`RUST_LOG`, default `info`) and serves until shut down.
+fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    crate::serve::run(crate::serve::ServeOptions {
+        listen: args.listen,
+        sources: args.world.into(),
+        journals: crate::serve::group_commit::Journals {
+            data_dir: args.data_dir,
+            options: crate::journal::JournalOptions {
+                mode: args.sync,
+                commit_window: std::time::Duration::from_micros(args.commit_window_us),
+                max_group_records: args.group_records,
+                ..Default::default()
+            },
+            snapshot_every: args.snapshot_every,
+            retention: std::time::Duration::from_secs(args.retention_hours * 3600),
         },
-        Command::DemoData {
-            out,
-            config,
-            seed,
-            skus,
-            orders,
-            start,
-            spacing_ms,
-        } => {
-            let start = if start == "now" {
-                Millis::now()
-            } else {
-                Millis::parse_rfc3339(&start).with_context(|| {
-                    format!("--start must be an RFC 3339 time or 'now', got {start:?}")
-                })?
-            };
-            if spacing_ms < 0 {
-                bail!("--spacing-ms must be 0 or more, got {spacing_ms}");
-            }
-            if skus == 0 {
-                bail!("--skus must be at least 1");
-            }
-            let network = match config {
-                Some(path) => Network::load(&path)?,
-                None => crate::world::default_network()?,
-            };
-            let catalog = catalog::Catalog::demo(skus, seed);
-            let stock = catalog::demo_stock(&network, &catalog, seed);
-            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-            let create = |name: &str| {
-                let path = out.join(name);
-                std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))
-            };
-            catalog.write_csv(create("catalog.csv")?)?;
-            catalog::write_stock_csv(&stock, &network, &catalog, create("stock.csv")?)?;
-            if orders > 0 {
-                let mut file = std::io::BufWriter::with_capacity(1 << 20, create("orders.ndjson")?);
-                demo::write_orders(
-                    &network,
-                    &catalog,
-                    orders,
-                    seed,
-                    &OrderMix {
-                        start,
-                        spacing_ms,
-                        ..OrderMix::default()
-                    },
-                    &mut file,
-                )?;
-            }
-            eprintln!(
-                "wrote {} SKUs, {} stock levels{} to {}",
-                catalog.len(),
-                stock.len(),
-                if orders > 0 {
-                    format!(", {orders} orders")
-                } else {
-                    String::new()
-                },
-                out.display()
-            );
+        workers: args.workers,
+        zone_threads: args.zone_threads,
+        hold_zones_while: args.debug_hold_zones_while,
+        watch_config: !args.no_watch_config,
+        shutdown_timeout: std::time::Duration::from_secs(args.shutdown_timeout),
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `route`: stdin to stdout, decided at `now` when an order has no `created_at`.
+fn route(world: WorldArgs, now: Option<String>, quiet: bool) -> anyhow::Result<ExitCode> {
+    let default_time = match now {
+        Some(text) => Millis::parse_rfc3339(&text)
+            .with_context(|| format!("--now must be an RFC 3339 time, got {text:?}"))?,
+        None => Millis::now(),
+    };
+    let world = World::load(&world.into())?;
+    let mut router = Router::new(world.network, world.catalog, &world.stock);
+    let stdout = std::io::stdout().lock();
+    let summary = route_stream(&mut router, std::io::stdin().lock(), stdout, default_time)
+        .context("routing stdin to stdout")?;
+    if !quiet {
+        eprintln!("order-router route: {summary}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `check-config`: `OK` and a summary, or every problem and how many.
+fn check_config(file: &Path) -> anyhow::Result<ExitCode> {
+    match Network::load(file) {
+        Ok(network) => {
+            println!("{}: OK: {network}", file.display());
             Ok(ExitCode::SUCCESS)
+        }
+        Err(error) => {
+            eprintln!("{error}");
+            let count = error.problems().len();
+            if count > 0 {
+                eprintln!(
+                    "{}: {count} problem{}",
+                    file.display(),
+                    if count == 1 { "" } else { "s" }
+                );
+            }
+            Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// `demo-data`: the demo catalogue and stock for a network, and optionally orders.
+fn demo_data(args: DemoDataArgs) -> anyhow::Result<ExitCode> {
+    let start = if args.start == "now" {
+        Millis::now()
+    } else {
+        Millis::parse_rfc3339(&args.start).with_context(|| {
+            format!(
+                "--start must be an RFC 3339 time or 'now', got {:?}",
+                args.start
+            )
+        })?
+    };
+    if args.spacing_ms < 0 {
+        bail!("--spacing-ms must be 0 or more, got {}", args.spacing_ms);
+    }
+    if args.skus == 0 {
+        bail!("--skus must be at least 1");
+    }
+    let network = match &args.config {
+        Some(path) => Network::load(path)?,
+        None => crate::world::default_network()?,
+    };
+    let catalog = catalog::Catalog::demo(args.skus, args.seed);
+    let stock = catalog::demo_stock(&network, &catalog, args.seed);
+    let out = &args.out;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let create = |name: &str| {
+        let path = out.join(name);
+        std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))
+    };
+    catalog.write_csv(create("catalog.csv")?)?;
+    catalog::write_stock_csv(&stock, &network, &catalog, create("stock.csv")?)?;
+    if args.orders > 0 {
+        let mut file = std::io::BufWriter::with_capacity(1 << 20, create("orders.ndjson")?);
+        let mix = OrderMix {
+            start,
+            spacing_ms: args.spacing_ms,
+            ..OrderMix::default()
+        };
+        demo::write_orders(&network, &catalog, args.orders, args.seed, &mix, &mut file)?;
+    }
+    eprintln!(
+        "wrote {} SKUs, {} stock levels{} to {}",
+        catalog.len(),
+        stock.len(),
+        if args.orders > 0 {
+            format!(", {} orders", args.orders)
+        } else {
+            String::new()
+        },
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,5 +1,7 @@
 //! The command line as users run it: the real binary, real files.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
@@ -269,4 +271,109 @@ fn check_config_refuses_weak_tokens_and_inconsistent_limits() {
     assert!(stderr.contains("at least 16"), "{stderr}");
     // And the token itself is never echoed.
     assert!(!stderr.contains("\"short\""), "{stderr}");
+}
+
+/// `journal verify --replay` on the journals a real `serve` wrote: every zone is rebuilt
+/// against the world it was written with; against a catalogue that lacks a SKU the journal
+/// names, the zone is refused by the segment file and byte offset of the record, and the
+/// exit status is 1.
+#[test]
+fn journal_verify_replay_rebuilds_every_zone_and_names_the_record_that_does_not_fit() {
+    use common::server::Server;
+    use common::{GOLDEN, GOLDEN_CATALOG, simple_order};
+    // No HEAVY in the starting stock: the zone's first snapshot does not name it, only the
+    // records written after it do (the stock level and the decision below).
+    let stock = "warehouse,sku,on_hand\nNEAR,A,50\nWEST,B,50\n";
+    let mut server = Server::start(GOLDEN, GOLDEN_CATALOG, stock, &[]);
+    let upload = server.request(
+        "PUT",
+        "/v1/stock",
+        "text/csv",
+        b"warehouse,sku,on_hand\nNEAR,HEAVY,5\n",
+    );
+    assert_eq!(upload.status, 200, "{}", upload.text());
+    let answers = server
+        .post_ndjson(&format!(
+            "{}\n{}\n",
+            simple_order("P-1", "R1", &[("HEAVY", 1)], ""),
+            simple_order("P-2", "R2", &[("B", 1)], "")
+        ))
+        .lines();
+    assert!(
+        answers.iter().all(|answer| answer["status"] == "routed"),
+        "{answers:?}"
+    );
+    server.terminate();
+    let folder = server.dir.path();
+    let data = folder.join("data");
+    let verify_with = |config: &Path, catalog: &Path| {
+        binary()
+            .args(["journal", "verify", "--replay", "--data-dir"])
+            .arg(&data)
+            .arg("--config")
+            .arg(config)
+            .arg("--catalog")
+            .arg(catalog)
+            .arg("--stock")
+            .arg(folder.join("stock.csv"))
+            .output()
+            .unwrap()
+    };
+    let verify = |catalog: &Path| verify_with(&folder.join("router.toml"), catalog);
+
+    let replayed = verify(&folder.join("catalog.csv"));
+    let report = String::from_utf8_lossy(&replayed.stdout);
+    assert!(
+        replayed.status.success(),
+        "{report}{}",
+        String::from_utf8_lossy(&replayed.stderr)
+    );
+    assert!(
+        report.contains("zone east: replayed, 1 orders")
+            && report.contains("zone west: replayed, 1 orders"),
+        "{report}"
+    );
+
+    // Where the stock level naming HEAVY is, as `journal dump` says.
+    let dumped = binary()
+        .args(["journal", "dump", "--zone", "east", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let stock_record: serde_json::Value = String::from_utf8_lossy(&dumped.stdout)
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .find(|record| record["record"]["kind"] == "stock")
+        .expect("the stock level is journaled");
+    let place = format!(
+        "{} at byte {}",
+        stock_record["segment"].as_str().unwrap(),
+        stock_record["offset"]
+    );
+
+    let without_heavy = folder.join("without-heavy.csv");
+    std::fs::write(&without_heavy, GOLDEN_CATALOG.replace("HEAVY,15000,\n", "")).unwrap();
+    let refused = verify(&without_heavy);
+    let report = String::from_utf8_lossy(&refused.stdout);
+    assert_eq!(refused.status.code(), Some(1), "{report}");
+    let damaged = report
+        .lines()
+        .find(|line| line.starts_with("zone east: DAMAGED:"))
+        .unwrap_or_else(|| panic!("{report}"));
+    assert!(
+        damaged.contains(&place) && damaged.contains("HEAVY"),
+        "{damaged} should name {place} and the SKU"
+    );
+    assert!(report.contains("zone west: replayed, 1 orders"), "{report}");
+
+    // A journal of a zone the config does not define is an error naming its directory.
+    let renamed = folder.join("renamed.toml");
+    std::fs::write(&renamed, GOLDEN.replace("\"west\"", "\"wild\"")).unwrap();
+    let refused = verify_with(&renamed, &folder.join("catalog.csv"));
+    let error = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{error}");
+    assert!(
+        error.contains("zones/west: 'west' is not a zone of the config"),
+        "{error}"
+    );
 }
