@@ -132,7 +132,15 @@ fn recover_zones(
                 let zone = ZoneId(index as u16);
                 scope.spawn(move || {
                     let dir = journals.dir(network, zone);
-                    recover::open(&dir, &journals.options, network, catalog, stock, zone, claims)
+                    recover::open(
+                        &dir,
+                        &journals.options,
+                        network,
+                        catalog,
+                        stock,
+                        zone,
+                        claims,
+                    )
                 })
             })
             .collect();
