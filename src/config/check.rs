@@ -10,7 +10,7 @@ use crate::model::{Capabilities, ServiceLevel};
 use std::ops::Range;
 use toml::Spanned;
 
-/// Collects problems while building a [`Network`] from the raw file.
+/// Collects problems while building a [`Network`](super::Network) from the raw file.
 pub(super) struct Checker<'a> {
     /// The file's text, to turn byte spans into lines and columns.
     pub(super) text: &'a str,

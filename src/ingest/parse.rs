@@ -221,7 +221,7 @@ struct ParsedLines {
     count: usize,
     /// The first line that is wrong, in line order.
     error: Option<Invalid>,
-    /// Hash of the lines' content, in order (see [`content_hash`]).
+    /// Hash of the lines' content, in order (see [`validate`]).
     hash: u64,
 }
 
@@ -500,11 +500,34 @@ fn validate(fields: RawOrder, network: &Network, id: CompactString) -> Result<Or
     let promise_by = time_field(fields.promise_by.as_deref(), "promise_by")?;
     let created_at = time_field(fields.created_at.as_deref(), "created_at")?;
     let split_allowed = split(fields.split.as_deref(), network)?;
-    let parsed_lines = lines(fields.lines, network)?;
+    let mut parsed_lines = fields.lines.ok_or_else(|| missing("lines"))?;
+    check_lines(&mut parsed_lines, network)?;
     let (hold_tagged, tags_hash) = fields
         .tags
         .map_or((false, 0), |tags| (tags.hold, tags.hash));
-    let mut order = Order {
+    // The content hash covers what the order asks for; `created_at` (when the message was
+    // made) and unknown fields are left out, so a retry that restamps them is a duplicate.
+    // Each field is hashed on its own, seeded with the hash so far: field boundaries count,
+    // and xxh3 of a short input costs a few dozen instructions, less than building one buffer.
+    let mut hash = 0u64;
+    let mut put = |bytes: &[u8]| hash = xxh3_64_with_seed(bytes, hash);
+    put(id.as_bytes());
+    put(customer_id.as_bytes());
+    put(network.tier_name(tier).as_bytes());
+    put(destination.region_name.as_bytes());
+    if !destination.at_region_centroid {
+        put(&destination.latitude.to_le_bytes());
+        put(&destination.longitude.to_le_bytes());
+    }
+    put(service.name().as_bytes());
+    put(&promise_by.map_or(i64::MIN, |time| time.0).to_le_bytes());
+    put(&[u8::from(split_allowed)]);
+    // Lines and tags were hashed as they were parsed.
+    put(&parsed_lines.hash.to_le_bytes());
+    put(&tags_hash.to_le_bytes());
+    let content_hash = hash;
+
+    Ok(Order {
         id,
         customer_id: CompactString::new(&customer_id),
         tier,
@@ -518,16 +541,8 @@ fn validate(fields: RawOrder, network: &Network, id: CompactString) -> Result<Or
         split_allowed,
         hold_tagged,
         created_at,
-        content_hash: 0,
-    };
-    order.content_hash = content_hash(
-        &order,
-        network,
-        &destination.region_name,
-        parsed_lines.hash,
-        tags_hash,
-    );
-    Ok(order)
+        content_hash,
+    })
 }
 
 /// `missing_field` naming `name`.
@@ -647,9 +662,8 @@ fn split(value: Option<&str>, network: &Network) -> Result<bool, Invalid> {
 }
 
 /// The lines, checked as they were parsed: at least one, at most the limit, and the first
-/// wrong one reported.
-fn lines(parsed_lines: Option<ParsedLines>, network: &Network) -> Result<ParsedLines, Invalid> {
-    let mut parsed_lines = parsed_lines.ok_or_else(|| missing("lines"))?;
+/// wrong one reported. (By reference: the lines are not moved until the order is built.)
+fn check_lines(parsed_lines: &mut ParsedLines, network: &Network) -> Result<(), Invalid> {
     if parsed_lines.count == 0 {
         return Err(Invalid::new(
             InvalidCode::MissingField,
@@ -666,45 +680,10 @@ fn lines(parsed_lines: Option<ParsedLines>, network: &Network) -> Result<ParsedL
             ),
         ));
     }
-    if let Some(invalid) = parsed_lines.error.take() {
-        return Err(invalid);
+    match parsed_lines.error.take() {
+        Some(invalid) => Err(invalid),
+        None => Ok(()),
     }
-    Ok(parsed_lines)
-}
-
-/// The order's content hash, which tells a retry (a duplicate) from a different order
-/// under the same id. It covers what the order asks for; `created_at` (when the message was
-/// made) and unknown fields are left out, so a retry that restamps them is a duplicate.
-/// `region_name` is the region as the order names it; lines and tags were hashed as they
-/// were parsed (`lines_hash`, `tags_hash`).
-fn content_hash(
-    order: &Order,
-    network: &Network,
-    region_name: &str,
-    lines_hash: u64,
-    tags_hash: u64,
-) -> u64 {
-    // Each field is hashed on its own, seeded with the hash so far: field boundaries count,
-    // and xxh3 of a short input costs a few dozen instructions, less than building one buffer.
-    let mut hash = 0u64;
-    let mut put = |bytes: &[u8]| hash = xxh3_64_with_seed(bytes, hash);
-    put(order.id.as_bytes());
-    put(order.customer_id.as_bytes());
-    put(network.tier_name(order.tier).as_bytes());
-    put(region_name.as_bytes());
-    if !order.at_region_centroid {
-        put(&order.latitude.to_le_bytes());
-        put(&order.longitude.to_le_bytes());
-    }
-    put(order.service.name().as_bytes());
-    put(&order
-        .promise_by
-        .map_or(i64::MIN, |time| time.0)
-        .to_le_bytes());
-    put(&[u8::from(order.split_allowed)]);
-    put(&lines_hash.to_le_bytes());
-    put(&tags_hash.to_le_bytes());
-    hash
 }
 
 /// Checks and interns line `index` of an order.

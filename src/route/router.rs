@@ -1,9 +1,9 @@
 //! Every zone of one network in one thread: the router of `order-router route`, and of the
 //! tests that compare the service against it.
 //!
-//! It decides through the same [`zone::decide`] the service's zone actors call: each order
+//! It decides through the same [`zone::decide()`] the service's zone actors call: each order
 //! is admitted ([`zone::admit`]: its id claimed, its first zone chosen) and then taken from
-//! zone to zone, one [`zone::decide`] step at a time, until it is answered. An order is
+//! zone to zone, one [`zone::decide()`] step at a time, until it is answered. An order is
 //! answered before the next is admitted, so the decisions are those of the zone order in
 //! DESIGN section 4 ("home zone first, then its fallbacks in order"), deterministically.
 
