@@ -160,17 +160,8 @@ fn decide_chunk(
                 .sum::<usize>();
         }
         outcome.answer_bytes += out.len();
-        // The worker groups the forwards per next zone, as the handler does.
-        let mut forwards: Vec<(ZoneId, Vec<Visit>)> = Vec::new();
-        for (next, visit) in decided.forwards.drain(..) {
-            match forwards.iter_mut().find(|(zone, _)| *zone == next) {
-                Some((_, visits)) => visits.push(visit),
-                None => forwards.push((next, vec![visit])),
-            }
-        }
-        // The answers go back to the worker; here they are only kept from being optimised
-        // away.
-        black_box(out);
+        // Grouped per next zone, as the handler does.
+        let forwards = decided.forwards_by_zone();
         messages.extend(forwards);
     }
     outcome

@@ -97,7 +97,7 @@ impl Router {
                 &mut self.decided,
             );
             if let Some((to, visit)) = self.decided.forwards.pop() {
-                (at, self.visits) = (to, std::mem::take(&mut self.visits));
+                at = to;
                 self.visits.push(visit);
                 continue;
             }
@@ -111,7 +111,9 @@ impl Router {
     }
 
     /// Decides `order` at `now`, or answers it as a duplicate, or refuses it as an id
-    /// conflict; the stored decision.
+    /// conflict; the stored decision. It copies the order and renders the answer only to
+    /// drop it: for tests and tools that want the decision itself. [`Router::answer`] is
+    /// the path of `route`.
     pub fn decide(&mut self, order: &Order, now: Millis) -> Result<Answer<'_>, Invalid> {
         let mut out = Vec::new();
         let (outcome, _) = self.answer(order.clone(), 0, now, &mut out);

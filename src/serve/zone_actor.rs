@@ -524,7 +524,7 @@ impl ZoneActor {
         &self,
         network: &Arc<Network>,
         ticket: &Arc<Ticket>,
-        decided: Decided,
+        mut decided: Decided,
         context: &mut Context<Self>,
     ) {
         let sent = Instant::now();
@@ -534,14 +534,7 @@ impl ZoneActor {
             visits,
             sent,
         };
-        let mut by_zone: Vec<(ZoneId, Vec<Visit>)> = Vec::new();
-        for (to, visit) in decided.forwards {
-            match by_zone.iter_mut().find(|(zone, _)| *zone == to) {
-                Some((_, visits)) => visits.push(visit),
-                None => by_zone.push((to, vec![visit])),
-            }
-        }
-        for (to, visits) in by_zone {
+        for (to, visits) in decided.forwards_by_zone() {
             self.peers().send(to, message(visits));
         }
         if !decided.waiting.is_empty() {

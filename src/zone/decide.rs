@@ -89,6 +89,20 @@ impl Decided {
         !self.answers.is_empty()
     }
 
+    /// The forwards grouped by next zone, in the order taken within each zone (one
+    /// message per zone, and the order within a zone is what keeps a duplicate behind its
+    /// original).
+    pub fn forwards_by_zone(&mut self) -> Vec<(ZoneId, Vec<Visit>)> {
+        let mut by_zone: Vec<(ZoneId, Vec<Visit>)> = Vec::new();
+        for (to, visit) in self.forwards.drain(..) {
+            match by_zone.iter_mut().find(|(zone, _)| *zone == to) {
+                Some((_, visits)) => visits.push(visit),
+                None => by_zone.push((to, vec![visit])),
+            }
+        }
+        by_zone
+    }
+
     /// Whether any new decision reserved stock or capacity (placed, not rejected).
     pub fn placed_any(&self) -> bool {
         self.tally.routed + self.tally.backordered + self.tally.held > 0
