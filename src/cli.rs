@@ -180,7 +180,12 @@ fn verify_zone(
         Ok(state) => writeln!(out, "zone {zone}: replayed, {} orders", state.order_count()),
         Err(error) => {
             *sound = false;
-            writeln!(out, "zone {zone}: DAMAGED: {error}")
+            // The error names its zone first; the line names it once.
+            let text = error.to_string();
+            let cause = text
+                .strip_prefix(&format!("zone {zone}: "))
+                .unwrap_or(&text);
+            writeln!(out, "zone {zone}: DAMAGED: {cause}")
         }
     }
 }

@@ -364,6 +364,7 @@ fn journal_verify_replay_rebuilds_every_zone_and_names_the_record_that_does_not_
         damaged.contains(&place) && damaged.contains("HEAVY"),
         "{damaged} should name {place} and the SKU"
     );
+    assert_eq!(damaged.matches("zone east").count(), 1, "{damaged}");
     assert!(report.contains("zone west: replayed, 1 orders"), "{report}");
 
     // A journal of a zone the config does not define is an error naming its directory.
