@@ -7,7 +7,7 @@
 //! ```
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use order_router::engine::{OrderContext, Scratch, ZoneAttempt, plan_zone};
+use order_router::engine::{OrderContext, OrderFacts, Scratch, ZoneAttempt, plan_zone};
 use order_router::ingest::parse_order;
 use order_router::model::Order;
 use order_router::route::Router;
@@ -60,7 +60,8 @@ fn bench_engine(criterion: &mut Criterion) {
         let placed = orders
             .iter()
             .filter(|order| {
-                let context = OrderContext::new(order, &world.network, &world.catalog, now);
+                let facts = OrderFacts::new(order, &world.network, &world.catalog);
+                let context = OrderContext::new(order, &facts, &world.network, now);
                 let home = world.network.regions[order.region.index()].zone;
                 matches!(plan_zone(&context, router.zone(home), &mut Scratch::default()), ZoneAttempt::Placed(plan) if plan.shipments.len() > 1)
             })
@@ -74,7 +75,8 @@ fn bench_engine(criterion: &mut Criterion) {
             let mut scratch = Scratch::default();
             bencher.iter(|| {
                 for order in orders {
-                    let context = OrderContext::new(order, &world.network, &world.catalog, now);
+                    let facts = OrderFacts::new(order, &world.network, &world.catalog);
+                    let context = OrderContext::new(order, &facts, &world.network, now);
                     let home = world.network.regions[order.region.index()].zone;
                     black_box(plan_zone(&context, router.zone(home), &mut scratch));
                 }

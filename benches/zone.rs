@@ -31,7 +31,7 @@ use order_router::ingest::parse_order;
 use order_router::model::{Order, Tally};
 use order_router::time::Millis;
 use order_router::world::World;
-use order_router::zone::{Claims, Decided, Visit, Zone, ZoneState, admit, decide};
+use order_router::zone::{Claims, Decided, Next, Visit, Zone, ZoneState, admit, decide};
 use std::collections::VecDeque;
 use std::hint::black_box;
 use std::sync::Arc;
@@ -148,11 +148,11 @@ fn decide_chunk(
         // Only a duplicate whose original is undecided waits; the pool's ids are distinct
         // and the claims table is fresh with each generation.
         assert!(
-            decided.waiting.is_empty(),
+            !decided.next.contains(&Next::Wait),
             "no order of the pool is a duplicate"
         );
         outcome.tally.add(&decided.tally);
-        outcome.forwarded += decided.forwards.len();
+        outcome.forwarded += decided.next.len();
         if let Some(records) = &decided.records {
             outcome.journal_bytes += records
                 .iter()
@@ -161,8 +161,7 @@ fn decide_chunk(
         }
         outcome.answer_bytes += out.len();
         // Grouped per next zone, as the handler does.
-        let forwards = decided.forwards_by_zone();
-        messages.extend(forwards);
+        messages.extend(decided.onward(&mut visits).forwards);
     }
     outcome
 }

@@ -478,10 +478,11 @@ fn journey(
             prop_assert!(slot.is_none(), "line {} answered twice", answer.index + 1);
             *slot = Some(json(&out[answer.start as usize..answer.end as usize]));
         }
-        for (to, visit) in decided.forwards.drain(..) {
-            mailboxes[to.index()].push_back(visit);
+        let onward = decided.onward(&mut batch);
+        for (to, visits) in onward.forwards {
+            mailboxes[to.index()].extend(visits);
         }
-        mailboxes[at].extend(decided.waiting.drain(..));
+        mailboxes[at].extend(onward.waiting);
         let state = zones[at].state();
         for local in 0..state.warehouses().len() {
             for sku in 0..world.catalog.len() {

@@ -76,7 +76,7 @@ fn holdings(
     site: &Warehouse,
 ) -> (bool, bool) {
     let (mut holds_all, mut holds_any) = (true, false);
-    for demand in &context.demands {
+    for demand in &context.facts.demands {
         // Stock a warehouse cannot handle (cold-chain goods in a plain warehouse) is not
         // stock it can ship.
         let available = if site.capabilities.covers(demand.capabilities) {
@@ -113,7 +113,7 @@ pub(super) fn zone_covers(
     zone: &ZoneState,
     candidates: &[Candidate],
 ) -> bool {
-    context.demands.iter().all(|demand| {
+    context.facts.demands.iter().all(|demand| {
         let mut held = 0u32;
         for candidate in candidates {
             if candidate.capabilities.covers(demand.capabilities) {

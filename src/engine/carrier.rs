@@ -86,7 +86,7 @@ impl ServiceSearch {
         failures: &mut Failures,
     ) {
         for (service_index, service) in carrier.services.iter().enumerate() {
-            if service.level < context.level
+            if service.level < context.facts.level
                 || (service.max_km > 0.0 && candidate.distance_km > service.max_km)
             {
                 continue;

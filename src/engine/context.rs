@@ -1,7 +1,8 @@
-//! What the engine knows about one order before it looks at any zone: [`OrderContext`],
-//! the order's demands per SKU, its total weight and capabilities, the service level it
-//! needs, and the lower bound of what each kg can cost. It is derived once and shared by
-//! every zone the order is tried in.
+//! What the engine knows about one order before it looks at any zone: [`OrderFacts`], the
+//! order's demands per SKU, its total weight and capabilities, the service level it needs,
+//! and the lower bound of what each kg can cost, derived once and shared by every zone the
+//! order is tried in; and [`OrderContext`], those facts with the order, the network and the
+//! decision time, as one zone's attempt reads them.
 
 use crate::catalog::Catalog;
 use crate::config::{Network, Policy};
@@ -11,12 +12,11 @@ use crate::model::{Capabilities, Order, ServiceLevel};
 use crate::time::Millis;
 use smallvec::SmallVec;
 
-/// Per-order inputs derived once and shared by every zone the order is tried in.
-pub struct OrderContext<'a> {
-    pub order: &'a Order,
-    pub network: &'a Network,
-    pub now: Millis,
-    pub day: i32,
+/// What the engine derives from an order's content, the network and the catalogue alone:
+/// the same in every zone the order is tried in, so it is computed once (in the first zone
+/// that tries to place the order) and travels with the order's visit to the next.
+#[derive(Clone, Debug)]
+pub struct OrderFacts {
     /// The order's level or its tier's minimum, whichever is faster.
     pub level: ServiceLevel,
     /// Units per SKU, SKUs in first-appearance order (an order may list a SKU twice).
@@ -38,9 +38,10 @@ pub struct Demand {
     pub capabilities: Capabilities,
 }
 
-impl<'a> OrderContext<'a> {
-    /// Prepares `order` for routing at `now`.
-    pub fn new(order: &'a Order, network: &'a Network, catalog: &Catalog, now: Millis) -> Self {
+impl OrderFacts {
+    /// The facts of `order` under `network` (the snapshot its chunk was parsed with) and
+    /// `catalog`.
+    pub fn new(order: &Order, network: &Network, catalog: &Catalog) -> OrderFacts {
         let tier_minimum = network.tiers[order.tier.index()].min_service;
         let level = order.service.max(tier_minimum);
         let mut demands: SmallVec<[Demand; 4]> = SmallVec::new();
@@ -61,17 +62,36 @@ impl<'a> OrderContext<'a> {
                 }),
             }
         }
-        OrderContext {
-            order,
-            network,
-            now,
-            day: now.utc_day(),
+        OrderFacts {
             level,
             demands,
             capabilities,
             weight_g,
             units,
             min_per_kg: network.min_per_kg(order.region, level),
+        }
+    }
+}
+
+/// Everything the engine reads about one order in one zone: the order, its [`OrderFacts`],
+/// the network snapshot and the decision time.
+pub struct OrderContext<'a> {
+    pub order: &'a Order,
+    pub facts: &'a OrderFacts,
+    pub network: &'a Network,
+    pub now: Millis,
+    pub day: i32,
+}
+
+impl<'a> OrderContext<'a> {
+    /// Prepares `order`, whose `facts` were derived under `network`, for routing at `now`.
+    pub fn new(order: &'a Order, facts: &'a OrderFacts, network: &'a Network, now: Millis) -> Self {
+        OrderContext {
+            order,
+            facts,
+            network,
+            now,
+            day: now.utc_day(),
         }
     }
 
@@ -90,7 +110,7 @@ impl<'a> OrderContext<'a> {
     /// under every plan's score, which is what lets the search skip carrier lookups.
     #[inline]
     pub(super) fn weight_cost_floor(&self) -> f64 {
-        self.policy().cost_weight * self.min_per_kg * self.weight_g as f64 / 1000.0
+        self.policy().cost_weight * self.facts.min_per_kg * self.facts.weight_g as f64 / 1000.0
     }
 
     /// Distance from `warehouse` to the order's destination.

@@ -39,7 +39,7 @@ mod score;
 mod single;
 mod split;
 
-pub use context::{Demand, OrderContext};
+pub use context::{Demand, OrderContext, OrderFacts};
 pub use partial::plan_partial;
 
 use crate::model::{LineQuantity, Shipment};
@@ -122,8 +122,9 @@ pub fn plan_zone(context: &OrderContext, zone: &ZoneState, scratch: &mut Scratch
         failures.no_stock = true;
     }
 
-    let split_allowed =
-        context.order.split_allowed && context.policy().max_shipments >= 2 && context.units >= 2;
+    let split_allowed = context.order.split_allowed
+        && context.policy().max_shipments >= 2
+        && context.facts.units >= 2;
     if split_allowed && zone_covers(context, zone, &scratch.candidates) {
         // What stopped a split is only worth reporting when splitting was the only way: a
         // subset that failed on, say, one parcel's promise says little about an order a

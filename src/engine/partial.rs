@@ -28,6 +28,7 @@ pub fn plan_partial(
         1
     };
     let mut remaining: SmallVec<[u32; 4]> = context
+        .facts
         .demands
         .iter()
         .map(|demand| demand.quantity)
@@ -45,8 +46,8 @@ pub fn plan_partial(
         usable[position] = false;
         let candidate = candidates[position];
         let taken = units_taken(context, zone, &candidate, &remaining);
-        let (capabilities, weight_g) = parcel_needs(&context.demands, &taken);
-        let lines = parcel_lines(&context.demands, &taken);
+        let (capabilities, weight_g) = parcel_needs(&context.facts.demands, &taken);
+        let lines = parcel_lines(&context.facts.demands, &taken);
         // Units in stock that no carrier can take do not wait for stock: the order fails on
         // the carrier, and the caller rejects it with that reason.
         let choice = choose_carrier(
@@ -115,6 +116,7 @@ fn suppliable(
     remaining: &[u32],
 ) -> u64 {
     context
+        .facts
         .demands
         .iter()
         .zip(remaining)
@@ -135,6 +137,7 @@ fn units_taken(
     remaining: &[u32],
 ) -> SmallVec<[u32; 4]> {
     context
+        .facts
         .demands
         .iter()
         .zip(remaining)
@@ -151,6 +154,7 @@ fn units_taken(
 /// The lines of the units no shipment took: they wait for stock.
 fn backordered_lines(context: &OrderContext, remaining: &[u32]) -> SmallVec<[LineQuantity; 1]> {
     context
+        .facts
         .demands
         .iter()
         .zip(remaining)

@@ -35,8 +35,8 @@ pub(super) fn best_single_warehouse_plan(
             context,
             zone,
             candidate,
-            context.capabilities,
-            context.weight_g,
+            context.facts.capabilities,
+            context.facts.weight_g,
             failures,
         ) else {
             continue;
@@ -62,6 +62,7 @@ fn whole_order_plan(
     score: f64,
 ) -> Plan {
     let lines = context
+        .facts
         .demands
         .iter()
         .map(|demand| LineQuantity {
@@ -69,7 +70,7 @@ fn whole_order_plan(
             quantity: demand.quantity,
         })
         .collect();
-    let shipment = make_shipment(context, candidate, choice, lines, context.weight_g);
+    let shipment = make_shipment(context, candidate, choice, lines, context.facts.weight_g);
     Plan {
         score,
         shipments: smallvec::smallvec![shipment],

@@ -88,7 +88,7 @@ fn rank_split_candidates(context: &OrderContext, candidates: &mut Vec<Candidate>
         let cheapest_fixed_cost = network.carriers_by_region[context.region().index()]
             .iter()
             .flat_map(|carrier| network.carriers[carrier.index()].services.iter())
-            .filter(|service| service.level >= context.level)
+            .filter(|service| service.level >= context.facts.level)
             .map(|service| service.base_cost + service.per_km * candidate.distance_km)
             .fold(f64::INFINITY, f64::min);
         if cheapest_fixed_cost.is_finite() {
@@ -269,7 +269,7 @@ fn evaluate_subset(
             return Err(SubsetFailure::Beaten);
         }
     }
-    let demands = &context.demands;
+    let demands = &context.facts.demands;
     let mut shipments: SmallVec<[Shipment; 1]> = SmallVec::with_capacity(chosen.len());
     for (slot, (&position, (choice, weight_g))) in chosen.iter().zip(&parcels).enumerate() {
         let lines = parcel_lines(demands, slot_units(demands, assignment, slot));
@@ -294,7 +294,7 @@ fn assign_units(
     chosen: &[usize],
     assignment: &mut Vec<u32>,
 ) -> Result<(), SubsetFailure> {
-    let demands = &context.demands;
+    let demands = &context.facts.demands;
     assignment.clear();
     assignment.resize(chosen.len() * demands.len(), 0);
     for (demand_index, demand) in demands.iter().enumerate() {
@@ -330,7 +330,7 @@ fn price_parcels(
     failures: &mut Failures,
 ) -> Result<(f64, PricedParcels), SubsetFailure> {
     let policy = context.policy();
-    let demands = &context.demands;
+    let demands = &context.facts.demands;
     let mut parcels = PricedParcels::new();
     let mut score = policy.split_weight * (chosen.len() - 1) as f64;
     for (slot, &position) in chosen.iter().enumerate() {

@@ -13,7 +13,7 @@ use crate::ids::{SkuId, WarehouseId, ZoneId};
 use crate::model::{Decision, Invalid, Order};
 use crate::time::Millis;
 use crate::zone::ZoneState;
-use crate::zone::{self, Claims, Decided, OrderRecord, StockCell, Visit, Zone, ZoneError};
+use crate::zone::{self, Claims, Decided, Next, OrderRecord, StockCell, Visit, Zone, ZoneError};
 use std::sync::Arc;
 
 /// A decision as answered: the stored one, and whether this answer is a replay of it.
@@ -31,7 +31,8 @@ pub struct Router {
     zones: Vec<Zone>,
     /// Shared by the zones: order id to the zone and slot of its record.
     claims: Arc<Claims>,
-    /// The visit of the order on its way (reused: no allocation per order).
+    /// The visit of the order on its way, from admission to its answer (reused: no
+    /// allocation per order).
     visits: Vec<Visit>,
     decided: Decided,
 }
@@ -84,9 +85,12 @@ impl Router {
         out: &mut Vec<u8>,
     ) -> (zone::Outcome, ZoneId) {
         let (mut at, visit) = zone::admit(&self.claims, &self.network, order, 0, line);
+        // The visit stays in `visits` from zone to zone: `decide` keeps there what goes on.
         self.visits.push(visit);
+        self.decided.clear();
         loop {
-            self.decided.clear();
+            // Only the last step answers; each says where the order goes next.
+            self.decided.next.clear();
             let zone = &mut self.zones[at.index()];
             zone::decide(
                 zone,
@@ -96,17 +100,13 @@ impl Router {
                 out,
                 &mut self.decided,
             );
-            if let Some((to, visit)) = self.decided.forwards.pop() {
-                at = to;
-                self.visits.push(visit);
-                continue;
+            match self.decided.next.first() {
+                None => return (self.decided.answers[0].outcome, at),
+                Some(Next::Forward(to)) => at = *to,
+                Some(Next::Wait) => {
+                    unreachable!("one order at a time never waits for an original still on its way")
+                }
             }
-            assert!(
-                self.decided.waiting.is_empty(),
-                "one order at a time never waits for an original still on its way"
-            );
-            let answer = self.decided.answers[0];
-            return (answer.outcome, at);
         }
     }
 

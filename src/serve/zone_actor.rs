@@ -440,7 +440,7 @@ impl Handler<Visits> for ZoneActor {
             &mut decided,
         );
         self.hand_on(&network, &ticket, out, &mut decided, now);
-        self.pass_on(&network, &ticket, decided, context);
+        self.pass_on(&network, &ticket, decided.onward(&mut visits), context);
         metrics::histogram!(names::STAGE_LATENCY, "stage" => "decide")
             .record(started.elapsed().as_secs_f64());
     }
@@ -524,7 +524,7 @@ impl ZoneActor {
         &self,
         network: &Arc<Network>,
         ticket: &Arc<Ticket>,
-        mut decided: Decided,
+        onward: zone::Onward,
         context: &mut Context<Self>,
     ) {
         let sent = Instant::now();
@@ -534,11 +534,11 @@ impl ZoneActor {
             visits,
             sent,
         };
-        for (to, visits) in decided.forwards_by_zone() {
+        for (to, visits) in onward.forwards {
             self.peers().send(to, message(visits));
         }
-        if !decided.waiting.is_empty() {
-            context.notify_later(message(decided.waiting), FOLLOW_RETRY);
+        if !onward.waiting.is_empty() {
+            context.notify_later(message(onward.waiting), FOLLOW_RETRY);
         }
     }
 }

@@ -22,6 +22,12 @@ pub struct Claim {
     pub slot: u32,
 }
 
+/// The key of an order id in one [`Claims`] table ([`Claims::key`]): computed once when the
+/// order is admitted, and carried with its visit so that settling its claim does not hash
+/// the id again. Valid only for the table that made it (the hash is seeded per table).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClaimKey(u128);
+
 impl Claim {
     /// The slot of a claim whose order is still on its way along its chain.
     pub const PENDING: u32 = u32::MAX;
@@ -87,10 +93,19 @@ impl Default for Claims {
 }
 
 impl Claims {
-    /// Claims `id` for an order with `content_hash` at its `home` zone. `None` when the id
-    /// is now this order's; the existing claim when it was taken before.
-    pub fn claim(&self, id: &str, content_hash: u64, home: ZoneId) -> Option<Claim> {
-        match self.map.entry(self.key(id)) {
+    /// The key of order `id` in this table.
+    #[inline]
+    pub fn key(&self, id: &str) -> ClaimKey {
+        ClaimKey(xxhash_rust::xxh3::xxh3_128_with_seed(
+            id.as_bytes(),
+            self.seed,
+        ))
+    }
+
+    /// Claims the id of `key` for an order with `content_hash` at its `home` zone. `None`
+    /// when the id is now this order's; the existing claim when it was taken before.
+    pub fn claim(&self, key: ClaimKey, content_hash: u64, home: ZoneId) -> Option<Claim> {
+        match self.map.entry(key.0) {
             Entry::Occupied(existing) => Some(*existing.get()),
             Entry::Vacant(slot) => {
                 slot.insert(Claim {
@@ -103,11 +118,11 @@ impl Claims {
         }
     }
 
-    /// Records where the claimed order `id` was decided.
-    pub fn settle(&self, id: &str, zone: ZoneId, slot: u32) {
+    /// Records where the claimed order of `key` was decided.
+    pub fn settle(&self, key: ClaimKey, zone: ZoneId, slot: u32) {
         let mut claim = self
             .map
-            .get_mut(&self.key(id))
+            .get_mut(&key.0)
             .expect("an order is claimed before it is decided");
         debug_assert!(!claim.is_decided(), "an order is decided once");
         claim.zone = zone;
@@ -116,24 +131,24 @@ impl Claims {
 
     /// The claim of order `id`.
     pub fn get(&self, id: &str) -> Option<Claim> {
-        self.map.get(&self.key(id)).map(|claim| *claim)
+        self.get_key(self.key(id))
+    }
+
+    /// The claim of the order id of `key`.
+    pub fn get_key(&self, key: ClaimKey) -> Option<Claim> {
+        self.map.get(&key.0).map(|claim| *claim)
     }
 
     /// Puts back the claim of a decision replayed from a journal.
     pub fn restore(&self, id: &str, content_hash: u64, zone: ZoneId, slot: u32) {
         self.map.insert(
-            self.key(id),
+            self.key(id).0,
             Claim {
                 content_hash,
                 zone,
                 slot,
             },
         );
-    }
-
-    /// The key of order `id` in this table.
-    fn key(&self, id: &str) -> u128 {
-        xxhash_rust::xxh3::xxh3_128_with_seed(id.as_bytes(), self.seed)
     }
 
     /// Ids claimed.
@@ -153,20 +168,21 @@ mod tests {
     #[test]
     fn an_id_is_claimed_once_then_settled_where_it_was_decided() {
         let claims = Claims::default();
-        let id = "o1";
-        assert_eq!(claims.claim(id, 7, ZoneId(0)), None);
+        let key = claims.key("o1");
+        assert_eq!(claims.claim(key, 7, ZoneId(0)), None);
         let pending = claims.get("o1").unwrap();
         assert!(!pending.is_decided());
         assert_eq!((pending.zone, pending.content_hash), (ZoneId(0), 7));
         // A second claim of the same id, whatever its content, finds the first.
-        assert_eq!(claims.claim(id, 9, ZoneId(1)), Some(pending));
-        claims.settle(id, ZoneId(2), 5);
+        assert_eq!(claims.claim(key, 9, ZoneId(1)), Some(pending));
+        claims.settle(key, ZoneId(2), 5);
         let decided = claims.get("o1").unwrap();
         assert!(decided.is_decided());
         assert_eq!(
             (decided.zone, decided.slot, decided.content_hash),
             (ZoneId(2), 5, 7)
         );
+        assert_eq!(claims.get_key(key), Some(decided));
         assert_eq!(claims.len(), 1);
         assert!(claims.get("o2").is_none());
     }

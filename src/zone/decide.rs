@@ -10,8 +10,10 @@
 //! - the new decisions among them (for the decision feed, and the capacity check);
 //! - when the caller journals, the journal record of each new decision ([`RecordBatch`]),
 //!   in decision order;
-//! - the visits that go on to another zone, and those that wait here (a duplicate whose
-//!   original is still on its way).
+//! - where each visit that was not answered goes next: on to another zone, or waiting here
+//!   (a duplicate whose original is still on its way). Those visits stay in the caller's
+//!   batch, in the order taken, so that an order's visit is moved once per zone at most
+//!   ([`Decided::onward`] takes them out, grouped by next zone).
 //!
 //! No I/O, no clock (the decision time is passed in), no lock beyond the claims table's.
 
@@ -43,6 +45,27 @@ pub struct Fresh {
     pub slot: u32,
 }
 
+/// Where a visit that was not answered goes next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next {
+    /// On to this zone.
+    Forward(ZoneId),
+    /// A duplicate whose original is not decided yet: to be taken again here a little later.
+    Wait,
+}
+
+/// The visits of a decided batch that were not answered, taken out of it
+/// ([`Decided::onward`]).
+#[derive(Debug, Default)]
+pub struct Onward {
+    /// The visits that go on, grouped by next zone (one message per zone), each group in
+    /// the order taken (a zone passes orders on in the order it took them: what keeps a
+    /// duplicate behind its original).
+    pub forwards: Vec<(ZoneId, Vec<Visit>)>,
+    /// Duplicates whose original is not decided yet, in the order taken.
+    pub waiting: Vec<Visit>,
+}
+
 /// What one call of [`decide`] made of its batch. Reusable: [`Decided::clear`] keeps the
 /// capacity.
 #[derive(Debug, Default)]
@@ -51,11 +74,10 @@ pub struct Decided {
     pub answers: Vec<Placed>,
     /// The new decisions among the answers.
     pub fresh: Vec<Fresh>,
-    /// Visits that go on, each to its next zone, in the order taken (a zone passes orders
-    /// on in the order it took them: what keeps a duplicate behind its original).
-    pub forwards: Vec<(ZoneId, Visit)>,
-    /// Duplicates whose original is not decided yet: to be taken again here a little later.
-    pub waiting: Vec<Visit>,
+    /// Where each visit left in the batch goes next: `next[i]` is that of the batch's
+    /// `i`-th visit after [`decide`] (which leaves there, in the order taken, exactly the
+    /// visits it did not answer).
+    pub next: Vec<Next>,
     /// The answers counted by outcome.
     pub tally: Tally,
     /// The journal records of the new decisions, when the caller journals.
@@ -75,8 +97,7 @@ impl Decided {
     pub fn clear(&mut self) {
         self.answers.clear();
         self.fresh.clear();
-        self.forwards.clear();
-        self.waiting.clear();
+        self.next.clear();
         self.tally = Tally::default();
         if let Some(records) = &mut self.records {
             records.clear();
@@ -89,18 +110,22 @@ impl Decided {
         !self.answers.is_empty()
     }
 
-    /// The forwards grouped by next zone, in the order taken within each zone (one
-    /// message per zone, and the order within a zone is what keeps a duplicate behind its
-    /// original).
-    pub fn forwards_by_zone(&mut self) -> Vec<(ZoneId, Vec<Visit>)> {
-        let mut by_zone: Vec<(ZoneId, Vec<Visit>)> = Vec::new();
-        for (to, visit) in self.forwards.drain(..) {
-            match by_zone.iter_mut().find(|(zone, _)| *zone == to) {
-                Some((_, visits)) => visits.push(visit),
-                None => by_zone.push((to, vec![visit])),
+    /// Takes the visits [`decide`] left in `visits` (the batch it decided, emptied here,
+    /// its capacity kept): those that go on, grouped by next zone, and those that wait.
+    pub fn onward(&mut self, visits: &mut Vec<Visit>) -> Onward {
+        debug_assert_eq!(visits.len(), self.next.len(), "the batch as decide left it");
+        let mut onward = Onward::default();
+        for (visit, next) in visits.drain(..).zip(self.next.drain(..)) {
+            match next {
+                Next::Forward(to) => match onward.forwards.iter_mut().find(|(zone, _)| *zone == to)
+                {
+                    Some((_, visits)) => visits.push(visit),
+                    None => onward.forwards.push((to, vec![visit])),
+                },
+                Next::Wait => onward.waiting.push(visit),
             }
         }
-        by_zone
+        onward
     }
 
     /// Whether any new decision reserved stock or capacity (placed, not rejected).
@@ -111,7 +136,9 @@ impl Decided {
 
 /// Takes every visit of `visits` one step in `zone`, under `network` at `now`, appending
 /// each answer to `out` and what became of each visit to `decided` (which it does not
-/// clear). `visits` is left empty, its capacity kept.
+/// clear). The answered visits leave `visits`; the others stay, updated for their next
+/// step, in the order taken, and `decided.next` (cleared by the caller) says where each
+/// goes.
 pub fn decide(
     zone: &mut Zone,
     network: &Network,
@@ -120,16 +147,20 @@ pub fn decide(
     out: &mut Vec<u8>,
     decided: &mut Decided,
 ) {
-    for visit in visits.iter().take(PREFETCH_AHEAD) {
+    // The first visit is read at once: loading it ahead would gain nothing.
+    for visit in visits.iter().skip(1).take(PREFETCH_AHEAD - 1) {
         zone.prefetch(&visit.order);
     }
-    let mut batch = visits.drain(..);
-    while let Some(visit) = batch.next() {
-        if let Some(ahead) = batch.as_slice().get(PREFETCH_AHEAD - 1) {
+    // The visits that go on are kept at the front, in the order taken; each stays where it
+    // is unless an answered one before it left a gap.
+    let mut kept = 0;
+    for taken in 0..visits.len() {
+        if let Some(ahead) = visits.get(taken + PREFETCH_AHEAD) {
             zone.prefetch(&ahead.order);
         }
+        let visit = &mut visits[taken];
         let (index, start) = (visit.index, out.len());
-        match zone.visit(network, visit, now, out) {
+        let next = match zone.visit(network, visit, now, out) {
             Step::Answered(outcome) => {
                 decided.tally.lines += 1;
                 match outcome {
@@ -153,9 +184,16 @@ pub fn decide(
                     start: start as u32,
                     end: out.len() as u32,
                 });
+                continue;
             }
-            Step::Forward(to, visit) => decided.forwards.push((to, visit)),
-            Step::Wait(visit) => decided.waiting.push(visit),
+            Step::Forward(to) => Next::Forward(to),
+            Step::Wait => Next::Wait,
+        };
+        decided.next.push(next);
+        if kept != taken {
+            visits.swap(kept, taken);
         }
+        kept += 1;
     }
+    visits.truncate(kept);
 }

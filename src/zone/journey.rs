@@ -18,9 +18,9 @@
 //! decided.
 
 use super::verdict::{commit, settle};
-use super::{Claim, Claims, Zone};
+use super::{Claim, ClaimKey, Claims, Zone};
 use crate::config::Network;
-use crate::engine::{self, Failures, OrderContext, ZoneAttempt};
+use crate::engine::{self, Failures, OrderContext, OrderFacts, ZoneAttempt};
 use crate::ids::ZoneId;
 use crate::model::{Decision, Invalid, InvalidCode, Order, Status};
 use crate::render;
@@ -35,6 +35,13 @@ pub struct Visit {
     pub line: u64,
     pub order: Order,
     pub leg: Leg,
+    /// The key of its id in the claims table, computed once at admission.
+    pub key: ClaimKey,
+    /// What the engine derives from the order alone ([`OrderFacts`]): computed by the first
+    /// zone that tries to place it, reused by the zones after. Every zone of the journey
+    /// decides it under the snapshot its chunk was parsed with, and the zones share one
+    /// catalogue, so the facts hold all the way.
+    pub facts: Option<OrderFacts>,
 }
 
 /// The leg of the journey a [`Visit`] is on.
@@ -76,7 +83,8 @@ pub type Admitted = (ZoneId, Visit);
 /// already answered). Called by the ingest worker, in input order.
 pub fn admit(claims: &Claims, network: &Network, order: Order, index: u32, line: u64) -> Admitted {
     let home = network.regions[order.region.index()].zone;
-    let (to, leg) = match claims.claim(&order.id, order.content_hash, home) {
+    let key = claims.key(&order.id);
+    let (to, leg) = match claims.claim(key, order.content_hash, home) {
         None => (
             home,
             Leg::Fallback {
@@ -93,6 +101,8 @@ pub fn admit(claims: &Claims, network: &Network, order: Order, index: u32, line:
         line,
         order,
         leg,
+        key,
+        facts: None,
     };
     (to, visit)
 }
@@ -110,36 +120,40 @@ pub fn conflict(order: &Order) -> Invalid {
 }
 
 /// What became of a visit in one zone.
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Step {
     /// Its answer was appended to the output.
     Answered(Outcome),
-    /// It goes on to this zone.
-    Forward(ZoneId, Visit),
+    /// It goes on to this zone (its leg updated).
+    Forward(ZoneId),
     /// A duplicate whose original is not decided yet: look again a little later, here.
-    Wait(Visit),
+    Wait,
 }
 
 impl Zone {
     /// Takes `visit` one step, under `network` (the snapshot its chunk was parsed with) at
-    /// `now`. An answer is appended to `out` as a JSON line.
+    /// `now`, updating it for its next step if it has one (the caller moves it on, once).
+    /// An answer is appended to `out` as a JSON line.
     pub fn visit(
         &mut self,
         network: &Network,
-        visit: Visit,
+        visit: &mut Visit,
         now: Millis,
         out: &mut Vec<u8>,
     ) -> Step {
-        let home = network.regions[visit.order.region.index()].zone;
-        let chain = network.zones[home.index()].fallback.len() + 1;
+        let chain = |visit: &Visit| {
+            let home = network.regions[visit.order.region.index()].zone;
+            network.zones[home.index()].fallback.len() + 1
+        };
         match visit.leg {
             Leg::Fallback { .. } | Leg::Settle { .. } => self.place(network, visit, now, out),
             Leg::Follow { position } => {
-                let claim = self.claim_of(&visit);
+                let claim = self.claim_of(visit);
+                let chain = chain(visit);
                 self.claimed(network, visit, claim, position.into(), chain, out)
             }
             Leg::Replay => {
-                let claim = self.claim_of(&visit);
+                let (claim, chain) = (self.claim_of(visit), chain(visit));
                 self.claimed(network, visit, claim, chain, chain, out)
             }
             Leg::Conflict => self.conflicting(visit, out),
@@ -152,15 +166,23 @@ impl Zone {
     fn place(
         &mut self,
         network: &Network,
-        mut visit: Visit,
+        visit: &mut Visit,
         now: Millis,
         out: &mut Vec<u8>,
     ) -> Step {
         let here = self.state.zone;
-        let home = network.regions[visit.order.region.index()].zone;
-        let context = OrderContext::new(&visit.order, network, &self.catalog, now);
+        let Visit {
+            order,
+            leg,
+            key,
+            facts,
+            ..
+        } = visit;
+        let home = network.regions[order.region.index()].zone;
+        let facts = facts.get_or_insert_with(|| OrderFacts::new(order, network, &self.catalog));
+        let context = OrderContext::new(order, facts, network, now);
         loop {
-            match visit.leg {
+            match *leg {
                 Leg::Fallback {
                     position,
                     mut failures,
@@ -168,13 +190,13 @@ impl Zone {
                     match engine::plan_zone(&context, &self.state, &mut self.scratch) {
                         ZoneAttempt::Placed(plan) => {
                             let decision = commit(&context, &mut self.state, plan, None);
-                            return self.decided(network, &visit, decision, out);
+                            return self.decided(network, *key, order, decision, out);
                         }
                         ZoneAttempt::Failed(zone_failures) => failures.merge(&zone_failures),
                     }
                     let next = usize::from(position) + 1;
                     let to = network.zone_order(home).nth(next);
-                    visit.leg = match to {
+                    *leg = match to {
                         Some(_) => Leg::Fallback {
                             position: next as u16,
                             failures,
@@ -183,13 +205,13 @@ impl Zone {
                     };
                     let to = to.unwrap_or(home);
                     if to != here {
-                        return Step::Forward(to, visit);
+                        return Step::Forward(to);
                     }
                 }
                 Leg::Settle { failures } => {
                     debug_assert_eq!(here, home, "an order settles at its home zone");
                     let decision = settle(&context, &mut self.state, failures, &mut self.scratch);
-                    return self.decided(network, &visit, decision, out);
+                    return self.decided(network, *key, order, decision, out);
                 }
                 _ => unreachable!("only orders on their way to a decision are placed"),
             }
@@ -199,37 +221,39 @@ impl Zone {
     /// The claim of a visit whose id was claimed before it was admitted.
     fn claim_of(&self, visit: &Visit) -> Claim {
         self.claims
-            .get(&visit.order.id)
+            .get_key(visit.key)
             .expect("an order's id is claimed when it is admitted")
     }
 
     /// Same id, other content: answered `id_conflict` where the original's record is, once
     /// the original is decided.
-    fn conflicting(&self, visit: Visit, out: &mut Vec<u8>) -> Step {
-        let claim = self.claim_of(&visit);
+    fn conflicting(&self, visit: &Visit, out: &mut Vec<u8>) -> Step {
+        let claim = self.claim_of(visit);
         if !claim.is_decided() {
             // The original is on its way; its record will be where its claim says once it
             // is decided.
-            return Step::Wait(visit);
+            return Step::Wait;
         }
         if claim.zone != self.state.zone {
-            return Step::Forward(claim.zone, visit);
+            return Step::Forward(claim.zone);
         }
         render::write_invalid(out, visit.line, &conflict(&visit.order));
         Step::Answered(Outcome::Invalid(InvalidCode::IdConflict))
     }
 
-    /// Records a new decision made here, settles its claim and renders it.
+    /// Records a new decision made here for `order` (claimed under `key`), settles its
+    /// claim and renders it.
     fn decided(
         &mut self,
         network: &Network,
-        visit: &Visit,
+        key: ClaimKey,
+        order: &Order,
         decision: Decision,
         out: &mut Vec<u8>,
     ) -> Step {
         let status = decision.status;
-        let slot = self.state.record(decision, visit.order.content_hash);
-        self.claims.settle(&visit.order.id, self.state.zone, slot);
+        let slot = self.state.record(decision, order.content_hash);
+        self.claims.settle(key, self.state.zone, slot);
         let record = self.state.order(slot);
         render::write_decision(out, &record.decision, false, network, &self.catalog);
         Step::Answered(Outcome::Decided(status, slot))
@@ -241,7 +265,7 @@ impl Zone {
     fn claimed(
         &self,
         network: &Network,
-        mut visit: Visit,
+        visit: &mut Visit,
         claim: Claim,
         position: usize,
         chain: usize,
@@ -259,7 +283,7 @@ impl Zone {
                 return Step::Answered(Outcome::Duplicate);
             }
             visit.leg = Leg::Replay;
-            return Step::Forward(claim.zone, visit);
+            return Step::Forward(claim.zone);
         }
         // The original is still on its way, ahead of this copy on the same chain.
         let home = network.regions[visit.order.region.index()].zone;
@@ -267,14 +291,14 @@ impl Zone {
             visit.leg = Leg::Follow {
                 position: chain as u16,
             };
-            return Step::Wait(visit);
+            return Step::Wait;
         }
         let next = position + 1;
         let to = network.zone_order(home).nth(next).unwrap_or(home);
         visit.leg = Leg::Follow {
             position: next as u16,
         };
-        Step::Forward(to, visit)
+        Step::Forward(to)
     }
 }
 #[cfg(test)]
@@ -331,10 +355,11 @@ mod tests {
                 let line = &out[answer.start as usize..answer.end as usize];
                 answers[answer.index as usize] = String::from_utf8(line.to_vec()).unwrap();
             }
-            for (to, visit) in decided.forwards {
-                mailboxes[to.index()].push_back(visit);
+            let onward = decided.onward(&mut visits);
+            for (to, visits) in onward.forwards {
+                mailboxes[to.index()].extend(visits);
             }
-            mailboxes[zone].extend(decided.waiting);
+            mailboxes[zone].extend(onward.waiting);
         }
     }
 

@@ -33,8 +33,8 @@ pub mod state;
 pub(crate) mod test_world;
 pub mod verdict;
 
-pub use claims::{Claim, Claims};
-pub use decide::{Decided, Fresh, Placed, decide};
+pub use claims::{Claim, ClaimKey, Claims};
+pub use decide::{Decided, Fresh, Next, Onward, Placed, decide};
 pub use journey::{Leg, Outcome, Step, Visit, admit};
 pub use state::{Lifecycle, OrderRecord, StockCell, ZoneError, ZoneState};
 

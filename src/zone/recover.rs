@@ -269,7 +269,7 @@ mod tests {
     use crate::time::Millis;
     use crate::zone::records::RecordBatch;
     use crate::zone::test_world::*;
-    use crate::zone::{Decided, Zone, admit, decide};
+    use crate::zone::{Decided, Next, Zone, admit, decide};
     use proptest::prelude::*;
 
     #[derive(Clone, Debug)]
@@ -341,8 +341,10 @@ mod tests {
                 &mut decided,
             );
             journal(journals, zone.index(), decided.records.as_ref().unwrap());
-            match decided.forwards.pop() {
-                Some((to, visit)) => (zone, visits) = (to, vec![visit]),
+            // What goes on stays in `visits`.
+            match decided.next.pop() {
+                Some(Next::Forward(to)) => zone = to,
+                Some(Next::Wait) => unreachable!("one order at a time never waits"),
                 None => return,
             }
         }

@@ -34,7 +34,7 @@ pub fn settle(
                 let waiting: u32 = plan.backordered.iter().map(|line| line.quantity).sum();
                 let reason = Reason {
                     code: ReasonCode::NoStock,
-                    message: format!("{waiting} of {} units wait for stock", context.units),
+                    message: format!("{waiting} of {} units wait for stock", context.facts.units),
                 };
                 return commit(context, home, plan, Some(reason));
             }
@@ -147,7 +147,7 @@ fn reason_for(failures: &Failures, context: &OrderContext) -> Reason {
             ReasonCode::ServiceUnavailable,
             format!(
                 "no carrier offers {} or faster to {region} from the warehouses holding the stock",
-                context.level.name()
+                context.facts.level.name()
             ),
         )
     } else if failures.no_carrier {
@@ -155,8 +155,8 @@ fn reason_for(failures: &Failures, context: &OrderContext) -> Reason {
             ReasonCode::NoCarrier,
             format!(
                 "no carrier delivers these goods to {region} from the warehouses holding them (capabilities [{}], {:.3} kg in all)",
-                context.capabilities,
-                context.weight_g as f64 / 1000.0
+                context.facts.capabilities,
+                context.facts.weight_g as f64 / 1000.0
             ),
         )
     } else if failures.warehouse_capacity {
@@ -239,7 +239,7 @@ mod tests {
 
     #[test]
     fn a_held_order_keeps_its_reservation_and_review_outranks_the_shortfall() {
-        use crate::engine::{OrderContext, ZoneAttempt, plan_zone};
+        use crate::engine::{OrderContext, OrderFacts, ZoneAttempt, plan_zone};
         use crate::time::Millis;
         let world = world("warehouse,sku,on_hand\nWS,A,5\n");
         let mut network = (*world.network).clone();
@@ -248,7 +248,8 @@ mod tests {
         priced.lines[0].unit_price = 6.0;
         let mut zones = crate::zone::test_world::zones(&world);
         let south = &mut zones[1];
-        let context = OrderContext::new(&priced, &network, south.catalog(), Millis(0));
+        let facts = OrderFacts::new(&priced, &network, south.catalog());
+        let context = OrderContext::new(&priced, &facts, &network, Millis(0));
         let mut scratch = Scratch::default();
         let ZoneAttempt::Placed(plan) = plan_zone(&context, south.state(), &mut scratch) else {
             panic!("the south holds the stock");
