@@ -392,11 +392,21 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// `serve`: logs to stderr (`RUST_LOG`, default `info`) and serves until shut down.
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer, filter};
+    // Bad request heads are counted and summarised (BadHeads), not printed one ERROR each.
+    let printed = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
+        .with_filter(filter::filter_fn(|metadata| {
+            !crate::serve::edge::BadHeads::is_bad_head(metadata)
+        }));
+    // The printing layer first: BadHeads logs its summaries from inside its own on_event,
+    // and a nested event resets the per-layer filter state of the event around it.
+    let _ = tracing_subscriber::registry()
+        .with(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with(printed)
+        .with(crate::serve::edge::BadHeads::default())
         .try_init();
     crate::serve::run(crate::serve::ServeOptions {
         listen: args.listen,

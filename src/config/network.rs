@@ -66,6 +66,10 @@ pub struct Limits {
     /// A kept-alive connection with no request for this long is closed. (A request in
     /// progress, such as an order stream hours long, is never cut by it.)
     pub idle_timeout_s: u64,
+    /// An order stream whose body delivers no byte for this long (while the router waits
+    /// for it) is answered for what it sent, ends with a `body_timeout` record and frees
+    /// its stream slot. Read when a stream opens: a reload applies to the streams after it.
+    pub body_idle_timeout_ms: u64,
     /// Connections each HTTP worker holds open at once; more wait in the listen backlog.
     pub max_connections: usize,
     /// The kernel's receive buffer of each connection (`SO_RCVBUF`), in bytes; 0 leaves it
@@ -86,6 +90,7 @@ impl Default for Limits {
             priority_reserve: 8_192,
             header_timeout_ms: 10_000,
             idle_timeout_s: 75,
+            body_idle_timeout_ms: 30_000,
             max_connections: 25_000,
             receive_buffer_bytes: 1 << 20,
         }

@@ -36,6 +36,7 @@ const LIMITS: Shape = Shape {
         ("priority_reserve", None),
         ("header_timeout_ms", None),
         ("idle_timeout_s", None),
+        ("body_idle_timeout_ms", None),
         ("max_connections", None),
         ("receive_buffer_bytes", None),
     ],

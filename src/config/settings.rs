@@ -145,6 +145,10 @@ impl Checker<'_> {
             limits.idle_timeout_s =
                 self.integer(value, "limits.idle_timeout_s".into(), 1..86_401) as u64;
         }
+        if let Some(value) = &raw.body_idle_timeout_ms {
+            limits.body_idle_timeout_ms =
+                self.integer(value, "limits.body_idle_timeout_ms".into(), 100..3_600_001) as u64;
+        }
         if let Some(value) = &raw.max_connections {
             limits.max_connections =
                 self.integer(value, "limits.max_connections".into(), 1..1_000_001) as usize;

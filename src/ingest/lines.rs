@@ -48,6 +48,11 @@ impl LineSplitter {
         self.lines
     }
 
+    /// Bytes of a line begun and not yet ended (an over-long one's included).
+    pub fn unfinished_bytes(&self) -> u64 {
+        self.skipping.unwrap_or(self.partial.len() as u64)
+    }
+
     /// Feeds one chunk; calls `on_line` for every line it completes, in order.
     pub fn feed(&mut self, mut chunk: &[u8], mut on_line: impl FnMut(Line<'_>)) {
         while !chunk.is_empty() {

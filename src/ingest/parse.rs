@@ -426,19 +426,25 @@ impl<'de> Deserialize<'de> for Number {
     }
 }
 
-/// Whether `id` is 1-64 characters of `A-Za-z0-9._:-` (the contract's order id).
+/// Whether `id` is 1-64 characters of `A-Za-z0-9._:-` (the contract's order id), and not
+/// `.` or `..`: an id is a path segment (`/v1/orders/{id}`), where those two mean the
+/// folder itself and its parent.
 ///
 /// ```
 /// use order_router::ingest::is_valid_order_id;
 /// assert!(is_valid_order_id("T11-000001"));
+/// assert!(is_valid_order_id("...") && is_valid_order_id(".a"));
 /// assert!(!is_valid_order_id("T11 000001"));
 /// assert!(!is_valid_order_id(""));
+/// assert!(!is_valid_order_id(".") && !is_valid_order_id(".."));
 /// ```
 pub fn is_valid_order_id(id: &str) -> bool {
     (1..=64).contains(&id.len())
         && id
             .bytes()
             .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b':' | b'-'))
+        && id != "."
+        && id != ".."
 }
 
 /// Parses and validates one order line (without its newline).
@@ -478,7 +484,7 @@ pub fn parse_order(line: &[u8], network: &Network, catalog: &Catalog) -> Result<
         return Err(Invalid::new(
             InvalidCode::BadId,
             format!(
-                "'id' must be 1-64 characters of A-Za-z0-9._:-, got {:?}",
+                "'id' must be 1-64 characters of A-Za-z0-9._:- other than \".\" and \"..\", got {:?}",
                 truncate(id, 80)
             ),
         ));

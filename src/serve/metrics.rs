@@ -26,6 +26,14 @@ pub mod names {
     pub const ORDERS_IN_FLIGHT: &str = "router_orders_in_flight";
     /// Gauge: order streams open.
     pub const STREAMS_OPEN: &str = "router_streams_open";
+    /// Counter, `{reason}`: order streams whose body ended early (`bad_body`: the body's
+    /// framing broke or the client went away; `body_timeout`: it went silent).
+    pub const STREAMS_CUT: &str = "router_streams_cut_total";
+    /// Counter, `{reason}`: requests refused at the edge before a handler could read them
+    /// (`bad_head`: a request head the HTTP parser refused; `head_timeout`: a head not
+    /// complete within `limits.header_timeout_ms`; `ambiguous_length`: both
+    /// Transfer-Encoding and Content-Length).
+    pub const REQUESTS_REFUSED: &str = "router_requests_refused_total";
     /// Counter: requests answered 429.
     pub const REQUESTS_THROTTLED: &str = "router_requests_throttled_total";
     /// Counter, `{status}`: requests refused 401 or 403.
@@ -97,6 +105,14 @@ fn describe() {
     );
     describe_gauge!(ORDERS_IN_FLIGHT, "Orders read and not yet answered.");
     describe_gauge!(STREAMS_OPEN, "Order streams open.");
+    describe_counter!(
+        STREAMS_CUT,
+        "Order streams whose body ended early, by reason (bad_body, body_timeout)."
+    );
+    describe_counter!(
+        REQUESTS_REFUSED,
+        "Requests refused at the edge, by reason (bad_head, head_timeout, ambiguous_length)."
+    );
     describe_counter!(REQUESTS_THROTTLED, "Requests answered 429 (overloaded).");
     describe_counter!(AUTH_REFUSED, "Requests refused 401 or 403.");
     describe_counter!(

@@ -18,6 +18,7 @@
 pub mod admission;
 pub mod answers;
 pub mod auth;
+pub mod edge;
 pub mod feed;
 pub mod group_commit;
 pub mod http;
@@ -32,7 +33,7 @@ use crate::catalog::Catalog;
 use crate::config::Network;
 use crate::world::{World, WorldSources};
 use actix::{Actor, Addr};
-use actix_web::{HttpServer, web};
+use actix_web::web;
 use admission::Admission;
 use anyhow::{Context, bail};
 use arc_swap::ArcSwap;
@@ -192,7 +193,12 @@ async fn serve(
     // Watching starts before the port opens: a change made as soon as the server answers
     // is seen.
     let watcher = options.watch_config.then(|| watch_config(&app)).flatten();
-    let server = http_server(&app, &options)?;
+    let edge = edge::EdgeOptions {
+        listen: options.listen,
+        workers: options.workers,
+        shutdown_timeout: options.shutdown_timeout,
+    };
+    let server = edge::http_server(&app, &edge)?;
     let handle = server.handle();
     let stopping = drain_on_signal(signals, app, handle, options.shutdown_timeout);
     let (result, ()) = futures_util::future::join(server, stopping).await;
@@ -203,38 +209,6 @@ async fn serve(
     }
     feed_arbiter.stop();
     Ok(())
-}
-
-/// The HTTP server of `app`, listening and running (its workers started).
-fn http_server(
-    app: &web::Data<App>,
-    options: &ServeOptions,
-) -> anyhow::Result<actix_web::dev::Server> {
-    let limits = app.network().limits;
-    let shared = app.clone();
-    let mut server = HttpServer::new(move || {
-        actix_web::App::new()
-            .app_data(shared.clone())
-            .configure(http::configure)
-    })
-    .disable_signals()
-    .shutdown_timeout(options.shutdown_timeout.as_secs())
-    .client_request_timeout(Duration::from_millis(limits.header_timeout_ms))
-    .keep_alive(Duration::from_secs(limits.idle_timeout_s))
-    .max_connections(limits.max_connections);
-    if let Some(workers) = options.workers {
-        server = server.workers(workers);
-    }
-    let listener = listener(options.listen, limits.receive_buffer_bytes)
-        .with_context(|| format!("listening on {}", options.listen))?;
-    let server = server
-        .listen(listener)
-        .with_context(|| format!("listening on {}", options.listen))?;
-    for address in server.addrs() {
-        // Tests and scripts read this line to find the port when asked for port 0.
-        println!("order-router listening on http://{address}");
-    }
-    Ok(server.run())
 }
 
 /// Waits for SIGTERM or SIGINT, then drains: open streams run to the end of their bodies
@@ -287,41 +261,6 @@ impl Signals {
             }
         }
     }
-}
-
-/// The listening socket, with `SO_RCVBUF` set when `receive_buffer_bytes` is not 0: the
-/// connections it accepts inherit it (on Linux), and a buffer set before `listen` is also
-/// the window the connection opens with. `SO_REUSEADDR` and the backlog as actix-web's own
-/// `bind` sets them.
-fn listener(
-    address: SocketAddr,
-    receive_buffer_bytes: usize,
-) -> std::io::Result<std::net::TcpListener> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(
-        Domain::for_address(address),
-        Type::STREAM,
-        Some(Protocol::TCP),
-    )?;
-    socket.set_reuse_address(true)?;
-    if receive_buffer_bytes > 0 {
-        socket.set_recv_buffer_size(receive_buffer_bytes)?;
-        // Linux doubles the value for its bookkeeping and caps it at net.core.rmem_max
-        // (often 208 KiB): say what is in effect.
-        let effective = socket.recv_buffer_size()?;
-        if effective < receive_buffer_bytes {
-            tracing::warn!(
-                "limits.receive_buffer_bytes = {receive_buffer_bytes}, but the kernel caps it at {effective} (net.core.rmem_max)"
-            );
-        } else {
-            tracing::info!(
-                "receive buffer per connection: {effective} bytes (as the kernel counts them)"
-            );
-        }
-    }
-    socket.bind(&address.into())?;
-    socket.listen(1024)?;
-    Ok(socket.into())
 }
 
 /// A version of a file as `stat` tells it (size, modification time, inode), without opening

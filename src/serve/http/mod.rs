@@ -6,6 +6,7 @@
 //! of orders from here to the zone actors and back is [`crate::serve::pipeline`].
 
 mod admin;
+mod body;
 mod decisions;
 mod network;
 mod orders;
@@ -84,6 +85,16 @@ pub fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Http
     HttpResponse::build(status).json(body)
 }
 
+/// A name taken from the request path, as an error message shows it: whole when short,
+/// else its first 64 characters and its length (a 404 does not echo kilobytes back).
+pub(super) fn shown(name: &str) -> std::borrow::Cow<'_, str> {
+    const SHOWN: usize = 64;
+    match name.char_indices().nth(SHOWN) {
+        None => name.into(),
+        Some((end, _)) => format!("{}... ({} bytes)", &name[..end], name.len()).into(),
+    }
+}
+
 /// `429` saying `what` is at its limit, with `Retry-After: 1`; counted as throttled.
 pub(super) fn too_busy(what: &str) -> HttpResponse {
     metrics::counter!(names::REQUESTS_THROTTLED).increment(1);
@@ -107,21 +118,33 @@ pub(super) fn content_type(request: &HttpRequest) -> &str {
         .unwrap_or("")
 }
 
+/// Why the request's chunked body broke, if it did (the clean end the edge gave it in
+/// place of the break is not its end).
+pub(super) fn body_break(request: &HttpRequest) -> Option<&'static str> {
+    let noted = request.conn_data::<std::sync::Arc<crate::serve::edge::BodyBreak>>()?;
+    noted.get()
+}
+
 /// Reads a whole request body of at most `limit` bytes; the error response otherwise.
 pub(super) async fn read_body(
+    request: &HttpRequest,
     payload: &mut web::Payload,
     limit: usize,
     code: &str,
     what: &str,
 ) -> Result<Vec<u8>, HttpResponse> {
+    let broken = |problem: &str| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "bad_body",
+            format!("the request body broke off: {problem}"),
+        )
+    };
     let mut body = Vec::new();
     while let Some(chunk) = payload.next().await {
-        let Ok(chunk) = chunk else {
-            return Err(error(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                "the request body broke off",
-            ));
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            Err(problem) => return Err(broken(&problem.to_string())),
         };
         if body.len() + chunk.len() > limit {
             return Err(error(
@@ -132,7 +155,10 @@ pub(super) async fn read_body(
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(body)
+    match body_break(request) {
+        Some(problem) => Err(broken(problem)),
+        None => Ok(body),
+    }
 }
 
 /// `503`: the router is shutting down and takes no new work.

@@ -1,7 +1,8 @@
 //! `/v1/orders`: the NDJSON order stream and single JSON orders in; an order's state,
 //! cancel and shipped.
 
-use super::{content_type, draining, error, read_body, too_busy, unavailable};
+use super::body::{BodyItem, Cut, IdleTimeout, StreamEnd};
+use super::{content_type, draining, error, read_body, shown, too_busy, unavailable};
 use crate::config::Network;
 use crate::ingest::{Line, LineSplitter, Parsed, parse_line, parse_order};
 use crate::limits::{READY_CHUNKS, STREAM_PIPELINE};
@@ -18,7 +19,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// `POST /v1/orders`: NDJSON streamed both ways, or one JSON order.
 pub(super) async fn post_orders(
@@ -30,12 +31,18 @@ pub(super) async fn post_orders(
         return draining();
     }
     let content_type = content_type(&request);
-    let essence = content_type.split(';').next().unwrap_or("").trim();
-    match essence {
+    // Media types are case-insensitive (RFC 9110 section 8.3.1).
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match essence.as_str() {
         "application/x-ndjson" | "application/ndjson" | "application/jsonl" => {
-            stream_orders(payload, app)
+            stream_orders(&request, payload, app)
         }
-        "application/json" => single_order(payload, app).await,
+        "application/json" => single_order(&request, payload, app).await,
         _ => error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
@@ -49,80 +56,140 @@ pub(super) async fn post_orders(
 /// One stream: each chunk of the body is split and parsed here (on the HTTP worker), takes
 /// its permits, goes to the zone actors (one message per home zone), and its answers go
 /// back in order. At most [`STREAM_PIPELINE`] chunks are in flight: beyond that the body is
-/// not read, so a client that stops reading its answers stops its own sending.
-fn stream_orders(payload: web::Payload, app: web::Data<App>) -> HttpResponse {
+/// not read, so a client that stops reading its answers stops its own sending. A body that
+/// breaks or goes silent ends the stream early, with a record that says so ([`body`]).
+fn stream_orders(
+    request: &HttpRequest,
+    payload: web::Payload,
+    app: web::Data<App>,
+) -> HttpResponse {
     let Some(slot) = app.admission.open_stream() else {
         return too_busy("too many order streams are open");
     };
+    let idle = Duration::from_millis(app.network().limits.body_idle_timeout_ms);
     // Every group of body chunks that are ready at once (a backed-up stream gives large
-    // groups, a trickle single chunks), then `None` for the end of the body (the last line
-    // may lack a newline). A group is one batch: under load, fewer and fuller messages.
-    let items = payload
-        .ready_chunks(READY_CHUNKS)
-        .map(Some)
-        .chain(futures_util::stream::once(std::future::ready(None)));
-    let parser = StreamParser::new(app.clone());
-    let batches = items.scan(parser, |parser, item| {
-        std::future::ready(parser.next_batch(item))
-    });
+    // groups, a trickle single chunks), then the end of the body (the last line may lack a
+    // newline). A group is one batch: under load, fewer and fuller messages.
+    let items = IdleTimeout::new(payload.ready_chunks(READY_CHUNKS), idle)
+        .map(|item| match item {
+            Ok(chunks) => BodyItem::Chunks(chunks),
+            Err(silence) => BodyItem::Silent(silence),
+        })
+        .chain(futures_util::stream::once(std::future::ready(
+            BodyItem::End,
+        )));
+    let body_break = request
+        .conn_data::<Arc<crate::serve::edge::BodyBreak>>()
+        .cloned();
+    let parser = StreamParser::new(app.clone(), body_break);
+    let batches = items
+        .scan(parser, |parser, item| {
+            std::future::ready(parser.next_batch(item))
+        })
+        .flat_map(futures_util::stream::iter);
     let answers = answer_in_order(batches, app).map(move |bytes| {
         // The stream's place is held for as long as answers flow.
         let _slot = &slot;
-        bytes.map_err(actix_web::error::ErrorBadRequest)
+        Ok::<_, std::convert::Infallible>(bytes)
     });
     HttpResponse::Ok()
         .content_type("application/x-ndjson")
         .streaming(answers)
 }
 
-/// What the body of an order stream gives: a group of chunks ready at once, or `None` at
-/// its end.
-type BodyItem = Option<Vec<Result<Bytes, PayloadError>>>;
-
 /// A batch parsed from a stream: its lines, the snapshot they were parsed (and will be
 /// decided and answered) under, and when its parsing began.
 type ParsedBatch = (Vec<Parsed>, Arc<Network>, Instant);
+
+/// What one item of the body gives, in order: a batch, a cut, or both.
+type Parts = std::iter::Chain<
+    std::option::IntoIter<Result<ParsedBatch, StreamEnd>>,
+    std::option::IntoIter<Result<ParsedBatch, StreamEnd>>,
+>;
 
 /// Cuts an order stream's body into lines and parses them, a group of chunks at a time.
 struct StreamParser {
     app: web::Data<App>,
     splitter: LineSplitter,
-    /// A break of the body seen after some chunks of its group: answered next.
+    /// A break of the body seen after some chunks of its group: answered after them.
     broken: Option<String>,
-    /// Whether the stream has ended (after a break).
+    /// Whether the stream has ended.
     ended: bool,
+    /// Where the edge notes a break of the body's chunked framing (it then ends the body
+    /// cleanly at the break: that end is not the body's).
+    body_break: Option<Arc<crate::serve::edge::BodyBreak>>,
 }
 
 impl StreamParser {
-    fn new(app: web::Data<App>) -> Self {
+    fn new(app: web::Data<App>, body_break: Option<Arc<crate::serve::edge::BodyBreak>>) -> Self {
         let splitter = LineSplitter::new(app.network().limits.max_line_bytes);
         StreamParser {
             app,
             splitter,
             broken: None,
             ended: false,
+            body_break,
         }
     }
 
-    /// The next batch, or the break of the body that ends the stream; `None` after it.
-    fn next_batch(&mut self, item: BodyItem) -> Option<Result<ParsedBatch, String>> {
+    /// What the next item of the body gives: a batch, the end of a stream cut short, or a
+    /// batch and then the cut that came within its chunks; `None` after the end.
+    fn next_batch(&mut self, item: BodyItem) -> Option<Parts> {
         if self.ended {
             return None;
         }
-        if let Some(problem) = self.broken.take() {
-            self.ended = true;
-            // The client went away or broke the framing: nothing more can be read. What
-            // was read is decided and answered; then the response is cut off (no final
-            // chunk), so a client still reading sees that it is incomplete.
-            tracing::debug!("order stream broken by the client: {problem}");
-            return Some(Err(format!("the request body broke off: {problem}")));
-        }
-        Some(Ok(self.parse(item)))
+        let (batch, end) = match item {
+            BodyItem::Silent(silence) => {
+                let problem = format!(
+                    "no byte of the request body for {} ms (limits.body_idle_timeout_ms)",
+                    silence.as_millis()
+                );
+                (None, Some(self.cut(Cut::BodyTimeout, &problem)))
+            }
+            BodyItem::End => match self.body_break.as_ref().and_then(|noted| noted.get()) {
+                Some(problem) => {
+                    let problem = format!("the chunked framing broke: {problem}");
+                    (None, Some(self.cut(Cut::BadBody, &problem)))
+                }
+                None => {
+                    self.ended = true;
+                    (Some(self.parse(None)), None)
+                }
+            },
+            BodyItem::Chunks(chunks) => {
+                let batch = self.parse(Some(chunks));
+                let end = self
+                    .broken
+                    .take()
+                    .map(|problem| self.cut(Cut::BadBody, &problem));
+                (Some(batch), end)
+            }
+        };
+        Some(batch.map(Ok).into_iter().chain(end.map(Err)))
     }
 
-    /// Parses the lines completed by a group of chunks (at the end of the body, the last
-    /// line), up to a break of the body, which is kept to answer next.
-    fn parse(&mut self, item: BodyItem) -> ParsedBatch {
+    /// Ends the stream early: what the client is told, logged and counted. Every line
+    /// complete before was parsed and goes ahead of it; a line begun and not ended is not
+    /// an order (it may be cut anywhere), and the message says so.
+    fn cut(&mut self, cut: Cut, problem: &str) -> StreamEnd {
+        self.ended = true;
+        let line = self.splitter.lines() + 1;
+        let unfinished = self.splitter.unfinished_bytes();
+        let mut message = format!("the order stream ended at line {line}: {problem}");
+        if unfinished > 0 {
+            message.push_str(&format!(
+                "; the {unfinished} bytes of line {line} that came were not read as an order"
+            ));
+        }
+        message.push_str("; every line before it was answered");
+        tracing::info!(code = cut.code(), "{message}");
+        metrics::counter!(names::STREAMS_CUT, "reason" => cut.code()).increment(1);
+        StreamEnd { cut, line, message }
+    }
+
+    /// Parses the lines completed by a group of chunks (`None`: the end of the body, its
+    /// last line), up to a break of the body, which is kept to answer next.
+    fn parse(&mut self, chunks: Option<Vec<Result<Bytes, PayloadError>>>) -> ParsedBatch {
         let parse_started = Instant::now();
         // Each batch is parsed, decided and answered under one config snapshot.
         let snapshot = self.app.network();
@@ -133,7 +200,7 @@ impl StreamParser {
         let mut push = |line: Line<'_>| {
             batch.push(parse_line(&snapshot, catalog, line));
         };
-        match item {
+        match chunks {
             Some(chunks) => {
                 for chunk in chunks {
                     match chunk {
@@ -155,13 +222,13 @@ impl StreamParser {
     }
 }
 
-/// The answers of a stream's batches, in input order. Admission and enqueueing run one
-/// batch at a time (`then`), so a stream's batches are decided in input order; only the
-/// waits for their answers overlap (`buffered`).
+/// The answers of a stream's batches, in input order, and the record of a cut after them.
+/// Admission and enqueueing run one batch at a time (`then`), so a stream's batches are
+/// decided in input order; only the waits for their answers overlap (`buffered`).
 fn answer_in_order(
-    batches: impl Stream<Item = Result<ParsedBatch, String>>,
+    batches: impl Stream<Item = Result<ParsedBatch, StreamEnd>>,
     app: web::Data<App>,
-) -> impl Stream<Item = Result<Bytes, String>> {
+) -> impl Stream<Item = Bytes> {
     batches
         .filter(|item| {
             let keep = item
@@ -172,36 +239,52 @@ fn answer_in_order(
         .then(move |item| {
             let app = app.clone();
             async move {
-                let (batch, snapshot, read) = item?;
-                let pending = app.enqueue(batch, snapshot).await;
-                Ok::<_, String>((pending, read))
+                match item {
+                    Ok((batch, snapshot, read)) => Ok((app.enqueue(batch, snapshot).await, read)),
+                    Err(end) => Err(end),
+                }
             }
         })
         .map(|item| async move {
-            let (pending, read) = item?;
+            let (pending, read) = match item {
+                Ok(pending) => pending,
+                Err(end) => return end.record(),
+            };
             let answer = pending.answer().await;
             // From the chunk's arrival to its answers handed to the response.
             metrics::histogram!(names::DECISION_LATENCY).record(read.elapsed().as_secs_f64());
-            Ok::<_, String>(answer.bytes)
+            answer.bytes
         })
         .buffered(STREAM_PIPELINE)
 }
 
 /// One JSON order in, one JSON decision out.
-async fn single_order(mut payload: web::Payload, app: web::Data<App>) -> HttpResponse {
+async fn single_order(
+    request: &HttpRequest,
+    mut payload: web::Payload,
+    app: web::Data<App>,
+) -> HttpResponse {
     let network = app.network();
     let limit = network.limits.max_line_bytes;
     let what = "an order (limits.max_line_bytes)";
-    let mut body = match read_body(&mut payload, limit, "line_too_long", what).await {
+    let mut body = match read_body(request, &mut payload, limit, "line_too_long", what).await {
         Ok(body) => body,
-        Err(response) => return response,
+        Err(response) => {
+            if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                count_invalid(InvalidCode::LineTooLong);
+            }
+            return response;
+        }
     };
     while body.last().is_some_and(u8::is_ascii_whitespace) {
         body.pop();
     }
     let order = match parse_order(&body, &network, &app.catalog) {
         Ok(order) => order,
-        Err(invalid) => return invalid_response(&invalid),
+        Err(invalid) => {
+            count_invalid(invalid.code);
+            return invalid_response(&invalid);
+        }
     };
     let priority = is_priority(&network, &order);
     let Some(permit) = app.admission.try_admit(1, priority) else {
@@ -230,6 +313,11 @@ async fn single_order(mut payload: web::Payload, app: web::Data<App>) -> HttpRes
         .body(bytes)
 }
 
+/// Counts a single order refused before it was decided, as a stream's invalid line is.
+fn count_invalid(code: InvalidCode) {
+    metrics::counter!(names::LINES_INVALID, "code" => code.name()).increment(1);
+}
+
 /// The error response for a single order that does not parse: its `invalid` code, with
 /// the status that code means.
 fn invalid_response(invalid: &Invalid) -> HttpResponse {
@@ -245,7 +333,7 @@ fn invalid_response(invalid: &Invalid) -> HttpResponse {
 /// JSON, `404` for an unknown order, `409` for one still being decided or refused.
 async fn order_action(app: &App, id: String, action: OrderAction) -> HttpResponse {
     let Some(claim) = app.zones.claims.get(&id) else {
-        let problem = ZoneError::UnknownOrder(id);
+        let problem = ZoneError::UnknownOrder(shown(&id).into_owned());
         return error(StatusCode::NOT_FOUND, "unknown_order", problem.to_string());
     };
     if !claim.is_decided() {

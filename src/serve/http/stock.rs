@@ -1,6 +1,6 @@
 //! `/v1/stock`: one SKU's stock, absolute levels in (CSV or NDJSON), every level out.
 
-use super::{content_type, error, read_body, unavailable};
+use super::{content_type, error, read_body, shown, unavailable};
 use crate::catalog::{Catalog, StockLevel};
 use crate::config::Network;
 use crate::ids::{WarehouseId, ZoneId};
@@ -18,7 +18,7 @@ pub(super) async fn get_stock(path: web::Path<String>, app: web::Data<App>) -> H
         return error(
             StatusCode::NOT_FOUND,
             "unknown_sku",
-            format!("SKU {name:?} is not in the catalogue"),
+            format!("SKU {:?} is not in the catalogue", shown(&name)),
         );
     };
     let Some(zones) = app
@@ -67,7 +67,15 @@ pub(super) async fn put_stock(
     app: web::Data<App>,
 ) -> HttpResponse {
     let what = "a stock upload";
-    let body = match read_body(&mut payload, MAX_STOCK_BODY_BYTES, "too_large", what).await {
+    let body = match read_body(
+        &request,
+        &mut payload,
+        MAX_STOCK_BODY_BYTES,
+        "too_large",
+        what,
+    )
+    .await
+    {
         Ok(body) => body,
         Err(response) => return response,
     };

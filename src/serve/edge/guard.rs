@@ -1,0 +1,457 @@
+//! [`HeadGuard`]: a connection's socket, with a deadline on every request head and a clean
+//! end for a chunked body whose framing breaks.
+//!
+//! actix-http times only the first request head of a connection (`client_request_timeout`
+//! arms its timer once, when the connection starts); the head of every later request on a
+//! kept-alive connection may take forever, a byte at a time, and its keep-alive timer stops at
+//! the first byte. The guard follows the requests on the socket ([`Framing`]) and gives each
+//! later head the same `limits.header_timeout_ms`, counted from its first byte as hyper
+//! does: past it, the client gets `408 Request Timeout` and the connection closes, as for a
+//! first head.
+//!
+//! actix-http takes a malformed chunk for a client that went away: it stops writing the
+//! response at once, and the answers to orders read before the break (decided, reserved)
+//! are lost. The guard holds a chunked body's control lines back until they are whole
+//! (a few bytes per chunk), so at a break it can hand actix-http a clean end of the body
+//! instead and then the end of the input; the break is noted in [`BodyBreak`], which the
+//! handler finds in the request's connection data and answers with a `bad_body` record
+//! after every answer. The connection closes after that response.
+//!
+//! Bytes are read straight into actix-http's buffer; only held control bytes are copied.
+
+use super::framing::Framing;
+use crate::serve::metrics::names;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// What a request with both Transfer-Encoding and Content-Length gets.
+const AMBIGUOUS_LENGTH: &[u8] = b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: 120\r\nconnection: close\r\n\r\n{\"error\":{\"code\":\"bad_request\",\"message\":\"a request may not have both Transfer-Encoding and Content-Length (RFC 9112)\"}}";
+
+/// What a timed-out head gets: actix-http's own 408 for a first head, word for word.
+const REQUEST_TIMEOUT: &[u8] =
+    b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+
+/// Why a connection's chunked request body broke, once it has: set by the guard before
+/// the clean end it hands on, so a handler that reaches the end of the body finds it.
+#[derive(Debug, Default)]
+pub struct BodyBreak(OnceLock<&'static str>);
+
+impl BodyBreak {
+    /// Why the body broke, if it did.
+    pub fn get(&self) -> Option<&'static str> {
+        self.0.get().copied()
+    }
+}
+
+/// A socket whose request heads after the first are timed, and whose chunked bodies end
+/// cleanly where their framing breaks.
+pub struct HeadGuard<S> {
+    socket: S,
+    framing: Framing,
+    timeout: Duration,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    /// Whether a head is being timed.
+    armed: bool,
+    /// Whether the last write or flush left bytes in flight (a 408 then cannot be written
+    /// without cutting into them).
+    writing: bool,
+    expired: bool,
+    /// Bytes read and followed but not handed on yet ([`Framing::held`]).
+    held: Vec<u8>,
+    /// After a break: the clean end of the body still to hand on; then the input ends.
+    ending: Option<&'static [u8]>,
+    ended: bool,
+    /// A refusal to write when the dispatcher shuts the connection (what is left of it).
+    refusal: Option<&'static [u8]>,
+    body_break: Arc<BodyBreak>,
+}
+
+impl<S> HeadGuard<S> {
+    pub fn new(socket: S, timeout: Duration) -> Self {
+        HeadGuard {
+            socket,
+            framing: Framing::default(),
+            timeout,
+            deadline: Box::pin(tokio::time::sleep(timeout)),
+            armed: false,
+            writing: false,
+            expired: false,
+            held: Vec::new(),
+            ending: None,
+            ended: false,
+            refusal: None,
+            body_break: Arc::default(),
+        }
+    }
+
+    /// Where a break of this connection's chunked body is noted.
+    pub fn body_break(&self) -> Arc<BodyBreak> {
+        self.body_break.clone()
+    }
+
+    /// Follows bytes read; starts timing a later request's head at its first byte and stops
+    /// when it is whole. (The first head is actix-http's to time.)
+    fn follow(&mut self, bytes: &[u8]) {
+        self.framing.advance(bytes);
+        let timed = self.framing.in_head() && self.framing.heads() > 0;
+        if timed && !self.armed {
+            let deadline = tokio::time::Instant::now() + self.timeout;
+            self.deadline.as_mut().reset(deadline);
+        }
+        self.armed = timed;
+    }
+}
+
+impl<S: AsyncWrite + Unpin> HeadGuard<S> {
+    /// Whether the head being timed is past its deadline.
+    fn head_expired(&mut self, cx: &mut Context<'_>) -> bool {
+        self.expired = self.expired || (self.armed && self.deadline.as_mut().poll(cx).is_ready());
+        self.expired
+    }
+
+    /// Says 408 when nothing else is being written, and gives the dispatcher an error that
+    /// makes it close the connection.
+    fn time_out(&mut self, cx: &mut Context<'_>) -> io::Error {
+        if self.armed && !self.writing {
+            self.armed = false;
+            metrics::counter!(names::REQUESTS_REFUSED, "reason" => "head_timeout").increment(1);
+            // A few bytes into an empty send buffer: written whole or not at all.
+            let _ = Pin::new(&mut self.socket).poll_write(cx, REQUEST_TIMEOUT);
+            let _ = Pin::new(&mut self.socket).poll_flush(cx);
+        }
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            "a request head was not complete within limits.header_timeout_ms",
+        )
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> HeadGuard<S> {
+    /// Reads into `buf` (which holds `start` bytes before this read) what can be handed
+    /// on: the held bytes first, then new ones, less those to hold now. `Pending` when
+    /// nothing can be handed on yet.
+    fn read_on(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let start = buf.filled().len();
+        loop {
+            if buf.remaining() <= self.held.len() {
+                // No room for a new byte after the held ones (a huge head): hand on what
+                // fits now.
+                let fits = buf.remaining().min(self.held.len());
+                buf.put_slice(&self.held[..fits]);
+                self.held.drain(..fits);
+                self.framing.handed_on(fits);
+                return Poll::Ready(Ok(()));
+            }
+            buf.put_slice(&self.held);
+            let before = buf.filled().len();
+            match Pin::new(&mut self.socket).poll_read(cx, buf) {
+                Poll::Ready(Ok(())) if buf.filled().len() == before => {
+                    // The end of the input: what was held goes on, as it came.
+                    self.held.clear();
+                    return Poll::Ready(Ok(()));
+                }
+                Poll::Ready(Ok(())) => {}
+                other => {
+                    buf.set_filled(start);
+                    return other;
+                }
+            }
+            self.follow(&buf.filled()[before..]);
+            let held = self.framing.held();
+            let on = buf.filled().len().saturating_sub(held).max(start);
+            self.held.clear();
+            if self.framing.refused() {
+                self.refuse();
+            } else if let Some(reason) = self.framing.broken() {
+                self.broke(reason);
+            } else {
+                self.held.extend_from_slice(&buf.filled()[on..]);
+            }
+            buf.set_filled(on);
+            if self.ending.is_some() && on == start {
+                return self.end(buf);
+            }
+            if on > start {
+                return Poll::Ready(Ok(()));
+            }
+        }
+    }
+
+    /// Refuses a request with both Transfer-Encoding and Content-Length: the dispatcher
+    /// never sees it (its input ends before it), and once the dispatcher is done with the
+    /// requests before it and shuts the connection, the client gets 400.
+    fn refuse(&mut self) {
+        metrics::counter!(names::REQUESTS_REFUSED, "reason" => "ambiguous_length").increment(1);
+        self.ending = Some(b"");
+        self.refusal = Some(AMBIGUOUS_LENGTH);
+    }
+
+    /// Notes a break of the chunked body; its clean end goes on next.
+    fn broke(&mut self, reason: &'static str) {
+        let _ = self.body_break.0.set(reason);
+        self.ending = Some(self.framing.clean_end());
+    }
+
+    /// After a break, reads and drops what the client still sends (what is left unread
+    /// when the socket closes makes the kernel reset the connection, and a reset can cost
+    /// the client the end of the response).
+    fn drain(&mut self, cx: &mut Context<'_>) {
+        if !self.ended {
+            return;
+        }
+        let mut scratch = [0u8; 4096];
+        for _ in 0..64 {
+            let mut buf = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut self.socket).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if !buf.filled().is_empty() => {}
+                _ => return,
+            }
+        }
+    }
+
+    /// Hands on the clean end of a broken body; the input ends after it.
+    fn end(&mut self, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let ending = self.ending.take().unwrap_or_default();
+        let fits = ending.len().min(buf.remaining());
+        buf.put_slice(&ending[..fits]);
+        if fits < ending.len() {
+            self.ending = Some(&ending[fits..]);
+        } else {
+            self.ended = true;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for HeadGuard<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if this.head_expired(cx) {
+            return Poll::Ready(Err(this.time_out(cx)));
+        }
+        if this.ended {
+            return Poll::Ready(Ok(()));
+        }
+        if this.ending.is_some() {
+            return this.end(buf);
+        }
+        match this.read_on(cx, buf) {
+            // Nothing to read: the deadline's wake-up is registered with the read's.
+            Poll::Pending if this.head_expired(cx) => Poll::Ready(Err(this.time_out(cx))),
+            other => other,
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for HeadGuard<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bytes: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let written = Pin::new(&mut self.socket).poll_write(cx, bytes);
+        self.writing = match &written {
+            Poll::Ready(Ok(count)) => *count < bytes.len(),
+            Poll::Ready(Err(_)) => false,
+            Poll::Pending => true,
+        };
+        written
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buffers: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let total: usize = buffers.iter().map(|buffer| buffer.len()).sum();
+        let written = Pin::new(&mut self.socket).poll_write_vectored(cx, buffers);
+        self.writing = match &written {
+            Poll::Ready(Ok(count)) => *count < total,
+            Poll::Ready(Err(_)) => false,
+            Poll::Pending => true,
+        };
+        written
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.socket.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.drain(cx);
+        let flushed = Pin::new(&mut self.socket).poll_flush(cx);
+        if flushed.is_pending() {
+            self.writing = true;
+        }
+        flushed
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while let Some(refusal) = self.refusal {
+            self.refusal = match Pin::new(&mut self.socket).poll_write(cx, refusal) {
+                Poll::Ready(Ok(written)) if written > 0 && written < refusal.len() => {
+                    Some(&refusal[written..])
+                }
+                Poll::Ready(_) => None,
+                Poll::Pending => return Poll::Pending,
+            };
+        }
+        self.drain(cx);
+        Pin::new(&mut self.socket).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const GET: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
+    const POST: &[u8] = b"POST / HTTP/1.1\r\ncontent-length: 3\r\n\r\n";
+
+    #[tokio::test(start_paused = true)]
+    async fn a_later_head_that_does_not_end_in_time_gets_408_and_an_error() {
+        let (client, server) = tokio::io::duplex(4096);
+        let mut guard = HeadGuard::new(server, Duration::from_secs(1));
+        let (mut client_read, mut client_write) = tokio::io::split(client);
+        client_write.write_all(GET).await.unwrap();
+        client_write.write_all(b"GET /heal").await.unwrap();
+        let mut buffer = [0u8; 4096];
+        let mut read = 0;
+        let started = tokio::time::Instant::now();
+        let error = loop {
+            match guard.read(&mut buffer[read..]).await {
+                Ok(count) => read += count,
+                Err(error) => break error,
+            }
+        };
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(started.elapsed(), Duration::from_secs(1));
+        // The unfinished head was held back: the dispatcher never saw a byte of it.
+        assert_eq!(&buffer[..read], GET);
+        let mut said = vec![0u8; REQUEST_TIMEOUT.len()];
+        client_read.read_exact(&mut said).await.unwrap();
+        assert_eq!(said, REQUEST_TIMEOUT);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn heads_that_end_in_time_and_slow_bodies_are_never_cut() {
+        let (mut client, server) = tokio::io::duplex(4096);
+        let mut guard = HeadGuard::new(server, Duration::from_secs(1));
+        let writer = tokio::spawn(async move {
+            client.write_all(GET).await.unwrap();
+            // A head a byte at a time, within the second.
+            for byte in GET {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                client.write_all(&[*byte]).await.unwrap();
+            }
+            // A body a byte every 5 s: the head deadline has nothing to say about it.
+            client.write_all(POST).await.unwrap();
+            for byte in b"abc" {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                client.write_all(&[*byte]).await.unwrap();
+            }
+            client
+        });
+        let mut buffer = Vec::new();
+        let mut piece = [0u8; 64];
+        let expected = 2 * GET.len() + POST.len() + 3;
+        while buffer.len() < expected {
+            let count = guard.read(&mut piece).await.expect("never timed out");
+            buffer.extend_from_slice(&piece[..count]);
+        }
+        assert!(!guard.armed);
+        drop(writer.await.unwrap());
+    }
+
+    #[test]
+    fn the_canned_responses_say_their_length_right() {
+        for response in [AMBIGUOUS_LENGTH, REQUEST_TIMEOUT] {
+            let text = std::str::from_utf8(response).unwrap();
+            let (head, body) = text.split_once("\r\n\r\n").unwrap();
+            let length = head
+                .lines()
+                .find_map(|line| line.strip_prefix("content-length: "))
+                .unwrap();
+            assert_eq!(length.parse::<usize>().unwrap(), body.len(), "{head}");
+        }
+        let json = &AMBIGUOUS_LENGTH[AMBIGUOUS_LENGTH.iter().position(|b| *b == b'{').unwrap()..];
+        let parsed: serde_json::Value = serde_json::from_slice(json).unwrap();
+        assert_eq!(parsed["error"]["code"], "bad_request");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_first_head_is_left_to_actix() {
+        let (mut client, server) = tokio::io::duplex(4096);
+        let mut guard = HeadGuard::new(server, Duration::from_secs(1));
+        client.write_all(b"GET /heal").await.unwrap();
+        let mut buffer = [0u8; 64];
+        let waited = tokio::time::timeout(Duration::from_secs(5), guard.read(&mut buffer)).await;
+        assert!(
+            waited.is_err(),
+            "no error, and the head held back, after 5 s"
+        );
+        client.write_all(b"thz HTTP/1.1\r\n\r\n").await.unwrap();
+        let count = guard.read(&mut buffer).await.unwrap();
+        assert_eq!(&buffer[..count], b"GET /healthz HTTP/1.1\r\n\r\n");
+    }
+
+    /// Reads until the input ends; what was handed on.
+    async fn read_all(guard: &mut HeadGuard<tokio::io::DuplexStream>) -> Vec<u8> {
+        let mut all = Vec::new();
+        let mut piece = [0u8; 1024];
+        loop {
+            let count = guard.read(&mut piece).await.unwrap();
+            if count == 0 {
+                return all;
+            }
+            all.extend_from_slice(&piece[..count]);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_broken_chunked_body_ends_cleanly_and_the_break_is_noted() {
+        let (mut client, server) = tokio::io::duplex(4096);
+        let mut guard = HeadGuard::new(server, Duration::from_secs(1));
+        let head = b"POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n";
+        client.write_all(head).await.unwrap();
+        client.write_all(b"3\r\nabc\r\nzz\r\nmore").await.unwrap();
+        let noted = guard.body_break();
+        let all = read_all(&mut guard).await;
+        assert_eq!(all, [&head[..], b"3\r\nabc\r\n0\r\n\r\n"].concat());
+        assert_eq!(
+            noted.get(),
+            Some("a chunk size is not a hexadecimal number")
+        );
+        drop(client);
+    }
+
+    #[tokio::test]
+    async fn a_request_with_both_lengths_is_never_handed_on_and_refused_at_shutdown() {
+        let (client, server) = tokio::io::duplex(4096);
+        let (mut client_read, mut client_write) = tokio::io::split(client);
+        let mut guard = HeadGuard::new(server, Duration::from_secs(1));
+        client_write.write_all(GET).await.unwrap();
+        let smuggler =
+            b"POST / HTTP/1.1\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n";
+        client_write.write_all(smuggler).await.unwrap();
+        assert_eq!(read_all(&mut guard).await, GET);
+        // The dispatcher answers the request before it, then shuts the connection.
+        guard.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await.unwrap();
+        guard.shutdown().await.unwrap();
+        let mut said = Vec::new();
+        client_read.read_to_end(&mut said).await.unwrap();
+        assert_eq!(
+            said,
+            [&b"HTTP/1.1 200 OK\r\n\r\n"[..], AMBIGUOUS_LENGTH].concat()
+        );
+    }
+}
