@@ -399,3 +399,25 @@ fn dot_and_dot_dot_are_not_order_ids() {
     );
     assert_eq!(server.get("/v1/orders/...").status, 200);
 }
+
+#[test]
+fn a_head_with_too_many_headers_gets_431_on_a_later_request_too() {
+    let server = server_with_limits("");
+    let mut stream = server.connect();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    assert!(read_response(&mut stream).starts_with(b"HTTP/1.1 200"));
+    let mut head = String::from("GET /healthz HTTP/1.1\r\nHost: t\r\n");
+    for index in 0..200 {
+        head.push_str(&format!("X-Filler-{index}: {}\r\n", "v".repeat(100)));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    let raw = read_until_closed(&mut stream);
+    assert!(
+        raw.starts_with(b"HTTP/1.1 431"),
+        "{}",
+        String::from_utf8_lossy(&raw)
+    );
+}
