@@ -77,6 +77,7 @@ impl Router {
     /// Decides `order` at `now` (line `line` of its input), or answers it as a duplicate, or
     /// refuses it as an id conflict; the answer is appended to `out` as a JSON line. How it
     /// was answered, and the zone that answered.
+    #[inline]
     pub fn answer(
         &mut self,
         order: Order,
@@ -84,9 +85,15 @@ impl Router {
         now: Millis,
         out: &mut Vec<u8>,
     ) -> (zone::Outcome, ZoneId) {
-        let (mut at, visit) = zone::admit(&self.claims, &self.network, order, 0, line);
         // The visit stays in `visits` from zone to zone: `decide` keeps there what goes on.
-        self.visits.push(visit);
+        let mut at = zone::admit_into(
+            &self.claims,
+            &self.network,
+            order,
+            0,
+            line,
+            &mut self.visits,
+        );
         self.decided.clear();
         loop {
             // Only the last step answers; each says where the order goes next.
