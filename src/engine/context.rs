@@ -6,7 +6,7 @@
 
 use crate::catalog::Catalog;
 use crate::config::{Network, Policy};
-use crate::geo::haversine_km;
+use crate::geo::EARTH_RADIUS_KM;
 use crate::ids::{RegionId, SkuId, WarehouseId};
 use crate::model::{Capabilities, Order, ServiceLevel};
 use crate::time::Millis;
@@ -27,6 +27,10 @@ pub struct OrderFacts {
     /// The cheapest `per_kg` of any service that could carry to the region at the level:
     /// a lower bound of what each kg costs in any plan.
     pub(super) min_per_kg: f64,
+    /// The cosine of the destination's latitude (in radians), a term of the distance from
+    /// every warehouse ([`OrderContext::distance_km`]): worked out once, not once a
+    /// warehouse. Unused (zero) for an order at its region's centroid.
+    pub(super) cos_latitude: f64,
 }
 
 /// Units of one SKU the order needs.
@@ -69,6 +73,11 @@ impl OrderFacts {
             weight_g,
             units,
             min_per_kg: network.min_per_kg(order.region, level),
+            cos_latitude: if order.at_region_centroid {
+                0.0
+            } else {
+                order.latitude.to_radians().cos()
+            },
         }
     }
 }
@@ -113,19 +122,72 @@ impl<'a> OrderContext<'a> {
         self.policy().cost_weight * self.facts.min_per_kg * self.facts.weight_g as f64 / 1000.0
     }
 
-    /// Distance from `warehouse` to the order's destination.
+    /// Distance from `warehouse` to the order's destination: [`crate::geo::haversine_km`] from the
+    /// warehouse, with the cosine of the destination's latitude taken from the facts (the
+    /// same operations in the same order as [`crate::geo::haversine_km`], so the same bits).
     #[inline]
     pub(super) fn distance_km(&self, warehouse: WarehouseId) -> f64 {
         if self.order.at_region_centroid {
             self.network.centroid_km(warehouse, self.order.region)
         } else {
             let site = &self.network.warehouses[warehouse.index()];
-            haversine_km(
+            haversine_to_km(
                 site.latitude,
                 site.longitude,
                 self.order.latitude,
                 self.order.longitude,
+                self.facts.cos_latitude,
             )
+        }
+    }
+}
+
+/// [`crate::geo::haversine_km`] from `a` to `b` given `cos_latitude_b`, the cosine of `b`'s latitude in
+/// radians: the same operations in the same order, so the same result to the bit.
+#[inline]
+fn haversine_to_km(
+    latitude_a: f64,
+    longitude_a: f64,
+    latitude_b: f64,
+    longitude_b: f64,
+    cos_latitude_b: f64,
+) -> f64 {
+    let (phi_a, phi_b) = (latitude_a.to_radians(), latitude_b.to_radians());
+    let delta_phi = phi_b - phi_a;
+    let delta_lambda = (longitude_b - longitude_a).to_radians();
+    let half_chord = (delta_phi / 2.0).sin().powi(2)
+        + phi_a.cos() * cos_latitude_b * (delta_lambda / 2.0).sin().powi(2);
+    2.0 * EARTH_RADIUS_KM * half_chord.sqrt().min(1.0).asin()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::geo::haversine_km;
+
+    #[test]
+    fn the_distance_with_the_cosine_worked_out_once_is_haversine_to_the_bit() {
+        let points: [(f64, f64); 8] = [
+            (31.23, 121.47),
+            (39.9, 116.4),
+            (-33.86, 151.21),
+            (0.0, 0.0),
+            (0.0, 180.0),
+            (89.99, -45.0),
+            (-89.5, 10.25),
+            (22.543_096, 114.057_865),
+        ];
+        for (latitude_a, longitude_a) in points {
+            for (latitude_b, longitude_b) in points {
+                let cos_b = latitude_b.to_radians().cos();
+                let once = haversine_to_km(latitude_a, longitude_a, latitude_b, longitude_b, cos_b);
+                let each = haversine_km(latitude_a, longitude_a, latitude_b, longitude_b);
+                assert_eq!(
+                    once.to_bits(),
+                    each.to_bits(),
+                    "{latitude_a},{longitude_a} -> {latitude_b},{longitude_b}"
+                );
+            }
         }
     }
 }
