@@ -56,11 +56,43 @@ impl FeedChunk {
         self.entries.push((event, object));
     }
 
-    /// Counts `bytes` more against the retention: a decision's slice keeps its whole chunk
-    /// of answers alive (duplicates and `invalid` records too), and the bound must hold on
-    /// the memory, not only on the slices.
-    pub fn count_backing(&mut self, bytes: usize) {
-        self.size += bytes;
+    /// The new decisions of a zone actor's message: `fresh`, ranges of `answers` (the
+    /// message's rendered answers, made from a buffer that had `spare` bytes of unused
+    /// capacity). The entries share `answers` when most of it is theirs (a batch of new
+    /// orders: no copy); otherwise (a message of one order, or mostly duplicates) they are
+    /// copied into one buffer of their exact size, so that a single-order request does not
+    /// keep a whole answer buffer alive in the feed for each decision. What the shared
+    /// buffer keeps alive beyond the entries counts against the retention too.
+    pub fn decisions(
+        answers: &Bytes,
+        spare: usize,
+        fresh: impl ExactSizeIterator<Item = std::ops::Range<usize>> + Clone,
+    ) -> FeedChunk {
+        let mut chunk = FeedChunk {
+            first: 0,
+            entries: Vec::with_capacity(fresh.len()),
+            size: 0,
+        };
+        let sliced: usize = fresh.clone().map(|range| range.len()).sum();
+        let backing = answers.len() - sliced + spare;
+        if backing <= sliced / 4 {
+            for range in fresh {
+                chunk.push("decision", answers.slice(range));
+            }
+            chunk.size += backing;
+            return chunk;
+        }
+        let mut exact = Vec::with_capacity(sliced);
+        for range in fresh.clone() {
+            exact.extend_from_slice(&answers[range]);
+        }
+        let exact = Bytes::from(exact);
+        let mut at = 0;
+        for range in fresh {
+            chunk.push("decision", exact.slice(at..at + range.len()));
+            at += range.len();
+        }
+        chunk
     }
 
     /// Writes the entries from `cursor` on (which must be in this chunk) as lines
@@ -326,10 +358,67 @@ mod tests {
     fn the_memory_a_slice_keeps_alive_counts_against_the_retention() {
         let (mut log, _) = FeedLog::with_retention(100);
         log.append(chunk(0, 2));
-        // One small entry that holds a large chunk of answers: the older chunk goes.
-        let mut large = chunk(2, 1);
-        large.count_backing(95);
-        log.append(large);
+        // Eight entries of 10 bytes sharing their answers with a 16-byte duplicate's: 96
+        // bytes kept alive, and the older chunk goes.
+        let mut out = Vec::new();
+        let mut fresh = Vec::new();
+        for index in 0..8 {
+            let start = out.len();
+            out.extend_from_slice(format!("{{\"n\":{:03}}}\n", index + 2).as_bytes());
+            fresh.push(start..out.len());
+        }
+        out.extend_from_slice(b"{\"duplicate\":1}\n");
+        assert_eq!(out.len(), 96);
+        out.shrink_to_fit();
+        let answers = Bytes::from(out);
+        log.append(FeedChunk::decisions(&answers, 0, fresh.into_iter()));
         assert!(matches!(log.read(0, 100), ReadResult::Gone { oldest: 2 }));
+    }
+
+    #[test]
+    fn a_message_of_one_decision_keeps_only_its_bytes_alive() {
+        let decision = b"{\"order_id\":\"a\"}\n";
+        // A single order's answer in a buffer twice its size.
+        let mut out = Vec::with_capacity(2 * decision.len());
+        out.extend_from_slice(decision);
+        let spare = out.capacity() - out.len();
+        let answers = Bytes::from(out);
+        let chunk = FeedChunk::decisions(&answers, spare, std::iter::once(0..decision.len()));
+        assert_eq!(chunk.size, decision.len(), "only the decision is counted");
+        let entry = &chunk.entries[0].1;
+        assert_eq!(&entry[..], decision);
+        assert_ne!(
+            entry.as_ptr(),
+            answers.as_ptr(),
+            "copied out of the answers"
+        );
+        assert_eq!(chunk.entries.capacity(), 1);
+    }
+
+    #[test]
+    fn a_batch_of_new_decisions_shares_the_answers_and_counts_what_it_keeps_alive() {
+        let mut out = Vec::new();
+        let mut fresh = Vec::new();
+        for index in 0..8 {
+            let start = out.len();
+            out.extend_from_slice(format!("{{\"order_id\":\"{index}\"}}\n").as_bytes());
+            fresh.push(start..out.len());
+        }
+        // One duplicate among them, not a new decision.
+        out.extend_from_slice(b"{\"order_id\":\"0\",\"duplicate\":true}\n");
+        let total = out.len();
+        out.shrink_to_fit();
+        let answers = Bytes::from(out);
+        let chunk = FeedChunk::decisions(&answers, 0, fresh.iter().cloned());
+        assert_eq!(chunk.entries.len(), 8);
+        assert_eq!(
+            chunk.entries[3].1.as_ptr(),
+            answers[fresh[3].clone()].as_ptr(),
+            "shared"
+        );
+        assert_eq!(
+            chunk.size, total,
+            "the duplicate's bytes are kept alive and counted"
+        );
     }
 }
