@@ -7,7 +7,7 @@ use crate::config::Network;
 use crate::limits::SNAPSHOT_JOBS;
 use crate::zone::records::RecordBatch;
 use crate::zone::snapshot::encode_snapshot;
-use crate::zone::{Lifecycle, OrderRecord, ZoneState};
+use crate::zone::{OrderRecord, ZoneState};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -89,7 +89,7 @@ fn snapshot_job(job: SnapshotJob) {
     let started = Instant::now();
     let oldest = job.oldest_kept;
     let keep = |record: &OrderRecord| {
-        let holds = record.decision.reserves() && record.lifecycle == Lifecycle::Live;
+        let holds = record.decision.reserves() && record.lifecycle.holds();
         holds || record.decision.decided_at.0 >= oldest
     };
     let bytes = encode_snapshot(&job.state, &job.network, &job.catalog, keep);

@@ -36,7 +36,7 @@ pub mod verdict;
 pub use claims::{Claim, ClaimKey, Claims};
 pub use decide::{Decided, Fresh, Next, Onward, Placed, decide};
 pub use journey::{Leg, Outcome, Step, Visit, admit, admit_into};
-pub use state::{Lifecycle, OrderRecord, StockCell, ZoneError, ZoneState};
+pub use state::{Approval, Lifecycle, OrderRecord, StockCell, ZoneError, ZoneState};
 
 use crate::catalog::Catalog;
 use crate::engine::Scratch;

@@ -6,7 +6,8 @@
 //! | kind | payload | replay |
 //! |---|---|---|
 //! | [`RecordKind::Decision`] (4) | content hash (8 bytes, little-endian), then the decision in binary with names ([`encode_decision`]) | reserve its shipments, count them against the day of `decided_at`, keep the record, claim its id |
-//! | [`RecordKind::Closed`] (2) | 1 (cancelled) or 2 (shipped), then the order id | cancel or ship that order's record again |
+//! | [`RecordKind::Closed`] (2) | 1 (cancelled), 2 (shipped) or 3 (rejected after review), then the order id | cancel, ship or reject that order's record again |
+//! | [`RecordKind::Approved`] (5) | 1 if it released the order else 0, the approver's length (1 byte) and name, then the order id | count the approval again (releasing the order if it did) |
 //! | [`RecordKind::Stock`] (3) | `{"warehouse":..,"sku":..,"on_hand":..}` | set the level |
 //!
 //! A decision is journaled in binary, about a quarter of its contract JSON: a quarter of the
@@ -42,6 +43,8 @@ pub enum RecordKind {
     Stock = 3,
     /// A new decision, binary ([`encode_decision`]).
     Decision = 4,
+    /// An approval of a held order ([`encode_approved`]).
+    Approved = 5,
 }
 
 impl RecordKind {
@@ -51,6 +54,7 @@ impl RecordKind {
             2 => Some(RecordKind::Closed),
             3 => Some(RecordKind::Stock),
             4 => Some(RecordKind::Decision),
+            5 => Some(RecordKind::Approved),
             _ => None,
         }
     }
@@ -83,6 +87,13 @@ impl RecordBatch {
         let start = self.payloads.len();
         encode_closed(&mut self.payloads, order_id, end);
         self.close(RecordKind::Closed, start);
+    }
+
+    /// `approver`'s approval of held order `order_id`, and whether it released the order.
+    pub fn push_approved(&mut self, order_id: &str, approver: &str, released: bool) {
+        let start = self.payloads.len();
+        encode_approved(&mut self.payloads, order_id, approver, released);
+        self.close(RecordKind::Approved, start);
     }
 
     /// An absolute stock level.
@@ -480,9 +491,40 @@ fn carrier(network: &Network, name: &str) -> Result<CarrierId, RecordError> {
 pub fn encode_closed(out: &mut Vec<u8>, order_id: &str, end: Lifecycle) {
     out.push(match end {
         Lifecycle::Shipped => 2,
+        Lifecycle::RejectedAfterReview => 3,
         _ => 1,
     });
     out.extend_from_slice(order_id.as_bytes());
+}
+
+/// Appends an approval record's payload: whether it released the order, the approver (at
+/// most 255 bytes: longer names are cut at a character boundary), the order id.
+pub fn encode_approved(out: &mut Vec<u8>, order_id: &str, approver: &str, released: bool) {
+    let mut end = approver.len().min(255);
+    while !approver.is_char_boundary(end) {
+        end -= 1;
+    }
+    out.push(u8::from(released));
+    out.push(end as u8);
+    out.extend_from_slice(&approver.as_bytes()[..end]);
+    out.extend_from_slice(order_id.as_bytes());
+}
+
+/// Reads an approval record: whether it released the order, the approver, the order id.
+fn decode_approved(payload: &[u8]) -> Result<(bool, &str, &str), RecordError> {
+    let [released, length, rest @ ..] = payload else {
+        return Err(RecordError::Truncated);
+    };
+    let length = usize::from(*length);
+    if rest.len() < length {
+        return Err(RecordError::Truncated);
+    }
+    let text = |bytes| std::str::from_utf8(bytes).map_err(|_| RecordError::NotUtf8);
+    Ok((
+        *released == 1,
+        text(&rest[..length])?,
+        text(&rest[length..])?,
+    ))
 }
 
 /// Reads a close record: how the order ended, and its id.
@@ -491,6 +533,7 @@ fn decode_closed(payload: &[u8]) -> Result<(Lifecycle, &str), RecordError> {
     let end = match end {
         1 => Lifecycle::Cancelled,
         2 => Lifecycle::Shipped,
+        3 => Lifecycle::RejectedAfterReview,
         value => {
             return Err(RecordError::UnknownCode {
                 what: "close",
@@ -554,9 +597,15 @@ pub fn describe(kind: u8, payload: &[u8]) -> serde_json::Value {
             }
         }
         (Some(RecordKind::Closed), [end, id @ ..]) => json!({
-            "kind": if *end == 2 { "shipped" } else { "cancelled" },
+            "kind": match end { 2 => "shipped", 3 => "rejected_after_review", _ => "cancelled" },
             "order_id": String::from_utf8_lossy(id),
         }),
+        (Some(RecordKind::Approved), payload) => match decode_approved(payload) {
+            Ok((released, approver, id)) => json!({
+                "kind": "approved", "order_id": id, "approver": approver, "released": released,
+            }),
+            Err(why) => json!({"kind": "approved", "unreadable": why.to_string()}),
+        },
         (Some(RecordKind::Stock), payload) => json!({"kind": "stock", "level": json(payload)}),
         (_, payload) => json!({"kind": kind, "bytes": payload.len()}),
     }
@@ -612,12 +661,29 @@ pub fn replay(
             };
             let closed = match end {
                 Lifecycle::Shipped => state.ship(slot),
+                Lifecycle::RejectedAfterReview => state.reject(slot),
                 _ => state.cancel(slot),
             };
             closed.map(|_| ()).map_err(|source| RecordError::Refused {
                 order: id.to_owned(),
                 source,
             })
+        }
+        RecordKind::Approved => {
+            let (released, approver, id) = decode_approved(payload)?;
+            let slot = match claims.get(id) {
+                Some(claim) if claim.zone == state.zone && claim.is_decided() => claim.slot,
+                _ => return Err(RecordError::UnknownClose(id.to_owned())),
+            };
+            // As it was: released by this approval or not, whatever the config says now.
+            let needed = if released { 0 } else { usize::MAX };
+            match state.approve(slot, approver, needed) {
+                Ok(_) => Ok(()),
+                Err(source) => Err(RecordError::Refused {
+                    order: id.to_owned(),
+                    source,
+                }),
+            }
         }
         RecordKind::Stock => {
             let level = decode_stock(payload, network, catalog)?;

@@ -279,8 +279,17 @@ mod tests {
             south: bool,
             sku_b: bool,
             qty: u32,
+            held: bool,
         },
         Cancel {
+            id: u8,
+        },
+        Approve {
+            id: u8,
+            approver: u8,
+            needed: usize,
+        },
+        Reject {
             id: u8,
         },
         Ship {
@@ -295,9 +304,12 @@ mod tests {
 
     fn operation() -> impl Strategy<Value = Operation> {
         prop_oneof![
-            6 => (0u8..24, any::<bool>(), any::<bool>(), 1u32..5)
-                .prop_map(|(id, south, sku_b, qty)| Operation::Order { id, south, sku_b, qty }),
+            6 => (0u8..24, any::<bool>(), any::<bool>(), 1u32..5, proptest::bool::weighted(0.3))
+                .prop_map(|(id, south, sku_b, qty, held)| Operation::Order { id, south, sku_b, qty, held }),
             1 => (0u8..24).prop_map(|id| Operation::Cancel { id }),
+            2 => (0u8..24, 0u8..3, 1usize..3)
+                .prop_map(|(id, approver, needed)| Operation::Approve { id, approver, needed }),
+            1 => (0u8..24).prop_map(|id| Operation::Reject { id }),
             1 => (0u8..24).prop_map(|id| Operation::Ship { id }),
             1 => (any::<bool>(), any::<bool>(), 0u32..12)
                 .prop_map(|(south, sku_b, on_hand)| Operation::Stock { south, sku_b, on_hand }),
@@ -360,14 +372,41 @@ mod tests {
                 south,
                 sku_b,
                 qty,
+                held,
             } => {
                 let (region, sku) = (if south { "S" } else { "N" }, if sku_b { "B" } else { "A" });
-                decide_one(
-                    world,
-                    zones,
-                    order(world, &name(id), region, sku, qty),
-                    journals,
-                );
+                let mut order = order(world, &name(id), region, sku, qty);
+                // As if tagged with one of the policy's hold tags: held for review.
+                order.hold_tagged = held;
+                decide_one(world, zones, order, journals);
+            }
+            Operation::Approve {
+                id,
+                approver,
+                needed,
+            } => {
+                let Some(claim) = claims.get(&name(id)).filter(|claim| claim.is_decided()) else {
+                    return;
+                };
+                let state = zones[claim.zone.index()].state_mut();
+                let approver = format!("ops-{approver}");
+                match state.approve(claim.slot, &approver, needed) {
+                    Ok((_, crate::zone::Approval::Again)) | Err(_) => {}
+                    Ok((_, approval)) => {
+                        let released = approval == crate::zone::Approval::Released;
+                        batch.push_approved(&name(id), &approver, released);
+                        journal(journals, claim.zone.index(), &batch);
+                    }
+                }
+            }
+            Operation::Reject { id } => {
+                let Some(claim) = claims.get(&name(id)).filter(|claim| claim.is_decided()) else {
+                    return;
+                };
+                if let Ok(record) = zones[claim.zone.index()].state_mut().reject(claim.slot) {
+                    batch.push_closed(&name(id), record.lifecycle);
+                    journal(journals, claim.zone.index(), &batch);
+                }
             }
             Operation::Cancel { id } | Operation::Ship { id } => {
                 let Some(claim) = claims.get(&name(id)) else {
@@ -424,8 +463,16 @@ mod tests {
                 &world.network,
                 &world.catalog,
             );
-            (out, record.content_hash, record.lifecycle)
+            let approvers = record.approvers().to_vec();
+            (out, record.content_hash, record.lifecycle, approvers)
         };
+        let in_review = |state: &ZoneState| -> Vec<String> {
+            state
+                .in_review()
+                .map(|record| record.decision.order_id.to_string())
+                .collect()
+        };
+        prop_assert_eq!(in_review(state), in_review(live));
         prop_assert_eq!(state.order_count(), live.order_count());
         for slot in 0..live.order_count() as u32 {
             prop_assert_eq!(render(state, slot), render(live, slot));
@@ -491,6 +538,74 @@ mod tests {
                 prop_assert_eq!(replayed_claims.get(&name(id)), claims.get(&name(id)));
             }
         }
+    }
+
+    #[test]
+    fn a_held_order_needs_distinct_approvers_and_cannot_ship_before() {
+        use crate::zone::{Approval, Lifecycle, ZoneError};
+        let world = world("warehouse,sku,on_hand\nWN,A,6\n");
+        let mut zones = zones(&world);
+        let mut journals: Journals = vec![Vec::new(); zones.len()];
+        let mut held = order(&world, "h1", "N", "A", 2);
+        held.hold_tagged = true;
+        decide_one(&world, &mut zones, held, &mut journals);
+        let claim = zones[0].claims().get("h1").unwrap();
+        let state = zones[claim.zone.index()].state_mut();
+        assert_eq!(state.in_review().count(), 1);
+        let refused = state.ship(claim.slot).unwrap_err();
+        assert!(
+            matches!(refused, ZoneError::AwaitingReview { .. }),
+            "{refused}"
+        );
+        let approve = |state: &mut ZoneState, who: &str| {
+            let (record, approval) = state.approve(claim.slot, who, 2).unwrap();
+            (approval, record.lifecycle, record.approvers().len())
+        };
+        assert_eq!(
+            approve(state, "ann"),
+            (Approval::Counted, Lifecycle::Live, 1)
+        );
+        assert_eq!(approve(state, "ann"), (Approval::Again, Lifecycle::Live, 1));
+        assert_eq!(
+            approve(state, "bob"),
+            (Approval::Released, Lifecycle::Released, 2)
+        );
+        assert_eq!(state.in_review().count(), 0);
+        let late = state.reject(claim.slot).unwrap_err();
+        assert_eq!(
+            late.to_string(),
+            "order 'h1' is not waiting for review: it is released"
+        );
+        let local = state.local(WarehouseId(0)).unwrap_or(0);
+        assert_eq!(
+            state.cell(local, SkuId(0)).reserved,
+            2,
+            "kept while held and after"
+        );
+        assert_eq!(
+            state.ship(claim.slot).unwrap().lifecycle,
+            Lifecycle::Shipped
+        );
+    }
+
+    #[test]
+    fn a_rejected_order_gives_its_units_back() {
+        use crate::zone::Lifecycle;
+        let world = world("warehouse,sku,on_hand\nWN,A,6\n");
+        let mut zones = zones(&world);
+        let mut journals: Journals = vec![Vec::new(); zones.len()];
+        let mut held = order(&world, "h1", "N", "A", 2);
+        held.hold_tagged = true;
+        decide_one(&world, &mut zones, held, &mut journals);
+        let claim = zones[0].claims().get("h1").unwrap();
+        let state = zones[claim.zone.index()].state_mut();
+        let record = state.reject(claim.slot).unwrap();
+        assert_eq!(record.lifecycle, Lifecycle::RejectedAfterReview);
+        assert_eq!(state.cell(0, SkuId(0)).reserved, 0);
+        assert!(
+            state.approve(claim.slot, "ann", 1).is_err(),
+            "no approval after"
+        );
     }
 
     #[test]

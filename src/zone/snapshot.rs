@@ -16,7 +16,9 @@ use crate::ids::ZoneId;
 /// warehouses:u16 (name:str)*           carriers:u16 (name:str)*
 /// cells:u32 (local:u16 sku:str on_hand:u32 reserved:u32)*
 /// days:u8 (day:i32 orders:u32*warehouses pickups:u32*(warehouses*carriers))*
-/// records:u32 (lifecycle:u8 record:bytes)*   (record: as `encode_decision` writes it)
+/// records:u32 (lifecycle:u8 [approvers:u8 (name:str)*] record:bytes)*
+///   (lifecycle: 0 live, 1 cancelled, 2 shipped, 3 released, 4 rejected after review, plus
+///   128 when the approvers of a held order follow; record: as `encode_decision` writes it)
 /// str, bytes = len:u32 then the bytes
 /// ```
 ///
@@ -69,11 +71,21 @@ pub fn encode_snapshot(
     let mut kept = 0u32;
     let mut encoded = Vec::with_capacity(256);
     for record in state.orders().filter(|record| keep(record)) {
-        out.push(match record.lifecycle {
+        let approvers = record.approvers();
+        let lifecycle = match record.lifecycle {
             Lifecycle::Live => 0,
             Lifecycle::Cancelled => 1,
             Lifecycle::Shipped => 2,
-        });
+            Lifecycle::Released => 3,
+            Lifecycle::RejectedAfterReview => 4,
+        };
+        out.push(lifecycle | if approvers.is_empty() { 0 } else { APPROVERS });
+        if !approvers.is_empty() {
+            out.push(approvers.len().min(255) as u8);
+            for name in approvers.iter().take(255) {
+                text(&mut out, name.as_bytes());
+            }
+        }
         encoded.clear();
         encode_decision(
             &mut encoded,
@@ -90,7 +102,12 @@ pub fn encode_snapshot(
 }
 
 const SNAPSHOT_MAGIC: &[u8; 4] = b"ORZS";
-const SNAPSHOT_VERSION: u8 = 2;
+/// 3 since approvals of held orders (issue 11); version 2 snapshots (no approvals, no
+/// reviewed orders) are read as they are.
+const SNAPSHOT_VERSION: u8 = 3;
+
+/// The lifecycle byte's flag: the record's approvers follow it.
+const APPROVERS: u8 = 128;
 
 /// Reads a snapshot written by [`encode_snapshot`] into a new zone state for `zone`, and
 /// its records' claims into `claims`.
@@ -102,7 +119,7 @@ pub fn restore_snapshot(
     claims: &Claims,
 ) -> Result<ZoneState, RecordError> {
     let mut reader = Reader(bytes);
-    if reader.take(4)? != SNAPSHOT_MAGIC || reader.u8()? != SNAPSHOT_VERSION {
+    if reader.take(4)? != SNAPSHOT_MAGIC || !matches!(reader.u8()?, 2 | SNAPSHOT_VERSION) {
         return Err(RecordError::NotASnapshot);
     }
     let name = reader.text32()?;
@@ -215,16 +232,28 @@ fn restore_record(
     catalog: &Catalog,
     state: &mut ZoneState,
 ) -> Result<(compact_str::CompactString, u64, u32), RecordError> {
-    let lifecycle = match reader.u8()? {
+    let byte = reader.u8()?;
+    let lifecycle = match byte & !APPROVERS {
         0 => Lifecycle::Live,
         1 => Lifecycle::Cancelled,
         2 => Lifecycle::Shipped,
+        3 => Lifecycle::Released,
+        4 => Lifecycle::RejectedAfterReview,
         value => {
             return Err(RecordError::UnknownCode {
                 what: "lifecycle",
                 value,
             });
         }
+    };
+    let approvers = if byte & APPROVERS != 0 {
+        let count = reader.u8()?;
+        let names = (0..count)
+            .map(|_| reader.text32().map(compact_str::CompactString::from))
+            .collect::<Result<Vec<_>, _>>()?;
+        Some(Box::new(names))
+    } else {
+        None
     };
     let (hash, body) = reader
         .bytes32()?
@@ -237,6 +266,7 @@ fn restore_record(
         content_hash,
         decision,
         lifecycle,
+        approvers,
     });
     Ok((id, content_hash, slot))
 }

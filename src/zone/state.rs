@@ -15,7 +15,9 @@ use crate::catalog::StockLevel;
 use crate::config::Network;
 use crate::ids::{CarrierId, SkuId, WarehouseId, ZoneId};
 use crate::limits::COUNTED_DAYS;
-use crate::model::{Decision, Shipment};
+use crate::model::{Decision, Shipment, Status};
+use compact_str::CompactString;
+use std::collections::BTreeSet;
 
 /// Stock of one SKU at one warehouse.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -45,12 +47,17 @@ struct DayCounters {
 /// Where an order is in its life after the decision.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Lifecycle {
-    /// Decided; its reservations (if any) hold.
+    /// Decided; its reservations (if any) hold. A `held` order here waits for review: it
+    /// keeps its reservations but cannot ship until it is approved.
     Live,
     /// Cancelled: reservations released.
     Cancelled,
     /// Shipped: reserved units consumed (taken off on-hand).
     Shipped,
+    /// A `held` order approved by enough reviewers: live, free to ship.
+    Released,
+    /// A `held` order rejected in review: reservations released, as a cancel does.
+    RejectedAfterReview,
 }
 
 impl Lifecycle {
@@ -59,7 +66,14 @@ impl Lifecycle {
             Lifecycle::Live => "live",
             Lifecycle::Cancelled => "cancelled",
             Lifecycle::Shipped => "shipped",
+            Lifecycle::Released => "released",
+            Lifecycle::RejectedAfterReview => "rejected_after_review",
         }
+    }
+
+    /// Whether the order still holds what it reserved.
+    pub fn holds(self) -> bool {
+        matches!(self, Lifecycle::Live | Lifecycle::Released)
     }
 }
 
@@ -69,6 +83,32 @@ pub struct OrderRecord {
     pub content_hash: u64,
     pub decision: Decision,
     pub lifecycle: Lifecycle,
+    /// Who approved a held order so far, in order (boxed: only held orders that someone
+    /// approved pay for it).
+    pub approvers: Option<Box<Vec<CompactString>>>,
+}
+
+impl OrderRecord {
+    /// Whether it is a held order waiting for review.
+    pub fn in_review(&self) -> bool {
+        self.decision.status == Status::Held && self.lifecycle == Lifecycle::Live
+    }
+
+    /// Its approvers so far.
+    pub fn approvers(&self) -> &[CompactString] {
+        self.approvers.as_deref().map_or(&[], Vec::as_slice)
+    }
+}
+
+/// What an approval did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Approval {
+    /// Counted; more approvers are needed.
+    Counted,
+    /// Counted, and enough: the order is released.
+    Released,
+    /// This approver had approved already: nothing changed.
+    Again,
 }
 
 /// Why an operation on an order or a stock level was refused.
@@ -78,6 +118,12 @@ pub enum ZoneError {
     UnknownOrder(String),
     #[error("order '{order}' is already {state}")]
     NotLive { order: String, state: &'static str },
+    /// Approve or reject: the order is not waiting for review.
+    #[error("order '{order}' is not waiting for review: it is {state}")]
+    NotInReview { order: String, state: &'static str },
+    /// Ship: a held order must be approved first.
+    #[error("order '{order}' is held for review: approve it before it ships")]
+    AwaitingReview { order: String },
     #[error("warehouse is not in this zone")]
     WrongZone,
     #[error("on_hand {on_hand} would be below the {reserved} units already reserved")]
@@ -112,6 +158,8 @@ pub struct ZoneState {
     /// append per decision, no hashing, no per-order allocation. Chunked and shared on
     /// clone, so a snapshot copies the state in microseconds ([`Arena`]).
     records: Arena<OrderRecord>,
+    /// The slots of held orders waiting for review, oldest first.
+    in_review: BTreeSet<u32>,
     /// The position the next record takes in the zone's journal.
     next_seq: u64,
 }
@@ -132,6 +180,7 @@ impl ZoneState {
             carriers: network.carriers.len(),
             days: Vec::with_capacity(COUNTED_DAYS),
             records: Arena::default(),
+            in_review: BTreeSet::new(),
             next_seq: 1,
         }
     }
@@ -364,6 +413,9 @@ impl ZoneState {
     /// in the restored cells; its slot.
     pub fn restore_record(&mut self, record: OrderRecord) -> u32 {
         let slot = u32::try_from(self.records.len()).expect("fewer than 2^32 orders per zone");
+        if record.in_review() {
+            self.in_review.insert(slot);
+        }
         self.records.push(record);
         slot
     }
@@ -371,12 +423,81 @@ impl ZoneState {
     /// Remembers a decision (made by this zone) for idempotency and lookups; returns its slot.
     pub fn record(&mut self, decision: Decision, content_hash: u64) -> u32 {
         let slot = u32::try_from(self.records.len()).expect("fewer than 2^32 orders per zone");
+        if decision.status == Status::Held {
+            self.in_review.insert(slot);
+        }
         self.records.push(OrderRecord {
             content_hash,
             decision,
             lifecycle: Lifecycle::Live,
+            approvers: None,
         });
         slot
+    }
+
+    /// The held orders waiting for review, oldest first.
+    pub fn in_review(&self) -> impl Iterator<Item = &OrderRecord> {
+        self.in_review
+            .iter()
+            .map(|slot| &self.records[*slot as usize])
+    }
+
+    /// Counts `approver`'s approval of a held order waiting for review; with `needed`
+    /// distinct approvers it is released. An approver who approved already changes nothing
+    /// (`Again`, whatever the order's state now).
+    pub fn approve(
+        &mut self,
+        slot: u32,
+        approver: &str,
+        needed: usize,
+    ) -> Result<(&OrderRecord, Approval), ZoneError> {
+        // An approver's approval asked for again (a retry) is answered as it was, whatever
+        // came of it since.
+        if self.records[slot as usize]
+            .approvers()
+            .iter()
+            .any(|name| name == approver)
+        {
+            return Ok((&self.records[slot as usize], Approval::Again));
+        }
+        self.review_order(slot)?;
+        self.take_seq();
+        let record = self.records.get_mut(slot as usize);
+        record
+            .approvers
+            .get_or_insert_with(Box::default)
+            .push(approver.into());
+        let approval = if record.approvers().len() >= needed {
+            record.lifecycle = Lifecycle::Released;
+            self.in_review.remove(&slot);
+            Approval::Released
+        } else {
+            Approval::Counted
+        };
+        Ok((&self.records[slot as usize], approval))
+    }
+
+    /// Rejects a held order waiting for review: its reservations are released as a cancel
+    /// releases them.
+    pub fn reject(&mut self, slot: u32) -> Result<&OrderRecord, ZoneError> {
+        self.review_order(slot)?;
+        self.close(slot, Lifecycle::RejectedAfterReview)
+    }
+
+    fn review_order(&self, slot: u32) -> Result<(), ZoneError> {
+        let record = &self.records[slot as usize];
+        if record.in_review() {
+            return Ok(());
+        }
+        let state = match (record.decision.status, record.lifecycle) {
+            (Status::Held, lifecycle) => lifecycle.name(),
+            (status, Lifecycle::Live) => status.name(),
+            (_, lifecycle) => lifecycle.name(),
+        };
+        Err(ZoneError::NotInReview {
+            order: record.decision.order_id.to_string(),
+            state,
+        })
     }
 
     /// Cancels a live order: releases its reserved units and the capacity its shipments took
@@ -388,6 +509,12 @@ impl ZoneState {
     /// Marks a live order shipped: its reserved units leave the warehouse (on-hand and
     /// reserved both drop by them).
     pub fn ship(&mut self, slot: u32) -> Result<&OrderRecord, ZoneError> {
+        let record = &self.records[slot as usize];
+        if record.in_review() {
+            return Err(ZoneError::AwaitingReview {
+                order: record.decision.order_id.to_string(),
+            });
+        }
         self.close(slot, Lifecycle::Shipped)
     }
 
@@ -421,6 +548,7 @@ impl ZoneState {
             }
         }
         self.take_seq();
+        self.in_review.remove(&slot);
         let record = self.records.get_mut(slot as usize);
         record.lifecycle = end;
         Ok(record)
@@ -435,7 +563,7 @@ impl ZoneState {
                 state: "rejected",
             });
         }
-        if record.lifecycle != Lifecycle::Live {
+        if !record.lifecycle.holds() {
             return Err(ZoneError::NotLive {
                 order: record.decision.order_id.to_string(),
                 state: record.lifecycle.name(),

@@ -2,7 +2,7 @@
 //! and what every resource shares (the error body, 429 and 503, body reading). One file
 //! per resource (private, so named here without links): `orders` (the order stream,
 //! single orders, reads, cancels, shipments), `stock`, `network` (network and catalogue),
-//! `decisions` (the feed), `admin` (reload, health, readiness, metrics). The way of a chunk
+//! `decisions` (the feed), `reviews` (held orders waiting for review), `admin` (reload, health, readiness, metrics). The way of a chunk
 //! of orders from here to the zone actors and back is [`crate::serve::pipeline`].
 
 mod admin;
@@ -10,6 +10,7 @@ mod body;
 mod decisions;
 mod network;
 mod orders;
+mod reviews;
 mod stock;
 
 use super::metrics::names;
@@ -37,6 +38,21 @@ pub fn configure(config: &mut web::ServiceConfig) {
             web::resource("/v1/orders/{id}/cancel")
                 .wrap(from_fn(auth::ops))
                 .route(web::post().to(orders::cancel_order)),
+        )
+        .service(
+            web::resource("/v1/orders/{id}/approve")
+                .wrap(from_fn(auth::ops))
+                .route(web::post().to(orders::approve_order)),
+        )
+        .service(
+            web::resource("/v1/orders/{id}/reject")
+                .wrap(from_fn(auth::ops))
+                .route(web::post().to(orders::reject_order)),
+        )
+        .service(
+            web::resource("/v1/reviews")
+                .wrap(from_fn(auth::read))
+                .route(web::get().to(reviews::get_reviews)),
         )
         .service(
             web::resource("/v1/orders/{id}/shipped")

@@ -358,6 +358,12 @@ async fn order_action(app: &App, id: String, action: OrderAction) -> HttpRespons
         Ok(Err(problem @ ZoneError::NotLive { .. })) => {
             error(StatusCode::CONFLICT, "not_live", problem.to_string())
         }
+        Ok(Err(problem @ ZoneError::NotInReview { .. })) => {
+            error(StatusCode::CONFLICT, "not_in_review", problem.to_string())
+        }
+        Ok(Err(problem @ ZoneError::AwaitingReview { .. })) => {
+            error(StatusCode::CONFLICT, "awaiting_review", problem.to_string())
+        }
         Ok(Err(problem)) => error(StatusCode::CONFLICT, "refused", problem.to_string()),
         Err(_) => unavailable(),
     }
@@ -376,4 +382,41 @@ pub(super) async fn cancel_order(path: web::Path<String>, app: web::Data<App>) -
 /// `POST /v1/orders/{id}/shipped`: a live order's reserved units leave the warehouse.
 pub(super) async fn ship_order(path: web::Path<String>, app: web::Data<App>) -> HttpResponse {
     order_action(&app, path.into_inner(), OrderAction::Ship).await
+}
+
+/// `POST /v1/orders/{id}/approve`: a held order's approval, by the approver the
+/// `X-Approver` header names (`ops` without one); enough distinct approvers release it.
+/// Approving again as the same approver changes nothing.
+pub(super) async fn approve_order(
+    request: HttpRequest,
+    path: web::Path<String>,
+    app: web::Data<App>,
+) -> HttpResponse {
+    let approver = match approver(&request) {
+        Ok(approver) => approver,
+        Err(response) => return response,
+    };
+    order_action(&app, path.into_inner(), OrderAction::Approve(approver)).await
+}
+
+/// `POST /v1/orders/{id}/reject`: a held order rejected in review; its reservations are
+/// released.
+pub(super) async fn reject_order(path: web::Path<String>, app: web::Data<App>) -> HttpResponse {
+    order_action(&app, path.into_inner(), OrderAction::Reject).await
+}
+
+/// The approver an approval names: the `X-Approver` header (1-64 printable characters), or
+/// `ops`.
+fn approver(request: &HttpRequest) -> Result<compact_str::CompactString, HttpResponse> {
+    let Some(value) = request.headers().get("x-approver") else {
+        return Ok("ops".into());
+    };
+    match value.to_str().map(str::trim) {
+        Ok(name) if (1..=64).contains(&name.chars().count()) => Ok(name.into()),
+        _ => Err(error(
+            StatusCode::BAD_REQUEST,
+            "bad_approver",
+            "X-Approver must be 1-64 printable ASCII characters",
+        )),
+    }
 }
