@@ -73,6 +73,11 @@ fn held_orders_are_listed_then_approved_or_rejected_once() {
         .map(|review| review["order_id"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(listed, ["H-1", "H-2"], "oldest first");
+    let metrics = server.get("/metrics").text().to_owned();
+    assert!(
+        metrics.contains("router_reviews_pending{zone=\"east\"} 2"),
+        "{metrics}"
+    );
 
     // Not shippable while held.
     let early = post(&server, "/v1/orders/H-1/shipped", None);
@@ -103,6 +108,14 @@ fn held_orders_are_listed_then_approved_or_rejected_once() {
     assert_eq!(post(&server, "/v1/orders/H-2/reject", None).status, 409);
 
     assert!(reviews(&server).is_empty());
+    let metrics = server.get("/metrics").text().to_owned();
+    for series in [
+        "router_reviews_pending{zone=\"east\"} 0",
+        "router_reviews_total{outcome=\"approved\"} 1",
+        "router_reviews_total{outcome=\"rejected\"} 1",
+    ] {
+        assert!(metrics.contains(series), "{series} in {metrics}");
+    }
     let events = feed(&server);
     assert!(
         events.contains(&("approved".into(), "H-1".into())),

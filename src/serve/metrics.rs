@@ -34,6 +34,10 @@ pub mod names {
     /// complete within `limits.header_timeout_ms`; `ambiguous_length`: both
     /// Transfer-Encoding and Content-Length).
     pub const REQUESTS_REFUSED: &str = "router_requests_refused_total";
+    /// Gauge, `{zone}`: held orders waiting for review.
+    pub const REVIEWS_PENDING: &str = "router_reviews_pending";
+    /// Counter, `{outcome}`: reviews ended (`approved`: released; `rejected`).
+    pub const REVIEWS: &str = "router_reviews_total";
     /// Counter: requests answered 429.
     pub const REQUESTS_THROTTLED: &str = "router_requests_throttled_total";
     /// Counter, `{status}`: requests refused 401 or 403.
@@ -112,6 +116,11 @@ fn describe() {
     describe_counter!(
         REQUESTS_REFUSED,
         "Requests refused at the edge, by reason (bad_head, head_timeout, ambiguous_length)."
+    );
+    describe_gauge!(REVIEWS_PENDING, "Held orders waiting for review, by zone.");
+    describe_counter!(
+        REVIEWS,
+        "Reviews of held orders ended, by outcome (approved, rejected)."
     );
     describe_counter!(REQUESTS_THROTTLED, "Requests answered 429 (overloaded).");
     describe_counter!(AUTH_REFUSED, "Requests refused 401 or 403.");

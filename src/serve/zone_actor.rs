@@ -234,6 +234,8 @@ pub struct ZoneActor {
     /// Where new decisions, cancels, shipments and warnings go.
     feed: FeedSender,
     popped: metrics::Counter,
+    /// Held orders of this zone waiting for review.
+    reviews_pending: metrics::Gauge,
     /// The UTC day each local warehouse was last warned about, and each (local warehouse,
     /// carrier) pickup limit, `[local * carriers + carrier]`: one warning a day each.
     warned_orders: Vec<i32>,
@@ -262,11 +264,15 @@ impl ZoneActor {
     ) -> ZoneActor {
         let warehouses = zone.state().warehouses().len();
         let carriers = network.carriers.len();
+        let reviews_pending = metrics::gauge!(names::REVIEWS_PENDING, "zone" => name.clone());
+        // Recovered holds are pending from the start.
+        reviews_pending.set(zone.state().reviews_pending() as f64);
         ZoneActor {
             zone,
             peers,
             feed,
             popped: metrics::counter!(names::ZONE_QUEUE_POPPED, "zone" => name),
+            reviews_pending,
             warned_orders: vec![i32::MIN; warehouses],
             warned_pickups: vec![i32::MIN; warehouses * carriers],
             gauges_set: None,
@@ -441,6 +447,9 @@ impl Handler<Visits> for ZoneActor {
             &mut out,
             &mut decided,
         );
+        if decided.tally.held > 0 {
+            self.count_reviews();
+        }
         self.hand_on(&network, &ticket, out, &mut decided, now);
         self.pass_on(&network, &ticket, decided.onward(&mut visits), context);
         metrics::histogram!(names::STAGE_LATENCY, "stage" => "decide")
@@ -449,6 +458,12 @@ impl Handler<Visits> for ZoneActor {
 }
 
 impl ZoneActor {
+    /// Sets the gauge of held orders waiting for review.
+    fn count_reviews(&self) {
+        self.reviews_pending
+            .set(self.zone.state().reviews_pending() as f64);
+    }
+
     /// Fault injection: blocks the zone's thread while the `hold_while` file exists, as a
     /// stalled zone would.
     fn hold_while_asked(&self) {
@@ -699,6 +714,17 @@ impl Handler<OrderRequest> for ZoneActor {
             Ok(record) => record,
             Err(problem) => return after_durable(None, Err(problem)),
         };
+        if record.decision.status == crate::model::Status::Held {
+            self.count_reviews();
+            let outcome = match (&request.action, approval) {
+                (_, Some(Approval::Released)) => Some("approved"),
+                (OrderAction::Reject, _) => Some("rejected"),
+                _ => None,
+            };
+            if let Some(outcome) = outcome {
+                metrics::counter!(names::REVIEWS, "outcome" => outcome).increment(1);
+            }
+        }
         let answer = order_json(&request.network, self.zone.catalog(), &record);
         // The state change goes into the journal and (most) on the feed:
         // `{"cursor":..,"event":"cancelled",...}`; it is answered once durable. A read, or

@@ -435,6 +435,11 @@ impl ZoneState {
         slot
     }
 
+    /// How many held orders wait for review.
+    pub fn reviews_pending(&self) -> usize {
+        self.in_review.len()
+    }
+
     /// The held orders waiting for review, oldest first.
     pub fn in_review(&self) -> impl Iterator<Item = &OrderRecord> {
         self.in_review
