@@ -106,6 +106,18 @@ impl<S> HeadGuard<S> {
     }
 }
 
+impl<S> HeadGuard<S> {
+    /// A response is being written while a later request's head is held: that client is
+    /// waiting for the response (it pipelined), not slow, so the head's time starts again.
+    /// (Rare: only a pipelined head waits behind a response.)
+    fn responding(&mut self) {
+        if self.armed {
+            let deadline = tokio::time::Instant::now() + self.timeout;
+            self.deadline.as_mut().reset(deadline);
+        }
+    }
+}
+
 impl<S: AsyncWrite + Unpin> HeadGuard<S> {
     /// Whether the head being timed is past its deadline.
     fn head_expired(&mut self, cx: &mut Context<'_>) -> bool {
@@ -263,6 +275,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for HeadGuard<S> {
             Poll::Ready(Err(_)) => false,
             Poll::Pending => true,
         };
+        self.responding();
         written
     }
 
@@ -278,6 +291,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for HeadGuard<S> {
             Poll::Ready(Err(_)) => false,
             Poll::Pending => true,
         };
+        self.responding();
         written
     }
 
@@ -386,6 +400,34 @@ mod tests {
         let json = &AMBIGUOUS_LENGTH[AMBIGUOUS_LENGTH.iter().position(|b| *b == b'{').unwrap()..];
         let parsed: serde_json::Value = serde_json::from_slice(json).unwrap();
         assert_eq!(parsed["error"]["code"], "bad_request");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_head_pipelined_behind_a_response_being_written_is_not_timed_out() {
+        let (client, server) = tokio::io::duplex(1 << 16);
+        let (mut client_read, mut client_write) = tokio::io::split(client);
+        let mut guard = HeadGuard::new(server, Duration::from_secs(1));
+        client_write.write_all(GET).await.unwrap();
+        client_write.write_all(b"GET /next").await.unwrap();
+        let mut buffer = [0u8; 256];
+        assert_eq!(guard.read(&mut buffer).await.unwrap(), GET.len());
+        // The first response streams for 3 s, a piece every 500 ms; the pipelined head
+        // waits behind it.
+        for _ in 0..6 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            guard.write_all(b"piece").await.unwrap();
+            let waited = tokio::time::timeout(Duration::ZERO, guard.read(&mut buffer)).await;
+            assert!(waited.is_err(), "neither bytes nor a time-out yet");
+        }
+        let mut said = [0u8; 30];
+        client_read.read_exact(&mut said).await.unwrap();
+        assert_eq!(
+            &said, b"piecepiecepiecepiecepiecepiece",
+            "no 408 among them"
+        );
+        // Once the response is done, the head's second counts.
+        let error = guard.read(&mut buffer).await.unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
     }
 
     #[tokio::test(start_paused = true)]
