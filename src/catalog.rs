@@ -1,5 +1,6 @@
-//! The catalogue (`sku,weight_g,capabilities`) and stock levels (`warehouse,sku,on_hand`):
-//! CSV files in the contract's format, or a demo world generated from a seed.
+//! The catalogue (`sku,weight_g,capabilities`, and optionally `category`) and stock levels
+//! (`warehouse,sku,on_hand`): CSV files in the contract's format, or a demo world generated
+//! from a seed.
 //!
 //! Both loaders check every row and report the file and line of the first problem; stock
 //! rows are absolute on-hand levels, so loading the same file twice changes nothing.
@@ -38,6 +39,10 @@ pub enum DataError {
 pub struct Sku {
     pub weight_g: u32,
     pub capabilities: Capabilities,
+    /// Extension (issue 11): the product category routing rules match on, as its index in
+    /// [`Catalog::category_ids`] plus one; 0 = none (the column is optional, and may be
+    /// empty).
+    pub category: u16,
 }
 
 /// All SKUs, interned. Immutable once loaded.
@@ -45,6 +50,8 @@ pub struct Sku {
 pub struct Catalog {
     pub sku_ids: Interner,
     pub skus: Vec<Sku>,
+    /// The categories named in the `category` column, in first-appearance order.
+    pub category_ids: Interner,
 }
 
 impl Catalog {
@@ -61,6 +68,19 @@ impl Catalog {
 
     pub fn sku_name(&self, sku: SkuId) -> &str {
         self.sku_ids.name(sku.0)
+    }
+
+    /// The name of a SKU's `category` (empty for none).
+    pub fn category_name(&self, category: u16) -> &str {
+        match category {
+            0 => "",
+            index => self.category_ids.name(u32::from(index) - 1),
+        }
+    }
+
+    /// The `category` of the category named `name`, if a SKU has it.
+    pub fn category(&self, name: &str) -> Option<u16> {
+        self.category_ids.get(name).map(|index| index as u16 + 1)
     }
 
     /// Starts loading what routing and rendering read of `sku` (its entry and its name).
@@ -97,7 +117,12 @@ impl Catalog {
             line,
             message,
         };
-        check_header(&mut csv, &["sku", "weight_g", "capabilities"], path)?;
+        let with_category = check_header_either(
+            &mut csv,
+            &["sku", "weight_g", "capabilities"],
+            &["sku", "weight_g", "capabilities", "category"],
+            path,
+        )?;
         let mut catalog = Catalog::default();
         let mut record = csv::StringRecord::new();
         loop {
@@ -129,29 +154,58 @@ impl Catalog {
                 })?;
                 capabilities = capabilities.union(capability);
             }
+            let category = if with_category {
+                catalog
+                    .intern_category(record.get(3).unwrap_or("").trim())
+                    .map_err(|message| row_error(line, message))?
+            } else {
+                0
+            };
             if catalog.sku_ids.insert(sku).is_err() {
                 return Err(row_error(line, format!("sku '{sku}' is listed twice")));
             }
             catalog.skus.push(Sku {
                 weight_g,
                 capabilities,
+                category,
             });
         }
         Ok(catalog)
     }
 
-    /// Writes the catalogue as contract CSV.
+    /// `name`'s category (interned on first sight), or why it cannot be one.
+    fn intern_category(&mut self, name: &str) -> Result<u16, String> {
+        if name.is_empty() {
+            return Ok(0);
+        }
+        let index = match self.category_ids.insert(name) {
+            Ok(index) | Err(index) => index,
+        };
+        u16::try_from(index + 1)
+            .ok()
+            .filter(|category| *category < u16::MAX)
+            .ok_or_else(|| format!("more than {} distinct categories", u16::MAX - 1))
+    }
+
+    /// Writes the catalogue as contract CSV (with the `category` column only when some SKU
+    /// has a category, so a catalogue without them is written as the contract shows it).
     pub fn write_csv(&self, out: impl Write) -> std::io::Result<()> {
         let mut out = std::io::BufWriter::new(out);
-        writeln!(out, "sku,weight_g,capabilities")?;
+        let with_category = !self.category_ids.is_empty();
+        let header = if with_category { ",category" } else { "" };
+        writeln!(out, "sku,weight_g,capabilities{header}")?;
         for (index, sku) in self.skus.iter().enumerate() {
-            writeln!(
+            write!(
                 out,
                 "{},{},{}",
                 self.sku_ids.name(index as u32),
                 sku.weight_g,
                 sku.capabilities
             )?;
+            if with_category {
+                write!(out, ",{}", self.category_name(sku.category))?;
+            }
+            writeln!(out)?;
         }
         out.flush()
     }
@@ -163,6 +217,7 @@ impl Catalog {
         let mut catalog = Catalog {
             sku_ids: Interner::with_capacity(count),
             skus: Vec::with_capacity(count),
+            category_ids: Interner::default(),
         };
         for index in 0..count {
             let roll: f64 = random.random();
@@ -186,6 +241,7 @@ impl Catalog {
             catalog.skus.push(Sku {
                 weight_g,
                 capabilities,
+                category: 0,
             });
         }
         catalog
@@ -336,6 +392,37 @@ fn csv_reader(reader: impl Read) -> csv::Reader<impl Read> {
         .from_reader(reader)
 }
 
+/// Checks the header is `short` or `long`; `true` when it is `long`.
+fn check_header_either(
+    csv: &mut csv::Reader<impl Read>,
+    short: &[&str],
+    long: &[&str],
+    path: &Path,
+) -> Result<bool, DataError> {
+    let mut header = csv::StringRecord::new();
+    let found = csv
+        .read_record(&mut header)
+        .map_err(|error| DataError::Row {
+            path: path.to_owned(),
+            line: 1,
+            message: error.to_string(),
+        })?;
+    let names: Vec<&str> = header.iter().collect();
+    if found && (names == short || names == long) {
+        return Ok(names == long);
+    }
+    Err(DataError::Row {
+        path: path.to_owned(),
+        line: 1,
+        message: format!(
+            "the header must be '{}' or '{}', found '{}'",
+            short.join(","),
+            long.join(","),
+            names.join(",")
+        ),
+    })
+}
+
 fn check_header(
     csv: &mut csv::Reader<impl Read>,
     expected: &[&str],
@@ -400,6 +487,29 @@ mod tests {
             error.to_string().contains("unknown capability 'fragile'"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn the_category_column_is_optional_and_round_trips() {
+        let path = Path::new("catalog.csv");
+        let text =
+            "sku,weight_g,capabilities,category\nA,100,,toys\nB,200,cold_chain,\nC,300,,toys\n";
+        let catalog = Catalog::read(text.as_bytes(), path).unwrap();
+        let category = |name: &str| catalog.sku(catalog.lookup(name).unwrap()).category;
+        assert_eq!(catalog.category_name(category("A")), "toys");
+        assert_eq!(category("B"), 0);
+        assert_eq!(category("C"), category("A"));
+        assert_eq!(catalog.category("toys"), Some(category("A")));
+        let mut csv = Vec::new();
+        catalog.write_csv(&mut csv).unwrap();
+        assert_eq!(String::from_utf8(csv).unwrap(), text);
+        // The contract's three columns: no categories.
+        let plain = Catalog::read("sku,weight_g,capabilities\nA,100,\n".as_bytes(), path).unwrap();
+        assert_eq!(plain.skus[0].category, 0);
+        assert!(plain.category_ids.is_empty());
+        // A row must have the header's columns.
+        let short = "sku,weight_g,capabilities,category\nA,100,\n";
+        assert!(Catalog::read(short.as_bytes(), path).is_err());
     }
 
     #[test]

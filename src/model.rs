@@ -128,6 +128,9 @@ pub struct Order {
     pub split_allowed: bool,
     /// Whether one of the order's tags is among the policy's `hold_tags`.
     pub hold_tagged: bool,
+    /// The order's tags that routing rules match on: bit `i` is the snapshot's rule tag `i`
+    /// (`policy.rules.tag_ids`). 0 when no rule names a tag the order carries.
+    pub rule_tags: u64,
     pub created_at: Option<Millis>,
     /// Hash of the order's content (everything but `created_at` and unknown fields): a
     /// retry with the same id and hash is a duplicate, a different hash an id conflict.

@@ -3,7 +3,7 @@
 //! catalogue and stock generated from a fixed seed).
 
 use crate::catalog::{self, Catalog, DataError, StockLevel};
-use crate::config::{ConfigError, Network};
+use crate::config::{ConfigError, ConfigProblem, Network};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -51,6 +51,7 @@ impl World {
             Some(path) => Catalog::load(path)?,
             None => Catalog::demo(catalog::DEMO_SKUS, sources.seed),
         });
+        check_rule_categories(&network, &catalog, sources.config.as_deref())?;
         let stock = match &sources.stock {
             Some(path) => catalog::load_stock(path, &network, &catalog)?,
             None => catalog::demo_stock(&network, &catalog, sources.seed),
@@ -69,6 +70,52 @@ impl World {
             ..WorldSources::default()
         })
     }
+}
+
+/// Refuses a config whose rules name a category no SKU of `catalog` has: `check-config`
+/// cannot see it (it reads the config alone), so it is checked where the two meet. Each
+/// unknown category is reported at its place in the config file (`config`, or the default
+/// one).
+pub fn check_rule_categories(
+    network: &Network,
+    catalog: &Catalog,
+    config: Option<&Path>,
+) -> Result<(), ConfigError> {
+    let problems: Vec<ConfigProblem> = network
+        .policy
+        .rules
+        .category_references
+        .iter()
+        .filter(|reference| catalog.category(&reference.name).is_none())
+        .map(|reference| {
+            let known: Vec<&str> = catalog.category_ids.names().take(40).collect();
+            ConfigProblem {
+                line: reference.line,
+                column: reference.column,
+                key: reference.key.clone(),
+                message: format!(
+                    "category '{}' is not in the catalogue; its categories: {}",
+                    reference.name,
+                    if known.is_empty() {
+                        "none (no category column)".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            }
+        })
+        .collect();
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let path = match config {
+        Some(path) => path.to_owned(),
+        None => default_config_file().map_or_else(
+            || PathBuf::from(format!("(embedded) {DEFAULT_CONFIG_PATH}")),
+            Path::to_owned,
+        ),
+    };
+    Err(ConfigError::Invalid { path, problems })
 }
 
 /// `config/router.toml` if it is there (the file the default network is read from).

@@ -9,6 +9,7 @@
 
 use super::check::Checker;
 use super::raw::{RawCarrier, RawConfig, RawRegion, RawService, RawWarehouse, RawZone};
+use super::rules::RuleNames;
 use super::{Carrier, CarrierService, Network, Region, Tier, Warehouse, Zone};
 use crate::geo::haversine_km;
 use crate::ids::{CarrierId, Interner, RegionId, TierId, WarehouseId, ZoneId};
@@ -20,7 +21,7 @@ impl Checker<'_> {
     /// The whole network from `raw`, every problem reported on the way. (With problems, the
     /// network is thrown away: ids that failed are stand-ins.)
     pub(super) fn build(&mut self, raw: RawConfig) -> Network {
-        let policy = self.policy(&raw);
+        let mut policy = self.policy(&raw);
         let limits = self.limits(&raw);
         let auth = self.auth(&raw);
         let alerts = self.alerts(&raw);
@@ -43,6 +44,16 @@ impl Checker<'_> {
             |checker, index, carrier| checker.carrier(index, carrier, &region_ids),
         );
         self.check_zones_can_ship(&raw, &zones, &regions);
+        policy.rules = self.routing_rules(
+            &raw,
+            &RuleNames {
+                tiers: &tier_ids,
+                zones: &zone_ids,
+                regions: &region_ids,
+                warehouses: &warehouse_ids,
+                carriers: &carrier_ids,
+            },
+        );
         let carriers_by_region = carriers_by_region(regions.len(), &carriers);
         let centroid_km = centroid_distances(&warehouses, &regions);
         let min_per_kg = cheapest_per_kg(&carriers_by_region, &carriers);

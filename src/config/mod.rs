@@ -26,12 +26,17 @@ mod build;
 mod check;
 mod network;
 mod raw;
+mod rules;
 mod schema;
 mod settings;
 
 pub use network::{
     Alerts, Auth, Carrier, CarrierService, Limits, Network, Policy, Region, Role, Tier, Warehouse,
     Zone,
+};
+pub use rules::{
+    CategoryReference, IdSet, MAX_RULE_NAMES, RoutingRules, Rule, RuleActions, RuleMatch,
+    Specificity, WarehouseGroup,
 };
 
 use check::Checker;

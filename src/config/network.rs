@@ -3,6 +3,7 @@
 //! regions, warehouses, carriers). Everything here is plain data that the rest of the crate
 //! reads; how it is built from the file, and checked, is in `build.rs` and `settings.rs`.
 
+use super::rules::RoutingRules;
 use crate::ids::{CarrierId, Interner, RegionId, TierId, WarehouseId, ZoneId};
 use crate::model::{Capabilities, ServiceLevel};
 use smallvec::SmallVec;
@@ -23,6 +24,9 @@ pub struct Policy {
     pub split_candidates: u32,
     pub hold_tags: Vec<String>,
     pub hold_order_value_over: f64,
+    /// Extension (issue 11): the routing rules and warehouse groups, compiled. Part of the
+    /// policy: a reload that changes only the rules is a policy change, and applies.
+    pub rules: RoutingRules,
 }
 
 impl Default for Policy {
@@ -39,6 +43,7 @@ impl Default for Policy {
             split_candidates: 8,
             hold_tags: Vec::new(),
             hold_order_value_over: 0.0,
+            rules: RoutingRules::default(),
         }
     }
 }

@@ -24,6 +24,12 @@ pub(super) struct RawConfig {
     pub warehouses: Vec<Spanned<RawWarehouse>>,
     #[serde(default)]
     pub carriers: Vec<Spanned<RawCarrier>>,
+    /// Extension (issue 11): named sets of warehouses that rules refer to.
+    #[serde(default)]
+    pub warehouse_groups: Vec<Spanned<RawWarehouseGroup>>,
+    /// Extension (issue 11): routing rules, in precedence order within a specificity.
+    #[serde(default)]
+    pub rules: Vec<Spanned<RawRule>>,
 }
 
 /// `[policy]`: the routing priorities ops tune. Every key is optional; the defaults are
@@ -151,3 +157,40 @@ pub(super) struct RawService {
     pub km_per_hour: Spanned<f64>,
     pub max_km: Option<Spanned<f64>>,
 }
+
+/// `[[warehouse_groups]]` (extension): a name for a set of warehouses.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawWarehouseGroup {
+    pub id: Spanned<String>,
+    pub warehouses: Vec<Spanned<String>>,
+}
+
+/// `[[rules]]` (extension): a routing rule. Every match key is optional (a rule matches
+/// when each one given matches); every action is optional (at least one is required).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRule {
+    pub id: Spanned<String>,
+    pub tiers: RuleList,
+    pub customers: RuleList,
+    pub categories: RuleList,
+    pub capabilities: RuleList,
+    pub regions: RuleList,
+    pub zones: RuleList,
+    pub tags: RuleList,
+    pub min_order_value: Option<Spanned<f64>>,
+    pub max_order_value: Option<Spanned<f64>>,
+    pub services: RuleList,
+    pub only_warehouses: RuleList,
+    pub exclude_warehouses: RuleList,
+    pub prefer_group: Option<Spanned<String>>,
+    pub prefer_bonus: Option<Spanned<f64>>,
+    pub only_carriers: RuleList,
+    pub exclude_carriers: RuleList,
+    pub min_service: Option<Spanned<String>>,
+    pub split: Option<Spanned<bool>>,
+}
+
+/// A list of names in a rule: located as a whole (an empty list is a problem) and by item.
+pub(super) type RuleList = Option<Spanned<Vec<Spanned<String>>>>;

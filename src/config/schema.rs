@@ -102,6 +102,32 @@ const AUTH: Shape = Shape {
 const ALERTS: Shape = Shape {
     keys: &[("bottleneck_share", None)],
 };
+const WAREHOUSE_GROUP: Shape = Shape {
+    keys: &[("id", None), ("warehouses", None)],
+};
+const RULE: Shape = Shape {
+    keys: &[
+        ("id", None),
+        ("tiers", None),
+        ("customers", None),
+        ("categories", None),
+        ("capabilities", None),
+        ("regions", None),
+        ("zones", None),
+        ("tags", None),
+        ("min_order_value", None),
+        ("max_order_value", None),
+        ("services", None),
+        ("only_warehouses", None),
+        ("exclude_warehouses", None),
+        ("prefer_group", None),
+        ("prefer_bonus", None),
+        ("only_carriers", None),
+        ("exclude_carriers", None),
+        ("min_service", None),
+        ("split", None),
+    ],
+};
 const ROOT: Shape = Shape {
     keys: &[
         ("alerts", Some(&ALERTS)),
@@ -113,6 +139,8 @@ const ROOT: Shape = Shape {
         ("regions", Some(&REGION)),
         ("warehouses", Some(&WAREHOUSE)),
         ("carriers", Some(&CARRIER)),
+        ("warehouse_groups", Some(&WAREHOUSE_GROUP)),
+        ("rules", Some(&RULE)),
     ],
 };
 

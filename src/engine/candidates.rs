@@ -40,7 +40,7 @@ pub(super) fn collect_candidates(
     let network = context.network;
     for (local, &warehouse) in zone.warehouses().iter().enumerate() {
         let site = &network.warehouses[warehouse.index()];
-        if !site.enabled {
+        if !site.enabled || !context.warehouse_allowed(warehouse) {
             continue;
         }
         let (holds_all, holds_any) = holdings(context, zone, local, site);
@@ -52,7 +52,14 @@ pub(super) fn collect_candidates(
             continue;
         }
         let distance_km = context.distance_km(warehouse);
-        let fixed_score = fixed_score(context.policy(), site, used, distance_km);
+        let mut fixed_score = fixed_score(context.policy(), site, used, distance_km);
+        if context.facts.rules.active {
+            // A preferred warehouse's shipments score `prefer_bonus` less (docs/rules.md).
+            fixed_score -= context
+                .facts
+                .rules
+                .bonus(&context.policy().rules, warehouse);
+        }
         out.push(Candidate {
             local,
             warehouse,

@@ -43,6 +43,9 @@ pub(super) fn choose_carrier(
     };
     for &carrier_id in &network.carriers_by_region[context.region().index()] {
         let carrier = &network.carriers[carrier_id.index()];
+        if !context.carrier_allowed(carrier_id) {
+            continue;
+        }
         if !carrier.capabilities.covers(capabilities) || search.weight_kg > carrier.max_weight_kg {
             continue;
         }

@@ -4,10 +4,11 @@
 //! order is tried in; and [`OrderContext`], those facts with the order, the network and the
 //! decision time, as one zone's attempt reads them.
 
+use super::rules::RuleEffect;
 use crate::catalog::Catalog;
 use crate::config::{Network, Policy};
 use crate::geo::EARTH_RADIUS_KM;
-use crate::ids::{RegionId, SkuId, WarehouseId};
+use crate::ids::{CarrierId, RegionId, SkuId, WarehouseId};
 use crate::model::{Capabilities, Order, ServiceLevel};
 use crate::time::Millis;
 use smallvec::SmallVec;
@@ -17,8 +18,14 @@ use smallvec::SmallVec;
 /// that tries to place the order) and travels with the order's visit to the next.
 #[derive(Clone, Debug)]
 pub struct OrderFacts {
-    /// The order's level or its tier's minimum, whichever is faster.
+    /// The order's level, its tier's minimum or the routing rules' `min_service`,
+    /// whichever is fastest.
     pub level: ServiceLevel,
+    /// Whether the order may ship from several warehouses: it allows it and no routing
+    /// rule forbids it.
+    pub split_allowed: bool,
+    /// What the routing rules do to the order (nothing, when none is configured).
+    pub rules: RuleEffect,
     /// Units per SKU, SKUs in first-appearance order (an order may list a SKU twice).
     pub demands: SmallVec<[Demand; 4]>,
     pub capabilities: Capabilities,
@@ -46,8 +53,6 @@ impl OrderFacts {
     /// The facts of `order` under `network` (the snapshot its chunk was parsed with) and
     /// `catalog`.
     pub fn new(order: &Order, network: &Network, catalog: &Catalog) -> OrderFacts {
-        let tier_minimum = network.tiers[order.tier.index()].min_service;
-        let level = order.service.max(tier_minimum);
         let mut demands: SmallVec<[Demand; 4]> = SmallVec::new();
         let mut capabilities = Capabilities::NONE;
         let (mut weight_g, mut units) = (0u64, 0u64);
@@ -66,8 +71,20 @@ impl OrderFacts {
                 }),
             }
         }
+        let rules = if network.policy.rules.is_empty() {
+            RuleEffect::default()
+        } else {
+            RuleEffect::of(order, network, catalog, capabilities)
+        };
+        let tier_minimum = network.tiers[order.tier.index()].min_service;
+        let mut level = order.service.max(tier_minimum);
+        if let Some(minimum) = rules.min_service {
+            level = level.max(minimum);
+        }
         OrderFacts {
             level,
+            split_allowed: order.split_allowed && rules.split != Some(false),
+            rules,
             demands,
             capabilities,
             weight_g,
@@ -107,6 +124,26 @@ impl<'a> OrderContext<'a> {
     #[inline]
     pub(super) fn policy(&self) -> &Policy {
         &self.network.policy
+    }
+
+    /// Whether the routing rules let `warehouse` ship the order.
+    #[inline]
+    pub(super) fn warehouse_allowed(&self, warehouse: WarehouseId) -> bool {
+        !self.facts.rules.active
+            || self
+                .facts
+                .rules
+                .allows_warehouse(&self.policy().rules, warehouse)
+    }
+
+    /// Whether the routing rules let `carrier` carry the order.
+    #[inline]
+    pub(super) fn carrier_allowed(&self, carrier: CarrierId) -> bool {
+        !self.facts.rules.active
+            || self
+                .facts
+                .rules
+                .allows_carrier(&self.policy().rules, carrier)
     }
 
     #[inline]

@@ -35,12 +35,14 @@ mod carrier;
 mod context;
 mod parcel;
 mod partial;
+mod rules;
 mod score;
 mod single;
 mod split;
 
 pub use context::{Demand, OrderContext, OrderFacts};
 pub use partial::plan_partial;
+pub use rules::RuleEffect;
 
 use crate::model::{LineQuantity, Shipment};
 use crate::time::Millis;
@@ -122,7 +124,7 @@ pub fn plan_zone(context: &OrderContext, zone: &ZoneState, scratch: &mut Scratch
         failures.no_stock = true;
     }
 
-    let split_allowed = context.order.split_allowed
+    let split_allowed = context.facts.split_allowed
         && context.policy().max_shipments >= 2
         && context.facts.units >= 2;
     if split_allowed && zone_covers(context, zone, &scratch.candidates) {

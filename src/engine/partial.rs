@@ -22,7 +22,7 @@ pub fn plan_partial(
     let mut failures = Failures::default();
     collect_candidates(context, zone, &mut scratch.candidates, &mut failures);
     let candidates = &scratch.candidates;
-    let max_shipments = if context.order.split_allowed {
+    let max_shipments = if context.facts.split_allowed {
         context.policy().max_shipments as usize
     } else {
         1

@@ -11,7 +11,7 @@
 
 use crate::catalog::Catalog;
 use crate::config::Network;
-use crate::ids::{RegionId, TierId};
+use crate::ids::{Interner, RegionId, TierId};
 use crate::limits::MAX_LINE_QUANTITY;
 use crate::model::{Invalid, InvalidCode, Order, OrderLine, ServiceLevel};
 use crate::time::Millis;
@@ -128,6 +128,7 @@ impl<'de> Visitor<'de> for OrderSeed<'_> {
                 Field::Tags => {
                     let seed = Nullable(TagsSeed {
                         hold_tags: &self.network.policy.hold_tags,
+                        rule_tags: &self.network.policy.rules.tag_ids,
                     });
                     order.tags = map.next_value_seed(seed)?;
                 }
@@ -277,14 +278,18 @@ impl<'de> Visitor<'de> for LinesSeed<'_> {
     }
 }
 
-/// The tags as parsed: whether one of them is a hold tag, and their hash.
+/// The tags as parsed: whether one of them is a hold tag, which rule tags they are, and
+/// their hash.
 struct ParsedTags {
     hold: bool,
+    rule_tags: u64,
     hash: u64,
 }
 
 struct TagsSeed<'t> {
     hold_tags: &'t [String],
+    /// The tags the routing rules name (empty when no rule does: no lookup at all).
+    rule_tags: &'t Interner,
 }
 
 impl<'de> DeserializeSeed<'de> for TagsSeed<'_> {
@@ -305,10 +310,16 @@ impl<'de> Visitor<'de> for TagsSeed<'_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ParsedTags, A::Error> {
         let mut tags = ParsedTags {
             hold: false,
+            rule_tags: 0,
             hash: 0,
         };
         while let Some(Text(tag)) = seq.next_element::<Text<'de>>()? {
             tags.hold |= self.hold_tags.iter().any(|hold| *hold == tag);
+            if !self.rule_tags.is_empty()
+                && let Some(index) = self.rule_tags.get(&tag)
+            {
+                tags.rule_tags |= 1 << index;
+            }
             tags.hash = xxh3_64_with_seed(tag.as_bytes(), tags.hash);
         }
         Ok(tags)
@@ -508,9 +519,9 @@ fn validate(fields: RawOrder, network: &Network, id: CompactString) -> Result<Or
     let split_allowed = split(fields.split.as_deref(), network)?;
     let mut parsed_lines = fields.lines.ok_or_else(|| missing("lines"))?;
     check_lines(&mut parsed_lines, network)?;
-    let (hold_tagged, tags_hash) = fields
+    let (hold_tagged, rule_tags, tags_hash) = fields
         .tags
-        .map_or((false, 0), |tags| (tags.hold, tags.hash));
+        .map_or((false, 0, 0), |tags| (tags.hold, tags.rule_tags, tags.hash));
     // The content hash covers what the order asks for; `created_at` (when the message was
     // made) and unknown fields are left out, so a retry that restamps them is a duplicate.
     // Each field is hashed on its own, seeded with the hash so far: field boundaries count,
@@ -546,6 +557,7 @@ fn validate(fields: RawOrder, network: &Network, id: CompactString) -> Result<Or
         lines: parsed_lines.lines,
         split_allowed,
         hold_tagged,
+        rule_tags,
         created_at,
         content_hash,
     })
