@@ -421,3 +421,31 @@ fn a_head_with_too_many_headers_gets_431_on_a_later_request_too() {
         String::from_utf8_lossy(&raw)
     );
 }
+
+#[test]
+fn a_break_in_a_pipelined_body_is_that_request_s_not_the_one_before() {
+    let server = server_with_limits("");
+    let mut stream = server.connect();
+    let single = simple_order("P-1", "R1", &[("A", 1)], "");
+    let order = order_line("P-2");
+    // A whole single order, then a stream whose chunked body breaks, in one write.
+    let pipelined = format!(
+        "POST /v1/orders HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{single}\
+         POST /v1/orders HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n\
+         {:x}\r\n{order}\r\nzz\r\n",
+        single.len(),
+        order.len()
+    );
+    stream.write_all(pipelined.as_bytes()).unwrap();
+    let raw = read_until_closed(&mut stream);
+    let text = String::from_utf8_lossy(&raw);
+    let second = text
+        .find("HTTP/1.1 200 OK\r\ntransfer-encoding")
+        .expect(&text);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text[..second].contains("\"order_id\":\"P-1\""), "{text}");
+    let said = records(&raw[second..]);
+    assert_eq!(said.len(), 2, "{said:?}");
+    assert_eq!(said[0]["order_id"], "P-2");
+    assert_eq!(said[1]["error"]["code"], "bad_body");
+}

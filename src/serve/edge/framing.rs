@@ -53,20 +53,29 @@ enum State {
     Refused,
 }
 
+/// Where a chunked body is, byte by byte, as actix-http's decoder (`h1/chunked.rs`) reads it:
+/// what it accepts is accepted, what it refuses is a break.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Chunk {
-    /// The size line: the size so far, and whether past its digits (an extension).
-    Size {
-        size: u64,
-        digits: u8,
-        extension: bool,
-    },
+    /// The size's hex digits, the size so far.
+    Size(u64),
+    /// Blanks after the size.
+    SizeBlank(u64),
+    /// A chunk extension (ignored).
+    Extension(u64),
+    /// The size line's CR came: its LF is next.
+    SizeLf(u64),
     /// Data bytes still to come.
     Data(u64),
-    /// The line end after a chunk's data.
-    DataEnd,
-    /// Trailer lines after the last chunk: the length of the current one.
-    Trailer(usize),
+    /// The CR after a chunk's data is next.
+    DataCr,
+    /// The LF after a chunk's data is next.
+    DataLf,
+    /// After the last chunk (size 0): the CR of the empty line ending the body (no
+    /// trailers: actix-http refuses them).
+    EndCr,
+    /// The LF of that empty line.
+    EndLf,
 }
 
 impl Default for Framing {
@@ -97,6 +106,11 @@ impl Framing {
     /// line that broke.
     pub fn held(&self) -> usize {
         self.held
+    }
+
+    /// Whether a request body is being read (not all of it has come).
+    pub fn in_body(&self) -> bool {
+        matches!(self.state, State::Length(_) | State::Chunked(_))
     }
 
     /// Whether a request head was refused (both Transfer-Encoding and Content-Length).
@@ -192,90 +206,72 @@ impl Framing {
             self.state = match left - used {
                 0 => {
                     (self.held, self.after_data) = (0, true);
-                    State::Chunked(Chunk::DataEnd)
+                    State::Chunked(Chunk::DataCr)
                 }
                 left => State::Chunked(Chunk::Data(left)),
             };
             return used as usize;
         }
-        let (next, used) = match chunk {
-            Chunk::Data(_) => unreachable!("taken above"),
-            Chunk::DataEnd => match input[0] {
-                b'\r' => (State::Chunked(Chunk::DataEnd), 1),
-                b'\n' => (State::Chunked(size_line()), 1),
-                _ => (
-                    State::Broken("a chunk's data is longer than its size says"),
-                    0,
-                ),
-            },
-            Chunk::Size {
-                size,
-                digits,
-                extension,
-            } => (size_byte(size, digits, extension, input[0]), 1),
-            Chunk::Trailer(length) => match input[0] {
-                b'\n' if length == 0 => (State::Head, 1),
-                b'\n' => (State::Chunked(Chunk::Trailer(0)), 1),
-                b'\r' => (State::Chunked(Chunk::Trailer(length)), 1),
-                _ => (State::Chunked(Chunk::Trailer(length + 1)), 1),
-            },
-        };
-        self.held += used;
+        let next = chunk_byte(chunk, input[0]);
+        self.held += 1;
         self.state = match next {
-            // A whole size line: it and the line end before it go on with the data.
+            // A whole size line: it and the line end before it go on with the data; the
+            // end of the body goes on whole.
             State::Chunked(Chunk::Data(_)) | State::Head => {
                 self.held = 0;
                 next
             }
             State::Broken(_) => next,
             _ if self.held > MAX_HELD => {
-                State::Broken("a chunk size line or the trailers are too long")
+                State::Broken("a chunk size line or its extensions are too long")
             }
             _ => next,
         };
         if let State::Broken(_) = self.state {
-            self.held += input.len() - used;
+            self.held += input.len() - 1;
             return input.len();
         }
-        used
+        1
     }
 }
 
-fn size_line() -> Chunk {
-    Chunk::Size {
-        size: 0,
-        digits: 0,
-        extension: false,
-    }
-}
-
-/// The state after one byte of a chunk-size line.
-fn size_byte(size: u64, digits: u8, extension: bool, byte: u8) -> State {
-    match byte {
-        b'\n' if digits == 0 => State::Broken("a chunk size line has no size"),
-        b'\n' if size == 0 => State::Chunked(Chunk::Trailer(0)),
-        b'\n' => State::Chunked(Chunk::Data(size)),
-        _ if extension => State::Chunked(Chunk::Size {
-            size,
-            digits,
-            extension,
-        }),
-        b';' | b' ' | b'\t' | b'\r' => State::Chunked(Chunk::Size {
-            size,
-            digits,
-            extension: true,
-        }),
-        _ => match (byte as char).to_digit(16) {
-            // 15 hex digits are far beyond any body the router reads.
-            Some(digit) if digits < 15 => State::Chunked(Chunk::Size {
-                size: size << 4 | u64::from(digit),
-                digits: digits + 1,
-                extension,
-            }),
-            Some(_) => State::Broken("a chunk size is too big"),
-            None => State::Broken("a chunk size is not a hexadecimal number"),
-        },
-    }
+/// The state after one byte of a chunked body's control lines (not its data).
+fn chunk_byte(chunk: Chunk, byte: u8) -> State {
+    let broken = State::Broken;
+    State::Chunked(match (chunk, byte) {
+        (Chunk::Size(size), b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F') => {
+            let digit = (byte as char).to_digit(16).unwrap_or(0);
+            match size.checked_mul(16) {
+                Some(size) => Chunk::Size(size + u64::from(digit)),
+                None => return broken("a chunk size is too big"),
+            }
+        }
+        (Chunk::Size(size) | Chunk::SizeBlank(size), b'\t' | b' ') => Chunk::SizeBlank(size),
+        (Chunk::Size(size) | Chunk::SizeBlank(size) | Chunk::Extension(size), b';') => {
+            Chunk::Extension(size)
+        }
+        (Chunk::Size(size) | Chunk::SizeBlank(size) | Chunk::Extension(size), b'\r') => {
+            Chunk::SizeLf(size)
+        }
+        (Chunk::Size(_), _) => return broken("a chunk size is not a hexadecimal number"),
+        (Chunk::SizeBlank(_), _) => return broken("a chunk size line has stray characters"),
+        (Chunk::Extension(_), 0x00..=0x08 | 0x0a..=0x1f | 0x7f) => {
+            return broken("a chunk extension has a control character");
+        }
+        (Chunk::Extension(size), _) => Chunk::Extension(size),
+        (Chunk::SizeLf(0), b'\n') => Chunk::EndCr,
+        (Chunk::SizeLf(size), b'\n') => Chunk::Data(size),
+        (Chunk::SizeLf(_), _) => return broken("a chunk size line does not end in CRLF"),
+        (Chunk::DataCr, b'\r') => Chunk::DataLf,
+        (Chunk::DataCr, _) => return broken("a chunk's data is longer than its size says"),
+        (Chunk::DataLf, b'\n') => Chunk::Size(0),
+        (Chunk::DataLf, _) => return broken("a chunk's data does not end in CRLF"),
+        (Chunk::EndCr, b'\r') => Chunk::EndLf,
+        (Chunk::EndCr, _) => return broken("trailers after the last chunk are not accepted"),
+        (Chunk::EndLf, b'\n') => return State::Head,
+        (Chunk::EndLf, _) => return broken("the last chunk does not end in CRLF"),
+        (Chunk::Data(_), _) => unreachable!("data is taken whole"),
+    })
 }
 
 /// Where the head in `bytes` ends (just past its empty line), if it does.
@@ -316,7 +312,8 @@ fn body_of(head: &[u8]) -> State {
                 .next()
                 .unwrap_or_default();
             chunked = last.trim_ascii().eq_ignore_ascii_case(b"chunked");
-            if !chunked {
+            // `identity` is no coding at all (actix-http takes the Content-Length then).
+            if !chunked && !value.eq_ignore_ascii_case(b"identity") {
                 return State::Opaque;
             }
         } else if name.eq_ignore_ascii_case(b"content-length") {
@@ -324,13 +321,15 @@ fn body_of(head: &[u8]) -> State {
                 Some(value) => length = Some(value),
                 None => return State::Opaque,
             }
-        } else if name.eq_ignore_ascii_case(b"upgrade") {
+        } else if name.eq_ignore_ascii_case(b"upgrade") && value.eq_ignore_ascii_case(b"websocket")
+        {
+            // The only upgrade actix-http acts on; after it the bytes are not HTTP.
             return State::Opaque;
         }
     }
     match (chunked, length) {
         (true, Some(_)) => State::Refused,
-        (true, None) => State::Chunked(size_line()),
+        (true, None) => State::Chunked(Chunk::Size(0)),
         (false, Some(0) | None) => State::Head,
         (false, Some(length)) => State::Length(length),
     }
@@ -377,12 +376,13 @@ mod tests {
     }
 
     #[test]
-    fn a_chunked_body_with_extensions_and_trailers_is_skipped() {
+    fn a_chunked_body_with_extensions_is_skipped() {
         let input = b"POST /v1/orders HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n\
-            5;name=value\r\nhello\r\nA\r\n0123456789\r\n0\r\nExpires: never\r\n\r\n\
+            5;name=value\r\nhello\r\nA \t;x\r\n0123456789\r\n0\r\n\r\n\
             GET / HTTP/1.1\r\n\r\nP";
         for step in [1, 2, 5, 1000] {
             let framing = follow(input, step);
+            assert_eq!(framing.broken(), None, "step {step}");
             assert_eq!(framing.heads(), 2, "step {step}");
             assert!(framing.in_head(), "step {step}");
         }
@@ -391,6 +391,25 @@ mod tests {
         let framing = follow(input, 1);
         assert_eq!(framing.heads(), 1);
         assert!(!framing.in_head());
+    }
+
+    #[test]
+    fn what_actix_http_refuses_in_a_chunked_body_is_a_break() {
+        const CHUNKED: &[u8] = b"POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n";
+        for (body, why) in [
+            (&b"0\r\nTrailer: 1\r\n\r\n"[..], "trailers"),
+            (b"5\nhello\r\n", "hexadecimal"),
+            (b"5 x\r\n", "stray"),
+            (b"5\rX", "CRLF"),
+            (b"5;a\x01\r\n", "control"),
+            (b"5\r\nhello\n0\r\n\r\n", "longer"),
+            (b"5\r\nhello\r\r", "CRLF"),
+        ] {
+            let input = [CHUNKED, body].concat();
+            let framing = follow(&input, 1);
+            let reason = framing.broken().unwrap_or_else(|| panic!("{body:?}"));
+            assert!(reason.contains(why), "{body:?}: {reason}");
+        }
     }
 
     #[test]
@@ -437,6 +456,15 @@ mod tests {
     }
 
     #[test]
+    fn other_upgrades_and_identity_codings_are_still_followed() {
+        let input = b"GET / HTTP/1.1\r\nUpgrade: h2c\r\n\r\n\
+            POST / HTTP/1.1\r\nTransfer-Encoding: identity\r\nContent-Length: 3\r\n\r\nabcG";
+        let framing = follow(input, 1);
+        assert_eq!(framing.heads(), 2);
+        assert!(framing.in_head(), "the third head is timed like any");
+    }
+
+    #[test]
     fn empty_lines_between_requests_do_not_begin_a_head() {
         let input = [GET, b"\r\n\r\n"].concat();
         let framing = follow(&input, 1);
@@ -465,14 +493,10 @@ mod tests {
         let input = [CHUNKED, b"5\r\nhello\r\n1\r\nx"].concat();
         let (_, on) = handed_on(&input, 2);
         assert_eq!(on, input.len(), "a whole size line goes on with its data");
-        let input = [CHUNKED, b"0\r\nTrailer: 1\r\n"].concat();
+        let input = [CHUNKED, b"0\r\n\r"].concat();
         let (_, on) = handed_on(&input, 1);
-        assert_eq!(
-            on,
-            CHUNKED.len(),
-            "the last chunk waits for the end of its trailers"
-        );
-        let input = [CHUNKED, b"0\r\nTrailer: 1\r\n\r\n"].concat();
+        assert_eq!(on, CHUNKED.len(), "the last chunk waits for the body's end");
+        let input = [CHUNKED, b"0\r\n\r\n"].concat();
         assert_eq!(handed_on(&input, 1).1, input.len());
     }
 
@@ -485,7 +509,7 @@ mod tests {
             // The data runs past its size.
             (b"5\r\nhello!\r\n", 8, b"\r\n0\r\n\r\n"),
             // The first size line, right after the head.
-            (b"\r\n", 0, b"0\r\n\r\n"),
+            (b"x\r\n", 0, b"0\r\n\r\n"),
             (b"fffffffffffffffff\r\n", 0, b"0\r\n\r\n"),
         ] {
             let input = [CHUNKED, body].concat();

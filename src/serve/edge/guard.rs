@@ -19,11 +19,12 @@
 //!
 //! Bytes are read straight into actix-http's buffer; only held control bytes are copied.
 
+use super::connection::Connection;
 use super::framing::Framing;
 use crate::serve::metrics::names;
 use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -34,18 +35,6 @@ const AMBIGUOUS_LENGTH: &[u8] = b"HTTP/1.1 400 Bad Request\r\ncontent-type: appl
 /// What a timed-out head gets: actix-http's own 408 for a first head, word for word.
 const REQUEST_TIMEOUT: &[u8] =
     b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
-
-/// Why a connection's chunked request body broke, once it has: set by the guard before
-/// the clean end it hands on, so a handler that reaches the end of the body finds it.
-#[derive(Debug, Default)]
-pub struct BodyBreak(OnceLock<&'static str>);
-
-impl BodyBreak {
-    /// Why the body broke, if it did.
-    pub fn get(&self) -> Option<&'static str> {
-        self.0.get().copied()
-    }
-}
 
 /// A socket whose request heads after the first are timed, and whose chunked bodies end
 /// cleanly where their framing breaks.
@@ -67,7 +56,9 @@ pub struct HeadGuard<S> {
     ended: bool,
     /// A refusal to write when the dispatcher shuts the connection (what is left of it).
     refusal: Option<&'static [u8]>,
-    body_break: Arc<BodyBreak>,
+    connection: Arc<Connection>,
+    /// The head the deadline was set for (heads read whole before it).
+    timed_head: u64,
 }
 
 impl<S> HeadGuard<S> {
@@ -84,23 +75,27 @@ impl<S> HeadGuard<S> {
             ending: None,
             ended: false,
             refusal: None,
-            body_break: Arc::default(),
+            connection: Arc::default(),
+            timed_head: 0,
         }
     }
 
-    /// Where a break of this connection's chunked body is noted.
-    pub fn body_break(&self) -> Arc<BodyBreak> {
-        self.body_break.clone()
+    /// What this connection's requests share with it.
+    pub fn connection(&self) -> Arc<Connection> {
+        self.connection.clone()
     }
 
     /// Follows bytes read; starts timing a later request's head at its first byte and stops
     /// when it is whole. (The first head is actix-http's to time.)
     fn follow(&mut self, bytes: &[u8]) {
         self.framing.advance(bytes);
-        let timed = self.framing.in_head() && self.framing.heads() > 0;
-        if timed && !self.armed {
+        let heads = self.framing.heads();
+        let timed = self.framing.in_head() && heads > 0;
+        // A new head (the one timed may have ended in these bytes and the next begun).
+        if timed && (!self.armed || self.timed_head != heads) {
             let deadline = tokio::time::Instant::now() + self.timeout;
             self.deadline.as_mut().reset(deadline);
+            self.timed_head = heads;
         }
         self.armed = timed;
     }
@@ -121,7 +116,16 @@ impl<S> HeadGuard<S> {
 impl<S: AsyncWrite + Unpin> HeadGuard<S> {
     /// Whether the head being timed is past its deadline.
     fn head_expired(&mut self, cx: &mut Context<'_>) -> bool {
-        self.expired = self.expired || (self.armed && self.deadline.as_mut().poll(cx).is_ready());
+        if !self.expired && self.armed && self.deadline.as_mut().poll(cx).is_ready() {
+            if self.connection.answering() {
+                // An earlier request is still being answered: the client waits for it (it
+                // pipelined), so this head's time starts again.
+                self.responding();
+                let _ = self.deadline.as_mut().poll(cx);
+            } else {
+                self.expired = true;
+            }
+        }
         self.expired
     }
 
@@ -162,7 +166,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> HeadGuard<S> {
             let before = buf.filled().len();
             match Pin::new(&mut self.socket).poll_read(cx, buf) {
                 Poll::Ready(Ok(())) if buf.filled().len() == before => {
-                    // The end of the input: what was held goes on, as it came.
+                    // The end of the input: what was held goes on, as it came; a body it
+                    // cuts short is a break of that request's body (actix-http would end
+                    // it as if whole).
+                    if self.framing.in_body() {
+                        let reason = "the client ended its input before the end of the body";
+                        self.connection.note_break(self.framing.heads(), reason);
+                    }
                     self.held.clear();
                     return Poll::Ready(Ok(()));
                 }
@@ -202,9 +212,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> HeadGuard<S> {
         self.refusal = Some(AMBIGUOUS_LENGTH);
     }
 
-    /// Notes a break of the chunked body; its clean end goes on next.
+    /// Notes a break of the chunked body (of the request whose head came last); its clean
+    /// end goes on next.
     fn broke(&mut self, reason: &'static str) {
-        let _ = self.body_break.0.set(reason);
+        self.connection.note_break(self.framing.heads(), reason);
         self.ending = Some(self.framing.clean_end());
     }
 
@@ -466,13 +477,14 @@ mod tests {
         let head = b"POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n";
         client.write_all(head).await.unwrap();
         client.write_all(b"3\r\nabc\r\nzz\r\nmore").await.unwrap();
-        let noted = guard.body_break();
+        let noted = guard.connection();
         let all = read_all(&mut guard).await;
         assert_eq!(all, [&head[..], b"3\r\nabc\r\n0\r\n\r\n"].concat());
         assert_eq!(
-            noted.get(),
+            noted.broken(1),
             Some("a chunk size is not a hexadecimal number")
         );
+        assert_eq!(noted.broken(2), None, "the break is the first request's");
         drop(client);
     }
 

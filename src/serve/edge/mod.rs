@@ -5,7 +5,7 @@
 //! - Every request head is timed (`limits.header_timeout_ms`): actix-http's timer covers a
 //!   connection's first head, [`guard::HeadGuard`] every later one.
 //! - A chunked body whose framing breaks ends cleanly where it broke ([`guard::HeadGuard`]),
-//!   so the response can still say so after every answer ([`BodyBreak`]).
+//!   so the response can still say so after every answer ([`Connection`]).
 //! - The open-file limit is raised to its hard limit at start, and the connection cap
 //!   (`limits.max_connections` per worker) lowered to fit under it when it does not
 //!   ([`fit_connections`]); the log says which.
@@ -19,6 +19,7 @@
 //! Order streams' own limits (body idle timeout, a body that breaks) are the handler's:
 //! `crate::serve::http`.
 
+mod connection;
 mod framing;
 mod guard;
 
@@ -31,7 +32,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-pub use guard::{BodyBreak, HeadGuard};
+pub use connection::{BreakCheck, Connection, body_break};
+pub use guard::HeadGuard;
 
 /// A connection's socket as the HTTP dispatcher sees it.
 type Guarded = HeadGuard<actix_rt::net::TcpStream>;
@@ -73,12 +75,13 @@ pub fn http_server(
         .listen("order-router", listener, move || {
             let app = actix_web::App::new()
                 .app_data(shared.clone())
+                .wrap(actix_web::middleware::from_fn(connection::track_requests))
                 .configure(super::http::configure)
                 .into_factory()
                 .map_err(|error| error.error_response());
             let service = HttpService::build()
                 .on_connect_ext(|socket: &Guarded, data: &mut actix_http::Extensions| {
-                    data.insert(socket.body_break());
+                    data.insert(socket.connection());
                 })
                 .keep_alive(keep_alive)
                 .client_request_timeout(header_timeout)

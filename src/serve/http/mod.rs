@@ -134,13 +134,6 @@ pub(super) fn content_type(request: &HttpRequest) -> &str {
         .unwrap_or("")
 }
 
-/// Why the request's chunked body broke, if it did (the clean end the edge gave it in
-/// place of the break is not its end).
-pub(super) fn body_break(request: &HttpRequest) -> Option<&'static str> {
-    let noted = request.conn_data::<std::sync::Arc<crate::serve::edge::BodyBreak>>()?;
-    noted.get()
-}
-
 /// Reads a whole request body of at most `limit` bytes; the error response otherwise.
 pub(super) async fn read_body(
     request: &HttpRequest,
@@ -171,7 +164,7 @@ pub(super) async fn read_body(
         }
         body.extend_from_slice(&chunk);
     }
-    match body_break(request) {
+    match crate::serve::edge::body_break(request) {
         Some(problem) => Err(broken(problem)),
         None => Ok(body),
     }

@@ -8,6 +8,7 @@ use crate::ingest::{Line, LineSplitter, Parsed, parse_line, parse_order};
 use crate::limits::{READY_CHUNKS, STREAM_PIPELINE};
 use crate::model::{Invalid, InvalidCode};
 use crate::serve::App;
+use crate::serve::edge::BreakCheck;
 use crate::serve::metrics::names;
 use crate::serve::pipeline::is_priority;
 use crate::serve::zone_actor::{OrderAction, OrderRequest};
@@ -78,10 +79,7 @@ fn stream_orders(
         .chain(futures_util::stream::once(std::future::ready(
             BodyItem::End,
         )));
-    let body_break = request
-        .conn_data::<Arc<crate::serve::edge::BodyBreak>>()
-        .cloned();
-    let parser = StreamParser::new(app.clone(), body_break);
+    let parser = StreamParser::new(app.clone(), BreakCheck::of(request));
     let batches = items
         .scan(parser, |parser, item| {
             std::future::ready(parser.next_batch(item))
@@ -117,11 +115,11 @@ struct StreamParser {
     ended: bool,
     /// Where the edge notes a break of the body's chunked framing (it then ends the body
     /// cleanly at the break: that end is not the body's).
-    body_break: Option<Arc<crate::serve::edge::BodyBreak>>,
+    body_break: BreakCheck,
 }
 
 impl StreamParser {
-    fn new(app: web::Data<App>, body_break: Option<Arc<crate::serve::edge::BodyBreak>>) -> Self {
+    fn new(app: web::Data<App>, body_break: BreakCheck) -> Self {
         let splitter = LineSplitter::new(app.network().limits.max_line_bytes);
         StreamParser {
             app,
@@ -146,7 +144,7 @@ impl StreamParser {
                 );
                 (None, Some(self.cut(Cut::BodyTimeout, &problem)))
             }
-            BodyItem::End => match self.body_break.as_ref().and_then(|noted| noted.get()) {
+            BodyItem::End => match self.body_break.get() {
                 Some(problem) => {
                     let problem = format!("the chunked framing broke: {problem}");
                     (None, Some(self.cut(Cut::BadBody, &problem)))
