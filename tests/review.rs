@@ -11,9 +11,14 @@ const STOCK: &str = "warehouse,sku,on_hand\nNEAR,A,10\nFAR,A,5\nWEST,A,100\n";
 
 /// The golden network, holding orders tagged `fraud_review` for review.
 fn server() -> Server {
+    server_with("")
+}
+
+/// The same, with more `[policy]` keys.
+fn server_with(policy: &str) -> Server {
     let config = GOLDEN.replacen(
         "max_shipments = 3",
-        "max_shipments = 3\nhold_tags = [\"fraud_review\"]",
+        &format!("max_shipments = 3\nhold_tags = [\"fraud_review\"]\n{policy}"),
         1,
     );
     Server::start(&config, GOLDEN_CATALOG, STOCK, &[])
@@ -187,4 +192,89 @@ fn approvals_and_rejections_survive_kill_9() {
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0]["order_id"], "K-3");
     assert_eq!(reserved_a(&server), 5, "K-1's 1 and K-3's 4");
+}
+
+#[test]
+fn two_person_approval_needs_two_distinct_approvers() {
+    let server = server_with("review_approvals = 2");
+    server.post_ndjson(&held_order("T-1", 1));
+    let first = post(&server, "/v1/orders/T-1/approve", Some("ann"));
+    assert_eq!(first.json()["state"], "live", "one approval is not enough");
+    assert_eq!(first.json()["approvers"], serde_json::json!(["ann"]));
+    let same = post(&server, "/v1/orders/T-1/approve", Some("ann"));
+    assert_eq!(
+        same.json()["state"],
+        "live",
+        "the same approver counts once"
+    );
+    assert_eq!(reviews(&server)[0]["approvers"], serde_json::json!(["ann"]));
+    let second = post(&server, "/v1/orders/T-1/approve", Some("bob"));
+    assert_eq!(second.json()["state"], "released");
+    assert_eq!(
+        second.json()["approvers"],
+        serde_json::json!(["ann", "bob"])
+    );
+    assert!(reviews(&server).is_empty());
+    let server = server.kill_and_restart(&[]);
+    assert_eq!(server.get("/v1/orders/T-1").json()["state"], "released");
+}
+
+#[test]
+fn a_review_timeout_rejects_or_approves_stale_holds() {
+    for (action, state, event) in [
+        ("reject", "rejected_after_review", "rejected_after_review"),
+        ("approve", "released", "approved"),
+    ] {
+        let server = server_with(&format!(
+            "review_approvals = 2\nreview_timeout_s = 1\nreview_timeout_action = \"{action}\""
+        ));
+        server.post_ndjson(&held_order("S-1", 2));
+        common::wait_for("the review timeout", || {
+            server.get("/v1/orders/S-1").json()["state"] == state
+        });
+        let events = feed(&server);
+        assert!(events.contains(&(event.into(), "S-1".into())), "{events:?}");
+        assert!(reviews(&server).is_empty());
+        let expected = if action == "reject" { 0 } else { 2 };
+        assert_eq!(reserved_a(&server), expected);
+    }
+}
+
+#[test]
+fn bad_review_settings_are_refused_with_their_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("router.toml");
+    let config = GOLDEN.replacen(
+        "max_shipments = 3",
+        "max_shipments = 3\nreview_approvals = 9\nreview_timeout_action = \"later\"",
+        1,
+    );
+    std::fs::write(&path, &config).unwrap();
+    let line = |key: &str| {
+        config
+            .lines()
+            .position(|text| text.starts_with(key))
+            .unwrap()
+            + 1
+    };
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_order-router"))
+        .arg("check-config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for (key, message) in [
+        ("review_approvals", "policy.review_approvals"),
+        (
+            "review_timeout_action",
+            "policy.review_timeout_action: must be \"reject\" or \"approve\", got \"later\"",
+        ),
+    ] {
+        let place = format!("{}:{}:", path.display(), line(key));
+        let found = stderr
+            .lines()
+            .any(|text| text.starts_with(&place) && text.contains(message));
+        assert!(found, "{place} {message} in {stderr}");
+    }
 }

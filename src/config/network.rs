@@ -24,6 +24,13 @@ pub struct Policy {
     pub split_candidates: u32,
     pub hold_tags: Vec<String>,
     pub hold_order_value_over: f64,
+    /// Distinct approvers that release a held order.
+    pub review_approvals: u32,
+    /// Seconds a held order may wait for review before `review_timeout_action` is taken
+    /// on it; 0: it waits for ever.
+    pub review_timeout_s: u64,
+    /// What a review timeout does: reject the order (`true`) or approve it.
+    pub review_timeout_rejects: bool,
     /// Extension (issue 11): the routing rules and warehouse groups, compiled. Part of the
     /// policy: a reload that changes only the rules is a policy change, and applies.
     pub rules: RoutingRules,
@@ -43,6 +50,9 @@ impl Default for Policy {
             split_candidates: 8,
             hold_tags: Vec::new(),
             hold_order_value_over: 0.0,
+            review_approvals: 1,
+            review_timeout_s: 0,
+            review_timeout_rejects: true,
             rules: RoutingRules::default(),
         }
     }

@@ -52,6 +52,12 @@ pub(super) struct RawPolicy {
     pub hold_tags: Option<Vec<String>>,
     /// Extension: orders worth more than this (sum of qty * unit_price) are `held`; 0 = off.
     pub hold_order_value_over: Option<Spanned<f64>>,
+    /// Extension: distinct approvers that release a held order (1-5).
+    pub review_approvals: Option<Spanned<i64>>,
+    /// Extension: seconds a held order waits for review before the timeout action; 0 = never.
+    pub review_timeout_s: Option<Spanned<i64>>,
+    /// Extension: `"reject"` or `"approve"` a held order whose review timed out.
+    pub review_timeout_action: Option<Spanned<String>>,
 }
 
 /// `[limits]` (extension): bounds on input.

@@ -25,6 +25,9 @@ const POLICY: Shape = Shape {
         ("split_candidates", None),
         ("hold_tags", None),
         ("hold_order_value_over", None),
+        ("review_approvals", None),
+        ("review_timeout_s", None),
+        ("review_timeout_action", None),
     ],
 };
 const LIMITS: Shape = Shape {

@@ -8,6 +8,29 @@ use super::raw::RawConfig;
 use super::{Alerts, Auth, Limits, Policy, Role};
 
 impl Checker<'_> {
+    /// `[policy]`'s review keys: approvals needed, the timeout and what it does.
+    fn review(&mut self, raw: &super::raw::RawPolicy, policy: &mut Policy) {
+        if let Some(value) = &raw.review_approvals {
+            policy.review_approvals =
+                self.integer(value, "policy.review_approvals".into(), 1..6) as u32;
+        }
+        if let Some(value) = &raw.review_timeout_s {
+            let range = 0..30 * 86_400 + 1;
+            policy.review_timeout_s =
+                self.integer(value, "policy.review_timeout_s".into(), range) as u64;
+        }
+        if let Some(action) = &raw.review_timeout_action {
+            match action.get_ref().as_str() {
+                "reject" => policy.review_timeout_rejects = true,
+                "approve" => policy.review_timeout_rejects = false,
+                other => {
+                    let message = format!("must be \"reject\" or \"approve\", got \"{other}\"");
+                    self.report(action.span(), "policy.review_timeout_action", message);
+                }
+            }
+        }
+    }
+
     /// `[policy]`: the routing weights and knobs, defaults for the keys left out.
     pub(super) fn policy(&mut self, raw: &RawConfig) -> Policy {
         let mut policy = Policy::default();
@@ -46,6 +69,7 @@ impl Checker<'_> {
         if let Some(backorder) = raw.backorder {
             policy.backorder = backorder;
         }
+        self.review(raw, &mut policy);
         if let Some(split) = &raw.default_split {
             match split.get_ref().as_str() {
                 "allow" => policy.default_split = true,

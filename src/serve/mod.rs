@@ -193,6 +193,7 @@ async fn serve(
     // Watching starts before the port opens: a change made as soon as the server answers
     // is seen.
     let watcher = options.watch_config.then(|| watch_config(&app)).flatten();
+    let review_clock = actix_rt::spawn(expire_reviews(app.clone()));
     let edge = edge::EdgeOptions {
         listen: options.listen,
         workers: options.workers,
@@ -203,12 +204,34 @@ async fn serve(
     let stopping = drain_on_signal(signals, app, handle, options.shutdown_timeout);
     let (result, ()) = futures_util::future::join(server, stopping).await;
     result.context("serving HTTP")?;
+    review_clock.abort();
     drop(watcher);
     for arbiter in arbiters {
         arbiter.stop();
     }
     feed_arbiter.stop();
     Ok(())
+}
+
+/// Once a second, while `policy.review_timeout_s` is set: every zone rejects (or approves)
+/// its held orders that waited for review that long.
+async fn expire_reviews(app: web::Data<App>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let network = app.network();
+        if network.policy.review_timeout_s == 0 || app.is_draining() {
+            continue;
+        }
+        let now = crate::time::Millis::now();
+        for zone in app.zones.all() {
+            zone.do_send(zone_actor::ExpireReviews {
+                network: network.clone(),
+                now,
+            });
+        }
+    }
 }
 
 /// Waits for SIGTERM or SIGINT, then drains: open streams run to the end of their bodies

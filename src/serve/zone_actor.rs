@@ -573,10 +573,6 @@ pub enum OrderAction {
     Reject,
 }
 
-/// Distinct approvers that release a held order. (One today; two-person approval comes
-/// with the risk rules that ask for it, issue 11.)
-const APPROVALS_NEEDED: usize = 1;
-
 /// Read, cancel or mark shipped the order whose record is in `slot` of this zone; answers
 /// its state as JSON.
 pub struct OrderRequest {
@@ -695,28 +691,57 @@ impl Handler<OrderRequest> for ZoneActor {
     type Result = actix::ResponseFuture<Result<Vec<u8>, ZoneError>>;
 
     fn handle(&mut self, request: OrderRequest, _: &mut Self::Context) -> Self::Result {
+        let needed = request.network.policy.review_approvals as usize;
+        match self.act(request.slot, &request.action, &request.network, needed) {
+            Ok((answer, durable)) => after_durable(durable, Ok(answer)),
+            // A refusal says what the state is ("already released"): shown, like a read,
+            // only behind everything the zone has handed its writer.
+            Err(problem) => {
+                let durable =
+                    self.make_durable(RecordBatch::default(), FeedChunk::new(), &request.network);
+                after_durable(durable, Err(problem))
+            }
+        }
+    }
+}
+
+/// A durable state change to wait for before answering (`None`: nothing to wait for).
+type Durable = Option<tokio::sync::oneshot::Receiver<()>>;
+
+impl ZoneActor {
+    /// Does `action` to the order in `slot` (an approval releasing it with `needed`
+    /// distinct approvers): its state's JSON, and what to wait on before showing it. The state change goes into the journal and (most) on the feed:
+    /// `{"cursor":..,"event":"cancelled",...}`. A read, or an approval the approver gave
+    /// already, changes nothing: it is shown behind everything the zone has handed its
+    /// writer (what it shows may have been made a moment ago, and is shown only once it is
+    /// durable).
+    fn act(
+        &mut self,
+        slot: u32,
+        action: &OrderAction,
+        network: &Arc<Network>,
+        needed: usize,
+    ) -> Result<(Vec<u8>, Durable), ZoneError> {
         let state = self.zone.state_mut();
         let mut approval = None;
-        let record = match &request.action {
-            OrderAction::Read => Ok(state.order(request.slot)),
-            OrderAction::Cancel => state.cancel(request.slot),
-            OrderAction::Ship => state.ship(request.slot),
-            OrderAction::Reject => state.reject(request.slot),
-            OrderAction::Approve(approver) => state
-                .approve(request.slot, approver, APPROVALS_NEEDED)
-                .map(|(record, counted)| {
-                    approval = Some(counted);
-                    record
-                }),
-        }
-        .cloned();
-        let record = match record {
-            Ok(record) => record,
-            Err(problem) => return after_durable(None, Err(problem)),
-        };
+        let record = match action {
+            OrderAction::Read => Ok(state.order(slot)),
+            OrderAction::Cancel => state.cancel(slot),
+            OrderAction::Ship => state.ship(slot),
+            OrderAction::Reject => state.reject(slot),
+            OrderAction::Approve(approver) => {
+                state
+                    .approve(slot, approver, needed)
+                    .map(|(record, counted)| {
+                        approval = Some(counted);
+                        record
+                    })
+            }
+        }?
+        .clone();
         if record.decision.status == crate::model::Status::Held {
             self.count_reviews();
-            let outcome = match (&request.action, approval) {
+            let outcome = match (action, approval) {
                 (_, Some(Approval::Released)) => Some("approved"),
                 (OrderAction::Reject, _) => Some("rejected"),
                 _ => None,
@@ -725,16 +750,11 @@ impl Handler<OrderRequest> for ZoneActor {
                 metrics::counter!(names::REVIEWS, "outcome" => outcome).increment(1);
             }
         }
-        let answer = order_json(&request.network, self.zone.catalog(), &record);
-        // The state change goes into the journal and (most) on the feed:
-        // `{"cursor":..,"event":"cancelled",...}`; it is answered once durable. A read, or
-        // an approval the approver gave already, changes nothing: it is answered behind
-        // everything the zone has handed its writer (what it shows may have been made a
-        // moment ago, and is shown only once it is durable).
+        let answer = order_json(network, self.zone.catalog(), &record);
         let mut feed = FeedChunk::new();
         let mut records = RecordBatch::default();
         let id = &record.decision.order_id;
-        match (&request.action, approval) {
+        match (action, approval) {
             (OrderAction::Read, _) | (_, Some(Approval::Again)) => {}
             (OrderAction::Approve(approver), Some(counted)) => {
                 let released = counted == Approval::Released;
@@ -751,8 +771,53 @@ impl Handler<OrderRequest> for ZoneActor {
                 records.push_closed(id, record.lifecycle);
             }
         }
-        let durable = self.make_durable(records, feed, &request.network);
-        after_durable(durable, Ok(answer))
+        let durable = self.make_durable(records, feed, network);
+        Ok((answer, durable))
+    }
+}
+
+/// Held orders whose review timed out at `now` under `network`'s policy: each rejected or
+/// approved (by `review_timeout`), as the policy says. Sent to every zone once a second.
+pub struct ExpireReviews {
+    pub network: Arc<Network>,
+    pub now: Millis,
+}
+
+impl Message for ExpireReviews {
+    type Result = ();
+}
+
+/// The approver a review timeout approves as.
+pub const TIMEOUT_APPROVER: &str = "review_timeout";
+
+impl Handler<ExpireReviews> for ZoneActor {
+    type Result = ();
+
+    fn handle(&mut self, request: ExpireReviews, _: &mut Self::Context) {
+        let policy = &request.network.policy;
+        if policy.review_timeout_s == 0 {
+            return;
+        }
+        let deadline = request.now.0 - (policy.review_timeout_s * 1000) as i64;
+        let expired: Vec<u32> = self
+            .zone
+            .state()
+            .in_review_slots()
+            .filter(|slot| self.zone.state().order(*slot).decision.decided_at.0 <= deadline)
+            .collect();
+        let action = if policy.review_timeout_rejects {
+            OrderAction::Reject
+        } else {
+            // As many approvals as it takes: a timeout releases the order.
+            OrderAction::Approve(TIMEOUT_APPROVER.into())
+        };
+        for slot in expired {
+            // A timeout approval releases the order, whatever the approvals needed. The
+            // change is journaled and on the feed like any; nobody waits for it.
+            if let Err(problem) = self.act(slot, &action, &request.network, 1) {
+                tracing::warn!("review timeout: {problem}");
+            }
+        }
     }
 }
 
@@ -797,20 +862,22 @@ impl Message for ReviewsRequest {
 }
 
 impl Handler<ReviewsRequest> for ZoneActor {
-    type Result = MessageResult<ReviewsRequest>;
+    type Result = actix::ResponseFuture<Vec<(Millis, Vec<u8>)>>;
 
     fn handle(&mut self, request: ReviewsRequest, _: &mut Self::Context) -> Self::Result {
         let catalog = self.zone.catalog();
-        MessageResult(
-            self.zone
-                .state()
-                .in_review()
-                .map(|record| {
-                    let json = order_json(&request.network, catalog, record);
-                    (record.decision.decided_at, json)
-                })
-                .collect(),
-        )
+        let held = self
+            .zone
+            .state()
+            .in_review()
+            .map(|record| {
+                let json = order_json(&request.network, catalog, record);
+                (record.decision.decided_at, json)
+            })
+            .collect();
+        // Shown once durable: a hold made a moment ago is listed behind its record.
+        let durable = self.make_durable(RecordBatch::default(), FeedChunk::new(), &request.network);
+        after_durable(durable, held)
     }
 }
 

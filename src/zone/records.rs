@@ -519,12 +519,18 @@ fn decode_approved(payload: &[u8]) -> Result<(bool, &str, &str), RecordError> {
     if rest.len() < length {
         return Err(RecordError::Truncated);
     }
+    let released = match released {
+        0 => false,
+        1 => true,
+        value => {
+            return Err(RecordError::UnknownCode {
+                what: "approval",
+                value: *value,
+            });
+        }
+    };
     let text = |bytes| std::str::from_utf8(bytes).map_err(|_| RecordError::NotUtf8);
-    Ok((
-        *released == 1,
-        text(&rest[..length])?,
-        text(&rest[length..])?,
-    ))
+    Ok((released, text(&rest[..length])?, text(&rest[length..])?))
 }
 
 /// Reads a close record: how the order ended, and its id.

@@ -599,9 +599,16 @@ mod tests {
         decide_one(&world, &mut zones, held, &mut journals);
         let claim = zones[0].claims().get("h1").unwrap();
         let state = zones[claim.zone.index()].state_mut();
+        let day = state.order(claim.slot).decision.decided_at.utc_day();
+        assert_eq!(state.warehouse_orders(0, day), 1);
         let record = state.reject(claim.slot).unwrap();
         assert_eq!(record.lifecycle, Lifecycle::RejectedAfterReview);
         assert_eq!(state.cell(0, SkuId(0)).reserved, 0);
+        assert_eq!(
+            state.warehouse_orders(0, day),
+            0,
+            "the day's capacity is given back"
+        );
         assert!(
             state.approve(claim.slot, "ann", 1).is_err(),
             "no approval after"

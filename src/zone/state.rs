@@ -440,6 +440,11 @@ impl ZoneState {
         self.in_review.len()
     }
 
+    /// The slots of the held orders waiting for review, oldest first.
+    pub fn in_review_slots(&self) -> impl Iterator<Item = u32> + '_ {
+        self.in_review.iter().copied()
+    }
+
     /// The held orders waiting for review, oldest first.
     pub fn in_review(&self) -> impl Iterator<Item = &OrderRecord> {
         self.in_review
@@ -523,8 +528,8 @@ impl ZoneState {
         self.close(slot, Lifecycle::Shipped)
     }
 
-    /// Ends a live order's reservations: released (`Cancelled`, with its day's capacity
-    /// given back) or consumed (`Shipped`, taken off on-hand too).
+    /// Ends a live order's reservations: released (`Cancelled` or `RejectedAfterReview`,
+    /// with its day's capacity given back) or consumed (`Shipped`, taken off on-hand too).
     fn close(&mut self, slot: u32, end: Lifecycle) -> Result<&OrderRecord, ZoneError> {
         let record = self.live_order(slot)?;
         let decision = record.decision.clone();
@@ -545,7 +550,8 @@ impl ZoneState {
             }
             let carriers = self.carriers;
             let counted = self.days.iter_mut().find(|counters| counters.day == day);
-            if let (Lifecycle::Cancelled, Some(counters)) = (end, counted) {
+            let releases = matches!(end, Lifecycle::Cancelled | Lifecycle::RejectedAfterReview);
+            if let (true, Some(counters)) = (releases, counted) {
                 counters.warehouse_orders[local] =
                     counters.warehouse_orders[local].saturating_sub(1);
                 let pickups = &mut counters.pickups[local * carriers + shipment.carrier.index()];
