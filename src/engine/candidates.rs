@@ -38,9 +38,13 @@ pub(super) fn collect_candidates(
 ) {
     out.clear();
     let network = context.network;
+    // Read once: with no rule in force, the loop below does no rule work at all.
+    let rules = context.facts.rules.active.then_some(&context.facts.rules);
     for (local, &warehouse) in zone.warehouses().iter().enumerate() {
         let site = &network.warehouses[warehouse.index()];
-        if !site.enabled || !context.warehouse_allowed(warehouse) {
+        let rules_allow =
+            rules.is_none_or(|effect| effect.allows_warehouse(&context.policy().rules, warehouse));
+        if !site.enabled || !rules_allow {
             continue;
         }
         let (holds_all, holds_any) = holdings(context, zone, local, site);
@@ -53,12 +57,9 @@ pub(super) fn collect_candidates(
         }
         let distance_km = context.distance_km(warehouse);
         let mut fixed_score = fixed_score(context.policy(), site, used, distance_km);
-        if context.facts.rules.active {
+        if let Some(effect) = rules {
             // A preferred warehouse's shipments score `prefer_bonus` less (docs/rules.md).
-            fixed_score -= context
-                .facts
-                .rules
-                .bonus(&context.policy().rules, warehouse);
+            fixed_score -= effect.bonus(&context.policy().rules, warehouse);
         }
         out.push(Candidate {
             local,

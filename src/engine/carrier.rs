@@ -41,9 +41,13 @@ pub(super) fn choose_carrier(
         late: false,
         pickups_full: false,
     };
+    // Read once: with no rule in force, the loop below does no rule work at all.
+    let rules = context.facts.rules.active.then_some(&context.facts.rules);
     for &carrier_id in &network.carriers_by_region[context.region().index()] {
         let carrier = &network.carriers[carrier_id.index()];
-        if !context.carrier_allowed(carrier_id) {
+        if let Some(effect) = rules
+            && !effect.allows_carrier(&network.policy.rules, carrier_id)
+        {
             continue;
         }
         if !carrier.capabilities.covers(capabilities) || search.weight_kg > carrier.max_weight_kg {

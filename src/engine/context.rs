@@ -8,7 +8,7 @@ use super::rules::RuleEffect;
 use crate::catalog::Catalog;
 use crate::config::{Network, Policy};
 use crate::geo::EARTH_RADIUS_KM;
-use crate::ids::{CarrierId, RegionId, SkuId, WarehouseId};
+use crate::ids::{RegionId, SkuId, WarehouseId};
 use crate::model::{Capabilities, Order, ServiceLevel};
 use crate::time::Millis;
 use smallvec::SmallVec;
@@ -124,26 +124,6 @@ impl<'a> OrderContext<'a> {
     #[inline]
     pub(super) fn policy(&self) -> &Policy {
         &self.network.policy
-    }
-
-    /// Whether the routing rules let `warehouse` ship the order.
-    #[inline]
-    pub(super) fn warehouse_allowed(&self, warehouse: WarehouseId) -> bool {
-        !self.facts.rules.active
-            || self
-                .facts
-                .rules
-                .allows_warehouse(&self.policy().rules, warehouse)
-    }
-
-    /// Whether the routing rules let `carrier` carry the order.
-    #[inline]
-    pub(super) fn carrier_allowed(&self, carrier: CarrierId) -> bool {
-        !self.facts.rules.active
-            || self
-                .facts
-                .rules
-                .allows_carrier(&self.policy().rules, carrier)
     }
 
     #[inline]
