@@ -559,4 +559,19 @@ fn serve_applies_rules_and_a_reload_that_adds_one() {
     );
     let plain = PLAIN.replace("O-1", "O-5");
     assert_eq!(served(&server, &plain)["warehouse"], "FAR");
+
+    // A category the served catalogue lacks is refused by a reload too (check-config
+    // cannot see it; the running router knows its catalogue).
+    let unknown =
+        format!("{config}\n[[rules]]\nid = \"ice\"\ncategories = [\"frozen\"]\nsplit = false\n");
+    std::fs::write(server.dir.path().join("router.toml"), unknown).unwrap();
+    let answer = server.post_json("/v1/admin/reload", "");
+    assert_eq!(answer.status, 422, "{}", answer.text());
+    assert!(
+        answer
+            .text()
+            .contains("category 'frozen' is not in the catalogue"),
+        "{}",
+        answer.text()
+    );
 }

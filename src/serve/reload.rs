@@ -196,7 +196,13 @@ pub async fn reload(app: &App, path: Option<&Path>) -> Outcome {
         };
     };
     let _one_at_a_time = app.reload_lock.lock().await;
-    let new = match Network::load(path) {
+    // The config alone is checked as check-config checks it; its rules' categories only
+    // against the catalogue being served.
+    let checked = Network::load(path).and_then(|network| {
+        crate::world::check_rule_categories(&network, &app.catalog, Some(path))?;
+        Ok(network)
+    });
+    let new = match checked {
         Ok(network) => network,
         Err(error) => {
             let problems = error
