@@ -324,6 +324,7 @@ exclude_carriers = ["slow"]
 prefer_group = "southern"
 prefer_bonus = 5.0
 min_service = "warp"
+lane = "fast"
 "#,
     );
     let keys: Vec<&str> = found.iter().map(|problem| problem.2.as_str()).collect();
@@ -339,6 +340,7 @@ min_service = "warp"
             "rules[0].exclude_carriers[0]",
             "rules[0].prefer_group",
             "rules[0].min_service",
+            "rules[0].lane",
         ],
         "{found:#?}"
     );
@@ -574,4 +576,76 @@ fn serve_applies_rules_and_a_reload_that_adds_one() {
         "{}",
         answer.text()
     );
+}
+
+/// Posts one JSON order on its own connection, in the background: its answer waits for the
+/// zones while they are held.
+fn post_in_background(
+    server: &Server,
+    order: String,
+) -> std::thread::JoinHandle<common::server::Response> {
+    use std::io::{Read, Write};
+    let addr = server.addr;
+    std::thread::spawn(move || {
+        let mut connection = std::net::TcpStream::connect(addr).unwrap();
+        let request = format!(
+            "POST /v1/orders HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{order}",
+            order.len()
+        );
+        connection.write_all(request.as_bytes()).unwrap();
+        let mut raw = Vec::new();
+        connection.read_to_end(&mut raw).unwrap();
+        common::server::Response::parse(&raw)
+    })
+}
+
+#[test]
+fn a_lane_rule_puts_orders_in_the_priority_lane_or_keeps_them_out() {
+    let config = with_rules(
+        "[[rules]]\nid = \"rush\"\ntags = [\"rush\"]\nlane = \"priority\"\n\n[[rules]]\nid = \"bulk\"\ntags = [\"bulk\"]\nlane = \"standard\"\n",
+    )
+    .replacen(
+        "max_shipments = 3",
+        "max_shipments = 3\n\n[limits]\nmax_orders_in_flight = 3\npriority_reserve = 1",
+        1,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let hold = dir.path().join("hold");
+    std::fs::write(&hold, b"").unwrap();
+    let server = Server::start(
+        &config,
+        GOLDEN_CATALOG,
+        STOCK,
+        &["--debug-hold-zones-while", hold.to_str().unwrap()],
+    );
+    let in_flight = |count: u64| {
+        common::wait_for(&format!("{count} orders in flight"), || {
+            server.get("/readyz").json()["orders_in_flight"] == count
+        })
+    };
+    // Two standard orders take both standard permits (their answers wait for the zones).
+    let first = post_in_background(&server, simple_order("L-1", "R1", &[("A", 1)], ""));
+    in_flight(1);
+    let second = post_in_background(&server, simple_order("L-2", "R1", &[("A", 1)], ""));
+    in_flight(2);
+    // An express order a rule keeps in the standard lane is refused like a standard one.
+    let bulk = simple_order(
+        "L-3",
+        "R1",
+        &[("A", 1)],
+        r#","service":"express","tags":["bulk"]"#,
+    );
+    assert_eq!(server.post_json("/v1/orders", &bulk).status, 429);
+    // A standard order a rule puts in the priority lane takes the reserve.
+    let rush = post_in_background(
+        &server,
+        simple_order("L-4", "R1", &[("A", 1)], r#","tags":["rush"]"#),
+    );
+    in_flight(3);
+    std::fs::remove_file(&hold).unwrap();
+    for answer in [first, second, rush] {
+        let answer = answer.join().unwrap();
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        assert_eq!(answer.json()["status"], "routed");
+    }
 }

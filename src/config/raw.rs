@@ -196,6 +196,7 @@ pub(super) struct RawRule {
     pub exclude_carriers: RuleList,
     pub min_service: Option<Spanned<String>>,
     pub split: Option<Spanned<bool>>,
+    pub lane: Option<Spanned<String>>,
 }
 
 /// A list of names in a rule: located as a whole (an empty list is a problem) and by item.

@@ -107,6 +107,9 @@ pub struct RuleActions {
     /// `false` forbids splitting; `true` lifts a less specific rule's `false` (it never lets
     /// an order that says `"split": "forbid"` split).
     pub split: Option<bool>,
+    /// The admission lane: `true` for the priority lane (the reserve of
+    /// `limits.priority_reserve` permits), `false` for the standard one.
+    pub priority: Option<bool>,
 }
 
 /// One compiled rule.
@@ -248,7 +251,7 @@ impl Checker<'_> {
         let actions = self.rule_actions(&key, raw, names, &rules.groups);
         if actions == RuleActions::default() {
             let message = "a rule needs at least one action (only_warehouses, exclude_warehouses, \
-                           prefer_group, only_carriers, exclude_carriers, min_service, split)";
+                           prefer_group, only_carriers, exclude_carriers, min_service, split, lane)";
             self.report(rule.span(), key, message);
         }
         let specificity = if matches.customers.is_some() {
@@ -377,6 +380,19 @@ impl Checker<'_> {
                 .as_ref()
                 .map(|level| self.service_level(level, format!("{key}.min_service"))),
             split: raw.split.as_ref().map(|split| *split.get_ref()),
+            priority: raw
+                .lane
+                .as_ref()
+                .and_then(|lane| match lane.get_ref().as_str() {
+                    "priority" => Some(true),
+                    "standard" => Some(false),
+                    other => {
+                        let message =
+                            format!("must be \"priority\" or \"standard\", got \"{other}\"");
+                        self.report(lane.span(), format!("{key}.lane"), message);
+                        None
+                    }
+                }),
         }
     }
 

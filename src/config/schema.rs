@@ -129,6 +129,7 @@ const RULE: Shape = Shape {
         ("exclude_carriers", None),
         ("min_service", None),
         ("split", None),
+        ("lane", None),
     ],
 };
 const ROOT: Shape = Shape {

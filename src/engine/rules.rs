@@ -31,6 +31,8 @@ pub struct RuleEffect {
     pub min_service: Option<ServiceLevel>,
     /// Whether the rules allow splitting (folded into the facts' split flag).
     pub split: Option<bool>,
+    /// The admission lane the rules put the order in (`true`: priority).
+    pub priority: Option<bool>,
 }
 
 /// The per-order values a rule is matched against, worked out once (the category mask and
@@ -99,6 +101,7 @@ impl RuleEffect {
         );
         self.min_service = self.min_service.or(actions.min_service);
         self.split = self.split.or(actions.split);
+        self.priority = self.priority.or(actions.priority);
     }
 
     /// Whether the rules let `warehouse` ship the order.

@@ -13,27 +13,41 @@ use super::admission::Permit;
 use super::answers::{Answers, Part, Ticket};
 use super::metrics::{self as router_metrics, names};
 use super::zone_actor::{Visits, ZoneActor};
+use crate::catalog::Catalog;
 use crate::config::Network;
+use crate::engine::RuleEffect;
 use crate::ids::ZoneId;
 use crate::ingest::Parsed;
-use crate::model::{Invalid, InvalidCode, Order, ServiceLevel, Tally};
+use crate::model::{Capabilities, Invalid, InvalidCode, Order, ServiceLevel, Tally};
 use crate::zone::{Visit, admit};
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Whether an order is admitted ahead of standard traffic: it asks for (or its tier
-/// requires) express or faster.
-pub(super) fn is_priority(network: &Network, order: &Order) -> bool {
+/// Whether an order is admitted ahead of standard traffic: a routing rule puts it in the
+/// priority lane (or the standard one), or else it asks for (or its tier or a rule requires)
+/// express or faster.
+pub(super) fn is_priority(network: &Network, catalog: &Catalog, order: &Order) -> bool {
     let tier_minimum = network.tiers[order.tier.index()].min_service;
-    order.service.max(tier_minimum) >= ServiceLevel::Express
+    let mut level = order.service.max(tier_minimum);
+    if !network.policy.rules.rules.is_empty() {
+        let capabilities = order.lines.iter().fold(Capabilities::NONE, |all, line| {
+            all.union(catalog.sku(line.sku).capabilities)
+        });
+        let effect = RuleEffect::of(order, network, catalog, capabilities);
+        if let Some(priority) = effect.priority {
+            return priority;
+        }
+        level = level.max(effect.min_service.unwrap_or(level));
+    }
+    level >= ServiceLevel::Express
 }
 
-fn batch_priority(network: &Network, batch: &[Parsed]) -> bool {
+fn batch_priority(network: &Network, catalog: &Catalog, batch: &[Parsed]) -> bool {
     batch.iter().any(|(_, parsed)| {
         parsed
             .as_ref()
-            .is_ok_and(|order| is_priority(network, order))
+            .is_ok_and(|order| is_priority(network, catalog, order))
     })
 }
 
@@ -120,7 +134,7 @@ fn assemble(parts: Vec<Part>, first_line: u64, lines: usize) -> BatchAnswer {
 impl App {
     /// Admits one parsed chunk (waiting as long as it takes) and hands it to the zone actors.
     pub async fn enqueue(&self, batch: Vec<Parsed>, network: Arc<Network>) -> Pending {
-        let priority = batch_priority(&network, &batch);
+        let priority = batch_priority(&network, &self.catalog, &batch);
         let permit = self.admission.admit(batch.len(), priority).await;
         self.send_admitted(batch, network, permit)
     }

@@ -284,7 +284,7 @@ async fn single_order(
             return invalid_response(&invalid);
         }
     };
-    let priority = is_priority(&network, &order);
+    let priority = is_priority(&network, &app.catalog, &order);
     let Some(permit) = app.admission.try_admit(1, priority) else {
         return too_busy("the router is at its limit of orders in flight");
     };
