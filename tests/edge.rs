@@ -81,11 +81,7 @@ fn records(raw: &[u8]) -> Vec<Value> {
 
 /// The value of the metric series `series` (name and labels, as exposed), 0 while absent.
 fn metric(server: &Server, series: &str) -> f64 {
-    let metrics = server.get("/metrics").text().to_owned();
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0.0)
+    server.metric(series)
 }
 
 fn order_line(id: &str) -> String {

@@ -75,11 +75,7 @@ fn read_until_head(stream: &mut TcpStream, raw: &mut Vec<u8>) {
 
 /// The value of the metric series `series` (name and labels, as exposed), 0 while absent.
 fn metric(server: &Server, series: &str) -> f64 {
-    let metrics = server.get("/metrics").text().to_owned();
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0.0)
+    server.metric(series)
 }
 
 /// Config reloads so far, by outcome ("applied", "unchanged", "refused").

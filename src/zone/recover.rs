@@ -540,9 +540,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_held_order_needs_distinct_approvers_and_cannot_ship_before() {
-        use crate::zone::{Approval, Lifecycle, ZoneError};
+    /// The zones after one order, "h1" (2 units of A in the north, where WN is the only
+    /// warehouse: local 0), held for review; and its claim.
+    fn one_held_order() -> (Vec<Zone>, crate::zone::Claim) {
         let world = world("warehouse,sku,on_hand\nWN,A,6\n");
         let mut zones = zones(&world);
         let mut journals: Journals = vec![Vec::new(); zones.len()];
@@ -550,6 +550,13 @@ mod tests {
         held.hold_tagged = true;
         decide_one(&world, &mut zones, held, &mut journals);
         let claim = zones[0].claims().get("h1").unwrap();
+        (zones, claim)
+    }
+
+    #[test]
+    fn a_held_order_needs_distinct_approvers_and_cannot_ship_before() {
+        use crate::zone::{Approval, Lifecycle, ZoneError};
+        let (mut zones, claim) = one_held_order();
         let state = zones[claim.zone.index()].state_mut();
         assert_eq!(state.in_review().count(), 1);
         let refused = state.ship(claim.slot).unwrap_err();
@@ -576,9 +583,8 @@ mod tests {
             late.to_string(),
             "order 'h1' is not waiting for review: it is released"
         );
-        let local = state.local(WarehouseId(0)).unwrap_or(0);
         assert_eq!(
-            state.cell(local, SkuId(0)).reserved,
+            state.cell(0, SkuId(0)).reserved,
             2,
             "kept while held and after"
         );
@@ -591,13 +597,7 @@ mod tests {
     #[test]
     fn a_rejected_order_gives_its_units_back() {
         use crate::zone::Lifecycle;
-        let world = world("warehouse,sku,on_hand\nWN,A,6\n");
-        let mut zones = zones(&world);
-        let mut journals: Journals = vec![Vec::new(); zones.len()];
-        let mut held = order(&world, "h1", "N", "A", 2);
-        held.hold_tagged = true;
-        decide_one(&world, &mut zones, held, &mut journals);
-        let claim = zones[0].claims().get("h1").unwrap();
+        let (mut zones, claim) = one_held_order();
         let state = zones[claim.zone.index()].state_mut();
         let day = state.order(claim.slot).decision.decided_at.utc_day();
         assert_eq!(state.warehouse_orders(0, day), 1);

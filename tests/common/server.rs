@@ -118,6 +118,16 @@ impl Server {
         self.request("GET", path, "text/plain", b"")
     }
 
+    /// The value of the metric series `series` (name and labels, as exposed), 0 while
+    /// absent.
+    pub fn metric(&self, series: &str) -> f64 {
+        let metrics = self.get("/metrics").text().to_owned();
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0.0)
+    }
+
     pub fn post_json(&self, path: &str, body: &str) -> Response {
         self.request("POST", path, "application/json", body.as_bytes())
     }
