@@ -83,6 +83,9 @@ fn held_orders_are_listed_then_approved_or_rejected_once() {
         metrics.contains("router_reviews_pending{zone=\"east\"} 2"),
         "{metrics}"
     );
+    common::wait_for("the oldest hold's age on its gauge", || {
+        server.metric("router_review_oldest_age_seconds{zone=\"east\"}") >= 1.0
+    });
 
     // Not shippable while held.
     let early = post(&server, "/v1/orders/H-1/shipped", None);

@@ -36,6 +36,8 @@ pub mod names {
     pub const REQUESTS_REFUSED: &str = "router_requests_refused_total";
     /// Gauge, `{zone}`: held orders waiting for review.
     pub const REVIEWS_PENDING: &str = "router_reviews_pending";
+    /// Gauge, `{zone}`: seconds the oldest hold waiting for review has waited (0: none).
+    pub const REVIEW_AGE: &str = "router_review_oldest_age_seconds";
     /// Counter, `{outcome}`: reviews ended (`approved`: released; `rejected`).
     pub const REVIEWS: &str = "router_reviews_total";
     /// Counter: requests answered 429.
@@ -118,6 +120,11 @@ fn describe() {
         "Requests refused at the edge, by reason (bad_head, head_timeout, ambiguous_length)."
     );
     describe_gauge!(REVIEWS_PENDING, "Held orders waiting for review, by zone.");
+    describe_gauge!(
+        REVIEW_AGE,
+        Unit::Seconds,
+        "How long the oldest hold waiting for review has waited, by zone (set once a second)."
+    );
     describe_counter!(
         REVIEWS,
         "Reviews of held orders ended, by outcome (approved, rejected)."

@@ -213,20 +213,20 @@ async fn serve(
     Ok(())
 }
 
-/// Once a second, while `policy.review_timeout_s` is set: every zone rejects (or approves)
-/// its held orders that waited for review that long.
+/// Once a second: every zone sets the age of its oldest hold waiting for review and, when
+/// `policy.review_timeout_s` is set, rejects (or approves) the holds that waited that long.
 async fn expire_reviews(app: web::Data<App>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let network = app.network();
-        if network.policy.review_timeout_s == 0 || app.is_draining() {
+        if app.is_draining() {
             continue;
         }
         let now = crate::time::Millis::now();
         for zone in app.zones.all() {
-            zone.do_send(zone_actor::ExpireReviews {
+            zone.do_send(zone_actor::ReviewClock {
                 network: network.clone(),
                 now,
             });

@@ -236,6 +236,8 @@ pub struct ZoneActor {
     popped: metrics::Counter,
     /// Held orders of this zone waiting for review.
     reviews_pending: metrics::Gauge,
+    /// How long the oldest of them has waited (set once a second).
+    review_age: metrics::Gauge,
     /// The UTC day each local warehouse was last warned about, and each (local warehouse,
     /// carrier) pickup limit, `[local * carriers + carrier]`: one warning a day each.
     warned_orders: Vec<i32>,
@@ -265,6 +267,7 @@ impl ZoneActor {
         let warehouses = zone.state().warehouses().len();
         let carriers = network.carriers.len();
         let reviews_pending = metrics::gauge!(names::REVIEWS_PENDING, "zone" => name.clone());
+        let review_age = metrics::gauge!(names::REVIEW_AGE, "zone" => name.clone());
         // Recovered holds are pending from the start.
         reviews_pending.set(zone.state().reviews_pending() as f64);
         ZoneActor {
@@ -273,6 +276,7 @@ impl ZoneActor {
             feed,
             popped: metrics::counter!(names::ZONE_QUEUE_POPPED, "zone" => name),
             reviews_pending,
+            review_age,
             warned_orders: vec![i32::MIN; warehouses],
             warned_pickups: vec![i32::MIN; warehouses * carriers],
             gauges_set: None,
@@ -776,24 +780,28 @@ impl ZoneActor {
     }
 }
 
-/// Held orders whose review timed out at `now` under `network`'s policy: each rejected or
-/// approved (by `review_timeout`), as the policy says. Sent to every zone once a second.
-pub struct ExpireReviews {
+/// The review clock's tick, sent to every zone once a second: the age of the oldest hold
+/// waiting for review goes on its gauge, and holds whose review timed out at `now` under
+/// `network`'s policy are rejected or approved (by `review_timeout`), as the policy says.
+pub struct ReviewClock {
     pub network: Arc<Network>,
     pub now: Millis,
 }
 
-impl Message for ExpireReviews {
+impl Message for ReviewClock {
     type Result = ();
 }
 
 /// The approver a review timeout approves as.
 pub const TIMEOUT_APPROVER: &str = "review_timeout";
 
-impl Handler<ExpireReviews> for ZoneActor {
+impl Handler<ReviewClock> for ZoneActor {
     type Result = ();
 
-    fn handle(&mut self, request: ExpireReviews, _: &mut Self::Context) {
+    fn handle(&mut self, request: ReviewClock, _: &mut Self::Context) {
+        let oldest = self.zone.state().in_review().next();
+        let age = oldest.map_or(0, |record| request.now.0 - record.decision.decided_at.0);
+        self.review_age.set(age.max(0) as f64 / 1000.0);
         let policy = &request.network.policy;
         if policy.review_timeout_s == 0 {
             return;
