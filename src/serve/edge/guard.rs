@@ -13,9 +13,11 @@
 //! response at once, and the answers to orders read before the break (decided, reserved)
 //! are lost. The guard holds a chunked body's control lines back until they are whole
 //! (a few bytes per chunk), so at a break it can hand actix-http a clean end of the body
-//! instead and then the end of the input; the break is noted in [`BodyBreak`], which the
-//! handler finds in the request's connection data and answers with a `bad_body` record
-//! after every answer. The connection closes after that response.
+//! instead and then the end of the input; the break is noted, with the number of the
+//! request it broke, in the [`Connection`] the guard shares with the request handlers,
+//! and that request's handler answers it with a `bad_body` record after every answer. The
+//! connection closes after that response. The same shared state tells the guard whether a
+//! request is still being answered: a head held behind one is not timed out meanwhile.
 //!
 //! Bytes are read straight into actix-http's buffer; only held control bytes are copied.
 
