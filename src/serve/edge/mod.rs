@@ -8,7 +8,7 @@
 //!   so the response can still say so after every answer ([`Connection`]).
 //! - The open-file limit is raised to its hard limit at start, and the connection cap
 //!   (`limits.max_connections` per worker) lowered to fit under it when it does not
-//!   ([`fit_connections`]); the log says which.
+//!   (`fit_connections`); the log says which.
 //! - A request with both `Transfer-Encoding` and `Content-Length` is refused with 400 and
 //!   the connection closed ([`guard::HeadGuard`]; actix-http never sees it): RFC 9112
 //!   section 6.3 allows it, and it closes the door to request smuggling through a proxy that
@@ -177,7 +177,7 @@ pub const BAD_HEAD_LOG_EVERY: Duration = Duration::from_secs(10);
 /// A log layer that takes actix-http's one ERROR line per bad request head ("stream error:
 /// ..."), counts it (`router_requests_refused_total{reason="bad_head"}`), and logs one
 /// WARN line per [`BAD_HEAD_LOG_EVERY`] at most, saying how many and the last one. Paired
-/// with [`BadHeads::filter`] on the printing layer, which drops the originals.
+/// with [`BadHeads::is_bad_head`] as the printing layer's filter, which drops the originals.
 #[derive(Default)]
 pub struct BadHeads {
     since_logged: AtomicU64,
