@@ -283,6 +283,18 @@ fn journal_verify_and_dump_read_a_data_dir_and_name_damage() {
     let report = String::from_utf8_lossy(&verified.stdout);
     assert!(!verified.status.success(), "{report}");
     assert!(report.contains("zone east: DAMAGED"), "{report}");
+    // A reader that stops reading at once (`| head -0`) still gets the verdict.
+    let mut closed = std::process::Command::new(env!("CARGO_BIN_EXE_order-router"))
+        .args(["journal", "verify", "--data-dir"])
+        .arg(&data)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(closed.stdout.take());
+    assert!(
+        !closed.wait().unwrap().success(),
+        "damage is an exit status of 1"
+    );
     assert!(
         report.contains("at byte") && report.contains(".seg"),
         "{report}"
