@@ -83,6 +83,15 @@ fn held_orders_are_listed_then_approved_or_rejected_once() {
         metrics.contains("router_reviews_pending{zone=\"east\"} 2"),
         "{metrics}"
     );
+    assert_eq!(server.metric("router_holds_total{rule=\"hold_tags\"}"), 2.0);
+    let by_rule = |rule: &str| {
+        server
+            .get(&format!("/v1/reviews?rule={rule}"))
+            .lines()
+            .len()
+    };
+    assert_eq!(by_rule("hold_tags"), 2);
+    assert_eq!(by_rule("hold_order_value_over"), 0);
     common::wait_for("the oldest hold's age on its gauge", || {
         server.metric("router_review_oldest_age_seconds{zone=\"east\"}") >= 1.0
     });

@@ -34,6 +34,9 @@ pub mod names {
     /// complete within `limits.header_timeout_ms`; `ambiguous_length`: both
     /// Transfer-Encoding and Content-Length).
     pub const REQUESTS_REFUSED: &str = "router_requests_refused_total";
+    /// Counter, `{rule}`: orders held for review, by the rule that held them
+    /// (`hold_tags`, `hold_order_value_over`).
+    pub const HOLDS: &str = "router_holds_total";
     /// Gauge, `{zone}`: held orders waiting for review.
     pub const REVIEWS_PENDING: &str = "router_reviews_pending";
     /// Gauge, `{zone}`: seconds the oldest hold waiting for review has waited (0: none).
@@ -120,6 +123,10 @@ fn describe() {
         "Requests refused at the edge, by reason (bad_head, head_timeout, ambiguous_length)."
     );
     describe_gauge!(REVIEWS_PENDING, "Held orders waiting for review, by zone.");
+    describe_counter!(
+        HOLDS,
+        "Orders held for review, by the rule that held them (hold_tags, hold_order_value_over)."
+    );
     describe_gauge!(
         REVIEW_AGE,
         Unit::Seconds,

@@ -453,6 +453,7 @@ impl Handler<Visits> for ZoneActor {
         );
         if decided.tally.held > 0 {
             self.count_reviews();
+            self.count_holds(&decided);
         }
         self.hand_on(&network, &ticket, out, &mut decided, now);
         self.pass_on(&network, &ticket, decided.onward(&mut visits), context);
@@ -462,6 +463,18 @@ impl Handler<Visits> for ZoneActor {
 }
 
 impl ZoneActor {
+    /// Counts the new holds of a message by the rule that held them.
+    fn count_holds(&self, decided: &Decided) {
+        for fresh in &decided.fresh {
+            let decision = &self.zone.state().order(fresh.slot).decision;
+            if let (crate::model::Status::Held, Some(reason)) = (decision.status, &decision.reason)
+            {
+                let rule = zone::verdict::hold_rule(reason);
+                metrics::counter!(names::HOLDS, "rule" => rule).increment(1);
+            }
+        }
+    }
+
     /// Sets the gauge of held orders waiting for review.
     fn count_reviews(&self) {
         self.reviews_pending
@@ -863,6 +876,8 @@ fn order_json(network: &Network, catalog: &Catalog, record: &OrderRecord) -> Vec
 /// time and its state's JSON (as `GET /v1/orders/{id}` shows it).
 pub struct ReviewsRequest {
     pub network: Arc<Network>,
+    /// Only the holds of this rule (`hold_tags`, `hold_order_value_over`), when given.
+    pub rule: Option<String>,
 }
 
 impl Message for ReviewsRequest {
@@ -878,6 +893,17 @@ impl Handler<ReviewsRequest> for ZoneActor {
             .zone
             .state()
             .in_review()
+            .filter(|record| {
+                let rule = record
+                    .decision
+                    .reason
+                    .as_deref()
+                    .map(zone::verdict::hold_rule);
+                request
+                    .rule
+                    .as_deref()
+                    .is_none_or(|wanted| rule == Some(wanted))
+            })
             .map(|record| {
                 let json = order_json(&request.network, catalog, record);
                 (record.decision.decided_at, json)

@@ -63,11 +63,14 @@ pub fn may_backorder(policy: &Policy, reason: &Reason) -> bool {
     policy.backorder && reason.code == ReasonCode::NoStock
 }
 
+/// The message of a hold for a tag of `policy.hold_tags` (see [`hold_rule`]).
+const HELD_FOR_A_TAG: &str = "a tag of the order is held for review";
+
 /// The review rule: why `order` must be held for review, if it must (a tag the policy
 /// holds, or an order value over `hold_order_value_over`).
 pub fn review(order: &Order, policy: &Policy) -> Option<Reason> {
     let message = if order.hold_tagged {
-        "a tag of the order is held for review".to_owned()
+        HELD_FOR_A_TAG.to_owned()
     } else {
         let threshold = policy.hold_order_value_over;
         let value = order_value(order);
@@ -80,6 +83,17 @@ pub fn review(order: &Order, policy: &Policy) -> Option<Reason> {
         code: ReasonCode::Review,
         message,
     })
+}
+
+/// The rule that held a decision held for review (`reason` is its reason, as [`review`]
+/// made it): the policy key's name, `hold_tags` or `hold_order_value_over`. A label for
+/// metrics and a filter for the review queue.
+pub fn hold_rule(reason: &Reason) -> &'static str {
+    if reason.message == HELD_FOR_A_TAG {
+        "hold_tags"
+    } else {
+        "hold_order_value_over"
+    }
 }
 
 /// The order's value: the sum of its lines' unit price times quantity.
@@ -205,12 +219,14 @@ mod tests {
             held.message,
             "order value 120.00 is over the review threshold 100.00"
         );
+        assert_eq!(hold_rule(&held), "hold_order_value_over");
         assert!(review(&priced, &policy(120.0, true)).is_none());
         assert!(review(&priced, &policy(0.0, true)).is_none());
         let mut tagged = priced.clone();
         tagged.hold_tagged = true;
         let held = review(&tagged, &policy(0.0, true)).expect("a held tag");
         assert_eq!(held.message, "a tag of the order is held for review");
+        assert_eq!(hold_rule(&held), "hold_tags");
         assert_eq!(order_value(&tagged), 120.0);
     }
 

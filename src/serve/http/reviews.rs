@@ -5,13 +5,25 @@ use crate::serve::App;
 use crate::serve::zone_actor::ReviewsRequest;
 use actix_web::{HttpResponse, web};
 
-/// `GET /v1/reviews`: NDJSON, one held order per line as `GET /v1/orders/{id}` shows it
-/// (with its approvers so far), oldest decision first.
-pub(super) async fn get_reviews(app: web::Data<App>) -> HttpResponse {
+/// The query of `GET /v1/reviews`.
+#[derive(serde::Deserialize)]
+pub(super) struct ReviewsQuery {
+    rule: Option<String>,
+}
+
+/// `GET /v1/reviews[?rule=R]`: NDJSON, one held order per line as `GET /v1/orders/{id}`
+/// shows it (with its approvers so far), oldest decision first; with `rule`, only the holds
+/// of that rule (`hold_tags`, `hold_order_value_over`).
+pub(super) async fn get_reviews(
+    query: web::Query<ReviewsQuery>,
+    app: web::Data<App>,
+) -> HttpResponse {
     let network = app.network();
+    let rule = query.into_inner().rule;
     let Some(zones) = app
         .ask_every_zone(|| ReviewsRequest {
             network: network.clone(),
+            rule: rule.clone(),
         })
         .await
     else {
