@@ -649,3 +649,44 @@ fn a_lane_rule_puts_orders_in_the_priority_lane_or_keeps_them_out() {
         assert_eq!(answer.json()["status"], "routed");
     }
 }
+
+#[test]
+fn a_reload_mid_stream_applies_to_the_chunks_after_it_and_not_to_those_before() {
+    use common::server::{dechunk, write_chunk};
+    use std::io::{Read, Write};
+    let config = with_rules("");
+    let server = Server::start(&config, GOLDEN_CATALOG, STOCK, &["--no-watch-config"]);
+    let mut stream = server.connect();
+    stream
+        .write_all(b"POST /v1/orders HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    write_chunk(&mut stream, format!("{PLAIN}\n").as_bytes());
+    common::wait_for("the first order decided", || {
+        server.get("/v1/orders/O-1").status == 200
+    });
+    // Mid-stream: a rule that keeps orders away from NEAR.
+    let ruled = format!("{config}\n[[rules]]\nid = \"no-near\"\nexclude_warehouses = [\"NEAR\"]\n");
+    std::fs::write(server.dir.path().join("router.toml"), ruled).unwrap();
+    let reload = server.post_json("/v1/admin/reload", "");
+    assert_eq!(reload.json()["status"], "applied", "{}", reload.text());
+    let second = PLAIN.replace("O-1", "O-2");
+    write_chunk(&mut stream, format!("{second}\n").as_bytes());
+    stream.write_all(b"0\r\n\r\n").unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let answers: Vec<serde_json::Value> = dechunk(&raw[end..])
+        .split(|byte| *byte == b'\n')
+        .filter(|line| !line.is_empty())
+        .map(|line| serde_json::from_slice(line).unwrap())
+        .collect();
+    assert_eq!(answers.len(), 2, "{answers:?}");
+    assert_eq!(
+        answers[0]["shipments"][0]["warehouse"], "NEAR",
+        "before the reload"
+    );
+    assert_eq!(
+        answers[1]["shipments"][0]["warehouse"], "FAR",
+        "after it, same stream"
+    );
+}
