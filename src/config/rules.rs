@@ -159,6 +159,19 @@ impl RoutingRules {
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
     }
+
+    /// Whether some rule can change an order's admission lane: one with a `lane`, or one
+    /// that raises the level to express or faster. Admission matches the rules only then
+    /// (the engine matches them again, once per order, for everything else).
+    pub fn decide_lanes(&self) -> bool {
+        self.rules.iter().any(|rule| {
+            rule.actions.priority.is_some()
+                || rule
+                    .actions
+                    .min_service
+                    .is_some_and(|level| level >= ServiceLevel::Express)
+        })
+    }
 }
 
 impl PartialEq for RoutingRules {

@@ -30,7 +30,7 @@ use std::time::Instant;
 pub(super) fn is_priority(network: &Network, catalog: &Catalog, order: &Order) -> bool {
     let tier_minimum = network.tiers[order.tier.index()].min_service;
     let mut level = order.service.max(tier_minimum);
-    if !network.policy.rules.rules.is_empty() {
+    if network.policy.rules.decide_lanes() {
         let capabilities = order.lines.iter().fold(Capabilities::NONE, |all, line| {
             all.union(catalog.sku(line.sku).capabilities)
         });
