@@ -399,14 +399,7 @@ fn check_header_either(
     long: &[&str],
     path: &Path,
 ) -> Result<bool, DataError> {
-    let mut header = csv::StringRecord::new();
-    let found = csv
-        .read_record(&mut header)
-        .map_err(|error| DataError::Row {
-            path: path.to_owned(),
-            line: 1,
-            message: error.to_string(),
-        })?;
+    let (found, header) = read_header(csv, path)?;
     let names: Vec<&str> = header.iter().collect();
     if found && (names == short || names == long) {
         return Ok(names == long);
@@ -423,11 +416,11 @@ fn check_header_either(
     })
 }
 
-fn check_header(
+/// The first row of a CSV file, and whether there was one.
+fn read_header(
     csv: &mut csv::Reader<impl Read>,
-    expected: &[&str],
     path: &Path,
-) -> Result<(), DataError> {
+) -> Result<(bool, csv::StringRecord), DataError> {
     let mut header = csv::StringRecord::new();
     let found = csv
         .read_record(&mut header)
@@ -436,6 +429,15 @@ fn check_header(
             line: 1,
             message: error.to_string(),
         })?;
+    Ok((found, header))
+}
+
+fn check_header(
+    csv: &mut csv::Reader<impl Read>,
+    expected: &[&str],
+    path: &Path,
+) -> Result<(), DataError> {
+    let (found, header) = read_header(csv, path)?;
     let names: Vec<&str> = header.iter().collect();
     if !found || names != expected {
         return Err(DataError::Row {

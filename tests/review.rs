@@ -269,13 +269,8 @@ fn bad_review_settings_are_refused_with_their_place() {
             .unwrap()
             + 1
     };
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_order-router"))
-        .arg("check-config")
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let (code, stderr) = common::check_config(&path);
+    assert_eq!(code, Some(1));
     for (key, message) in [
         ("review_approvals", "policy.review_approvals"),
         (

@@ -403,13 +403,8 @@ fn check_config_names_the_file_line_and_column_of_a_bad_rule() {
     let text = with_rules("[[rules]]\nid = \"x\"\nonly_carriers = [\"teleport\"]\n");
     let line = text.lines().count();
     std::fs::write(&path, &text).unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_order-router"))
-        .arg("check-config")
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let (code, stderr) = common::check_config(&path);
+    assert_eq!(code, Some(1));
     let expected = format!(
         "{}:{line}:18: rules[0].only_carriers[0]: carrier 'teleport' is not defined",
         path.display()

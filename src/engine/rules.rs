@@ -11,7 +11,7 @@
 //! check in the engine is one test of [`RuleEffect::active`].
 
 use crate::catalog::Catalog;
-use crate::config::{Network, RoutingRules, Rule, RuleMatch};
+use crate::config::{IdSet, Network, RoutingRules, Rule, RuleActions, RuleMatch};
 use crate::ids::{CarrierId, WarehouseId};
 use crate::model::{Capabilities, Order, ServiceLevel};
 
@@ -108,19 +108,11 @@ impl RuleEffect {
     #[inline]
     pub fn allows_warehouse(&self, rules: &RoutingRules, warehouse: WarehouseId) -> bool {
         let index = warehouse.index();
-        self.only_warehouses.is_none_or(|rule| {
-            let set = rules.rules[usize::from(rule)]
-                .actions
-                .only_warehouses
-                .as_ref();
-            set.is_some_and(|set| set.contains(index))
-        }) && self.exclude_warehouses.is_none_or(|rule| {
-            let set = rules.rules[usize::from(rule)]
-                .actions
+        self.only_warehouses
+            .is_none_or(|rule| in_rule_set(rules, rule, index, |a| &a.only_warehouses))
+            && self
                 .exclude_warehouses
-                .as_ref();
-            !set.is_some_and(|set| set.contains(index))
-        })
+                .is_none_or(|rule| !in_rule_set(rules, rule, index, |a| &a.exclude_warehouses))
     }
 
     /// The score a shipment from `warehouse` is spared by the preferring rule (0 if none).
@@ -136,20 +128,25 @@ impl RuleEffect {
     #[inline]
     pub fn allows_carrier(&self, rules: &RoutingRules, carrier: CarrierId) -> bool {
         let index = carrier.index();
-        self.only_carriers.is_none_or(|rule| {
-            let set = rules.rules[usize::from(rule)]
-                .actions
-                .only_carriers
-                .as_ref();
-            set.is_some_and(|set| set.contains(index))
-        }) && self.exclude_carriers.is_none_or(|rule| {
-            let set = rules.rules[usize::from(rule)]
-                .actions
+        self.only_carriers
+            .is_none_or(|rule| in_rule_set(rules, rule, index, |a| &a.only_carriers))
+            && self
                 .exclude_carriers
-                .as_ref();
-            !set.is_some_and(|set| set.contains(index))
-        })
+                .is_none_or(|rule| !in_rule_set(rules, rule, index, |a| &a.exclude_carriers))
     }
+}
+
+/// Whether id `index` is in the set `pick` takes from the actions of rule `rule`.
+#[inline]
+fn in_rule_set(
+    rules: &RoutingRules,
+    rule: u16,
+    index: usize,
+    pick: impl Fn(&RuleActions) -> &Option<IdSet>,
+) -> bool {
+    pick(&rules.rules[usize::from(rule)].actions)
+        .as_ref()
+        .is_some_and(|set| set.contains(index))
 }
 
 fn has_value_bounds(rule: &Rule) -> bool {

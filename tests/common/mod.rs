@@ -15,6 +15,17 @@ use std::time::{Duration, Instant};
 
 pub mod server;
 
+/// `order-router check-config path`: its exit code and what it wrote to stderr.
+pub fn check_config(path: &Path) -> (Option<i32>, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_order-router"))
+        .arg("check-config")
+        .arg(path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status.code(), stderr)
+}
+
 /// 2026-11-11T00:00:00Z, midnight (UTC) at the start of the golden tests' day: the time
 /// [`decide`] decides at, from which the golden ETAs and promises are worked out.
 pub fn midnight() -> Millis {
