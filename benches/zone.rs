@@ -81,9 +81,17 @@ struct Generation {
 impl Generation {
     fn new(template: &[ZoneState], catalog: &Arc<Catalog>) -> Generation {
         let claims = Arc::new(Claims::default());
+        let customers = Arc::new(order_router::risk::CustomerBook::default());
         let zones = template
             .iter()
-            .map(|state| Zone::new(state.clone(), catalog.clone(), claims.clone()))
+            .map(|state| {
+                Zone::new(
+                    state.clone(),
+                    catalog.clone(),
+                    claims.clone(),
+                    customers.clone(),
+                )
+            })
             .collect();
         Generation {
             zones,

@@ -252,6 +252,10 @@ pub struct WorldArgs {
     /// Stock CSV (warehouse,sku,on_hand). Default: the demo stock.
     #[arg(long)]
     stock: Option<PathBuf>,
+    /// Customers CSV (customer,credit_limit): the credit limits of the risk screen's
+    /// `credit_limit` rules. Default: none (no customer has a limit).
+    #[arg(long)]
+    customers: Option<PathBuf>,
     /// Seed of the demo catalogue and stock.
     #[arg(long, default_value_t = DEMO_SEED)]
     seed: u64,
@@ -263,6 +267,7 @@ impl From<WorldArgs> for WorldSources {
             config: args.config,
             catalog: args.catalog,
             stock: args.stock,
+            customers: args.customers,
             seed: args.seed,
         }
     }
@@ -441,6 +446,11 @@ fn route(world: WorldArgs, now: Option<String>, quiet: bool) -> anyhow::Result<E
     };
     let world = World::load(&world.into())?;
     let mut router = Router::new(world.network, world.catalog, &world.stock);
+    for row in &world.customers {
+        router
+            .customers()
+            .set_limit(&row.customer, row.credit_limit);
+    }
     let stdout = std::io::stdout().lock();
     let summary = route_stream(&mut router, std::io::stdin().lock(), stdout, default_time)
         .context("routing stdin to stdout")?;

@@ -58,6 +58,7 @@ pub mod limits;
 pub mod model;
 pub mod prefetch;
 pub mod render;
+pub mod risk;
 pub mod route;
 pub mod serve;
 pub mod time;

@@ -71,6 +71,8 @@ pub const READY_CHUNKS: usize = 8;
 
 /// Bytes of a `PUT /v1/stock` body, at most (413 beyond).
 pub const MAX_STOCK_BODY_BYTES: usize = 256 << 20;
+/// Largest `PUT /v1/customers` body (about a million customers as CSV).
+pub const MAX_CUSTOMERS_BODY_BYTES: usize = 64 << 20;
 
 /// Bytes of the decision feed one read hands a follower at a time.
 pub const FEED_READ_BYTES: usize = 256 * 1024;

@@ -170,8 +170,10 @@ pub enum ReasonCode {
     PromiseUnmeetable,
     Capacity,
     ServiceUnavailable,
-    /// Held because of a hold rule of the policy.
+    /// Held because of a hold rule of the policy or a risk rule (`[[risk]]`).
     Review,
+    /// Extension (issue 11): rejected by a risk rule whose action is `reject`.
+    Risk,
 }
 
 impl ReasonCode {
@@ -183,6 +185,7 @@ impl ReasonCode {
             ReasonCode::Capacity => "capacity",
             ReasonCode::ServiceUnavailable => "service_unavailable",
             ReasonCode::Review => "review",
+            ReasonCode::Risk => "risk",
         }
     }
 }
@@ -228,6 +231,19 @@ pub struct Decision {
     pub backordered: SmallVec<[LineQuantity; 1]>,
     /// Boxed: most decisions have none, and every decision is kept for idempotency.
     pub reason: Option<Box<Reason>>,
+    /// Extension (issue 11): every risk rule the order tripped, in config order (rendered as
+    /// `"risk"` only when there is one). Boxed for the same reason as `reason`.
+    pub risk: Option<Box<[RiskHit]>>,
+}
+
+/// A risk rule an order tripped: the rule's id and what tripped it, with the figure.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RiskHit {
+    pub rule: CompactString,
+    pub message: String,
+    /// The distinct approvers a hold of this rule needs (0: the policy's
+    /// `review_approvals`, or the rule rejects). Journaled, not rendered.
+    pub approvals: u8,
 }
 
 impl Decision {

@@ -12,7 +12,7 @@
 
 use crate::catalog::Catalog;
 use crate::config::Network;
-use crate::model::{Decision, Invalid, LineQuantity, Reason, Shipment};
+use crate::model::{Decision, Invalid, LineQuantity, Reason, RiskHit, Shipment};
 use serde::Serialize;
 
 /// Appends `decision` as one JSON line (with `\n`) to `out`.
@@ -52,6 +52,9 @@ pub fn write_decision(
     write_lines(out, &decision.backordered, catalog, plain.skus);
     out.extend_from_slice(b",\"reason\":");
     write_reason(out, decision.reason.as_deref());
+    if let Some(hits) = &decision.risk {
+        write_risk(out, hits);
+    }
     if duplicate {
         out.extend_from_slice(b",\"duplicate\":true");
     }
@@ -103,6 +106,22 @@ fn write_reason(out: &mut Vec<u8>, reason: Option<&Reason>) {
             out.push(b'}');
         }
     }
+}
+
+/// The `"risk"` field: every risk rule the order tripped.
+fn write_risk(out: &mut Vec<u8>, hits: &[RiskHit]) {
+    out.extend_from_slice(b",\"risk\":[");
+    for (index, hit) in hits.iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"rule\":");
+        write_string(out, &hit.rule);
+        out.extend_from_slice(b",\"message\":");
+        write_string(out, &hit.message);
+        out.push(b'}');
+    }
+    out.push(b']');
 }
 
 /// Appends an `invalid` record for input line `line` as one JSON line to `out`.

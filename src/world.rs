@@ -4,6 +4,7 @@
 
 use crate::catalog::{self, Catalog, DataError, StockLevel};
 use crate::config::{ConfigError, ConfigProblem, Network};
+use crate::risk::{CustomerLimit, CustomersError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -20,6 +21,11 @@ pub enum WorldError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Data(#[from] DataError),
+    #[error("customers file {}: {source}", path.display())]
+    Customers {
+        path: PathBuf,
+        source: CustomersError,
+    },
 }
 
 /// A network, its catalogue and the on-hand levels to start from.
@@ -28,6 +34,8 @@ pub struct World {
     pub network: Arc<Network>,
     pub catalog: Arc<Catalog>,
     pub stock: Vec<StockLevel>,
+    /// Credit limits from the customers file (none without one).
+    pub customers: Vec<CustomerLimit>,
 }
 
 /// Where to load each part from; `None` means the default.
@@ -36,6 +44,8 @@ pub struct WorldSources {
     pub config: Option<PathBuf>,
     pub catalog: Option<PathBuf>,
     pub stock: Option<PathBuf>,
+    /// The customers file (credit limits); none by default.
+    pub customers: Option<PathBuf>,
     /// Seed of the demo catalogue and stock.
     pub seed: u64,
 }
@@ -56,7 +66,12 @@ impl World {
             Some(path) => catalog::load_stock(path, &network, &catalog)?,
             None => catalog::demo_stock(&network, &catalog, sources.seed),
         };
+        let customers = match &sources.customers {
+            Some(path) => load_customers(path)?,
+            None => Vec::new(),
+        };
         Ok(World {
+            customers,
             network,
             catalog,
             stock,
@@ -72,6 +87,21 @@ impl World {
     }
 }
 
+/// The rows of the customers file at `path`: all of them, or the first bad one's line.
+pub fn load_customers(path: &Path) -> Result<Vec<CustomerLimit>, WorldError> {
+    let failed = |source| WorldError::Customers {
+        path: path.to_owned(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(|error| {
+        failed(CustomersError::Row {
+            line: 0,
+            message: format!("cannot open it: {error}"),
+        })
+    })?;
+    crate::risk::customers::read_csv(std::io::BufReader::new(file)).map_err(failed)
+}
+
 /// Refuses a config whose rules name a category no SKU of `catalog` has: `check-config`
 /// cannot see it (it reads the config alone), so it is checked where the two meet. Each
 /// unknown category is reported at its place in the config file (`config`, or the default
@@ -81,7 +111,7 @@ pub fn check_rule_categories(
     catalog: &Catalog,
     config: Option<&Path>,
 ) -> Result<(), ConfigError> {
-    let problems: Vec<ConfigProblem> = network
+    let mut problems: Vec<ConfigProblem> = network
         .policy
         .rules
         .category_references
@@ -105,6 +135,20 @@ pub fn check_rule_categories(
             }
         })
         .collect();
+    problems.extend(
+        network
+            .policy
+            .risk
+            .sku_references
+            .iter()
+            .filter(|reference| catalog.sku_ids.get(&reference.name).is_none())
+            .map(|reference| ConfigProblem {
+                line: reference.line,
+                column: reference.column,
+                key: reference.key.clone(),
+                message: format!("SKU '{}' is not in the catalogue", reference.name),
+            }),
+    );
     if problems.is_empty() {
         return Ok(());
     }

@@ -430,6 +430,7 @@ fn a_category_the_catalogue_lacks_is_refused_where_both_are_loaded() {
         config: Some(config.clone()),
         catalog: Some(write("catalog.csv", catalog)),
         stock: Some(stock.clone()),
+        customers: None,
         seed: 1,
     };
     let error = World::load(&sources(CATEGORY_CATALOG))

@@ -44,16 +44,15 @@ impl Checker<'_> {
             |checker, index, carrier| checker.carrier(index, carrier, &region_ids),
         );
         self.check_zones_can_ship(&raw, &zones, &regions);
-        policy.rules = self.routing_rules(
-            &raw,
-            &RuleNames {
-                tiers: &tier_ids,
-                zones: &zone_ids,
-                regions: &region_ids,
-                warehouses: &warehouse_ids,
-                carriers: &carrier_ids,
-            },
-        );
+        let names = RuleNames {
+            tiers: &tier_ids,
+            zones: &zone_ids,
+            regions: &region_ids,
+            warehouses: &warehouse_ids,
+            carriers: &carrier_ids,
+        };
+        policy.rules = self.routing_rules(&raw, &names);
+        policy.risk = self.risk_rules(&raw, &names, &mut policy.rules);
         let carriers_by_region = carriers_by_region(regions.len(), &carriers);
         let centroid_km = centroid_distances(&warehouses, &regions);
         let min_per_kg = cheapest_per_kg(&carriers_by_region, &carriers);

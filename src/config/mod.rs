@@ -26,6 +26,7 @@ mod build;
 mod check;
 mod network;
 mod raw;
+mod risk;
 mod rules;
 mod schema;
 mod settings;
@@ -34,6 +35,7 @@ pub use network::{
     Alerts, Auth, Carrier, CarrierService, Limits, Network, Policy, Region, Role, Tier, Warehouse,
     Zone,
 };
+pub use risk::{MAX_VELOCITY_ORDERS, RiskCheck, RiskRule, RiskRules};
 pub use rules::{
     CategoryReference, IdSet, MAX_RULE_NAMES, RoutingRules, Rule, RuleActions, RuleMatch,
     Specificity, WarehouseGroup,

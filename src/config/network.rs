@@ -3,6 +3,7 @@
 //! regions, warehouses, carriers). Everything here is plain data that the rest of the crate
 //! reads; how it is built from the file, and checked, is in `build.rs` and `settings.rs`.
 
+use super::risk::RiskRules;
 use super::rules::RoutingRules;
 use crate::ids::{CarrierId, Interner, RegionId, TierId, WarehouseId, ZoneId};
 use crate::model::{Capabilities, ServiceLevel};
@@ -34,6 +35,9 @@ pub struct Policy {
     /// Extension (issue 11): the routing rules and warehouse groups, compiled. Part of the
     /// policy: a reload that changes only the rules is a policy change, and applies.
     pub rules: RoutingRules,
+    /// Extension (issue 11): the risk rules, compiled (their tags and categories are named
+    /// in `rules`' tables).
+    pub risk: RiskRules,
 }
 
 impl Default for Policy {
@@ -54,6 +58,7 @@ impl Default for Policy {
             review_timeout_s: 0,
             review_timeout_rejects: true,
             rules: RoutingRules::default(),
+            risk: RiskRules::default(),
         }
     }
 }

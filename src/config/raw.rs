@@ -30,6 +30,9 @@ pub(super) struct RawConfig {
     /// Extension (issue 11): routing rules, in precedence order within a specificity.
     #[serde(default)]
     pub rules: Vec<Spanned<RawRule>>,
+    /// Extension (issue 11): risk rules, screened in config order.
+    #[serde(default)]
+    pub risk: Vec<Spanned<RawRisk>>,
 }
 
 /// `[policy]`: the routing priorities ops tune. Every key is optional; the defaults are
@@ -197,6 +200,80 @@ pub(super) struct RawRule {
     pub min_service: Option<Spanned<String>>,
     pub split: Option<Spanned<bool>>,
     pub lane: Option<Spanned<String>>,
+}
+
+/// `[[risk]]` (extension, issue 11): a risk rule. It matches as a routing rule does (the same
+/// keys, plus `skus`), checks one thing (exactly one of the check keys) and holds or
+/// rejects the orders that fail it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRisk {
+    pub id: Spanned<String>,
+    pub tiers: RuleList,
+    pub customers: RuleList,
+    pub categories: RuleList,
+    pub capabilities: RuleList,
+    pub regions: RuleList,
+    pub zones: RuleList,
+    pub tags: RuleList,
+    pub min_order_value: Option<Spanned<f64>>,
+    pub max_order_value: Option<Spanned<f64>>,
+    pub services: RuleList,
+    pub skus: RuleList,
+    pub credit_limit: Option<Spanned<bool>>,
+    pub order_value_over: Option<Spanned<f64>>,
+    pub velocity_orders: Option<Spanned<i64>>,
+    pub velocity_minutes: Option<Spanned<i64>>,
+    pub quantity_over_usual: Option<Spanned<f64>>,
+    pub usual_after: Option<Spanned<i64>>,
+    pub distance_km_over: Option<Spanned<f64>>,
+    pub block: Option<Spanned<bool>>,
+    pub promise_within_minutes: Option<Spanned<i64>>,
+    pub action: Spanned<String>,
+    pub approvals: Option<Spanned<i64>>,
+}
+
+/// The conditions of a routing rule or a risk rule: what both match on.
+pub(super) struct MatchFields<'a> {
+    pub tiers: &'a RuleList,
+    pub customers: &'a RuleList,
+    pub categories: &'a RuleList,
+    pub capabilities: &'a RuleList,
+    pub regions: &'a RuleList,
+    pub zones: &'a RuleList,
+    pub tags: &'a RuleList,
+    pub min_order_value: &'a Option<Spanned<f64>>,
+    pub max_order_value: &'a Option<Spanned<f64>>,
+    pub services: &'a RuleList,
+}
+
+macro_rules! match_fields {
+    ($raw:expr) => {
+        MatchFields {
+            tiers: &$raw.tiers,
+            customers: &$raw.customers,
+            categories: &$raw.categories,
+            capabilities: &$raw.capabilities,
+            regions: &$raw.regions,
+            zones: &$raw.zones,
+            tags: &$raw.tags,
+            min_order_value: &$raw.min_order_value,
+            max_order_value: &$raw.max_order_value,
+            services: &$raw.services,
+        }
+    };
+}
+
+impl RawRule {
+    pub fn match_fields(&self) -> MatchFields<'_> {
+        match_fields!(self)
+    }
+}
+
+impl RawRisk {
+    pub fn match_fields(&self) -> MatchFields<'_> {
+        match_fields!(self)
+    }
 }
 
 /// A list of names in a rule: located as a whole (an empty list is a problem) and by item.

@@ -15,7 +15,7 @@
 
 use super::check::Checker;
 use super::line_column;
-use super::raw::{RawConfig, RawRule, RuleList};
+use super::raw::{MatchFields, RawConfig, RawRule, RuleList};
 use crate::ids::{Interner, WarehouseId};
 use crate::model::{Capabilities, ServiceLevel};
 use compact_str::CompactString;
@@ -260,7 +260,7 @@ impl Checker<'_> {
     ) -> Rule {
         let key = format!("rules[{position}]");
         let raw = rule.get_ref();
-        let matches = self.rule_match(&key, raw, names, rules);
+        let matches = self.rule_match(&key, &raw.match_fields(), names, rules);
         let actions = self.rule_actions(&key, raw, names, &rules.groups);
         if actions == RuleActions::default() {
             let message = "a rule needs at least one action (only_warehouses, exclude_warehouses, \
@@ -285,21 +285,22 @@ impl Checker<'_> {
         }
     }
 
-    /// What rule `key` matches on.
-    fn rule_match(
+    /// What rule `key` matches on (a routing rule or a risk rule: `rules` holds the tag and
+    /// category names of both).
+    pub(super) fn rule_match(
         &mut self,
         key: &str,
-        raw: &RawRule,
+        raw: &MatchFields,
         names: &RuleNames,
         rules: &mut RoutingRules,
     ) -> RuleMatch {
         let mut matches = RuleMatch {
-            tiers: self.id_set(names.tiers, "tier", &raw.tiers, key, "tiers"),
-            regions: self.id_set(names.regions, "region", &raw.regions, key, "regions"),
-            zones: self.id_set(names.zones, "zone", &raw.zones, key, "zones"),
+            tiers: self.id_set(names.tiers, "tier", raw.tiers, key, "tiers"),
+            regions: self.id_set(names.regions, "region", raw.regions, key, "regions"),
+            zones: self.id_set(names.zones, "zone", raw.zones, key, "zones"),
             ..RuleMatch::default()
         };
-        if let Some(customers) = self.non_empty(&raw.customers, key, "customers") {
+        if let Some(customers) = self.non_empty(raw.customers, key, "customers") {
             let mut ids: Vec<CompactString> = customers
                 .iter()
                 .map(|customer| CompactString::new(customer.get_ref()))
@@ -308,19 +309,19 @@ impl Checker<'_> {
             ids.dedup();
             matches.customers = Some(ids);
         }
-        if let Some(capabilities) = self.non_empty(&raw.capabilities, key, "capabilities") {
+        if let Some(capabilities) = self.non_empty(raw.capabilities, key, "capabilities") {
             matches.capabilities = self.capabilities(capabilities, key);
         }
-        if let Some(services) = self.non_empty(&raw.services, key, "services") {
+        if let Some(services) = self.non_empty(raw.services, key, "services") {
             for (position, level) in services.iter().enumerate() {
                 let level = self.service_level(level, format!("{key}.services[{position}]"));
                 matches.services |= 1 << level as u8;
             }
         }
-        if let Some(tags) = self.non_empty(&raw.tags, key, "tags") {
+        if let Some(tags) = self.non_empty(raw.tags, key, "tags") {
             matches.tags = self.name_bits(&mut rules.tag_ids, tags, key, "tags");
         }
-        if let Some(categories) = self.non_empty(&raw.categories, key, "categories") {
+        if let Some(categories) = self.non_empty(raw.categories, key, "categories") {
             matches.categories =
                 self.name_bits(&mut rules.category_ids, categories, key, "categories");
             for (position, category) in categories.iter().enumerate() {
@@ -339,7 +340,7 @@ impl Checker<'_> {
 
     /// `min_order_value` and `max_order_value`: numbers >= 0, the minimum not above the
     /// maximum.
-    fn order_value_bounds(&mut self, key: &str, raw: &RawRule, matches: &mut RuleMatch) {
+    fn order_value_bounds(&mut self, key: &str, raw: &MatchFields, matches: &mut RuleMatch) {
         matches.min_order_value = raw
             .min_order_value
             .as_ref()
@@ -351,7 +352,7 @@ impl Checker<'_> {
         if let (Some(min), Some(max), Some(raw_min)) = (
             matches.min_order_value,
             matches.max_order_value,
-            &raw.min_order_value,
+            raw.min_order_value,
         ) && min > max
         {
             let message = format!("min_order_value {min} is above max_order_value {max}");
@@ -457,7 +458,7 @@ impl Checker<'_> {
 
     /// The list `field` of rule `key`, if given; an empty list is a problem (it would
     /// match nothing, or restrict to nothing: leave the key out instead).
-    fn non_empty<'l>(
+    pub(super) fn non_empty<'l>(
         &mut self,
         list: &'l RuleList,
         key: &str,

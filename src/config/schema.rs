@@ -132,6 +132,33 @@ const RULE: Shape = Shape {
         ("lane", None),
     ],
 };
+const RISK: Shape = Shape {
+    keys: &[
+        ("id", None),
+        ("tiers", None),
+        ("customers", None),
+        ("categories", None),
+        ("capabilities", None),
+        ("regions", None),
+        ("zones", None),
+        ("tags", None),
+        ("min_order_value", None),
+        ("max_order_value", None),
+        ("services", None),
+        ("skus", None),
+        ("credit_limit", None),
+        ("order_value_over", None),
+        ("velocity_orders", None),
+        ("velocity_minutes", None),
+        ("quantity_over_usual", None),
+        ("usual_after", None),
+        ("distance_km_over", None),
+        ("block", None),
+        ("promise_within_minutes", None),
+        ("action", None),
+        ("approvals", None),
+    ],
+};
 const ROOT: Shape = Shape {
     keys: &[
         ("alerts", Some(&ALERTS)),
@@ -145,6 +172,7 @@ const ROOT: Shape = Shape {
         ("carriers", Some(&CARRIER)),
         ("warehouse_groups", Some(&WAREHOUSE_GROUP)),
         ("rules", Some(&RULE)),
+        ("risk", Some(&RISK)),
     ],
 };
 

@@ -42,7 +42,7 @@ mod split;
 
 pub use context::{Demand, OrderContext, OrderFacts};
 pub use partial::plan_partial;
-pub use rules::RuleEffect;
+pub use rules::{RuleEffect, Subject};
 
 use crate::model::{LineQuantity, Shipment};
 use crate::time::Millis;

@@ -35,9 +35,9 @@ pub struct RuleEffect {
     pub priority: Option<bool>,
 }
 
-/// The per-order values a rule is matched against, worked out once (the category mask and
-/// the order value only when some rule asks for them).
-struct Subject<'a> {
+/// The per-order values a rule (routing or risk) is matched against, worked out once per
+/// order (the category mask only when some rule names a category).
+pub struct Subject<'a> {
     order: &'a Order,
     network: &'a Network,
     capabilities: Capabilities,
@@ -54,17 +54,12 @@ impl RuleEffect {
         capabilities: Capabilities,
     ) -> RuleEffect {
         let rules = &network.policy.rules;
-        let subject = Subject {
-            order,
-            network,
-            capabilities,
-            categories: order_categories(order, rules, catalog),
-            value: if rules.rules.iter().any(has_value_bounds) {
-                crate::zone::verdict::order_value(order)
-            } else {
-                0.0
-            },
+        let value = if rules.rules.iter().any(has_value_bounds) {
+            crate::zone::verdict::order_value(order)
+        } else {
+            0.0
         };
+        let subject = Subject::new(order, network, catalog, capabilities, value);
         let mut effect = RuleEffect::default();
         for (index, rule) in rules.rules.iter().enumerate() {
             if subject.matches(&rule.matches) {
@@ -171,9 +166,26 @@ fn order_categories(order: &Order, rules: &RoutingRules, catalog: &Catalog) -> u
     bits
 }
 
-impl Subject<'_> {
+impl<'a> Subject<'a> {
+    /// `order` (worth `value`, its lines needing `capabilities`) under `network`.
+    pub fn new(
+        order: &'a Order,
+        network: &'a Network,
+        catalog: &Catalog,
+        capabilities: Capabilities,
+        value: f64,
+    ) -> Subject<'a> {
+        Subject {
+            order,
+            network,
+            capabilities,
+            categories: order_categories(order, &network.policy.rules, catalog),
+            value,
+        }
+    }
+
     /// Whether every condition `matches` gives holds for the order.
-    fn matches(&self, matches: &RuleMatch) -> bool {
+    pub fn matches(&self, matches: &RuleMatch) -> bool {
         let order = self.order;
         let home = self.network.regions[order.region.index()].zone;
         matches

@@ -11,9 +11,10 @@ use crate::catalog::{Catalog, StockLevel};
 use crate::config::Network;
 use crate::ids::{SkuId, WarehouseId, ZoneId};
 use crate::model::{Decision, Invalid, Order};
+use crate::risk::CustomerBook;
 use crate::time::Millis;
-use crate::zone::ZoneState;
 use crate::zone::{self, Claims, Decided, Next, OrderRecord, StockCell, Visit, Zone, ZoneError};
+use crate::zone::{Lifecycle, ZoneState};
 use std::sync::Arc;
 
 /// A decision as answered: the stored one, and whether this answer is a replay of it.
@@ -31,6 +32,8 @@ pub struct Router {
     zones: Vec<Zone>,
     /// Shared by the zones: order id to the zone and slot of its record.
     claims: Arc<Claims>,
+    /// Shared by the zones: the risk screen's customers.
+    customers: Arc<CustomerBook>,
     /// The visit of the order on its way, from admission to its answer (reused: no
     /// allocation per order).
     visits: Vec<Visit>,
@@ -41,10 +44,11 @@ impl Router {
     /// A router with the given on-hand levels and nothing reserved.
     pub fn new(network: Arc<Network>, catalog: Arc<Catalog>, stock: &[StockLevel]) -> Router {
         let claims = Arc::new(Claims::default());
+        let customers = Arc::new(CustomerBook::default());
         let zones = (0..network.zones.len())
             .map(|zone| {
                 let state = ZoneState::new(&network, ZoneId(zone as u16), catalog.len());
-                Zone::new(state, catalog.clone(), claims.clone())
+                Zone::new(state, catalog.clone(), claims.clone(), customers.clone())
             })
             .collect();
         let mut router = Router {
@@ -52,6 +56,7 @@ impl Router {
             catalog,
             zones,
             claims,
+            customers,
             visits: Vec::with_capacity(1),
             decided: Decided::new(false),
         };
@@ -68,6 +73,11 @@ impl Router {
 
     pub fn catalog(&self) -> &Arc<Catalog> {
         &self.catalog
+    }
+
+    /// The customer book (credit limits are set on it before the first order).
+    pub fn customers(&self) -> &CustomerBook {
+        &self.customers
     }
 
     pub fn zone(&self, zone: ZoneId) -> &ZoneState {
@@ -152,15 +162,13 @@ impl Router {
     /// Cancels order `id`, releasing its reservations.
     pub fn cancel(&mut self, id: &str) -> Result<&OrderRecord, ZoneError> {
         let claim = self.decided_claim(id)?;
-        self.zones[claim.zone.index()]
-            .state_mut()
-            .cancel(claim.slot)
+        self.zones[claim.zone.index()].close(claim.slot, Lifecycle::Cancelled)
     }
 
     /// Marks order `id` shipped: its reserved units are consumed.
     pub fn ship(&mut self, id: &str) -> Result<&OrderRecord, ZoneError> {
         let claim = self.decided_claim(id)?;
-        self.zones[claim.zone.index()].state_mut().ship(claim.slot)
+        self.zones[claim.zone.index()].close(claim.slot, Lifecycle::Shipped)
     }
 
     fn decided_claim(&self, id: &str) -> Result<zone::Claim, ZoneError> {

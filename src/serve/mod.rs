@@ -81,6 +81,8 @@ pub struct App {
     pub admission: Arc<Admission>,
     pub metrics: PrometheusHandle,
     draining: AtomicBool,
+    /// The data dir (the journals, the limits set through `PUT /v1/customers`).
+    pub data_dir: PathBuf,
 }
 
 impl App {
@@ -158,14 +160,14 @@ async fn serve(
     let threads = options.zone_threads.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
+    let customers = http::customers::load(&world.customers, &options.journals.data_dir)?;
     let (zones, arbiters) = ZoneActors::start(
-        &world.network,
-        &world.catalog,
-        &world.stock,
+        &world,
         threads,
         &feed::FeedSender::new(feed.clone(), feed_inbox),
         &options.journals,
         options.hold_zones_while.clone(),
+        customers,
     )?;
     tracing::info!("{} zone actors on {} threads", zones.len(), arbiters.len());
     let config_path = options
@@ -189,6 +191,7 @@ async fn serve(
         )),
         metrics,
         draining: AtomicBool::new(false),
+        data_dir: options.journals.data_dir.clone(),
     });
     // Watching starts before the port opens: a change made as soon as the server answers
     // is seen.

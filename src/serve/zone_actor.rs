@@ -20,7 +20,10 @@ use crate::config::Network;
 use crate::ids::{CarrierId, SkuId, WarehouseId, ZoneId};
 use crate::limits::{FOLLOW_RETRY, ZONE_MAILBOX};
 use crate::render;
+use crate::world::World;
+use crate::risk::CustomerBook;
 use crate::time::Millis;
+use crate::zone::Lifecycle;
 use crate::zone::records::RecordBatch;
 use crate::zone::recover;
 use crate::zone::{
@@ -37,6 +40,8 @@ pub struct ZoneActors {
     /// `router_zone_queue_pushed_total{zone}` of each zone.
     pushed: Vec<metrics::Counter>,
     pub claims: Arc<Claims>,
+    /// The risk screen's customers, shared by the zones (and the customers endpoints).
+    pub customers: Arc<CustomerBook>,
 }
 
 impl ZoneActors {
@@ -45,14 +50,14 @@ impl ZoneActors {
     /// arbiter), each zone recovered from its journal or started from `stock`. Returns the
     /// actors and the arbiters (stop them to end the actors).
     pub fn start(
-        network: &Network,
-        catalog: &Arc<Catalog>,
-        stock: &[StockLevel],
+        world: &World,
         threads: usize,
         feed: &FeedSender,
         journals: &Journals,
         hold_while: Option<std::path::PathBuf>,
+        customers: Arc<CustomerBook>,
     ) -> anyhow::Result<(Arc<ZoneActors>, Vec<actix::Arbiter>)> {
+        let (network, catalog, stock) = (&*world.network, &world.catalog, &world.stock);
         let threads = threads.clamp(1, network.zones.len().max(1));
         let placement = place_zones(network, threads);
         let claims = Arc::new(Claims::default());
@@ -71,7 +76,8 @@ impl ZoneActors {
         for (index, (state, writer)) in states.into_iter().zip(writers).enumerate() {
             let name = network.zone_ids.name(index as u32).to_owned();
             pushed.push(metrics::counter!(names::ZONE_QUEUE_PUSHED, "zone" => name.clone()));
-            let zone = Zone::new(state, catalog.clone(), claims.clone());
+            let zone = Zone::new(state, catalog.clone(), claims.clone(), customers.clone());
+            zone.restore_customers();
             let mut actor = ZoneActor::new(zone, name, network, peers.clone(), feed.clone());
             actor.hold_while = hold_while.clone();
             actor.snapshotter = writer.as_ref().and(snapshotter.clone());
@@ -87,6 +93,7 @@ impl ZoneActors {
             zones,
             pushed,
             claims,
+            customers,
         });
         // Set before any order can be sent: the actors read it only while handling one.
         let _ = peers.set(actors.clone());
@@ -467,9 +474,8 @@ impl ZoneActor {
     fn count_holds(&self, decided: &Decided) {
         for fresh in &decided.fresh {
             let decision = &self.zone.state().order(fresh.slot).decision;
-            if let (crate::model::Status::Held, Some(reason)) = (decision.status, &decision.reason)
-            {
-                let rule = zone::verdict::hold_rule(reason);
+            if decision.status == crate::model::Status::Held {
+                let rule = zone::verdict::hold_rule(decision).to_owned();
                 metrics::counter!(names::HOLDS, "rule" => rule).increment(1);
             }
         }
@@ -708,7 +714,12 @@ impl Handler<OrderRequest> for ZoneActor {
     type Result = actix::ResponseFuture<Result<Vec<u8>, ZoneError>>;
 
     fn handle(&mut self, request: OrderRequest, _: &mut Self::Context) -> Self::Result {
-        let needed = request.network.policy.review_approvals as usize;
+        let policy = request.network.policy.review_approvals as usize;
+        // A risk rule that held the order may ask for more approvers than the policy.
+        let needed = match self.zone.state().order_at(request.slot) {
+            Some(record) => record.approvals_needed(policy),
+            None => policy,
+        };
         match self.act(request.slot, &request.action, &request.network, needed) {
             Ok((answer, durable)) => after_durable(durable, Ok(answer)),
             // A refusal says what the state is ("already released"): shown, like a read,
@@ -739,21 +750,20 @@ impl ZoneActor {
         network: &Arc<Network>,
         needed: usize,
     ) -> Result<(Vec<u8>, Durable), ZoneError> {
-        let state = self.zone.state_mut();
         let mut approval = None;
         let record = match action {
-            OrderAction::Read => Ok(state.order(slot)),
-            OrderAction::Cancel => state.cancel(slot),
-            OrderAction::Ship => state.ship(slot),
-            OrderAction::Reject => state.reject(slot),
-            OrderAction::Approve(approver) => {
-                state
-                    .approve(slot, approver, needed)
-                    .map(|(record, counted)| {
-                        approval = Some(counted);
-                        record
-                    })
-            }
+            OrderAction::Read => Ok(self.zone.state().order(slot)),
+            OrderAction::Cancel => self.zone.close(slot, Lifecycle::Cancelled),
+            OrderAction::Ship => self.zone.close(slot, Lifecycle::Shipped),
+            OrderAction::Reject => self.zone.close(slot, Lifecycle::RejectedAfterReview),
+            OrderAction::Approve(approver) => self
+                .zone
+                .state_mut()
+                .approve(slot, approver, needed)
+                .map(|(record, counted)| {
+                    approval = Some(counted);
+                    record
+                }),
         }?
         .clone();
         if record.decision.status == crate::model::Status::Held {
@@ -894,15 +904,10 @@ impl Handler<ReviewsRequest> for ZoneActor {
             .state()
             .in_review()
             .filter(|record| {
-                let rule = record
-                    .decision
-                    .reason
-                    .as_deref()
-                    .map(zone::verdict::hold_rule);
                 request
                     .rule
                     .as_deref()
-                    .is_none_or(|wanted| rule == Some(wanted))
+                    .is_none_or(|wanted| zone::verdict::hold_rule(&record.decision) == wanted)
             })
             .map(|record| {
                 let json = order_json(&request.network, catalog, record);

@@ -17,13 +17,14 @@
 //! with the claim still pending; it waits there ([`Step::Wait`]) until the original is
 //! decided.
 
-use super::verdict::{commit, settle};
+use super::verdict::{Screen, commit, settle};
 use super::{Claim, ClaimKey, Claims, Zone};
 use crate::config::Network;
 use crate::engine::{self, Failures, OrderContext, OrderFacts, ZoneAttempt};
 use crate::ids::ZoneId;
 use crate::model::{Decision, Invalid, InvalidCode, Order, Status};
 use crate::render;
+use crate::risk::Buyer;
 use crate::time::Millis;
 
 /// An order on its way: where it is in its chain and what it carries from the zones behind.
@@ -220,8 +221,14 @@ impl Zone {
                 } => {
                     match engine::plan_zone(&context, &self.state, &mut self.scratch) {
                         ZoneAttempt::Placed(plan) => {
-                            let decision = commit(&context, &mut self.state, plan, None);
-                            return self.decided(network, *key, order, decision, out);
+                            let buyer = Buyer::of(order);
+                            let screen = Screen {
+                                catalog: &self.catalog,
+                                book: &self.customers,
+                                buyer: &buyer,
+                            };
+                            let decision = commit(&context, &mut self.state, plan, None, screen);
+                            return self.decided(network, *key, order, decision, buyer, out);
                         }
                         ZoneAttempt::Failed(zone_failures) => failures.merge(&zone_failures),
                     }
@@ -241,8 +248,15 @@ impl Zone {
                 }
                 Leg::Settle { failures } => {
                     debug_assert_eq!(here, home, "an order settles at its home zone");
-                    let decision = settle(&context, &mut self.state, failures, &mut self.scratch);
-                    return self.decided(network, *key, order, decision, out);
+                    let buyer = Buyer::of(order);
+                    let screen = Screen {
+                        catalog: &self.catalog,
+                        book: &self.customers,
+                        buyer: &buyer,
+                    };
+                    let (state, scratch) = (&mut self.state, &mut self.scratch);
+                    let decision = settle(&context, state, failures, scratch, screen);
+                    return self.decided(network, *key, order, decision, buyer, out);
                 }
                 _ => unreachable!("only orders on their way to a decision are placed"),
             }
@@ -280,10 +294,11 @@ impl Zone {
         key: ClaimKey,
         order: &Order,
         decision: Decision,
+        buyer: Buyer,
         out: &mut Vec<u8>,
     ) -> Step {
         let status = decision.status;
-        let slot = self.state.record(decision, order.content_hash);
+        let slot = self.state.record(decision, order.content_hash, buyer);
         self.claims.settle(key, self.state.zone, slot);
         let record = self.state.order(slot);
         render::write_decision(out, &record.decision, false, network, &self.catalog);

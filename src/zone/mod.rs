@@ -42,6 +42,7 @@ use crate::catalog::Catalog;
 use crate::engine::Scratch;
 use crate::ids::ZoneId;
 use crate::model::Order;
+use crate::risk::CustomerBook;
 use std::sync::Arc;
 
 /// One zone's state and what deciding in it needs. Only its owner (one thread) calls it.
@@ -51,16 +52,24 @@ pub struct Zone {
     catalog: Arc<Catalog>,
     /// Shared with every other zone: settled here when this zone decides an order.
     claims: Arc<Claims>,
+    /// Shared with every other zone: the risk screen's customers (exposure, latest orders).
+    customers: Arc<CustomerBook>,
     /// The engine's working memory, reused from order to order.
     scratch: Scratch,
 }
 
 impl Zone {
-    pub fn new(state: ZoneState, catalog: Arc<Catalog>, claims: Arc<Claims>) -> Zone {
+    pub fn new(
+        state: ZoneState,
+        catalog: Arc<Catalog>,
+        claims: Arc<Claims>,
+        customers: Arc<CustomerBook>,
+    ) -> Zone {
         Zone {
             state,
             catalog,
             claims,
+            customers,
             scratch: Scratch::default(),
         }
     }
@@ -83,6 +92,33 @@ impl Zone {
 
     pub fn claims(&self) -> &Arc<Claims> {
         &self.claims
+    }
+
+    pub fn customers(&self) -> &Arc<CustomerBook> {
+        &self.customers
+    }
+
+    /// Closes the live order in `slot` (`end`: cancelled, shipped or rejected in review)
+    /// and releases its value from its customer's exposure.
+    pub fn close(&mut self, slot: u32, end: Lifecycle) -> Result<&OrderRecord, ZoneError> {
+        let record = match end {
+            Lifecycle::Shipped => self.state.ship(slot),
+            Lifecycle::RejectedAfterReview => self.state.reject(slot),
+            Lifecycle::Cancelled => self.state.cancel(slot),
+            Lifecycle::Live | Lifecycle::Released => {
+                unreachable!("a close ends an order: cancelled, shipped or rejected")
+            }
+        }?;
+        self.customers.release(&record.buyer);
+        Ok(record)
+    }
+
+    /// Takes the zone's records (rebuilt from its journal) into the customer book: every
+    /// open order's value charged, every screened order noted. Once, after recovery.
+    pub fn restore_customers(&self) {
+        for record in self.state.orders() {
+            self.customers.restore(record);
+        }
     }
 
     /// Starts loading the stock cells and SKU entries `order` will read here, so a loop over

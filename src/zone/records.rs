@@ -26,7 +26,10 @@ use super::{Claims, Lifecycle, OrderRecord, ZoneError, ZoneState};
 use crate::catalog::{Catalog, StockLevel};
 use crate::config::Network;
 use crate::ids::{CarrierId, SkuId, WarehouseId, ZoneId};
-use crate::model::{Decision, LineQuantity, Reason, ReasonCode, ServiceLevel, Shipment, Status};
+use crate::model::{
+    Decision, LineQuantity, Reason, ReasonCode, RiskHit, ServiceLevel, Shipment, Status,
+};
+use crate::risk::Buyer;
 use crate::time::Millis;
 use smallvec::SmallVec;
 use std::ops::Range;
@@ -72,13 +75,7 @@ impl RecordBatch {
     /// A new decision's record.
     pub fn push_decision(&mut self, record: &OrderRecord, network: &Network, catalog: &Catalog) {
         let start = self.payloads.len();
-        encode_decision(
-            &mut self.payloads,
-            record.content_hash,
-            &record.decision,
-            network,
-            catalog,
-        );
+        encode_decision(&mut self.payloads, record, network, catalog);
         self.close(RecordKind::Decision, start);
     }
 
@@ -187,22 +184,28 @@ pub enum RecordError {
     },
 }
 
-/// Appends a binary decision record's payload: `content_hash`, then the decision:
+/// Appends a binary decision record's payload: the record's content hash, then its
+/// decision, then (since the risk screen, issue 11) its buyer and risk hits:
 ///
 /// ```text
 /// order_id:str status:u8 zone:str seq:u64 decided_at:i64
 /// shipments:u8 (warehouse:str carrier:str level:u8 distance_km:f64 weight_kg:f64
 ///               cost:f64 eta:i64 lines)*
 /// backordered:lines  reason:u8 (0 none, else code+1 then message:str)
+/// customer:str value_cents:i64 latitude:f32 longitude:f32
+/// hits:u8 (rule:str message:str approvals:u8)*
 /// lines = count:u16 (sku:str qty:u32)*      str = len:u16 then UTF-8
 /// ```
+///
+/// A record written before the risk screen ends after the reason: it reads back with no
+/// customer (left out of the customer book) and no hits.
 pub fn encode_decision(
     out: &mut Vec<u8>,
-    content_hash: u64,
-    decision: &Decision,
+    record: &OrderRecord,
     network: &Network,
     catalog: &Catalog,
 ) {
+    let decision = &record.decision;
     fn text(out: &mut Vec<u8>, text: &str) {
         out.extend_from_slice(&(text.len() as u16).to_le_bytes());
         out.extend_from_slice(text.as_bytes());
@@ -214,7 +217,7 @@ pub fn encode_decision(
             out.extend_from_slice(&line.quantity.to_le_bytes());
         }
     }
-    out.extend_from_slice(&content_hash.to_le_bytes());
+    out.extend_from_slice(&record.content_hash.to_le_bytes());
     text(out, &decision.order_id);
     out.push(
         STATUSES
@@ -255,6 +258,18 @@ pub fn encode_decision(
             text(out, &reason.message);
         }
     }
+    let buyer = &record.buyer;
+    text(out, &buyer.customer);
+    out.extend_from_slice(&buyer.value_cents.to_le_bytes());
+    out.extend_from_slice(&buyer.ship_to[0].to_le_bytes());
+    out.extend_from_slice(&buyer.ship_to[1].to_le_bytes());
+    let hits = decision.risk.as_deref().unwrap_or_default();
+    out.push(hits.len().min(255) as u8);
+    for hit in hits.iter().take(255) {
+        text(out, &hit.rule);
+        text(out, &hit.message);
+        out.push(hit.approvals);
+    }
 }
 
 const STATUSES: [Status; 4] = [
@@ -269,13 +284,14 @@ const LEVELS: [ServiceLevel; 4] = [
     ServiceLevel::Express,
     ServiceLevel::SameDay,
 ];
-const REASONS: [ReasonCode; 6] = [
+const REASONS: [ReasonCode; 7] = [
     ReasonCode::NoStock,
     ReasonCode::NoCarrier,
     ReasonCode::PromiseUnmeetable,
     ReasonCode::Capacity,
     ReasonCode::ServiceUnavailable,
     ReasonCode::Review,
+    ReasonCode::Risk,
 ];
 
 /// A binary decision as names and numbers, before they are resolved against a config.
@@ -288,6 +304,16 @@ struct RawDecision<'a> {
     shipments: Vec<RawShipment<'a>>,
     backordered: Vec<(&'a str, u32)>,
     reason: Option<(ReasonCode, &'a str)>,
+    /// `None` in a record written before the risk screen.
+    screened: Option<RawScreened<'a>>,
+}
+
+/// The buyer and risk hits of a binary decision.
+struct RawScreened<'a> {
+    customer: &'a str,
+    value_cents: i64,
+    ship_to: [f32; 2],
+    hits: Vec<(&'a str, &'a str, u8)>,
 }
 
 struct RawShipment<'a> {
@@ -337,6 +363,22 @@ fn read_decision_record(bytes: &[u8]) -> Result<RawDecision<'_>, RecordError> {
             reader.text()?,
         )),
     };
+    let screened = if reader.0.is_empty() {
+        None
+    } else {
+        let customer = reader.text()?;
+        let value_cents = reader.u64()? as i64;
+        let ship_to = [reader.f32()?, reader.f32()?];
+        let hits = (0..reader.u8()?)
+            .map(|_| Ok((reader.text()?, reader.text()?, reader.u8()?)))
+            .collect::<Result<Vec<_>, RecordError>>()?;
+        Some(RawScreened {
+            customer,
+            value_cents,
+            ship_to,
+            hits,
+        })
+    };
     reader.finish()?;
     Ok(RawDecision {
         order_id,
@@ -347,6 +389,7 @@ fn read_decision_record(bytes: &[u8]) -> Result<RawDecision<'_>, RecordError> {
         shipments,
         backordered,
         reason,
+        screened,
     })
 }
 
@@ -379,6 +422,9 @@ impl<'a> Reader<'a> {
         Ok(u64::from_le_bytes(
             self.take(8)?.try_into().expect("8 bytes"),
         ))
+    }
+    pub(super) fn f32(&mut self) -> Result<f32, RecordError> {
+        Ok(f32::from_bits(self.u32()?))
     }
     pub(super) fn f64(&mut self) -> Result<f64, RecordError> {
         Ok(f64::from_bits(self.u64()?))
@@ -422,12 +468,13 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// A binary decision record, names resolved against `network` and `catalog`.
+/// A binary decision record, names resolved against `network` and `catalog`, and its buyer
+/// (a default, unknown one for a record written before the risk screen).
 pub(super) fn decode_decision(
     bytes: &[u8],
     network: &Network,
     catalog: &Catalog,
-) -> Result<Decision, RecordError> {
+) -> Result<(Decision, Buyer), RecordError> {
     let raw = read_decision_record(bytes)?;
     let lines = |lines: &[(&str, u32)]| -> Result<SmallVec<[LineQuantity; 2]>, RecordError> {
         lines
@@ -453,7 +500,28 @@ pub(super) fn decode_decision(
             eta: Millis(shipment.eta),
         });
     }
-    Ok(Decision {
+    let (buyer, risk) = match &raw.screened {
+        None => (Buyer::default(), None),
+        Some(screened) => (
+            Buyer {
+                customer: screened.customer.into(),
+                value_cents: screened.value_cents,
+                ship_to: screened.ship_to,
+            },
+            (!screened.hits.is_empty()).then(|| {
+                screened
+                    .hits
+                    .iter()
+                    .map(|(rule, message, approvals)| RiskHit {
+                        rule: (*rule).into(),
+                        message: (*message).to_owned(),
+                        approvals: *approvals,
+                    })
+                    .collect()
+            }),
+        ),
+    };
+    let decision = Decision {
         order_id: raw.order_id.into(),
         status: raw.status,
         zone: zone(network, raw.zone)?,
@@ -467,7 +535,9 @@ pub(super) fn decode_decision(
                 message: message.to_owned(),
             })
         }),
-    })
+        risk,
+    };
+    Ok((decision, buyer))
 }
 
 fn zone(network: &Network, name: &str) -> Result<ZoneId, RecordError> {
@@ -597,7 +667,13 @@ pub fn describe(kind: u8, payload: &[u8]) -> serde_json::Value {
                         })).collect::<Vec<_>>(),
                         "backordered": raw.backordered.iter().map(|(sku, qty)| json!({"sku": sku, "qty": qty})).collect::<Vec<_>>(),
                         "reason": raw.reason.map(|(code, message)| json!({"code": code.name(), "message": message})),
+                        "risk": raw.screened.as_ref().map(|screened| screened.hits.iter().map(|(rule, message, approvals)| json!({"rule": rule, "message": message, "approvals": approvals})).collect::<Vec<_>>()),
                     },
+                    "buyer": raw.screened.as_ref().map(|screened| json!({
+                        "customer": screened.customer,
+                        "value_cents": screened.value_cents,
+                        "ship_to": screened.ship_to,
+                    })),
                 }),
                 Err(why) => json!({"kind": "decision", "unreadable": why.to_string()}),
             }
@@ -640,7 +716,7 @@ pub fn replay(
                 .split_first_chunk::<8>()
                 .ok_or(RecordError::Truncated)?;
             let content_hash = u64::from_le_bytes(*hash);
-            let decision = decode_decision(body, network, catalog)?;
+            let (decision, buyer) = decode_decision(body, network, catalog)?;
             if decision.zone != state.zone {
                 return Err(RecordError::OtherZone {
                     order: decision.order_id.to_string(),
@@ -649,13 +725,12 @@ pub fn replay(
                 });
             }
             let id = decision.order_id.clone();
-            let slot =
-                state
-                    .restore(decision, content_hash)
-                    .map_err(|source| RecordError::Refused {
-                        order: id.to_string(),
-                        source,
-                    })?;
+            let slot = state
+                .restore(decision, content_hash, buyer)
+                .map_err(|source| RecordError::Refused {
+                    order: id.to_string(),
+                    source,
+                })?;
             claims.restore(&id, content_hash, state.zone, slot);
             Ok(())
         }

@@ -87,13 +87,7 @@ pub fn encode_snapshot(
             }
         }
         encoded.clear();
-        encode_decision(
-            &mut encoded,
-            record.content_hash,
-            &record.decision,
-            network,
-            catalog,
-        );
+        encode_decision(&mut encoded, record, network, catalog);
         text(&mut out, &encoded);
         kept += 1;
     }
@@ -260,13 +254,14 @@ fn restore_record(
         .split_first_chunk::<8>()
         .ok_or(RecordError::Truncated)?;
     let content_hash = u64::from_le_bytes(*hash);
-    let decision = decode_decision(body, network, catalog)?;
+    let (decision, buyer) = decode_decision(body, network, catalog)?;
     let id = decision.order_id.clone();
     let slot = state.restore_record(OrderRecord {
         content_hash,
         decision,
         lifecycle,
         approvers,
+        buyer,
     });
     Ok((id, content_hash, slot))
 }

@@ -16,6 +16,7 @@ use crate::config::Network;
 use crate::ids::{CarrierId, SkuId, WarehouseId, ZoneId};
 use crate::limits::COUNTED_DAYS;
 use crate::model::{Decision, Shipment, Status};
+use crate::risk::{Buyer, Usual};
 use compact_str::CompactString;
 use std::collections::BTreeSet;
 
@@ -86,6 +87,8 @@ pub struct OrderRecord {
     /// Who approved a held order so far, in order (boxed: only held orders that someone
     /// approved pay for it).
     pub approvers: Option<Box<Vec<CompactString>>>,
+    /// Its customer, value and ship-to, for the risk screen's customer book.
+    pub buyer: Buyer,
 }
 
 impl OrderRecord {
@@ -97,6 +100,15 @@ impl OrderRecord {
     /// Its approvers so far.
     pub fn approvers(&self) -> &[CompactString] {
         self.approvers.as_deref().map_or(&[], Vec::as_slice)
+    }
+
+    /// The distinct approvers that release it: `policy` (the policy's `review_approvals`),
+    /// or more when a risk rule that held it asks for more.
+    pub fn approvals_needed(&self, policy: usize) -> usize {
+        let hits = self.decision.risk.as_deref().unwrap_or_default();
+        hits.iter()
+            .map(|hit| usize::from(hit.approvals))
+            .fold(policy, usize::max)
     }
 }
 
@@ -162,6 +174,8 @@ pub struct ZoneState {
     in_review: BTreeSet<u32>,
     /// The position the next record takes in the zone's journal.
     next_seq: u64,
+    /// The usual quantity of each SKU in the zone's orders (the risk screen's statistic).
+    usual: Usual,
 }
 
 impl ZoneState {
@@ -182,6 +196,7 @@ impl ZoneState {
             records: Arena::default(),
             in_review: BTreeSet::new(),
             next_seq: 1,
+            usual: Usual::new(skus),
         }
     }
 
@@ -265,6 +280,11 @@ impl ZoneState {
     }
 
     /// How many orders this zone has decided.
+    /// The record in `slot`, if there is one.
+    pub fn order_at(&self, slot: u32) -> Option<&OrderRecord> {
+        ((slot as usize) < self.records.len()).then(|| &self.records[slot as usize])
+    }
+
     pub fn order_count(&self) -> usize {
         self.records.len()
     }
@@ -309,7 +329,12 @@ impl ZoneState {
     /// it was decided, and records it; its slot. Refused (nothing changed) when its `seq`
     /// is not the zone's next or its units are not available: the journal does not match
     /// the zone.
-    pub fn restore(&mut self, decision: Decision, content_hash: u64) -> Result<u32, ZoneError> {
+    pub fn restore(
+        &mut self,
+        decision: Decision,
+        content_hash: u64,
+        buyer: Buyer,
+    ) -> Result<u32, ZoneError> {
         if decision.seq != self.next_seq {
             return Err(ZoneError::OutOfSequence {
                 found: decision.seq,
@@ -330,7 +355,7 @@ impl ZoneState {
         }
         self.reserve(&decision.shipments, decision.decided_at.utc_day());
         self.take_seq();
-        Ok(self.record(decision, content_hash))
+        Ok(self.record(decision, content_hash, buyer))
     }
 
     /// The position the next state change takes (for snapshots).
@@ -416,23 +441,31 @@ impl ZoneState {
         if record.in_review() {
             self.in_review.insert(slot);
         }
+        self.usual.count_decision(&record.decision);
         self.records.push(record);
         slot
     }
 
     /// Remembers a decision (made by this zone) for idempotency and lookups; returns its slot.
-    pub fn record(&mut self, decision: Decision, content_hash: u64) -> u32 {
+    pub fn record(&mut self, decision: Decision, content_hash: u64, buyer: Buyer) -> u32 {
         let slot = u32::try_from(self.records.len()).expect("fewer than 2^32 orders per zone");
         if decision.status == Status::Held {
             self.in_review.insert(slot);
         }
+        self.usual.count_decision(&decision);
         self.records.push(OrderRecord {
             content_hash,
             decision,
             lifecycle: Lifecycle::Live,
             approvers: None,
+            buyer,
         });
         slot
+    }
+
+    /// The usual quantities of the SKUs in this zone's orders.
+    pub fn usual(&self) -> &Usual {
+        &self.usual
     }
 
     /// How many held orders wait for review.

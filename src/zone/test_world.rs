@@ -76,10 +76,16 @@ pub fn world(stock: &str) -> World {
 
 pub fn zones(world: &World) -> Vec<Zone> {
     let claims = Arc::new(Claims::default());
+    let customers = Arc::new(crate::risk::CustomerBook::default());
     let mut zones: Vec<Zone> = (0..world.network.zones.len())
         .map(|index| {
             let state = ZoneState::new(&world.network, ZoneId(index as u16), world.catalog.len());
-            Zone::new(state, world.catalog.clone(), claims.clone())
+            Zone::new(
+                state,
+                world.catalog.clone(),
+                claims.clone(),
+                customers.clone(),
+            )
         })
         .collect();
     for level in &world.stock {

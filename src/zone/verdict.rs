@@ -1,22 +1,37 @@
 //! From a plan to a decision: the rules that give a decision its status.
 //!
 //! Every decision is made here, in the zone that reserves it:
-//! - [`commit`]: a zone placed the order (whole, or in part at home); it reserves the plan,
-//!   then the **review rule** ([`review`]: a held tag, or an order value over the review
-//!   threshold) makes it `held`, else a shortfall makes it `backordered`, else `routed`.
+//! - [`commit`]: a zone placed the order (whole, or in part at home); the **risk screen**
+//!   (`crate::risk::screen`, the `[[risk]]` rules) runs first: a `reject` hit makes it
+//!   `rejected` (reason `risk`) with nothing reserved. Otherwise it reserves the plan, then
+//!   a risk `hold` hit or the **review rule** ([`review`]: a held tag, or an order value
+//!   over the review threshold) makes it `held`, else a shortfall makes it `backordered`,
+//!   else `routed`.
 //! - [`settle`]: no zone of the chain placed it whole; at home, the **backorder rule**
 //!   ([`may_backorder`]: the policy allows backorders and what stops the order is stock)
 //!   places what it can and backorders the rest, or the order is `rejected` with the most
 //!   informative reason any zone gave (`reason_for`).
 //!
 //! Review outranks the shortfall: a held order keeps its backordered units listed, and
-//! someone looks at it first. The rule engine of later work adds its rules beside these.
+//! someone looks at it first.
 
 use super::ZoneState;
+use crate::catalog::Catalog;
 use crate::config::Policy;
 use crate::engine::{self, Failures, OrderContext, Plan, Scratch};
 use crate::model::{Decision, Order, Reason, ReasonCode, Status};
+use crate::risk::{self, Buyer, CustomerBook};
 use smallvec::SmallVec;
+
+/// What the risk screen needs besides the order's context and its zone.
+#[derive(Clone, Copy)]
+pub struct Screen<'a> {
+    pub catalog: &'a Catalog,
+    /// The customer book every zone shares.
+    pub book: &'a CustomerBook,
+    /// The order's buyer.
+    pub buyer: &'a Buyer,
+}
 
 /// Every zone of the order's chain failed to place it whole: `home` (the order's home zone)
 /// places what it can and backorders the rest when [`may_backorder`]; otherwise the order
@@ -26,6 +41,7 @@ pub fn settle(
     home: &mut ZoneState,
     mut failures: Failures,
     scratch: &mut Scratch,
+    screen: Screen,
 ) -> Decision {
     let mut reason = reason_for(&failures, context);
     if may_backorder(&context.network.policy, &reason) {
@@ -36,7 +52,7 @@ pub fn settle(
                     code: ReasonCode::NoStock,
                     message: format!("{waiting} of {} units wait for stock", context.facts.units),
                 };
-                return commit(context, home, plan, Some(reason));
+                return commit(context, home, plan, Some(reason), screen);
             }
             Err(partial_failures) => {
                 failures.merge(&partial_failures);
@@ -53,6 +69,7 @@ pub fn settle(
         shipments: SmallVec::new(),
         backordered: SmallVec::new(),
         reason: Some(Box::new(reason)),
+        risk: None,
     }
 }
 
@@ -85,14 +102,16 @@ pub fn review(order: &Order, policy: &Policy) -> Option<Reason> {
     })
 }
 
-/// The rule that held a decision held for review (`reason` is its reason, as [`review`]
-/// made it): the policy key's name, `hold_tags` or `hold_order_value_over`. A label for
-/// metrics and a filter for the review queue.
-pub fn hold_rule(reason: &Reason) -> &'static str {
-    if reason.message == HELD_FOR_A_TAG {
-        "hold_tags"
-    } else {
-        "hold_order_value_over"
+/// The rule that held a decision held for review: the first risk rule it tripped (a held
+/// decision's hits all hold), else the policy key's name, `hold_tags` or
+/// `hold_order_value_over`. A label for metrics and a filter for the review queue.
+pub fn hold_rule(decision: &Decision) -> &str {
+    if let Some(hit) = decision.risk.as_deref().and_then(<[_]>::first) {
+        return &hit.rule;
+    }
+    match &decision.reason {
+        Some(reason) if reason.message == HELD_FOR_A_TAG => "hold_tags",
+        _ => "hold_order_value_over",
     }
 }
 
@@ -105,31 +124,71 @@ pub fn order_value(order: &Order) -> f64 {
         .sum()
 }
 
-/// Reserves `plan` in `state` (the zone it was planned in) and builds its decision;
-/// `shortfall` is the reason when the plan backorders units. The status: `held` when the
-/// review rule holds it, else `backordered` with a shortfall, else `routed`.
+/// Screens the order against the risk rules, then reserves `plan` in `state` (the zone it
+/// was planned in) and builds its decision; `shortfall` is the reason when the plan
+/// backorders units. The status: `rejected` when a risk rule rejects it (nothing reserved),
+/// `held` when a risk rule or the review rule holds it, else `backordered` with a
+/// shortfall, else `routed`.
 pub fn commit(
     context: &OrderContext,
     state: &mut ZoneState,
     plan: Plan,
     shortfall: Option<Reason>,
+    screen: Screen,
 ) -> Decision {
-    state.reserve(&plan.shipments, context.day);
-    let (status, reason) = match (review(context.order, &context.network.policy), shortfall) {
-        (Some(review), _) => (Status::Held, Some(Box::new(review))),
-        (None, Some(shortfall)) => (Status::Backordered, Some(Box::new(shortfall))),
-        (None, None) => (Status::Routed, None),
-    };
-    Decision {
+    let screening = risk::screen(
+        context,
+        screen.catalog,
+        state.usual(),
+        screen.book,
+        screen.buyer,
+    );
+    let mut decision = Decision {
         order_id: context.order.id.clone(),
-        status,
+        status: Status::Routed,
         zone: state.zone,
         seq: state.take_seq(),
         decided_at: context.now,
-        shipments: plan.shipments,
-        backordered: plan.backordered,
-        reason,
+        shipments: SmallVec::new(),
+        backordered: SmallVec::new(),
+        reason: None,
+        risk: None,
+    };
+    let hit = |index: usize| {
+        let hit = &screening.hits[index];
+        format!("risk rule '{}': {}", hit.rule, hit.message)
+    };
+    if let Some(index) = screening.rejects {
+        decision.status = Status::Rejected;
+        decision.reason = Some(Box::new(Reason {
+            code: ReasonCode::Risk,
+            message: format!("rejected by {}", hit(index)),
+        }));
+    } else {
+        state.reserve(&plan.shipments, context.day);
+        let (status, reason) = if let Some(index) = screening.holds {
+            let message = format!("held for review by {}", hit(index));
+            let reason = Reason {
+                code: ReasonCode::Review,
+                message,
+            };
+            (Status::Held, Some(Box::new(reason)))
+        } else {
+            match (review(context.order, &context.network.policy), shortfall) {
+                (Some(review), _) => (Status::Held, Some(Box::new(review))),
+                (None, Some(shortfall)) => (Status::Backordered, Some(Box::new(shortfall))),
+                (None, None) => (Status::Routed, None),
+            }
+        };
+        decision.status = status;
+        decision.reason = reason;
+        decision.shipments = plan.shipments;
+        decision.backordered = plan.backordered;
     }
+    if !screening.hits.is_empty() {
+        decision.risk = Some(screening.hits.into_boxed_slice());
+    }
+    decision
 }
 
 /// The most informative reason among `failures` (the deepest stage any zone reached).
@@ -200,6 +259,20 @@ mod tests {
         }
     }
 
+    fn decision_with(reason: Reason) -> Decision {
+        Decision {
+            order_id: "o1".into(),
+            status: Status::Held,
+            zone: crate::ids::ZoneId(0),
+            seq: 1,
+            decided_at: crate::time::Millis(0),
+            shipments: SmallVec::new(),
+            backordered: SmallVec::new(),
+            reason: Some(Box::new(reason)),
+            risk: None,
+        }
+    }
+
     fn reason(code: ReasonCode) -> Reason {
         Reason {
             code,
@@ -219,14 +292,14 @@ mod tests {
             held.message,
             "order value 120.00 is over the review threshold 100.00"
         );
-        assert_eq!(hold_rule(&held), "hold_order_value_over");
+        assert_eq!(hold_rule(&decision_with(held)), "hold_order_value_over");
         assert!(review(&priced, &policy(120.0, true)).is_none());
         assert!(review(&priced, &policy(0.0, true)).is_none());
         let mut tagged = priced.clone();
         tagged.hold_tagged = true;
         let held = review(&tagged, &policy(0.0, true)).expect("a held tag");
         assert_eq!(held.message, "a tag of the order is held for review");
-        assert_eq!(hold_rule(&held), "hold_tags");
+        assert_eq!(hold_rule(&decision_with(held)), "hold_tags");
         assert_eq!(order_value(&tagged), 120.0);
     }
 
@@ -271,7 +344,16 @@ mod tests {
             panic!("the south holds the stock");
         };
         let shortfall = reason(ReasonCode::NoStock);
-        let decision = commit(&context, south.state_mut(), plan, Some(shortfall));
+        let (book, buyer) = (
+            crate::risk::CustomerBook::default(),
+            crate::risk::Buyer::of(&priced),
+        );
+        let screen = Screen {
+            catalog: &world.catalog,
+            book: &book,
+            buyer: &buyer,
+        };
+        let decision = commit(&context, south.state_mut(), plan, Some(shortfall), screen);
         assert_eq!(decision.status, Status::Held);
         assert_eq!(decision.reason.as_ref().unwrap().code, ReasonCode::Review);
         let cell = south.state().cell(0, crate::ids::SkuId(0));

@@ -2,11 +2,13 @@
 //! and what every resource shares (the error body, 429 and 503, body reading). One file
 //! per resource (private, so named here without links): `orders` (the order stream,
 //! single orders, reads, cancels, shipments), `stock`, `network` (network and catalogue),
-//! `decisions` (the feed), `reviews` (held orders waiting for review), `admin` (reload, health, readiness, metrics). The way of a chunk
+//! `decisions` (the feed), `reviews` (held orders waiting for review), `customers` (credit
+//! limits and exposure), `admin` (reload, health, readiness, metrics). The way of a chunk
 //! of orders from here to the zone actors and back is [`crate::serve::pipeline`].
 
 mod admin;
 mod body;
+pub mod customers;
 mod decisions;
 mod network;
 mod orders;
@@ -69,6 +71,16 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .wrap(from_fn(auth::read_or_ingest))
                 .route(web::put().to(stock::put_stock))
                 .route(web::get().to(stock::export_stock)),
+        )
+        .service(
+            web::resource("/v1/customers")
+                .wrap(from_fn(auth::ops))
+                .route(web::put().to(customers::put_customers)),
+        )
+        .service(
+            web::resource("/v1/customers/{id}")
+                .wrap(from_fn(auth::read))
+                .route(web::get().to(customers::get_customer)),
         )
         .service(
             web::resource("/v1/network")

@@ -1,0 +1,230 @@
+//! The screen itself: the `[[risk]]` rules of the order's config snapshot, against an order
+//! the engine placed ([`screen`]).
+
+use super::book::{CustomerBook, Entry};
+use super::{Buyer, Usual, amount};
+use crate::catalog::Catalog;
+use crate::config::{RiskCheck, RiskRule};
+use crate::engine::{OrderContext, Subject};
+use crate::geo::haversine_km;
+use crate::model::{Order, RiskHit};
+use crate::time::Millis;
+
+/// What the screen found.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Screening {
+    /// Every hit, in config order of the rules.
+    pub hits: Vec<RiskHit>,
+    /// The first hit (its index in `hits`) that rejects the order: nothing is reserved,
+    /// its value is not charged.
+    pub rejects: Option<usize>,
+    /// The first hit that holds it for review.
+    pub holds: Option<usize>,
+}
+
+/// Screens the order of `context` (the engine placed it; nothing is reserved yet) in a zone
+/// whose usual quantities are `usual`, against the risk rules of its snapshot. Under its
+/// customer's lock in `book`: the customer checks run, the order is noted among the
+/// customer's latest, and its value is charged to the exposure unless a hit rejects it.
+pub fn screen(
+    context: &OrderContext,
+    catalog: &Catalog,
+    usual: &Usual,
+    book: &CustomerBook,
+    buyer: &Buyer,
+) -> Screening {
+    let rules = &context.network.policy.risk.rules;
+    let order = context.order;
+    let mut found: Vec<(usize, RiskHit, bool)> = Vec::new();
+    // The rules that match, and the checks that need no customer history.
+    let mut customer_rules: Vec<usize> = Vec::new();
+    if !rules.is_empty() {
+        let value = buyer.value_cents as f64 / 100.0;
+        let subject = Subject::new(
+            order,
+            context.network,
+            catalog,
+            context.facts.capabilities,
+            value,
+        );
+        for (index, rule) in rules.iter().enumerate() {
+            if !subject.matches(&rule.matches) || !has_sku(rule, order, catalog) {
+                continue;
+            }
+            let message = match rule.check {
+                RiskCheck::CreditLimit
+                | RiskCheck::Velocity { .. }
+                | RiskCheck::DistanceOver(_) => {
+                    customer_rules.push(index);
+                    None
+                }
+                RiskCheck::OrderValueOver(over) => (value > over).then(|| {
+                    format!(
+                        "order value {} is over {}",
+                        amount(buyer.value_cents),
+                        amount(super::cents(over))
+                    )
+                }),
+                RiskCheck::QuantityOverUsual { factor, after } => {
+                    unusual_quantity(context, catalog, usual, factor, after)
+                }
+                RiskCheck::Block => Some(blocked(rule, order, context, catalog)),
+                RiskCheck::PromiseWithin(within) => promise_too_close(order, context.now, within),
+            };
+            if let Some(message) = message {
+                found.push((index, hit(rule, message), rule.rejects));
+            }
+        }
+    }
+    book.with(&buyer.customer, |entry| {
+        // The credit check comes last: whether the order is charged depends on the others.
+        let mut credit = None;
+        for &index in &customer_rules {
+            let rule = &rules[index];
+            let message = match rule.check {
+                RiskCheck::Velocity { orders, window_ms } => {
+                    let since = Millis(context.now.0 - window_ms);
+                    let count = entry.orders_since(since) + 1;
+                    (count > orders as usize).then(|| {
+                        format!(
+                            "{count} orders in {} minutes (more than {orders})",
+                            window_ms / 60_000
+                        )
+                    })
+                }
+                RiskCheck::DistanceOver(km) => far_ship_to(entry, buyer.ship_to, km),
+                _ => {
+                    credit.get_or_insert(index);
+                    None
+                }
+            };
+            if let Some(message) = message {
+                found.push((index, hit(rule, message), rule.rejects));
+            }
+        }
+        if let (Some(index), Some(limit)) = (credit, entry.limit_cents) {
+            let after = entry.exposure_cents + buyer.value_cents;
+            if after > limit {
+                let rule = &rules[index];
+                let message = format!(
+                    "exposure {} plus this order's {} is {}, over the credit limit {}",
+                    amount(entry.exposure_cents),
+                    amount(buyer.value_cents),
+                    amount(after),
+                    amount(limit)
+                );
+                found.push((index, hit(rule, message), rule.rejects));
+            }
+        }
+        let rejects = found.iter().any(|(_, _, rejects)| *rejects);
+        if !rejects {
+            entry.charge(buyer.value_cents);
+        }
+        entry.note(context.now, buyer.ship_to);
+    });
+    found.sort_by_key(|(index, _, _)| *index);
+    let rejects = found.iter().position(|(_, _, rejects)| *rejects);
+    let holds = found.iter().position(|(_, _, rejects)| !*rejects);
+    Screening {
+        hits: found.into_iter().map(|(_, hit, _)| hit).collect(),
+        rejects,
+        holds,
+    }
+}
+
+fn hit(rule: &RiskRule, message: String) -> RiskHit {
+    RiskHit {
+        rule: rule.id.clone(),
+        message,
+        approvals: rule.approvals,
+    }
+}
+
+/// Whether the order has a line of the rule's `skus` (or the rule names none).
+fn has_sku(rule: &RiskRule, order: &Order, catalog: &Catalog) -> bool {
+    rule.skus.as_ref().is_none_or(|skus| {
+        order.lines.iter().any(|line| {
+            skus.binary_search_by(|sku| sku.as_str().cmp(catalog.sku_name(line.sku)))
+                .is_ok()
+        })
+    })
+}
+
+/// The first SKU whose quantity is over `factor` times its usual (once the usual rests on
+/// `after` orders).
+fn unusual_quantity(
+    context: &OrderContext,
+    catalog: &Catalog,
+    usual: &Usual,
+    factor: f64,
+    after: u32,
+) -> Option<String> {
+    context.facts.demands.iter().find_map(|demand| {
+        let usual = usual.of(demand.sku);
+        let mean = f64::from(usual.mean);
+        (usual.orders >= after && mean > 0.0 && f64::from(demand.quantity) > factor * mean).then(
+            || {
+                format!(
+                    "{} units of {}, {:.1}x its usual {:.1} (over {factor}x)",
+                    demand.quantity,
+                    catalog.sku_name(demand.sku),
+                    f64::from(demand.quantity) / mean,
+                    mean
+                )
+            },
+        )
+    })
+}
+
+/// The message of a block: what it blocks, and where to.
+fn blocked(rule: &RiskRule, order: &Order, context: &OrderContext, catalog: &Catalog) -> String {
+    let region = context.network.region_name(order.region);
+    let mut skus: Vec<&str> = order
+        .lines
+        .iter()
+        .map(|line| catalog.sku_name(line.sku))
+        .filter(|name| {
+            rule.skus
+                .as_ref()
+                .is_none_or(|skus| skus.binary_search_by(|sku| sku.as_str().cmp(name)).is_ok())
+        })
+        .collect();
+    skus.dedup();
+    skus.truncate(5);
+    format!("{} may not ship to region {region}", skus.join(", "))
+}
+
+fn promise_too_close(order: &Order, now: Millis, within: i64) -> Option<String> {
+    let promise = order.promise_by?;
+    let ahead = promise.0 - now.0;
+    (ahead < within).then(|| {
+        format!(
+            "promise_by is {} minutes after the decision (under {})",
+            ahead.div_euclid(60_000),
+            within / 60_000
+        )
+    })
+}
+
+/// The message when `ship_to` is more than `km` from the nearest of the customer's latest
+/// ship-tos (none when the customer has none yet).
+fn far_ship_to(entry: &Entry, ship_to: [f32; 2], km: f64) -> Option<String> {
+    let nearest = entry
+        .latest
+        .iter()
+        .map(|latest| {
+            haversine_km(
+                f64::from(latest.ship_to[0]),
+                f64::from(latest.ship_to[1]),
+                f64::from(ship_to[0]),
+                f64::from(ship_to[1]),
+            )
+        })
+        .min_by(f64::total_cmp)?;
+    (nearest > km).then(|| {
+        format!(
+            "ship-to {nearest:.0} km from the nearest of the customer's last {} (over {km} km)",
+            entry.latest.len()
+        )
+    })
+}
