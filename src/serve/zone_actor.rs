@@ -20,9 +20,9 @@ use crate::config::Network;
 use crate::ids::{CarrierId, SkuId, WarehouseId, ZoneId};
 use crate::limits::{FOLLOW_RETRY, ZONE_MAILBOX};
 use crate::render;
-use crate::world::World;
 use crate::risk::CustomerBook;
 use crate::time::Millis;
+use crate::world::World;
 use crate::zone::Lifecycle;
 use crate::zone::records::RecordBatch;
 use crate::zone::recover;
@@ -872,6 +872,11 @@ fn order_json(network: &Network, catalog: &Catalog, record: &OrderRecord) -> Vec
             .map(|name| name.as_str())
             .collect();
         serde_json::to_writer(&mut out, &names).expect("strings serialise");
+    }
+    if record.in_review() {
+        let needed = record.approvals_needed(network.policy.review_approvals as usize);
+        out.extend_from_slice(b",\"approvals_needed\":");
+        out.extend_from_slice(itoa::Buffer::new().format(needed).as_bytes());
     }
     out.extend_from_slice(b",\"decision\":");
     render::write_decision(&mut out, &record.decision, false, network, catalog);

@@ -266,6 +266,7 @@ mod tests {
     use super::*;
     use crate::ids::{CarrierId, SkuId, WarehouseId};
     use crate::render;
+    use crate::risk::CustomerBook;
     use crate::time::Millis;
     use crate::zone::records::RecordBatch;
     use crate::zone::test_world::*;
@@ -280,6 +281,8 @@ mod tests {
             sku_b: bool,
             qty: u32,
             held: bool,
+            customer: u8,
+            price: u32,
         },
         Cancel {
             id: u8,
@@ -304,8 +307,8 @@ mod tests {
 
     fn operation() -> impl Strategy<Value = Operation> {
         prop_oneof![
-            6 => (0u8..24, any::<bool>(), any::<bool>(), 1u32..5, proptest::bool::weighted(0.3))
-                .prop_map(|(id, south, sku_b, qty, held)| Operation::Order { id, south, sku_b, qty, held }),
+            6 => (0u8..24, any::<bool>(), any::<bool>(), 1u32..5, proptest::bool::weighted(0.3), 0u8..3, 1u32..8)
+                .prop_map(|(id, south, sku_b, qty, held, customer, price)| Operation::Order { id, south, sku_b, qty, held, customer, price }),
             1 => (0u8..24).prop_map(|id| Operation::Cancel { id }),
             2 => (0u8..24, 0u8..3, 1usize..3)
                 .prop_map(|(id, approver, needed)| Operation::Approve { id, approver, needed }),
@@ -362,8 +365,23 @@ mod tests {
         }
     }
 
-    /// Applies `operation` to the live zones and journals what it changed.
-    fn apply(world: &World, zones: &mut [Zone], operation: Operation, journals: &mut Journals) {
+    /// The customers' open exposure as a plain model: open orders by id, with their
+    /// customer and value in cents.
+    type Exposures = std::collections::BTreeMap<String, (String, i64)>;
+
+    /// A credit rule that rejects: customer `k0` may have 10.00 open, `k1` 25.00, `k2` any.
+    const CREDIT: &str = "\n[[risk]]\nid = \"credit\"\ncredit_limit = true\naction = \"reject\"\n";
+    const LIMITS: [(&str, Option<i64>); 3] = [("k0", Some(1000)), ("k1", Some(2500)), ("k2", None)];
+
+    /// Applies `operation` to the live zones and journals what it changed; keeps `open`,
+    /// the model of what is charged to each customer.
+    fn apply(
+        world: &World,
+        zones: &mut [Zone],
+        operation: Operation,
+        journals: &mut Journals,
+        open: &mut Exposures,
+    ) {
         let claims = zones[0].claims().clone();
         let mut batch = RecordBatch::default();
         match operation {
@@ -373,12 +391,24 @@ mod tests {
                 sku_b,
                 qty,
                 held,
+                customer,
+                price,
             } => {
                 let (region, sku) = (if south { "S" } else { "N" }, if sku_b { "B" } else { "A" });
                 let mut order = order(world, &name(id), region, sku, qty);
                 // As if tagged with one of the policy's hold tags: held for review.
                 order.hold_tagged = held;
+                order.customer_id = LIMITS[usize::from(customer)].0.into();
+                order.lines[0].unit_price = f64::from(price);
+                let new = claims.get(&name(id)).is_none();
+                let value = i64::from(price * qty) * 100;
                 decide_one(world, zones, order, journals);
+                let claim = claims.get(&name(id)).unwrap();
+                let record = zones[claim.zone.index()].state().order(claim.slot);
+                if new && record.decision.reserves() {
+                    let customer = LIMITS[usize::from(customer)].0.to_owned();
+                    open.insert(name(id), (customer, value));
+                }
             }
             Operation::Approve {
                 id,
@@ -403,23 +433,25 @@ mod tests {
                 let Some(claim) = claims.get(&name(id)).filter(|claim| claim.is_decided()) else {
                     return;
                 };
-                if let Ok(record) = zones[claim.zone.index()].state_mut().reject(claim.slot) {
+                let end = crate::zone::Lifecycle::RejectedAfterReview;
+                if let Ok(record) = zones[claim.zone.index()].close(claim.slot, end) {
                     batch.push_closed(&name(id), record.lifecycle);
                     journal(journals, claim.zone.index(), &batch);
+                    open.remove(&name(id));
                 }
             }
             Operation::Cancel { id } | Operation::Ship { id } => {
                 let Some(claim) = claims.get(&name(id)) else {
                     return;
                 };
-                let state = zones[claim.zone.index()].state_mut();
-                let closed = match operation {
-                    Operation::Cancel { .. } => state.cancel(claim.slot),
-                    _ => state.ship(claim.slot),
+                let end = match operation {
+                    Operation::Cancel { .. } => crate::zone::Lifecycle::Cancelled,
+                    _ => crate::zone::Lifecycle::Shipped,
                 };
-                if let Ok(record) = closed {
+                if let Ok(record) = zones[claim.zone.index()].close(claim.slot, end) {
                     batch.push_closed(&name(id), record.lifecycle);
                     journal(journals, claim.zone.index(), &batch);
+                    open.remove(&name(id));
                 }
             }
             Operation::Stock {
@@ -502,9 +534,14 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(64))]
         #[test]
         fn replaying_the_journals_rebuilds_every_zone(operations in proptest::collection::vec(operation(), 1..60)) {
-            let world = world("warehouse,sku,on_hand\nWS,A,6\nWN,B,6\nWN,A,2\n");
+            let world = world_with(CREDIT, "warehouse,sku,on_hand\nWS,A,6\nWN,B,6\nWN,A,2\n");
             let mut zones = zones(&world);
             let claims = zones[0].claims().clone();
+            let book = zones[0].customers().clone();
+            for (customer, limit) in LIMITS {
+                book.set_limit(customer, limit);
+            }
+            let mut open = Exposures::new();
             let mut journals: Journals = vec![Vec::new(); zones.len()];
             for level in &world.stock {
                 let zone = world.network.warehouses[level.warehouse.index()].zone.index();
@@ -513,9 +550,10 @@ mod tests {
                 journal(&mut journals, zone, &batch);
             }
             for operation in operations {
-                apply(&world, &mut zones, operation, &mut journals);
+                apply(&world, &mut zones, operation, &mut journals, &mut open);
             }
             let (replayed_claims, snapshot_claims) = (Claims::default(), Claims::default());
+            let (replayed_book, snapshot_book) = (CustomerBook::default(), CustomerBook::default());
             for (index, journal) in journals.iter().enumerate() {
                 let zone = ZoneId(index as u16);
                 let records = journal.iter().map(|(lsn, kind, payload)| {
@@ -532,6 +570,23 @@ mod tests {
                 let restored = rebuild(&world.network, &world.catalog, zone, &snapshot_claims, Some(&snapshot), std::iter::empty(), nowhere).unwrap();
                 assert_same(&world, &replayed, live)?;
                 assert_same(&world, &restored, live)?;
+                for record in replayed.orders() {
+                    replayed_book.restore(record);
+                }
+                for record in restored.orders() {
+                    snapshot_book.restore(record);
+                }
+            }
+            // Exposure: exact live (charged and released as orders come and close), never
+            // past a limit the rule rejects at, and the same once rebuilt from the journals
+            // or a snapshot.
+            for (customer, limit) in LIMITS {
+                let model: i64 = open.values().filter(|(owner, _)| owner == customer).map(|(_, cents)| cents).sum();
+                let cents = |book: &CustomerBook| (book.exposure(customer).exposure * 100.0).round() as i64;
+                prop_assert_eq!(cents(&book), model, "live, customer {}", customer);
+                prop_assert!(limit.is_none_or(|limit| model <= limit), "{} over its limit", customer);
+                prop_assert_eq!(cents(&replayed_book), model, "replayed, customer {}", customer);
+                prop_assert_eq!(cents(&snapshot_book), model, "from a snapshot, customer {}", customer);
             }
             for id in 0..24 {
                 prop_assert_eq!(snapshot_claims.get(&name(id)), claims.get(&name(id)));

@@ -58,7 +58,12 @@ pub struct World {
 }
 
 pub fn world(stock: &str) -> World {
-    let network = Arc::new(Network::from_toml(NETWORK).unwrap());
+    world_with("", stock)
+}
+
+/// The same world, with `extra` appended to its config (rules, a `[[risk]]`).
+pub fn world_with(extra: &str, stock: &str) -> World {
+    let network = Arc::new(Network::from_toml(&format!("{NETWORK}{extra}")).unwrap());
     let catalog = Arc::new(
         Catalog::read(
             "sku,weight_g,capabilities\nA,100,\nB,100,\n".as_bytes(),
