@@ -216,8 +216,8 @@ fn credit_exposure_is_charged_released_and_a_reject_is_not_charged() {
         "\n[[risk]]\nid = \"credit\"\ncredit_limit = true\naction = \"hold\"\ncustomers = [\"C-7\"]\n",
         "\n[[risk]]\nid = \"credit-hard\"\ncredit_limit = true\naction = \"reject\"\ncustomers = [\"C-8\"]\n",
     ));
-    router.customers().set_limit("C-7", Some(500_00));
-    router.customers().set_limit("C-8", Some(500_00));
+    router.customers().set_limit("C-7", Some(50_000));
+    router.customers().set_limit("C-8", Some(50_000));
     let exposure = |router: &Router, customer: &str| router.customers().exposure(customer).exposure;
     let first = at_minute(&mut router, &priced("O-1", "C-7", "R1", "A", 3, 100.0), 0);
     assert_eq!(first.status, Status::Routed);
