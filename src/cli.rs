@@ -362,7 +362,8 @@ pub struct ServeArgs {
 /// The flags of `demo-data`.
 #[derive(Debug, Args)]
 pub struct DemoDataArgs {
-    /// Folder to write catalog.csv, stock.csv (and orders.ndjson) into.
+    /// Folder to write catalog.csv, stock.csv, customers.csv, risk-orders.ndjson (orders
+    /// whose customers trip each risk rule of config/router.toml) and orders.ndjson into.
     #[arg(long)]
     out: PathBuf,
     /// Network config the stock is for. Default: config/router.toml, else the embedded copy.
@@ -514,6 +515,15 @@ fn demo_data(args: DemoDataArgs) -> anyhow::Result<ExitCode> {
     };
     catalog.write_csv(create("catalog.csv")?)?;
     catalog::write_stock_csv(&stock, &network, &catalog, create("stock.csv")?)?;
+    std::fs::write(out.join("customers.csv"), demo::DEMO_CUSTOMERS)
+        .with_context(|| format!("writing {}", out.join("customers.csv").display()))?;
+    demo::write_risk_orders(
+        &network,
+        &catalog,
+        &stock,
+        start,
+        &mut std::io::BufWriter::new(create("risk-orders.ndjson")?),
+    )?;
     if args.orders > 0 {
         let mut file = std::io::BufWriter::with_capacity(1 << 20, create("orders.ndjson")?);
         let mix = OrderMix {

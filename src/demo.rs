@@ -156,3 +156,143 @@ fn push_lines(line: &mut String, random: &mut ChaCha8Rng, catalog: &Catalog, mix
     }
     line.push(']');
 }
+
+/// The demo's customers file: credit limits for the customers of [`write_risk_orders`] (and
+/// the key accounts of `config/router.toml`'s routing rules, which have room to spare).
+pub const DEMO_CUSTOMERS: &str = "customer,credit_limit,note
+C-RISK-CREDIT,1000.00,three orders of 450.00: the third passes the limit
+C-1001,250000.00,key account
+C-1002,250000.00,key account
+";
+
+/// Writes orders whose customers trip each risk rule of `config/router.toml`, dated from
+/// `start` a second apart (with [`DEMO_CUSTOMERS`] as the customers file): a credit limit
+/// passed, a basket over 20,000, a new account ordering fast and one shipping far, a line
+/// far above its SKU's usual (after 60 ordinary orders that set the usual), a hazmat SKU
+/// to Beijing, a promise under seven hours. `docs/rules.md` shows what each gets.
+pub fn write_risk_orders(
+    network: &Network,
+    catalog: &Catalog,
+    stock: &[crate::catalog::StockLevel],
+    start: Millis,
+    out: &mut impl Write,
+) -> std::io::Result<()> {
+    let sku = |index: u32| catalog.sku_name(crate::ids::SkuId(index)).to_owned();
+    // A hazmat SKU in stock: what stops the order to Beijing is the rule, not stock.
+    let hazmat = crate::model::Capabilities::parse_one("hazmat").expect("a capability");
+    let chain: Vec<crate::ids::ZoneId> = network
+        .region_ids
+        .get("BJ")
+        .map(|region| {
+            network
+                .zone_order(network.regions[region as usize].zone)
+                .collect()
+        })
+        .unwrap_or_default();
+    let hazmat = stock
+        .iter()
+        .filter(|level| level.on_hand > 0)
+        .filter(|level| {
+            let warehouse = &network.warehouses[level.warehouse.index()];
+            warehouse.capabilities.covers(hazmat) && chain.contains(&warehouse.zone)
+        })
+        .map(|level| level.sku)
+        .filter(|sku| catalog.sku(*sku).capabilities == hazmat)
+        .min()
+        .map_or(0, |sku| sku.0);
+    let mut count = 0i64;
+    let mut order = |out: &mut dyn Write,
+                     id: &str,
+                     customer: &str,
+                     region: &str,
+                     line: (&str, u32, f64),
+                     extra: &str| {
+        let created = Millis(start.0 + count * 1000);
+        count += 1;
+        writeln!(
+            out,
+            "{{\"id\":\"{id}\",\"customer\":{{\"id\":\"{customer}\"}},\"ship_to\":{{\"region\":\"{region}\"}},\"lines\":[{{\"sku\":\"{}\",\"qty\":{},\"unit_price\":{:.2}}}]{extra},\"created_at\":\"{created}\"}}",
+            line.0, line.1, line.2
+        )
+    };
+    let (plain, usual) = (sku(1), sku(0));
+    for index in 1..=3 {
+        order(
+            out,
+            &format!("RISK-CREDIT-{index}"),
+            "C-RISK-CREDIT",
+            "SH",
+            (&plain, 1, 450.0),
+            "",
+        )?;
+    }
+    order(
+        out,
+        "RISK-BIG-1",
+        "C-RISK-BIG",
+        "SH",
+        (&plain, 10, 2100.0),
+        "",
+    )?;
+    for index in 1..=5 {
+        let tags = ",\"tags\":[\"new_account\"]";
+        order(
+            out,
+            &format!("RISK-FAST-{index}"),
+            "C-RISK-FAST",
+            "SH",
+            (&plain, 1, 30.0),
+            tags,
+        )?;
+    }
+    for (index, region) in ["BJ", "GD"].iter().enumerate() {
+        let tags = ",\"tags\":[\"new_account\"]";
+        order(
+            out,
+            &format!("RISK-FAR-{}", index + 1),
+            "C-RISK-FAR",
+            region,
+            (&plain, 1, 30.0),
+            tags,
+        )?;
+    }
+    for index in 1..=60 {
+        let customer = format!("C-RISK-USUAL-{index}");
+        order(
+            out,
+            &format!("RISK-USUAL-{index}"),
+            &customer,
+            "SH",
+            (&usual, 1, 20.0),
+            "",
+        )?;
+    }
+    order(
+        out,
+        "RISK-BULK-1",
+        "C-RISK-BULK",
+        "SH",
+        (&usual, 40, 20.0),
+        "",
+    )?;
+    order(
+        out,
+        "RISK-HAZMAT-1",
+        "C-RISK-HAZMAT",
+        "BJ",
+        (&sku(hazmat), 1, 80.0),
+        "",
+    )?;
+    // Written 71 orders in: the rush order is the 72nd.
+    let promise = Millis(start.0 + 71 * 1000).plus_hours(6.5);
+    let rush = format!(",\"service\":\"same_day\",\"promise_by\":\"{promise}\"");
+    order(
+        out,
+        "RISK-RUSH-1",
+        "C-RISK-RUSH",
+        "SH",
+        (&plain, 1, 30.0),
+        &rush,
+    )?;
+    out.flush()
+}
