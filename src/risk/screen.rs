@@ -176,22 +176,40 @@ fn unusual_quantity(
     })
 }
 
-/// The message of a block: what it blocks, and where to.
+/// The message of a block: what it blocks (the lines its `skus`, `capabilities` and
+/// `categories` name; every line when it names none of them), and where to.
 fn blocked(rule: &RiskRule, order: &Order, context: &OrderContext, catalog: &Catalog) -> String {
     let region = context.network.region_name(order.region);
+    let categories = &context.network.policy.rules.category_ids;
+    let named = |line: &crate::model::OrderLine| {
+        let sku = catalog.sku(line.sku);
+        let name = catalog.sku_name(line.sku);
+        rule.skus
+            .as_ref()
+            .is_none_or(|skus| skus.binary_search_by(|sku| sku.as_str().cmp(name)).is_ok())
+            && (rule.matches.capabilities.0 == 0
+                || rule.matches.capabilities.0 & sku.capabilities.0 != 0)
+            && (rule.matches.categories == 0
+                || (sku.category != 0
+                    && categories
+                        .get(catalog.category_name(sku.category))
+                        .is_some_and(|index| rule.matches.categories & (1 << index) != 0)))
+    };
     let mut skus: Vec<&str> = order
         .lines
         .iter()
+        .filter(|line| named(line))
         .map(|line| catalog.sku_name(line.sku))
-        .filter(|name| {
-            rule.skus
-                .as_ref()
-                .is_none_or(|skus| skus.binary_search_by(|sku| sku.as_str().cmp(name)).is_ok())
-        })
         .collect();
+    if skus.is_empty() {
+        skus = order.lines.iter().map(|line| catalog.sku_name(line.sku)).collect();
+    }
+    skus.sort_unstable();
     skus.dedup();
+    let more = skus.len().saturating_sub(5);
     skus.truncate(5);
-    format!("{} may not ship to region {region}", skus.join(", "))
+    let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+    format!("{}{more} may not ship to region {region}", skus.join(", "))
 }
 
 fn promise_too_close(order: &Order, now: Millis, within: i64) -> Option<String> {
