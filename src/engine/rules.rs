@@ -187,30 +187,30 @@ impl<'a> Subject<'a> {
     /// Whether every condition `matches` gives holds for the order.
     pub fn matches(&self, matches: &RuleMatch) -> bool {
         let order = self.order;
-        let home = self.network.regions[order.region.index()].zone;
-        matches
-            .tiers
-            .as_ref()
-            .is_none_or(|set| set.contains(order.tier.index()))
+        // The one-word tests first (most rules are told apart by them), the customer list's
+        // binary search last.
+        (matches.tags == 0 || matches.tags & order.rule_tags != 0)
+            && (matches.capabilities == Capabilities::NONE
+                || matches.capabilities.0 & self.capabilities.0 != 0)
+            && (matches.categories == 0 || matches.categories & self.categories != 0)
+            && (matches.services == 0 || matches.services & (1 << order.service as u8) != 0)
+            && matches
+                .tiers
+                .as_ref()
+                .is_none_or(|set| set.contains(order.tier.index()))
+            && matches
+                .regions
+                .as_ref()
+                .is_none_or(|set| set.contains(order.region.index()))
+            && matches.zones.as_ref().is_none_or(|set| {
+                set.contains(self.network.regions[order.region.index()].zone.index())
+            })
+            && matches.min_order_value.is_none_or(|min| self.value >= min)
+            && matches.max_order_value.is_none_or(|max| self.value <= max)
             && matches.customers.as_ref().is_none_or(|customers| {
                 customers
                     .binary_search_by(|customer| customer.as_str().cmp(&order.customer_id))
                     .is_ok()
             })
-            && (matches.categories == 0 || matches.categories & self.categories != 0)
-            && (matches.capabilities == Capabilities::NONE
-                || matches.capabilities.0 & self.capabilities.0 != 0)
-            && matches
-                .regions
-                .as_ref()
-                .is_none_or(|set| set.contains(order.region.index()))
-            && matches
-                .zones
-                .as_ref()
-                .is_none_or(|set| set.contains(home.index()))
-            && (matches.tags == 0 || matches.tags & order.rule_tags != 0)
-            && matches.min_order_value.is_none_or(|min| self.value >= min)
-            && matches.max_order_value.is_none_or(|max| self.value <= max)
-            && (matches.services == 0 || matches.services & (1 << order.service as u8) != 0)
     }
 }

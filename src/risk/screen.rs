@@ -202,13 +202,21 @@ fn blocked(rule: &RiskRule, order: &Order, context: &OrderContext, catalog: &Cat
         .map(|line| catalog.sku_name(line.sku))
         .collect();
     if skus.is_empty() {
-        skus = order.lines.iter().map(|line| catalog.sku_name(line.sku)).collect();
+        skus = order
+            .lines
+            .iter()
+            .map(|line| catalog.sku_name(line.sku))
+            .collect();
     }
     skus.sort_unstable();
     skus.dedup();
     let more = skus.len().saturating_sub(5);
     skus.truncate(5);
-    let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+    let more = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
     format!("{}{more} may not ship to region {region}", skus.join(", "))
 }
 

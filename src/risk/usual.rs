@@ -5,8 +5,10 @@
 //! decays like an exponential average over about that many: the usual follows a SKU whose
 //! demand changes over a season.
 //!
-//! Single-writer, like the rest of a zone's state: the zone updates it as it decides, and
-//! replaying the zone's journal rebuilds it in the same order.
+//! Single-writer, like the rest of a zone's state: the zone updates it as it decides (while
+//! a risk rule checks quantities: with none, the work is skipped, and a rule added by a
+//! reload starts from what the zone counted so far, `usual_after` keeping it quiet until
+//! the usual rests on enough orders), and replaying the zone's journal rebuilds it.
 
 use crate::ids::SkuId;
 use crate::model::{Decision, Status};

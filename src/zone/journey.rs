@@ -298,6 +298,9 @@ impl Zone {
         out: &mut Vec<u8>,
     ) -> Step {
         let status = decision.status;
+        if network.policy.risk.checks_quantities() {
+            self.state.count_usual(&decision);
+        }
         let slot = self.state.record(decision, order.content_hash, buyer);
         self.claims.settle(key, self.state.zone, slot);
         let record = self.state.order(slot);

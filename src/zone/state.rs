@@ -355,6 +355,7 @@ impl ZoneState {
         }
         self.reserve(&decision.shipments, decision.decided_at.utc_day());
         self.take_seq();
+        self.usual.count_decision(&decision);
         Ok(self.record(decision, content_hash, buyer))
     }
 
@@ -452,7 +453,6 @@ impl ZoneState {
         if decision.status == Status::Held {
             self.in_review.insert(slot);
         }
-        self.usual.count_decision(&decision);
         self.records.push(OrderRecord {
             content_hash,
             decision,
@@ -466,6 +466,12 @@ impl ZoneState {
     /// The usual quantities of the SKUs in this zone's orders.
     pub fn usual(&self) -> &Usual {
         &self.usual
+    }
+
+    /// Counts a new decision in the usual quantities (see [`Usual`]): the zone does when a
+    /// risk rule checks quantities; a replay always does.
+    pub fn count_usual(&mut self, decision: &Decision) {
+        self.usual.count_decision(decision);
     }
 
     /// How many held orders wait for review.
