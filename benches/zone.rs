@@ -81,7 +81,7 @@ struct Generation {
 impl Generation {
     fn new(template: &[ZoneState], catalog: &Arc<Catalog>) -> Generation {
         let claims = Arc::new(Claims::default());
-        let customers = Arc::new(order_router::risk::CustomerBook::default());
+        let customers = Arc::new(order_router::risk::CustomerBook::new(template.len()));
         let zones = template
             .iter()
             .map(|state| {

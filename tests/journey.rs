@@ -358,7 +358,9 @@ impl World {
     /// one claims table.
     fn zones(&self) -> Vec<Zone> {
         let claims = Arc::new(Claims::default());
-        let customers = Arc::new(order_router::risk::CustomerBook::default());
+        let customers = Arc::new(order_router::risk::CustomerBook::new(
+            self.network.zones.len(),
+        ));
         let mut zones: Vec<Zone> = (0..self.network.zones.len())
             .map(|index| {
                 let state = ZoneState::new(&self.network, ZoneId(index as u16), self.catalog.len());

@@ -473,6 +473,32 @@ fn serve_keeps_exposure_exact_through_holds_reviews_cancels_and_kill_9() {
     let cancel = server.post_json("/v1/orders/O-1/cancel", "");
     assert_eq!(cancel.status, 200);
     assert_eq!(customer(&server, "C-7")["exposure"], 500.0);
+    // A customer given a limit after it ordered: its open orders, in both zones, count.
+    for (id, region) in [("O-51", "R1"), ("O-52", "R2"), ("O-53", "R2")] {
+        assert_eq!(
+            one(&server, &priced(id, "C-5", region, "A", 1, 100.0))["status"],
+            "routed"
+        );
+    }
+    assert_eq!(server.post_json("/v1/orders/O-53/cancel", "").status, 200);
+    let put = server.request(
+        "PUT",
+        "/v1/customers",
+        "text/csv",
+        b"customer,credit_limit\nC-5,250\n",
+    );
+    assert_eq!(put.status, 200, "{}", put.text());
+    let standing = customer(&server, "C-5");
+    assert_eq!(
+        (
+            standing["exposure"].clone(),
+            standing["open_orders"].clone()
+        ),
+        (200.0.into(), 2.into())
+    );
+    let over = one(&server, &priced("O-54", "C-5", "R1", "A", 1, 100.0));
+    assert_eq!(over["status"], "held", "{over}");
+    assert_eq!(customer(&server, "C-5")["exposure"], 300.0);
     // kill -9: the exposure is rebuilt from the journals, the API's limit from its file.
     let server = server.kill_and_restart(&[
         "--customers",
@@ -482,6 +508,11 @@ fn serve_keeps_exposure_exact_through_holds_reviews_cancels_and_kill_9() {
     assert_eq!(standing["exposure"], 500.0, "{standing}");
     assert_eq!(standing["credit_limit"], 1000.0, "{standing}");
     assert_eq!(standing["open_orders"], 1);
+    assert_eq!(
+        customer(&server, "C-5")["exposure"],
+        300.0,
+        "a limit set through the API"
+    );
     // A bad row refuses the whole upload.
     let bad = server.request(
         "PUT",

@@ -7,10 +7,11 @@
 //! previous ones, a block, a promise too close) and a hit holds the order for review or
 //! rejects it. Every hit is listed in the decision (`"risk"`).
 //!
-//! - [`book`]: the customer book every zone shares: credit limits, open exposure (kept
-//!   exactly: charged under the customer's entry lock when an order is placed, released when
-//!   it is cancelled, shipped or rejected in review, rebuilt from the zones' records at a
-//!   restart), and each customer's latest orders (times and ship-tos).
+//! - [`book`]: the customer book every zone shares: the credit limits and open exposure of
+//!   the customers with a limit (kept exactly: charged under the customer's entry lock when
+//!   an order is placed, released when it is cancelled, shipped or rejected in review,
+//!   rebuilt from the zones' records at a restart), and the latest orders (times and
+//!   ship-tos) of the customers a velocity or distance rule looks at.
 //! - [`usual`]: a zone's running per-SKU statistic of ordered quantities.
 //! - [`customers`]: the customers file (`--customers`, `PUT /v1/customers`).
 
@@ -39,6 +40,9 @@ pub struct Buyer {
     pub value_cents: i64,
     /// The ship-to's latitude and longitude.
     pub ship_to: [f32; 2],
+    /// Whether the screen noted the order in its customer's history (a velocity or distance
+    /// rule matched it): a restart notes it again.
+    pub noted: bool,
 }
 
 impl Buyer {
@@ -47,6 +51,7 @@ impl Buyer {
             customer: order.customer_id.clone(),
             value_cents: cents(crate::zone::verdict::order_value(order)),
             ship_to: [order.latitude as f32, order.longitude as f32],
+            noted: false,
         }
     }
 

@@ -1,14 +1,16 @@
 //! The screen itself: the `[[risk]]` rules of the order's config snapshot, against an order
 //! the engine placed ([`screen`]).
 
-use super::book::{CustomerBook, Entry};
+use super::book::{CustomerBook, History};
 use super::{Buyer, Usual, amount};
 use crate::catalog::Catalog;
 use crate::config::{RiskCheck, RiskRule};
 use crate::engine::{OrderContext, Subject};
 use crate::geo::haversine_km;
+use crate::ids::ZoneId;
 use crate::model::{Order, RiskHit};
 use crate::time::Millis;
+use smallvec::SmallVec;
 
 /// What the screen found.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -22,22 +24,25 @@ pub struct Screening {
     pub holds: Option<usize>,
 }
 
-/// Screens the order of `context` (the engine placed it; nothing is reserved yet) in a zone
-/// whose usual quantities are `usual`, against the risk rules of its snapshot. Under its
-/// customer's lock in `book`: the customer checks run, the order is noted among the
-/// customer's latest, and its value is charged to the exposure unless a hit rejects it.
+/// Screens the order of `context` (the engine placed it; nothing is reserved yet), decided
+/// in `zone` whose usual quantities are `usual`, against the risk rules of its snapshot.
+/// Under the customer's locks in `book`: the velocity and distance checks run on its
+/// history (and the order is noted there, `buyer.noted`), then the credit check, and the
+/// order's value is charged to a customer with a credit entry unless a hit rejects it.
 pub fn screen(
     context: &OrderContext,
+    zone: ZoneId,
     catalog: &Catalog,
     usual: &Usual,
     book: &CustomerBook,
-    buyer: &Buyer,
+    buyer: &mut Buyer,
 ) -> Screening {
     let rules = &context.network.policy.risk.rules;
     let order = context.order;
     let mut found: Vec<(usize, RiskHit, bool)> = Vec::new();
-    // The rules that match, and the checks that need no customer history.
-    let mut customer_rules: Vec<usize> = Vec::new();
+    // The matching rules that look at the customer's history, and the credit rule.
+    let mut history_rules: SmallVec<[usize; 2]> = SmallVec::new();
+    let mut credit_rule = None;
     if !rules.is_empty() {
         let value = buyer.value_cents as f64 / 100.0;
         let subject = Subject::new(
@@ -52,10 +57,12 @@ pub fn screen(
                 continue;
             }
             let message = match rule.check {
-                RiskCheck::CreditLimit
-                | RiskCheck::Velocity { .. }
-                | RiskCheck::DistanceOver(_) => {
-                    customer_rules.push(index);
+                RiskCheck::CreditLimit => {
+                    credit_rule.get_or_insert(index);
+                    None
+                }
+                RiskCheck::Velocity { .. } | RiskCheck::DistanceOver(_) => {
+                    history_rules.push(index);
                     None
                 }
                 RiskCheck::OrderValueOver(over) => (value > over).then(|| {
@@ -76,51 +83,49 @@ pub fn screen(
             }
         }
     }
-    book.with(&buyer.customer, |entry| {
-        // The credit check comes last: whether the order is charged depends on the others.
-        let mut credit = None;
-        for &index in &customer_rules {
-            let rule = &rules[index];
-            let message = match rule.check {
-                RiskCheck::Velocity { orders, window_ms } => {
-                    let since = Millis(context.now.0 - window_ms);
-                    let count = entry.orders_since(since) + 1;
-                    (count > orders as usize).then(|| {
-                        format!(
-                            "{count} orders in {} minutes (more than {orders})",
-                            window_ms / 60_000
-                        )
-                    })
+    if !history_rules.is_empty() {
+        book.history(&buyer.customer, |history| {
+            for &index in &history_rules {
+                let rule = &rules[index];
+                let message = match rule.check {
+                    RiskCheck::Velocity { orders, window_ms } => {
+                        let since = Millis(context.now.0 - window_ms);
+                        let count = history.orders_since(since) + 1;
+                        (count > orders as usize).then(|| {
+                            format!(
+                                "{count} orders in {} minutes (more than {orders})",
+                                window_ms / 60_000
+                            )
+                        })
+                    }
+                    RiskCheck::DistanceOver(km) => far_ship_to(history, buyer.ship_to, km),
+                    _ => None,
+                };
+                if let Some(message) = message {
+                    found.push((index, hit(rule, message), rule.rejects));
                 }
-                RiskCheck::DistanceOver(km) => far_ship_to(entry, buyer.ship_to, km),
-                _ => {
-                    credit.get_or_insert(index);
-                    None
-                }
-            };
-            if let Some(message) = message {
-                found.push((index, hit(rule, message), rule.rejects));
             }
-        }
-        if let (Some(index), Some(limit)) = (credit, entry.limit_cents) {
-            let after = entry.exposure_cents + buyer.value_cents;
-            if after > limit {
+            history.note(context.now, buyer.ship_to);
+        });
+        buyer.noted = true;
+    }
+    // The credit check comes last: whether the order is charged depends on the others.
+    book.credit(zone, buyer, |check| {
+        if let (Some(index), Some(check)) = (credit_rule, check) {
+            let after = check.exposure_cents + buyer.value_cents;
+            if after > check.limit_cents {
                 let rule = &rules[index];
                 let message = format!(
                     "exposure {} plus this order's {} is {}, over the credit limit {}",
-                    amount(entry.exposure_cents),
+                    amount(check.exposure_cents),
                     amount(buyer.value_cents),
                     amount(after),
-                    amount(limit)
+                    amount(check.limit_cents)
                 );
                 found.push((index, hit(rule, message), rule.rejects));
             }
         }
-        let rejects = found.iter().any(|(_, _, rejects)| *rejects);
-        if !rejects {
-            entry.charge(buyer.value_cents);
-        }
-        entry.note(context.now, buyer.ship_to);
+        !found.iter().any(|(_, _, rejects)| *rejects)
     });
     found.sort_by_key(|(index, _, _)| *index);
     let rejects = found.iter().position(|(_, _, rejects)| *rejects);
@@ -234,8 +239,8 @@ fn promise_too_close(order: &Order, now: Millis, within: i64) -> Option<String> 
 
 /// The message when `ship_to` is more than `km` from the nearest of the customer's latest
 /// ship-tos (none when the customer has none yet).
-fn far_ship_to(entry: &Entry, ship_to: [f32; 2], km: f64) -> Option<String> {
-    let nearest = entry
+fn far_ship_to(history: &History, ship_to: [f32; 2], km: f64) -> Option<String> {
+    let nearest = history
         .latest
         .iter()
         .map(|latest| {
@@ -250,7 +255,7 @@ fn far_ship_to(entry: &Entry, ship_to: [f32; 2], km: f64) -> Option<String> {
     (nearest > km).then(|| {
         format!(
             "ship-to {nearest:.0} km from the nearest of the customer's last {} (over {km} km)",
-            entry.latest.len()
+            history.latest.len()
         )
     })
 }

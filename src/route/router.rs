@@ -44,7 +44,7 @@ impl Router {
     /// A router with the given on-hand levels and nothing reserved.
     pub fn new(network: Arc<Network>, catalog: Arc<Catalog>, stock: &[StockLevel]) -> Router {
         let claims = Arc::new(Claims::default());
-        let customers = Arc::new(CustomerBook::default());
+        let customers = Arc::new(CustomerBook::new(network.zones.len()));
         let zones = (0..network.zones.len())
             .map(|zone| {
                 let state = ZoneState::new(&network, ZoneId(zone as u16), catalog.len());

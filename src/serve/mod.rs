@@ -160,7 +160,11 @@ async fn serve(
     let threads = options.zone_threads.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
-    let customers = http::customers::load(&world.customers, &options.journals.data_dir)?;
+    let customers = http::customers::load(
+        &world.customers,
+        &options.journals.data_dir,
+        world.network.zones.len(),
+    )?;
     let (zones, arbiters) = ZoneActors::start(
         &world,
         threads,

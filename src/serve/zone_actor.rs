@@ -925,6 +925,26 @@ impl Handler<ReviewsRequest> for ZoneActor {
     }
 }
 
+/// Customers given a credit limit while orders are decided: the zone adds up its open
+/// orders of each and charges them from now on (`risk::CustomerBook::sync_zone`).
+pub struct SyncCustomers {
+    pub customers: Arc<[compact_str::CompactString]>,
+}
+
+impl Message for SyncCustomers {
+    type Result = ();
+}
+
+impl Handler<SyncCustomers> for ZoneActor {
+    type Result = ();
+
+    fn handle(&mut self, request: SyncCustomers, _: &mut Self::Context) {
+        let zone = self.zone.id();
+        let book = self.zone.customers().clone();
+        book.sync_zone(zone, &request.customers, self.zone.state().orders());
+    }
+}
+
 /// Stock of one SKU at each of the zone's warehouses.
 pub struct StockRequest {
     pub sku: SkuId,

@@ -221,11 +221,11 @@ impl Zone {
                 } => {
                     match engine::plan_zone(&context, &self.state, &mut self.scratch) {
                         ZoneAttempt::Placed(plan) => {
-                            let buyer = Buyer::of(order);
+                            let mut buyer = Buyer::of(order);
                             let screen = Screen {
                                 catalog: &self.catalog,
                                 book: &self.customers,
-                                buyer: &buyer,
+                                buyer: &mut buyer,
                             };
                             let decision = commit(&context, &mut self.state, plan, None, screen);
                             return self.decided(network, *key, order, decision, buyer, out);
@@ -248,11 +248,11 @@ impl Zone {
                 }
                 Leg::Settle { failures } => {
                     debug_assert_eq!(here, home, "an order settles at its home zone");
-                    let buyer = Buyer::of(order);
+                    let mut buyer = Buyer::of(order);
                     let screen = Screen {
                         catalog: &self.catalog,
                         book: &self.customers,
-                        buyer: &buyer,
+                        buyer: &mut buyer,
                     };
                     let (state, scratch) = (&mut self.state, &mut self.scratch);
                     let decision = settle(&context, state, failures, scratch, screen);

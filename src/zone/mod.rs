@@ -101,6 +101,7 @@ impl Zone {
     /// Closes the live order in `slot` (`end`: cancelled, shipped or rejected in review)
     /// and releases its value from its customer's exposure.
     pub fn close(&mut self, slot: u32, end: Lifecycle) -> Result<&OrderRecord, ZoneError> {
+        let zone = self.state.zone;
         let record = match end {
             Lifecycle::Shipped => self.state.ship(slot),
             Lifecycle::RejectedAfterReview => self.state.reject(slot),
@@ -109,7 +110,7 @@ impl Zone {
                 unreachable!("a close ends an order: cancelled, shipped or rejected")
             }
         }?;
-        self.customers.release(&record.buyer);
+        self.customers.release(zone, &record.buyer);
         Ok(record)
     }
 

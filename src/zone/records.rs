@@ -192,7 +192,7 @@ pub enum RecordError {
 /// shipments:u8 (warehouse:str carrier:str level:u8 distance_km:f64 weight_kg:f64
 ///               cost:f64 eta:i64 lines)*
 /// backordered:lines  reason:u8 (0 none, else code+1 then message:str)
-/// customer:str value_cents:i64 latitude:f32 longitude:f32
+/// customer:str value_cents:i64 latitude:f32 longitude:f32 flags:u8 (1: noted)
 /// hits:u8 (rule:str message:str approvals:u8)*
 /// lines = count:u16 (sku:str qty:u32)*      str = len:u16 then UTF-8
 /// ```
@@ -263,6 +263,7 @@ pub fn encode_decision(
     out.extend_from_slice(&buyer.value_cents.to_le_bytes());
     out.extend_from_slice(&buyer.ship_to[0].to_le_bytes());
     out.extend_from_slice(&buyer.ship_to[1].to_le_bytes());
+    out.push(u8::from(buyer.noted));
     let hits = decision.risk.as_deref().unwrap_or_default();
     out.push(hits.len().min(255) as u8);
     for hit in hits.iter().take(255) {
@@ -313,6 +314,7 @@ struct RawScreened<'a> {
     customer: &'a str,
     value_cents: i64,
     ship_to: [f32; 2],
+    noted: bool,
     hits: Vec<(&'a str, &'a str, u8)>,
 }
 
@@ -369,6 +371,16 @@ fn read_decision_record(bytes: &[u8]) -> Result<RawDecision<'_>, RecordError> {
         let customer = reader.text()?;
         let value_cents = reader.u64()? as i64;
         let ship_to = [reader.f32()?, reader.f32()?];
+        let noted = match reader.u8()? {
+            0 => false,
+            1 => true,
+            value => {
+                return Err(RecordError::UnknownCode {
+                    what: "buyer flags",
+                    value,
+                });
+            }
+        };
         let hits = (0..reader.u8()?)
             .map(|_| Ok((reader.text()?, reader.text()?, reader.u8()?)))
             .collect::<Result<Vec<_>, RecordError>>()?;
@@ -376,6 +388,7 @@ fn read_decision_record(bytes: &[u8]) -> Result<RawDecision<'_>, RecordError> {
             customer,
             value_cents,
             ship_to,
+            noted,
             hits,
         })
     };
@@ -507,6 +520,7 @@ pub(super) fn decode_decision(
                 customer: screened.customer.into(),
                 value_cents: screened.value_cents,
                 ship_to: screened.ship_to,
+                noted: screened.noted,
             },
             (!screened.hits.is_empty()).then(|| {
                 screened
@@ -673,6 +687,7 @@ pub fn describe(kind: u8, payload: &[u8]) -> serde_json::Value {
                         "customer": screened.customer,
                         "value_cents": screened.value_cents,
                         "ship_to": screened.ship_to,
+                        "noted": screened.noted,
                     })),
                 }),
                 Err(why) => json!({"kind": "decision", "unreadable": why.to_string()}),

@@ -553,7 +553,11 @@ mod tests {
                 apply(&world, &mut zones, operation, &mut journals, &mut open);
             }
             let (replayed_claims, snapshot_claims) = (Claims::default(), Claims::default());
-            let (replayed_book, snapshot_book) = (CustomerBook::default(), CustomerBook::default());
+            let (replayed_book, snapshot_book) = (CustomerBook::new(zones.len()), CustomerBook::new(zones.len()));
+            for (customer, limit) in LIMITS {
+                replayed_book.set_limit(customer, limit);
+                snapshot_book.set_limit(customer, limit);
+            }
             for (index, journal) in journals.iter().enumerate() {
                 let zone = ZoneId(index as u16);
                 let records = journal.iter().map(|(lsn, kind, payload)| {

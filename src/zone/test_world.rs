@@ -81,7 +81,7 @@ pub fn world_with(extra: &str, stock: &str) -> World {
 
 pub fn zones(world: &World) -> Vec<Zone> {
     let claims = Arc::new(Claims::default());
-    let customers = Arc::new(crate::risk::CustomerBook::default());
+    let customers = Arc::new(crate::risk::CustomerBook::new(world.network.zones.len()));
     let mut zones: Vec<Zone> = (0..world.network.zones.len())
         .map(|index| {
             let state = ZoneState::new(&world.network, ZoneId(index as u16), world.catalog.len());

@@ -24,13 +24,12 @@ use crate::risk::{self, Buyer, CustomerBook};
 use smallvec::SmallVec;
 
 /// What the risk screen needs besides the order's context and its zone.
-#[derive(Clone, Copy)]
 pub struct Screen<'a> {
     pub catalog: &'a Catalog,
     /// The customer book every zone shares.
     pub book: &'a CustomerBook,
-    /// The order's buyer.
-    pub buyer: &'a Buyer,
+    /// The order's buyer (the screen marks it noted when it notes the order).
+    pub buyer: &'a mut Buyer,
 }
 
 /// Every zone of the order's chain failed to place it whole: `home` (the order's home zone)
@@ -138,6 +137,7 @@ pub fn commit(
 ) -> Decision {
     let screening = risk::screen(
         context,
+        state.zone,
         screen.catalog,
         state.usual(),
         screen.book,
@@ -344,14 +344,12 @@ mod tests {
             panic!("the south holds the stock");
         };
         let shortfall = reason(ReasonCode::NoStock);
-        let (book, buyer) = (
-            crate::risk::CustomerBook::default(),
-            crate::risk::Buyer::of(&priced),
-        );
+        let book = crate::risk::CustomerBook::new(2);
+        let mut buyer = crate::risk::Buyer::of(&priced);
         let screen = Screen {
             catalog: &world.catalog,
             book: &book,
-            buyer: &buyer,
+            buyer: &mut buyer,
         };
         let decision = commit(&context, south.state_mut(), plan, Some(shortfall), screen);
         assert_eq!(decision.status, Status::Held);

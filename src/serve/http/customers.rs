@@ -7,14 +7,16 @@
 //! the next start: a limit set through the API survives a restart, and wins over the file's
 //! row for that customer until the API changes it again.
 
-use super::{content_type, error, read_body};
+use super::{content_type, error, read_body, unavailable};
 use crate::limits::MAX_CUSTOMERS_BODY_BYTES;
 use crate::risk::customers::{self, CustomerLimit};
 use crate::risk::{CustomerBook, CustomersError};
 use crate::serve::App;
+use crate::serve::zone_actor::SyncCustomers;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use anyhow::Context as _;
+use compact_str::CompactString;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -26,8 +28,12 @@ pub const API_FILE: &str = "customers.api.csv";
 static API_FILE_LOCK: Mutex<()> = Mutex::new(());
 
 /// The customer book at start: the customers file's limits, then those the API set before.
-pub fn load(file: &[CustomerLimit], data_dir: &Path) -> anyhow::Result<Arc<CustomerBook>> {
-    let book = CustomerBook::default();
+pub fn load(
+    file: &[CustomerLimit],
+    data_dir: &Path,
+    zones: usize,
+) -> anyhow::Result<Arc<CustomerBook>> {
+    let book = CustomerBook::new(zones);
     for row in file {
         book.set_limit(&row.customer, row.credit_limit);
     }
@@ -115,10 +121,23 @@ pub(super) async fn put_customers(
             );
         }
     }
-    for row in &rows {
-        app.zones
-            .customers
-            .set_limit(&row.customer, row.credit_limit);
+    // A customer new to the book has open orders no zone charged: every zone adds up its
+    // own before the answer, and charges them from then on.
+    let fresh: Vec<CompactString> = rows
+        .iter()
+        .filter(|row| app.zones.customers.track(&row.customer, row.credit_limit))
+        .map(|row| CompactString::new(&row.customer))
+        .collect();
+    if !fresh.is_empty() {
+        let customers: Arc<[CompactString]> = fresh.into();
+        let synced = app
+            .ask_every_zone(|| SyncCustomers {
+                customers: customers.clone(),
+            })
+            .await;
+        if synced.is_none() {
+            return unavailable();
+        }
     }
     HttpResponse::Ok().json(serde_json::json!({"applied": rows.len()}))
 }
