@@ -35,6 +35,7 @@ use crate::zone::OrderRecord;
 use compact_str::CompactString;
 use dashmap::DashMap;
 use smallvec::SmallVec;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// How many of a customer's latest orders the history keeps (times and ship-tos): enough
 /// for the longest velocity rule.
@@ -126,6 +127,8 @@ pub struct CreditCheck {
 #[derive(Debug)]
 pub struct CustomerBook {
     zones: usize,
+    /// Whether any customer has a credit entry: until one has, no order looks the table up.
+    any_credit: AtomicBool,
     credit: DashMap<CompactString, Credit, foldhash::quality::RandomState>,
     history: DashMap<CompactString, History, foldhash::quality::RandomState>,
 }
@@ -135,6 +138,7 @@ impl CustomerBook {
     pub fn new(zones: usize) -> CustomerBook {
         CustomerBook {
             zones,
+            any_credit: AtomicBool::new(false),
             credit: DashMap::default(),
             history: DashMap::default(),
         }
@@ -143,6 +147,7 @@ impl CustomerBook {
     /// Sets `customer`'s credit limit before any order is decided (at start, or in `route`):
     /// every zone counts the customer's orders from the first. `None` lifts it.
     pub fn set_limit(&self, customer: &str, limit_cents: Option<i64>) {
+        self.any_credit.store(true, Ordering::Release);
         let mut entry = self.credit.entry(customer.into()).or_default();
         entry.limit_cents = limit_cents;
         for zone in 0..self.zones {
@@ -154,6 +159,7 @@ impl CustomerBook {
     /// sync it ([`CustomerBook::sync_zone`] in each; `false`: already tracked, the new
     /// limit holds at once).
     pub fn track(&self, customer: &str, limit_cents: Option<i64>) -> bool {
+        self.any_credit.store(true, Ordering::Release);
         let mut fresh = false;
         let mut entry = self.credit.entry(customer.into()).or_insert_with(|| {
             fresh = true;
@@ -210,6 +216,12 @@ impl CustomerBook {
         buyer: &Buyer,
         charge: impl FnOnce(Option<CreditCheck>) -> bool,
     ) {
+        // A zone that has not seen the flag yet has not synced the new customer either: it
+        // would not charge it.
+        if !self.any_credit.load(Ordering::Acquire) {
+            charge(None);
+            return;
+        }
         let Some(mut entry) = self.credit.get_mut(buyer.customer.as_str()) else {
             charge(None);
             return;
@@ -226,7 +238,7 @@ impl CustomerBook {
 
     /// Releases a closed order's value (decided in `zone`) from its customer's exposure.
     pub fn release(&self, zone: ZoneId, buyer: &Buyer) {
-        if !buyer.is_known() {
+        if !buyer.is_known() || !self.any_credit.load(Ordering::Acquire) {
             return;
         }
         if let Some(mut entry) = self.credit.get_mut(buyer.customer.as_str())
@@ -282,6 +294,7 @@ impl CustomerBook {
             return;
         }
         if is_open(record)
+            && self.any_credit.load(Ordering::Acquire)
             && let Some(mut entry) = self.credit.get_mut(buyer.customer.as_str())
         {
             entry.exposure_cents += buyer.value_cents;
