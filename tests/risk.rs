@@ -657,3 +657,70 @@ fn a_reload_mid_stream_screens_the_chunks_after_it_and_not_those_before() {
     assert_eq!(answers[1]["status"], "rejected", "after it, same stream");
     assert_eq!(answers[1]["risk"][0]["rule"], "no-ice");
 }
+
+#[test]
+fn the_demo_risk_orders_trip_each_shipped_rule_through_the_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = dir.path().join("demo");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_order-router"))
+        .args(["demo-data", "--start", "now", "--out"])
+        .arg(&demo)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/router.toml");
+    let customers = demo.join("customers.csv");
+    let server = Server::start_files(
+        tempfile::tempdir().unwrap(),
+        &config,
+        &demo.join("catalog.csv"),
+        &demo.join("stock.csv"),
+        &["--customers", customers.to_str().unwrap()],
+    );
+    let body = std::fs::read_to_string(demo.join("risk-orders.ndjson")).unwrap();
+    let answers = server.post_ndjson(&body).lines();
+    assert_eq!(answers.len(), body.lines().count());
+    let tripped: Vec<(String, String, String)> = answers
+        .iter()
+        .filter(|answer| answer.get("risk").is_some())
+        .map(|answer| {
+            (
+                answer["order_id"].as_str().unwrap().to_owned(),
+                answer["status"].as_str().unwrap().to_owned(),
+                answer["risk"][0]["rule"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("RISK-CREDIT-3", "held", "credit"),
+        ("RISK-BIG-1", "held", "high-value"),
+        ("RISK-FAST-4", "held", "new-account-velocity"),
+        ("RISK-FAST-5", "held", "new-account-velocity"),
+        ("RISK-FAR-2", "held", "new-account-far-ship-to"),
+        ("RISK-BULK-1", "held", "bulk-quantity"),
+        ("RISK-HAZMAT-1", "rejected", "no-hazmat-into-beijing"),
+        ("RISK-RUSH-1", "held", "implausible-promise"),
+    ];
+    let expected: Vec<(String, String, String)> = expected
+        .iter()
+        .map(|(id, status, rule)| ((*id).to_owned(), (*status).to_owned(), (*rule).to_owned()))
+        .collect();
+    assert_eq!(tripped, expected);
+    // Every other order of the file goes through.
+    assert!(
+        answers
+            .iter()
+            .filter(|answer| answer.get("risk").is_none())
+            .all(|answer| answer["status"] == "routed"),
+        "{answers:?}"
+    );
+    let big = server.get("/v1/reviews?rule=high-value").lines();
+    assert_eq!(big.len(), 1);
+    assert_eq!(big[0]["approvals_needed"], 2);
+    assert_eq!(server.get("/v1/reviews").lines().len(), 7);
+    assert_eq!(
+        server.metric("router_holds_total{rule=\"new-account-velocity\"}"),
+        2.0
+    );
+}
