@@ -175,62 +175,81 @@ pub(super) struct RawWarehouseGroup {
     pub warehouses: Vec<Spanned<String>>,
 }
 
-/// `[[rules]]` (extension): a routing rule. Every match key is optional (a rule matches
-/// when each one given matches); every action is optional (at least one is required).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawRule {
-    pub id: Spanned<String>,
-    pub tiers: RuleList,
-    pub customers: RuleList,
-    pub categories: RuleList,
-    pub capabilities: RuleList,
-    pub regions: RuleList,
-    pub zones: RuleList,
-    pub tags: RuleList,
-    pub min_order_value: Option<Spanned<f64>>,
-    pub max_order_value: Option<Spanned<f64>>,
-    pub services: RuleList,
-    pub only_warehouses: RuleList,
-    pub exclude_warehouses: RuleList,
-    pub prefer_group: Option<Spanned<String>>,
-    pub prefer_bonus: Option<Spanned<f64>>,
-    pub only_carriers: RuleList,
-    pub exclude_carriers: RuleList,
-    pub min_service: Option<Spanned<String>>,
-    pub split: Option<Spanned<bool>>,
-    pub lane: Option<Spanned<String>>,
+/// Declares a rule table: `id` and the conditions a routing rule and a risk rule both match
+/// on (every one optional), then the table's own keys; and `match_fields`, its conditions.
+macro_rules! rule_table {
+    ($(#[$attr:meta])* struct $name:ident { $($field:ident: $ty:ty,)* }) => {
+        $(#[$attr])*
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub(super) struct $name {
+            pub id: Spanned<String>,
+            pub tiers: RuleList,
+            pub customers: RuleList,
+            pub categories: RuleList,
+            pub capabilities: RuleList,
+            pub regions: RuleList,
+            pub zones: RuleList,
+            pub tags: RuleList,
+            pub min_order_value: Option<Spanned<f64>>,
+            pub max_order_value: Option<Spanned<f64>>,
+            pub services: RuleList,
+            $(pub $field: $ty,)*
+        }
+
+        impl $name {
+            pub fn match_fields(&self) -> MatchFields<'_> {
+                MatchFields {
+                    tiers: &self.tiers,
+                    customers: &self.customers,
+                    categories: &self.categories,
+                    capabilities: &self.capabilities,
+                    regions: &self.regions,
+                    zones: &self.zones,
+                    tags: &self.tags,
+                    min_order_value: &self.min_order_value,
+                    max_order_value: &self.max_order_value,
+                    services: &self.services,
+                }
+            }
+        }
+    };
 }
 
-/// `[[risk]]` (extension, issue 11): a risk rule. It matches as a routing rule does (the same
-/// keys, plus `skus`), checks one thing (exactly one of the check keys) and holds or
-/// rejects the orders that fail it.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawRisk {
-    pub id: Spanned<String>,
-    pub tiers: RuleList,
-    pub customers: RuleList,
-    pub categories: RuleList,
-    pub capabilities: RuleList,
-    pub regions: RuleList,
-    pub zones: RuleList,
-    pub tags: RuleList,
-    pub min_order_value: Option<Spanned<f64>>,
-    pub max_order_value: Option<Spanned<f64>>,
-    pub services: RuleList,
-    pub skus: RuleList,
-    pub credit_limit: Option<Spanned<bool>>,
-    pub order_value_over: Option<Spanned<f64>>,
-    pub velocity_orders: Option<Spanned<i64>>,
-    pub velocity_minutes: Option<Spanned<i64>>,
-    pub quantity_over_usual: Option<Spanned<f64>>,
-    pub usual_after: Option<Spanned<i64>>,
-    pub distance_km_over: Option<Spanned<f64>>,
-    pub block: Option<Spanned<bool>>,
-    pub promise_within_minutes: Option<Spanned<i64>>,
-    pub action: Spanned<String>,
-    pub approvals: Option<Spanned<i64>>,
+rule_table! {
+    /// `[[rules]]` (extension): a routing rule. Every action is optional (at least one is
+    /// required).
+    struct RawRule {
+        only_warehouses: RuleList,
+        exclude_warehouses: RuleList,
+        prefer_group: Option<Spanned<String>>,
+        prefer_bonus: Option<Spanned<f64>>,
+        only_carriers: RuleList,
+        exclude_carriers: RuleList,
+        min_service: Option<Spanned<String>>,
+        split: Option<Spanned<bool>>,
+        lane: Option<Spanned<String>>,
+    }
+}
+
+rule_table! {
+    /// `[[risk]]` (extension, issue 11): a risk rule. It matches as a routing rule does
+    /// (plus `skus`), checks one thing (exactly one of the check keys) and holds or rejects
+    /// the orders that fail it.
+    struct RawRisk {
+        skus: RuleList,
+        credit_limit: Option<Spanned<bool>>,
+        order_value_over: Option<Spanned<f64>>,
+        velocity_orders: Option<Spanned<i64>>,
+        velocity_minutes: Option<Spanned<i64>>,
+        quantity_over_usual: Option<Spanned<f64>>,
+        usual_after: Option<Spanned<i64>>,
+        distance_km_over: Option<Spanned<f64>>,
+        block: Option<Spanned<bool>>,
+        promise_within_minutes: Option<Spanned<i64>>,
+        action: Spanned<String>,
+        approvals: Option<Spanned<i64>>,
+    }
 }
 
 /// The conditions of a routing rule or a risk rule: what both match on.
@@ -245,35 +264,6 @@ pub(super) struct MatchFields<'a> {
     pub min_order_value: &'a Option<Spanned<f64>>,
     pub max_order_value: &'a Option<Spanned<f64>>,
     pub services: &'a RuleList,
-}
-
-macro_rules! match_fields {
-    ($raw:expr) => {
-        MatchFields {
-            tiers: &$raw.tiers,
-            customers: &$raw.customers,
-            categories: &$raw.categories,
-            capabilities: &$raw.capabilities,
-            regions: &$raw.regions,
-            zones: &$raw.zones,
-            tags: &$raw.tags,
-            min_order_value: &$raw.min_order_value,
-            max_order_value: &$raw.max_order_value,
-            services: &$raw.services,
-        }
-    };
-}
-
-impl RawRule {
-    pub fn match_fields(&self) -> MatchFields<'_> {
-        match_fields!(self)
-    }
-}
-
-impl RawRisk {
-    pub fn match_fields(&self) -> MatchFields<'_> {
-        match_fields!(self)
-    }
 }
 
 /// A list of names in a rule: located as a whole (an empty list is a problem) and by item.

@@ -108,57 +108,53 @@ const ALERTS: Shape = Shape {
 const WAREHOUSE_GROUP: Shape = Shape {
     keys: &[("id", None), ("warehouses", None)],
 };
-const RULE: Shape = Shape {
-    keys: &[
-        ("id", None),
-        ("tiers", None),
-        ("customers", None),
-        ("categories", None),
-        ("capabilities", None),
-        ("regions", None),
-        ("zones", None),
-        ("tags", None),
-        ("min_order_value", None),
-        ("max_order_value", None),
-        ("services", None),
-        ("only_warehouses", None),
-        ("exclude_warehouses", None),
-        ("prefer_group", None),
-        ("prefer_bonus", None),
-        ("only_carriers", None),
-        ("exclude_carriers", None),
-        ("min_service", None),
-        ("split", None),
-        ("lane", None),
-    ],
-};
-const RISK: Shape = Shape {
-    keys: &[
-        ("id", None),
-        ("tiers", None),
-        ("customers", None),
-        ("categories", None),
-        ("capabilities", None),
-        ("regions", None),
-        ("zones", None),
-        ("tags", None),
-        ("min_order_value", None),
-        ("max_order_value", None),
-        ("services", None),
-        ("skus", None),
-        ("credit_limit", None),
-        ("order_value_over", None),
-        ("velocity_orders", None),
-        ("velocity_minutes", None),
-        ("quantity_over_usual", None),
-        ("usual_after", None),
-        ("distance_km_over", None),
-        ("block", None),
-        ("promise_within_minutes", None),
-        ("action", None),
-        ("approvals", None),
-    ],
-};
+/// The keys of a rule table: `id` and the conditions routing and risk rules share, then
+/// the table's own.
+macro_rules! rule_shape {
+    ($($key:literal),* $(,)?) => {
+        Shape {
+            keys: &[
+                ("id", None),
+                ("tiers", None),
+                ("customers", None),
+                ("categories", None),
+                ("capabilities", None),
+                ("regions", None),
+                ("zones", None),
+                ("tags", None),
+                ("min_order_value", None),
+                ("max_order_value", None),
+                ("services", None),
+                $(($key, None),)*
+            ],
+        }
+    };
+}
+const RULE: Shape = rule_shape!(
+    "only_warehouses",
+    "exclude_warehouses",
+    "prefer_group",
+    "prefer_bonus",
+    "only_carriers",
+    "exclude_carriers",
+    "min_service",
+    "split",
+    "lane",
+);
+const RISK: Shape = rule_shape!(
+    "skus",
+    "credit_limit",
+    "order_value_over",
+    "velocity_orders",
+    "velocity_minutes",
+    "quantity_over_usual",
+    "usual_after",
+    "distance_km_over",
+    "block",
+    "promise_within_minutes",
+    "action",
+    "approvals",
+);
 const ROOT: Shape = Shape {
     keys: &[
         ("alerts", Some(&ALERTS)),
