@@ -178,18 +178,122 @@ pub fn write_risk_orders(
     out: &mut impl Write,
 ) -> std::io::Result<()> {
     let sku = |index: u32| catalog.sku_name(crate::ids::SkuId(index)).to_owned();
-    // A hazmat SKU in stock: what stops the order to Beijing is the rule, not stock.
+    let (plain, usual) = (sku(1), sku(0));
+    let hazmat = sku(stocked_hazmat_sku(network, catalog, stock, "BJ"));
+    let new_account = ",\"tags\":[\"new_account\"]";
+    // (id, customer, region, sku, qty, unit price, more fields)
+    let mut orders: Vec<(String, String, &str, &str, u32, f64, String)> = Vec::new();
+    for index in 1..=3 {
+        let id = format!("RISK-CREDIT-{index}");
+        orders.push((
+            id,
+            "C-RISK-CREDIT".into(),
+            "SH",
+            &plain,
+            1,
+            450.0,
+            String::new(),
+        ));
+    }
+    orders.push((
+        "RISK-BIG-1".into(),
+        "C-RISK-BIG".into(),
+        "SH",
+        &plain,
+        10,
+        2100.0,
+        String::new(),
+    ));
+    for index in 1..=5 {
+        let id = format!("RISK-FAST-{index}");
+        orders.push((
+            id,
+            "C-RISK-FAST".into(),
+            "SH",
+            &plain,
+            1,
+            30.0,
+            new_account.into(),
+        ));
+    }
+    for (index, region) in ["BJ", "GD"].into_iter().enumerate() {
+        let id = format!("RISK-FAR-{}", index + 1);
+        orders.push((
+            id,
+            "C-RISK-FAR".into(),
+            region,
+            &plain,
+            1,
+            30.0,
+            new_account.into(),
+        ));
+    }
+    for index in 1..=60 {
+        let (id, customer) = (
+            format!("RISK-USUAL-{index}"),
+            format!("C-RISK-USUAL-{index}"),
+        );
+        orders.push((id, customer, "SH", &usual, 1, 20.0, String::new()));
+    }
+    orders.push((
+        "RISK-BULK-1".into(),
+        "C-RISK-BULK".into(),
+        "SH",
+        &usual,
+        40,
+        20.0,
+        String::new(),
+    ));
+    orders.push((
+        "RISK-HAZMAT-1".into(),
+        "C-RISK-HAZMAT".into(),
+        "BJ",
+        &hazmat,
+        1,
+        80.0,
+        String::new(),
+    ));
+    // The rush order comes last: promised six and a half hours after it is created.
+    let promise = Millis(start.0 + orders.len() as i64 * 1000).plus_hours(6.5);
+    let rush = format!(",\"service\":\"same_day\",\"promise_by\":\"{promise}\"");
+    orders.push((
+        "RISK-RUSH-1".into(),
+        "C-RISK-RUSH".into(),
+        "SH",
+        &plain,
+        1,
+        30.0,
+        rush,
+    ));
+    for (index, (id, customer, region, sku, qty, price, more)) in orders.iter().enumerate() {
+        let created = Millis(start.0 + index as i64 * 1000);
+        writeln!(
+            out,
+            "{{\"id\":\"{id}\",\"customer\":{{\"id\":\"{customer}\"}},\"ship_to\":{{\"region\":\"{region}\"}},\"lines\":[{{\"sku\":\"{sku}\",\"qty\":{qty},\"unit_price\":{price:.2}}}]{more},\"created_at\":\"{created}\"}}"
+        )?;
+    }
+    out.flush()
+}
+
+/// The first hazmat SKU stocked somewhere in the zone chain of `region` (index 0 if none):
+/// an order of it to that region is stopped by a rule, not by stock.
+fn stocked_hazmat_sku(
+    network: &Network,
+    catalog: &Catalog,
+    stock: &[crate::catalog::StockLevel],
+    region: &str,
+) -> u32 {
     let hazmat = crate::model::Capabilities::parse_one("hazmat").expect("a capability");
     let chain: Vec<crate::ids::ZoneId> = network
         .region_ids
-        .get("BJ")
+        .get(region)
         .map(|region| {
             network
                 .zone_order(network.regions[region as usize].zone)
                 .collect()
         })
         .unwrap_or_default();
-    let hazmat = stock
+    stock
         .iter()
         .filter(|level| level.on_hand > 0)
         .filter(|level| {
@@ -199,100 +303,5 @@ pub fn write_risk_orders(
         .map(|level| level.sku)
         .filter(|sku| catalog.sku(*sku).capabilities == hazmat)
         .min()
-        .map_or(0, |sku| sku.0);
-    let mut count = 0i64;
-    let mut order = |out: &mut dyn Write,
-                     id: &str,
-                     customer: &str,
-                     region: &str,
-                     line: (&str, u32, f64),
-                     extra: &str| {
-        let created = Millis(start.0 + count * 1000);
-        count += 1;
-        writeln!(
-            out,
-            "{{\"id\":\"{id}\",\"customer\":{{\"id\":\"{customer}\"}},\"ship_to\":{{\"region\":\"{region}\"}},\"lines\":[{{\"sku\":\"{}\",\"qty\":{},\"unit_price\":{:.2}}}]{extra},\"created_at\":\"{created}\"}}",
-            line.0, line.1, line.2
-        )
-    };
-    let (plain, usual) = (sku(1), sku(0));
-    for index in 1..=3 {
-        order(
-            out,
-            &format!("RISK-CREDIT-{index}"),
-            "C-RISK-CREDIT",
-            "SH",
-            (&plain, 1, 450.0),
-            "",
-        )?;
-    }
-    order(
-        out,
-        "RISK-BIG-1",
-        "C-RISK-BIG",
-        "SH",
-        (&plain, 10, 2100.0),
-        "",
-    )?;
-    for index in 1..=5 {
-        let tags = ",\"tags\":[\"new_account\"]";
-        order(
-            out,
-            &format!("RISK-FAST-{index}"),
-            "C-RISK-FAST",
-            "SH",
-            (&plain, 1, 30.0),
-            tags,
-        )?;
-    }
-    for (index, region) in ["BJ", "GD"].iter().enumerate() {
-        let tags = ",\"tags\":[\"new_account\"]";
-        order(
-            out,
-            &format!("RISK-FAR-{}", index + 1),
-            "C-RISK-FAR",
-            region,
-            (&plain, 1, 30.0),
-            tags,
-        )?;
-    }
-    for index in 1..=60 {
-        let customer = format!("C-RISK-USUAL-{index}");
-        order(
-            out,
-            &format!("RISK-USUAL-{index}"),
-            &customer,
-            "SH",
-            (&usual, 1, 20.0),
-            "",
-        )?;
-    }
-    order(
-        out,
-        "RISK-BULK-1",
-        "C-RISK-BULK",
-        "SH",
-        (&usual, 40, 20.0),
-        "",
-    )?;
-    order(
-        out,
-        "RISK-HAZMAT-1",
-        "C-RISK-HAZMAT",
-        "BJ",
-        (&sku(hazmat), 1, 80.0),
-        "",
-    )?;
-    // Written 71 orders in: the rush order is the 72nd.
-    let promise = Millis(start.0 + 71 * 1000).plus_hours(6.5);
-    let rush = format!(",\"service\":\"same_day\",\"promise_by\":\"{promise}\"");
-    order(
-        out,
-        "RISK-RUSH-1",
-        "C-RISK-RUSH",
-        "SH",
-        (&plain, 1, 30.0),
-        &rush,
-    )?;
-    out.flush()
+        .map_or(0, |sku| sku.0)
 }

@@ -1,7 +1,7 @@
 //! The screen itself: the `[[risk]]` rules of the order's config snapshot, against an order
 //! the engine placed ([`screen`]).
 
-use super::book::{CustomerBook, History};
+use super::book::{CreditCheck, CustomerBook, History};
 use super::{Buyer, Usual, amount};
 use crate::catalog::Catalog;
 use crate::config::{RiskCheck, RiskRule};
@@ -86,23 +86,8 @@ pub fn screen(
     if !history_rules.is_empty() {
         book.history(&buyer.customer, |history| {
             for &index in &history_rules {
-                let rule = &rules[index];
-                let message = match rule.check {
-                    RiskCheck::Velocity { orders, window_ms } => {
-                        let since = Millis(context.now.0 - window_ms);
-                        let count = history.orders_since(since) + 1;
-                        (count > orders as usize).then(|| {
-                            format!(
-                                "{count} orders in {} minutes (more than {orders})",
-                                window_ms / 60_000
-                            )
-                        })
-                    }
-                    RiskCheck::DistanceOver(km) => far_ship_to(history, buyer.ship_to, km),
-                    _ => None,
-                };
-                if let Some(message) = message {
-                    found.push((index, hit(rule, message), rule.rejects));
+                if let Some(message) = history_check(&rules[index], history, context.now, buyer) {
+                    found.push((index, hit(&rules[index], message), rules[index].rejects));
                 }
             }
             history.note(context.now, buyer.ship_to);
@@ -111,19 +96,10 @@ pub fn screen(
     }
     // The credit check comes last: whether the order is charged depends on the others.
     book.credit(zone, buyer, |check| {
-        if let (Some(index), Some(check)) = (credit_rule, check) {
-            let after = check.exposure_cents + buyer.value_cents;
-            if after > check.limit_cents {
-                let rule = &rules[index];
-                let message = format!(
-                    "exposure {} plus this order's {} is {}, over the credit limit {}",
-                    amount(check.exposure_cents),
-                    amount(buyer.value_cents),
-                    amount(after),
-                    amount(check.limit_cents)
-                );
-                found.push((index, hit(rule, message), rule.rejects));
-            }
+        if let (Some(index), Some(check)) = (credit_rule, check)
+            && let Some(message) = over_limit(check, buyer.value_cents)
+        {
+            found.push((index, hit(&rules[index], message), rules[index].rejects));
         }
         !found.iter().any(|(_, _, rejects)| *rejects)
     });
@@ -135,6 +111,38 @@ pub fn screen(
         rejects,
         holds,
     }
+}
+
+/// What a velocity or distance rule finds in the customer's `history` (this order not in
+/// it yet), decided at `now`.
+fn history_check(rule: &RiskRule, history: &History, now: Millis, buyer: &Buyer) -> Option<String> {
+    match rule.check {
+        RiskCheck::Velocity { orders, window_ms } => {
+            let count = history.orders_since(Millis(now.0 - window_ms)) + 1;
+            (count > orders as usize).then(|| {
+                format!(
+                    "{count} orders in {} minutes (more than {orders})",
+                    window_ms / 60_000
+                )
+            })
+        }
+        RiskCheck::DistanceOver(km) => far_ship_to(history, buyer.ship_to, km),
+        _ => None,
+    }
+}
+
+/// The message when an order worth `value_cents` takes the customer past its limit.
+fn over_limit(check: CreditCheck, value_cents: i64) -> Option<String> {
+    let after = check.exposure_cents + value_cents;
+    (after > check.limit_cents).then(|| {
+        format!(
+            "exposure {} plus this order's {} is {}, over the credit limit {}",
+            amount(check.exposure_cents),
+            amount(value_cents),
+            amount(after),
+            amount(check.limit_cents)
+        )
+    })
 }
 
 fn hit(rule: &RiskRule, message: String) -> RiskHit {

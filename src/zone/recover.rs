@@ -373,6 +373,45 @@ mod tests {
     const CREDIT: &str = "\n[[risk]]\nid = \"credit\"\ncredit_limit = true\naction = \"reject\"\n";
     const LIMITS: [(&str, Option<i64>); 3] = [("k0", Some(1000)), ("k1", Some(2500)), ("k2", None)];
 
+    /// Decides an `Operation::Order`, journaling what it changed; a new decision that
+    /// reserved joins `open`, the exposure model.
+    fn place(
+        world: &World,
+        zones: &mut [Zone],
+        operation: Operation,
+        journals: &mut Journals,
+        open: &mut Exposures,
+    ) {
+        let Operation::Order {
+            id,
+            south,
+            sku_b,
+            qty,
+            held,
+            customer,
+            price,
+        } = operation
+        else {
+            unreachable!("an order")
+        };
+        let claims = zones[0].claims().clone();
+        let (region, sku) = (if south { "S" } else { "N" }, if sku_b { "B" } else { "A" });
+        let mut order = order(world, &name(id), region, sku, qty);
+        // As if tagged with one of the policy's hold tags: held for review.
+        order.hold_tagged = held;
+        order.customer_id = LIMITS[usize::from(customer)].0.into();
+        order.lines[0].unit_price = f64::from(price);
+        let new = claims.get(&name(id)).is_none();
+        let value = i64::from(price * qty) * 100;
+        decide_one(world, zones, order, journals);
+        let claim = claims.get(&name(id)).unwrap();
+        let record = zones[claim.zone.index()].state().order(claim.slot);
+        if new && record.decision.reserves() {
+            let customer = LIMITS[usize::from(customer)].0.to_owned();
+            open.insert(name(id), (customer, value));
+        }
+    }
+
     /// Applies `operation` to the live zones and journals what it changed; keeps `open`,
     /// the model of what is charged to each customer.
     fn apply(
@@ -385,31 +424,7 @@ mod tests {
         let claims = zones[0].claims().clone();
         let mut batch = RecordBatch::default();
         match operation {
-            Operation::Order {
-                id,
-                south,
-                sku_b,
-                qty,
-                held,
-                customer,
-                price,
-            } => {
-                let (region, sku) = (if south { "S" } else { "N" }, if sku_b { "B" } else { "A" });
-                let mut order = order(world, &name(id), region, sku, qty);
-                // As if tagged with one of the policy's hold tags: held for review.
-                order.hold_tagged = held;
-                order.customer_id = LIMITS[usize::from(customer)].0.into();
-                order.lines[0].unit_price = f64::from(price);
-                let new = claims.get(&name(id)).is_none();
-                let value = i64::from(price * qty) * 100;
-                decide_one(world, zones, order, journals);
-                let claim = claims.get(&name(id)).unwrap();
-                let record = zones[claim.zone.index()].state().order(claim.slot);
-                if new && record.decision.reserves() {
-                    let customer = LIMITS[usize::from(customer)].0.to_owned();
-                    open.insert(name(id), (customer, value));
-                }
-            }
+            Operation::Order { .. } => place(world, zones, operation, journals, open),
             Operation::Approve {
                 id,
                 approver,
