@@ -23,12 +23,14 @@
 //!   [`zone::decide()`] is the one batch decision: a zone takes a batch of visits and
 //!   returns the answers, the new decisions, the journal records, and the visits that go on
 //!   to the next zone of their fallback chain. [`zone::verdict`] turns a plan into a
-//!   decision (the review and backorder rules); [`zone::ZoneState`] is the zone's
+//!   decision (the risk screen, [`risk`], then the review and backorder rules); [`zone::ZoneState`] is the zone's
 //!   single-writer state (stock, capacity counters, records); [`zone::records`],
 //!   [`zone::snapshot`] and [`zone::recover`] are what a zone writes to its journal and how
 //!   it is rebuilt from it.
 //! - [`engine`]: the routing engine, a pure function of (order, a zone's state, policy,
 //!   decision time) to a plan. No I/O, no clock, no locks.
+//! - [`risk`]: the risk screen of `[[risk]]` rules, run on a plan before it is reserved;
+//!   its customer book (credit exposure, histories) is shared by the zones.
 //! - [`journal`]: a zone's durable log, knowing records only as bytes: CRC32C-framed records
 //!   in segment files, group commit (one write, one `fdatasync` per group), recovery that
 //!   cuts a torn tail and refuses damage by file and offset, snapshots and compaction.
