@@ -1,7 +1,7 @@
 //! The risk screen (issue 11): whether an order the engine placed should ship.
 //!
 //! After a zone finds a plan for an order and before it reserves anything
-//! (`zone::verdict::commit`), [`screen`] runs the `[[risk]]` rules of the config snapshot
+//! (`zone::verdict::commit`), [`screen()`] runs the `[[risk]]` rules of the config snapshot
 //! against the order: each rule that matches checks one thing (credit limit, order value,
 //! velocity, a quantity far above the SKU's usual, a ship-to far from the customer's
 //! previous ones, a block, a promise too close) and a hit holds the order for review or
