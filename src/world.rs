@@ -93,12 +93,8 @@ pub fn load_customers(path: &Path) -> Result<Vec<CustomerLimit>, WorldError> {
         path: path.to_owned(),
         source,
     };
-    let file = std::fs::File::open(path).map_err(|error| {
-        failed(CustomersError::Row {
-            line: 0,
-            message: format!("cannot open it: {error}"),
-        })
-    })?;
+    let file = std::fs::File::open(path)
+        .map_err(|error| failed(CustomersError::Open(error.to_string())))?;
     crate::risk::customers::read_csv(std::io::BufReader::new(file)).map_err(failed)
 }
 

@@ -724,3 +724,95 @@ fn the_demo_risk_orders_trip_each_shipped_rule_through_the_service() {
         2.0
     );
 }
+
+#[test]
+fn an_absurd_price_is_held_to_a_ceiling_and_cannot_wrap_the_exposure() {
+    let mut router =
+        router("\n[[risk]]\nid = \"credit\"\ncredit_limit = true\naction = \"reject\"\n");
+    router.customers().set_limit("C-7", Some(100_000));
+    let first = at_minute(&mut router, &priced("O-1", "C-7", "R1", "A", 1, 1.0), 0);
+    assert_eq!(first.status, Status::Routed);
+    let absurd = at_minute(&mut router, &priced("O-2", "C-7", "R1", "A", 3, 1e300), 0);
+    assert_eq!(absurd.status, Status::Rejected, "{:?}", absurd.reason);
+    assert_eq!(reason(&absurd).0, ReasonCode::Risk);
+    let again = at_minute(&mut router, &priced("O-3", "C-7", "R1", "A", 1, 1e17), 0);
+    assert_eq!(again.status, Status::Rejected);
+    assert_eq!(router.customers().exposure("C-7").exposure, 1.0);
+    let fine = at_minute(&mut router, &priced("O-4", "C-7", "R1", "A", 1, 10.0), 0);
+    assert_eq!(fine.status, Status::Routed);
+}
+
+#[test]
+fn a_block_of_customers_says_so_and_risk_ids_may_not_be_the_policys() {
+    let mut router = router(
+        "\n[[risk]]\nid = \"banned\"\ncustomers = [\"C-666\"]\nblock = true\naction = \"reject\"\n",
+    );
+    let banned = at_minute(&mut router, &priced("O-1", "C-666", "R1", "A", 1, 5.0), 0);
+    assert_eq!(
+        hits(&banned),
+        [(
+            "banned".to_owned(),
+            "orders matching this block may not ship to region R1".to_owned()
+        )]
+    );
+    let (code, stderr) =
+        check("\n[[risk]]\nid = \"hold_tags\"\norder_value_over = 5.0\naction = \"hold\"\n");
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("risk[0].id: 'hold_tags' names the policy's own hold"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_review_timeout_never_approves_a_hold_that_asks_two_approvers() {
+    let config = GOLDEN.replacen(
+        "max_shipments = 3",
+        "max_shipments = 3\nhold_tags = [\"fraud_review\"]\nreview_timeout_s = 1\nreview_timeout_action = \"approve\"",
+        1,
+    ) + "\n[[risk]]\nid = \"big\"\norder_value_over = 1000.0\naction = \"hold\"\napprovals = 2\n";
+    let server = Server::start(&config, GOLDEN_CATALOG, STOCK, &[]);
+    let big = one(&server, &priced("O-1", "C-1", "R1", "A", 1, 5000.0));
+    assert_eq!(big["status"], "held");
+    let tagged =
+        priced("O-2", "C-1", "R1", "A", 1, 5.0).replace("}]}", "}],\"tags\":[\"fraud_review\"]}");
+    assert_eq!(one(&server, &tagged)["status"], "held");
+    let state = |id: &str| server.get(&format!("/v1/orders/{id}")).json()["state"].clone();
+    common::wait_for("both timeouts", || {
+        state("O-1") != "live" && state("O-2") != "live"
+    });
+    assert_eq!(
+        state("O-1"),
+        "rejected_after_review",
+        "two-person approval is not left to a clock"
+    );
+    assert_eq!(state("O-2"), "released");
+}
+
+#[test]
+fn a_customer_id_with_a_comma_set_through_the_api_survives_a_restart() {
+    let customers = tempfile::tempdir().unwrap();
+    let server = credit_server(&customers);
+    let put = server.request(
+        "PUT",
+        "/v1/customers",
+        "application/json",
+        br#"[{"customer":"ACME,\"East\"","credit_limit":70}]"#,
+    );
+    assert_eq!(put.status, 200, "{}", put.text());
+    let spaced = server.request(
+        "PUT",
+        "/v1/customers",
+        "application/json",
+        br#"[{"customer":" C-9","credit_limit":70}]"#,
+    );
+    assert_eq!(spaced.status, 400, "{}", spaced.text());
+    let file = customers.path().join("customers.csv");
+    let server = server.kill_and_restart(&["--customers", file.to_str().unwrap()]);
+    let held = one(
+        &server,
+        &priced("O-1", "ACME,\\\"East\\\"", "R1", "A", 1, 80.0),
+    );
+    assert_eq!(held["status"], "held", "{held}");
+    assert_eq!(held["risk"][0]["rule"], "credit");
+}

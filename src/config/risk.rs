@@ -117,6 +117,14 @@ impl Checker<'_> {
         risk: &mut RiskRules,
     ) -> RiskRule {
         let raw = rule.get_ref();
+        if ["hold_tags", "hold_order_value_over"].contains(&raw.id.get_ref().as_str()) {
+            let message = format!(
+                "'{}' names the policy's own hold in the review queue's filter and the holds \
+                 metric: give the risk rule another id",
+                raw.id.get_ref()
+            );
+            self.report(raw.id.span(), format!("{key}.id"), message);
+        }
         let matches = self.rule_match(key, &raw.match_fields(), names, routing);
         let skus = self.non_empty(&raw.skus, key, "skus").map(|skus| {
             for (position, sku) in skus.iter().enumerate() {

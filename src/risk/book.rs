@@ -75,8 +75,9 @@ impl History {
 pub struct Credit {
     /// The credit limit in cents; `None`: lifted (the check passes).
     pub limit_cents: Option<i64>,
-    /// The value of the customer's open orders in the synced zones, in cents.
-    pub exposure_cents: i64,
+    /// The value of the customer's open orders in the synced zones, in cents (`i128`: no
+    /// number of orders of at most `MAX_ORDER_CENTS` each can overflow it).
+    pub exposure_cents: i128,
     /// How many orders make up the exposure.
     pub open_orders: u32,
     /// The zones that count this customer's orders (bit per zone id).
@@ -119,7 +120,7 @@ pub struct Exposure {
 /// What the credit check found, under the customer's lock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CreditCheck {
-    pub exposure_cents: i64,
+    pub exposure_cents: i128,
     pub limit_cents: i64,
 }
 
@@ -155,18 +156,14 @@ impl CustomerBook {
         }
     }
 
-    /// Sets `customer`'s limit while orders are being decided: whether the zones must now
-    /// sync it ([`CustomerBook::sync_zone`] in each; `false`: already tracked, the new
-    /// limit holds at once).
+    /// Sets `customer`'s limit while orders are being decided: whether some zone has yet
+    /// to sync the customer ([`CustomerBook::sync_zone`], which skips a zone that has, so
+    /// asking again is safe; `false`: every zone has, the new limit holds at once).
     pub fn track(&self, customer: &str, limit_cents: Option<i64>) -> bool {
         self.any_credit.store(true, Ordering::Release);
-        let mut fresh = false;
-        let mut entry = self.credit.entry(customer.into()).or_insert_with(|| {
-            fresh = true;
-            Credit::default()
-        });
+        let mut entry = self.credit.entry(customer.into()).or_default();
         entry.limit_cents = limit_cents;
-        fresh
+        !(0..self.zones).all(|zone| entry.is_synced(ZoneId(zone as u16)))
     }
 
     /// Zone `zone`, on its own thread, takes `customers` into the credit it counts: adds
@@ -179,11 +176,11 @@ impl CustomerBook {
     ) {
         let wanted: std::collections::HashSet<&str> =
             customers.iter().map(CompactString::as_str).collect();
-        let mut sums: std::collections::HashMap<&str, (i64, u32)> = Default::default();
+        let mut sums: std::collections::HashMap<&str, (i128, u32)> = Default::default();
         for record in records {
             if is_open(record) && wanted.contains(record.buyer.customer.as_str()) {
                 let sum = sums.entry(record.buyer.customer.as_str()).or_default();
-                sum.0 += record.buyer.value_cents;
+                sum.0 += i128::from(record.buyer.value_cents);
                 sum.1 += 1;
             }
         }
@@ -231,7 +228,7 @@ impl CustomerBook {
             limit_cents,
         });
         if charge(check) && entry.is_synced(zone) {
-            entry.exposure_cents += buyer.value_cents;
+            entry.exposure_cents += i128::from(buyer.value_cents);
             entry.open_orders += 1;
         }
     }
@@ -244,7 +241,7 @@ impl CustomerBook {
         if let Some(mut entry) = self.credit.get_mut(buyer.customer.as_str())
             && entry.is_synced(zone)
         {
-            entry.exposure_cents -= buyer.value_cents;
+            entry.exposure_cents -= i128::from(buyer.value_cents);
             entry.open_orders = entry.open_orders.saturating_sub(1);
         }
     }
@@ -297,7 +294,7 @@ impl CustomerBook {
             && self.any_credit.load(Ordering::Acquire)
             && let Some(mut entry) = self.credit.get_mut(buyer.customer.as_str())
         {
-            entry.exposure_cents += buyer.value_cents;
+            entry.exposure_cents += i128::from(buyer.value_cents);
             entry.open_orders += 1;
         }
         if buyer.noted {

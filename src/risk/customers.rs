@@ -12,11 +12,11 @@
 //! the same rows (as CSV, or as a JSON array of `{"customer", "credit_limit"}`). A bad row
 //! names its line and nothing of the file is taken.
 
-use compact_str::CompactString;
 use std::io::Read;
 
-/// Most bytes of a customer id (as order ids).
-pub const MAX_CUSTOMER_BYTES: usize = 64;
+/// Most bytes of a customer id in the customers file (orders' customer ids are not
+/// bounded, but one longer than this cannot be given a limit).
+pub const MAX_CUSTOMER_BYTES: usize = 256;
 
 /// One row: a customer's credit limit in cents, or `None` to lift it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
@@ -31,6 +31,8 @@ pub struct CustomerLimit {
 pub enum CustomersError {
     #[error("line {line}: {message}")]
     Row { line: u64, message: String },
+    #[error("cannot read it: {0}")]
+    Open(String),
     #[error("{0}")]
     Json(String),
 }
@@ -91,16 +93,20 @@ pub fn read_json(body: &[u8]) -> Result<Vec<CustomerLimit>, CustomersError> {
     Ok(rows)
 }
 
-/// Writes `limits` as a customers CSV.
-pub fn write_csv(limits: &[(CompactString, i64)]) -> String {
-    let mut out = String::from("customer,credit_limit\n");
-    for (customer, cents) in limits {
-        out.push_str(customer);
-        out.push(',');
-        out.push_str(&super::amount(*cents));
-        out.push('\n');
-    }
-    out
+/// Writes `rows` as a customers CSV (quoting what needs it: a customer id may hold a
+/// comma or a quote).
+pub fn write_csv(rows: &[CustomerLimit]) -> Vec<u8> {
+    let mut csv = csv::Writer::from_writer(Vec::new());
+    let written: csv::Result<()> = (|| {
+        csv.write_record(["customer", "credit_limit"])?;
+        for row in rows {
+            let limit = row.credit_limit.map(super::amount).unwrap_or_default();
+            csv.write_record([row.customer.as_str(), limit.as_str()])?;
+        }
+        Ok(())
+    })();
+    written.expect("CSV into a Vec");
+    csv.into_inner().expect("CSV into a Vec")
 }
 
 fn customer_id(text: &str) -> Result<String, String> {
@@ -112,6 +118,10 @@ fn customer_id(text: &str) -> Result<String, String> {
     }
     if text.chars().any(char::is_control) {
         return Err(format!("customer {text:?} has a control character"));
+    }
+    if text.trim() != text {
+        // The file's fields are trimmed: such an id could not be read back.
+        return Err(format!("customer {text:?} starts or ends with white space"));
     }
     Ok(text.to_owned())
 }
@@ -199,5 +209,26 @@ mod tests {
         assert_eq!(rows[1].credit_limit, None);
         assert!(read_json(br#"[{"customer":"","credit_limit":1}]"#).is_err());
         assert!(read_json(br#"[{"customer":"C","credit_limit":-1}]"#).is_err());
+    }
+}
+
+#[cfg(test)]
+mod writing {
+    use super::*;
+
+    #[test]
+    fn what_is_written_reads_back_whatever_the_id_holds() {
+        let rows = vec![
+            CustomerLimit {
+                customer: "ACME, Inc \"east\"".into(),
+                credit_limit: Some(12_345),
+            },
+            CustomerLimit {
+                customer: "C-2".into(),
+                credit_limit: None,
+            },
+        ];
+        assert_eq!(read_csv(write_csv(&rows).as_slice()).unwrap(), rows);
+        assert!(read_json(br#"[{"customer":" C-1","credit_limit":1}]"#).is_err());
     }
 }

@@ -35,8 +35,9 @@ use compact_str::CompactString;
 pub struct Buyer {
     /// The customer's id; empty for a decision journaled before the risk screen existed.
     pub customer: CompactString,
-    /// The order's value (sum of unit price times quantity) in cents, rounded: exposure is
-    /// summed in integers, so adding and taking away orders in any order is exact.
+    /// The order's value (sum of unit price times quantity) in cents, rounded, and held to
+    /// 0..=[`MAX_ORDER_CENTS`]: exposure is summed in integers, so adding and taking away
+    /// orders in any order is exact, and cannot overflow.
     pub value_cents: i64,
     /// The ship-to's latitude and longitude.
     pub ship_to: [f32; 2],
@@ -49,7 +50,7 @@ impl Buyer {
     pub fn of(order: &Order) -> Buyer {
         Buyer {
             customer: order.customer_id.clone(),
-            value_cents: cents(crate::zone::verdict::order_value(order)),
+            value_cents: cents(crate::zone::verdict::order_value(order)).clamp(0, MAX_ORDER_CENTS),
             ship_to: [order.latitude as f32, order.longitude as f32],
             noted: false,
         }
@@ -61,13 +62,19 @@ impl Buyer {
     }
 }
 
-/// An amount in cents, rounded to the nearest.
+/// The most an order counts for against a credit limit, in cents (ten trillion): a price
+/// the parser accepts (any finite number) cannot take a customer's exposure past what
+/// `i128` sums hold, nor wrap it.
+pub const MAX_ORDER_CENTS: i64 = 1_000_000_000_000_000;
+
+/// An amount in cents, rounded to the nearest (saturating at the ends of `i64`).
 pub fn cents(amount: f64) -> i64 {
     (amount * 100.0).round() as i64
 }
 
 /// Cents as an amount with two decimals (for messages).
-pub fn amount(cents: i64) -> String {
+pub fn amount(cents: impl Into<i128>) -> String {
+    let cents: i128 = cents.into();
     let sign = if cents < 0 { "-" } else { "" };
     format!(
         "{sign}{}.{:02}",

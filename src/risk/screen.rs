@@ -133,8 +133,8 @@ fn history_check(rule: &RiskRule, history: &History, now: Millis, buyer: &Buyer)
 
 /// The message when an order worth `value_cents` takes the customer past its limit.
 fn over_limit(check: CreditCheck, value_cents: i64) -> Option<String> {
-    let after = check.exposure_cents + value_cents;
-    (after > check.limit_cents).then(|| {
+    let after = check.exposure_cents + i128::from(value_cents);
+    (after > i128::from(check.limit_cents)).then(|| {
         format!(
             "exposure {} plus this order's {} is {}, over the credit limit {}",
             amount(check.exposure_cents),
@@ -190,9 +190,15 @@ fn unusual_quantity(
 }
 
 /// The message of a block: what it blocks (the lines its `skus`, `capabilities` and
-/// `categories` name; every line when it names none of them), and where to.
+/// `categories` name; the rule matched, so there is one), and where to.
 fn blocked(rule: &RiskRule, order: &Order, context: &OrderContext, catalog: &Catalog) -> String {
     let region = context.network.region_name(order.region);
+    let names_goods =
+        rule.skus.is_some() || rule.matches.capabilities.0 != 0 || rule.matches.categories != 0;
+    if !names_goods {
+        // A block of customers, tiers, tags or values: say so, not what is in the basket.
+        return format!("orders matching this block may not ship to region {region}");
+    }
     let categories = &context.network.policy.rules.category_ids;
     let named = |line: &crate::model::OrderLine| {
         let sku = catalog.sku(line.sku);
@@ -214,13 +220,6 @@ fn blocked(rule: &RiskRule, order: &Order, context: &OrderContext, catalog: &Cat
         .filter(|line| named(line))
         .map(|line| catalog.sku_name(line.sku))
         .collect();
-    if skus.is_empty() {
-        skus = order
-            .lines
-            .iter()
-            .map(|line| catalog.sku_name(line.sku))
-            .collect();
-    }
     skus.sort_unstable();
     skus.dedup();
     let more = skus.len().saturating_sub(5);

@@ -475,8 +475,9 @@ impl ZoneActor {
         for fresh in &decided.fresh {
             let decision = &self.zone.state().order(fresh.slot).decision;
             if decision.status == crate::model::Status::Held {
-                let rule = zone::verdict::hold_rule(decision).to_owned();
-                metrics::counter!(names::HOLDS, "rule" => rule).increment(1);
+                for rule in zone::verdict::hold_rules(decision) {
+                    metrics::counter!(names::HOLDS, "rule" => rule.to_owned()).increment(1);
+                }
             }
         }
     }
@@ -836,16 +837,19 @@ impl Handler<ReviewClock> for ZoneActor {
             .in_review_slots()
             .filter(|slot| self.zone.state().order(*slot).decision.decided_at.0 <= deadline)
             .collect();
-        let action = if policy.review_timeout_rejects {
-            OrderAction::Reject
-        } else {
-            // As many approvals as it takes: a timeout releases the order.
-            OrderAction::Approve(TIMEOUT_APPROVER.into())
-        };
+        let approve = OrderAction::Approve(TIMEOUT_APPROVER.into());
         for slot in expired {
-            // A timeout approval releases the order, whatever the approvals needed. The
-            // change is journaled and on the feed like any; nobody waits for it.
-            if let Err(problem) = self.act(slot, &action, &request.network, 1) {
+            // A timeout approval releases the order, whatever the policy's approvals; but
+            // never a hold a risk rule asked several approvers for (two-person approval
+            // is not left to a clock): that one is rejected. Journaled and on the feed like
+            // any change; nobody waits for it.
+            let asks_people = self.zone.state().order(slot).approvals_needed(0) > 1;
+            let action = if policy.review_timeout_rejects || asks_people {
+                &OrderAction::Reject
+            } else {
+                &approve
+            };
+            if let Err(problem) = self.act(slot, action, &request.network, 1) {
                 tracing::warn!("review timeout: {problem}");
             }
         }
@@ -912,7 +916,7 @@ impl Handler<ReviewsRequest> for ZoneActor {
                 request
                     .rule
                     .as_deref()
-                    .is_none_or(|wanted| zone::verdict::hold_rule(&record.decision) == wanted)
+                    .is_none_or(|wanted| zone::verdict::held_by(&record.decision, wanted))
             })
             .map(|record| {
                 let json = order_json(&request.network, catalog, record);

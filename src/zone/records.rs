@@ -192,9 +192,9 @@ pub enum RecordError {
 /// shipments:u8 (warehouse:str carrier:str level:u8 distance_km:f64 weight_kg:f64
 ///               cost:f64 eta:i64 lines)*
 /// backordered:lines  reason:u8 (0 none, else code+1 then message:str)
-/// customer:str value_cents:i64 latitude:f32 longitude:f32 flags:u8 (1: noted)
+/// customer:str32 value_cents:i64 latitude:f32 longitude:f32 flags:u8 (1: noted)
 /// hits:u8 (rule:str message:str approvals:u8)*
-/// lines = count:u16 (sku:str qty:u32)*      str = len:u16 then UTF-8
+/// lines = count:u16 (sku:str qty:u32)*      str = len:u16 then UTF-8, str32 = len:u32 then UTF-8
 /// ```
 ///
 /// A record written before the risk screen ends after the reason: it reads back with no
@@ -259,7 +259,9 @@ pub fn encode_decision(
         }
     }
     let buyer = &record.buyer;
-    text(out, &buyer.customer);
+    // Customer ids are not bounded by the order's validation: a 4-byte length.
+    out.extend_from_slice(&(buyer.customer.len() as u32).to_le_bytes());
+    out.extend_from_slice(buyer.customer.as_bytes());
     out.extend_from_slice(&buyer.value_cents.to_le_bytes());
     out.extend_from_slice(&buyer.ship_to[0].to_le_bytes());
     out.extend_from_slice(&buyer.ship_to[1].to_le_bytes());
@@ -368,7 +370,7 @@ fn read_decision_record(bytes: &[u8]) -> Result<RawDecision<'_>, RecordError> {
     let screened = if reader.0.is_empty() {
         None
     } else {
-        let customer = reader.text()?;
+        let customer = reader.text32()?;
         let value_cents = reader.u64()? as i64;
         let ship_to = [reader.f32()?, reader.f32()?];
         let noted = match reader.u8()? {
@@ -816,4 +818,55 @@ fn decode_stock(
     let row: Row = serde_json::from_slice(payload)?;
     StockLevel::from_names(network, catalog, row.warehouse, row.sku, row.on_hand)
         .map_err(RecordError::StockName)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zone::test_world::{order, world};
+
+    #[test]
+    fn a_decision_reads_back_with_its_buyer_and_hits_and_an_older_one_without() {
+        let world = world("warehouse,sku,on_hand\nWS,A,5\n");
+        let decision = Decision {
+            order_id: "o1".into(),
+            status: Status::Held,
+            zone: crate::ids::ZoneId(1),
+            seq: 7,
+            decided_at: Millis(1_000),
+            shipments: SmallVec::new(),
+            backordered: SmallVec::new(),
+            reason: Some(Box::new(Reason {
+                code: ReasonCode::Review,
+                message: "held".into(),
+            })),
+            risk: Some(Box::new([RiskHit {
+                rule: "big".into(),
+                message: "order value 3.00 is over 2.00".into(),
+                approvals: 2,
+            }])),
+        };
+        // A customer id longer than a 2-byte length holds (orders do not bound it).
+        let mut buyer = Buyer::of(&order(&world, "o1", "S", "A", 1));
+        buyer.customer = "c".repeat(70_000).into();
+        buyer.value_cents = 300;
+        buyer.noted = true;
+        let record = OrderRecord {
+            content_hash: 42,
+            decision,
+            lifecycle: Lifecycle::Live,
+            approvers: None,
+            buyer,
+        };
+        let mut out = Vec::new();
+        encode_decision(&mut out, &record, &world.network, &world.catalog);
+        let (decision, buyer) = decode_decision(&out[8..], &world.network, &world.catalog).unwrap();
+        assert_eq!(decision, record.decision);
+        assert_eq!(buyer, record.buyer);
+        // A record written before the risk screen ends after the reason.
+        let end = out.len() - (4 + 70_000 + 8 + 8 + 1) - (1 + 2 + 3 + 2 + 29 + 1);
+        let (old, unknown) = decode_decision(&out[8..end], &world.network, &world.catalog).unwrap();
+        assert_eq!(old.risk, None);
+        assert_eq!(unknown, Buyer::default());
+    }
 }

@@ -101,17 +101,28 @@ pub fn review(order: &Order, policy: &Policy) -> Option<Reason> {
     })
 }
 
-/// The rule that held a decision held for review: the first risk rule it tripped (a held
+/// The rules that held a decision held for review: every risk rule it tripped (a held
 /// decision's hits all hold), else the policy key's name, `hold_tags` or
-/// `hold_order_value_over`. A label for metrics and a filter for the review queue.
-pub fn hold_rule(decision: &Decision) -> &str {
-    if let Some(hit) = decision.risk.as_deref().and_then(<[_]>::first) {
-        return &hit.rule;
-    }
-    match &decision.reason {
+/// `hold_order_value_over`. Labels for metrics.
+pub fn hold_rules(decision: &Decision) -> impl Iterator<Item = &str> {
+    let hits = decision.risk.as_deref().unwrap_or_default();
+    let policy = hits.is_empty().then(|| match &decision.reason {
         Some(reason) if reason.message == HELD_FOR_A_TAG => "hold_tags",
         _ => "hold_order_value_over",
-    }
+    });
+    hits.iter().map(|hit| hit.rule.as_str()).chain(policy)
+}
+
+/// The first of [`hold_rules`]: the one the reason names.
+pub fn hold_rule(decision: &Decision) -> &str {
+    hold_rules(decision)
+        .next()
+        .unwrap_or("hold_order_value_over")
+}
+
+/// Whether `rule` is one of the rules that held `decision` (the review queue's filter).
+pub fn held_by(decision: &Decision, rule: &str) -> bool {
+    hold_rules(decision).any(|held| held == rule)
 }
 
 /// The order's value: the sum of its lines' unit price times quantity.

@@ -122,7 +122,8 @@ pub(super) async fn put_customers(
         }
     }
     // A customer new to the book has open orders no zone charged: every zone adds up its
-    // own before the answer, and charges them from then on.
+    // own before the answer, and charges them from then on (a customer some zone has yet
+    // to sync, from an earlier PUT still under way or cut short, is synced again).
     let fresh: Vec<CompactString> = rows
         .iter()
         .filter(|row| app.zones.customers.track(&row.customer, row.credit_limit))
@@ -130,12 +131,17 @@ pub(super) async fn put_customers(
         .collect();
     if !fresh.is_empty() {
         let customers: Arc<[CompactString]> = fresh.into();
-        let synced = app
-            .ask_every_zone(|| SyncCustomers {
+        // Its own task: a client that goes away does not leave the zones half synced (a
+        // PUT again would finish it too).
+        let app = app.clone();
+        let synced = actix_rt::spawn(async move {
+            app.ask_every_zone(|| SyncCustomers {
                 customers: customers.clone(),
             })
-            .await;
-        if synced.is_none() {
+            .await
+        })
+        .await;
+        if !matches!(synced, Ok(Some(_))) {
             return unavailable();
         }
     }
@@ -163,21 +169,20 @@ fn save_api_rows(path: &Path, rows: &[CustomerLimit]) -> anyhow::Result<()> {
     for row in rows {
         merged.insert(row.customer.clone(), row.credit_limit);
     }
-    let mut text = String::from("customer,credit_limit\n");
-    for (customer, limit) in &merged {
-        text.push_str(customer);
-        text.push(',');
-        if let Some(cents) = limit {
-            text.push_str(&crate::risk::amount(*cents));
-        }
-        text.push('\n');
-    }
+    let rows: Vec<CustomerLimit> = merged
+        .into_iter()
+        .map(|(customer, credit_limit)| CustomerLimit {
+            customer,
+            credit_limit,
+        })
+        .collect();
+    let text = customers::write_csv(&rows);
     let temporary: PathBuf = path.with_extension("csv.tmp");
     {
         use std::io::Write as _;
         let mut file = std::fs::File::create(&temporary)
             .with_context(|| format!("creating {}", temporary.display()))?;
-        file.write_all(text.as_bytes())?;
+        file.write_all(&text)?;
         file.sync_all()?;
     }
     std::fs::rename(&temporary, path)
