@@ -177,95 +177,17 @@ pub fn write_risk_orders(
     start: Millis,
     out: &mut impl Write,
 ) -> std::io::Result<()> {
-    let sku = |index: u32| catalog.sku_name(crate::ids::SkuId(index)).to_owned();
-    let (plain, usual) = (sku(1), sku(0));
-    let hazmat = sku(stocked_hazmat_sku(network, catalog, stock, "BJ"));
-    let new_account = ",\"tags\":[\"new_account\"]";
-    // (id, customer, region, sku, qty, unit price, more fields)
-    let mut orders: Vec<(String, String, &str, &str, u32, f64, String)> = Vec::new();
-    for index in 1..=3 {
-        let id = format!("RISK-CREDIT-{index}");
-        orders.push((
+    let orders = risk_orders(network, catalog, stock, start);
+    for (index, order) in orders.iter().enumerate() {
+        let RiskOrder {
             id,
-            "C-RISK-CREDIT".into(),
-            "SH",
-            &plain,
-            1,
-            450.0,
-            String::new(),
-        ));
-    }
-    orders.push((
-        "RISK-BIG-1".into(),
-        "C-RISK-BIG".into(),
-        "SH",
-        &plain,
-        10,
-        2100.0,
-        String::new(),
-    ));
-    for index in 1..=5 {
-        let id = format!("RISK-FAST-{index}");
-        orders.push((
-            id,
-            "C-RISK-FAST".into(),
-            "SH",
-            &plain,
-            1,
-            30.0,
-            new_account.into(),
-        ));
-    }
-    for (index, region) in ["BJ", "GD"].into_iter().enumerate() {
-        let id = format!("RISK-FAR-{}", index + 1);
-        orders.push((
-            id,
-            "C-RISK-FAR".into(),
+            customer,
             region,
-            &plain,
-            1,
-            30.0,
-            new_account.into(),
-        ));
-    }
-    for index in 1..=60 {
-        let (id, customer) = (
-            format!("RISK-USUAL-{index}"),
-            format!("C-RISK-USUAL-{index}"),
-        );
-        orders.push((id, customer, "SH", &usual, 1, 20.0, String::new()));
-    }
-    orders.push((
-        "RISK-BULK-1".into(),
-        "C-RISK-BULK".into(),
-        "SH",
-        &usual,
-        40,
-        20.0,
-        String::new(),
-    ));
-    orders.push((
-        "RISK-HAZMAT-1".into(),
-        "C-RISK-HAZMAT".into(),
-        "BJ",
-        &hazmat,
-        1,
-        80.0,
-        String::new(),
-    ));
-    // The rush order comes last: promised six and a half hours after it is created.
-    let promise = Millis(start.0 + orders.len() as i64 * 1000).plus_hours(6.5);
-    let rush = format!(",\"service\":\"same_day\",\"promise_by\":\"{promise}\"");
-    orders.push((
-        "RISK-RUSH-1".into(),
-        "C-RISK-RUSH".into(),
-        "SH",
-        &plain,
-        1,
-        30.0,
-        rush,
-    ));
-    for (index, (id, customer, region, sku, qty, price, more)) in orders.iter().enumerate() {
+            sku,
+            qty,
+            price,
+            more,
+        } = order;
         let created = Millis(start.0 + index as i64 * 1000);
         writeln!(
             out,
@@ -273,6 +195,118 @@ pub fn write_risk_orders(
         )?;
     }
     out.flush()
+}
+
+/// One order of the risk demo, a second after the one before.
+struct RiskOrder {
+    id: String,
+    customer: String,
+    region: &'static str,
+    sku: String,
+    qty: u32,
+    price: f64,
+    /// More fields, each with its leading comma.
+    more: String,
+}
+
+/// The families of orders of the risk demo: id prefix, how many, customer (one each when it
+/// ends in `-`), the regions they go to in turn, which SKU (0: a best seller, 1: the next,
+/// 2: a hazmat SKU), quantity, unit price, whether tagged `new_account`.
+type Family = (
+    &'static str,
+    u32,
+    &'static str,
+    &'static [&'static str],
+    u8,
+    u32,
+    f64,
+    bool,
+);
+const RISK_FAMILIES: [Family; 7] = [
+    (
+        "RISK-CREDIT",
+        3,
+        "C-RISK-CREDIT",
+        &["SH"],
+        1,
+        1,
+        450.0,
+        false,
+    ),
+    ("RISK-BIG", 1, "C-RISK-BIG", &["SH"], 1, 10, 2100.0, false),
+    ("RISK-FAST", 5, "C-RISK-FAST", &["SH"], 1, 1, 30.0, true),
+    ("RISK-FAR", 2, "C-RISK-FAR", &["BJ", "GD"], 1, 1, 30.0, true),
+    (
+        "RISK-USUAL",
+        60,
+        "C-RISK-USUAL-",
+        &["SH"],
+        0,
+        1,
+        20.0,
+        false,
+    ),
+    ("RISK-BULK", 1, "C-RISK-BULK", &["SH"], 0, 40, 20.0, false),
+    (
+        "RISK-HAZMAT",
+        1,
+        "C-RISK-HAZMAT",
+        &["BJ"],
+        2,
+        1,
+        80.0,
+        false,
+    ),
+];
+
+/// The orders of [`write_risk_orders`], in order.
+fn risk_orders(
+    network: &Network,
+    catalog: &Catalog,
+    stock: &[crate::catalog::StockLevel],
+    start: Millis,
+) -> Vec<RiskOrder> {
+    let name = |index: u32| catalog.sku_name(crate::ids::SkuId(index)).to_owned();
+    let skus = [
+        name(0),
+        name(1),
+        name(stocked_hazmat_sku(network, catalog, stock, "BJ")),
+    ];
+    let mut orders = Vec::new();
+    for (prefix, count, customer, regions, sku, qty, price, tagged) in RISK_FAMILIES {
+        for index in 1..=count {
+            let customer = match customer.ends_with('-') {
+                true => format!("{customer}{index}"),
+                false => customer.to_owned(),
+            };
+            orders.push(RiskOrder {
+                id: format!("{prefix}-{index}"),
+                customer,
+                region: regions[(index as usize - 1) % regions.len()],
+                sku: skus[usize::from(sku)].clone(),
+                qty,
+                price,
+                more: if tagged {
+                    ",\"tags\":[\"new_account\"]"
+                } else {
+                    ""
+                }
+                .to_owned(),
+            });
+        }
+    }
+    // The rush order comes last: promised six and a half hours after it is created.
+    let promise = Millis(start.0 + orders.len() as i64 * 1000).plus_hours(6.5);
+    orders.push(RiskOrder {
+        id: "RISK-RUSH-1".into(),
+        customer: "C-RISK-RUSH".into(),
+        region: "SH",
+        sku: skus[1].clone(),
+        qty: 1,
+        price: 30.0,
+        more: format!(",\"service\":\"same_day\",\"promise_by\":\"{promise}\""),
+    });
+    orders
 }
 
 /// The first hazmat SKU stocked somewhere in the zone chain of `region` (index 0 if none):

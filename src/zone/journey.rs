@@ -449,14 +449,20 @@ mod tests {
         assert_eq!(conflict["line"], 2);
     }
 
-    #[test]
-    fn an_order_no_zone_can_place_whole_is_backordered_at_home() {
-        // 3 of A wanted in the north: the north holds 1, the south 1.
-        let world = world("warehouse,sku,on_hand\nWS,A,1\nWN,A,1\n");
+    /// The zones after an order for 3 of A to the north, with `stock`, and its answer.
+    fn three_of_a_to_the_north(stock: &str) -> (Vec<Zone>, serde_json::Value) {
+        let world = world(stock);
         let mut zones = zones(&world);
         let wanting = order(&world, "o1", "N", "A", 3);
         let answers = run(&world, &mut zones, vec![wanting], |_| 0);
         let answer = json(&answers[0]);
+        (zones, answer)
+    }
+
+    #[test]
+    fn an_order_no_zone_can_place_whole_is_backordered_at_home() {
+        // The north holds 1, the south 1.
+        let (zones, answer) = three_of_a_to_the_north("warehouse,sku,on_hand\nWS,A,1\nWN,A,1\n");
         assert_eq!(answer["status"], "backordered");
         assert_eq!(answer["zone"], "north");
         assert_eq!(answer["shipments"][0]["warehouse"], "WN");
@@ -478,12 +484,8 @@ mod tests {
 
     #[test]
     fn an_order_no_zone_can_place_at_all_is_rejected_at_home_reserving_nothing() {
-        // A wanted in the north: only the south holds any, and not enough.
-        let world = world("warehouse,sku,on_hand\nWS,A,1\n");
-        let mut zones = zones(&world);
-        let wanting = order(&world, "o1", "N", "A", 3);
-        let answers = run(&world, &mut zones, vec![wanting], |_| 0);
-        let answer = json(&answers[0]);
+        // Only the south holds any, and not enough.
+        let (zones, answer) = three_of_a_to_the_north("warehouse,sku,on_hand\nWS,A,1\n");
         assert_eq!(answer["status"], "rejected");
         assert_eq!(answer["zone"], "north");
         assert_eq!(answer["reason"]["code"], "no_stock");
