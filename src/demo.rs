@@ -235,7 +235,7 @@ const RISK_FAMILIES: [Family; 7] = [
     ),
     ("RISK-BIG", 1, "C-RISK-BIG", &["SH"], 1, 10, 2100.0, false),
     ("RISK-FAST", 5, "C-RISK-FAST", &["SH"], 1, 1, 30.0, true),
-    ("RISK-FAR", 2, "C-RISK-FAR", &["BJ", "GD"], 1, 1, 30.0, true),
+    ("RISK-FAR", 2, "C-RISK-FAR", &["SN", "XJ"], 1, 1, 30.0, true),
     (
         "RISK-USUAL",
         60,
