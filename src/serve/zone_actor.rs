@@ -449,7 +449,7 @@ impl Handler<Visits> for ZoneActor {
         // allocation, never doubled, so the spare room a batch's feed entries keep alive is
         // small (FeedChunk::decisions); a forwarded handful must not get a whole chunk's.
         let mut out = Vec::with_capacity(visits.len() * 512);
-        let mut decided = Decided::new(self.writer.is_some());
+        let mut decided = Decided::for_batch(self.writer.is_some(), visits.len());
         zone::decide(
             &mut self.zone,
             &network,

@@ -66,6 +66,10 @@ pub struct Onward {
     pub waiting: Vec<Visit>,
 }
 
+/// About the bytes of one decision's journal record in the demo world (one shipment, one
+/// or two lines, the buyer: 130 to 160): what [`Decided::for_batch`] reserves a record.
+const DECISION_RECORD_BYTES: usize = 160;
+
 /// What one call of [`decide`] made of its batch. Reusable: [`Decided::clear`] keeps the
 /// capacity.
 #[derive(Debug, Default)]
@@ -89,6 +93,19 @@ impl Decided {
     pub fn new(journal: bool) -> Decided {
         Decided {
             records: journal.then(RecordBatch::default),
+            ..Decided::default()
+        }
+    }
+
+    /// An empty outcome with room for a batch of `visits` answered: no buffer grows while
+    /// the batch is decided (a caller that makes one per batch, as the zone actor does,
+    /// would otherwise grow each from nothing, copying as it doubles).
+    pub fn for_batch(journal: bool, visits: usize) -> Decided {
+        Decided {
+            answers: Vec::with_capacity(visits),
+            fresh: Vec::with_capacity(visits),
+            records: journal
+                .then(|| RecordBatch::with_capacity(visits, visits * DECISION_RECORD_BYTES)),
             ..Decided::default()
         }
     }

@@ -72,6 +72,14 @@ pub struct RecordBatch {
 }
 
 impl RecordBatch {
+    /// Room for `records` records of about `bytes` bytes in all.
+    pub fn with_capacity(records: usize, bytes: usize) -> RecordBatch {
+        RecordBatch {
+            payloads: Vec::with_capacity(bytes),
+            records: Vec::with_capacity(records),
+        }
+    }
+
     /// A new decision's record.
     pub fn push_decision(&mut self, record: &OrderRecord, network: &Network, catalog: &Catalog) {
         let start = self.payloads.len();
