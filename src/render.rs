@@ -124,25 +124,27 @@ fn write_risk(out: &mut Vec<u8>, hits: &[RiskHit]) {
     out.push(b']');
 }
 
+/// The `error` object of a line's record (`invalid`, or the `error` that ends a stream).
+#[derive(Serialize)]
+pub struct LineError<'a> {
+    pub code: &'a str,
+    pub message: &'a str,
+}
+
 /// Appends an `invalid` record for input line `line` as one JSON line to `out`.
 pub fn write_invalid(out: &mut Vec<u8>, line: u64, invalid: &Invalid) {
-    #[derive(Serialize)]
-    struct Error<'a> {
-        code: &'a str,
-        message: &'a str,
-    }
     #[derive(Serialize)]
     struct Record<'a> {
         line: u64,
         status: &'a str,
         order_id: Option<&'a str>,
-        error: Error<'a>,
+        error: LineError<'a>,
     }
     let record = Record {
         line,
         status: "invalid",
         order_id: invalid.order_id.as_deref(),
-        error: Error {
+        error: LineError {
             code: invalid.code.name(),
             message: &invalid.message,
         },

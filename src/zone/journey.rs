@@ -45,6 +45,22 @@ pub struct Visit {
     pub facts: Option<OrderFacts>,
 }
 
+impl Visit {
+    /// A new order's visit, before any zone tried it. Inlined, so a visit pushed onto a
+    /// batch is built in its place ([`admit_into`]).
+    #[inline(always)]
+    fn new(index: u32, line: u64, order: Order, leg: Leg, key: ClaimKey) -> Visit {
+        Visit {
+            index,
+            line,
+            order,
+            leg,
+            key,
+            facts: None,
+        }
+    }
+}
+
 /// The leg of the journey a [`Visit`] is on.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Leg {
@@ -84,15 +100,7 @@ pub type Admitted = (ZoneId, Visit);
 /// already answered). Called by the ingest worker, in input order.
 pub fn admit(claims: &Claims, network: &Network, order: Order, index: u32, line: u64) -> Admitted {
     let (to, leg, key) = first_stop(claims, network, &order);
-    let visit = Visit {
-        index,
-        line,
-        order,
-        leg,
-        key,
-        facts: None,
-    };
-    (to, visit)
+    (to, Visit::new(index, line, order, leg, key))
 }
 
 /// [`admit`], with the visit pushed onto `visits` (built there, not moved there: a visit is
@@ -108,14 +116,7 @@ pub fn admit_into(
     visits: &mut Vec<Visit>,
 ) -> ZoneId {
     let (to, leg, key) = first_stop(claims, network, &order);
-    visits.push(Visit {
-        index,
-        line,
-        order,
-        leg,
-        key,
-        facts: None,
-    });
+    visits.push(Visit::new(index, line, order, leg, key));
     to
 }
 

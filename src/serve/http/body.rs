@@ -13,6 +13,7 @@
 //! `line` is the line the body stopped in (every line before it was answered). The
 //! connection closes after it: the rest of the body is never read.
 
+use crate::render::LineError;
 use actix_web::error::PayloadError;
 use bytes::Bytes;
 use futures_util::Stream;
@@ -61,20 +62,15 @@ impl StreamEnd {
     /// Its record, one NDJSON line.
     pub(super) fn record(&self) -> Bytes {
         #[derive(Serialize)]
-        struct Error<'a> {
-            code: &'a str,
-            message: &'a str,
-        }
-        #[derive(Serialize)]
         struct Record<'a> {
             line: u64,
             status: &'a str,
-            error: Error<'a>,
+            error: LineError<'a>,
         }
         let record = Record {
             line: self.line,
             status: "error",
-            error: Error {
+            error: LineError {
                 code: self.cut.code(),
                 message: &self.message,
             },
