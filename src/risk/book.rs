@@ -198,11 +198,6 @@ impl CustomerBook {
         }
     }
 
-    /// Whether `customer` has a credit entry (a limit, now or before).
-    pub fn has_credit(&self, customer: &str) -> bool {
-        self.credit.contains_key(customer)
-    }
-
     /// The credit step of the screen for an order of `buyer` decided in `zone`, under the
     /// customer's lock: `charge` decides, from the check's finding (`Some` when a limit
     /// applies: the exposure before the order and the limit), whether the order is charged
@@ -275,11 +270,6 @@ impl CustomerBook {
             exposure: credit.exposure_cents as f64 / 100.0,
             open_orders: credit.open_orders,
         }
-    }
-
-    /// How many customers the book holds (credit entries, histories).
-    pub fn len(&self) -> (usize, usize) {
-        (self.credit.len(), self.history.len())
     }
 
     /// Takes in a record rebuilt from a zone's journal or snapshot (every zone's, before

@@ -79,7 +79,7 @@ pub fn may_backorder(policy: &Policy, reason: &Reason) -> bool {
     policy.backorder && reason.code == ReasonCode::NoStock
 }
 
-/// The message of a hold for a tag of `policy.hold_tags` (see [`hold_rule`]).
+/// The message of a hold for a tag of `policy.hold_tags` (see [`hold_rules`]).
 const HELD_FOR_A_TAG: &str = "a tag of the order is held for review";
 
 /// The review rule: why `order` must be held for review, if it must (a tag the policy
@@ -111,13 +111,6 @@ pub fn hold_rules(decision: &Decision) -> impl Iterator<Item = &str> {
         _ => "hold_order_value_over",
     });
     hits.iter().map(|hit| hit.rule.as_str()).chain(policy)
-}
-
-/// The first of [`hold_rules`]: the one the reason names.
-pub fn hold_rule(decision: &Decision) -> &str {
-    hold_rules(decision)
-        .next()
-        .unwrap_or("hold_order_value_over")
 }
 
 /// Whether `rule` is one of the rules that held `decision` (the review queue's filter).
@@ -303,14 +296,19 @@ mod tests {
             held.message,
             "order value 120.00 is over the review threshold 100.00"
         );
-        assert_eq!(hold_rule(&decision_with(held)), "hold_order_value_over");
+        let decision = decision_with(held);
+        assert_eq!(
+            hold_rules(&decision).collect::<Vec<_>>(),
+            ["hold_order_value_over"]
+        );
         assert!(review(&priced, &policy(120.0, true)).is_none());
         assert!(review(&priced, &policy(0.0, true)).is_none());
         let mut tagged = priced.clone();
         tagged.hold_tagged = true;
         let held = review(&tagged, &policy(0.0, true)).expect("a held tag");
         assert_eq!(held.message, "a tag of the order is held for review");
-        assert_eq!(hold_rule(&decision_with(held)), "hold_tags");
+        let decision = decision_with(held);
+        assert_eq!(hold_rules(&decision).collect::<Vec<_>>(), ["hold_tags"]);
         assert_eq!(order_value(&tagged), 120.0);
     }
 
