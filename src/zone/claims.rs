@@ -8,9 +8,8 @@
 //! `route` uses the same table from one thread.
 
 use crate::ids::ZoneId;
-use dashmap::DashMap;
-use dashmap::mapref::entry::Entry;
-use std::hash::{BuildHasherDefault, Hasher};
+use hashbrown::HashTable;
+use std::sync::{Mutex, MutexGuard};
 
 /// Where an order id's record is, and the content it was claimed with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,9 +23,14 @@ pub struct Claim {
 
 /// The key of an order id in one [`Claims`] table ([`Claims::key`]): computed once when the
 /// order is admitted, and carried with its visit so that settling its claim does not hash
-/// the id again. Valid only for the table that made it (the hash is seeded per table).
+/// the id again, nor look it up: [`Claims::claim`] notes where the claim stands in its
+/// segment. Valid only for the table that made it (the hash is seeded per table).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ClaimKey(u128);
+pub struct ClaimKey {
+    hash: u128,
+    /// The claim's place in its segment's `claims`, once [`Claims::claim`] has run.
+    at: u32,
+}
 
 impl Claim {
     /// The slot of a claim whose order is still on its way along its chain.
@@ -39,54 +43,65 @@ impl Claim {
 
 /// Every order id the router has taken, across zones.
 ///
-/// A `DashMap` (a hash map split into independently locked segments) rather than a claims
-/// actor: a claim is two short critical sections per order (claim, then settle) on one of
-/// [`crate::limits::CLAIMS_SEGMENTS`] segments, which two zone threads almost never contend
-/// for, against an extra message hop per order for an actor.
+/// A table split into [`crate::limits::CLAIMS_SEGMENTS`] independently locked segments
+/// rather than a claims actor: a claim is two short critical sections per order (claim,
+/// then settle) on one segment, which two zone threads almost never contend for, against
+/// an extra message hop per order for an actor.
+///
+/// Each segment keeps its claims in a vector, in the order they were made, and an index
+/// (a `hashbrown` table of positions) from key to place. Claiming probes the index once;
+/// settling goes straight to the place the key carries ([`ClaimKey`]), no probe: the claims
+/// an order settles were made a moment before, at the vector's warm end, where a hash
+/// table's buckets would be anywhere (a `dashmap` did a second probe there, about 11% of
+/// the service's time by `perf` with the cache misses, docs/benchmarks.md).
 ///
 /// Keyed by a 128-bit hash of the id (XXH3-128 under a per-process random seed), not the id
-/// itself: an entry is 32 bytes instead of 48, and the table, which outgrows the caches
-/// after a few hundred thousand orders, costs a quarter fewer cache misses per order
-/// (measured against the id-keyed table in `docs/benchmarks.md`). Two distinct ids share a
-/// key with a probability of about n^2 / 2^129 (1e-19 at ten billion ids), far below the
-/// rate of undetected memory errors; the random seed, which never leaves the process, keeps
-/// a client from crafting a pair. The content hash of an order rests on the same argument.
+/// itself: a claim is 32 bytes, and the table, which outgrows the caches after a few
+/// hundred thousand orders, costs fewer cache misses per order (measured against the
+/// id-keyed table in `docs/benchmarks.md`). Two distinct ids share a key with a
+/// probability of about n^2 / 2^129 (1e-19 at ten billion ids), far below the rate of
+/// undetected memory errors; the random seed, which never leaves the process, keeps a
+/// client from crafting a pair. The content hash of an order rests on the same argument.
 /// The records hold the ids themselves.
 pub struct Claims {
-    map: DashMap<u128, Claim, BuildHasherDefault<PassThrough>>,
+    segments: Box<[crossbeam::utils::CachePadded<Mutex<Segment>>]>,
     /// The seed of the id hash, random per process (the keys are never stored).
     seed: u64,
 }
 
-/// A hasher for keys that are uniform hashes already: it passes their low 64 bits on.
+/// One segment: its claims in the order made, and the index from key to place.
 #[derive(Default)]
-pub struct PassThrough(u64);
+struct Segment {
+    claims: Vec<(u128, Claim)>,
+    index: HashTable<u32>,
+}
 
-impl Hasher for PassThrough {
-    fn finish(&self) -> u64 {
-        self.0
+impl Segment {
+    /// The place of `hash`'s claim, if there is one.
+    fn find(&self, hash: u128) -> Option<u32> {
+        let claims = &self.claims;
+        self.index
+            .find(hash as u64, |at| claims[*at as usize].0 == hash)
+            .copied()
     }
 
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u128` is called for a `u128` key; fold anything else in all the same.
-        for byte in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
-        }
-    }
-
-    fn write_u128(&mut self, key: u128) {
-        self.0 = key as u64;
+    /// Adds a claim that is not there; its place.
+    fn push(&mut self, hash: u128, claim: Claim) -> u32 {
+        let at = u32::try_from(self.claims.len()).expect("fewer than 2^32 claims a segment");
+        self.claims.push((hash, claim));
+        let claims = &self.claims;
+        self.index
+            .insert_unique(hash as u64, at, |at| claims[*at as usize].0 as u64);
+        at
     }
 }
 
 impl Default for Claims {
     fn default() -> Self {
         Claims {
-            map: DashMap::with_capacity_and_hasher_and_shard_amount(
-                0,
-                BuildHasherDefault::default(),
-                crate::limits::CLAIMS_SEGMENTS,
-            ),
+            segments: (0..crate::limits::CLAIMS_SEGMENTS)
+                .map(|_| Default::default())
+                .collect(),
             seed: rand::random(),
         }
     }
@@ -96,34 +111,46 @@ impl Claims {
     /// The key of order `id` in this table.
     #[inline]
     pub fn key(&self, id: &str) -> ClaimKey {
-        ClaimKey(xxhash_rust::xxh3::xxh3_128_with_seed(
-            id.as_bytes(),
-            self.seed,
-        ))
+        ClaimKey {
+            hash: xxhash_rust::xxh3::xxh3_128_with_seed(id.as_bytes(), self.seed),
+            at: u32::MAX,
+        }
     }
 
-    /// Claims the id of `key` for an order with `content_hash` at its `home` zone. `None`
-    /// when the id is now this order's; the existing claim when it was taken before.
-    pub fn claim(&self, key: ClaimKey, content_hash: u64, home: ZoneId) -> Option<Claim> {
-        match self.map.entry(key.0) {
-            Entry::Occupied(existing) => Some(*existing.get()),
-            Entry::Vacant(slot) => {
-                slot.insert(Claim {
-                    content_hash,
-                    zone: home,
-                    slot: Claim::PENDING,
-                });
-                None
-            }
+    /// The segment of a key: its high bits (the low ones place it in the segment's index).
+    fn segment(&self, hash: u128) -> MutexGuard<'_, Segment> {
+        let segment = (hash >> 64) as usize % self.segments.len();
+        self.segments[segment]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Claims the id of `key` for an order with `content_hash` at its `home` zone, noting in
+    /// `key` where the id's claim stands. `None` when the id is now this order's; the
+    /// existing claim when it was taken before.
+    pub fn claim(&self, key: &mut ClaimKey, content_hash: u64, home: ZoneId) -> Option<Claim> {
+        let mut segment = self.segment(key.hash);
+        if let Some(at) = segment.find(key.hash) {
+            key.at = at;
+            return Some(segment.claims[at as usize].1);
         }
+        let claim = Claim {
+            content_hash,
+            zone: home,
+            slot: Claim::PENDING,
+        };
+        key.at = segment.push(key.hash, claim);
+        None
     }
 
     /// Records where the claimed order of `key` was decided.
     pub fn settle(&self, key: ClaimKey, zone: ZoneId, slot: u32) {
-        let mut claim = self
-            .map
-            .get_mut(&key.0)
+        let mut segment = self.segment(key.hash);
+        let (hash, claim) = segment
+            .claims
+            .get_mut(key.at as usize)
             .expect("an order is claimed before it is decided");
+        debug_assert_eq!(*hash, key.hash, "a key settles its own claim");
         debug_assert!(!claim.is_decided(), "an order is decided once");
         claim.zone = zone;
         claim.slot = slot;
@@ -134,30 +161,43 @@ impl Claims {
         self.get_key(self.key(id))
     }
 
-    /// The claim of the order id of `key`.
+    /// The claim of the order id of `key` (straight from its place when `key` was claimed).
     pub fn get_key(&self, key: ClaimKey) -> Option<Claim> {
-        self.map.get(&key.0).map(|claim| *claim)
+        let segment = self.segment(key.hash);
+        let at = match segment.claims.get(key.at as usize) {
+            Some((hash, _)) if *hash == key.hash => key.at,
+            _ => segment.find(key.hash)?,
+        };
+        Some(segment.claims[at as usize].1)
     }
 
     /// Puts back the claim of a decision replayed from a journal.
     pub fn restore(&self, id: &str, content_hash: u64, zone: ZoneId, slot: u32) {
-        self.map.insert(
-            self.key(id).0,
-            Claim {
-                content_hash,
-                zone,
-                slot,
-            },
-        );
+        let hash = self.key(id).hash;
+        let claim = Claim {
+            content_hash,
+            zone,
+            slot,
+        };
+        let mut segment = self.segment(hash);
+        match segment.find(hash) {
+            Some(at) => segment.claims[at as usize].1 = claim,
+            None => {
+                segment.push(hash, claim);
+            }
+        }
     }
 
     /// Ids claimed.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.segments
+            .iter()
+            .map(|segment| segment.lock().map_or(0, |segment| segment.claims.len()))
+            .sum()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.len() == 0
     }
 }
 
@@ -168,13 +208,15 @@ mod tests {
     #[test]
     fn an_id_is_claimed_once_then_settled_where_it_was_decided() {
         let claims = Claims::default();
-        let key = claims.key("o1");
-        assert_eq!(claims.claim(key, 7, ZoneId(0)), None);
+        let mut key = claims.key("o1");
+        assert_eq!(claims.claim(&mut key, 7, ZoneId(0)), None);
         let pending = claims.get("o1").unwrap();
         assert!(!pending.is_decided());
         assert_eq!((pending.zone, pending.content_hash), (ZoneId(0), 7));
         // A second claim of the same id, whatever its content, finds the first.
-        assert_eq!(claims.claim(key, 9, ZoneId(1)), Some(pending));
+        let mut again = claims.key("o1");
+        assert_eq!(claims.claim(&mut again, 9, ZoneId(1)), Some(pending));
+        assert_eq!(again, key, "both keys know the claim's place");
         claims.settle(key, ZoneId(2), 5);
         let decided = claims.get("o1").unwrap();
         assert!(decided.is_decided());

@@ -123,8 +123,8 @@ pub fn admit_into(
 /// Claims the id of `order`: its first zone, the leg it starts on, its claims key.
 fn first_stop(claims: &Claims, network: &Network, order: &Order) -> (ZoneId, Leg, ClaimKey) {
     let home = network.regions[order.region.index()].zone;
-    let key = claims.key(&order.id);
-    let (to, leg) = match claims.claim(key, order.content_hash, home) {
+    let mut key = claims.key(&order.id);
+    let (to, leg) = match claims.claim(&mut key, order.content_hash, home) {
         None => (
             home,
             Leg::Fallback {
