@@ -38,11 +38,12 @@ pub const COUNTED_DAYS: usize = 8;
 /// records, so a copy costs a pointer per 4,096 orders.
 pub const ARENA_CHUNK_RECORDS: usize = 4_096;
 
-/// Segments of the claims table (independently locked hash maps; dashmap calls them
-/// shards). A segment grows by doubling, copying every claim it holds while its lock is
+/// Segments of the claims table (independently locked; `zone::Claims`). A segment grows
+/// by doubling, copying every claim it holds (and rebuilding its index) while its lock is
 /// taken: with millions of claims in `4 x cores` segments (8 here), one such copy stalled
 /// every order hashing there for tens of milliseconds; 256 smaller segments make each
-/// copy proportionally shorter (1.1 ms worst, measured in `docs/benchmarks.md`).
+/// copy proportionally shorter (1.1 ms worst with the former `dashmap`, measured in
+/// `docs/benchmarks.md`; not measured again for the segments' vectors and indexes).
 pub const CLAIMS_SEGMENTS: usize = 256;
 
 // ---- the service ----
@@ -103,7 +104,7 @@ const _: () = {
     assert!(MAX_LINE_QUANTITY <= u32::MAX as u64);
     assert!(
         CLAIMS_SEGMENTS.is_power_of_two(),
-        "dashmap wants a power of two"
+        "a segment is picked by masking a hash"
     );
     assert!(ARENA_CHUNK_RECORDS.is_power_of_two());
     assert!(READY_CHUNKS <= STREAM_PIPELINE);

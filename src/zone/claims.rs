@@ -119,7 +119,7 @@ impl Claims {
 
     /// The segment of a key: its high bits (the low ones place it in the segment's index).
     fn segment(&self, hash: u128) -> MutexGuard<'_, Segment> {
-        let segment = (hash >> 64) as usize % self.segments.len();
+        let segment = (hash >> 64) as usize % crate::limits::CLAIMS_SEGMENTS;
         self.segments[segment]
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
