@@ -89,13 +89,10 @@ impl World {
 
 /// The rows of the customers file at `path`: all of them, or the first bad one's line.
 pub fn load_customers(path: &Path) -> Result<Vec<CustomerLimit>, WorldError> {
-    let failed = |source| WorldError::Customers {
+    crate::risk::customers::read_file(path).map_err(|source| WorldError::Customers {
         path: path.to_owned(),
         source,
-    };
-    let file = std::fs::File::open(path)
-        .map_err(|error| failed(CustomersError::Open(error.to_string())))?;
-    crate::risk::customers::read_csv(std::io::BufReader::new(file)).map_err(failed)
+    })
 }
 
 /// Refuses a config whose rules name a category no SKU of `catalog` has: `check-config`

@@ -82,6 +82,13 @@ pub fn read_csv(input: impl Read) -> Result<Vec<CustomerLimit>, CustomersError> 
     Ok(rows)
 }
 
+/// The rows of the customers file at `path`.
+pub fn read_file(path: &std::path::Path) -> Result<Vec<CustomerLimit>, CustomersError> {
+    let file =
+        std::fs::File::open(path).map_err(|error| CustomersError::Open(error.to_string()))?;
+    read_csv(std::io::BufReader::new(file))
+}
+
 /// The rows of a JSON array of `{"customer": .., "credit_limit": ..}` (`null` lifts).
 pub fn read_json(body: &[u8]) -> Result<Vec<CustomerLimit>, CustomersError> {
     let rows: Vec<CustomerLimit> =

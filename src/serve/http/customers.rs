@@ -53,12 +53,11 @@ pub fn load(
 }
 
 fn read_api_file(path: &Path) -> anyhow::Result<Vec<CustomerLimit>> {
-    match std::fs::File::open(path) {
-        Ok(file) => customers::read_csv(std::io::BufReader::new(file))
-            .with_context(|| format!("reading the API's customer limits {}", path.display())),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(error) => Err(error).with_context(|| format!("opening {}", path.display())),
+    if !path.exists() {
+        return Ok(Vec::new());
     }
+    customers::read_file(path)
+        .with_context(|| format!("reading the API's customer limits {}", path.display()))
 }
 
 /// `PUT /v1/customers`: credit limits, as a customers CSV (`text/csv`) or a JSON array of
