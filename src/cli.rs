@@ -334,10 +334,15 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 500_000)]
     snapshot_every: u64,
     /// Hours a decision is remembered for idempotency (a retry answered as a
-    /// duplicate), across restarts; older ones that hold no reservation are left out of
-    /// the next snapshot.
+    /// duplicate, `GET /v1/orders/{id}` answered), across restarts. Older ones that hold
+    /// no reservation leave memory and disk within a second or so of passing it (and the
+    /// next snapshot); closed ones within it are kept on disk, not in memory.
     #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u64).range(0..=87_600))]
     retention_hours: u64,
+    /// The retention window in seconds, in place of `--retention-hours`: for soak tests
+    /// that want to see records leave in minutes, not hours.
+    #[arg(long, conflicts_with = "retention_hours", value_parser = clap::value_parser!(u64).range(1..=315_360_000))]
+    retention_seconds: Option<u64>,
     /// HTTP worker threads, which parse. Default: one per core.
     #[arg(long)]
     workers: Option<usize>,
@@ -427,7 +432,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 ..Default::default()
             },
             snapshot_every: args.snapshot_every,
-            retention: std::time::Duration::from_secs(args.retention_hours * 3600),
+            retention: std::time::Duration::from_secs(
+                args.retention_seconds
+                    .unwrap_or(args.retention_hours * 3600),
+            ),
         },
         workers: args.workers,
         zone_threads: args.zone_threads,

@@ -38,15 +38,27 @@ pub const COUNTED_DAYS: usize = 8;
 /// records, so a copy costs a pointer per 4,096 orders.
 pub const ARENA_CHUNK_RECORDS: usize = 4_096;
 
-/// Segments of the claims table (independently locked; `zone::Claims`). A segment grows
-/// by doubling, copying every claim it holds (and rebuilding its index) while its lock is
-/// taken: with millions of claims in `4 x cores` segments (8 here), one such copy stalled
-/// every order hashing there for tens of milliseconds; 256 smaller segments make each
-/// copy proportionally shorter (1.1 ms worst with the former `dashmap`, measured in
-/// `docs/benchmarks.md`; not measured again for the segments' vectors and indexes).
+/// Segments of the claims table (independently locked; `zone::Claims`). With millions of
+/// claims in `4 x cores` segments (8 here), a segment's growth (a doubling copy, then) stalled
+/// every order hashing there for tens of milliseconds; 256 smaller segments make what still
+/// grows by doubling, each segment's index, proportionally shorter to rebuild (1.1 ms worst
+/// with the former `dashmap`, measured in `docs/benchmarks.md`).
 pub const CLAIMS_SEGMENTS: usize = 256;
 
+/// Claims in one chunk of a claims segment (32 KiB): a segment grows a chunk at a time, and
+/// frees a chunk once every claim in it is released.
+pub const CLAIMS_CHUNK: usize = 1_024;
+
+/// Bytes of one file of a zone's cold records (`zone::cold`) before the next is started;
+/// a file is deleted once none of its records is kept. Below 4 GiB: places are 32-bit.
+pub const COLD_FILE_BYTES: u64 = 256 << 20;
+
 // ---- the service ----
+
+/// Records closed (or decided holding nothing) that a zone actor lets wait in memory
+/// before it writes them to its cold store in one go; the clock's tick (once a second)
+/// writes the rest.
+pub const CHILL_PENDING: usize = 256;
 
 /// Messages a zone actor's mailbox holds before senders of requests (not orders) wait.
 /// Orders are bounded by the admission permits their chunks carry.
@@ -107,6 +119,11 @@ const _: () = {
         "a segment is picked by masking a hash"
     );
     assert!(ARENA_CHUNK_RECORDS.is_power_of_two());
+    assert!(ARENA_CHUNK_RECORDS <= 1 << 16 && CLAIMS_CHUNK <= 1 << 16);
+    assert!(
+        COLD_FILE_BYTES < 1 << 32,
+        "a cold record's offset is 32 bits"
+    );
     assert!(READY_CHUNKS <= STREAM_PIPELINE);
     assert!(FEED_READ_BYTES <= FEED_RETENTION_BYTES);
     assert!(

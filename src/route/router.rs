@@ -153,10 +153,11 @@ impl Router {
         self.zones[home.index()].prefetch(order);
     }
 
-    /// The record of order `id`, wherever it was decided.
+    /// The record of order `id`, wherever it was decided (`route`'s zones have no cold
+    /// store: every record stays in memory).
     pub fn order(&self, id: &str) -> Option<&OrderRecord> {
         let claim = self.claims.get(id).filter(|claim| claim.is_decided())?;
-        Some(self.zones[claim.zone.index()].state().order(claim.slot))
+        self.zones[claim.zone.index()].state().hot(claim.slot)
     }
 
     /// Cancels order `id`, releasing its reservations.

@@ -306,4 +306,10 @@ impl Journals {
     pub fn dir(&self, network: &Network, zone: ZoneId) -> PathBuf {
         self.data_dir.join("zones").join(network.zone_name(zone))
     }
+
+    /// The directory of `zone`'s cold records (`<data dir>/cold/<zone id>/`: a cache the
+    /// zone rebuilds at each start, never read by recovery).
+    pub fn cold_dir(&self, network: &Network, zone: ZoneId) -> PathBuf {
+        self.data_dir.join("cold").join(network.zone_name(zone))
+    }
 }

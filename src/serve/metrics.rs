@@ -39,6 +39,9 @@ pub mod names {
     pub const HOLDS: &str = "router_holds_total";
     /// Gauge, `{zone}`: held orders waiting for review.
     pub const REVIEWS_PENDING: &str = "router_reviews_pending";
+    /// Gauge, `{zone, kept}`: order records the zone keeps for the retention window
+    /// (`kept`: `memory`, open orders and ones closed a moment ago; `disk`, closed ones).
+    pub const ZONE_RECORDS: &str = "router_zone_records";
     /// Gauge, `{zone}`: seconds the oldest hold waiting for review has waited (0: none).
     pub const REVIEW_AGE: &str = "router_review_oldest_age_seconds";
     /// Counter, `{outcome}`: reviews ended (`approved`: released; `rejected`).
@@ -123,6 +126,10 @@ fn describe() {
         "Requests refused at the edge, by reason (bad_head, head_timeout, ambiguous_length)."
     );
     describe_gauge!(REVIEWS_PENDING, "Held orders waiting for review, by zone.");
+    describe_gauge!(
+        ZONE_RECORDS,
+        "Order records kept for the retention window, by zone and where (memory, disk)."
+    );
     describe_counter!(
         HOLDS,
         "Orders held for review, by the rule that held them (hold_tags, hold_order_value_over)."

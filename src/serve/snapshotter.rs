@@ -6,7 +6,7 @@ use crate::catalog::Catalog;
 use crate::config::Network;
 use crate::limits::SNAPSHOT_JOBS;
 use crate::zone::records::RecordBatch;
-use crate::zone::snapshot::encode_snapshot;
+use crate::zone::snapshot::{encode_snapshot, entry_decided_at};
 use crate::zone::{OrderRecord, ZoneState};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -88,11 +88,10 @@ fn lower_priority() {
 fn snapshot_job(job: SnapshotJob) {
     let started = Instant::now();
     let oldest = job.oldest_kept;
-    let keep = |record: &OrderRecord| {
-        let holds = record.decision.reserves() && record.lifecycle.holds();
-        holds || record.decision.decided_at.0 >= oldest
-    };
-    let bytes = encode_snapshot(&job.state, &job.network, &job.catalog, keep);
+    let keep = |record: &OrderRecord| record.is_open() || record.decision.decided_at.0 >= oldest;
+    // A cold record holds nothing: kept while within the window.
+    let keep_cold = |entry: &[u8]| entry_decided_at(entry).is_ok_and(|at| at >= oldest);
+    let bytes = encode_snapshot(&job.state, &job.network, &job.catalog, keep, keep_cold);
     let orders = job.state.order_count();
     drop(job.state);
     let encoded = started.elapsed();

@@ -18,11 +18,12 @@ use super::snapshotter::{SnapshotJob, Snapshotter};
 use crate::catalog::{Catalog, StockLevel};
 use crate::config::Network;
 use crate::ids::{CarrierId, SkuId, WarehouseId, ZoneId};
-use crate::limits::{FOLLOW_RETRY, ZONE_MAILBOX};
+use crate::limits::{CHILL_PENDING, FOLLOW_RETRY, ZONE_MAILBOX};
 use crate::render;
 use crate::risk::CustomerBook;
 use crate::time::Millis;
 use crate::world::World;
+use crate::zone::ColdStore;
 use crate::zone::Lifecycle;
 use crate::zone::records::RecordBatch;
 use crate::zone::recover;
@@ -31,6 +32,7 @@ use crate::zone::{
 };
 use actix::{Actor, Addr, AsyncContext, Context, Handler, Message, MessageResult};
 use anyhow::Context as _;
+use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -57,11 +59,11 @@ impl ZoneActors {
         hold_while: Option<std::path::PathBuf>,
         customers: Arc<CustomerBook>,
     ) -> anyhow::Result<(Arc<ZoneActors>, Vec<actix::Arbiter>)> {
-        let (network, catalog, stock) = (&*world.network, &world.catalog, &world.stock);
+        let (network, catalog) = (&*world.network, &world.catalog);
         let threads = threads.clamp(1, network.zones.len().max(1));
         let placement = place_zones(network, threads);
         let claims = Arc::new(Claims::default());
-        let recovered = recover_zones(network, catalog, stock, journals, &claims)?;
+        let recovered = recover_zones(world, journals, &claims)?;
         let arbiters: Vec<actix::Arbiter> = (0..threads).map(|_| actix::Arbiter::new()).collect();
         let (states, journals_by_zone): (Vec<_>, Vec<_>) = recovered.into_iter().unzip();
         let writers = start_writers(network, journals_by_zone, &placement, threads, feed)?;
@@ -127,36 +129,40 @@ impl ZoneActors {
 /// included, before any actor runs; zones replay in parallel, a thread each. Each zone's
 /// state and its journal (`None` when nothing is journaled).
 fn recover_zones(
-    network: &Network,
-    catalog: &Catalog,
-    stock: &[StockLevel],
+    world: &World,
     journals: &Journals,
     claims: &Claims,
 ) -> anyhow::Result<Vec<(ZoneState, Option<crate::journal::Journal>)>> {
+    let (network, catalog, stock) = (&*world.network, &*world.catalog, &world.stock);
     std::thread::scope(|scope| {
         let replays: Vec<_> = (0..network.zones.len())
             .map(|index| {
                 let zone = ZoneId(index as u16);
                 scope.spawn(move || {
                     let dir = journals.dir(network, zone);
+                    let cold_dir = journals.cold_dir(network, zone);
+                    let cold =
+                        ColdStore::open(&cold_dir, world.network.clone(), world.catalog.clone())
+                            .with_context(|| format!("zone {}", network.zone_name(zone)))?;
                     recover::open(
                         &dir,
                         &journals.options,
                         network,
                         catalog,
                         stock,
-                        zone,
-                        claims,
+                        recover::Target {
+                            zone,
+                            claims,
+                            cold: Some(cold),
+                        },
                     )
+                    .map_err(anyhow::Error::from)
                 })
             })
             .collect();
         replays
             .into_iter()
-            .map(|replay| {
-                let recovered = replay.join().expect("a zone's replay panicked");
-                recovered.map_err(anyhow::Error::from)
-            })
+            .map(|replay| replay.join().expect("a zone's replay panicked"))
             .collect()
     })
 }
@@ -245,6 +251,9 @@ pub struct ZoneActor {
     reviews_pending: metrics::Gauge,
     /// How long the oldest of them has waited (set once a second).
     review_age: metrics::Gauge,
+    /// The zone's records in memory and on disk (set once a second).
+    records_hot: metrics::Gauge,
+    records_cold: metrics::Gauge,
     /// The UTC day each local warehouse was last warned about, and each (local warehouse,
     /// carrier) pickup limit, `[local * carriers + carrier]`: one warning a day each.
     warned_orders: Vec<i32>,
@@ -275,6 +284,10 @@ impl ZoneActor {
         let carriers = network.carriers.len();
         let reviews_pending = metrics::gauge!(names::REVIEWS_PENDING, "zone" => name.clone());
         let review_age = metrics::gauge!(names::REVIEW_AGE, "zone" => name.clone());
+        let records_hot =
+            metrics::gauge!(names::ZONE_RECORDS, "zone" => name.clone(), "kept" => "memory");
+        let records_cold =
+            metrics::gauge!(names::ZONE_RECORDS, "zone" => name.clone(), "kept" => "disk");
         // Recovered holds are pending from the start.
         reviews_pending.set(zone.state().reviews_pending() as f64);
         ZoneActor {
@@ -284,6 +297,8 @@ impl ZoneActor {
             popped: metrics::counter!(names::ZONE_QUEUE_POPPED, "zone" => name),
             reviews_pending,
             review_age,
+            records_hot,
+            records_cold,
             warned_orders: vec![i32::MIN; warehouses],
             warned_pickups: vec![i32::MIN; warehouses * carriers],
             gauges_set: None,
@@ -464,6 +479,7 @@ impl Handler<Visits> for ZoneActor {
         }
         self.hand_on(&network, &ticket, out, &mut decided, now);
         self.pass_on(&network, &ticket, decided.onward(&mut visits), context);
+        self.zone.chill_every(CHILL_PENDING);
         metrics::histogram!(names::STAGE_LATENCY, "stage" => "decide")
             .record(started.elapsed().as_secs_f64());
     }
@@ -752,11 +768,15 @@ impl ZoneActor {
         needed: usize,
     ) -> Result<(Vec<u8>, Durable), ZoneError> {
         let mut approval = None;
+        let closed = |record: &OrderRecord| Cow::Owned(record.clone());
         let record = match action {
-            OrderAction::Read => Ok(self.zone.state().order(slot)),
-            OrderAction::Cancel => self.zone.close(slot, Lifecycle::Cancelled),
-            OrderAction::Ship => self.zone.close(slot, Lifecycle::Shipped),
-            OrderAction::Reject => self.zone.close(slot, Lifecycle::RejectedAfterReview),
+            OrderAction::Read => self.zone.state().find(slot),
+            OrderAction::Cancel => self.zone.close(slot, Lifecycle::Cancelled).map(closed),
+            OrderAction::Ship => self.zone.close(slot, Lifecycle::Shipped).map(closed),
+            OrderAction::Reject => self
+                .zone
+                .close(slot, Lifecycle::RejectedAfterReview)
+                .map(closed),
             OrderAction::Approve(approver) => self
                 .zone
                 .state_mut()
@@ -766,7 +786,7 @@ impl ZoneActor {
                     record
                 }),
         }?
-        .clone();
+        .into_owned();
         if record.decision.status == crate::model::Status::Held {
             self.count_reviews();
             let outcome = match (action, approval) {
@@ -800,6 +820,7 @@ impl ZoneActor {
             }
         }
         let durable = self.make_durable(records, feed, network);
+        self.zone.chill_every(CHILL_PENDING);
         Ok((answer, durable))
     }
 }
@@ -823,6 +844,26 @@ impl Handler<ReviewClock> for ZoneActor {
     type Result = ();
 
     fn handle(&mut self, request: ReviewClock, _: &mut Self::Context) {
+        self.review_timeouts(&request);
+        // The zone's records of orders closed (and decided) before the window leave.
+        let window = i64::try_from(self.retention.as_millis()).unwrap_or(i64::MAX);
+        self.zone
+            .expire(Millis(request.now.0.saturating_sub(window)));
+        self.count_records();
+    }
+}
+
+impl ZoneActor {
+    /// Sets the gauges of the zone's records: kept in memory, kept on disk.
+    fn count_records(&self) {
+        let state = self.zone.state();
+        self.records_cold.set(state.cold_count() as f64);
+        self.records_hot
+            .set(state.order_count().saturating_sub(state.cold_count()) as f64);
+    }
+
+    /// Ages the review queue on its gauge, and decides the holds whose review timed out.
+    fn review_timeouts(&mut self, request: &ReviewClock) {
         let oldest = self.zone.state().in_review().next();
         let age = oldest.map_or(0, |record| request.now.0 - record.decision.decided_at.0);
         self.review_age.set(age.max(0) as f64 / 1000.0);
@@ -945,7 +986,8 @@ impl Handler<SyncCustomers> for ZoneActor {
     fn handle(&mut self, request: SyncCustomers, _: &mut Self::Context) {
         let zone = self.zone.id();
         let book = self.zone.customers().clone();
-        book.sync_zone(zone, &request.customers, self.zone.state().orders());
+        // Open orders are in memory: the cold records hold nothing to charge.
+        book.sync_zone(zone, &request.customers, self.zone.state().hot_orders());
     }
 }
 

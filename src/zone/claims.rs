@@ -9,6 +9,7 @@
 
 use crate::ids::ZoneId;
 use hashbrown::HashTable;
+use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
 
 /// Where an order id's record is, and the content it was claimed with.
@@ -35,25 +36,41 @@ pub struct ClaimKey {
 impl Claim {
     /// The slot of a claim whose order is still on its way along its chain.
     pub const PENDING: u32 = u32::MAX;
+    /// The slot of a released claim's gap in its segment (never found).
+    const RELEASED: u32 = u32::MAX - 1;
 
     pub fn is_decided(&self) -> bool {
         self.slot != Claim::PENDING
     }
 }
 
-/// Every order id the router has taken, across zones.
+/// Where a claim stands in its [`Claims`] table: its segment and its place there. A zone
+/// keeps it with each record, to let the claim go (or move it) when the record leaves
+/// memory ([`Claims::release`], [`Claims::relocate`]) without hashing the id again.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClaimPlace {
+    pub segment: u8,
+    pub at: u32,
+}
+
+/// Every order id the router has taken, across zones, for as long as its record is kept.
 ///
 /// A table split into [`crate::limits::CLAIMS_SEGMENTS`] independently locked segments
 /// rather than a claims actor: a claim is two short critical sections per order (claim,
 /// then settle) on one segment, which two zone threads almost never contend for, against
 /// an extra message hop per order for an actor.
 ///
-/// Each segment keeps its claims in a vector, in the order they were made, and an index
-/// (a `hashbrown` table of positions) from key to place. Claiming probes the index once;
-/// settling goes straight to the place the key carries ([`ClaimKey`]), no probe: the claims
-/// an order settles were made a moment before, at the vector's warm end, where a hash
-/// table's buckets would be anywhere (a `dashmap` did a second probe there, about 11% of
-/// the service's time by `perf` with the cache misses, docs/benchmarks.md).
+/// Each segment keeps its claims in the order made, in chunks of
+/// [`crate::limits::CLAIMS_CHUNK`], and an index (a `hashbrown` table of places) from key
+/// to place. Claiming probes the index once; settling goes straight to the place the key
+/// carries ([`ClaimKey`]), no probe: the claims an order settles were made a moment before,
+/// at the warm end, where a hash table's buckets would be anywhere (a `dashmap` did a
+/// second probe there, about 11% of the service's time by `perf` with the cache misses,
+/// docs/benchmarks.md). A claim whose record leaves memory is released
+/// ([`Claims::release`]): a chunk whose claims are all released is freed, so the table
+/// holds what the zones keep, not every id ever seen; a claim whose order outlives its
+/// chunk's neighbours moves to the end ([`Claims::relocate`]). Growing never copies more
+/// than the index: a segment adds chunks instead of doubling a vector.
 ///
 /// Keyed by a 128-bit hash of the id (XXH3-128 under a per-process random seed), not the id
 /// itself: a claim is 32 bytes, and the table, which outgrows the caches after a few
@@ -69,30 +86,101 @@ pub struct Claims {
     seed: u64,
 }
 
+const CHUNK: usize = crate::limits::CLAIMS_CHUNK;
+
 /// One segment: its claims in the order made, and the index from key to place.
 #[derive(Default)]
 struct Segment {
-    claims: Vec<(u128, Claim)>,
+    /// Claims in the order made; a place is `base` plus the position in this list of
+    /// chunks. A released claim stays as a gap ([`Claim::RELEASED`]) until its chunk goes.
+    chunks: VecDeque<Vec<(u128, Claim)>>,
+    /// Claims not released, per chunk.
+    live: VecDeque<u32>,
+    /// The place of the first claim of `chunks[0]`.
+    base: u32,
     index: HashTable<u32>,
+    /// Claims not released, in all.
+    count: usize,
 }
 
 impl Segment {
+    fn entry(&self, at: u32) -> Option<&(u128, Claim)> {
+        let position = at.checked_sub(self.base)? as usize;
+        self.chunks.get(position / CHUNK)?.get(position % CHUNK)
+    }
+
+    fn entry_mut(&mut self, at: u32) -> Option<&mut (u128, Claim)> {
+        let position = at.checked_sub(self.base)? as usize;
+        self.chunks
+            .get_mut(position / CHUNK)?
+            .get_mut(position % CHUNK)
+    }
+
     /// The place of `hash`'s claim, if there is one.
     fn find(&self, hash: u128) -> Option<u32> {
-        let claims = &self.claims;
         self.index
-            .find(hash as u64, |at| claims[*at as usize].0 == hash)
+            .find(hash as u64, |at| {
+                self.entry(*at).is_some_and(|entry| entry.0 == hash)
+            })
             .copied()
     }
 
     /// Adds a claim that is not there; its place.
     fn push(&mut self, hash: u128, claim: Claim) -> u32 {
-        let at = u32::try_from(self.claims.len()).expect("fewer than 2^32 claims a segment");
-        self.claims.push((hash, claim));
-        let claims = &self.claims;
-        self.index
-            .insert_unique(hash as u64, at, |at| claims[*at as usize].0 as u64);
+        if self.chunks.back().is_none_or(|chunk| chunk.len() == CHUNK) {
+            // The first chunk grows as a vector does (most segments of a small table hold
+            // a few claims); the next ones are allocated whole.
+            let capacity = if self.chunks.is_empty() { 0 } else { CHUNK };
+            self.chunks.push_back(Vec::with_capacity(capacity));
+            self.live.push_back(0);
+        }
+        let filled = (self.chunks.len() - 1) * CHUNK + self.chunks.back().map_or(0, Vec::len);
+        let at = u32::try_from(filled)
+            .ok()
+            .and_then(|filled| self.base.checked_add(filled))
+            .expect("fewer than 2^32 claims a segment over the process's life");
+        self.chunks.back_mut().expect("ensured").push((hash, claim));
+        *self.live.back_mut().expect("ensured") += 1;
+        self.count += 1;
+        let Segment {
+            index,
+            chunks,
+            base,
+            ..
+        } = self;
+        index.insert_unique(hash as u64, at, |at| {
+            let position = (*at - *base) as usize;
+            chunks[position / CHUNK][position % CHUNK].0 as u64
+        });
         at
+    }
+
+    /// Releases the claim at `at` if it is still the one of `(zone, slot)`: leaves a gap,
+    /// takes it out of the index, frees its chunk once the chunk holds no claim.
+    fn release(&mut self, at: u32, zone: ZoneId, slot: u32) -> Option<(u128, Claim)> {
+        let entry = self.entry_mut(at)?;
+        if entry.1.zone != zone || entry.1.slot != slot {
+            return None;
+        }
+        let taken = *entry;
+        entry.1.slot = Claim::RELEASED;
+        let hash = taken.0;
+        if let Ok(found) = self.index.find_entry(hash as u64, |place| *place == at) {
+            found.remove();
+        }
+        self.count -= 1;
+        let chunk = (at - self.base) as usize / CHUNK;
+        self.live[chunk] -= 1;
+        if self.live[chunk] == 0 && chunk + 1 < self.chunks.len() {
+            // Not the chunk claims go to: its memory goes now, its places stay counted.
+            self.chunks[chunk] = Vec::new();
+        }
+        while self.live.front() == Some(&0) && self.chunks.len() > 1 {
+            self.chunks.pop_front();
+            self.live.pop_front();
+            self.base += CHUNK as u32;
+        }
+        Some(taken)
     }
 }
 
@@ -118,11 +206,18 @@ impl Claims {
     }
 
     /// The segment of a key: its high bits (the low ones place it in the segment's index).
-    fn segment(&self, hash: u128) -> MutexGuard<'_, Segment> {
-        let segment = (hash >> 64) as usize % crate::limits::CLAIMS_SEGMENTS;
+    fn segment_of(hash: u128) -> usize {
+        (hash >> 64) as usize % crate::limits::CLAIMS_SEGMENTS
+    }
+
+    fn lock(&self, segment: usize) -> MutexGuard<'_, Segment> {
         self.segments[segment]
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn segment(&self, hash: u128) -> MutexGuard<'_, Segment> {
+        self.lock(Self::segment_of(hash))
     }
 
     /// Claims the id of `key` for an order with `content_hash` at its `home` zone, noting in
@@ -132,7 +227,7 @@ impl Claims {
         let mut segment = self.segment(key.hash);
         if let Some(at) = segment.find(key.hash) {
             key.at = at;
-            return Some(segment.claims[at as usize].1);
+            return segment.entry(at).map(|entry| entry.1);
         }
         let claim = Claim {
             content_hash,
@@ -143,17 +238,20 @@ impl Claims {
         None
     }
 
-    /// Records where the claimed order of `key` was decided.
-    pub fn settle(&self, key: ClaimKey, zone: ZoneId, slot: u32) {
+    /// Records where the claimed order of `key` was decided; where its claim stands.
+    pub fn settle(&self, key: ClaimKey, zone: ZoneId, slot: u32) -> ClaimPlace {
         let mut segment = self.segment(key.hash);
         let (hash, claim) = segment
-            .claims
-            .get_mut(key.at as usize)
+            .entry_mut(key.at)
             .expect("an order is claimed before it is decided");
         debug_assert_eq!(*hash, key.hash, "a key settles its own claim");
         debug_assert!(!claim.is_decided(), "an order is decided once");
         claim.zone = zone;
         claim.slot = slot;
+        ClaimPlace {
+            segment: Self::segment_of(key.hash) as u8,
+            at: key.at,
+        }
     }
 
     /// The claim of order `id`.
@@ -164,15 +262,15 @@ impl Claims {
     /// The claim of the order id of `key` (straight from its place when `key` was claimed).
     pub fn get_key(&self, key: ClaimKey) -> Option<Claim> {
         let segment = self.segment(key.hash);
-        let at = match segment.claims.get(key.at as usize) {
-            Some((hash, _)) if *hash == key.hash => key.at,
+        let at = match segment.entry(key.at) {
+            Some((hash, claim)) if *hash == key.hash && claim.slot != Claim::RELEASED => key.at,
             _ => segment.find(key.hash)?,
         };
-        Some(segment.claims[at as usize].1)
+        segment.entry(at).map(|entry| entry.1)
     }
 
-    /// Puts back the claim of a decision replayed from a journal.
-    pub fn restore(&self, id: &str, content_hash: u64, zone: ZoneId, slot: u32) {
+    /// Puts back the claim of a decision replayed from a journal; where it stands.
+    pub fn restore(&self, id: &str, content_hash: u64, zone: ZoneId, slot: u32) -> ClaimPlace {
         let hash = self.key(id).hash;
         let claim = Claim {
             content_hash,
@@ -180,19 +278,43 @@ impl Claims {
             slot,
         };
         let mut segment = self.segment(hash);
-        match segment.find(hash) {
-            Some(at) => segment.claims[at as usize].1 = claim,
-            None => {
-                segment.push(hash, claim);
+        let at = match segment.find(hash) {
+            Some(at) => {
+                segment.entry_mut(at).expect("indexed").1 = claim;
+                at
             }
+            None => segment.push(hash, claim),
+        };
+        ClaimPlace {
+            segment: Self::segment_of(hash) as u8,
+            at,
         }
+    }
+
+    /// Lets the claim at `place` go, if it is still the claim of the record in `slot` of
+    /// `zone` (the id may have been claimed again since, by a newer order): the id is free.
+    pub fn release(&self, place: ClaimPlace, zone: ZoneId, slot: u32) -> bool {
+        let mut segment = self.lock(place.segment.into());
+        segment.release(place.at, zone, slot).is_some()
+    }
+
+    /// Moves the claim at `place` (still the claim of the record in `slot` of `zone`) to
+    /// its segment's end, so that the chunk it stood in can go; where it stands now.
+    pub fn relocate(&self, place: ClaimPlace, zone: ZoneId, slot: u32) -> Option<ClaimPlace> {
+        let mut segment = self.lock(place.segment.into());
+        let (hash, claim) = segment.release(place.at, zone, slot)?;
+        let at = segment.push(hash, claim);
+        Some(ClaimPlace {
+            segment: place.segment,
+            at,
+        })
     }
 
     /// Ids claimed.
     pub fn len(&self) -> usize {
         self.segments
             .iter()
-            .map(|segment| segment.lock().map_or(0, |segment| segment.claims.len()))
+            .map(|segment| segment.lock().map_or(0, |segment| segment.count))
             .sum()
     }
 

@@ -188,7 +188,7 @@ pub fn decide(
                             slot,
                         });
                         if let Some(records) = &mut decided.records {
-                            let record = zone.state().order(slot);
+                            let record = zone.state().hot(slot).expect("decided just now");
                             records.push_decision(record, network, zone.catalog());
                         }
                     }

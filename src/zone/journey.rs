@@ -122,9 +122,20 @@ pub fn admit_into(
 
 /// Claims the id of `order`: its first zone, the leg it starts on, its claims key.
 fn first_stop(claims: &Claims, network: &Network, order: &Order) -> (ZoneId, Leg, ClaimKey) {
-    let home = network.regions[order.region.index()].zone;
     let mut key = claims.key(&order.id);
-    let (to, leg) = match claims.claim(&mut key, order.content_hash, home) {
+    let (to, leg) = claim_leg(claims, network, order, &mut key);
+    (to, leg, key)
+}
+
+/// Claims the id of `order` under `key`: the zone it goes to and the leg it takes there.
+fn claim_leg(
+    claims: &Claims,
+    network: &Network,
+    order: &Order,
+    key: &mut ClaimKey,
+) -> (ZoneId, Leg) {
+    let home = network.regions[order.region.index()].zone;
+    match claims.claim(key, order.content_hash, home) {
         None => (
             home,
             Leg::Fallback {
@@ -135,8 +146,7 @@ fn first_stop(claims: &Claims, network: &Network, order: &Order) -> (ZoneId, Leg
         Some(claim) if claim.content_hash != order.content_hash => (claim.zone, Leg::Conflict),
         Some(claim) if claim.is_decided() => (claim.zone, Leg::Replay),
         Some(_) => (home, Leg::Follow { position: 0 }),
-    };
-    (to, leg, key)
+    }
 }
 
 /// The `id_conflict` of `order`.
@@ -178,6 +188,18 @@ impl Zone {
             let home = network.regions[visit.order.region.index()].zone;
             network.zones[home.index()].fallback.len() + 1
         };
+        if !matches!(visit.leg, Leg::Fallback { .. } | Leg::Settle { .. })
+            && self.claims.get_key(visit.key).is_none()
+        {
+            // The original left the retention window while this copy was on its way (its
+            // claim was released): the id is free, and this order takes it as a new one
+            // arriving now would.
+            let (to, leg) = claim_leg(&self.claims, network, &visit.order, &mut visit.key);
+            visit.leg = leg;
+            if to != self.state.zone {
+                return Step::Forward(to);
+            }
+        }
         match visit.leg {
             Leg::Fallback { .. } | Leg::Settle { .. } => self.place(network, visit, now, out),
             Leg::Follow { position } => {
@@ -303,8 +325,9 @@ impl Zone {
             self.state.count_usual(&decision);
         }
         let slot = self.state.record(decision, order.content_hash, buyer);
-        self.claims.settle(key, self.state.zone, slot);
-        let record = self.state.order(slot);
+        let place = self.claims.settle(key, self.state.zone, slot);
+        self.state.set_claim(slot, place);
+        let record = self.state.hot(slot).expect("decided just now");
         render::write_decision(out, &record.decision, false, network, &self.catalog);
         Step::Answered(Outcome::Decided(status, slot))
     }

@@ -23,6 +23,7 @@
 
 pub mod arena;
 pub mod claims;
+pub mod cold;
 pub mod decide;
 pub mod journey;
 pub mod records;
@@ -33,10 +34,11 @@ pub mod state;
 pub(crate) mod test_world;
 pub mod verdict;
 
-pub use claims::{Claim, ClaimKey, Claims};
+pub use claims::{Claim, ClaimKey, ClaimPlace, Claims};
+pub use cold::{ColdPlace, ColdStore};
 pub use decide::{Decided, Fresh, Next, Onward, Placed, decide};
 pub use journey::{Leg, Outcome, Step, Visit, admit, admit_into};
-pub use state::{Approval, Lifecycle, OrderRecord, StockCell, ZoneError, ZoneState};
+pub use state::{Approval, Lifecycle, OrderRecord, Slot, StockCell, ZoneError, ZoneState};
 
 use crate::catalog::Catalog;
 use crate::engine::Scratch;
@@ -114,11 +116,31 @@ impl Zone {
         Ok(record)
     }
 
+    /// Moves the records closed since the last time to disk once more than `pending` wait
+    /// ([`ZoneState::chill`]; 0: now).
+    pub fn chill_every(&mut self, pending: usize) {
+        self.state.chill_every(pending, &self.claims);
+    }
+
+    /// Lets go of the closed records decided before `oldest_kept` and of their ids
+    /// ([`ZoneState::expire`]).
+    pub fn expire(&mut self, oldest_kept: crate::time::Millis) {
+        self.state.chill_every(0, &self.claims);
+        self.state.expire(oldest_kept.0, &self.claims);
+    }
+
     /// Takes the zone's records (rebuilt from its journal) into the customer book: every
     /// open order's value charged, every screened order noted. Once, after recovery.
     pub fn restore_customers(&self) {
-        for record in self.state.orders() {
-            self.customers.restore(record);
+        for (slot, item) in self.state.slots() {
+            match item {
+                Slot::Hot(record) => self.customers.restore(record),
+                // Closed: only a history (a noted order) takes it in.
+                Slot::Cold(place) if place.noted() => {
+                    self.customers.restore(&self.state.order(slot));
+                }
+                Slot::Cold(_) => {}
+            }
         }
     }
 

@@ -756,7 +756,8 @@ pub fn replay(
                     order: id.to_string(),
                     source,
                 })?;
-            claims.restore(&id, content_hash, state.zone, slot);
+            let place = claims.restore(&id, content_hash, state.zone, slot);
+            state.set_claim(slot, place);
             Ok(())
         }
         RecordKind::Closed => {
@@ -865,6 +866,7 @@ mod tests {
             lifecycle: Lifecycle::Live,
             approvers: None,
             buyer,
+            claim: Default::default(),
         };
         let mut out = Vec::new();
         encode_decision(&mut out, &record, &world.network, &world.catalog);

@@ -9,7 +9,8 @@
 
 use super::records::{RecordError, replay};
 use super::snapshot::{encode_snapshot, restore_snapshot};
-use super::{Claims, ZoneState};
+use super::state::CHILL_EVERY;
+use super::{Claims, ColdStore, ZoneState};
 use crate::catalog::{Catalog, StockLevel};
 use crate::config::Network;
 use crate::ids::ZoneId;
@@ -55,29 +56,55 @@ pub struct Replayed<'a> {
     pub at: Option<(PathBuf, u64)>,
 }
 
-/// Rebuilds `zone` from `snapshot` (or from nothing) and then `records`, in order, claiming
-/// its orders' ids in `claims`. A record that fails is reported with its place: its own, or
+/// The zone a rebuild makes: its id, the claims table its orders' ids go to, and where its
+/// closed records go (`None`: they stay in memory).
+pub struct Target<'a> {
+    pub zone: ZoneId,
+    pub claims: &'a Claims,
+    pub cold: Option<ColdStore>,
+}
+
+impl<'a> Target<'a> {
+    /// A zone whose records stay in memory.
+    pub fn in_memory(zone: ZoneId, claims: &'a Claims) -> Target<'a> {
+        Target {
+            zone,
+            claims,
+            cold: None,
+        }
+    }
+}
+
+/// Rebuilds the zone of `target` from `snapshot` (or from nothing) and then `records`, in
+/// order, claiming its orders' ids in the target's claims. A record that fails is reported with its place: its own, or
 /// what `locate` finds for its lsn.
 pub fn rebuild<'a>(
     network: &Network,
     catalog: &Catalog,
-    zone: ZoneId,
-    claims: &Claims,
+    target: Target<'_>,
     snapshot: Option<&Snapshot>,
     records: impl IntoIterator<Item = Result<Replayed<'a>, RecoverError>>,
     locate: impl Fn(u64) -> (PathBuf, u64),
 ) -> Result<ZoneState, RecoverError> {
+    let Target { zone, claims, cold } = target;
     let name = network.zone_name(zone);
     let mut state = match snapshot {
-        Some(snapshot) => restore_snapshot(&snapshot.bytes, network, catalog, zone, claims)
+        Some(snapshot) => restore_snapshot(&snapshot.bytes, network, catalog, zone, claims, cold)
             .map_err(|source| RecoverError::Snapshot {
-                zone: name.to_owned(),
-                path: snapshot.path.clone(),
-                source: Box::new(source),
-            })?,
-        None => ZoneState::new(network, zone, catalog.len()),
+            zone: name.to_owned(),
+            path: snapshot.path.clone(),
+            source: Box::new(source),
+        })?,
+        None => {
+            let mut state = ZoneState::new(network, zone, catalog.len());
+            if let Some(cold) = cold {
+                state.set_cold_store(cold);
+            }
+            state
+        }
     };
     for record in records {
+        state.chill_every(CHILL_EVERY, claims);
         let record = record?;
         replay(
             &mut state,
@@ -98,6 +125,7 @@ pub fn rebuild<'a>(
             }
         })?;
     }
+    state.chill_every(0, claims);
     Ok(state)
 }
 
@@ -110,9 +138,9 @@ pub fn open(
     network: &Network,
     catalog: &Catalog,
     stock: &[StockLevel],
-    zone: ZoneId,
-    claims: &Claims,
+    target: Target<'_>,
 ) -> Result<(ZoneState, Option<Journal>), RecoverError> {
+    let Target { zone, claims, cold } = target;
     let name = network.zone_name(zone);
     let failed = |source| RecoverError::Journal {
         zone: name.to_owned(),
@@ -122,7 +150,11 @@ pub fn open(
         .iter()
         .filter(|level| network.warehouses[level.warehouse.index()].zone == zone);
     if options.mode == SyncMode::None {
-        return Ok((stocked(network, catalog, zone, own), None));
+        let mut state = stocked(network, catalog, zone, own);
+        if let Some(cold) = cold {
+            state.set_cold_store(cold);
+        }
+        return Ok((state, None));
     }
     std::fs::create_dir_all(dir)
         .map_err(|source| failed(JournalError::io("creating", dir, source)))?;
@@ -132,7 +164,10 @@ pub fn open(
         tracing::warn!("zone {name}: {torn}");
     }
     if recovered.records.is_empty() && recovered.snapshot.is_none() {
-        let state = start_new(&mut journal, network, catalog, zone, own).map_err(failed)?;
+        let mut state = start_new(&mut journal, network, catalog, zone, own).map_err(failed)?;
+        if let Some(cold) = cold {
+            state.set_cold_store(cold);
+        }
         tracing::info!(
             "zone {name}: new journal in {}, stock levels from the stock file",
             dir.display()
@@ -150,8 +185,7 @@ pub fn open(
     let state = rebuild(
         network,
         catalog,
-        zone,
-        claims,
+        Target { zone, claims, cold },
         recovered.snapshot.as_ref(),
         records,
         |lsn| locate(dir, lsn),
@@ -203,8 +237,7 @@ pub fn verify(
     rebuild(
         network,
         catalog,
-        zone,
-        claims,
+        Target::in_memory(zone, claims),
         snapshot.as_ref(),
         records,
         |_| (dir.to_path_buf(), 0),
@@ -222,7 +255,7 @@ fn start_new<'a>(
     stock: impl Iterator<Item = &'a StockLevel>,
 ) -> Result<ZoneState, JournalError> {
     let state = stocked(network, catalog, zone, stock);
-    let snapshot = encode_snapshot(&state, network, catalog, |_| true);
+    let snapshot = encode_snapshot(&state, network, catalog, |_| true, |_| true);
     journal.write_snapshot(0, &snapshot)?;
     Ok(state)
 }
@@ -579,21 +612,21 @@ mod tests {
                     Ok(Replayed { lsn: *lsn, kind: *kind, payload: Cow::Borrowed(payload), at: None })
                 });
                 let nowhere = |lsn| (PathBuf::from("journal"), lsn);
-                let replayed = rebuild(&world.network, &world.catalog, zone, &replayed_claims, None, records, nowhere).unwrap();
+                let replayed = rebuild(&world.network, &world.catalog, Target::in_memory(zone, &replayed_claims), None, records, nowhere).unwrap();
                 let live = zones[index].state();
                 let snapshot = Snapshot {
                     lsn: journal.len() as u64,
-                    bytes: encode_snapshot(live, &world.network, &world.catalog, |_| true),
+                    bytes: encode_snapshot(live, &world.network, &world.catalog, |_| true, |_| true),
                     path: PathBuf::from("snapshot"),
                 };
-                let restored = rebuild(&world.network, &world.catalog, zone, &snapshot_claims, Some(&snapshot), std::iter::empty(), nowhere).unwrap();
+                let restored = rebuild(&world.network, &world.catalog, Target::in_memory(zone, &snapshot_claims), Some(&snapshot), std::iter::empty(), nowhere).unwrap();
                 assert_same(&world, &replayed, live)?;
                 assert_same(&world, &restored, live)?;
                 for record in replayed.orders() {
-                    replayed_book.restore(record);
+                    replayed_book.restore(&record);
                 }
                 for record in restored.orders() {
-                    snapshot_book.restore(record);
+                    snapshot_book.restore(&record);
                 }
             }
             // Exposure: exact live (charged and released as orders come and close), never
@@ -702,8 +735,7 @@ mod tests {
         let error = rebuild(
             &world.network,
             &world.catalog,
-            ZoneId(0),
-            &claims,
+            Target::in_memory(ZoneId(0), &claims),
             None,
             records,
             |lsn| (PathBuf::from("zones/north/journal-1.seg"), lsn * 100),

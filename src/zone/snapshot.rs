@@ -3,7 +3,9 @@
 //! state, read back by [`super::recover`].
 
 use super::records::{Reader, RecordError, decode_decision, encode_decision, sku};
-use super::{Claims, Lifecycle, OrderRecord, StockCell, ZoneState};
+use super::state::CHILL_EVERY;
+use super::state::Slot;
+use super::{Claims, ColdStore, Lifecycle, OrderRecord, StockCell, ZoneState};
 use crate::catalog::Catalog;
 use crate::config::Network;
 use crate::ids::ZoneId;
@@ -23,17 +25,16 @@ use crate::ids::ZoneId;
 /// ```
 ///
 /// `keep` chooses the records kept: the idempotency window (a record left out is forgotten,
-/// its id free again; its reservations, if any, are in the cells all the same).
+/// its id free again; its reservations, if any, are in the cells all the same);
+/// `keep_entry` chooses among the records kept on disk ([`super::cold`]), each as its entry
+/// (copied as it is: the cold store writes the snapshot's record format).
 pub fn encode_snapshot(
     state: &ZoneState,
     network: &Network,
     catalog: &Catalog,
     mut keep: impl FnMut(&OrderRecord) -> bool,
+    mut keep_entry: impl FnMut(&[u8]) -> bool,
 ) -> Vec<u8> {
-    fn text(out: &mut Vec<u8>, text: &[u8]) {
-        out.extend_from_slice(&(text.len() as u32).to_le_bytes());
-        out.extend_from_slice(text);
-    }
     let mut out = Vec::with_capacity(64 + state.order_count() * 420);
     out.extend_from_slice(SNAPSHOT_MAGIC);
     out.push(SNAPSHOT_VERSION);
@@ -69,27 +70,19 @@ pub fn encode_snapshot(
     let count_at = out.len();
     out.extend_from_slice(&0u32.to_le_bytes());
     let mut kept = 0u32;
-    let mut encoded = Vec::with_capacity(256);
-    for record in state.orders().filter(|record| keep(record)) {
-        let approvers = record.approvers();
-        let lifecycle = match record.lifecycle {
-            Lifecycle::Live => 0,
-            Lifecycle::Cancelled => 1,
-            Lifecycle::Shipped => 2,
-            Lifecycle::Released => 3,
-            Lifecycle::RejectedAfterReview => 4,
-        };
-        out.push(lifecycle | if approvers.is_empty() { 0 } else { APPROVERS });
-        if !approvers.is_empty() {
-            out.push(approvers.len().min(255) as u8);
-            for name in approvers.iter().take(255) {
-                text(&mut out, name.as_bytes());
+    for (_, slot) in state.slots() {
+        let kept_now = match slot {
+            Slot::Hot(record) => {
+                keep(record).then(|| encode_entry(&mut out, record, network, catalog))
             }
-        }
-        encoded.clear();
-        encode_decision(&mut encoded, record, network, catalog);
-        text(&mut out, &encoded);
-        kept += 1;
+            Slot::Cold(place) => {
+                let entry = state
+                    .cold_entry(*place)
+                    .unwrap_or_else(|error| panic!("a cold record of the snapshot: {error}"));
+                keep_entry(&entry).then(|| out.extend_from_slice(&entry))
+            }
+        };
+        kept += u32::from(kept_now.is_some());
     }
     out[count_at..count_at + 4].copy_from_slice(&kept.to_le_bytes());
     out
@@ -104,13 +97,15 @@ const SNAPSHOT_VERSION: u8 = 3;
 const APPROVERS: u8 = 128;
 
 /// Reads a snapshot written by [`encode_snapshot`] into a new zone state for `zone`, and
-/// its records' claims into `claims`.
+/// its records' claims into `claims`; closed records go on to `cold`, when given, as they
+/// are read.
 pub fn restore_snapshot(
     bytes: &[u8],
     network: &Network,
     catalog: &Catalog,
     zone: ZoneId,
     claims: &Claims,
+    cold: Option<ColdStore>,
 ) -> Result<ZoneState, RecordError> {
     let mut reader = Reader(bytes);
     if reader.take(4)? != SNAPSHOT_MAGIC || !matches!(reader.u8()?, 2 | SNAPSHOT_VERSION) {
@@ -124,6 +119,9 @@ pub fn restore_snapshot(
         });
     }
     let mut state = ZoneState::new(network, zone, catalog.len());
+    if let Some(cold) = cold {
+        state.set_cold_store(cold);
+    }
     state.restore_sequence(reader.u64()?);
     check_shape(&mut reader, network, &state)?;
     restore_cells(&mut reader, catalog, &mut state)?;
@@ -136,7 +134,9 @@ pub fn restore_snapshot(
                 offset: at,
                 source: Box::new(source),
             })?;
-        claims.restore(&id, content_hash, zone, slot);
+        let place = claims.restore(&id, content_hash, zone, slot);
+        state.set_claim(slot, place);
+        state.chill_every(CHILL_EVERY, claims);
     }
     reader.finish()?;
     Ok(state)
@@ -226,6 +226,48 @@ fn restore_record(
     catalog: &Catalog,
     state: &mut ZoneState,
 ) -> Result<(compact_str::CompactString, u64, u32), RecordError> {
+    let record = decode_entry(reader, network, catalog)?;
+    let (id, content_hash) = (record.decision.order_id.clone(), record.content_hash);
+    let slot = state.restore_record(record);
+    Ok((id, content_hash, slot))
+}
+
+/// Appends one record as a snapshot holds it:
+/// `lifecycle:u8 [approvers:u8 (name:str)*] record:bytes`.
+pub fn encode_entry(out: &mut Vec<u8>, record: &OrderRecord, network: &Network, catalog: &Catalog) {
+    let approvers = record.approvers();
+    let lifecycle = match record.lifecycle {
+        Lifecycle::Live => 0,
+        Lifecycle::Cancelled => 1,
+        Lifecycle::Shipped => 2,
+        Lifecycle::Released => 3,
+        Lifecycle::RejectedAfterReview => 4,
+    };
+    out.push(lifecycle | if approvers.is_empty() { 0 } else { APPROVERS });
+    if !approvers.is_empty() {
+        out.push(approvers.len().min(255) as u8);
+        for name in approvers.iter().take(255) {
+            text(out, name.as_bytes());
+        }
+    }
+    let length_at = out.len();
+    out.extend_from_slice(&0u32.to_le_bytes());
+    encode_decision(out, record, network, catalog);
+    let length = (out.len() - length_at - 4) as u32;
+    out[length_at..length_at + 4].copy_from_slice(&length.to_le_bytes());
+}
+
+fn text(out: &mut Vec<u8>, text: &[u8]) {
+    out.extend_from_slice(&(text.len() as u32).to_le_bytes());
+    out.extend_from_slice(text);
+}
+
+/// Reads one record written by [`encode_entry`].
+pub(super) fn decode_entry(
+    reader: &mut Reader<'_>,
+    network: &Network,
+    catalog: &Catalog,
+) -> Result<OrderRecord, RecordError> {
     let byte = reader.u8()?;
     let lifecycle = match byte & !APPROVERS {
         0 => Lifecycle::Live,
@@ -255,13 +297,29 @@ fn restore_record(
         .ok_or(RecordError::Truncated)?;
     let content_hash = u64::from_le_bytes(*hash);
     let (decision, buyer) = decode_decision(body, network, catalog)?;
-    let id = decision.order_id.clone();
-    let slot = state.restore_record(OrderRecord {
+    Ok(OrderRecord {
         content_hash,
         decision,
         lifecycle,
         approvers,
         buyer,
-    });
-    Ok((id, content_hash, slot))
+        claim: Default::default(),
+    })
+}
+
+/// The decision time of a record written by [`encode_entry`], read without decoding it.
+pub fn entry_decided_at(entry: &[u8]) -> Result<i64, RecordError> {
+    let mut reader = Reader(entry);
+    if reader.u8()? & APPROVERS != 0 {
+        for _ in 0..reader.u8()? {
+            reader.text32()?;
+        }
+    }
+    let mut record = Reader(reader.bytes32()?);
+    record.u64()?; // content hash
+    record.text()?; // order id
+    record.u8()?; // status
+    record.text()?; // zone
+    record.u64()?; // seq
+    Ok(record.u64()? as i64)
 }

@@ -11,6 +11,8 @@
 //! for every warehouse and SKU, `reserved <= on_hand`.
 
 use super::arena::Arena;
+use super::claims::{ClaimPlace, Claims};
+use super::cold::{ColdError, ColdPlace, ColdStore};
 use crate::catalog::StockLevel;
 use crate::config::Network;
 use crate::ids::{CarrierId, SkuId, WarehouseId, ZoneId};
@@ -18,6 +20,7 @@ use crate::limits::COUNTED_DAYS;
 use crate::model::{Decision, Shipment, Status};
 use crate::risk::{Buyer, Usual};
 use compact_str::CompactString;
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 /// Stock of one SKU at one warehouse.
@@ -47,6 +50,7 @@ struct DayCounters {
 
 /// Where an order is in its life after the decision.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
 pub enum Lifecycle {
     /// Decided; its reservations (if any) hold. A `held` order here waits for review: it
     /// keeps its reservations but cannot ship until it is approved.
@@ -62,6 +66,15 @@ pub enum Lifecycle {
 }
 
 impl Lifecycle {
+    /// Every lifecycle, in declaration order (`ALL[lifecycle as usize]`).
+    pub const ALL: [Lifecycle; 5] = [
+        Lifecycle::Live,
+        Lifecycle::Cancelled,
+        Lifecycle::Shipped,
+        Lifecycle::Released,
+        Lifecycle::RejectedAfterReview,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Lifecycle::Live => "live",
@@ -79,7 +92,7 @@ impl Lifecycle {
 }
 
 /// What the zone remembers of an order it decided.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct OrderRecord {
     pub content_hash: u64,
     pub decision: Decision,
@@ -89,9 +102,28 @@ pub struct OrderRecord {
     pub approvers: Option<Box<Vec<CompactString>>>,
     /// Its customer, value and ship-to, for the risk screen's customer book.
     pub buyer: Buyer,
+    /// Where its id's claim stands in the claims table (released when the record leaves).
+    pub claim: ClaimPlace,
+}
+
+/// Records are equal by what they say; where a claim stands is the claims table's business.
+impl PartialEq for OrderRecord {
+    fn eq(&self, other: &OrderRecord) -> bool {
+        self.content_hash == other.content_hash
+            && self.decision == other.decision
+            && self.lifecycle == other.lifecycle
+            && self.approvers == other.approvers
+            && self.buyer == other.buyer
+    }
 }
 
 impl OrderRecord {
+    /// Whether it still holds stock (a decision that reserved, not yet closed): such a
+    /// record stays in memory whatever its age.
+    pub fn is_open(&self) -> bool {
+        self.decision.reserves() && self.lifecycle.holds()
+    }
+
     /// Whether it is a held order waiting for review.
     pub fn in_review(&self) -> bool {
         self.decision.status == Status::Held && self.lifecycle == Lifecycle::Live
@@ -136,6 +168,12 @@ pub enum ZoneError {
     /// Ship: a held order must be approved first.
     #[error("order '{order}' is held for review: approve it before it ships")]
     AwaitingReview { order: String },
+    /// The order's record left with the retention window after the order was looked up.
+    #[error("the order is past the retention window")]
+    Forgotten,
+    /// A closed order's record could not be read back from disk.
+    #[error("{0}")]
+    Unreadable(String),
     #[error("warehouse is not in this zone")]
     WrongZone,
     #[error("on_hand {on_hand} would be below the {reserved} units already reserved")]
@@ -151,6 +189,36 @@ pub enum ZoneError {
     Misfit(String),
 }
 
+/// A record's slot: the record in memory, or where it is on disk.
+#[derive(Clone, Debug)]
+pub enum Slot {
+    /// An open order, or one closed since the last [`ZoneState::chill`].
+    Hot(Box<OrderRecord>),
+    /// A closed order, in the zone's [`ColdStore`].
+    Cold(ColdPlace),
+}
+
+const _: () = assert!(
+    std::mem::size_of::<Slot>() == 16,
+    "a retained closed decision costs its slot and its claim (docs/architecture.md)"
+);
+
+/// Why an order is not waiting for review.
+fn not_in_review(record: &OrderRecord) -> ZoneError {
+    let state = match (record.decision.status, record.lifecycle) {
+        (Status::Held, lifecycle) => lifecycle.name(),
+        (status, Lifecycle::Live) => status.name(),
+        (_, lifecycle) => lifecycle.name(),
+    };
+    ZoneError::NotInReview {
+        order: record.decision.order_id.to_string(),
+        state,
+    }
+}
+
+/// Records closed and waiting for [`ZoneState::chill`] when a restore chills them.
+pub const CHILL_EVERY: usize = 4_096;
+
 /// One zone's single-writer state.
 #[derive(Clone, Debug)]
 pub struct ZoneState {
@@ -165,11 +233,24 @@ pub struct ZoneState {
     stock: Vec<StockCell>,
     /// The most recent [`COUNTED_DAYS`] days with any capacity used, oldest first.
     days: Vec<DayCounters>,
-    /// Every order this zone decided, in decision order; a record's position is its slot.
-    /// Ids map to slots outside the zone (the router's claims), so this is an arena: one
-    /// append per decision, no hashing, no per-order allocation. Chunked and shared on
-    /// clone, so a snapshot copies the state in microseconds ([`Arena`]).
-    records: Arena<OrderRecord>,
+    /// Every order this zone decided and keeps, in decision order; a record's position is
+    /// its slot. Ids map to slots outside the zone (the claims), so this is an arena: one
+    /// append per decision, no hashing. Chunked and shared on clone, so a snapshot copies
+    /// the state in microseconds ([`Arena`]). A closed record's slot points to disk
+    /// ([`Slot::Cold`]); a chunk past the retention window keeps only its open orders.
+    records: Arena<Slot>,
+    /// Where closed records go ([`ZoneState::chill`]); without one, they stay in memory.
+    cold: Option<ColdStore>,
+    /// Slots of records closed (or decided holding nothing) since the last chill.
+    closing: Vec<u32>,
+    /// The latest decision time in each chunk of `records`.
+    newest: Vec<i64>,
+    /// Chunks of `records` before this one are past the retention window.
+    expired: usize,
+    /// Records kept, in memory or on disk.
+    kept: usize,
+    /// Of them, on disk.
+    cold_kept: usize,
     /// The slots of held orders waiting for review, oldest first.
     in_review: BTreeSet<u32>,
     /// The position the next record takes in the zone's journal.
@@ -194,6 +275,12 @@ impl ZoneState {
             carriers: network.carriers.len(),
             days: Vec::with_capacity(COUNTED_DAYS),
             records: Arena::default(),
+            cold: None,
+            closing: Vec::new(),
+            newest: Vec::new(),
+            expired: 0,
+            kept: 0,
+            cold_kept: 0,
             in_review: BTreeSet::new(),
             next_seq: 1,
             usual: Usual::new(skus),
@@ -273,25 +360,109 @@ impl ZoneState {
         &mut self.days[position]
     }
 
-    /// The record in `slot`.
+    /// The record in `slot` (read from disk if it is cold). Only for a slot known to be
+    /// kept: one the zone's claim names, read on the zone's thread.
+    pub fn order(&self, slot: u32) -> Cow<'_, OrderRecord> {
+        match self.find(slot) {
+            Ok(record) => record,
+            Err(error) => panic!("record {slot} of zone {:?}: {error}", self.zone),
+        }
+    }
+
+    /// The record in `slot`, if it is kept.
+    pub fn order_at(&self, slot: u32) -> Option<Cow<'_, OrderRecord>> {
+        self.find(slot).ok()
+    }
+
+    /// The record in `slot`: [`ZoneError::Forgotten`] when it is not kept (any more),
+    /// [`ZoneError::Unreadable`] when it is on disk and cannot be read.
+    pub fn find(&self, slot: u32) -> Result<Cow<'_, OrderRecord>, ZoneError> {
+        match self.records.get(slot as usize) {
+            Some(Slot::Hot(record)) => Ok(Cow::Borrowed(record)),
+            Some(Slot::Cold(place)) => self.read_cold(*place).map(Cow::Owned),
+            None => Err(ZoneError::Forgotten),
+        }
+    }
+
+    /// The record in `slot` if it is in memory.
     #[inline]
-    pub fn order(&self, slot: u32) -> &OrderRecord {
-        &self.records[slot as usize]
+    pub fn hot(&self, slot: u32) -> Option<&OrderRecord> {
+        match self.records.get(slot as usize) {
+            Some(Slot::Hot(record)) => Some(record),
+            _ => None,
+        }
     }
 
-    /// How many orders this zone has decided.
-    /// The record in `slot`, if there is one.
-    pub fn order_at(&self, slot: u32) -> Option<&OrderRecord> {
-        ((slot as usize) < self.records.len()).then(|| &self.records[slot as usize])
+    fn hot_mut(&mut self, slot: u32) -> Option<&mut OrderRecord> {
+        match self.records.get_mut(slot as usize) {
+            Some(Slot::Hot(record)) => Some(record),
+            _ => None,
+        }
     }
 
+    fn read_cold(&self, place: ColdPlace) -> Result<OrderRecord, ZoneError> {
+        let cold = self.cold.as_ref().expect("a cold slot has a store");
+        cold.read(place)
+            .map_err(|error| ZoneError::Unreadable(error.to_string()))
+    }
+
+    /// A cold record as a snapshot holds it (for the snapshot, which copies it).
+    pub fn cold_entry(&self, place: ColdPlace) -> Result<Vec<u8>, ColdError> {
+        self.cold
+            .as_ref()
+            .expect("a cold slot has a store")
+            .entry(place)
+    }
+
+    /// Orders kept (in memory or on disk).
     pub fn order_count(&self) -> usize {
+        self.kept
+    }
+
+    /// Orders kept on disk.
+    pub fn cold_count(&self) -> usize {
+        self.cold_kept
+    }
+
+    /// Slots taken so far: every slot below this was a record once.
+    pub fn slot_count(&self) -> usize {
         self.records.len()
     }
 
-    /// Every order record, in decision order.
-    pub fn orders(&self) -> impl Iterator<Item = &OrderRecord> {
-        self.records.iter()
+    /// Every order record kept, in decision order (the cold ones read from disk).
+    pub fn orders(&self) -> impl Iterator<Item = Cow<'_, OrderRecord>> {
+        self.records.iter().map(|(slot, _)| self.order(slot as u32))
+    }
+
+    /// The records in memory: every open order, and those closed since the last chill.
+    pub fn hot_orders(&self) -> impl Iterator<Item = &OrderRecord> {
+        self.records.iter().filter_map(|(_, slot)| match slot {
+            Slot::Hot(record) => Some(&**record),
+            Slot::Cold(_) => None,
+        })
+    }
+
+    /// Every slot kept, with its number, in decision order.
+    pub fn slots(&self) -> impl Iterator<Item = (u32, &Slot)> {
+        self.records.iter().map(|(slot, item)| (slot as u32, item))
+    }
+
+    /// Where closed records go from now on: `store` (a zone without one keeps them in
+    /// memory).
+    pub fn set_cold_store(&mut self, store: ColdStore) {
+        self.cold = Some(store);
+    }
+
+    /// Whether closed records leave memory: to a cold store, or (past the window) away.
+    fn lets_go(&self) -> bool {
+        self.cold.is_some() || self.expired > 0
+    }
+
+    /// Notes where the claim of the record in `slot` stands.
+    pub fn set_claim(&mut self, slot: u32, claim: ClaimPlace) {
+        if let Some(record) = self.hot_mut(slot) {
+            record.claim = claim;
+        }
     }
 
     /// Takes the next journal position.
@@ -438,29 +609,157 @@ impl ZoneState {
     /// See [`ZoneState::restore_sequence`]: a record as it was, its reservations already
     /// in the restored cells; its slot.
     pub fn restore_record(&mut self, record: OrderRecord) -> u32 {
-        let slot = u32::try_from(self.records.len()).expect("fewer than 2^32 orders per zone");
-        if record.in_review() {
-            self.in_review.insert(slot);
-        }
         self.usual.count_decision(&record.decision);
-        self.records.push(record);
-        slot
+        self.push(record)
     }
 
     /// Remembers a decision (made by this zone) for idempotency and lookups; returns its slot.
     pub fn record(&mut self, decision: Decision, content_hash: u64, buyer: Buyer) -> u32 {
-        let slot = u32::try_from(self.records.len()).expect("fewer than 2^32 orders per zone");
-        if decision.status == Status::Held {
-            self.in_review.insert(slot);
-        }
-        self.records.push(OrderRecord {
+        self.push(OrderRecord {
             content_hash,
             decision,
             lifecycle: Lifecycle::Live,
             approvers: None,
             buyer,
-        });
+            claim: ClaimPlace::default(),
+        })
+    }
+
+    fn push(&mut self, record: OrderRecord) -> u32 {
+        let decided_at = record.decision.decided_at.0;
+        let (in_review, open) = (record.in_review(), record.is_open());
+        let slot = self.records.push(Slot::Hot(Box::new(record)));
+        let slot = u32::try_from(slot).expect("fewer than 2^32 orders per zone");
+        let chunk = self.records.chunks() - 1;
+        if self.newest.len() == chunk {
+            self.newest.push(decided_at);
+        }
+        self.newest[chunk] = self.newest[chunk].max(decided_at);
+        if in_review {
+            self.in_review.insert(slot);
+        }
+        if !open && self.lets_go() {
+            self.closing.push(slot);
+        }
+        self.kept += 1;
         slot
+    }
+
+    /// [`ZoneState::chill`] once more than `pending` records wait for it (a restore calls it
+    /// as it goes, so that a closed record does not stay in memory until the end); a store
+    /// that cannot write is reported, and the records stay in memory.
+    pub fn chill_every(&mut self, pending: usize, claims: &Claims) {
+        if self.closing.len() > pending
+            && let Err(error) = self.chill(claims)
+        {
+            tracing::error!(
+                "zone {:?}: closed records stay in memory: {error}",
+                self.zone
+            );
+        }
+    }
+
+    /// Moves the records closed since the last chill to disk, each leaving a 16-byte slot;
+    /// a record whose chunk is already past the retention window leaves altogether, its id's
+    /// claim released. The zone's owner calls it after each batch of changes (the records
+    /// answered and journaled first). A store that cannot write keeps them in memory (they
+    /// are tried again at the next chill) and says why.
+    pub fn chill(&mut self, claims: &Claims) -> Result<(), ColdError> {
+        if self.closing.is_empty() {
+            return Ok(());
+        }
+        let closing = std::mem::take(&mut self.closing);
+        let mut placed = Vec::with_capacity(closing.len());
+        let mut failed = None;
+        for &slot in &closing {
+            let Some(Slot::Hot(record)) = self.records.get(slot as usize) else {
+                continue;
+            };
+            if record.is_open() {
+                continue;
+            }
+            let claim = record.claim;
+            if (slot as usize) / crate::limits::ARENA_CHUNK_RECORDS < self.expired {
+                claims.release(claim, self.zone, slot);
+                self.records.remove(slot as usize);
+                self.kept -= 1;
+            } else if let Some(cold) = self.cold.as_mut() {
+                match cold.put(record, claim) {
+                    Ok(place) => placed.push((slot, place)),
+                    Err(error) => {
+                        failed = Some(error);
+                        break;
+                    }
+                }
+            }
+        }
+        let Some(cold) = self.cold.as_mut() else {
+            return Ok(());
+        };
+        match failed.map_or_else(|| cold.flush(), Err) {
+            Ok(()) => {
+                self.cold_kept += placed.len();
+                for (slot, place) in placed {
+                    if let Some(item) = self.records.get_mut(slot as usize) {
+                        *item = Slot::Cold(place);
+                    }
+                }
+                Ok(())
+            }
+            Err(error) => {
+                // Nothing staged is read: the records stay in memory, tried again later.
+                for (_, place) in placed {
+                    cold.forget(place);
+                }
+                self.closing = closing;
+                Err(error)
+            }
+        }
+    }
+
+    /// Lets go of every record decided before `oldest_kept` (ms since the epoch) that holds
+    /// nothing: its memory, its disk space and its id's claim (a later order with the id is
+    /// new). Whole chunks at a time, oldest first, once their latest decision is that old;
+    /// an open order stays (its claim moves to the claims' end, so that the claims' chunk
+    /// can go) and leaves once it is closed ([`ZoneState::chill`]).
+    pub fn expire(&mut self, oldest_kept: i64, claims: &Claims) {
+        while self.expired < self.newest.len() && self.newest[self.expired] < oldest_kept {
+            let chunk = self.expired;
+            if chunk + 1 == self.records.chunks() {
+                self.records.seal();
+            }
+            let mut moved = Vec::new();
+            for (slot, item) in self.records.chunk_items(chunk) {
+                let slot = slot as u32;
+                match item {
+                    Slot::Cold(place) => {
+                        claims.release(place.claim(), self.zone, slot);
+                        if let Some(cold) = self.cold.as_mut() {
+                            cold.forget(*place);
+                        }
+                        self.cold_kept -= 1;
+                    }
+                    Slot::Hot(record) if record.is_open() => {
+                        if let Some(claim) = claims.relocate(record.claim, self.zone, slot) {
+                            moved.push((slot, claim));
+                        }
+                        continue;
+                    }
+                    Slot::Hot(record) => {
+                        claims.release(record.claim, self.zone, slot);
+                    }
+                }
+                self.kept -= 1;
+            }
+            self.records.sparsify(
+                chunk,
+                |_, item| matches!(item, Slot::Hot(record) if record.is_open()),
+            );
+            for (slot, claim) in moved {
+                self.set_claim(slot, claim);
+            }
+            self.expired += 1;
+        }
     }
 
     /// The usual quantities of the SKUs in this zone's orders.
@@ -486,9 +785,7 @@ impl ZoneState {
 
     /// The held orders waiting for review, oldest first.
     pub fn in_review(&self) -> impl Iterator<Item = &OrderRecord> {
-        self.in_review
-            .iter()
-            .map(|slot| &self.records[*slot as usize])
+        self.in_review.iter().filter_map(|slot| self.hot(*slot))
     }
 
     /// Counts `approver`'s approval of a held order waiting for review; with `needed`
@@ -499,19 +796,25 @@ impl ZoneState {
         slot: u32,
         approver: &str,
         needed: usize,
-    ) -> Result<(&OrderRecord, Approval), ZoneError> {
+    ) -> Result<(Cow<'_, OrderRecord>, Approval), ZoneError> {
         // An approver's approval asked for again (a retry) is answered as it was, whatever
         // came of it since.
-        if self.records[slot as usize]
-            .approvers()
-            .iter()
-            .any(|name| name == approver)
-        {
-            return Ok((&self.records[slot as usize], Approval::Again));
+        let again = match self.hot(slot) {
+            Some(record) => record.approvers().iter().any(|name| name == approver),
+            None => {
+                let record = self.find(slot)?;
+                if record.approvers().iter().any(|name| name == approver) {
+                    return Ok((record, Approval::Again));
+                }
+                return Err(not_in_review(&record));
+            }
+        };
+        if again {
+            return Ok((self.order(slot), Approval::Again));
         }
         self.review_order(slot)?;
         self.take_seq();
-        let record = self.records.get_mut(slot as usize);
+        let record = self.hot_mut(slot).expect("in review, so in memory");
         record
             .approvers
             .get_or_insert_with(Box::default)
@@ -523,7 +826,7 @@ impl ZoneState {
         } else {
             Approval::Counted
         };
-        Ok((&self.records[slot as usize], approval))
+        Ok((self.order(slot), approval))
     }
 
     /// Rejects a held order waiting for review: its reservations are released as a cancel
@@ -534,19 +837,11 @@ impl ZoneState {
     }
 
     fn review_order(&self, slot: u32) -> Result<(), ZoneError> {
-        let record = &self.records[slot as usize];
+        let record = self.find(slot)?;
         if record.in_review() {
             return Ok(());
         }
-        let state = match (record.decision.status, record.lifecycle) {
-            (Status::Held, lifecycle) => lifecycle.name(),
-            (status, Lifecycle::Live) => status.name(),
-            (_, lifecycle) => lifecycle.name(),
-        };
-        Err(ZoneError::NotInReview {
-            order: record.decision.order_id.to_string(),
-            state,
-        })
+        Err(not_in_review(&record))
     }
 
     /// Cancels a live order: releases its reserved units and the capacity its shipments took
@@ -558,8 +853,7 @@ impl ZoneState {
     /// Marks a live order shipped: its reserved units leave the warehouse (on-hand and
     /// reserved both drop by them).
     pub fn ship(&mut self, slot: u32) -> Result<&OrderRecord, ZoneError> {
-        let record = &self.records[slot as usize];
-        if record.in_review() {
+        if let Some(record) = self.hot(slot).filter(|record| record.in_review()) {
             return Err(ZoneError::AwaitingReview {
                 order: record.decision.order_id.to_string(),
             });
@@ -569,11 +863,13 @@ impl ZoneState {
 
     /// Ends a live order's reservations: released (`Cancelled` or `RejectedAfterReview`,
     /// with its day's capacity given back) or consumed (`Shipped`, taken off on-hand too).
+    /// Its record goes to disk (or, past the window, away) at the next [`ZoneState::chill`].
     fn close(&mut self, slot: u32, end: Lifecycle) -> Result<&OrderRecord, ZoneError> {
-        let record = self.live_order(slot)?;
-        let decision = record.decision.clone();
-        let day = decision.decided_at.utc_day();
-        for shipment in &decision.shipments {
+        self.live_order(slot)?;
+        let record = self.hot(slot).expect("a live order is in memory");
+        let shipments = record.decision.shipments.clone();
+        let day = record.decision.decided_at.utc_day();
+        for shipment in &shipments {
             let local = self
                 .local(shipment.warehouse)
                 .expect("decisions use the zone's own warehouses");
@@ -599,13 +895,17 @@ impl ZoneState {
         }
         self.take_seq();
         self.in_review.remove(&slot);
-        let record = self.records.get_mut(slot as usize);
+        if self.lets_go() {
+            self.closing.push(slot);
+        }
+        let record = self.hot_mut(slot).expect("a live order is in memory");
         record.lifecycle = end;
         Ok(record)
     }
 
-    fn live_order(&self, slot: u32) -> Result<&OrderRecord, ZoneError> {
-        let record = &self.records[slot as usize];
+    /// Refuses an order that holds nothing (rejected, or closed already).
+    fn live_order(&self, slot: u32) -> Result<(), ZoneError> {
+        let record = self.find(slot)?;
         if !record.decision.reserves() {
             // A rejected order holds nothing: there is nothing to cancel or ship.
             return Err(ZoneError::NotLive {
@@ -619,7 +919,7 @@ impl ZoneState {
                 state: record.lifecycle.name(),
             });
         }
-        Ok(record)
+        Ok(())
     }
 
     /// Sets an absolute on-hand level. Refused when it would fall below what is already

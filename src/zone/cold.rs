@@ -1,0 +1,296 @@
+//! A zone's cold records: closed orders kept for the idempotency window on disk, not in
+//! memory.
+//!
+//! An order that holds nothing any more (shipped, cancelled, rejected, or rejected in
+//! review) is still answered while its id is retained: a duplicate gets the original
+//! decision, `GET /v1/orders/{id}` shows it. Its record leaves memory for a file of this
+//! store ([`ColdStore::put`]); the zone keeps a 16-byte slot with its [`ColdPlace`], and its
+//! claim stays in the claims table (32 bytes), so a retained closed decision costs about 55
+//! bytes of memory instead of the ~700 of a record (docs/benchmarks.md). A read
+//! ([`ColdStore::read`]) is one `pread` and a decode.
+//!
+//! The files are a cache of what the journal holds, not a second journal: nothing here is
+//! synced, and a restart starts the store empty (the records come back from the snapshot
+//! and the journal, the closed ones straight into the store again). Each record is written
+//! as a snapshot writes it ([`super::snapshot::encode_entry`]) after a 4-byte length, so a
+//! snapshot copies a cold record as it is. A file is started every
+//! [`COLD_FILE_BYTES`](crate::limits::COLD_FILE_BYTES) and deleted once none of its records
+//! is kept ([`ColdStore::forget`]).
+
+use super::records::{Reader, RecordError};
+use super::snapshot::{decode_entry, encode_entry};
+use super::{ClaimPlace, Lifecycle, OrderRecord};
+use crate::catalog::Catalog;
+use crate::config::Network;
+use crate::limits::COLD_FILE_BYTES;
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Where a cold record is: its file and offset, its lifecycle (answered without a read),
+/// and its claim's place (released when the record leaves the window). 12 bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ColdPlace {
+    file: u16,
+    lifecycle: u8,
+    claim_segment: u8,
+    offset: u32,
+    claim_at: u32,
+}
+
+impl ColdPlace {
+    pub fn claim(&self) -> ClaimPlace {
+        ClaimPlace {
+            segment: self.claim_segment,
+            at: self.claim_at,
+        }
+    }
+
+    pub fn lifecycle(&self) -> Lifecycle {
+        Lifecycle::ALL[usize::from(self.lifecycle & !NOTED)]
+    }
+
+    /// Whether the risk screen noted the order in its customer's history (a restart takes
+    /// such records back into the histories, and reads no other cold record).
+    pub fn noted(&self) -> bool {
+        self.lifecycle & NOTED != 0
+    }
+}
+
+/// The `lifecycle` byte's flag for [`ColdPlace::noted`].
+const NOTED: u8 = 128;
+
+/// Why a cold record could not be written or read back.
+#[derive(Debug, thiserror::Error)]
+pub enum ColdError {
+    #[error("cold record file {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cold record at byte {offset} of {path}: {source}")]
+    Record {
+        path: PathBuf,
+        offset: u32,
+        #[source]
+        source: RecordError,
+    },
+    #[error("cold record file {0} is gone")]
+    Gone(u16),
+}
+
+#[derive(Clone, Debug)]
+struct ColdFile {
+    file: Arc<File>,
+    path: PathBuf,
+    /// Bytes written (the next record's offset).
+    written: u64,
+    /// Records of this file still kept.
+    kept: u64,
+}
+
+/// One zone's cold records. The zone's thread writes; a clone (a snapshot's) reads.
+#[derive(Clone, Debug)]
+pub struct ColdStore {
+    dir: PathBuf,
+    /// By file number; `None` once deleted (its number is taken again).
+    files: Vec<Option<ColdFile>>,
+    /// The file written to.
+    current: Option<u16>,
+    /// Records encoded and not yet written ([`ColdStore::flush`]), and the file they go to.
+    staged: Vec<u8>,
+    network: Arc<Network>,
+    catalog: Arc<Catalog>,
+}
+
+impl ColdStore {
+    /// A store in `dir` (created if need be; files a previous run left there deleted).
+    pub fn open(
+        dir: &Path,
+        network: Arc<Network>,
+        catalog: Arc<Catalog>,
+    ) -> Result<ColdStore, ColdError> {
+        let io = |source| ColdError::Io {
+            path: dir.to_owned(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        for entry in std::fs::read_dir(dir).map_err(io)? {
+            let path = entry.map_err(io)?.path();
+            if path
+                .extension()
+                .is_some_and(|extension| extension == "cold")
+            {
+                std::fs::remove_file(&path).map_err(io)?;
+            }
+        }
+        Ok(ColdStore {
+            dir: dir.to_owned(),
+            files: Vec::new(),
+            current: None,
+            staged: Vec::new(),
+            network,
+            catalog,
+        })
+    }
+
+    /// Stages `record` (whose claim stands at `claim`) for the next [`ColdStore::flush`];
+    /// its place once flushed.
+    pub fn put(&mut self, record: &OrderRecord, claim: ClaimPlace) -> Result<ColdPlace, ColdError> {
+        let start = self.staged.len();
+        self.staged.extend_from_slice(&[0; 4]);
+        encode_entry(&mut self.staged, record, &self.network, &self.catalog);
+        let flags = record.lifecycle as u8 | if record.buyer.noted { NOTED } else { 0 };
+        self.place_staged(start, flags, claim)
+    }
+
+    /// Frames the record staged from `start` and gives it its place, starting a new file
+    /// first when the current one would pass its size.
+    fn place_staged(
+        &mut self,
+        start: usize,
+        flags: u8,
+        claim: ClaimPlace,
+    ) -> Result<ColdPlace, ColdError> {
+        let length = (self.staged.len() - start - 4) as u32;
+        self.staged[start..start + 4].copy_from_slice(&length.to_le_bytes());
+        let size = self.staged.len() as u64 - start as u64;
+        let full = |file: &ColdFile| file.written + start as u64 + size > COLD_FILE_BYTES;
+        if self.current.is_none_or(|current| full(self.file(current))) {
+            let record: Vec<u8> = self.staged.drain(start..).collect();
+            self.flush()?;
+            self.start_file()?;
+            self.staged = record;
+        }
+        let current = self.current.expect("a file was started");
+        let file = self.files[usize::from(current)].as_mut().expect("current");
+        file.kept += 1;
+        Ok(ColdPlace {
+            file: current,
+            lifecycle: flags,
+            claim_segment: claim.segment,
+            offset: (file.written + start as u64) as u32,
+            claim_at: claim.at,
+        })
+    }
+
+    fn file(&self, number: u16) -> &ColdFile {
+        self.files[usize::from(number)]
+            .as_ref()
+            .expect("a kept file")
+    }
+
+    fn start_file(&mut self) -> Result<(), ColdError> {
+        let number = match self.files.iter().position(Option::is_none) {
+            Some(free) => free,
+            None => {
+                self.files.push(None);
+                self.files.len() - 1
+            }
+        };
+        let number = u16::try_from(number).expect("fewer than 65,536 cold files");
+        let path = self.dir.join(format!("{number:05}.cold"));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|source| ColdError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        self.files[usize::from(number)] = Some(ColdFile {
+            file: Arc::new(file),
+            path,
+            written: 0,
+            kept: 0,
+        });
+        self.current = Some(number);
+        Ok(())
+    }
+
+    /// Writes what was staged. Until it returns `Ok`, the places [`ColdStore::put`] gave
+    /// must not be read: on an error, forget them ([`ColdStore::forget`]) and keep the
+    /// records in memory.
+    pub fn flush(&mut self) -> Result<(), ColdError> {
+        let Some(current) = self.current else {
+            return Ok(());
+        };
+        if self.staged.is_empty() {
+            return Ok(());
+        }
+        let file = self.files[usize::from(current)].as_mut().expect("current");
+        let written = (&*file.file).write_all(&self.staged);
+        // Written or not, the offsets handed out count these bytes.
+        file.written += self.staged.len() as u64;
+        self.staged.clear();
+        written.map_err(|source| ColdError::Io {
+            path: file.path.clone(),
+            source,
+        })
+    }
+
+    /// The record at `place`, as a snapshot holds it.
+    pub fn entry(&self, place: ColdPlace) -> Result<Vec<u8>, ColdError> {
+        let file = self.files[usize::from(place.file)]
+            .as_ref()
+            .ok_or(ColdError::Gone(place.file))?;
+        let io = |source| ColdError::Io {
+            path: file.path.clone(),
+            source,
+        };
+        let mut length = [0; 4];
+        let offset = u64::from(place.offset);
+        file.file.read_exact_at(&mut length, offset).map_err(io)?;
+        let mut entry = vec![0; u32::from_le_bytes(length) as usize];
+        file.file
+            .read_exact_at(&mut entry, offset + 4)
+            .map_err(io)?;
+        Ok(entry)
+    }
+
+    /// The record at `place`, whose claim stands at the place's claim.
+    pub fn read(&self, place: ColdPlace) -> Result<OrderRecord, ColdError> {
+        let entry = self.entry(place)?;
+        let mut reader = Reader(&entry);
+        let decoded = decode_entry(&mut reader, &self.network, &self.catalog)
+            .and_then(|record| reader.finish().map(|()| record));
+        let mut record = decoded.map_err(|source| ColdError::Record {
+            path: self.file(place.file).path.clone(),
+            offset: place.offset,
+            source,
+        })?;
+        record.claim = place.claim();
+        Ok(record)
+    }
+
+    /// The record at `place` is no longer kept; its file goes once it keeps none (unless it
+    /// is the one written to).
+    pub fn forget(&mut self, place: ColdPlace) {
+        let number = usize::from(place.file);
+        let Some(file) = self.files[number].as_mut() else {
+            return;
+        };
+        file.kept -= 1;
+        if file.kept == 0 && self.current != Some(place.file) {
+            if let Err(error) = std::fs::remove_file(&file.path) {
+                tracing::warn!("deleting {}: {error}", file.path.display());
+            }
+            self.files[number] = None;
+        }
+    }
+
+    /// Files kept, and their bytes.
+    pub fn usage(&self) -> (usize, u64) {
+        self.files
+            .iter()
+            .flatten()
+            .fold((0, 0), |(files, bytes), file| {
+                (files + 1, bytes + file.written)
+            })
+    }
+}
