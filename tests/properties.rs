@@ -584,7 +584,7 @@ fn run(
                     .map(|(decision, hash, _)| (decision.clone(), *hash));
                 let result = router
                     .decide(&order, now)
-                    .map(|answer| (answer.decision.clone(), answer.duplicate));
+                    .map(|answer| (answer.decision.into_owned(), answer.duplicate));
                 match result {
                     Ok((decision, duplicate)) => {
                         let mut text = Vec::new();

@@ -10,17 +10,21 @@
 use crate::catalog::{Catalog, StockLevel};
 use crate::config::Network;
 use crate::ids::{SkuId, WarehouseId, ZoneId};
+use crate::limits::CHILL_PENDING;
 use crate::model::{Decision, Invalid, Order};
 use crate::risk::CustomerBook;
 use crate::time::Millis;
 use crate::zone::{self, Claims, Decided, Next, OrderRecord, StockCell, Visit, Zone, ZoneError};
-use crate::zone::{Lifecycle, ZoneState};
+use crate::zone::{ColdStore, Lifecycle, ZoneState, cold::ColdError};
+use std::borrow::Cow;
+use std::path::Path;
 use std::sync::Arc;
 
-/// A decision as answered: the stored one, and whether this answer is a replay of it.
+/// A decision as answered: the stored one (read from disk if it is cold), and whether this
+/// answer is a replay of it.
 #[derive(Debug)]
 pub struct Answer<'a> {
-    pub decision: &'a Decision,
+    pub decision: Cow<'a, Decision>,
     pub duplicate: bool,
 }
 
@@ -118,7 +122,10 @@ impl Router {
                 &mut self.decided,
             );
             match self.decided.next.first() {
-                None => return (self.decided.answers[0].outcome, at),
+                None => {
+                    zone.chill_every(CHILL_PENDING);
+                    return (self.decided.answers[0].outcome, at);
+                }
                 Some(Next::Forward(to)) => at = *to,
                 Some(Next::Wait) => {
                     unreachable!("one order at a time never waits for an original still on its way")
@@ -139,9 +146,12 @@ impl Router {
             zone::Outcome::Duplicate => true,
             zone::Outcome::Invalid(_) => return Err(zone::journey::conflict(order)),
         };
-        let record = self.order(&order.id).expect("an answered order is claimed");
+        let decision = match self.order(&order.id).expect("an answered order is claimed") {
+            Cow::Borrowed(record) => Cow::Borrowed(&record.decision),
+            Cow::Owned(record) => Cow::Owned(record.decision),
+        };
         Ok(Answer {
-            decision: &record.decision,
+            decision,
             duplicate,
         })
     }
@@ -153,23 +163,53 @@ impl Router {
         self.zones[home.index()].prefetch(order);
     }
 
-    /// The record of order `id`, wherever it was decided (`route`'s zones have no cold
-    /// store: every record stays in memory).
-    pub fn order(&self, id: &str) -> Option<&OrderRecord> {
+    /// The record of order `id`, wherever it was decided (read from disk if it is cold).
+    pub fn order(&self, id: &str) -> Option<Cow<'_, OrderRecord>> {
         let claim = self.claims.get(id).filter(|claim| claim.is_decided())?;
-        self.zones[claim.zone.index()].state().hot(claim.slot)
+        self.zones[claim.zone.index()].state().order_at(claim.slot)
+    }
+
+    /// Keeps closed records on disk, in `dir` (a directory per zone), not in memory, as
+    /// the service does: for the tests that check the two keep the same answers.
+    pub fn keep_closed_on_disk(&mut self, dir: &Path) -> Result<(), ColdError> {
+        for zone in &mut self.zones {
+            let name = self.network.zone_name(zone.id());
+            let store =
+                ColdStore::open(&dir.join(name), self.network.clone(), self.catalog.clone())?;
+            zone.state_mut().set_cold_store(store);
+        }
+        Ok(())
+    }
+
+    /// Lets go of the closed records decided before `oldest_kept` in every zone, and of
+    /// their ids, as the service's zones do once a second ([`ZoneState::expire`]).
+    pub fn expire(&mut self, oldest_kept: Millis) {
+        for zone in &mut self.zones {
+            zone.expire(oldest_kept);
+        }
+    }
+
+    /// Order ids claimed (decided or on their way).
+    pub fn claimed(&self) -> usize {
+        self.claims.len()
     }
 
     /// Cancels order `id`, releasing its reservations.
-    pub fn cancel(&mut self, id: &str) -> Result<&OrderRecord, ZoneError> {
-        let claim = self.decided_claim(id)?;
-        self.zones[claim.zone.index()].close(claim.slot, Lifecycle::Cancelled)
+    pub fn cancel(&mut self, id: &str) -> Result<OrderRecord, ZoneError> {
+        self.close(id, Lifecycle::Cancelled)
     }
 
     /// Marks order `id` shipped: its reserved units are consumed.
-    pub fn ship(&mut self, id: &str) -> Result<&OrderRecord, ZoneError> {
+    pub fn ship(&mut self, id: &str) -> Result<OrderRecord, ZoneError> {
+        self.close(id, Lifecycle::Shipped)
+    }
+
+    fn close(&mut self, id: &str, end: Lifecycle) -> Result<OrderRecord, ZoneError> {
         let claim = self.decided_claim(id)?;
-        self.zones[claim.zone.index()].close(claim.slot, Lifecycle::Shipped)
+        let zone = &mut self.zones[claim.zone.index()];
+        let record = zone.close(claim.slot, end)?.clone();
+        zone.chill_every(CHILL_PENDING);
+        Ok(record)
     }
 
     fn decided_claim(&self, id: &str) -> Result<zone::Claim, ZoneError> {

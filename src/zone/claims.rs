@@ -350,4 +350,65 @@ mod tests {
         assert_eq!(claims.len(), 1);
         assert!(claims.get("o2").is_none());
     }
+
+    #[test]
+    fn released_claims_free_their_chunks_and_a_relocated_claim_is_found_where_it_went() {
+        let claims = Claims::default();
+        let ids: Vec<String> = (0..CHUNK * 300).map(|n| format!("o{n}")).collect();
+        let mut places = Vec::new();
+        for (slot, id) in ids.iter().enumerate() {
+            let mut key = claims.key(id);
+            assert_eq!(claims.claim(&mut key, 1, ZoneId(0)), None);
+            places.push(claims.settle(key, ZoneId(0), slot as u32));
+        }
+        assert_eq!(claims.len(), ids.len());
+        let chunks = |claims: &Claims| -> usize {
+            claims
+                .segments
+                .iter()
+                .map(|segment| segment.lock().unwrap().chunks.len())
+                .sum()
+        };
+        let before = chunks(&claims);
+        // Slot 7 stays open: its claim moves; every other claim is released.
+        let moved = claims.relocate(places[7], ZoneId(0), 7).unwrap();
+        assert_ne!(moved, places[7]);
+        assert!(
+            claims.relocate(places[7], ZoneId(0), 7).is_none(),
+            "moved already"
+        );
+        for (slot, place) in places.iter().enumerate().filter(|(slot, _)| *slot != 7) {
+            assert!(claims.release(*place, ZoneId(0), slot as u32));
+        }
+        assert_eq!(claims.len(), 1);
+        // Every segment keeps only the chunk it pushes to.
+        assert!(before > crate::limits::CLAIMS_SEGMENTS);
+        assert!(
+            chunks(&claims) <= crate::limits::CLAIMS_SEGMENTS,
+            "{} of {before} chunks left",
+            chunks(&claims)
+        );
+        assert_eq!(claims.get("o7").map(|claim| claim.slot), Some(7));
+        assert!(claims.get("o8").is_none());
+        // A released id is free: claimed again, by another order.
+        let mut key = claims.key("o8");
+        assert_eq!(claims.claim(&mut key, 2, ZoneId(1)), None);
+        let again = claims.settle(key, ZoneId(1), 0);
+        // The old record's place no longer names the claim: releasing it again is refused.
+        assert!(!claims.release(places[8], ZoneId(0), 8));
+        assert_eq!(claims.get("o8").map(|claim| claim.zone), Some(ZoneId(1)));
+        assert!(claims.release(again, ZoneId(1), 0));
+        assert!(claims.release(moved, ZoneId(0), 7));
+        assert!(claims.is_empty());
+    }
+
+    #[test]
+    fn a_restored_claim_over_an_older_one_is_not_released_by_the_older_record() {
+        let claims = Claims::default();
+        let old = claims.restore("o1", 1, ZoneId(0), 3);
+        let new = claims.restore("o1", 2, ZoneId(1), 5);
+        assert_eq!(old, new, "the claim is replaced where it stands");
+        assert!(!claims.release(old, ZoneId(0), 3));
+        assert_eq!(claims.get("o1").map(|claim| claim.content_hash), Some(2));
+    }
 }

@@ -91,7 +91,7 @@ pub fn decide_at(
     let order = order(router, json);
     router
         .decide(&order, now)
-        .map(|answer| (answer.decision.clone(), answer.duplicate))
+        .map(|answer| (answer.decision.into_owned(), answer.duplicate))
 }
 
 /// Decides `json` at [`midnight`] (the golden tests' decision time), expecting a fresh

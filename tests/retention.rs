@@ -1,0 +1,300 @@
+//! The retention window (issue 12): closed records leave memory for the zone's cold store,
+//! and records past the window leave altogether. Neither may change an answer given within
+//! the window: a router that evicts is run beside one that keeps everything in memory, on
+//! the same orders, retries, conflicts, cancels, shipments, reads and clock advances.
+
+mod common;
+
+use common::{GOLDEN, GOLDEN_CATALOG, decide_at, midnight, router, simple_order};
+use order_router::model::Decision;
+use order_router::route::Router;
+use order_router::time::Millis;
+use proptest::prelude::*;
+
+const STOCK: &str = "warehouse,sku,on_hand\nNEAR,A,12\nFAR,A,6\nWEST,A,6\nNEAR,B,3\nWEST,B,4\n";
+
+/// The window of these tests: one minute.
+const WINDOW: i64 = 60_000;
+
+#[derive(Debug, Clone)]
+enum Op {
+    New {
+        region: bool,
+        sku: bool,
+        qty: u32,
+    },
+    Retry(usize),
+    Conflict(usize),
+    Cancel(usize),
+    Ship(usize),
+    Read(usize),
+    /// Milliseconds.
+    Advance(i64),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        5 => (any::<bool>(), any::<bool>(), 1..4u32)
+            .prop_map(|(region, sku, qty)| Op::New { region, sku, qty }),
+        2 => any::<usize>().prop_map(Op::Retry),
+        1 => any::<usize>().prop_map(Op::Conflict),
+        2 => any::<usize>().prop_map(Op::Cancel),
+        2 => any::<usize>().prop_map(Op::Ship),
+        1 => any::<usize>().prop_map(Op::Read),
+        2 => (0..40_000i64).prop_map(Op::Advance),
+    ]
+}
+
+/// One order sent so far: its id and line.
+struct Sent {
+    id: String,
+    json: String,
+}
+
+/// The two routers and the clock.
+struct Pair {
+    evicting: Router,
+    keeping: Router,
+    now: Millis,
+    _dir: tempfile::TempDir,
+}
+
+impl Pair {
+    fn new() -> Pair {
+        let dir = tempfile::tempdir().unwrap();
+        let mut evicting = router(GOLDEN, GOLDEN_CATALOG, STOCK);
+        evicting.keep_closed_on_disk(dir.path()).unwrap();
+        Pair {
+            evicting,
+            keeping: router(GOLDEN, GOLDEN_CATALOG, STOCK),
+            now: midnight(),
+            _dir: dir,
+        }
+    }
+
+    /// Whether `id`'s record is surely still kept by the evicting router: decided within
+    /// the window, or still holding stock (by the router that keeps everything).
+    fn retained(&self, id: &str) -> bool {
+        let record = self.keeping.order(id).expect("sent and decided");
+        record.is_open() || record.decision.decided_at.0 >= self.now.0 - WINDOW
+    }
+
+    fn advance(&mut self, by: i64) {
+        self.now = Millis(self.now.0 + by);
+        self.evicting.expire(Millis(self.now.0 - WINDOW));
+    }
+}
+
+/// What an answer says, comparable across the two routers.
+fn answered(router: &mut Router, json: &str, now: Millis) -> Result<(Decision, bool), String> {
+    decide_at(router, json, now).map_err(|invalid| format!("{invalid:?}"))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Any interleaving of orders, retries, conflicts, cancels, shipments, reads and clock
+    /// advances is answered the same with closed records on disk and old ones let go as
+    /// with everything kept in memory, for every order within the window; once the window
+    /// has passed, the evicting router keeps exactly the open orders.
+    #[test]
+    fn evicting_changes_no_answer_within_the_window(ops in proptest::collection::vec(op(), 1..160)) {
+        let mut pair = Pair::new();
+        let mut sent: Vec<Sent> = Vec::new();
+        for op in ops {
+            let pick = |k: usize| (!sent.is_empty()).then(|| k % sent.len());
+            match op {
+                Op::New { region, sku, qty } => {
+                    let id = format!("o{}", sent.len());
+                    let region = if region { "R1" } else { "R2" };
+                    let sku = if sku { "A" } else { "B" };
+                    let json = simple_order(&id, region, &[(sku, qty)], "");
+                    let now = pair.now;
+                    let evicting = answered(&mut pair.evicting, &json, now);
+                    let keeping = answered(&mut pair.keeping, &json, now);
+                    prop_assert_eq!(&evicting, &keeping);
+                    prop_assert!(!evicting.unwrap().1, "a new id is decided");
+                    sent.push(Sent { id, json });
+                }
+                Op::Retry(k) | Op::Conflict(k) => {
+                    let Some(k) = pick(k) else { continue };
+                    if !pair.retained(&sent[k].id) {
+                        continue;
+                    }
+                    let json = match op {
+                        Op::Conflict(_) => sent[k].json.replace("\"qty\":", "\"qty\":1"),
+                        _ => sent[k].json.clone(),
+                    };
+                    let now = pair.now;
+                    let evicting = answered(&mut pair.evicting, &json, now);
+                    let keeping = answered(&mut pair.keeping, &json, now);
+                    prop_assert_eq!(&evicting, &keeping);
+                    match op {
+                        Op::Conflict(_) => prop_assert!(evicting.is_err(), "an id conflict"),
+                        _ => prop_assert!(evicting.unwrap().1, "a retry is a duplicate"),
+                    }
+                }
+                Op::Cancel(k) | Op::Ship(k) => {
+                    let Some(k) = pick(k) else { continue };
+                    let id = &sent[k].id;
+                    if !pair.retained(id) {
+                        continue;
+                    }
+                    let close = |router: &mut Router| {
+                        let closed = match op {
+                            Op::Cancel(_) => router.cancel(id),
+                            _ => router.ship(id),
+                        };
+                        closed.map_err(|problem| problem.to_string())
+                    };
+                    let evicting = close(&mut pair.evicting);
+                    prop_assert_eq!(evicting, close(&mut pair.keeping));
+                }
+                Op::Read(k) => {
+                    let Some(k) = pick(k) else { continue };
+                    let id = &sent[k].id;
+                    if !pair.retained(id) {
+                        continue;
+                    }
+                    let evicting = pair.evicting.order(id).map(|record| record.into_owned());
+                    let keeping = pair.keeping.order(id).map(|record| record.into_owned());
+                    prop_assert_eq!(evicting, keeping);
+                }
+                Op::Advance(by) => pair.advance(by),
+            }
+            prop_assert!(pair.evicting.claimed() <= pair.keeping.claimed());
+        }
+        // The same stock, reserved and on hand.
+        for sku in ["A", "B"] {
+            let sku = pair.keeping.catalog().lookup(sku).unwrap();
+            prop_assert_eq!(pair.evicting.stock_of(sku), pair.keeping.stock_of(sku));
+        }
+        // Past the window, only the open orders are kept, each as it is.
+        pair.advance(2 * WINDOW);
+        let open: Vec<&Sent> = sent
+            .iter()
+            .filter(|sent| pair.keeping.order(&sent.id).unwrap().is_open())
+            .collect();
+        prop_assert_eq!(pair.evicting.claimed(), open.len());
+        for sent in open {
+            let evicting = pair.evicting.order(&sent.id).map(|record| record.into_owned());
+            let keeping = pair.keeping.order(&sent.id).map(|record| record.into_owned());
+            prop_assert_eq!(evicting, keeping);
+        }
+    }
+}
+
+#[test]
+fn an_order_past_the_window_is_new_again_and_an_open_one_stays_until_it_ships() {
+    let mut pair = Pair::new();
+    let open = simple_order("open", "R1", &[("A", 1)], "");
+    // A promise one minute after the decision: no carrier meets it.
+    let promise = r#","promise_by":"2026-11-11T00:01:00Z""#;
+    let rejected = simple_order("rejected", "R1", &[("A", 1)], promise);
+    let shipped = simple_order("shipped", "R1", &[("A", 1)], "");
+    let now = pair.now;
+    for json in [&open, &rejected, &shipped] {
+        answered(&mut pair.evicting, json, now).unwrap();
+    }
+    assert_eq!(
+        pair.evicting
+            .order("rejected")
+            .unwrap()
+            .decision
+            .status
+            .name(),
+        "rejected"
+    );
+    pair.evicting.ship("shipped").unwrap();
+    // Within the window: the closed ones answer from disk as duplicates.
+    pair.advance(WINDOW / 2);
+    let (decision, duplicate) = answered(&mut pair.evicting, &rejected, pair.now).unwrap();
+    assert!(duplicate);
+    assert_eq!(decision.status.name(), "rejected");
+    assert_eq!(decision.decided_at, now, "the original decision");
+    assert_eq!(
+        pair.evicting.order("shipped").unwrap().lifecycle.name(),
+        "shipped"
+    );
+    assert!(
+        pair.evicting
+            .ship("shipped")
+            .unwrap_err()
+            .to_string()
+            .contains("already shipped"),
+        "a closed order read from disk says what it is"
+    );
+    // Past it: the closed ones are forgotten; the open one stays, and can still ship.
+    pair.advance(WINDOW);
+    assert_eq!(pair.evicting.claimed(), 1);
+    assert!(pair.evicting.order("shipped").is_none());
+    let later = pair.now;
+    let (decision, duplicate) = answered(&mut pair.evicting, &rejected, later).unwrap();
+    assert!(!duplicate, "an id past the window is new again");
+    assert_eq!(decision.decided_at, later);
+    assert!(pair.evicting.order("open").unwrap().is_open());
+    pair.evicting.ship("open").unwrap();
+    pair.advance(1);
+    assert!(
+        pair.evicting.order("open").is_none(),
+        "an open order past the window leaves once it is closed"
+    );
+}
+
+/// The service end to end: a shipped order's record goes to disk and is still answered, a
+/// crash and restart rebuild it, and once the window has passed its id is new again.
+#[test]
+fn the_service_answers_closed_orders_from_disk_and_forgets_them_after_the_window() {
+    use common::server::Server;
+    use common::wait_for;
+    let stock = "warehouse,sku,on_hand\nNEAR,A,50\n";
+    let window = ["--retention-seconds", "3"];
+    let server = Server::start(GOLDEN, GOLDEN_CATALOG, stock, &window);
+    let lines: Vec<String> = (0..20)
+        .map(|n| simple_order(&format!("s{n}"), "R1", &[("A", 1)], ""))
+        .collect();
+    let first = server.post_ndjson(&lines.join("\n")).lines();
+    assert_eq!(first.len(), 20);
+    for n in 0..10 {
+        let shipped = server.post_json(&format!("/v1/orders/s{n}/shipped"), "");
+        assert_eq!(shipped.status, 200, "{}", shipped.text());
+    }
+    let on_disk =
+        |server: &Server| server.metric(r#"router_zone_records{zone="east",kept="disk"}"#);
+    wait_for("the shipped orders' records going to disk", || {
+        on_disk(&server) == 10.0
+    });
+    assert_eq!(
+        server.metric(r#"router_zone_records{zone="east",kept="memory"}"#),
+        10.0
+    );
+    // Answered from disk: the original decision, as a duplicate; its state, shipped.
+    let again = server.post_ndjson(&lines[3]).lines();
+    assert_eq!(again[0]["duplicate"], true);
+    assert_eq!(again[0]["decided_at"], first[3]["decided_at"]);
+    assert_eq!(server.get("/v1/orders/s3").json()["state"], "shipped");
+    let refused = server.post_json("/v1/orders/s3/shipped", "");
+    assert_eq!(refused.status, 409, "{}", refused.text());
+    // A crash: the records come back from the journal, the closed ones to disk again.
+    let server = server.kill_and_restart(&window);
+    wait_for("the restarted zone's records", || on_disk(&server) > 0.0);
+    let after = server.post_ndjson(&lines[4]).lines();
+    assert_eq!(after[0]["duplicate"], true);
+    assert_eq!(after[0]["decided_at"], first[4]["decided_at"]);
+    // Past the window: the shipped ones are forgotten, the open ones kept.
+    wait_for("the window passing", || on_disk(&server) == 0.0);
+    assert_eq!(server.get("/v1/orders/s3").status, 404);
+    assert_eq!(server.get("/v1/orders/s13").json()["state"], "live");
+    let new = server.post_ndjson(&lines[3]).lines();
+    assert_eq!(new[0]["status"], "routed", "{}", new[0]);
+    assert!(
+        new[0].get("duplicate").is_none(),
+        "an id past the window is new again"
+    );
+    assert_ne!(new[0]["decided_at"], first[3]["decided_at"]);
+    let open = server.post_ndjson(&lines[13]).lines();
+    assert_eq!(
+        open[0]["duplicate"], true,
+        "an open order stays past the window"
+    );
+}
