@@ -24,7 +24,8 @@
 //!   returns the answers, the new decisions, the journal records, and the visits that go on
 //!   to the next zone of their fallback chain. [`zone::verdict`] turns a plan into a
 //!   decision (the risk screen, [`risk`], then the review and backorder rules); [`zone::ZoneState`] is the zone's
-//!   single-writer state (stock, capacity counters, records); [`zone::records`],
+//!   single-writer state (stock, capacity counters, records: the open ones in memory, the
+//!   closed ones of the retention window on disk, [`zone::cold`]); [`zone::records`],
 //!   [`zone::snapshot`] and [`zone::recover`] are what a zone writes to its journal and how
 //!   it is rebuilt from it.
 //! - [`engine`]: the routing engine, a pure function of (order, a zone's state, policy,

@@ -1,5 +1,7 @@
 //! The chart of a run (SVG): offered, answered and throttled orders per second above; p99
-//! per second of intended send time (log scale) with the recovery threshold below.
+//! per second of intended send time (log scale) with the recovery threshold below; and,
+//! when the server reports it, its resident memory each second at the bottom (a soak's
+//! plateau, or its growth, shows there).
 
 use crate::report::{Report, Second};
 use plotters::coord::Shift;
@@ -12,11 +14,22 @@ type DrawResult = Result<(), Box<dyn std::error::Error>>;
 /// Draws the chart of `report` into `path`.
 pub fn chart(report: &Report, path: &Path) -> anyhow::Result<()> {
     let draw = || -> DrawResult {
-        let root = SVGBackend::new(path, (1100, 720)).into_drawing_area();
+        let memory = report
+            .series
+            .iter()
+            .any(|second| second.resident_bytes.is_some());
+        let height = if memory { 1000 } else { 720 };
+        let root = SVGBackend::new(path, (1100, height)).into_drawing_area();
         root.fill(&WHITE)?;
         let (upper, lower) = root.split_vertically(380);
         draw_rates(&upper, report)?;
-        draw_latency(&lower, report)?;
+        if memory {
+            let (middle, bottom) = lower.split_vertically(340);
+            draw_latency(&middle, report)?;
+            draw_memory(&bottom, report)?;
+        } else {
+            draw_latency(&lower, report)?;
+        }
         root.present()?;
         Ok(())
     };
@@ -127,6 +140,41 @@ fn draw_latency(area: &Chart<'_>, report: &Report) -> DrawResult {
     latency
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    Ok(())
+}
+
+/// The server's resident memory sampled each second (MiB).
+fn draw_memory(area: &Chart<'_>, report: &Report) -> DrawResult {
+    const MIB: f64 = 1024.0 * 1024.0;
+    let seconds = seconds(report);
+    let resident = || {
+        report.series.iter().filter_map(|second| {
+            let bytes = second.resident_bytes?;
+            Some((second.second, bytes as f64 / MIB))
+        })
+    };
+    let top = resident().map(|(_, mib)| mib).fold(1.0f64, f64::max) * 1.1;
+    let mut memory = ChartBuilder::on(area)
+        .caption("server resident memory (MiB)", ("sans-serif", 18))
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0u32..seconds, 0f64..top)?;
+    memory
+        .configure_mesh()
+        .x_desc("second")
+        .y_desc("MiB")
+        .draw()?;
+    memory
+        .draw_series(LineSeries::new(resident(), CYAN.stroke_width(2)))?
+        .label("resident")
+        .legend(legend_line(CYAN));
+    memory
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()?;

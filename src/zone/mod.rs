@@ -16,7 +16,8 @@
 //! - [`verdict`]: a plan becomes a decision: reserve it, then the review (hold) and
 //!   backorder rules give its status; an order no zone can place settles at home.
 //! - [`state`]: the zone's single-writer state; [`arena`] the chunked, shared-on-clone
-//!   storage of its records.
+//!   storage of its records; [`cold`] where its closed records wait out the retention window
+//!   on disk.
 //! - [`records`]: the journal records a zone writes (decision, close, stock) and their
 //!   replay; [`snapshot`]: the zone's whole state as one snapshot; [`recover`]: a zone
 //!   rebuilt from its journal, for `serve`, `journal verify` and the tests alike.
