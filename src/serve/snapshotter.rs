@@ -91,7 +91,15 @@ fn snapshot_job(job: SnapshotJob) {
     let keep = |record: &OrderRecord| record.is_open() || record.decision.decided_at.0 >= oldest;
     // A cold record holds nothing: kept while within the window.
     let keep_cold = |entry: &[u8]| entry_decided_at(entry).is_ok_and(|at| at >= oldest);
-    let bytes = encode_snapshot(&job.state, &job.network, &job.catalog, keep, keep_cold);
+    let bytes = match encode_snapshot(&job.state, &job.network, &job.catalog, keep, keep_cold) {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            // No snapshot this time: the journal keeps every record since the last one, so
+            // nothing is lost; the zone snapshots again after its next interval.
+            tracing::error!("zone {}: snapshot left out: {error}", job.zone);
+            return;
+        }
+    };
     let orders = job.state.order_count();
     drop(job.state);
     let encoded = started.elapsed();

@@ -104,6 +104,8 @@ pub struct ColdStore {
     staged: Vec<u8>,
     network: Arc<Network>,
     catalog: Arc<Catalog>,
+    /// A file's size before the next is started ([`COLD_FILE_BYTES`]; smaller in tests).
+    file_bytes: u64,
 }
 
 impl ColdStore {
@@ -134,7 +136,14 @@ impl ColdStore {
             staged: Vec::new(),
             network,
             catalog,
+            file_bytes: COLD_FILE_BYTES,
         })
+    }
+
+    /// The same store with files of `bytes` each (tests roll files with small ones).
+    pub fn with_file_bytes(mut self, bytes: u64) -> ColdStore {
+        self.file_bytes = bytes.min(COLD_FILE_BYTES);
+        self
     }
 
     /// Stages `record` (whose claim stands at `claim`) for the next [`ColdStore::flush`];
@@ -151,19 +160,22 @@ impl ColdStore {
     /// first when the current one would pass its size.
     fn place_staged(
         &mut self,
-        start: usize,
+        mut start: usize,
         flags: u8,
         claim: ClaimPlace,
     ) -> Result<ColdPlace, ColdError> {
         let length = (self.staged.len() - start - 4) as u32;
         self.staged[start..start + 4].copy_from_slice(&length.to_le_bytes());
         let size = self.staged.len() as u64 - start as u64;
-        let full = |file: &ColdFile| file.written + start as u64 + size > COLD_FILE_BYTES;
+        let limit = self.file_bytes;
+        let full = |file: &ColdFile| file.written + start as u64 + size > limit;
         if self.current.is_none_or(|current| full(self.file(current))) {
+            // What was staged before goes to the current file; this record starts the next.
             let record: Vec<u8> = self.staged.drain(start..).collect();
             self.flush()?;
             self.start_file()?;
             self.staged = record;
+            start = 0;
         }
         let current = self.current.expect("a file was started");
         let file = self.files[usize::from(current)].as_mut().expect("current");
@@ -292,5 +304,77 @@ impl ColdStore {
             .fold((0, 0), |(files, bytes), file| {
                 (files + 1, bytes + file.written)
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Decision;
+    use crate::risk::Buyer;
+    use crate::zone::test_world::{order, world};
+
+    fn record(world: &crate::zone::test_world::World, n: u32) -> OrderRecord {
+        let order = order(world, &format!("order-{n}"), "S", "A", n % 5 + 1);
+        let decision = Decision {
+            order_id: order.id.clone(),
+            status: crate::model::Status::Rejected,
+            zone: crate::ids::ZoneId(1),
+            seq: u64::from(n) + 1,
+            decided_at: crate::time::Millis(i64::from(n)),
+            shipments: Default::default(),
+            backordered: Default::default(),
+            reason: None,
+            risk: None,
+        };
+        OrderRecord {
+            content_hash: u64::from(n) * 7,
+            decision,
+            lifecycle: Lifecycle::ALL[n as usize % 5],
+            approvers: None,
+            buyer: Buyer::of(&order),
+            claim: ClaimPlace::default(),
+        }
+    }
+
+    #[test]
+    fn records_read_back_as_written_across_file_rolls_and_files_go_once_unused() {
+        let world = world("warehouse,sku,on_hand\nWS,A,5\n");
+        let dir = tempfile::tempdir().unwrap();
+        // A file left by a previous run is deleted when the store opens.
+        std::fs::write(dir.path().join("00007.cold"), b"old").unwrap();
+        let mut store = ColdStore::open(dir.path(), world.network.clone(), world.catalog.clone())
+            .unwrap()
+            .with_file_bytes(1_000);
+        assert!(!dir.path().join("00007.cold").exists());
+        let mut placed = Vec::new();
+        for batch in 0..6u32 {
+            for n in batch * 9..batch * 9 + 9 {
+                let claim = ClaimPlace {
+                    segment: n as u8,
+                    at: n * 3,
+                };
+                let place = store.put(&record(&world, n), claim).unwrap();
+                placed.push((n, claim, place));
+            }
+            store.flush().unwrap();
+        }
+        let (files, _) = store.usage();
+        assert!(files > 3, "{files} files: the records roll over several");
+        for (n, claim, place) in &placed {
+            let read = store.read(*place).unwrap();
+            assert_eq!(read, record(&world, *n), "record {n}");
+            assert_eq!((read.claim, place.claim()), (*claim, *claim));
+            assert_eq!(place.lifecycle(), record(&world, *n).lifecycle);
+        }
+        for (_, _, place) in &placed {
+            store.forget(*place);
+        }
+        let left = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(
+            (store.usage().0, left),
+            (1, 1),
+            "only the file written to stays"
+        );
     }
 }

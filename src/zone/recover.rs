@@ -255,7 +255,9 @@ fn start_new<'a>(
     stock: impl Iterator<Item = &'a StockLevel>,
 ) -> Result<ZoneState, JournalError> {
     let state = stocked(network, catalog, zone, stock);
-    let snapshot = encode_snapshot(&state, network, catalog, |_| true, |_| true);
+    // A new zone's state has no records, on disk or elsewhere: nothing to read.
+    let snapshot = encode_snapshot(&state, network, catalog, |_| true, |_| true)
+        .expect("a new zone has no cold records");
     journal.write_snapshot(0, &snapshot)?;
     Ok(state)
 }
@@ -616,7 +618,7 @@ mod tests {
                 let live = zones[index].state();
                 let snapshot = Snapshot {
                     lsn: journal.len() as u64,
-                    bytes: encode_snapshot(live, &world.network, &world.catalog, |_| true, |_| true),
+                    bytes: encode_snapshot(live, &world.network, &world.catalog, |_| true, |_| true).unwrap(),
                     path: PathBuf::from("snapshot"),
                 };
                 let restored = rebuild(&world.network, &world.catalog, Target::in_memory(zone, &snapshot_claims), Some(&snapshot), std::iter::empty(), nowhere).unwrap();

@@ -2,6 +2,7 @@
 //! follow. Written off the zone's thread (`crate::serve::snapshotter`) from a copy of the
 //! state, read back by [`super::recover`].
 
+use super::cold::ColdError;
 use super::records::{Reader, RecordError, decode_decision, encode_decision, sku};
 use super::state::CHILL_EVERY;
 use super::state::Slot;
@@ -34,7 +35,7 @@ pub fn encode_snapshot(
     catalog: &Catalog,
     mut keep: impl FnMut(&OrderRecord) -> bool,
     mut keep_entry: impl FnMut(&[u8]) -> bool,
-) -> Vec<u8> {
+) -> Result<Vec<u8>, ColdError> {
     let mut out = Vec::with_capacity(64 + state.order_count() * 420);
     out.extend_from_slice(SNAPSHOT_MAGIC);
     out.push(SNAPSHOT_VERSION);
@@ -76,16 +77,14 @@ pub fn encode_snapshot(
                 keep(record).then(|| encode_entry(&mut out, record, network, catalog))
             }
             Slot::Cold(place) => {
-                let entry = state
-                    .cold_entry(*place)
-                    .unwrap_or_else(|error| panic!("a cold record of the snapshot: {error}"));
+                let entry = state.cold_entry(*place)?;
                 keep_entry(&entry).then(|| out.extend_from_slice(&entry))
             }
         };
         kept += u32::from(kept_now.is_some());
     }
     out[count_at..count_at + 4].copy_from_slice(&kept.to_le_bytes());
-    out
+    Ok(out)
 }
 
 const SNAPSHOT_MAGIC: &[u8; 4] = b"ORZS";
