@@ -51,7 +51,7 @@ pub const CLAIMS_CHUNK: usize = 1_024;
 
 /// Bytes of one file of a zone's cold records (`zone::cold`) before the next is started;
 /// a file is deleted once none of its records is kept. Below 4 GiB: places are 32-bit.
-pub const COLD_FILE_BYTES: u64 = 256 << 20;
+pub const COLD_FILE_BYTES: u64 = 64 << 20;
 
 // ---- the service ----
 

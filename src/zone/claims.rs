@@ -69,7 +69,8 @@ pub struct ClaimPlace {
 /// docs/benchmarks.md). A claim whose record leaves memory is released
 /// ([`Claims::release`]): a chunk whose claims are all released is freed, so the table
 /// holds what the zones keep, not every id ever seen; a claim whose order outlives its
-/// chunk's neighbours moves to the end ([`Claims::relocate`]). Growing never copies more
+/// chunk's neighbours moves to the segment's kept claims ([`Claims::relocate`]), a vector
+/// whose free places are taken again, so that it pins no chunk. Growing never copies more
 /// than the index: a segment adds chunks instead of doubling a vector.
 ///
 /// Keyed by a 128-bit hash of the id (XXH3-128 under a per-process random seed), not the id
@@ -101,19 +102,80 @@ struct Segment {
     index: HashTable<u32>,
     /// Claims not released, in all.
     count: usize,
+    /// Claims moved out of `chunks` ([`Claims::relocate`]: orders open past the window),
+    /// at places [`KEPT`] + their position here; a released one's position is taken again.
+    /// Kept apart so that a long-lived claim never pins a chunk of short-lived ones.
+    kept: Vec<(u128, Claim)>,
+    /// Positions of `kept` free to take again.
+    kept_free: Vec<u32>,
+}
+
+/// The place flag of a claim in a segment's `kept` claims.
+const KEPT: u32 = 1 << 31;
+
+/// The claim at `at` of a segment's parts (its chunks from `base`, its kept claims).
+fn entry_in<'a>(
+    chunks: &'a VecDeque<Vec<(u128, Claim)>>,
+    base: u32,
+    kept: &'a [(u128, Claim)],
+    at: u32,
+) -> Option<&'a (u128, Claim)> {
+    if at & KEPT != 0 {
+        return kept.get((at & !KEPT) as usize);
+    }
+    let position = at.checked_sub(base)? as usize;
+    chunks.get(position / CHUNK)?.get(position % CHUNK)
 }
 
 impl Segment {
     fn entry(&self, at: u32) -> Option<&(u128, Claim)> {
-        let position = at.checked_sub(self.base)? as usize;
-        self.chunks.get(position / CHUNK)?.get(position % CHUNK)
+        entry_in(&self.chunks, self.base, &self.kept, at)
     }
 
     fn entry_mut(&mut self, at: u32) -> Option<&mut (u128, Claim)> {
+        if at & KEPT != 0 {
+            return self.kept.get_mut((at & !KEPT) as usize);
+        }
         let position = at.checked_sub(self.base)? as usize;
         self.chunks
             .get_mut(position / CHUNK)?
             .get_mut(position % CHUNK)
+    }
+
+    /// Indexes the claim of `hash` at `at`.
+    fn index_at(&mut self, hash: u128, at: u32) {
+        let Segment {
+            index,
+            chunks,
+            base,
+            kept,
+            ..
+        } = self;
+        index.insert_unique(hash as u64, at, |at| {
+            entry_in(chunks, *base, kept, *at)
+                .expect("indexed claims exist")
+                .0 as u64
+        });
+    }
+
+    /// Adds a claim to the kept ones; its place.
+    fn push_kept(&mut self, hash: u128, claim: Claim) -> u32 {
+        let position = match self.kept_free.pop() {
+            Some(position) => {
+                self.kept[position as usize] = (hash, claim);
+                position
+            }
+            None => {
+                self.kept.push((hash, claim));
+                u32::try_from(self.kept.len() - 1)
+                    .ok()
+                    .filter(|position| position & KEPT == 0)
+                    .expect("fewer than 2^31 kept claims a segment")
+            }
+        };
+        self.count += 1;
+        self.index_at(hash, KEPT | position);
+        KEPT | position
     }
 
     /// The place of `hash`'s claim, if there is one.
@@ -138,20 +200,12 @@ impl Segment {
         let at = u32::try_from(filled)
             .ok()
             .and_then(|filled| self.base.checked_add(filled))
-            .expect("fewer than 2^32 claims a segment over the process's life");
+            .filter(|at| at & KEPT == 0)
+            .expect("fewer than 2^31 claims a segment over the process's life");
         self.chunks.back_mut().expect("ensured").push((hash, claim));
         *self.live.back_mut().expect("ensured") += 1;
         self.count += 1;
-        let Segment {
-            index,
-            chunks,
-            base,
-            ..
-        } = self;
-        index.insert_unique(hash as u64, at, |at| {
-            let position = (*at - *base) as usize;
-            chunks[position / CHUNK][position % CHUNK].0 as u64
-        });
+        self.index_at(hash, at);
         at
     }
 
@@ -169,6 +223,10 @@ impl Segment {
             found.remove();
         }
         self.count -= 1;
+        if at & KEPT != 0 {
+            self.kept_free.push(at & !KEPT);
+            return Some(taken);
+        }
         let chunk = (at - self.base) as usize / CHUNK;
         self.live[chunk] -= 1;
         if self.live[chunk] == 0 && chunk + 1 < self.chunks.len() {
@@ -299,11 +357,12 @@ impl Claims {
     }
 
     /// Moves the claim at `place` (still the claim of the record in `slot` of `zone`) to
-    /// its segment's end, so that the chunk it stood in can go; where it stands now.
+    /// its segment's kept claims, so that the chunk it stood in can go (an order open past
+    /// the window); where it stands now.
     pub fn relocate(&self, place: ClaimPlace, zone: ZoneId, slot: u32) -> Option<ClaimPlace> {
         let mut segment = self.lock(place.segment.into());
         let (hash, claim) = segment.release(place.at, zone, slot)?;
-        let at = segment.push(hash, claim);
+        let at = segment.push_kept(hash, claim);
         Some(ClaimPlace {
             segment: place.segment,
             at,
@@ -370,18 +429,23 @@ mod tests {
                 .sum()
         };
         let before = chunks(&claims);
-        // Slot 7 stays open: its claim moves; every other claim is released.
-        let moved = claims.relocate(places[7], ZoneId(0), 7).unwrap();
-        assert_ne!(moved, places[7]);
-        assert!(
-            claims.relocate(places[7], ZoneId(0), 7).is_none(),
-            "moved already"
-        );
-        for (slot, place) in places.iter().enumerate().filter(|(slot, _)| *slot != 7) {
+        // Every 500th order stays open: its claim moves; every other claim is released.
+        let open = |slot: usize| slot % 500 == 7;
+        let mut moved = Vec::new();
+        for (slot, place) in places.iter().enumerate().filter(|(slot, _)| open(*slot)) {
+            let to = claims.relocate(*place, ZoneId(0), slot as u32).unwrap();
+            assert_ne!(to, *place);
+            assert!(
+                claims.relocate(*place, ZoneId(0), slot as u32).is_none(),
+                "moved already"
+            );
+            moved.push((slot, to));
+        }
+        for (slot, place) in places.iter().enumerate().filter(|(slot, _)| !open(*slot)) {
             assert!(claims.release(*place, ZoneId(0), slot as u32));
         }
-        assert_eq!(claims.len(), 1);
-        // Every segment keeps only the chunk it pushes to.
+        assert_eq!(claims.len(), moved.len());
+        // Every segment keeps only the chunk it pushes to: the open orders pin none.
         assert!(before > crate::limits::CLAIMS_SEGMENTS);
         assert!(
             chunks(&claims) <= crate::limits::CLAIMS_SEGMENTS,
@@ -389,6 +453,7 @@ mod tests {
             chunks(&claims)
         );
         assert_eq!(claims.get("o7").map(|claim| claim.slot), Some(7));
+        assert_eq!(claims.get("o1007").map(|claim| claim.slot), Some(1007));
         assert!(claims.get("o8").is_none());
         // A released id is free: claimed again, by another order.
         let mut key = claims.key("o8");
@@ -398,8 +463,17 @@ mod tests {
         assert!(!claims.release(places[8], ZoneId(0), 8));
         assert_eq!(claims.get("o8").map(|claim| claim.zone), Some(ZoneId(1)));
         assert!(claims.release(again, ZoneId(1), 0));
-        assert!(claims.release(moved, ZoneId(0), 7));
+        for (slot, place) in moved {
+            assert!(claims.release(place, ZoneId(0), slot as u32));
+        }
         assert!(claims.is_empty());
+        // A released kept place is taken again.
+        let mut key = claims.key("o7");
+        assert_eq!(claims.claim(&mut key, 3, ZoneId(0)), None);
+        let place = claims.settle(key, ZoneId(0), 1);
+        let kept = claims.relocate(place, ZoneId(0), 1).unwrap();
+        assert!(kept.at & KEPT != 0);
+        assert_eq!(claims.get("o7").map(|claim| claim.content_hash), Some(3));
     }
 
     #[test]
