@@ -288,8 +288,11 @@ impl ZoneActor {
             metrics::gauge!(names::ZONE_RECORDS, "zone" => name.clone(), "kept" => "memory");
         let records_cold =
             metrics::gauge!(names::ZONE_RECORDS, "zone" => name.clone(), "kept" => "disk");
-        // Recovered holds are pending from the start.
+        // Recovered holds are pending from the start; recovered records are kept from it.
         reviews_pending.set(zone.state().reviews_pending() as f64);
+        let (kept, cold) = (zone.state().order_count(), zone.state().cold_count());
+        records_hot.set(kept.saturating_sub(cold) as f64);
+        records_cold.set(cold as f64);
         ZoneActor {
             zone,
             peers,
