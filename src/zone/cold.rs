@@ -297,6 +297,7 @@ impl ColdStore {
     }
 
     /// Files kept, and their bytes.
+    #[cfg(test)]
     pub fn usage(&self) -> (usize, u64) {
         self.files
             .iter()

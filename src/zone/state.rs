@@ -424,11 +424,6 @@ impl ZoneState {
         self.cold_kept
     }
 
-    /// Slots taken so far: every slot below this was a record once.
-    pub fn slot_count(&self) -> usize {
-        self.records.len()
-    }
-
     /// Every order record kept, in decision order (the cold ones read from disk).
     pub fn orders(&self) -> impl Iterator<Item = Cow<'_, OrderRecord>> {
         self.records.iter().map(|(slot, _)| self.order(slot as u32))
