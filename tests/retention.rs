@@ -249,7 +249,9 @@ fn the_service_answers_closed_orders_from_disk_and_forgets_them_after_the_window
     use common::wait_for;
     let stock = "warehouse,sku,on_hand\nNEAR,A,50\n";
     // Snapshots every 8 records: they copy cold records from disk, and a restart reads them.
-    let window = ["--retention-seconds", "3", "--snapshot-every", "8"];
+    // A window of 10 s: the steps before the window passes (a tick to disk, a kill and a
+    // restart) take 2-3 s, with room for a slow machine.
+    let window = ["--retention-seconds", "10", "--snapshot-every", "8"];
     let server = Server::start(GOLDEN, GOLDEN_CATALOG, stock, &window);
     let lines: Vec<String> = (0..20)
         .map(|n| simple_order(&format!("s{n}"), "R1", &[("A", 1)], ""))
