@@ -89,8 +89,9 @@ fn snapshot_job(job: SnapshotJob) {
     let started = Instant::now();
     let oldest = job.oldest_kept;
     let keep = |record: &OrderRecord| record.is_open() || record.decision.decided_at.0 >= oldest;
-    // A cold record holds nothing: kept while within the window.
-    let keep_cold = |entry: &[u8]| entry_decided_at(entry).is_ok_and(|at| at >= oldest);
+    // A cold record holds nothing: kept while within the window (and, should its time not
+    // read, kept: a snapshot never drops a record it cannot judge).
+    let keep_cold = |entry: &[u8]| entry_decided_at(entry).map_or(true, |at| at >= oldest);
     let bytes = match encode_snapshot(&job.state, &job.network, &job.catalog, keep, keep_cold) {
         Ok(bytes) => bytes,
         Err(error) => {

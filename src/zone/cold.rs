@@ -5,8 +5,9 @@
 //! review) is still answered while its id is retained: a duplicate gets the original
 //! decision, `GET /v1/orders/{id}` shows it. Its record leaves memory for a file of this
 //! store ([`ColdStore::put`]); the zone keeps a 16-byte slot with its [`ColdPlace`], and its
-//! claim stays in the claims table (32 bytes), so a retained closed decision costs about 55
-//! bytes of memory instead of the ~700 of a record (docs/benchmarks.md). A read
+//! claim stays in the claims table (32 bytes and its index), so a retained closed decision
+//! costs 57-62 bytes by construction (89 measured as RSS, docs/benchmarks.md) instead of
+//! the ~700 of a record. A read
 //! ([`ColdStore::read`]) is one `pread` and a decode.
 //!
 //! The files are a cache of what the journal holds, not a second journal: nothing here is
@@ -100,7 +101,7 @@ pub struct ColdStore {
     files: Vec<Option<ColdFile>>,
     /// The file written to.
     current: Option<u16>,
-    /// Records encoded and not yet written ([`ColdStore::flush`]), and the file they go to.
+    /// Records encoded and not yet written ([`ColdStore::flush`]), for the current file.
     staged: Vec<u8>,
     network: Arc<Network>,
     catalog: Arc<Catalog>,

@@ -188,9 +188,11 @@ impl Zone {
             let home = network.regions[visit.order.region.index()].zone;
             network.zones[home.index()].fallback.len() + 1
         };
-        if !matches!(visit.leg, Leg::Fallback { .. } | Leg::Settle { .. })
-            && self.claims.get_key(visit.key).is_none()
-        {
+        if let Leg::Fallback { .. } | Leg::Settle { .. } = visit.leg {
+            return self.place(network, visit, now, out);
+        }
+        // A duplicate or a conflict: its id was claimed before it was admitted.
+        let Some(claim) = self.claims.get_key(visit.key) else {
             // The original left the retention window while this copy was on its way (its
             // claim was released): the id is free, and this order takes it as a new one
             // arriving now would.
@@ -199,19 +201,20 @@ impl Zone {
             if to != self.state.zone {
                 return Step::Forward(to);
             }
-        }
+            // Claimed now, so the next step finds the claim (or places the order).
+            return self.visit(network, visit, now, out);
+        };
         match visit.leg {
-            Leg::Fallback { .. } | Leg::Settle { .. } => self.place(network, visit, now, out),
             Leg::Follow { position } => {
-                let claim = self.claim_of(visit);
                 let chain = chain(visit);
                 self.claimed(network, visit, claim, position.into(), chain, out)
             }
             Leg::Replay => {
-                let (claim, chain) = (self.claim_of(visit), chain(visit));
+                let chain = chain(visit);
                 self.claimed(network, visit, claim, chain, chain, out)
             }
-            Leg::Conflict => self.conflicting(visit, out),
+            Leg::Conflict => self.conflicting(visit, claim, out),
+            Leg::Fallback { .. } | Leg::Settle { .. } => unreachable!("placed above"),
         }
     }
 
@@ -286,17 +289,9 @@ impl Zone {
         }
     }
 
-    /// The claim of a visit whose id was claimed before it was admitted.
-    fn claim_of(&self, visit: &Visit) -> Claim {
-        self.claims
-            .get_key(visit.key)
-            .expect("an order's id is claimed when it is admitted")
-    }
-
     /// Same id, other content: answered `id_conflict` where the original's record is, once
     /// the original is decided.
-    fn conflicting(&self, visit: &Visit, out: &mut Vec<u8>) -> Step {
-        let claim = self.claim_of(visit);
+    fn conflicting(&self, visit: &Visit, claim: Claim, out: &mut Vec<u8>) -> Step {
         if !claim.is_decided() {
             // The original is on its way; its record will be where its claim says once it
             // is decided.
@@ -471,6 +466,41 @@ mod tests {
         assert_eq!(conflict["status"], "invalid");
         assert_eq!(conflict["error"]["code"], "id_conflict");
         assert_eq!(conflict["line"], 2);
+    }
+
+    #[test]
+    fn a_duplicate_whose_original_left_the_window_on_its_way_is_decided_as_new() {
+        let world = world("warehouse,sku,on_hand\nWS,A,5\n");
+        let mut zones = zones(&world);
+        let claims = zones[0].claims().clone();
+        let original = order(&world, "o1", "S", "A", 1);
+        let (home, mut visit) = admit(&claims, &world.network, original.clone(), 0, 1);
+        let mut out = Vec::new();
+        let step = zones[home.index()].visit(&world.network, &mut visit, Millis(1_000), &mut out);
+        let Step::Answered(Outcome::Decided(_, slot)) = step else {
+            panic!("{step:?}")
+        };
+        zones[home.index()]
+            .close(slot, crate::zone::Lifecycle::Cancelled)
+            .unwrap();
+        // A retry is admitted as the original's duplicate ...
+        let (to, mut retry) = admit(&claims, &world.network, original, 1, 2);
+        assert_eq!(to, home);
+        assert!(matches!(retry.leg, Leg::Replay));
+        // ... and the original leaves with the window before the retry is taken.
+        zones[home.index()].expire(Millis(1_000_000));
+        assert!(claims.get("o1").is_none());
+        out.clear();
+        let step =
+            zones[home.index()].visit(&world.network, &mut retry, Millis(1_000_001), &mut out);
+        let Step::Answered(Outcome::Decided(_, again)) = step else {
+            panic!("{step:?}")
+        };
+        assert_ne!(again, slot);
+        let answer = json(std::str::from_utf8(&out).unwrap());
+        assert_eq!(answer["status"], "routed");
+        assert!(answer.get("duplicate").is_none(), "{answer}");
+        assert_eq!(claims.get("o1").map(|claim| claim.slot), Some(again));
     }
 
     /// The zones after an order for 3 of A to the north, with `stock`, and its answer.

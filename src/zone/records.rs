@@ -338,13 +338,27 @@ struct RawShipment<'a> {
 }
 
 /// Reads what [`encode_decision`] wrote after the content hash.
-fn read_decision_record(bytes: &[u8]) -> Result<RawDecision<'_>, RecordError> {
-    let mut reader = Reader(bytes);
+/// The fields a decision record starts with: order id, status, zone, seq, decision time.
+fn read_head<'a>(
+    reader: &mut Reader<'a>,
+) -> Result<(&'a str, Status, &'a str, u64, i64), RecordError> {
     let order_id = reader.text()?;
     let status = reader.code(&STATUSES, "status")?;
     let zone = reader.text()?;
     let seq = reader.u64()?;
     let decided_at = reader.u64()? as i64;
+    Ok((order_id, status, zone, seq, decided_at))
+}
+
+/// The decision time of a decision record (`bytes`: after its content hash), read without
+/// decoding the rest.
+pub(super) fn decided_at(bytes: &[u8]) -> Result<i64, RecordError> {
+    read_head(&mut Reader(bytes)).map(|(.., decided_at)| decided_at)
+}
+
+fn read_decision_record(bytes: &[u8]) -> Result<RawDecision<'_>, RecordError> {
+    let mut reader = Reader(bytes);
+    let (order_id, status, zone, seq, decided_at) = read_head(&mut reader)?;
     let mut shipments = Vec::new();
     for _ in 0..reader.u8()? {
         let warehouse = reader.text()?;

@@ -3,7 +3,7 @@
 //! state, read back by [`super::recover`].
 
 use super::cold::ColdError;
-use super::records::{Reader, RecordError, decode_decision, encode_decision, sku};
+use super::records::{Reader, RecordError, decided_at, decode_decision, encode_decision, sku};
 use super::state::CHILL_EVERY;
 use super::state::Slot;
 use super::{Claims, ColdStore, Lifecycle, OrderRecord, StockCell, ZoneState};
@@ -314,11 +314,9 @@ pub fn entry_decided_at(entry: &[u8]) -> Result<i64, RecordError> {
             reader.text32()?;
         }
     }
-    let mut record = Reader(reader.bytes32()?);
-    record.u64()?; // content hash
-    record.text()?; // order id
-    record.u8()?; // status
-    record.text()?; // zone
-    record.u64()?; // seq
-    Ok(record.u64()? as i64)
+    let (_, record) = reader
+        .bytes32()?
+        .split_first_chunk::<8>()
+        .ok_or(RecordError::Truncated)?;
+    decided_at(record)
 }

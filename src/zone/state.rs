@@ -425,6 +425,7 @@ impl ZoneState {
     }
 
     /// Every order record kept, in decision order (the cold ones read from disk).
+    #[cfg(test)]
     pub fn orders(&self) -> impl Iterator<Item = Cow<'_, OrderRecord>> {
         self.records.iter().map(|(slot, _)| self.order(slot as u32))
     }
