@@ -296,31 +296,41 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<(u64, &[u8]), String> {
             bytes.len()
         ));
     }
-    if bytes[0..8] != SNAPSHOT_MAGIC {
+    let (header, payload) = bytes.split_at(SNAPSHOT_HEADER_BYTES);
+    let header = header.try_into().expect("split at the header's length");
+    decode_snapshot_parts(header, payload).map(|lsn| (lsn, payload))
+}
+
+/// [`decode_snapshot`] of a header and the payload read after it (a loader reads them
+/// apart, so that the payload is not copied out of the whole): its lsn, or what is wrong.
+pub fn decode_snapshot_parts(
+    header: &[u8; SNAPSHOT_HEADER_BYTES],
+    payload: &[u8],
+) -> Result<u64, String> {
+    if header[0..8] != SNAPSHOT_MAGIC {
         return Err("the file does not start with the snapshot magic".to_string());
     }
-    let length = read_u64(bytes, 20);
-    let available = (bytes.len() - SNAPSHOT_HEADER_BYTES) as u64;
+    let length = read_u64(header, 20);
+    let available = payload.len() as u64;
     if length > MAX_SNAPSHOT_BYTES || length != available {
         return Err(format!(
             "the header says {length} bytes of state, the file holds {available}"
         ));
     }
-    let payload = &bytes[SNAPSHOT_HEADER_BYTES..];
-    let stored = read_u32(bytes, 28);
-    let computed = crc32c::crc32c_append(crc32c::crc32c(&bytes[0..28]), payload);
+    let stored = read_u32(header, 28);
+    let computed = crc32c::crc32c_append(crc32c::crc32c(&header[0..28]), payload);
     if stored != computed {
         return Err(format!(
             "snapshot checksum mismatch (stored {stored:#010x}, computed {computed:#010x})"
         ));
     }
-    let version = read_u32(bytes, 8);
+    let version = read_u32(header, 8);
     if version != FORMAT_VERSION {
         return Err(format!(
             "snapshot format version {version}; this build reads version {FORMAT_VERSION}"
         ));
     }
-    Ok((read_u64(bytes, 12), payload))
+    Ok(read_u64(header, 12))
 }
 
 #[cfg(test)]

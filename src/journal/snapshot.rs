@@ -6,7 +6,7 @@
 use super::format::{self, SNAPSHOT_HEADER_BYTES, TEMPORARY_SUFFIX};
 use super::{JournalError, Snapshot};
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 /// Bytes of a snapshot written between two flushes.
@@ -60,15 +60,31 @@ pub fn write_snapshot_file(dir: &Path, lsn: u64, bytes: &[u8]) -> Result<PathBuf
     Ok(path)
 }
 
-/// Reads and checks the snapshot file at `path`, named for `name_lsn`.
+/// Reads and checks the snapshot file at `path`, named for `name_lsn`. The header and the
+/// payload are read apart: the payload (hundreds of MB for a large zone) is read once into
+/// its own buffer, not copied out of the whole file's.
 pub fn load_snapshot(path: &Path, name_lsn: u64) -> Result<Snapshot, JournalError> {
-    let whole = fs::read(path).map_err(|source| JournalError::io("reading", path, source))?;
+    let io = |source| JournalError::io("reading", path, source);
     let corrupt = |why: String| JournalError::Corrupt {
         path: path.to_path_buf(),
         offset: 0,
         why,
     };
-    let (lsn, payload) = format::decode_snapshot(&whole).map_err(corrupt)?;
+    let mut file = fs::File::open(path).map_err(io)?;
+    let size = file.metadata().map_err(io)?.len();
+    let mut header = [0; SNAPSHOT_HEADER_BYTES];
+    if size < SNAPSHOT_HEADER_BYTES as u64 {
+        // Too short for a header: the whole-file decoder says so.
+        let mut whole = Vec::new();
+        file.read_to_end(&mut whole).map_err(io)?;
+        return Err(corrupt(
+            format::decode_snapshot(&whole).expect_err("too short to decode"),
+        ));
+    }
+    file.read_exact(&mut header).map_err(io)?;
+    let mut bytes = Vec::with_capacity((size - SNAPSHOT_HEADER_BYTES as u64) as usize);
+    file.read_to_end(&mut bytes).map_err(io)?;
+    let lsn = format::decode_snapshot_parts(&header, &bytes).map_err(corrupt)?;
     if lsn != name_lsn {
         return Err(corrupt(format!(
             "the header says the snapshot is at lsn {lsn}, its name says {name_lsn}"
@@ -76,7 +92,7 @@ pub fn load_snapshot(path: &Path, name_lsn: u64) -> Result<Snapshot, JournalErro
     }
     Ok(Snapshot {
         lsn,
-        bytes: payload.to_vec(),
+        bytes,
         path: path.to_path_buf(),
     })
 }

@@ -26,7 +26,7 @@ pub struct SkuUsual {
 }
 
 /// The usual quantities of every SKU, in one zone.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Usual {
     skus: Vec<SkuUsual>,
 }
@@ -40,6 +40,22 @@ impl Usual {
 
     pub fn of(&self, sku: SkuId) -> SkuUsual {
         self.skus.get(sku.index()).copied().unwrap_or_default()
+    }
+
+    /// The SKUs counted so far, with their usual.
+    pub fn counted(&self) -> impl Iterator<Item = (SkuId, SkuUsual)> + '_ {
+        self.skus
+            .iter()
+            .enumerate()
+            .filter(|(_, usual)| usual.orders > 0)
+            .map(|(sku, usual)| (SkuId(sku as u32), *usual))
+    }
+
+    /// Sets `sku`'s usual as it was (a snapshot restored).
+    pub fn set(&mut self, sku: SkuId, usual: SkuUsual) {
+        if let Some(slot) = self.skus.get_mut(sku.index()) {
+            *slot = usual;
+        }
     }
 
     /// Counts one order's `quantity` of `sku`.

@@ -278,6 +278,28 @@ impl Claims {
         self.lock(Self::segment_of(hash))
     }
 
+    /// Makes room in the index for `additional` more claims, spread over the segments as
+    /// claims are: a restart that knows how many records it restores grows each segment's
+    /// index once instead of doubling it (and moving every place) as it goes.
+    pub fn reserve(&self, additional: usize) {
+        let each = additional.div_ceil(crate::limits::CLAIMS_SEGMENTS);
+        for segment in 0..self.segments.len() {
+            let mut guard = self.lock(segment);
+            let Segment {
+                index,
+                chunks,
+                base,
+                kept,
+                ..
+            } = &mut *guard;
+            index.reserve(each, |at| {
+                entry_in(chunks, *base, kept, *at)
+                    .expect("indexed claims exist")
+                    .0 as u64
+            });
+        }
+    }
+
     /// Claims the id of `key` for an order with `content_hash` at its `home` zone, noting in
     /// `key` where the id's claim stands. `None` when the id is now this order's; the
     /// existing claim when it was taken before.

@@ -157,6 +157,22 @@ impl ColdStore {
         self.place_staged(start, flags, claim)
     }
 
+    /// Stages `entry`, a record as a snapshot holds it ([`encode_entry`]), copied as it is
+    /// (a restart's closed records); its place once flushed.
+    pub fn put_entry(
+        &mut self,
+        entry: &[u8],
+        lifecycle: Lifecycle,
+        noted: bool,
+        claim: ClaimPlace,
+    ) -> Result<ColdPlace, ColdError> {
+        let start = self.staged.len();
+        self.staged.extend_from_slice(&[0; 4]);
+        self.staged.extend_from_slice(entry);
+        let flags = lifecycle as u8 | if noted { NOTED } else { 0 };
+        self.place_staged(start, flags, claim)
+    }
+
     /// Frames the record staged from `start` and gives it its place, starting a new file
     /// first when the current one would pass its size.
     fn place_staged(
@@ -312,32 +328,7 @@ impl ColdStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Decision;
-    use crate::risk::Buyer;
-    use crate::zone::test_world::{order, world};
-
-    fn record(world: &crate::zone::test_world::World, n: u32) -> OrderRecord {
-        let order = order(world, &format!("order-{n}"), "S", "A", n % 5 + 1);
-        let decision = Decision {
-            order_id: order.id.clone(),
-            status: crate::model::Status::Rejected,
-            zone: crate::ids::ZoneId(1),
-            seq: u64::from(n) + 1,
-            decided_at: crate::time::Millis(i64::from(n)),
-            shipments: Default::default(),
-            backordered: Default::default(),
-            reason: None,
-            risk: None,
-        };
-        OrderRecord {
-            content_hash: u64::from(n) * 7,
-            decision,
-            lifecycle: Lifecycle::ALL[n as usize % 5],
-            approvers: None,
-            buyer: Buyer::of(&order),
-            claim: ClaimPlace::default(),
-        }
-    }
+    use crate::zone::test_world::{rejected_record as record, world};
 
     #[test]
     fn records_read_back_as_written_across_file_rolls_and_files_go_once_unused() {

@@ -350,10 +350,11 @@ fn read_head<'a>(
     Ok((order_id, status, zone, seq, decided_at))
 }
 
-/// The decision time of a decision record (`bytes`: after its content hash), read without
-/// decoding the rest.
-pub(super) fn decided_at(bytes: &[u8]) -> Result<i64, RecordError> {
-    read_head(&mut Reader(bytes)).map(|(.., decided_at)| decided_at)
+/// The order id, status and decision time of a decision record (`bytes`: after its content
+/// hash), read without decoding the rest: what a restart needs of a closed record it copies
+/// to disk as it is.
+pub(super) fn head(bytes: &[u8]) -> Result<(&str, Status, i64), RecordError> {
+    read_head(&mut Reader(bytes)).map(|(id, status, _, _, decided_at)| (id, status, decided_at))
 }
 
 fn read_decision_record(bytes: &[u8]) -> Result<RawDecision<'_>, RecordError> {

@@ -174,6 +174,7 @@ pub fn open(
         );
         return Ok((state, Some(journal)));
     }
+    claims.reserve(recovered.records.len());
     let records = recovered.records.iter().map(|record| {
         Ok(Replayed {
             lsn: record.lsn,
@@ -405,7 +406,11 @@ mod tests {
     type Exposures = std::collections::BTreeMap<String, (String, i64)>;
 
     /// A credit rule that rejects: customer `k0` may have 10.00 open, `k1` 25.00, `k2` any.
-    const CREDIT: &str = "\n[[risk]]\nid = \"credit\"\ncredit_limit = true\naction = \"reject\"\n";
+    /// The credit rule, and two rules that never trip but make the zones keep what a restart
+    /// must rebuild: histories (orders noted) and the usual quantities.
+    const CREDIT: &str = "\n[[risk]]\nid = \"credit\"\ncredit_limit = true\naction = \"reject\"\n\
+        \n[[risk]]\nid = \"far\"\ndistance_km_over = 100000.0\naction = \"hold\"\n\
+        \n[[risk]]\nid = \"bulk\"\nquantity_over_usual = 1000.0\nusual_after = 1000\naction = \"hold\"\n";
     const LIMITS: [(&str, Option<i64>); 3] = [("k0", Some(1000)), ("k1", Some(2500)), ("k2", None)];
 
     /// Decides an `Operation::Order`, journaling what it changed; a new decision that
@@ -558,6 +563,8 @@ mod tests {
         prop_assert_eq!(state.order_count(), live.order_count());
         for slot in 0..live.order_count() as u32 {
             prop_assert_eq!(render(state, slot), render(live, slot));
+            // The buyer too (its noted flag rebuilds the histories at a restart).
+            prop_assert_eq!(&*state.order(slot), &*live.order(slot));
         }
         for local in 0..live.warehouses().len() {
             for sku in 0..world.catalog.len() {
@@ -602,12 +609,14 @@ mod tests {
             for operation in operations {
                 apply(&world, &mut zones, operation, &mut journals, &mut open);
             }
-            let (replayed_claims, snapshot_claims) = (Claims::default(), Claims::default());
-            let (replayed_book, snapshot_book) = (CustomerBook::new(zones.len()), CustomerBook::new(zones.len()));
+            let (replayed_claims, snapshot_claims, cold_claims) = (Claims::default(), Claims::default(), Claims::default());
+            let (replayed_book, snapshot_book, cold_book) = (CustomerBook::new(zones.len()), CustomerBook::new(zones.len()), CustomerBook::new(zones.len()));
             for (customer, limit) in LIMITS {
                 replayed_book.set_limit(customer, limit);
                 snapshot_book.set_limit(customer, limit);
+                cold_book.set_limit(customer, limit);
             }
+            let cold_dir = tempfile::tempdir().unwrap();
             for (index, journal) in journals.iter().enumerate() {
                 let zone = ZoneId(index as u16);
                 let records = journal.iter().map(|(lsn, kind, payload)| {
@@ -622,13 +631,33 @@ mod tests {
                     path: PathBuf::from("snapshot"),
                 };
                 let restored = rebuild(&world.network, &world.catalog, Target::in_memory(zone, &snapshot_claims), Some(&snapshot), std::iter::empty(), nowhere).unwrap();
+                // The closed records copied to a cold store as they are, not decoded.
+                let store = ColdStore::open(&cold_dir.path().join(index.to_string()), world.network.clone(), world.catalog.clone()).unwrap();
+                let target = Target { zone, claims: &cold_claims, cold: Some(store) };
+                let cold = rebuild(&world.network, &world.catalog, target, Some(&snapshot), std::iter::empty(), nowhere).unwrap();
+                let closed = live.hot_orders().filter(|record| !record.is_open()).count();
+                prop_assert_eq!(cold.cold_count(), closed, "every closed record on disk");
+                // What the zone answers and rebuilds without reading a cold record.
+                for (slot, item) in cold.slots() {
+                    if let crate::zone::state::Slot::Cold(place) = item {
+                        let record = cold.order(slot);
+                        prop_assert_eq!(place.lifecycle(), record.lifecycle);
+                        prop_assert_eq!(place.noted(), record.buyer.noted);
+                    }
+                }
                 assert_same(&world, &replayed, live)?;
                 assert_same(&world, &restored, live)?;
+                assert_same(&world, &cold, live)?;
+                prop_assert_eq!(restored.usual(), live.usual());
+                prop_assert_eq!(cold.usual(), live.usual());
                 for record in replayed.orders() {
                     replayed_book.restore(&record);
                 }
                 for record in restored.orders() {
                     snapshot_book.restore(&record);
+                }
+                for record in cold.orders() {
+                    cold_book.restore(&record);
                 }
             }
             // Exposure: exact live (charged and released as orders come and close), never
@@ -641,10 +670,12 @@ mod tests {
                 prop_assert!(limit.is_none_or(|limit| model <= limit), "{} over its limit", customer);
                 prop_assert_eq!(cents(&replayed_book), model, "replayed, customer {}", customer);
                 prop_assert_eq!(cents(&snapshot_book), model, "from a snapshot, customer {}", customer);
+                prop_assert_eq!(cents(&cold_book), model, "from a snapshot to disk, customer {}", customer);
             }
             for id in 0..24 {
                 prop_assert_eq!(snapshot_claims.get(&name(id)), claims.get(&name(id)));
                 prop_assert_eq!(replayed_claims.get(&name(id)), claims.get(&name(id)));
+                prop_assert_eq!(cold_claims.get(&name(id)), claims.get(&name(id)));
             }
         }
     }

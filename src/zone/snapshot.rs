@@ -3,27 +3,35 @@
 //! state, read back by [`super::recover`].
 
 use super::cold::ColdError;
-use super::records::{Reader, RecordError, decided_at, decode_decision, encode_decision, sku};
+use super::records::{Reader, RecordError, decode_decision, encode_decision, head, sku};
 use super::state::CHILL_EVERY;
 use super::state::Slot;
 use super::{Claims, ColdStore, Lifecycle, OrderRecord, StockCell, ZoneState};
 use crate::catalog::Catalog;
 use crate::config::Network;
 use crate::ids::ZoneId;
+use crate::risk::usual::SkuUsual;
 
 /// A zone's whole state, for a journal snapshot: after it, a restart replays only the records
 /// that follow. Binary, little-endian, names rather than indexes (like the records):
 ///
 /// ```text
-/// "ORZS" version:u8 (2) zone:str next_seq:u64
+/// "ORZS" version:u8 (4) zone:str next_seq:u64
 /// warehouses:u16 (name:str)*           carriers:u16 (name:str)*
 /// cells:u32 (local:u16 sku:str on_hand:u32 reserved:u32)*
 /// days:u8 (day:i32 orders:u32*warehouses pickups:u32*(warehouses*carriers))*
+/// usual:u32 (sku:str orders:u32 mean:f32)*
 /// records:u32 (lifecycle:u8 [approvers:u8 (name:str)*] record:bytes)*
 ///   (lifecycle: 0 live, 1 cancelled, 2 shipped, 3 released, 4 rejected after review, plus
-///   128 when the approvers of a held order follow; record: as `encode_decision` writes it)
+///   64 when the risk screen noted the order in its customer's history, plus 128 when the
+///   approvers of a held order follow; record: as `encode_decision` writes it)
 /// str, bytes = len:u32 then the bytes
 /// ```
+///
+/// Version 4 added the usual quantities (`crate::risk::usual`) and the noted flag: with
+/// them a restart copies a closed record to the cold store as it is, without decoding it
+/// (its order id, status and time are read from its head). Versions 2 and 3 are still
+/// read: their records are decoded and counted into the usual quantities one by one.
 ///
 /// `keep` chooses the records kept: the idempotency window (a record left out is forgotten,
 /// its id free again; its reservations, if any, are in the cells all the same);
@@ -68,6 +76,13 @@ pub fn encode_snapshot(
             out.extend_from_slice(&count.to_le_bytes());
         }
     }
+    let usual: Vec<_> = state.usual().counted().collect();
+    out.extend_from_slice(&(usual.len() as u32).to_le_bytes());
+    for (sku, usual) in usual {
+        text(&mut out, catalog.sku_name(sku).as_bytes());
+        out.extend_from_slice(&usual.orders.to_le_bytes());
+        out.extend_from_slice(&usual.mean.to_le_bytes());
+    }
     let count_at = out.len();
     out.extend_from_slice(&0u32.to_le_bytes());
     let mut kept = 0u32;
@@ -88,16 +103,22 @@ pub fn encode_snapshot(
 }
 
 const SNAPSHOT_MAGIC: &[u8; 4] = b"ORZS";
-/// 3 since approvals of held orders (issue 11); version 2 snapshots (no approvals, no
-/// reviewed orders) are read as they are.
-const SNAPSHOT_VERSION: u8 = 3;
+/// 3 since approvals of held orders (issue 11), 4 since the usual quantities and the noted
+/// flag (issue 12); versions 2 (no approvals, no reviewed orders) and 3 are read as they are.
+const SNAPSHOT_VERSION: u8 = 4;
 
 /// The lifecycle byte's flag: the record's approvers follow it.
 const APPROVERS: u8 = 128;
+/// The lifecycle byte's flag: the risk screen noted the order in its customer's history.
+const NOTED: u8 = 64;
+
+/// Closed records a restore copies to the cold store between two writes of it.
+const COPIED_BETWEEN_WRITES: usize = CHILL_EVERY;
 
 /// Reads a snapshot written by [`encode_snapshot`] into a new zone state for `zone`, and
-/// its records' claims into `claims`; closed records go on to `cold`, when given, as they
-/// are read.
+/// its records' claims into `claims`; closed records go on to `cold`, when given: from a
+/// version 4 snapshot copied as they are (their head read, the rest not decoded), from an
+/// older one decoded and then written.
 pub fn restore_snapshot(
     bytes: &[u8],
     network: &Network,
@@ -107,7 +128,11 @@ pub fn restore_snapshot(
     cold: Option<ColdStore>,
 ) -> Result<ZoneState, RecordError> {
     let mut reader = Reader(bytes);
-    if reader.take(4)? != SNAPSHOT_MAGIC || !matches!(reader.u8()?, 2 | SNAPSHOT_VERSION) {
+    if reader.take(4)? != SNAPSHOT_MAGIC {
+        return Err(RecordError::NotASnapshot);
+    }
+    let version = reader.u8()?;
+    if !matches!(version, 2..=SNAPSHOT_VERSION) {
         return Err(RecordError::NotASnapshot);
     }
     let name = reader.text32()?;
@@ -125,20 +150,157 @@ pub fn restore_snapshot(
     check_shape(&mut reader, network, &state)?;
     restore_cells(&mut reader, catalog, &mut state)?;
     restore_days(&mut reader, network, &mut state)?;
-    for number in 0..reader.u32()? {
+    let with_usual = version >= 4;
+    if with_usual {
+        restore_usual(&mut reader, catalog, &mut state)?;
+    }
+    let mut copying = Copying {
+        on: with_usual && state.has_cold_store(),
+        unwritten: Vec::new(),
+    };
+    let count = reader.u32()?;
+    claims.reserve(count as usize);
+    for number in 0..count {
         let at = bytes.len() - reader.0.len();
-        let (id, content_hash, slot) = restore_record(&mut reader, network, catalog, &mut state)
-            .map_err(|source| RecordError::SnapshotRecord {
-                number,
-                offset: at,
-                source: Box::new(source),
-            })?;
-        let place = claims.restore(&id, content_hash, zone, slot);
-        state.set_claim(slot, place);
+        let failed = |source| RecordError::SnapshotRecord {
+            number,
+            offset: at,
+            source: Box::new(source),
+        };
+        let head = EntryHead::read(reader.0).map_err(failed)?;
+        let entry = reader.take(head.length).map_err(failed)?;
+        let slot = state.next_slot();
+        let place = claims.restore(head.order_id, head.content_hash, zone, slot);
+        if copying.on && head.is_closed() {
+            match state.restore_cold(entry, head.lifecycle, head.noted, head.decided_at, place) {
+                Ok(_) => {
+                    copying.unwritten.push((slot, at..at + head.length));
+                    if copying.unwritten.len() >= COPIED_BETWEEN_WRITES {
+                        copying.write(&mut state, bytes, network, catalog)?;
+                    }
+                    continue;
+                }
+                // This record is decoded below, as the rest will be.
+                Err(error) => copying.stop(&mut state, bytes, network, catalog, error)?,
+            }
+        }
+        let mut record = decode_entry(&mut Reader(entry), network, catalog).map_err(failed)?;
+        record.claim = place;
+        state.restore_record(record, !with_usual);
         state.chill_every(CHILL_EVERY, claims);
     }
     reader.finish()?;
+    copying.write(&mut state, bytes, network, catalog)?;
     Ok(state)
+}
+
+/// The closed records a restore copies to the cold store, until a write fails.
+struct Copying {
+    on: bool,
+    /// Slots copied since the last write, with their entries' places in the snapshot.
+    unwritten: Vec<(u32, std::ops::Range<usize>)>,
+}
+
+impl Copying {
+    /// Writes the copied records; if that fails, they stay in memory ([`Copying::stop`]).
+    fn write(
+        &mut self,
+        state: &mut ZoneState,
+        bytes: &[u8],
+        network: &Network,
+        catalog: &Catalog,
+    ) -> Result<(), RecordError> {
+        match state.flush_cold() {
+            Ok(()) => {
+                self.unwritten.clear();
+                Ok(())
+            }
+            Err(error) => self.stop(state, bytes, network, catalog, error),
+        }
+    }
+
+    /// The cold store could not take a record: the records copied since the last write are
+    /// decoded into memory instead (the next chill tries the store again), and the rest of
+    /// the snapshot is restored as an old one is.
+    fn stop(
+        &mut self,
+        state: &mut ZoneState,
+        bytes: &[u8],
+        network: &Network,
+        catalog: &Catalog,
+        error: ColdError,
+    ) -> Result<(), RecordError> {
+        tracing::error!(
+            "zone {}: closed records stay in memory: {error}",
+            network.zone_name(state.zone)
+        );
+        self.on = false;
+        for (slot, range) in self.unwritten.drain(..) {
+            let record = decode_entry(&mut Reader(&bytes[range]), network, catalog)?;
+            state.warm(slot, record);
+        }
+        Ok(())
+    }
+}
+
+/// What a restore reads of a record before deciding to decode it (a snapshot entry, as
+/// [`encode_entry`] writes it).
+struct EntryHead<'a> {
+    /// The entry's bytes in all.
+    length: usize,
+    lifecycle: Lifecycle,
+    noted: bool,
+    content_hash: u64,
+    order_id: &'a str,
+    status: crate::model::Status,
+    decided_at: i64,
+}
+
+impl<'a> EntryHead<'a> {
+    fn read(entry: &'a [u8]) -> Result<EntryHead<'a>, RecordError> {
+        let mut reader = Reader(entry);
+        let byte = reader.u8()?;
+        let lifecycle = lifecycle(byte)?;
+        if byte & APPROVERS != 0 {
+            for _ in 0..reader.u8()? {
+                reader.text32()?;
+            }
+        }
+        let (hash, body) = reader
+            .bytes32()?
+            .split_first_chunk::<8>()
+            .ok_or(RecordError::Truncated)?;
+        let (order_id, status, decided_at) = head(body)?;
+        Ok(EntryHead {
+            length: entry.len() - reader.0.len(),
+            lifecycle,
+            noted: byte & NOTED != 0,
+            content_hash: u64::from_le_bytes(*hash),
+            order_id,
+            status,
+            decided_at,
+        })
+    }
+
+    /// Whether the record holds nothing (see [`OrderRecord::is_open`]).
+    fn is_closed(&self) -> bool {
+        !(self.status != crate::model::Status::Rejected && self.lifecycle.holds())
+    }
+}
+
+/// The lifecycle of an entry's first byte.
+fn lifecycle(byte: u8) -> Result<Lifecycle, RecordError> {
+    match byte & !(APPROVERS | NOTED) {
+        0 => Ok(Lifecycle::Live),
+        1 => Ok(Lifecycle::Cancelled),
+        2 => Ok(Lifecycle::Shipped),
+        3 => Ok(Lifecycle::Released),
+        4 => Ok(Lifecycle::RejectedAfterReview),
+        value => Err(RecordError::UnknownCode {
+            what: "lifecycle",
+            value,
+        }),
+    }
 }
 
 /// The zone's warehouses and the carriers, by name, must be those of the config: the
@@ -218,17 +380,23 @@ fn restore_days(
     Ok(())
 }
 
-/// One record of a snapshot into `state`: its id, content hash and slot, for the claims.
-fn restore_record(
+/// The usual quantities (a SKU the catalogue no longer has is left out: nothing asks).
+fn restore_usual(
     reader: &mut Reader<'_>,
-    network: &Network,
     catalog: &Catalog,
     state: &mut ZoneState,
-) -> Result<(compact_str::CompactString, u64, u32), RecordError> {
-    let record = decode_entry(reader, network, catalog)?;
-    let (id, content_hash) = (record.decision.order_id.clone(), record.content_hash);
-    let slot = state.restore_record(record);
-    Ok((id, content_hash, slot))
+) -> Result<(), RecordError> {
+    for _ in 0..reader.u32()? {
+        let name = reader.text32()?;
+        let usual = SkuUsual {
+            orders: reader.u32()?,
+            mean: reader.f32()?,
+        };
+        if let Some(sku) = catalog.lookup(name) {
+            state.restore_usual(sku, usual);
+        }
+    }
+    Ok(())
 }
 
 /// Appends one record as a snapshot holds it:
@@ -242,7 +410,11 @@ pub fn encode_entry(out: &mut Vec<u8>, record: &OrderRecord, network: &Network, 
         Lifecycle::Released => 3,
         Lifecycle::RejectedAfterReview => 4,
     };
-    out.push(lifecycle | if approvers.is_empty() { 0 } else { APPROVERS });
+    out.push(
+        lifecycle
+            | if approvers.is_empty() { 0 } else { APPROVERS }
+            | if record.buyer.noted { NOTED } else { 0 },
+    );
     if !approvers.is_empty() {
         out.push(approvers.len().min(255) as u8);
         for name in approvers.iter().take(255) {
@@ -268,19 +440,7 @@ pub(super) fn decode_entry(
     catalog: &Catalog,
 ) -> Result<OrderRecord, RecordError> {
     let byte = reader.u8()?;
-    let lifecycle = match byte & !APPROVERS {
-        0 => Lifecycle::Live,
-        1 => Lifecycle::Cancelled,
-        2 => Lifecycle::Shipped,
-        3 => Lifecycle::Released,
-        4 => Lifecycle::RejectedAfterReview,
-        value => {
-            return Err(RecordError::UnknownCode {
-                what: "lifecycle",
-                value,
-            });
-        }
-    };
+    let lifecycle = lifecycle(byte)?;
     let approvers = if byte & APPROVERS != 0 {
         let count = reader.u8()?;
         let names = (0..count)
@@ -308,15 +468,76 @@ pub(super) fn decode_entry(
 
 /// The decision time of a record written by [`encode_entry`], read without decoding it.
 pub fn entry_decided_at(entry: &[u8]) -> Result<i64, RecordError> {
-    let mut reader = Reader(entry);
-    if reader.u8()? & APPROVERS != 0 {
-        for _ in 0..reader.u8()? {
-            reader.text32()?;
+    EntryHead::read(entry).map(|head| head.decided_at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zone::test_world::{rejected_record, world};
+
+    /// A snapshot of the south zone (1) holding `count` closed records.
+    fn closed_snapshot(world: &crate::zone::test_world::World, count: u32) -> Vec<u8> {
+        let mut state = ZoneState::new(&world.network, ZoneId(1), world.catalog.len());
+        for n in 0..count {
+            state.restore_record(rejected_record(world, n), true);
+        }
+        encode_snapshot(&state, &world.network, &world.catalog, |_| true, |_| true).unwrap()
+    }
+
+    #[test]
+    fn closed_records_restored_to_a_store_that_fails_stay_in_memory() {
+        let world = world("warehouse,sku,on_hand\nWS,A,5\n");
+        let bytes = closed_snapshot(&world, 40);
+        let dir = tempfile::tempdir().unwrap();
+        let store = ColdStore::open(dir.path(), world.network.clone(), world.catalog.clone())
+            .unwrap()
+            .with_file_bytes(1_000);
+        // The store's second file cannot be made: its name is taken by a directory.
+        std::fs::create_dir(dir.path().join("00001.cold")).unwrap();
+        let claims = Claims::default();
+        let state = restore_snapshot(
+            &bytes,
+            &world.network,
+            &world.catalog,
+            ZoneId(1),
+            &claims,
+            Some(store),
+        )
+        .unwrap();
+        assert_eq!((state.order_count(), state.cold_count()), (40, 0));
+        for n in 0..40 {
+            assert_eq!(*state.order(n), rejected_record(&world, n), "record {n}");
+            let claim = claims.get(&format!("order-{n}")).unwrap();
+            assert_eq!((claim.zone, claim.slot), (ZoneId(1), n));
         }
     }
-    let (_, record) = reader
-        .bytes32()?
-        .split_first_chunk::<8>()
-        .ok_or(RecordError::Truncated)?;
-    decided_at(record)
+
+    #[test]
+    fn closed_records_are_copied_to_the_store_as_they_are() {
+        let world = world("warehouse,sku,on_hand\nWS,A,5\n");
+        let bytes = closed_snapshot(&world, 40);
+        let dir = tempfile::tempdir().unwrap();
+        let store = ColdStore::open(dir.path(), world.network.clone(), world.catalog.clone())
+            .unwrap()
+            .with_file_bytes(1_000);
+        let claims = Claims::default();
+        let state = restore_snapshot(
+            &bytes,
+            &world.network,
+            &world.catalog,
+            ZoneId(1),
+            &claims,
+            Some(store),
+        )
+        .unwrap();
+        assert_eq!((state.order_count(), state.cold_count()), (40, 40));
+        for n in 0..40 {
+            assert_eq!(*state.order(n), rejected_record(&world, n), "record {n}");
+            assert!(state.hot(n).is_none(), "record {n} on disk");
+        }
+        // And a snapshot of that state copies them back as they were.
+        let again = encode_snapshot(&state, &world.network, &world.catalog, |_| true, |_| true);
+        assert_eq!(again.unwrap(), bytes);
+    }
 }

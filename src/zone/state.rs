@@ -18,6 +18,7 @@ use crate::config::Network;
 use crate::ids::{CarrierId, SkuId, WarehouseId, ZoneId};
 use crate::limits::COUNTED_DAYS;
 use crate::model::{Decision, Shipment, Status};
+use crate::risk::usual::SkuUsual;
 use crate::risk::{Buyer, Usual};
 use compact_str::CompactString;
 use std::borrow::Cow;
@@ -603,10 +604,70 @@ impl ZoneState {
     }
 
     /// See [`ZoneState::restore_sequence`]: a record as it was, its reservations already
-    /// in the restored cells; its slot.
-    pub fn restore_record(&mut self, record: OrderRecord) -> u32 {
-        self.usual.count_decision(&record.decision);
+    /// in the restored cells, counted into the usual quantities unless those were restored
+    /// as they were ([`ZoneState::restore_usual`]); its slot.
+    pub fn restore_record(&mut self, record: OrderRecord, count_usual: bool) -> u32 {
+        if count_usual {
+            self.usual.count_decision(&record.decision);
+        }
         self.push(record)
+    }
+
+    /// The slot the next record will take (a restore claims the id with it first).
+    pub fn next_slot(&self) -> u32 {
+        u32::try_from(self.records.len()).expect("fewer than 2^32 orders per zone")
+    }
+
+    /// Whether closed records go to a cold store.
+    pub fn has_cold_store(&self) -> bool {
+        self.cold.is_some()
+    }
+
+    /// A closed record restored straight to the cold store, as `entry` (a snapshot entry),
+    /// its id's claim at `claim`: staged, readable once [`ZoneState::flush_cold`] has
+    /// written it; its slot. Not to be read before that, and given back to memory with
+    /// [`ZoneState::warm`] if the write fails.
+    pub fn restore_cold(
+        &mut self,
+        entry: &[u8],
+        lifecycle: Lifecycle,
+        noted: bool,
+        decided_at: i64,
+        claim: ClaimPlace,
+    ) -> Result<u32, ColdError> {
+        let cold = self.cold.as_mut().expect("restored to a cold store");
+        let place = cold.put_entry(entry, lifecycle, noted, claim)?;
+        let slot = self.push_slot(Slot::Cold(place), decided_at);
+        self.cold_kept += 1;
+        Ok(slot)
+    }
+
+    /// Writes the records [`ZoneState::restore_cold`] staged.
+    pub fn flush_cold(&mut self) -> Result<(), ColdError> {
+        self.cold.as_mut().map_or(Ok(()), ColdStore::flush)
+    }
+
+    /// Puts `record` back in memory in place of its unwritten cold copy in `slot` (its claim
+    /// where that copy said), to be tried again at the next chill.
+    pub fn warm(&mut self, slot: u32, mut record: OrderRecord) {
+        let Some(item) = self.records.get_mut(slot as usize) else {
+            return;
+        };
+        let Slot::Cold(place) = *item else {
+            return;
+        };
+        record.claim = place.claim();
+        *item = Slot::Hot(Box::new(record));
+        if let Some(cold) = self.cold.as_mut() {
+            cold.forget(place);
+        }
+        self.cold_kept -= 1;
+        self.closing.push(slot);
+    }
+
+    /// Sets a SKU's usual quantity as a snapshot holds it.
+    pub fn restore_usual(&mut self, sku: SkuId, usual: SkuUsual) {
+        self.usual.set(sku, usual);
     }
 
     /// Remembers a decision (made by this zone) for idempotency and lookups; returns its slot.
@@ -624,19 +685,25 @@ impl ZoneState {
     fn push(&mut self, record: OrderRecord) -> u32 {
         let decided_at = record.decision.decided_at.0;
         let (in_review, open) = (record.in_review(), record.is_open());
-        let slot = self.records.push(Slot::Hot(Box::new(record)));
-        let slot = u32::try_from(slot).expect("fewer than 2^32 orders per zone");
-        let chunk = self.records.chunks() - 1;
-        if self.newest.len() == chunk {
-            self.newest.push(decided_at);
-        }
-        self.newest[chunk] = self.newest[chunk].max(decided_at);
+        let slot = self.push_slot(Slot::Hot(Box::new(record)), decided_at);
         if in_review {
             self.in_review.insert(slot);
         }
         if !open && self.lets_go() {
             self.closing.push(slot);
         }
+        slot
+    }
+
+    /// Appends a slot of a record decided at `decided_at`; its number.
+    fn push_slot(&mut self, item: Slot, decided_at: i64) -> u32 {
+        let slot = self.records.push(item);
+        let slot = u32::try_from(slot).expect("fewer than 2^32 orders per zone");
+        let chunk = self.records.chunks() - 1;
+        if self.newest.len() == chunk {
+            self.newest.push(decided_at);
+        }
+        self.newest[chunk] = self.newest[chunk].max(decided_at);
         self.kept += 1;
         slot
     }

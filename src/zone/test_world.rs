@@ -106,3 +106,27 @@ pub fn order(world: &World, id: &str, region: &str, sku: &str, qty: u32) -> Orde
     );
     parse_order(line.as_bytes(), &world.network, &world.catalog).unwrap()
 }
+
+/// A rejected order's record, `order-{n}`, in lifecycle `n % 5` (decided at `n` ms).
+pub fn rejected_record(world: &World, n: u32) -> OrderRecord {
+    let order = order(world, &format!("order-{n}"), "S", "A", n % 5 + 1);
+    let decision = crate::model::Decision {
+        order_id: order.id.clone(),
+        status: crate::model::Status::Rejected,
+        zone: crate::ids::ZoneId(1),
+        seq: u64::from(n) + 1,
+        decided_at: crate::time::Millis(i64::from(n)),
+        shipments: Default::default(),
+        backordered: Default::default(),
+        reason: None,
+        risk: None,
+    };
+    OrderRecord {
+        content_hash: u64::from(n) * 7,
+        decision,
+        lifecycle: Lifecycle::ALL[n as usize % 5],
+        approvers: None,
+        buyer: crate::risk::Buyer::of(&order),
+        claim: Default::default(),
+    }
+}
