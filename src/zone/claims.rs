@@ -44,6 +44,15 @@ impl Claim {
     }
 }
 
+/// A claim a restart puts back ([`Claims::restore_all`]): its id's key, the content hash of
+/// its order and the slot of its record.
+#[derive(Clone, Copy, Debug)]
+pub struct Restored {
+    hash: u128,
+    content_hash: u64,
+    slot: u32,
+}
+
 /// Where a claim stands in its [`Claims`] table: its segment and its place there. A zone
 /// keeps it with each record, to let the claim go (or move it) when the record leaves
 /// memory ([`Claims::release`], [`Claims::relocate`]) without hashing the id again.
@@ -176,6 +185,23 @@ impl Segment {
         self.count += 1;
         self.index_at(hash, KEPT | position);
         KEPT | position
+    }
+
+    /// Claims `hash` for the record in `slot` of `zone` again (a restart), in place of a
+    /// claim it has; its place.
+    fn put_back(&mut self, hash: u128, content_hash: u64, zone: ZoneId, slot: u32) -> u32 {
+        let claim = Claim {
+            content_hash,
+            zone,
+            slot,
+        };
+        match self.find(hash) {
+            Some(at) => {
+                self.entry_mut(at).expect("indexed").1 = claim;
+                at
+            }
+            None => self.push(hash, claim),
+        }
     }
 
     /// The place of `hash`'s claim, if there is one.
@@ -352,22 +378,64 @@ impl Claims {
     /// Puts back the claim of a decision replayed from a journal; where it stands.
     pub fn restore(&self, id: &str, content_hash: u64, zone: ZoneId, slot: u32) -> ClaimPlace {
         let hash = self.key(id).hash;
-        let claim = Claim {
-            content_hash,
-            zone,
-            slot,
-        };
         let mut segment = self.segment(hash);
-        let at = match segment.find(hash) {
-            Some(at) => {
-                segment.entry_mut(at).expect("indexed").1 = claim;
-                at
-            }
-            None => segment.push(hash, claim),
-        };
+        let at = segment.put_back(hash, content_hash, zone, slot);
         ClaimPlace {
             segment: Self::segment_of(hash) as u8,
             at,
+        }
+    }
+
+    /// Puts back the claims of `zone`'s records `restored` all at once, as [`Claims::restore`]
+    /// one by one would (of two claims of one id, the later slot's stays), and hands each
+    /// record's place to `placed`, in slot order. A snapshot's records claimed one by one
+    /// each probe an index spread over every segment (80 MB for 10M ids): a cache miss each,
+    /// a fifth of a restart's time. Grouped by segment, each segment is locked once and
+    /// its index, a 256th of the whole, stays in the cache while its claims go in.
+    pub fn restore_all(
+        &self,
+        zone: ZoneId,
+        restored: &mut [Restored],
+        mut placed: impl FnMut(u32, ClaimPlace),
+    ) {
+        // Stable: within a segment, in slot order.
+        restored.sort_by_key(|claim| Self::segment_of(claim.hash));
+        let mut places = Vec::with_capacity(restored.len());
+        for group in restored.chunk_by(|a, b| Self::segment_of(a.hash) == Self::segment_of(b.hash))
+        {
+            let number = Self::segment_of(group[0].hash);
+            let mut segment = self.lock(number);
+            for claim in group {
+                let at = segment.put_back(claim.hash, claim.content_hash, zone, claim.slot);
+                let place = ClaimPlace {
+                    segment: number as u8,
+                    at,
+                };
+                places.push((claim.slot, place));
+            }
+        }
+        places.sort_unstable_by_key(|(slot, _)| *slot);
+        for (slot, place) in places {
+            placed(slot, place);
+        }
+    }
+
+    /// The claim standing at `place`, if one does.
+    #[cfg(test)]
+    pub fn at(&self, place: ClaimPlace) -> Option<Claim> {
+        let segment = self.lock(place.segment.into());
+        segment
+            .entry(place.at)
+            .map(|entry| entry.1)
+            .filter(|claim| claim.slot != Claim::RELEASED)
+    }
+
+    /// A claim for [`Claims::restore_all`].
+    pub fn restored(&self, id: &str, content_hash: u64, slot: u32) -> Restored {
+        Restored {
+            hash: self.key(id).hash,
+            content_hash,
+            slot,
         }
     }
 

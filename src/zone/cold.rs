@@ -49,6 +49,15 @@ impl ColdPlace {
         }
     }
 
+    /// The same place, its claim standing at `claim`.
+    pub fn with_claim(self, claim: ClaimPlace) -> ColdPlace {
+        ColdPlace {
+            claim_segment: claim.segment,
+            claim_at: claim.at,
+            ..self
+        }
+    }
+
     pub fn lifecycle(&self) -> Lifecycle {
         Lifecycle::ALL[usize::from(self.lifecycle & !NOTED)]
     }

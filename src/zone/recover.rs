@@ -648,6 +648,14 @@ mod tests {
                 assert_same(&world, &replayed, live)?;
                 assert_same(&world, &restored, live)?;
                 assert_same(&world, &cold, live)?;
+                // Each record notes where its id's claim stands (released or moved by that
+                // place when it leaves), however it was restored.
+                for (state, claims) in [(&replayed, &replayed_claims), (&restored, &snapshot_claims), (&cold, &cold_claims)] {
+                    for slot in 0..state.order_count() as u32 {
+                        let claim = state.claim_of(slot).and_then(|place| claims.at(place));
+                        prop_assert_eq!(claim.map(|claim| (claim.zone, claim.slot)), Some((zone, slot)));
+                    }
+                }
                 prop_assert_eq!(restored.usual(), live.usual());
                 prop_assert_eq!(cold.usual(), live.usual());
                 for record in replayed.orders() {

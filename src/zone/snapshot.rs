@@ -112,6 +112,9 @@ const APPROVERS: u8 = 128;
 /// The lifecycle byte's flag: the risk screen noted the order in its customer's history.
 const NOTED: u8 = 64;
 
+/// The bytes of the smallest record entry: its lifecycle, its length, its content hash.
+const SMALLEST_ENTRY: usize = 1 + 4 + 8;
+
 /// Closed records a restore copies to the cold store between two writes of it.
 const COPIED_BETWEEN_WRITES: usize = CHILL_EVERY;
 
@@ -159,7 +162,11 @@ pub fn restore_snapshot(
         unwritten: Vec::new(),
     };
     let count = reader.u32()?;
-    claims.reserve(count as usize);
+    // Room for the records the bytes can hold (a damaged count must not ask for more).
+    let room = (count as usize).min(reader.0.len() / SMALLEST_ENTRY);
+    claims.reserve(room);
+    // The records' claims, put back all at once at the end (`Claims::restore_all`).
+    let mut restored = Vec::with_capacity(room);
     for number in 0..count {
         let at = bytes.len() - reader.0.len();
         let failed = |source| RecordError::SnapshotRecord {
@@ -170,9 +177,9 @@ pub fn restore_snapshot(
         let head = EntryHead::read(reader.0).map_err(failed)?;
         let entry = reader.take(head.length).map_err(failed)?;
         let slot = state.next_slot();
-        let place = claims.restore(head.order_id, head.content_hash, zone, slot);
+        restored.push(claims.restored(head.order_id, head.content_hash, slot));
         if copying.on && head.is_closed() {
-            match state.restore_cold(entry, head.lifecycle, head.noted, head.decided_at, place) {
+            match state.restore_cold(entry, head.lifecycle, head.noted, head.decided_at) {
                 Ok(_) => {
                     copying.unwritten.push((slot, at..at + head.length));
                     if copying.unwritten.len() >= COPIED_BETWEEN_WRITES {
@@ -184,13 +191,17 @@ pub fn restore_snapshot(
                 Err(error) => copying.stop(&mut state, bytes, network, catalog, error)?,
             }
         }
-        let mut record = decode_entry(&mut Reader(entry), network, catalog).map_err(failed)?;
-        record.claim = place;
+        let record = decode_entry(&mut Reader(entry), network, catalog).map_err(failed)?;
         state.restore_record(record, !with_usual);
+        // Not past the window yet (nothing expires in a restore): a chill leaves the claims
+        // as they are, and the records' places in them are noted below.
         state.chill_every(CHILL_EVERY, claims);
     }
     reader.finish()?;
     copying.write(&mut state, bytes, network, catalog)?;
+    claims.restore_all(zone, &mut restored, |slot, place| {
+        state.set_claim(slot, place);
+    });
     Ok(state)
 }
 

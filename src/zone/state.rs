@@ -455,10 +455,21 @@ impl ZoneState {
         self.cold.is_some() || self.expired > 0
     }
 
-    /// Notes where the claim of the record in `slot` stands.
+    /// Where the claim of the record in `slot` stands, as the zone notes it.
+    #[cfg(test)]
+    pub fn claim_of(&self, slot: u32) -> Option<ClaimPlace> {
+        match self.records.get(slot as usize)? {
+            Slot::Hot(record) => Some(record.claim),
+            Slot::Cold(place) => Some(place.claim()),
+        }
+    }
+
+    /// Notes where the claim of the record in `slot` (in memory or on disk) stands.
     pub fn set_claim(&mut self, slot: u32, claim: ClaimPlace) {
-        if let Some(record) = self.hot_mut(slot) {
-            record.claim = claim;
+        match self.records.get_mut(slot as usize) {
+            Some(Slot::Hot(record)) => record.claim = claim,
+            Some(Slot::Cold(place)) => *place = place.with_claim(claim),
+            None => {}
         }
     }
 
@@ -633,10 +644,10 @@ impl ZoneState {
         lifecycle: Lifecycle,
         noted: bool,
         decided_at: i64,
-        claim: ClaimPlace,
     ) -> Result<u32, ColdError> {
         let cold = self.cold.as_mut().expect("restored to a cold store");
-        let place = cold.put_entry(entry, lifecycle, noted, claim)?;
+        // Its claim's place is noted once the claims are back (`ZoneState::set_claim`).
+        let place = cold.put_entry(entry, lifecycle, noted, ClaimPlace::default())?;
         let slot = self.push_slot(Slot::Cold(place), decided_at);
         self.cold_kept += 1;
         Ok(slot)
