@@ -108,6 +108,57 @@ async fn smoke_scenario_against_a_network_it_has_never_seen() {
     );
 }
 
+/// The load tester ships what the router placed (`[ship]`), as a warehouse system does: every
+/// chosen shipment accepted by the real router, and the stock check (units reserved plus
+/// units consumed equal to the units placed) holding with the shipments taken off on-hand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn placed_orders_shipped_through_the_real_router_consume_their_stock() {
+    let server = Server::start(GOLDEN, GOLDEN_CATALOG, STOCK, &[]);
+    let mut scenario = scenario("smoke.toml");
+    scenario.ship = Some(loadtest::scenario::Ship {
+        share: 0.7,
+        statuses: vec!["routed".into(), "backordered".into()],
+        delay_s: loadtest::scenario::ShipDelay::Range([0.5, 2.0]),
+        connections: 4,
+        max_queued: 100_000,
+    });
+    let outcome = run(RunOptions {
+        target: Target::parse(&format!("http://{}", server.addr), None).unwrap(),
+        scenario,
+        rate_scale: 1.0,
+        check_stock: true,
+        run_id: None,
+        tick: Duration::from_micros(250),
+        progress: false,
+        report: None,
+        chart: None,
+    })
+    .await
+    .unwrap();
+    assert!(
+        outcome.passed(),
+        "{:?}\n{}",
+        outcome.report.failures,
+        outcome.report.json["problems"]
+    );
+    let json = &outcome.report.json;
+    let shipping = &json["shipping"];
+    let chosen = shipping["chosen"].as_u64().unwrap();
+    let eligible = shipping["eligible"].as_u64().unwrap();
+    // About 70% of the placed orders, every one of them shipped.
+    assert!(
+        chosen > eligible / 2 && chosen < eligible,
+        "{chosen} of {eligible}"
+    );
+    assert_eq!(shipping["shipped"].as_u64(), Some(chosen), "{shipping}");
+    assert_eq!(shipping["failed"], 0, "{shipping}");
+    assert_eq!(
+        json["stock_check"]["mismatches"], 0,
+        "{}",
+        json["stock_check"]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limit_measures_the_router_against_the_bare_endpoint() {
     let server = Server::start(GOLDEN, GOLDEN_CATALOG, STOCK, &["--sync", "none"]);

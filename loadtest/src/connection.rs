@@ -5,19 +5,21 @@
 //! contract). Each line sent is remembered (`InFlight`) until its answer comes, so an answer
 //! is checked against what it must be, and a line never answered is counted lost. Answer
 //! lines are split by [`crate::ndjson`], so one line is held at most
-//! [`MAX_LINE_BYTES`] long; a longer answer is counted as a mismatch.
+//! [`MAX_LINE_BYTES`] long; a longer answer is counted as a mismatch. A new order decided
+//! with a status the scenario ships is handed to the [`Shipper`] (its own connections send
+//! the shipments, never these).
 
 use crate::generate::{Expect, Malformed, ResendPool};
 use crate::ndjson::{Line, LineSplitter, Lines, MAX_LINE_BYTES};
 use crate::outbox::{Outbox, Queued};
+use crate::ship::Shipper;
 use crate::stats::{Collector, Count, Tally};
 use crate::stock::{self, Levels};
-use crate::target::{BodyStream, Connection, Target};
+use crate::target::{Backoff, BodyStream, Connection, Target, retry_after};
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use hyper::StatusCode;
 use hyper::body::Frame;
-use hyper::header::RETRY_AFTER;
 use serde::Deserialize;
 use std::borrow::Cow;
 use std::collections::VecDeque;
@@ -39,6 +41,8 @@ pub struct Shared {
     pub send_buffer_bytes: u32,
     /// Feed answered originals to the generator's resend pool.
     pub resends: Option<Arc<ResendPool>>,
+    /// Hand placed orders to the shipper (`[ship]`), if there is one.
+    pub shipper: Option<Arc<Shipper>>,
     /// Sum the shipments of decisions, for the stock check.
     pub check_stock: bool,
     pub shipped: Mutex<Levels>,
@@ -92,14 +96,27 @@ impl Shared {
         tally.problem(problem);
     }
 
-    /// Offers the answered originals collected so far to the resend pool, if there is one.
-    fn offer_originals(&self, originals: &mut Vec<(Arc<str>, Bytes)>) {
+    /// Offers the answered originals collected so far to the resend pool, and the placed
+    /// orders to the shipper, where there are.
+    fn pass_on(&self, answered: &mut PassOn) {
         if let Some(pool) = &self.resends
-            && !originals.is_empty()
+            && !answered.originals.is_empty()
         {
-            pool.offer(originals.drain(..));
+            pool.offer(answered.originals.drain(..));
+        }
+        if let Some(shipper) = &self.shipper {
+            shipper.schedule(&mut answered.placed);
         }
     }
+}
+
+/// What the checks of a chunk's answers (or a request's) pass on once they are done.
+#[derive(Default)]
+struct PassOn {
+    /// Answered originals (id and line), a sample for the resend pool.
+    originals: Vec<(Arc<str>, Bytes)>,
+    /// New orders decided with a status the scenario ships, for the shipper.
+    placed: Vec<Arc<str>>,
 }
 
 /// A line sent and not yet answered.
@@ -202,7 +219,7 @@ fn check(
     tally: &mut Tally,
     sent: &InFlight,
     answer: &[u8],
-    originals: &mut Vec<(Arc<str>, Bytes)>,
+    answered: &mut PassOn,
 ) {
     let mut checking = Checking::start(shared, tally, sent, answer);
     let parsed: Answer = match serde_json::from_slice(answer) {
@@ -212,8 +229,15 @@ fn check(
     match &sent.order.line.expect {
         Expect::New { id } => {
             if check_new(&mut checking, &parsed, id) {
-                if shared.resends.is_some() && originals.len() < ORIGINALS_PER_CHUNK {
-                    originals.push((id.clone(), sent.order.line.bytes.clone()));
+                if shared.resends.is_some() && answered.originals.len() < ORIGINALS_PER_CHUNK {
+                    answered
+                        .originals
+                        .push((id.clone(), sent.order.line.bytes.clone()));
+                }
+                if let Some(shipper) = &shared.shipper
+                    && shipper.ships(parsed.status())
+                {
+                    answered.placed.push(id.clone());
                 }
                 if shared.check_stock && parsed.status() != "rejected" {
                     add_shipments(shared, &mut checking, id);
@@ -299,18 +323,6 @@ fn check_invalid(
     checking.count(Count::Invalid);
 }
 
-/// The seconds a 429 asks to wait (`Retry-After`, default 1, at most 60).
-fn retry_after(response: &hyper::Response<hyper::body::Incoming>) -> Duration {
-    let seconds = response
-        .headers()
-        .get(RETRY_AFTER)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.trim().parse::<u64>().ok())
-        .unwrap_or(1)
-        .min(60);
-    Duration::from_secs(seconds)
-}
-
 /// Runs `future` unless the run is abandoned first (the drain deadline passed): `None` then.
 async fn until_abandoned<T>(
     shared: &Shared,
@@ -345,36 +357,6 @@ async fn open(shared: &Shared, tally: &mut Tally) -> Result<Connection, Unopened
             shared.transport_error(tally, format!("connect: {error}"));
             Err(Unopened::Failed)
         }
-    }
-}
-
-/// How long to wait before trying the server again after a failure: doubling from 50 ms
-/// up to a ceiling.
-struct Backoff {
-    next: Duration,
-    ceiling: Duration,
-}
-
-impl Backoff {
-    const FIRST: Duration = Duration::from_millis(50);
-
-    fn new(ceiling: Duration) -> Backoff {
-        Backoff {
-            next: Backoff::FIRST,
-            ceiling,
-        }
-    }
-
-    /// The wait before the next attempt.
-    fn wait(&mut self) -> Duration {
-        let wait = self.next;
-        self.next = (self.next * 2).min(self.ceiling);
-        wait
-    }
-
-    /// After a success: the next failure waits the first wait again.
-    fn reset(&mut self) {
-        self.next = Backoff::FIRST;
     }
 }
 
@@ -587,7 +569,7 @@ async fn read_stream(
     }
     let mut body = response.into_body();
     let mut splitter = LineSplitter::new(MAX_LINE_BYTES);
-    let mut originals = Vec::new();
+    let mut answered = PassOn::default();
     loop {
         let frame = match until_abandoned(shared, body.frame()).await {
             None | Some(None) => return ReadEnd::Ended,
@@ -599,7 +581,7 @@ async fn read_stream(
         };
         if let Ok(data) = frame.into_data() {
             let answers = splitter.feed(&data);
-            check_answers(shared, tally, in_flight, answers, &mut originals);
+            check_answers(shared, tally, in_flight, answers, &mut answered);
         }
     }
 }
@@ -610,7 +592,7 @@ fn check_answers(
     tally: &mut Tally,
     in_flight: &Mutex<VecDeque<InFlight>>,
     answers: Lines<'_>,
-    originals: &mut Vec<(Arc<str>, Bytes)>,
+    answered: &mut PassOn,
 ) {
     // Matched under the lock, checked after it: the writer does not wait for the parsing.
     let mut matched = Vec::new();
@@ -627,11 +609,11 @@ fn check_answers(
     }
     for (sent, answer) in matched {
         match answer {
-            Line::Complete(answer) => check(shared, tally, &sent, answer, originals),
+            Line::Complete(answer) => check(shared, tally, &sent, answer, answered),
             Line::TooLong { bytes } => check_too_long(shared, tally, &sent, bytes),
         }
     }
-    shared.offer_originals(originals);
+    shared.pass_on(answered);
     shared.flush(tally);
 }
 
@@ -694,7 +676,7 @@ pub async fn request_connection(shared: Arc<Shared>, outbox: Arc<Outbox>) {
         shed: Vec::new(),
         sender: None,
         backoff: Backoff::new(Duration::from_secs(2)),
-        originals: Vec::new(),
+        answered: PassOn::default(),
         retry: None,
     };
     connection.run().await;
@@ -709,7 +691,7 @@ struct RequestConnection {
     /// Open, or `None` until connected again after a failure.
     sender: Option<Connection>,
     backoff: Backoff,
-    originals: Vec<(Arc<str>, Bytes)>,
+    answered: PassOn,
     /// An order refused with 429 and waiting for its retry here: it keeps its intended time.
     retry: Option<Queued>,
 }
@@ -856,9 +838,9 @@ impl RequestConnection {
             &mut self.tally,
             sent,
             body,
-            &mut self.originals,
+            &mut self.answered,
         );
-        self.shared.offer_originals(&mut self.originals);
+        self.shared.pass_on(&mut self.answered);
     }
 }
 

@@ -10,6 +10,8 @@
 //! - [`outbox`]: what is due and not yet sent, shedding what waits too long.
 //! - [`stats`]: counts and HdrHistogram latencies, totals, per phase and per second.
 //! - [`stock`]: the stock check (reserved units against the decisions' shipments).
+//! - [`ship`]: the warehouse side (`[ship]`): placed orders marked shipped after a delay,
+//!   over connections of their own.
 //! - [`connection`]: NDJSON streams (full duplex) and single-order requests; every answer
 //!   checked against its line.
 //! - [`recovery`], [`report`], [`chart`]: back to baseline after the spike, the JSON report
@@ -30,6 +32,7 @@ pub mod recovery;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod ship;
 pub mod stats;
 pub mod stock;
 pub mod target;

@@ -1,6 +1,7 @@
 //! The live progress line while a run lasts (indicatif): phase, target rate, answered per
-//! second, sent, answered, throttled, lost, queued in the tool. Redrawn four times a second
-//! on a thread of its own; indicatif draws it only on a terminal.
+//! second, sent, answered, throttled, lost, queued in the tool (and, with `[ship]`, orders
+//! shipped and shipments waiting). Redrawn four times a second on a thread of its own;
+//! indicatif draws it only on a terminal.
 
 use crate::connection::Shared;
 use crate::outbox::Outbox;
@@ -40,8 +41,12 @@ pub fn progress(
             (last_answered, last_at) = (answered, now);
             let queued: usize = outboxes.iter().map(|outbox| outbox.len()).sum();
             bar.set_position(((elapsed * 1_000.0) as u64).min(total_ms));
+            let shipping = shared.shipper.as_ref().map_or(String::new(), |shipper| {
+                let (waiting, shipped) = shipper.progress();
+                format!(" | shipped {shipped} waiting {waiting}")
+            });
             bar.set_message(format!(
-                "{phase} target {:.0}/s | answered {per_second:.0}/s | sent {} answered {} throttled {} lost {} | queued {queued}",
+                "{phase} target {:.0}/s | answered {per_second:.0}/s | sent {} answered {} throttled {} lost {} | queued {queued}{shipping}",
                 rate * rate_scale,
                 totals.get(Count::Sent),
                 answered,

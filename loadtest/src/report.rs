@@ -7,10 +7,10 @@
 
 use crate::recovery::Recovery;
 use crate::scenario::Scenario;
-use crate::stats::{Collector, Count, Counts, ms, quantile_ms};
+use crate::ship::ShipStats;
+use crate::stats::{Collector, Count, Counts, ms, percentiles, quantile_ms};
 use crate::stock::StockCheck;
 use crate::target::Target;
-use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -61,6 +61,8 @@ pub struct RunFacts<'a> {
     /// From the first intended send to the end of the drain.
     pub elapsed: Duration,
     pub stock: Option<StockCheck>,
+    /// What shipping did, when the scenario ships (`[ship]`).
+    pub shipping: Option<ShipStats>,
     /// What was adapted to the server.
     pub notes: Vec<String>,
 }
@@ -79,20 +81,6 @@ pub fn build_report(facts: RunFacts<'_>) -> Report {
         failures,
         table,
     }
-}
-
-fn percentiles(histogram: &Histogram<u64>) -> Value {
-    if histogram.is_empty() {
-        return json!({"p50": null, "p90": null, "p99": null, "p999": null, "max": null, "mean": null});
-    }
-    json!({
-        "p50": ms(histogram.value_at_quantile(0.50)),
-        "p90": ms(histogram.value_at_quantile(0.90)),
-        "p99": ms(histogram.value_at_quantile(0.99)),
-        "p999": ms(histogram.value_at_quantile(0.999)),
-        "max": ms(histogram.max()),
-        "mean": histogram.mean().round() / 1_000.0,
-    })
 }
 
 fn totals(counts: &Counts) -> Value {
@@ -192,6 +180,35 @@ fn failures(facts: &RunFacts<'_>, recovery: &Recovery) -> Vec<String> {
         ));
     }
     failures.extend(slow_recovery(recovery));
+    if let Some(shipping) = &facts.shipping {
+        failures.extend(shipping_failures(shipping));
+    }
+    failures
+}
+
+/// Shipments the server refused or that broke (a shipment late or not sent by the end is
+/// reported, not failed), or that the tool lost track of.
+fn shipping_failures(shipping: &ShipStats) -> Vec<String> {
+    let mut failures = Vec::new();
+    let failed = shipping.failed_total();
+    if failed > 0 {
+        let by_status: Vec<String> = shipping
+            .failed
+            .iter()
+            .map(|(status, n)| format!("{status}: {n}"))
+            .collect();
+        failures.push(format!(
+            "{failed} shipments failed ({})",
+            by_status.join(", ")
+        ));
+    }
+    if shipping.unaccounted() != 0 {
+        failures.push(format!(
+            "shipping: {} shipments chosen but {} accounted for (shipped, failed, not shipped, queue full)",
+            shipping.chosen,
+            i128::from(shipping.chosen) - shipping.unaccounted()
+        ));
+    }
     failures
 }
 
@@ -245,7 +262,7 @@ fn report_json(
     let elapsed_s = facts.elapsed.as_secs_f64().max(1e-9);
     let answered_right =
         counts.get(Count::Decided) + counts.get(Count::Duplicate) + counts.get(Count::Invalid);
-    json!({
+    let mut report = json!({
         "scenario": scenario.name,
         "target": format!("http://{}", facts.target.authority),
         "run_id": facts.run_id,
@@ -276,7 +293,12 @@ fn report_json(
         "problems": collector.problems,
         "passed": failures.is_empty(),
         "failures": failures,
-    })
+    });
+    // Only when the scenario ships: a report without `[ship]` is as it always was.
+    if let (Some(shipping), Some(ship)) = (&facts.shipping, &scenario.ship) {
+        report["shipping"] = shipping.json(ship);
+    }
+    report
 }
 
 fn recovery_json(recovery: &Recovery) -> Value {
@@ -299,12 +321,16 @@ fn recovery_json(recovery: &Recovery) -> Value {
 }
 
 fn stock_json(stock: &StockCheck) -> Value {
-    json!({
+    let mut json = json!({
         "levels_checked": stock.levels_checked,
         "units_shipped": stock.units_shipped,
         "mismatches": stock.mismatches.len(),
         "first_mismatches": stock.mismatches.iter().take(10).collect::<Vec<_>>(),
-    })
+    });
+    if let Some(consumed) = stock.units_consumed {
+        json["units_consumed"] = consumed.into();
+    }
+    json
 }
 
 /// The final table: one row per phase and one for the whole run, then the totals, the
@@ -360,6 +386,7 @@ fn table(report: &Value) -> String {
         );
     }
     totals_line(&mut out, &report["totals"]);
+    shipping_lines(&mut out, &report["shipping"]);
     recovery_lines(&mut out, &report["recovery"]);
     if let Some(peak) = report["memory"]["peak_resident_bytes"].as_u64() {
         let _ = writeln!(
@@ -403,6 +430,45 @@ fn totals_line(out: &mut String, totals: &Value) {
         totals["shed"],
         totals["lost"],
         totals["mismatched"],
+    );
+}
+
+/// What shipping did, when the scenario ships.
+fn shipping_lines(out: &mut String, shipping: &Value) {
+    if !shipping.is_object() {
+        return;
+    }
+    let failed: Vec<String> = shipping["failed_by_status"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(status, n)| format!("{status}: {n}"))
+        .collect();
+    let _ = writeln!(
+        out,
+        "shipped {} of {} chosen ({} eligible); failed {}{}; 429s retried {}; not shipped at the end {} ({} of them due); queue full {}",
+        shipping["shipped"],
+        shipping["chosen"],
+        shipping["eligible"],
+        shipping["failed"],
+        if failed.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", failed.join(", "))
+        },
+        shipping["throttled_429"],
+        shipping["not_shipped"],
+        shipping["not_shipped_due"],
+        shipping["queue_full"],
+    );
+    let _ = writeln!(
+        out,
+        "  shipping late (due to sent) p50 {} p99 {} max {} ms; ship request p50 {} p99 {} ms",
+        number(&shipping["late_ms"]["p50"]),
+        number(&shipping["late_ms"]["p99"]),
+        number(&shipping["late_ms"]["max"]),
+        number(&shipping["latency_ms"]["p50"]),
+        number(&shipping["latency_ms"]["p99"]),
     );
 }
 

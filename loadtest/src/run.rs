@@ -7,6 +7,11 @@
 //! cannot hide its stall by slowing the tool down (coordinated omission). After the last
 //! phase the connections get `drain_timeout_s` to collect the answers still due; then the
 //! run is abandoned and what is unanswered counts as lost.
+//!
+//! With `[ship]`, the shipper's connections mark placed orders shipped while the load runs
+//! ([`crate::ship`]); once the order connections have drained, shipping goes on until its
+//! queue is empty or the same deadline (the last phase's end plus `drain_timeout_s`)
+//! passes, and what is left is counted as not shipped.
 
 use crate::chart::chart;
 use crate::connection::{Shared, request_connection, stream_connection};
@@ -15,9 +20,10 @@ use crate::outbox::{Outbox, Queued};
 use crate::progress::progress;
 use crate::report::{Report, RunFacts, build_report};
 use crate::scenario::{Load, Scenario, Transport};
+use crate::ship::Shipper;
 use crate::stats::{Collector, Count, Tally};
-use crate::stock::{Levels, StockCheck};
-use crate::target::Target;
+use crate::stock::{self, Levels, StockCheck};
+use crate::target::{StockLevels, Target};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -61,14 +67,24 @@ pub async fn run(options: RunOptions) -> anyhow::Result<RunOutcome> {
     for note in &notes {
         eprintln!("loadtest: {note}");
     }
-    let reserved_before = if options.check_stock {
-        Some(options.target.reserved().await?)
+    // With shipping, on-hand units leave too: the stock check reads them.
+    let shipping = scenario.ship.is_some();
+    let stock_before = if options.check_stock {
+        Some(options.target.stock_levels(shipping).await?)
     } else {
         None
     };
+    let shipper = scenario.ship.as_ref().map(|ship| {
+        Arc::new(Shipper::new(
+            options.target.clone(),
+            ship.clone(),
+            scenario.seed,
+        ))
+    });
     let outboxes = outboxes(&scenario.load);
-    let shared = Arc::new(share(&options, &generator));
+    let shared = Arc::new(share(&options, &generator, shipper.clone()));
     let connections = start_connections(&shared, &scenario.load, &outboxes);
+    let shipping_connections = shipper.as_ref().map(Shipper::start).unwrap_or_default();
     let watchers = Watchers::start(&shared, &options, &outboxes);
     schedule(&shared, &options, generator, &outboxes).await?;
     for outbox in &outboxes {
@@ -77,10 +93,18 @@ pub async fn run(options: RunOptions) -> anyhow::Result<RunOutcome> {
     let load_ended = Instant::now();
     let drain_timeout = Duration::from_secs(scenario.load.drain_timeout_s);
     drain(&shared, connections, drain_timeout).await;
+    let orders_ended = Instant::now();
+    let shipped = match &shipper {
+        Some(shipper) => {
+            let deadline = load_ended + drain_timeout;
+            Some(drain_shipping(shipper, shipping_connections, deadline).await)
+        }
+        None => None,
+    };
     let ended = Instant::now();
     watchers.stop(&shared, ended).await;
-    let stock = match reserved_before {
-        Some(before) => Some(check_stock(&shared, &before).await?),
+    let stock = match stock_before {
+        Some(before) => Some(check_stock(&shared, &before, shipping).await?),
         None => None,
     };
     let collector = std::mem::replace(&mut *shared.collector(), Collector::new(0));
@@ -91,8 +115,9 @@ pub async fn run(options: RunOptions) -> anyhow::Result<RunOutcome> {
         run_id: &run_id,
         collector: &collector,
         load: load_ended.saturating_duration_since(shared.start),
-        elapsed: ended.saturating_duration_since(shared.start),
+        elapsed: orders_ended.saturating_duration_since(shared.start),
         stock,
+        shipping: shipped,
         notes,
     });
     write_outputs(&options, &report)?;
@@ -120,7 +145,7 @@ fn outboxes(load: &Load) -> Vec<Arc<Outbox>> {
 }
 
 /// What the connections share; the load starts 200 ms from now, once they are open.
-fn share(options: &RunOptions, generator: &Generator) -> Shared {
+fn share(options: &RunOptions, generator: &Generator, shipper: Option<Arc<Shipper>>) -> Shared {
     let scenario = &options.scenario;
     let load = &scenario.load;
     Shared {
@@ -131,6 +156,7 @@ fn share(options: &RunOptions, generator: &Generator) -> Shared {
         retries_after_429: load.retries_after_429,
         send_buffer_bytes: load.send_buffer_bytes,
         resends: (scenario.mix.retry_share > 0.0).then(|| generator.resends.clone()),
+        shipper,
         check_stock: options.check_stock,
         shipped: Mutex::new(Levels::new()),
         abandon: AtomicBool::new(false),
@@ -209,16 +235,54 @@ async fn drain(shared: &Shared, connections: Vec<JoinHandle<()>>, timeout: Durat
     }
 }
 
+/// Once the order connections are done (no more orders are placed): shipping goes on until
+/// every shipment queued is sent or `deadline` passes; then it stops, and those still
+/// running 5 s later are aborted. The shipping counts.
+async fn drain_shipping(
+    shipper: &Shipper,
+    connections: Vec<JoinHandle<()>>,
+    deadline: Instant,
+) -> crate::ship::ShipStats {
+    shipper.close();
+    let aborts: Vec<tokio::task::AbortHandle> =
+        connections.iter().map(|task| task.abort_handle()).collect();
+    let mut all = futures_util::future::join_all(connections);
+    if tokio::time::timeout_at(deadline.into(), &mut all)
+        .await
+        .is_err()
+    {
+        shipper.stop();
+        if tokio::time::timeout(Duration::from_secs(5), &mut all)
+            .await
+            .is_err()
+        {
+            for task in &aborts {
+                task.abort();
+            }
+        }
+    }
+    shipper.finish()
+}
+
 /// The stock check, once the run is over: the levels reserved now against `before` and the
-/// decisions' shipments.
-async fn check_stock(shared: &Shared, before: &Levels) -> anyhow::Result<StockCheck> {
-    let after = shared.target.reserved().await?;
-    let shipped = shared
+/// decisions' shipments (and, when orders were `shipping`, the on-hand units consumed).
+async fn check_stock(
+    shared: &Shared,
+    before: &StockLevels,
+    shipping: bool,
+) -> anyhow::Result<StockCheck> {
+    let after = shared.target.stock_levels(shipping).await?;
+    let shipped: Levels = shared
         .shipped
         .lock()
         .expect("no panics while the shipped levels are held")
         .clone();
-    Ok(StockCheck::new(before, &after, &shipped))
+    Ok(if shipping {
+        let consumed = stock::consumed(&before.on_hand, &after.on_hand);
+        StockCheck::with_consumed(&before.reserved, &after.reserved, &shipped, &consumed)
+    } else {
+        StockCheck::new(&before.reserved, &after.reserved, &shipped)
+    })
 }
 
 /// Writes the JSON report and draws the chart, where the options ask for them.

@@ -1,7 +1,8 @@
 //! Scenarios: what load to offer, when, and what the orders look like (`loadtest/scenarios/`).
 //!
 //! A scenario is TOML: the transport (`[load]`), the rate over time (`[[phases]]`, played one
-//! after the other) and the order mix (`[mix]`). Every key is documented in
+//! after the other), the order mix (`[mix]`) and, optionally, what a warehouse system does
+//! with the placed orders (`[ship]`: none are shipped without it). Every key is documented in
 //! `loadtest/README.md`; unknown keys are refused so a typo never silently changes a test.
 
 use serde::Deserialize;
@@ -257,6 +258,70 @@ fn default_recovery_hold_s() -> u32 {
     5
 }
 
+/// Shipping (`[ship]`): a warehouse system marking placed orders shipped
+/// (`POST /v1/orders/{id}/shipped`) some time after their answer, as on a sale day, so that
+/// orders close and the server can let their records go. See [`crate::ship`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ship {
+    /// Share of the orders decided with one of `statuses` that are shipped (0..=1); the
+    /// rest stay open. Which ones is drawn from a hash of the id and the seed, so the same
+    /// orders are shipped whatever the timing.
+    pub share: f64,
+    /// The decisions shipped: `routed`, `backordered` (its placed units ship now, as
+    /// DESIGN.md §4 says; the router closes the order). `held` orders wait for a review
+    /// (the router refuses to ship them until approved) and `rejected` ones hold nothing:
+    /// neither is accepted here.
+    #[serde(default = "default_ship_statuses")]
+    pub statuses: Vec<String>,
+    /// Seconds from the answer to the shipment: one number, or `[low, high]` for a uniform
+    /// draw (from the id's hash, as `share`).
+    pub delay_s: ShipDelay,
+    /// Keep-alive connections that ship, one request at a time each, apart from the
+    /// order connections.
+    #[serde(default = "default_ship_connections")]
+    pub connections: usize,
+    /// Shipments waiting for their due time, at most: an order placed while this many wait
+    /// is not queued, and counted (`queue_full`). Bounds the tool's memory (about 100 bytes
+    /// a shipment); the queue holds about `rate x delay` when shipping keeps up.
+    #[serde(default = "default_ship_max_queued")]
+    pub max_queued: usize,
+}
+
+/// The delay of a shipment: fixed, or a uniform range.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "seconds: a number, or [low, high] for a uniform draw"
+)]
+pub enum ShipDelay {
+    Fixed(f64),
+    Range([f64; 2]),
+}
+
+impl ShipDelay {
+    /// `[low, high]` in seconds (equal for a fixed delay).
+    pub fn bounds(self) -> [f64; 2] {
+        match self {
+            ShipDelay::Fixed(seconds) => [seconds, seconds],
+            ShipDelay::Range(range) => range,
+        }
+    }
+}
+
+/// The statuses a warehouse ships, and the ones it cannot (with why).
+pub const SHIPPABLE: [&str; 2] = ["routed", "backordered"];
+
+fn default_ship_statuses() -> Vec<String> {
+    SHIPPABLE.map(str::to_owned).to_vec()
+}
+fn default_ship_connections() -> usize {
+    8
+}
+fn default_ship_max_queued() -> usize {
+    2_000_000
+}
+
 impl Default for Recovery {
     fn default() -> Self {
         Recovery {
@@ -285,6 +350,9 @@ pub struct Scenario {
     pub mix: Mix,
     #[serde(default)]
     pub recovery: Recovery,
+    /// Absent: no order is shipped (every placed order stays open in the server).
+    #[serde(default)]
+    pub ship: Option<Ship>,
 }
 
 fn default_seed() -> u64 {
@@ -356,6 +424,7 @@ impl Scenario {
             .and_then(|()| self.phases.iter().enumerate().try_for_each(check_phase))
             .and_then(|()| check_mix(&self.mix))
             .and_then(|()| self.check_recovery())
+            .and_then(|()| self.ship.as_ref().map_or(Ok(()), check_ship))
             .map_err(|invalid| ScenarioError::Invalid {
                 path: path.to_owned(),
                 field: invalid.field,
@@ -527,6 +596,44 @@ fn check_shares(mix: &Mix) -> Result<(), Invalid> {
     Ok(())
 }
 
+fn check_ship(ship: &Ship) -> Result<(), Invalid> {
+    if !(0.0..=1.0).contains(&ship.share) {
+        return Err(Invalid::new("ship.share", "a share is between 0 and 1"));
+    }
+    if ship.statuses.is_empty() {
+        return Err(Invalid::new(
+            "ship.statuses",
+            "name at least one of routed, backordered",
+        ));
+    }
+    for (index, status) in ship.statuses.iter().enumerate() {
+        let why = match status.as_str() {
+            _ if ship.statuses[..index].contains(status) => "named twice",
+            "routed" | "backordered" => continue,
+            "held" => {
+                "held orders wait for a review: the router refuses to ship them (409) until approved"
+            }
+            "rejected" => "a rejected order holds nothing to ship",
+            _ => "statuses shipped are routed and backordered",
+        };
+        return Err(Invalid::new(format!("ship.statuses.{status}"), why));
+    }
+    let [low, high] = ship.delay_s.bounds();
+    if !(low >= 0.0 && high >= low && high <= 86_400.0) {
+        return Err(Invalid::new(
+            "ship.delay_s",
+            "seconds >= 0, at most a day; a range is [low, high] with low <= high",
+        ));
+    }
+    if ship.connections == 0 || ship.connections > 10_000 {
+        return Err(Invalid::new("ship.connections", "must be 1..=10000"));
+    }
+    if ship.max_queued == 0 {
+        return Err(Invalid::new("ship.max_queued", "must be at least 1"));
+    }
+    Ok(())
+}
+
 fn check_weights(table: &BTreeMap<String, f64>) -> Result<(), String> {
     if let Some((key, _)) = table
         .iter()
@@ -577,6 +684,105 @@ rate = 100
         let service = format!("{MINIMAL}\n[mix]\nservices = {{ overnight = 1.0 }}\n");
         let error = Scenario::parse(&service, "t.toml").unwrap_err().to_string();
         assert!(error.contains("mix.services.overnight"), "{error}");
+    }
+
+    #[test]
+    fn without_a_ship_table_nothing_is_shipped() {
+        assert!(Scenario::parse(MINIMAL, "t.toml").unwrap().ship.is_none());
+    }
+
+    #[test]
+    fn a_ship_table_takes_defaults_and_a_fixed_delay_or_a_range() {
+        let fixed = format!("{MINIMAL}\n[ship]\nshare = 0.95\ndelay_s = 30\n");
+        let ship = Scenario::parse(&fixed, "t.toml").unwrap().ship.unwrap();
+        assert_eq!(ship.share, 0.95);
+        assert_eq!(ship.delay_s.bounds(), [30.0, 30.0]);
+        assert_eq!(ship.statuses, ["routed", "backordered"]);
+        assert_eq!((ship.connections, ship.max_queued), (8, 2_000_000));
+        let range = format!(
+            "{MINIMAL}\n[ship]\nshare = 1\ndelay_s = [20, 60.5]\nstatuses = [\"routed\"]\nconnections = 16\n"
+        );
+        let ship = Scenario::parse(&range, "t.toml").unwrap().ship.unwrap();
+        assert_eq!(ship.delay_s, ShipDelay::Range([20.0, 60.5]));
+        assert_eq!(ship.statuses, ["routed"]);
+        assert_eq!(ship.connections, 16);
+    }
+
+    #[test]
+    fn ship_errors_name_the_key_and_say_why() {
+        let ship = |table: &str| {
+            let text = format!("{MINIMAL}\n[ship]\n{table}\n");
+            Scenario::parse(&text, "t.toml").unwrap_err().to_string()
+        };
+        for (table, field, why) in [
+            ("share = 1.5\ndelay_s = 1", "ship.share", "between 0 and 1"),
+            ("share = -0.1\ndelay_s = 1", "ship.share", "between 0 and 1"),
+            ("share = nan\ndelay_s = 1", "ship.share", "between 0 and 1"),
+            ("share = 1\ndelay_s = -1", "ship.delay_s", "seconds >= 0"),
+            (
+                "share = 1\ndelay_s = [-5, 10]",
+                "ship.delay_s",
+                "seconds >= 0",
+            ),
+            (
+                "share = 1\ndelay_s = [60, 20]",
+                "ship.delay_s",
+                "low <= high",
+            ),
+            (
+                "share = 1\ndelay_s = 100000",
+                "ship.delay_s",
+                "at most a day",
+            ),
+            (
+                "share = 1\ndelay_s = 1\nstatuses = [\"held\"]",
+                "ship.statuses.held",
+                "review",
+            ),
+            (
+                "share = 1\ndelay_s = 1\nstatuses = [\"rejected\"]",
+                "ship.statuses.rejected",
+                "holds nothing",
+            ),
+            (
+                "share = 1\ndelay_s = 1\nstatuses = [\"routed\", \"routed\"]",
+                "ship.statuses.routed",
+                "named twice",
+            ),
+            (
+                "share = 1\ndelay_s = 1\nstatuses = [\"shipped\"]",
+                "ship.statuses.shipped",
+                "routed and backordered",
+            ),
+            (
+                "share = 1\ndelay_s = 1\nstatuses = []",
+                "ship.statuses",
+                "at least one",
+            ),
+            (
+                "share = 1\ndelay_s = 1\nconnections = 0",
+                "ship.connections",
+                "1..=10000",
+            ),
+            (
+                "share = 1\ndelay_s = 1\nmax_queued = 0",
+                "ship.max_queued",
+                "at least 1",
+            ),
+        ] {
+            let error = ship(table);
+            assert!(
+                error.contains(&format!("{field}: ")) && error.contains(why),
+                "{table}: {error}"
+            );
+        }
+        // What the types refuse: a typo, a missing key, a delay that is not seconds.
+        let error = ship("share = 1\ndely_s = 1");
+        assert!(error.contains("dely_s"), "{error}");
+        let error = ship("share = 1");
+        assert!(error.contains("delay_s"), "{error}");
+        let error = ship("share = 1\ndelay_s = \"soon\"");
+        assert!(error.contains("[low, high]"), "{error}");
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! in the seconds whose orders it held up, however late they were sent.
 
 use hdrhistogram::Histogram;
+use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
 /// Latencies are recorded in microseconds, from 1 µs to 10 minutes, at 3 significant digits.
@@ -27,6 +28,21 @@ pub fn ms(micros: u64) -> f64 {
 /// A quantile of a latency histogram in milliseconds; `None` when it holds nothing.
 pub fn quantile_ms(histogram: &Histogram<u64>, quantile: f64) -> Option<f64> {
     (!histogram.is_empty()).then(|| ms(histogram.value_at_quantile(quantile)))
+}
+
+/// p50, p90, p99, p999, max and mean of a histogram of microseconds, in milliseconds.
+pub fn percentiles(histogram: &Histogram<u64>) -> Value {
+    if histogram.is_empty() {
+        return json!({"p50": null, "p90": null, "p99": null, "p999": null, "max": null, "mean": null});
+    }
+    json!({
+        "p50": ms(histogram.value_at_quantile(0.50)),
+        "p90": ms(histogram.value_at_quantile(0.90)),
+        "p99": ms(histogram.value_at_quantile(0.99)),
+        "p999": ms(histogram.value_at_quantile(0.999)),
+        "max": ms(histogram.max()),
+        "mean": histogram.mean().round() / 1_000.0,
+    })
 }
 
 /// The things counted.

@@ -10,12 +10,13 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
 use hyper::client::conn::http1::SendRequest;
-use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue, RETRY_AFTER};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 /// How long a request of its own (network, catalogue, stock, metrics) may take.
 pub const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -113,6 +114,13 @@ impl Target {
             .expect("a fixed method and path, and headers checked by Target::parse")
     }
 
+    /// `POST /v1/orders/{id}/shipped`, with an empty body; an error when `id` cannot be a
+    /// path segment (the contract's ids always can).
+    pub fn post_shipped(&self, id: &str) -> Result<Request<RequestBody>, hyper::http::Error> {
+        self.request(Method::POST, &format!("/v1/orders/{id}/shipped"))
+            .body(http_body_util::Either::Right(Full::new(Bytes::new())))
+    }
+
     /// `GET path`, which must answer 200, on a connection of its own; its body. Gives up
     /// after [`CALL_TIMEOUT`]: a server that stopped must not stop the tool.
     pub async fn get(&self, path: &str) -> anyhow::Result<Bytes> {
@@ -156,6 +164,12 @@ impl Target {
 
     /// Reserved units per (warehouse, SKU), from `GET /v1/stock` (CSV of every level).
     pub async fn reserved(&self) -> anyhow::Result<HashMap<(String, String), u64>> {
+        Ok(self.stock_levels(false).await?.reserved)
+    }
+
+    /// Reserved units per (warehouse, SKU) (levels with none left out), and with `on_hand`
+    /// the on-hand units of every level too, from `GET /v1/stock` (CSV of every level).
+    pub async fn stock_levels(&self, on_hand: bool) -> anyhow::Result<StockLevels> {
         let body = self.get("/v1/stock").await?;
         let text = std::str::from_utf8(&body).context("GET /v1/stock: not UTF-8")?;
         let mut lines = text.lines();
@@ -169,7 +183,12 @@ impl Target {
         };
         let (warehouse, sku, reserved) =
             (column("warehouse")?, column("sku")?, column("reserved")?);
-        let mut levels = HashMap::new();
+        let on_hand_column = if on_hand {
+            Some(column("on_hand")?)
+        } else {
+            None
+        };
+        let mut levels = StockLevels::default();
         for (number, line) in lines.enumerate() {
             let fields: Vec<&str> = line.split(',').collect();
             let field = |index: usize| {
@@ -177,14 +196,20 @@ impl Target {
                     .get(index)
                     .with_context(|| format!("GET /v1/stock line {}: too few fields", number + 2))
             };
-            let units: u64 = field(reserved)?
-                .parse()
-                .with_context(|| format!("GET /v1/stock line {}: reserved", number + 2))?;
-            if units > 0 {
-                levels.insert(
-                    (field(warehouse)?.to_string(), field(sku)?.to_string()),
-                    units,
-                );
+            let units = |index: usize, name: &str| -> anyhow::Result<u64> {
+                field(index)?
+                    .parse()
+                    .with_context(|| format!("GET /v1/stock line {}: {name}", number + 2))
+            };
+            let key = || -> anyhow::Result<(String, String)> {
+                Ok((field(warehouse)?.to_string(), field(sku)?.to_string()))
+            };
+            let reserved_units = units(reserved, "reserved")?;
+            if reserved_units > 0 {
+                levels.reserved.insert(key()?, reserved_units);
+            }
+            if let Some(index) = on_hand_column {
+                levels.on_hand.insert(key()?, units(index, "on_hand")?);
             }
         }
         Ok(levels)
@@ -211,6 +236,15 @@ impl Target {
     }
 }
 
+/// Stock levels read from `GET /v1/stock`, per (warehouse, SKU).
+#[derive(Debug, Clone, Default)]
+pub struct StockLevels {
+    /// Levels with reserved units (the others left out).
+    pub reserved: HashMap<(String, String), u64>,
+    /// Every level's on-hand units, when asked for (else empty).
+    pub on_hand: HashMap<(String, String), u64>,
+}
+
 /// A request body: streamed frames (NDJSON) or one whole body (a JSON order, a `GET`).
 pub type RequestBody = http_body_util::Either<StreamBody<BodyStream>, Full<Bytes>>;
 
@@ -220,6 +254,48 @@ pub type BodyStream =
 
 /// The sending half of an open connection.
 pub type Connection = SendRequest<RequestBody>;
+
+/// The seconds a 429 asks to wait (`Retry-After`, default 1, at most 60).
+pub fn retry_after(response: &hyper::Response<hyper::body::Incoming>) -> Duration {
+    let seconds = response
+        .headers()
+        .get(RETRY_AFTER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<u64>().ok())
+        .unwrap_or(1)
+        .min(60);
+    Duration::from_secs(seconds)
+}
+
+/// How long to wait before trying the server again after a failure: doubling from 50 ms
+/// up to a ceiling.
+pub struct Backoff {
+    next: Duration,
+    ceiling: Duration,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(50);
+
+    pub fn new(ceiling: Duration) -> Backoff {
+        Backoff {
+            next: Backoff::FIRST,
+            ceiling,
+        }
+    }
+
+    /// The wait before the next attempt.
+    pub fn wait(&mut self) -> Duration {
+        let wait = self.next;
+        self.next = (self.next * 2).min(self.ceiling);
+        wait
+    }
+
+    /// After a success: the next failure waits the first wait again.
+    pub fn reset(&mut self) {
+        self.next = Backoff::FIRST;
+    }
+}
 
 /// The parts of `GET /v1/network` the generator uses.
 #[derive(Debug, Clone, Deserialize)]

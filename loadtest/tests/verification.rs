@@ -1,5 +1,11 @@
 //! The load tester's checks catch a server that breaks the contract: a fake router (actix-web,
 //! in this process) answers with a fault, and the run must fail, counting it.
+//!
+//! The fake also keeps a book of the orders it decided and answers
+//! `POST /v1/orders/{id}/shipped` as the router does (404 for an unknown order, 409 for one
+//! held for review, rejected or shipped already), so the shipping tests can check, on the
+//! server's side, that every order the report says was shipped was, once, and no sooner
+//! than its delay.
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 use bytes::{Bytes, BytesMut};
@@ -8,8 +14,10 @@ use loadtest::ndjson::{Line, LineSplitter, MAX_LINE_BYTES};
 use loadtest::run::{RunOptions, run};
 use loadtest::scenario::Scenario;
 use loadtest::target::Target;
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[derive(Clone, Copy)]
 enum Fault {
@@ -25,6 +33,35 @@ enum Fault {
     RefuseFirstStream,
     /// Streams are read but never answered: the response never starts.
     Silent,
+    /// Every line answered correctly, the new orders' statuses in turn by line number:
+    /// routed, backordered, held, rejected.
+    MixedStatuses,
+    /// Every line answered correctly; the first `shipped` of each order is refused with 429
+    /// (Retry-After: 1).
+    ShipRefusedOnce,
+    /// Every line answered correctly; every `shipped` is answered 404, as for an order the
+    /// server does not know.
+    ShipUnknown,
+}
+
+/// What the fake knows of an order it decided.
+struct Booked {
+    status: &'static str,
+    answered: Instant,
+    /// When its `shipped` was accepted.
+    shipped: Option<Instant>,
+    /// Its `shipped` requests, accepted or not.
+    ship_requests: u32,
+}
+
+/// The orders the fake decided, by id.
+#[derive(Default)]
+struct Book(Mutex<HashMap<String, Booked>>);
+
+impl Book {
+    fn orders(&self) -> std::sync::MutexGuard<'_, HashMap<String, Booked>> {
+        self.0.lock().unwrap()
+    }
 }
 
 /// Lines the first stream carries before [`Fault::RefuseFirstStream`] refuses it.
@@ -45,7 +82,7 @@ async fn catalog() -> HttpResponse {
     ]))
 }
 
-fn answer(line: &[u8], number: u64, fault: Fault, out: &mut BytesMut) {
+fn answer(line: &[u8], number: u64, fault: Fault, book: &Book, out: &mut BytesMut) {
     let order: serde_json::Value = match serde_json::from_slice(line) {
         Ok(order) => order,
         Err(_) => {
@@ -60,7 +97,19 @@ fn answer(line: &[u8], number: u64, fault: Fault, out: &mut BytesMut) {
         return;
     }
     let duplicate = matches!(fault, Fault::FalseDuplicate) && number.is_multiple_of(40);
-    let decision = serde_json::json!({"order_id": order["id"], "status": "routed", "zone": "z",
+    let status = match fault {
+        Fault::MixedStatuses => ["routed", "backordered", "held", "rejected"][number as usize % 4],
+        _ => "routed",
+    };
+    if let Some(id) = order["id"].as_str() {
+        book.orders().entry(id.to_owned()).or_insert(Booked {
+            status,
+            answered: Instant::now(),
+            shipped: None,
+            ship_requests: 0,
+        });
+    }
+    let decision = serde_json::json!({"order_id": order["id"], "status": status, "zone": "z",
         "seq": number, "shipments": [], "backordered": [], "reason": null,
         "duplicate": duplicate});
     out.extend_from_slice(decision.to_string().as_bytes());
@@ -72,6 +121,7 @@ async fn orders(
     mut payload: web::Payload,
     fault: web::Data<Fault>,
     streams: web::Data<AtomicUsize>,
+    book: web::Data<Book>,
 ) -> HttpResponse {
     let fault = **fault;
     let content_type = request
@@ -86,7 +136,7 @@ async fn orders(
             body.extend_from_slice(&chunk);
         }
         let mut out = BytesMut::new();
-        answer(&body, 1, fault, &mut out);
+        answer(&body, 1, fault, &book, &mut out);
         let answer: serde_json::Value = serde_json::from_slice(&out).unwrap();
         if answer["status"] == "invalid" {
             return HttpResponse::BadRequest().json(serde_json::json!({"error": answer["error"]}));
@@ -113,44 +163,85 @@ async fn orders(
         std::future::pending::<()>().await;
     }
     let state = (payload, LineSplitter::new(MAX_LINE_BYTES), 0u64);
-    let answers = futures_util::stream::unfold(
-        state,
-        move |(mut payload, mut lines, mut number)| async move {
-            let chunk = payload.next().await?.ok()?;
-            let mut out = BytesMut::new();
-            for line in lines.feed(&chunk) {
-                number += 1;
-                let line = match line {
-                    Line::Complete(line) => line,
-                    // Answered as cut-off JSON would be: the tool sends no such line.
-                    Line::TooLong { .. } => b"",
-                };
-                answer(line, number, fault, &mut out);
+    let answers =
+        futures_util::stream::unfold(state, move |(mut payload, mut lines, mut number)| {
+            let book = book.clone();
+            async move {
+                let chunk = payload.next().await?.ok()?;
+                let mut out = BytesMut::new();
+                for line in lines.feed(&chunk) {
+                    number += 1;
+                    let line = match line {
+                        Line::Complete(line) => line,
+                        // Answered as cut-off JSON would be: the tool sends no such line.
+                        Line::TooLong { .. } => b"",
+                    };
+                    answer(line, number, fault, &book, &mut out);
+                }
+                Some((
+                    Ok::<Bytes, actix_web::Error>(out.freeze()),
+                    (payload, lines, number),
+                ))
             }
-            Some((
-                Ok::<Bytes, actix_web::Error>(out.freeze()),
-                (payload, lines, number),
-            ))
-        },
-    );
+        });
     HttpResponse::Ok()
         .content_type("application/x-ndjson")
         .streaming(answers)
 }
 
+/// `POST /v1/orders/{id}/shipped`, as the router answers it.
+async fn shipped(
+    path: web::Path<String>,
+    fault: web::Data<Fault>,
+    book: web::Data<Book>,
+) -> HttpResponse {
+    let refusal = |code: &str| serde_json::json!({"error": {"code": code, "message": code}});
+    let id = path.into_inner();
+    let mut orders = book.orders();
+    let Some(order) = orders
+        .get_mut(&id)
+        .filter(|_| !matches!(**fault, Fault::ShipUnknown))
+    else {
+        return HttpResponse::NotFound().json(refusal("unknown_order"));
+    };
+    order.ship_requests += 1;
+    if matches!(**fault, Fault::ShipRefusedOnce) && order.ship_requests == 1 {
+        return HttpResponse::TooManyRequests()
+            .insert_header(("Retry-After", "1"))
+            .json(refusal("overloaded"));
+    }
+    match (order.status, order.shipped) {
+        ("held", _) => HttpResponse::Conflict().json(refusal("awaiting_review")),
+        ("rejected", _) | (_, Some(_)) => HttpResponse::Conflict().json(refusal("not_live")),
+        _ => {
+            order.shipped = Some(Instant::now());
+            HttpResponse::Ok().json(serde_json::json!({"order_id": id, "state": "shipped"}))
+        }
+    }
+}
+
 /// Starts the fake on a free port in a thread of its own; its address.
 fn fake(fault: Fault) -> std::net::SocketAddr {
+    fake_with_book(fault).0
+}
+
+/// Starts the fake; its address and its book of orders.
+fn fake_with_book(fault: Fault) -> (std::net::SocketAddr, web::Data<Book>) {
     let (sender, receiver) = std::sync::mpsc::channel();
     let streams = web::Data::new(AtomicUsize::new(0));
+    let book = web::Data::new(Book::default());
+    let served = book.clone();
     std::thread::spawn(move || {
         actix_rt::System::new().block_on(async move {
             let server = HttpServer::new(move || {
                 App::new()
                     .app_data(web::Data::new(fault))
                     .app_data(streams.clone())
+                    .app_data(served.clone())
                     .route("/v1/network", web::get().to(network))
                     .route("/v1/catalog", web::get().to(catalog))
                     .route("/v1/orders", web::post().to(orders))
+                    .route("/v1/orders/{id}/shipped", web::post().to(shipped))
             })
             .workers(1)
             .bind("127.0.0.1:0")
@@ -159,7 +250,7 @@ fn fake(fault: Fault) -> std::net::SocketAddr {
             server.run().await.unwrap();
         })
     });
-    receiver.recv().unwrap()
+    (receiver.recv().unwrap(), book)
 }
 
 const SCENARIO: &str = r#"
@@ -178,7 +269,10 @@ malformed_share = 0.0
 "#;
 
 async fn play(fault: Fault, scenario: &str) -> loadtest::run::RunOutcome {
-    let address = fake(fault);
+    play_on(fake(fault), scenario).await
+}
+
+async fn play_on(address: std::net::SocketAddr, scenario: &str) -> loadtest::run::RunOutcome {
     let outcome = run(RunOptions {
         target: Target::parse(&format!("http://{address}"), None).unwrap(),
         scenario: Scenario::parse(scenario, "test").unwrap(),
@@ -314,4 +408,166 @@ async fn single_orders_per_request_are_checked_as_streams_are() {
     assert!(totals["invalid"].as_u64().unwrap() > 0, "{totals}");
     assert!(totals["decided"].as_u64().unwrap() > 300, "{totals}");
     assert_eq!(totals["lost"], 0, "{totals}");
+}
+
+/// [`SCENARIO`] with shipping: `table` is the body of its `[ship]` table.
+fn shipping(table: &str) -> String {
+    format!("{SCENARIO}\n[ship]\n{table}\n")
+}
+
+/// A report's `shipping.<key>` as a number.
+fn shipping_count(outcome: &loadtest::run::RunOutcome, key: &str) -> u64 {
+    let shipping = &outcome.report.json["shipping"];
+    shipping[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("shipping.{key} in {shipping}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_ship_table_nothing_is_shipped_and_the_report_has_no_shipping() {
+    let (address, book) = fake_with_book(Fault::None);
+    let outcome = play_on(address, SCENARIO).await;
+    assert!(outcome.passed(), "{:?}", outcome.report.failures);
+    assert!(outcome.report.json.get("shipping").is_none());
+    let orders = book.orders();
+    assert_eq!(orders.len(), 400);
+    assert!(orders.values().all(|order| order.ship_requests == 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn placed_orders_are_shipped_once_after_their_delay_and_only_those() {
+    // Statuses in turn: 100 routed, 100 backordered, 100 held, 100 rejected. Half of the
+    // routed and backordered ones are shipped, 0.5 to 1.5 s after their answer.
+    let (address, book) = fake_with_book(Fault::MixedStatuses);
+    let table = "share = 0.5\ndelay_s = [0.5, 1.5]\nconnections = 3";
+    let outcome = play_on(address, &shipping(table)).await;
+    assert!(outcome.passed(), "{:?}", outcome.report.failures);
+    let shipping = &outcome.report.json["shipping"];
+    assert_eq!(shipping_count(&outcome, "eligible"), 200, "{shipping}");
+    let chosen = shipping_count(&outcome, "chosen");
+    assert!((60..=140).contains(&chosen), "{shipping}");
+    assert_eq!(shipping_count(&outcome, "shipped"), chosen, "{shipping}");
+    for key in ["failed", "not_shipped", "queue_full", "throttled_429"] {
+        assert_eq!(shipping_count(&outcome, key), 0, "{key}: {shipping}");
+    }
+    // The server's side: as many orders shipped as the report says, each once, each a
+    // routed or backordered one, none before its delay.
+    let orders = book.orders();
+    let shipped: Vec<&Booked> = orders
+        .values()
+        .filter(|order| order.shipped.is_some())
+        .collect();
+    assert_eq!(shipped.len() as u64, chosen);
+    assert_eq!(
+        orders
+            .values()
+            .map(|order| u64::from(order.ship_requests))
+            .sum::<u64>(),
+        chosen
+    );
+    for order in shipped {
+        assert!(["routed", "backordered"].contains(&order.status));
+        let after = order.shipped.unwrap() - order.answered;
+        assert!(after >= Duration::from_millis(500), "{after:?}");
+    }
+    let statuses: HashMap<&str, usize> = orders
+        .values()
+        .filter(|order| order.shipped.is_some())
+        .fold(HashMap::new(), |mut counts, order| {
+            *counts.entry(order.status).or_default() += 1;
+            counts
+        });
+    assert!(
+        statuses["routed"] > 20 && statuses["backordered"] > 20,
+        "{statuses:?}"
+    );
+    assert!(
+        shipping["late_ms"]["p99"].as_f64().unwrap() < 1_000.0,
+        "{shipping}"
+    );
+    assert!(
+        shipping["latency_ms"]["p50"].as_f64().unwrap() > 0.0,
+        "{shipping}"
+    );
+    assert!(
+        outcome.report.table.contains("shipped "),
+        "{}",
+        outcome.report.table
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_requests_transport_ships_too() {
+    let (address, book) = fake_with_book(Fault::None);
+    let scenario = shipping("share = 1\ndelay_s = 0.2\nstatuses = [\"routed\"]")
+        .replace("transport = \"streams\"", "transport = \"requests\"")
+        .replace("connections = 2", "connections = 8");
+    let outcome = play_on(address, &scenario).await;
+    assert!(outcome.passed(), "{:?}", outcome.report.failures);
+    assert_eq!(shipping_count(&outcome, "shipped"), 400);
+    let orders = book.orders();
+    assert_eq!(
+        orders
+            .values()
+            .filter(|order| order.shipped.is_some())
+            .count(),
+        400
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_on_a_shipment_is_retried_after_its_retry_after() {
+    let (address, book) = fake_with_book(Fault::ShipRefusedOnce);
+    let outcome = play_on(address, &shipping("share = 1\ndelay_s = 0.1")).await;
+    assert!(outcome.passed(), "{:?}", outcome.report.failures);
+    let shipping = &outcome.report.json["shipping"];
+    assert_eq!(shipping_count(&outcome, "shipped"), 400, "{shipping}");
+    assert_eq!(shipping_count(&outcome, "throttled_429"), 400, "{shipping}");
+    assert_eq!(shipping_count(&outcome, "failed"), 0, "{shipping}");
+    // Each waited its Retry-After (1 s), which counts as lateness.
+    assert!(
+        shipping["late_ms"]["p50"].as_f64().unwrap() >= 1_000.0,
+        "{shipping}"
+    );
+    let orders = book.orders();
+    assert!(
+        orders
+            .values()
+            .all(|order| order.ship_requests == 2 && order.shipped.is_some())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_shipments_fail_the_run_counted_by_status() {
+    let outcome = play(Fault::ShipUnknown, &shipping("share = 1\ndelay_s = 0")).await;
+    let shipping = &outcome.report.json["shipping"];
+    assert!(!outcome.passed());
+    assert_eq!(shipping_count(&outcome, "shipped"), 0, "{shipping}");
+    assert_eq!(shipping["failed_by_status"]["404"], 400, "{shipping}");
+    let failures = outcome.report.failures.join("; ");
+    assert!(
+        failures.contains("400 shipments failed (404: 400)"),
+        "{failures}"
+    );
+    assert!(
+        shipping["problems"][0].as_str().unwrap().contains("404"),
+        "{shipping}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipments_not_due_by_the_drain_deadline_are_reported_not_shipped() {
+    let (address, book) = fake_with_book(Fault::None);
+    let scenario =
+        shipping("share = 1\ndelay_s = 30").replace("drain_timeout_s = 5", "drain_timeout_s = 1");
+    let started = Instant::now();
+    let outcome = play_on(address, &scenario).await;
+    // Not waited for beyond the drain deadline, and not a failure: reported.
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(outcome.passed(), "{:?}", outcome.report.failures);
+    let shipping = &outcome.report.json["shipping"];
+    assert_eq!(shipping_count(&outcome, "shipped"), 0, "{shipping}");
+    assert_eq!(shipping_count(&outcome, "not_shipped"), 400, "{shipping}");
+    assert_eq!(shipping_count(&outcome, "not_shipped_due"), 0, "{shipping}");
+    assert!(book.orders().values().all(|order| order.ship_requests == 0));
 }
