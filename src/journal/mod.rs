@@ -227,10 +227,15 @@ pub struct Record {
 pub struct Snapshot {
     /// The last record whose effect the state includes.
     pub lsn: u64,
+    /// The state: the file's bytes from [`SNAPSHOT_PAYLOAD_OFFSET`] on.
     pub bytes: Vec<u8>,
     /// The file it was read from.
     pub path: PathBuf,
 }
+
+/// Where a snapshot file's state starts (after its header): a reader may read the state's
+/// bytes from the file itself (a restart leaves closed records there, `crate::zone::cold`).
+pub const SNAPSHOT_PAYLOAD_OFFSET: u64 = SNAPSHOT_HEADER_BYTES as u64;
 
 /// What a crash left half-written at the end of the last segment, and recovery cut off.
 #[derive(Clone, Debug, PartialEq, Eq)]

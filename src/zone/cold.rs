@@ -100,6 +100,10 @@ struct ColdFile {
     written: u64,
     /// Records of this file still kept.
     kept: u64,
+    /// A file the store reads but does not own: a journal snapshot whose closed records a
+    /// restart left where they were ([`ColdStore::adopt`]). Never written, never deleted
+    /// here: let go of (closed) once none of its records is kept.
+    adopted: bool,
 }
 
 /// One zone's cold records. The zone's thread writes; a clone (a snapshot's) reads.
@@ -221,7 +225,8 @@ impl ColdStore {
             .expect("a kept file")
     }
 
-    fn start_file(&mut self) -> Result<(), ColdError> {
+    /// A free file number.
+    fn free_number(&mut self) -> u16 {
         let number = match self.files.iter().position(Option::is_none) {
             Some(free) => free,
             None => {
@@ -229,7 +234,55 @@ impl ColdStore {
                 self.files.len() - 1
             }
         };
-        let number = u16::try_from(number).expect("fewer than 65,536 cold files");
+        u16::try_from(number).expect("fewer than 65,536 cold files")
+    }
+
+    /// Takes the file at `path` (a journal snapshot, which holds records framed as this
+    /// store's are) as one to read records from where they are ([`ColdStore::adopted`]),
+    /// without copying them: its number. The file stays open, and so on disk even once the
+    /// journal has deleted it, until none of its records is kept.
+    pub fn adopt(&mut self, path: &Path) -> Result<u16, ColdError> {
+        let io = |source| ColdError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let file = File::open(path).map_err(io)?;
+        let written = file.metadata().map_err(io)?.len();
+        let number = self.free_number();
+        self.files[usize::from(number)] = Some(ColdFile {
+            file: Arc::new(file),
+            path: path.to_owned(),
+            written,
+            kept: 0,
+            adopted: true,
+        });
+        Ok(number)
+    }
+
+    /// The place of a record framed at `offset` of the adopted file `number` (its 4-byte
+    /// length there), readable at once; `None` past the 4 GiB a place can say.
+    pub fn adopted(
+        &mut self,
+        number: u16,
+        offset: u64,
+        lifecycle: Lifecycle,
+        noted: bool,
+    ) -> Option<ColdPlace> {
+        let offset = u32::try_from(offset).ok()?;
+        let file = self.files[usize::from(number)].as_mut()?;
+        debug_assert!(file.adopted, "only an adopted file gives places this way");
+        file.kept += 1;
+        Some(ColdPlace {
+            file: number,
+            lifecycle: lifecycle as u8 | if noted { NOTED } else { 0 },
+            claim_segment: 0,
+            offset,
+            claim_at: 0,
+        })
+    }
+
+    fn start_file(&mut self) -> Result<(), ColdError> {
+        let number = self.free_number();
         let path = self.dir.join(format!("{number:05}.cold"));
         let file = std::fs::OpenOptions::new()
             .create(true)
@@ -246,6 +299,7 @@ impl ColdStore {
             path,
             written: 0,
             kept: 0,
+            adopted: false,
         });
         self.current = Some(number);
         Ok(())
@@ -314,7 +368,10 @@ impl ColdStore {
             return;
         };
         file.kept -= 1;
-        if file.kept == 0 && self.current != Some(place.file) {
+        if file.kept == 0 && file.adopted {
+            // Not ours to delete: closing it lets its space go if the journal has.
+            self.files[number] = None;
+        } else if file.kept == 0 && self.current != Some(place.file) {
             if let Err(error) = std::fs::remove_file(&file.path) {
                 tracing::warn!("deleting {}: {error}", file.path.display());
             }

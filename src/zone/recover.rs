@@ -89,8 +89,16 @@ pub fn rebuild<'a>(
     let Target { zone, claims, cold } = target;
     let name = network.zone_name(zone);
     let mut state = match snapshot {
-        Some(snapshot) => restore_snapshot(&snapshot.bytes, network, catalog, zone, claims, cold)
-            .map_err(|source| RecoverError::Snapshot {
+        Some(snapshot) => restore_snapshot(
+            &snapshot.bytes,
+            Some((&snapshot.path, journal::SNAPSHOT_PAYLOAD_OFFSET)),
+            network,
+            catalog,
+            zone,
+            claims,
+            cold,
+        )
+        .map_err(|source| RecoverError::Snapshot {
             zone: name.to_owned(),
             path: snapshot.path.clone(),
             source: Box::new(source),
@@ -631,10 +639,18 @@ mod tests {
                     path: PathBuf::from("snapshot"),
                 };
                 let restored = rebuild(&world.network, &world.catalog, Target::in_memory(zone, &snapshot_claims), Some(&snapshot), std::iter::empty(), nowhere).unwrap();
-                // The closed records copied to a cold store as they are, not decoded.
+                // The closed records left where they are, in the snapshot's file, read from
+                // there by the cold store (not decoded, not copied).
                 let store = ColdStore::open(&cold_dir.path().join(index.to_string()), world.network.clone(), world.catalog.clone()).unwrap();
+                let file = cold_dir.path().join(format!("snapshot-{index}"));
+                let mut whole = vec![0; crate::journal::SNAPSHOT_PAYLOAD_OFFSET as usize];
+                whole.extend_from_slice(&snapshot.bytes);
+                std::fs::write(&file, whole).unwrap();
+                let on_disk = Snapshot { path: file, ..snapshot.clone() };
                 let target = Target { zone, claims: &cold_claims, cold: Some(store) };
-                let cold = rebuild(&world.network, &world.catalog, target, Some(&snapshot), std::iter::empty(), nowhere).unwrap();
+                let cold = rebuild(&world.network, &world.catalog, target, Some(&on_disk), std::iter::empty(), nowhere).unwrap();
+                let written = std::fs::read_dir(cold_dir.path().join(index.to_string())).unwrap().count();
+                prop_assert_eq!(written, 0, "nothing copied to the cold store's own files");
                 let closed = live.hot_orders().filter(|record| !record.is_open()).count();
                 prop_assert_eq!(cold.cold_count(), closed, "every closed record on disk");
                 // What the zone answers and rebuilds without reading a cold record.

@@ -11,27 +11,31 @@ use crate::catalog::Catalog;
 use crate::config::Network;
 use crate::ids::ZoneId;
 use crate::risk::usual::SkuUsual;
+use std::path::Path;
 
 /// A zone's whole state, for a journal snapshot: after it, a restart replays only the records
 /// that follow. Binary, little-endian, names rather than indexes (like the records):
 ///
 /// ```text
-/// "ORZS" version:u8 (4) zone:str next_seq:u64
+/// "ORZS" version:u8 (5) zone:str next_seq:u64
 /// warehouses:u16 (name:str)*           carriers:u16 (name:str)*
 /// cells:u32 (local:u16 sku:str on_hand:u32 reserved:u32)*
 /// days:u8 (day:i32 orders:u32*warehouses pickups:u32*(warehouses*carriers))*
 /// usual:u32 (sku:str orders:u32 mean:f32)*
-/// records:u32 (lifecycle:u8 [approvers:u8 (name:str)*] record:bytes)*
+/// records:u32 (entry:bytes)*, entry = lifecycle:u8 [approvers:u8 (name:str)*] record:bytes
 ///   (lifecycle: 0 live, 1 cancelled, 2 shipped, 3 released, 4 rejected after review, plus
 ///   64 when the risk screen noted the order in its customer's history, plus 128 when the
 ///   approvers of a held order follow; record: as `encode_decision` writes it)
 /// str, bytes = len:u32 then the bytes
 /// ```
 ///
-/// Version 4 added the usual quantities (`crate::risk::usual`) and the noted flag: with
-/// them a restart copies a closed record to the cold store as it is, without decoding it
-/// (its order id, status and time are read from its head). Versions 2 and 3 are still
-/// read: their records are decoded and counted into the usual quantities one by one.
+/// Version 4 added the usual quantities (`crate::risk::usual`) and the noted flag: with them
+/// a restart does not decode a closed record (its order id, status and time are read from
+/// its head) but copies it to the cold store. Version 5 puts each entry's length in front of
+/// it (the cold store's framing, [`super::cold`]): a restart leaves a closed record where it
+/// is, in the snapshot file, which the zone's cold store reads it from
+/// ([`super::ColdStore::adopt`]). Versions 2 and 3 are still read: their records are decoded
+/// and counted into the usual quantities one by one.
 ///
 /// `keep` chooses the records kept: the idempotency window (a record left out is forgotten,
 /// its id free again; its reservations, if any, are in the cells all the same);
@@ -88,12 +92,19 @@ pub fn encode_snapshot(
     let mut kept = 0u32;
     for (_, slot) in state.slots() {
         let kept_now = match slot {
-            Slot::Hot(record) => {
-                keep(record).then(|| encode_entry(&mut out, record, network, catalog))
-            }
+            Slot::Hot(record) => keep(record).then(|| {
+                let start = out.len();
+                out.extend_from_slice(&[0; 4]);
+                encode_entry(&mut out, record, network, catalog);
+                let length = (out.len() - start - 4) as u32;
+                out[start..start + 4].copy_from_slice(&length.to_le_bytes());
+            }),
             Slot::Cold(place) => {
                 let entry = state.cold_entry(*place)?;
-                keep_entry(&entry).then(|| out.extend_from_slice(&entry))
+                keep_entry(&entry).then(|| {
+                    out.extend_from_slice(&(entry.len() as u32).to_le_bytes());
+                    out.extend_from_slice(&entry);
+                })
             }
         };
         kept += u32::from(kept_now.is_some());
@@ -104,8 +115,9 @@ pub fn encode_snapshot(
 
 const SNAPSHOT_MAGIC: &[u8; 4] = b"ORZS";
 /// 3 since approvals of held orders (issue 11), 4 since the usual quantities and the noted
-/// flag (issue 12); versions 2 (no approvals, no reviewed orders) and 3 are read as they are.
-const SNAPSHOT_VERSION: u8 = 4;
+/// flag, 5 since each entry's length in front of it (issue 12); versions 2 (no approvals, no
+/// reviewed orders), 3 and 4 are read as they are.
+const SNAPSHOT_VERSION: u8 = 5;
 
 /// The lifecycle byte's flag: the record's approvers follow it.
 const APPROVERS: u8 = 128;
@@ -119,11 +131,14 @@ const SMALLEST_ENTRY: usize = 1 + 4 + 8;
 const COPIED_BETWEEN_WRITES: usize = CHILL_EVERY;
 
 /// Reads a snapshot written by [`encode_snapshot`] into a new zone state for `zone`, and
-/// its records' claims into `claims`; closed records go on to `cold`, when given: from a
-/// version 4 snapshot copied as they are (their head read, the rest not decoded), from an
-/// older one decoded and then written.
+/// its records' claims into `claims`; closed records go on to `cold`, when given. From a
+/// version 4 snapshot they are not decoded (their head read): left where they are when
+/// `on_disk` says where the snapshot's bytes lie (its file, and the offset of `bytes` in
+/// it), the store reading them from there, else copied to the store as they are. From an
+/// older one they are decoded and then written.
 pub fn restore_snapshot(
     bytes: &[u8],
+    on_disk: Option<(&Path, u64)>,
     network: &Network,
     catalog: &Catalog,
     zone: ZoneId,
@@ -161,6 +176,20 @@ pub fn restore_snapshot(
         on: with_usual && state.has_cold_store(),
         unwritten: Vec::new(),
     };
+    // The snapshot file as a cold file of the zone's: its closed records stay where they are.
+    let adopted = match on_disk {
+        Some((path, offset)) if copying.on => match state.adopt_cold_file(path) {
+            Ok(number) => Some((number, offset)),
+            Err(error) => {
+                tracing::warn!(
+                    "closed records of {} copied to the cold store: {error}",
+                    path.display()
+                );
+                None
+            }
+        },
+        _ => None,
+    };
     let count = reader.u32()?;
     // Room for the records the bytes can hold (a damaged count must not ask for more).
     let room = (count as usize).min(reader.0.len() / SMALLEST_ENTRY);
@@ -174,14 +203,41 @@ pub fn restore_snapshot(
             offset: at,
             source: Box::new(source),
         };
-        let head = EntryHead::read(reader.0).map_err(failed)?;
-        let entry = reader.take(head.length).map_err(failed)?;
+        let (head, entry) = if version >= 5 {
+            // Framed: the entry's length, then the entry.
+            let entry = reader.bytes32().map_err(failed)?;
+            let head = EntryHead::read(entry).map_err(failed)?;
+            if head.length != entry.len() {
+                return Err(failed(RecordError::Trailing(entry.len() - head.length)));
+            }
+            (head, entry)
+        } else {
+            let head = EntryHead::read(reader.0).map_err(failed)?;
+            let entry = reader.take(head.length).map_err(failed)?;
+            (head, entry)
+        };
         let slot = state.next_slot();
         restored.push(claims.restored(head.order_id, head.content_hash, slot));
+        if let Some((file, offset)) = adopted.filter(|_| version >= 5)
+            && head.is_closed()
+            && state
+                .restore_adopted(
+                    file,
+                    offset + at as u64,
+                    head.lifecycle,
+                    head.noted,
+                    head.decided_at,
+                )
+                .is_some()
+        {
+            continue;
+        }
         if copying.on && head.is_closed() {
             match state.restore_cold(entry, head.lifecycle, head.noted, head.decided_at) {
                 Ok(_) => {
-                    copying.unwritten.push((slot, at..at + head.length));
+                    // Where the entry is in `bytes`, to decode it if the write fails.
+                    let end = bytes.len() - reader.0.len();
+                    copying.unwritten.push((slot, end - entry.len()..end));
                     if copying.unwritten.len() >= COPIED_BETWEEN_WRITES {
                         copying.write(&mut state, bytes, network, catalog)?;
                     }
@@ -509,6 +565,7 @@ mod tests {
         let claims = Claims::default();
         let state = restore_snapshot(
             &bytes,
+            None,
             &world.network,
             &world.catalog,
             ZoneId(1),
@@ -525,6 +582,45 @@ mod tests {
     }
 
     #[test]
+    fn closed_records_are_read_where_the_snapshot_file_holds_them() {
+        let world = world("warehouse,sku,on_hand\nWS,A,5\n");
+        let bytes = closed_snapshot(&world, 40);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("zone.snap");
+        let mut whole = b"a header of 11 bytes".to_vec();
+        whole.extend_from_slice(&bytes);
+        std::fs::write(&file, &whole).unwrap();
+        let cold_dir = dir.path().join("cold");
+        let store =
+            ColdStore::open(&cold_dir, world.network.clone(), world.catalog.clone()).unwrap();
+        let claims = Claims::default();
+        let mut state = restore_snapshot(
+            &bytes,
+            Some((&file, 20)),
+            &world.network,
+            &world.catalog,
+            ZoneId(1),
+            &claims,
+            Some(store),
+        )
+        .unwrap();
+        assert_eq!((state.order_count(), state.cold_count()), (40, 40));
+        for n in 0..40 {
+            assert_eq!(*state.order(n), rejected_record(&world, n), "record {n}");
+        }
+        assert_eq!(
+            std::fs::read_dir(&cold_dir).unwrap().count(),
+            0,
+            "nothing copied"
+        );
+        // Past the window they go, and the snapshot file is the journal's: not deleted.
+        state.expire(i64::MAX, &claims);
+        assert_eq!(state.order_count(), 0);
+        assert!(file.exists());
+        assert_eq!(claims.get("order-7"), None);
+    }
+
+    #[test]
     fn closed_records_are_copied_to_the_store_as_they_are() {
         let world = world("warehouse,sku,on_hand\nWS,A,5\n");
         let bytes = closed_snapshot(&world, 40);
@@ -535,6 +631,7 @@ mod tests {
         let claims = Claims::default();
         let state = restore_snapshot(
             &bytes,
+            None,
             &world.network,
             &world.catalog,
             ZoneId(1),

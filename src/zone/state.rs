@@ -653,6 +653,33 @@ impl ZoneState {
         Ok(slot)
     }
 
+    /// Takes the snapshot file at `path` as a cold file whose records stay where they are
+    /// ([`ColdStore::adopt`]): its number.
+    pub fn adopt_cold_file(&mut self, path: &std::path::Path) -> Result<u16, ColdError> {
+        self.cold
+            .as_mut()
+            .expect("restored to a cold store")
+            .adopt(path)
+    }
+
+    /// A closed record restored where it is: framed at `offset` of the adopted file `file`
+    /// ([`ZoneState::adopt_cold_file`]); its slot, or `None` if no place can say that offset.
+    /// Its claim's place is noted once the claims are back.
+    pub fn restore_adopted(
+        &mut self,
+        file: u16,
+        offset: u64,
+        lifecycle: Lifecycle,
+        noted: bool,
+        decided_at: i64,
+    ) -> Option<u32> {
+        let cold = self.cold.as_mut()?;
+        let place = cold.adopted(file, offset, lifecycle, noted)?;
+        let slot = self.push_slot(Slot::Cold(place), decided_at);
+        self.cold_kept += 1;
+        Some(slot)
+    }
+
     /// Writes the records [`ZoneState::restore_cold`] staged.
     pub fn flush_cold(&mut self) -> Result<(), ColdError> {
         self.cold.as_mut().map_or(Ok(()), ColdStore::flush)
