@@ -90,6 +90,7 @@ pub fn encode_snapshot(
     let count_at = out.len();
     out.extend_from_slice(&0u32.to_le_bytes());
     let mut kept = 0u32;
+    let mut cold = state.cold_reader();
     for (_, slot) in state.slots() {
         let kept_now = match slot {
             Slot::Hot(record) => keep(record).then(|| {
@@ -100,10 +101,13 @@ pub fn encode_snapshot(
                 out[start..start + 4].copy_from_slice(&length.to_le_bytes());
             }),
             Slot::Cold(place) => {
-                let entry = state.cold_entry(*place)?;
-                keep_entry(&entry).then(|| {
+                let entry = cold
+                    .as_mut()
+                    .expect("a cold slot has a store")
+                    .entry(*place)?;
+                keep_entry(entry).then(|| {
                     out.extend_from_slice(&(entry.len() as u32).to_le_bytes());
-                    out.extend_from_slice(&entry);
+                    out.extend_from_slice(entry);
                 })
             }
         };

@@ -407,12 +407,10 @@ impl ZoneState {
             .map_err(|error| ZoneError::Unreadable(error.to_string()))
     }
 
-    /// A cold record as a snapshot holds it (for the snapshot, which copies it).
-    pub fn cold_entry(&self, place: ColdPlace) -> Result<Vec<u8>, ColdError> {
-        self.cold
-            .as_ref()
-            .expect("a cold slot has a store")
-            .entry(place)
+    /// A reader of the cold records as a snapshot holds them (for the snapshot, which
+    /// copies them), `None` without a cold store.
+    pub fn cold_reader(&self) -> Option<super::cold::ColdReader<'_>> {
+        self.cold.as_ref().map(ColdStore::reader)
     }
 
     /// Orders kept (in memory or on disk).
