@@ -326,23 +326,11 @@ impl ColdStore {
         })
     }
 
-    /// The record at `place`, as a snapshot holds it.
+    /// The record at `place`, as a snapshot holds it (two `pread`s: its length, then it).
     pub fn entry(&self, place: ColdPlace) -> Result<Vec<u8>, ColdError> {
-        let file = self.files[usize::from(place.file)]
-            .as_ref()
-            .ok_or(ColdError::Gone(place.file))?;
-        let io = |source| ColdError::Io {
-            path: file.path.clone(),
-            source,
-        };
-        let mut length = [0; 4];
-        let offset = u64::from(place.offset);
-        file.file.read_exact_at(&mut length, offset).map_err(io)?;
-        let mut entry = vec![0; u32::from_le_bytes(length) as usize];
-        file.file
-            .read_exact_at(&mut entry, offset + 4)
-            .map_err(io)?;
-        Ok(entry)
+        let mut reader = self.reader();
+        reader.block_bytes = 0;
+        reader.entry(place).map(<[u8]>::to_vec)
     }
 
     /// A reader of many records in the order of their places (a snapshot's): it reads a

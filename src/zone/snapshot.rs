@@ -150,39 +150,16 @@ pub fn restore_snapshot(
     cold: Option<ColdStore>,
 ) -> Result<ZoneState, RecordError> {
     let mut reader = Reader(bytes);
-    if reader.take(4)? != SNAPSHOT_MAGIC {
-        return Err(RecordError::NotASnapshot);
-    }
-    let version = reader.u8()?;
-    if !matches!(version, 2..=SNAPSHOT_VERSION) {
-        return Err(RecordError::NotASnapshot);
-    }
-    let name = reader.text32()?;
-    if name != network.zone_name(zone) {
-        return Err(RecordError::SnapshotOfOtherZone {
-            found: name.to_owned(),
-            zone: network.zone_name(zone).to_owned(),
-        });
-    }
-    let mut state = ZoneState::new(network, zone, catalog.len());
-    if let Some(cold) = cold {
-        state.set_cold_store(cold);
-    }
-    state.restore_sequence(reader.u64()?);
-    check_shape(&mut reader, network, &state)?;
-    restore_cells(&mut reader, catalog, &mut state)?;
-    restore_days(&mut reader, network, &mut state)?;
+    let (mut state, version) = restore_head(&mut reader, network, catalog, zone, cold)?;
     let with_usual = version >= 4;
-    if with_usual {
-        restore_usual(&mut reader, catalog, &mut state)?;
-    }
     let mut copying = Copying {
         on: with_usual && state.has_cold_store(),
         unwritten: Vec::new(),
     };
     // The snapshot file as a cold file of the zone's: its closed records stay where they are.
-    let adopted = match on_disk {
-        Some((path, offset)) if copying.on => match state.adopt_cold_file(path) {
+    let adopted = on_disk
+        .filter(|_| copying.on && version >= 5)
+        .and_then(|(path, offset)| match state.adopt_cold_file(path) {
             Ok(number) => Some((number, offset)),
             Err(error) => {
                 tracing::warn!(
@@ -191,9 +168,7 @@ pub fn restore_snapshot(
                 );
                 None
             }
-        },
-        _ => None,
-    };
+        });
     let count = reader.u32()?;
     // Room for the records the bytes can hold (a damaged count must not ask for more).
     let room = (count as usize).min(reader.0.len() / SMALLEST_ENTRY);
@@ -207,22 +182,10 @@ pub fn restore_snapshot(
             offset: at,
             source: Box::new(source),
         };
-        let (head, entry) = if version >= 5 {
-            // Framed: the entry's length, then the entry.
-            let entry = reader.bytes32().map_err(failed)?;
-            let head = EntryHead::read(entry).map_err(failed)?;
-            if head.length != entry.len() {
-                return Err(failed(RecordError::Trailing(entry.len() - head.length)));
-            }
-            (head, entry)
-        } else {
-            let head = EntryHead::read(reader.0).map_err(failed)?;
-            let entry = reader.take(head.length).map_err(failed)?;
-            (head, entry)
-        };
+        let (head, entry) = next_entry(&mut reader, version).map_err(failed)?;
         let slot = state.next_slot();
         restored.push(claims.restored(head.order_id, head.content_hash, slot));
-        if let Some((file, offset)) = adopted.filter(|_| version >= 5)
+        if let Some((file, offset)) = adopted
             && head.is_closed()
             && state
                 .restore_adopted(
@@ -263,6 +226,64 @@ pub fn restore_snapshot(
         state.set_claim(slot, place);
     });
     Ok(state)
+}
+
+/// A snapshot's head: its magic, version (returned) and zone, then the zone's sequence,
+/// shape, stock cells, day counters and (from version 4) usual quantities, into a new state
+/// whose closed records go to `cold`.
+fn restore_head(
+    reader: &mut Reader<'_>,
+    network: &Network,
+    catalog: &Catalog,
+    zone: ZoneId,
+    cold: Option<ColdStore>,
+) -> Result<(ZoneState, u8), RecordError> {
+    if reader.take(4)? != SNAPSHOT_MAGIC {
+        return Err(RecordError::NotASnapshot);
+    }
+    let version = reader.u8()?;
+    if !matches!(version, 2..=SNAPSHOT_VERSION) {
+        return Err(RecordError::NotASnapshot);
+    }
+    let name = reader.text32()?;
+    if name != network.zone_name(zone) {
+        return Err(RecordError::SnapshotOfOtherZone {
+            found: name.to_owned(),
+            zone: network.zone_name(zone).to_owned(),
+        });
+    }
+    let mut state = ZoneState::new(network, zone, catalog.len());
+    if let Some(cold) = cold {
+        state.set_cold_store(cold);
+    }
+    state.restore_sequence(reader.u64()?);
+    check_shape(reader, network, &state)?;
+    restore_cells(reader, catalog, &mut state)?;
+    restore_days(reader, network, &mut state)?;
+    if version >= 4 {
+        restore_usual(reader, catalog, &mut state)?;
+    }
+    Ok((state, version))
+}
+
+/// The next record entry of a snapshot of `version`, and its head: from version 5 framed
+/// (its length, then the entry), before that as long as its head says.
+fn next_entry<'a>(
+    reader: &mut Reader<'a>,
+    version: u8,
+) -> Result<(EntryHead<'a>, &'a [u8]), RecordError> {
+    if version >= 5 {
+        let entry = reader.bytes32()?;
+        let head = EntryHead::read(entry)?;
+        if head.length != entry.len() {
+            return Err(RecordError::Trailing(entry.len() - head.length));
+        }
+        Ok((head, entry))
+    } else {
+        let head = EntryHead::read(reader.0)?;
+        let entry = reader.take(head.length)?;
+        Ok((head, entry))
+    }
 }
 
 /// The closed records a restore copies to the cold store, until a write fails.
