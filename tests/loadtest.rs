@@ -25,24 +25,40 @@ fn scenario(name: &str) -> Scenario {
     Scenario::load(&path).unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn smoke_scenario_against_a_network_it_has_never_seen() {
-    let server = Server::start(GOLDEN, GOLDEN_CATALOG, STOCK, &[]);
-    let report_path = server.dir.path().join("smoke.json");
-    let chart_path = server.dir.path().join("smoke.svg");
-    let outcome = run(RunOptions {
+/// `scenario` run against `server` at its own rates, the stock checked after.
+async fn run_against(
+    server: &Server,
+    scenario: Scenario,
+    report: Option<std::path::PathBuf>,
+    chart: Option<std::path::PathBuf>,
+) -> loadtest::run::RunOutcome {
+    run(RunOptions {
         target: Target::parse(&format!("http://{}", server.addr), None).unwrap(),
-        scenario: scenario("smoke.toml"),
+        scenario,
         rate_scale: 1.0,
         check_stock: true,
         run_id: None,
         tick: Duration::from_micros(250),
         progress: false,
-        report: Some(report_path.clone()),
-        chart: Some(chart_path.clone()),
+        report,
+        chart,
     })
     .await
-    .unwrap();
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smoke_scenario_against_a_network_it_has_never_seen() {
+    let server = Server::start(GOLDEN, GOLDEN_CATALOG, STOCK, &[]);
+    let report_path = server.dir.path().join("smoke.json");
+    let chart_path = server.dir.path().join("smoke.svg");
+    let outcome = run_against(
+        &server,
+        scenario("smoke.toml"),
+        Some(report_path.clone()),
+        Some(chart_path.clone()),
+    )
+    .await;
     assert!(
         outcome.passed(),
         "{:?}\n{}",
@@ -122,19 +138,7 @@ async fn placed_orders_shipped_through_the_real_router_consume_their_stock() {
         connections: 4,
         max_queued: 100_000,
     });
-    let outcome = run(RunOptions {
-        target: Target::parse(&format!("http://{}", server.addr), None).unwrap(),
-        scenario,
-        rate_scale: 1.0,
-        check_stock: true,
-        run_id: None,
-        tick: Duration::from_micros(250),
-        progress: false,
-        report: None,
-        chart: None,
-    })
-    .await
-    .unwrap();
+    let outcome = run_against(&server, scenario, None, None).await;
     assert!(
         outcome.passed(),
         "{:?}\n{}",

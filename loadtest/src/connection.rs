@@ -15,7 +15,7 @@ use crate::outbox::{Outbox, Queued};
 use crate::ship::Shipper;
 use crate::stats::{Collector, Count, Tally};
 use crate::stock::{self, Levels};
-use crate::target::{Backoff, BodyStream, Connection, Target, retry_after};
+use crate::target::{Backoff, BodyStream, Connection, Target, retry_after, unless_stopped};
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use hyper::StatusCode;
@@ -328,15 +328,7 @@ async fn until_abandoned<T>(
     shared: &Shared,
     future: impl std::future::Future<Output = T>,
 ) -> Option<T> {
-    // Created before the flag is read, so a `notify_waiters` in between still wakes it.
-    let abandoned = shared.abandoned.notified();
-    if shared.abandoning() {
-        return None;
-    }
-    tokio::select! {
-        value = future => Some(value),
-        _ = abandoned => None,
-    }
+    unless_stopped(&shared.abandoned, || shared.abandoning(), future).await
 }
 
 /// Why no connection was opened.

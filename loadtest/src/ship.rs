@@ -32,7 +32,7 @@
 
 use crate::scenario::Ship;
 use crate::stats::{latency_histogram, percentiles};
-use crate::target::{Backoff, Connection, Target, retry_after};
+use crate::target::{Backoff, Connection, Target, retry_after, unless_stopped};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use http_body_util::BodyExt;
@@ -367,15 +367,7 @@ impl Shipper {
 
     /// Runs `future` unless shipping stops first (`None` then).
     async fn until_stopped<T>(&self, future: impl std::future::Future<Output = T>) -> Option<T> {
-        // Created before the flag is read, so a stop in between still wakes it.
-        let halted = self.halt.notified();
-        if self.stopping() {
-            return None;
-        }
-        tokio::select! {
-            value = future => Some(value),
-            _ = halted => None,
-        }
+        unless_stopped(&self.halt, || self.stopping(), future).await
     }
 
     /// The counts, once every connection has ended: what is left queued is not shipped.

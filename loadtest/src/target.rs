@@ -338,3 +338,21 @@ pub struct Knowledge {
     pub network: NetworkView,
     pub catalog: Vec<SkuView>,
 }
+
+/// Runs `future` unless `stop` is notified first, or has been (`stopped()` already true):
+/// `None` then. The waiter is created before the flag is read, so a `notify_waiters` in
+/// between still wakes it.
+pub async fn unless_stopped<T>(
+    stop: &tokio::sync::Notify,
+    stopped: impl Fn() -> bool,
+    future: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    let notified = stop.notified();
+    if stopped() {
+        return None;
+    }
+    tokio::select! {
+        value = future => Some(value),
+        _ = notified => None,
+    }
+}

@@ -5,7 +5,7 @@
 use super::cold::ColdError;
 use super::records::{Reader, RecordError, decode_decision, encode_decision, head, sku};
 use super::state::CHILL_EVERY;
-use super::state::Slot;
+use super::state::{Slot, holds_stock};
 use super::{Claims, ColdStore, Lifecycle, OrderRecord, StockCell, ZoneState};
 use crate::catalog::Catalog;
 use crate::config::Network;
@@ -376,7 +376,7 @@ impl<'a> EntryHead<'a> {
 
     /// Whether the record holds nothing (see [`OrderRecord::is_open`]).
     fn is_closed(&self) -> bool {
-        !(self.status != crate::model::Status::Rejected && self.lifecycle.holds())
+        !holds_stock(self.status, self.lifecycle)
     }
 }
 
@@ -577,6 +577,27 @@ mod tests {
         encode_snapshot(&state, &world.network, &world.catalog, |_| true, |_| true).unwrap()
     }
 
+    /// `bytes` restored as the south zone's, closed records to `store`, claims to `claims`.
+    fn restore_south(
+        world: &crate::zone::test_world::World,
+        bytes: &[u8],
+        on_disk: Option<(&Path, u64)>,
+        store: ColdStore,
+        claims: &Claims,
+    ) -> ZoneState {
+        let (network, catalog) = (&world.network, &world.catalog);
+        restore_snapshot(
+            bytes,
+            on_disk,
+            network,
+            catalog,
+            ZoneId(1),
+            claims,
+            Some(store),
+        )
+        .unwrap()
+    }
+
     #[test]
     fn closed_records_restored_to_a_store_that_fails_stay_in_memory() {
         let world = world("warehouse,sku,on_hand\nWS,A,5\n");
@@ -588,16 +609,7 @@ mod tests {
         // The store's second file cannot be made: its name is taken by a directory.
         std::fs::create_dir(dir.path().join("00001.cold")).unwrap();
         let claims = Claims::default();
-        let state = restore_snapshot(
-            &bytes,
-            None,
-            &world.network,
-            &world.catalog,
-            ZoneId(1),
-            &claims,
-            Some(store),
-        )
-        .unwrap();
+        let state = restore_south(&world, &bytes, None, store, &claims);
         assert_eq!((state.order_count(), state.cold_count()), (40, 0));
         for n in 0..40 {
             assert_eq!(*state.order(n), rejected_record(&world, n), "record {n}");
@@ -619,16 +631,7 @@ mod tests {
         let store =
             ColdStore::open(&cold_dir, world.network.clone(), world.catalog.clone()).unwrap();
         let claims = Claims::default();
-        let mut state = restore_snapshot(
-            &bytes,
-            Some((&file, 20)),
-            &world.network,
-            &world.catalog,
-            ZoneId(1),
-            &claims,
-            Some(store),
-        )
-        .unwrap();
+        let mut state = restore_south(&world, &bytes, Some((&file, 20)), store, &claims);
         assert_eq!((state.order_count(), state.cold_count()), (40, 40));
         for n in 0..40 {
             assert_eq!(*state.order(n), rejected_record(&world, n), "record {n}");
@@ -654,16 +657,7 @@ mod tests {
             .unwrap()
             .with_file_bytes(1_000);
         let claims = Claims::default();
-        let state = restore_snapshot(
-            &bytes,
-            None,
-            &world.network,
-            &world.catalog,
-            ZoneId(1),
-            &claims,
-            Some(store),
-        )
-        .unwrap();
+        let state = restore_south(&world, &bytes, None, store, &claims);
         assert_eq!((state.order_count(), state.cold_count()), (40, 40));
         for n in 0..40 {
             assert_eq!(*state.order(n), rejected_record(&world, n), "record {n}");

@@ -92,6 +92,12 @@ impl Lifecycle {
     }
 }
 
+/// Whether an order decided with `status`, now in `lifecycle`, still holds stock (see
+/// [`OrderRecord::is_open`]; a restore asks it of a record it has not decoded).
+pub fn holds_stock(status: Status, lifecycle: Lifecycle) -> bool {
+    status != Status::Rejected && lifecycle.holds()
+}
+
 /// What the zone remembers of an order it decided.
 #[derive(Clone, Debug)]
 pub struct OrderRecord {
@@ -122,7 +128,7 @@ impl OrderRecord {
     /// Whether it still holds stock (a decision that reserved, not yet closed): such a
     /// record stays in memory whatever its age.
     pub fn is_open(&self) -> bool {
-        self.decision.reserves() && self.lifecycle.holds()
+        holds_stock(self.decision.status, self.lifecycle)
     }
 
     /// Whether it is a held order waiting for review.
@@ -646,9 +652,7 @@ impl ZoneState {
         let cold = self.cold.as_mut().expect("restored to a cold store");
         // Its claim's place is noted once the claims are back (`ZoneState::set_claim`).
         let place = cold.put_entry(entry, lifecycle, noted, ClaimPlace::default())?;
-        let slot = self.push_slot(Slot::Cold(place), decided_at);
-        self.cold_kept += 1;
-        Ok(slot)
+        Ok(self.push_cold(place, decided_at))
     }
 
     /// Takes the snapshot file at `path` as a cold file whose records stay where they are
@@ -673,9 +677,7 @@ impl ZoneState {
     ) -> Option<u32> {
         let cold = self.cold.as_mut()?;
         let place = cold.adopted(file, offset, lifecycle, noted)?;
-        let slot = self.push_slot(Slot::Cold(place), decided_at);
-        self.cold_kept += 1;
-        Some(slot)
+        Some(self.push_cold(place, decided_at))
     }
 
     /// Writes the records [`ZoneState::restore_cold`] staged.
@@ -729,6 +731,12 @@ impl ZoneState {
             self.closing.push(slot);
         }
         slot
+    }
+
+    /// Appends the slot of a closed record restored to disk at `place`; its number.
+    fn push_cold(&mut self, place: ColdPlace, decided_at: i64) -> u32 {
+        self.cold_kept += 1;
+        self.push_slot(Slot::Cold(place), decided_at)
     }
 
     /// Appends a slot of a record decided at `decided_at`; its number.
