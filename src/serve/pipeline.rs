@@ -151,7 +151,14 @@ impl App {
         // Lines of a chunk are numbered consecutively.
         let (first_line, lines) = (batch.first().map_or(1, |(number, _)| *number), batch.len());
         let mut invalid_bytes = Vec::new();
-        let mut by_zone: Vec<Vec<Visit>> = (0..self.zones.len()).map(|_| Vec::new()).collect();
+        // Sized by each zone's share of the chunk's home regions (where an order goes
+        // unless its id was seen before): a visit is a few hundred bytes, and a Vec grown
+        // by doubling copies them again at each step.
+        let mut homes = vec![0usize; self.zones.len()];
+        for order in batch.iter().filter_map(|(_, parsed)| parsed.as_ref().ok()) {
+            homes[network.regions[order.region.index()].zone.index()] += 1;
+        }
+        let mut by_zone: Vec<Vec<Visit>> = homes.into_iter().map(Vec::with_capacity).collect();
         let mut local = Part {
             bytes: Bytes::new(),
             slots: Vec::new(),

@@ -104,6 +104,7 @@ impl Decided {
         Decided {
             answers: Vec::with_capacity(visits),
             fresh: Vec::with_capacity(visits),
+            next: Vec::with_capacity(visits),
             records: journal
                 .then(|| RecordBatch::with_capacity(visits, visits * DECISION_RECORD_BYTES)),
             ..Decided::default()
@@ -131,14 +132,35 @@ impl Decided {
     /// its capacity kept): those that go on, grouped by next zone, and those that wait.
     pub fn onward(&mut self, visits: &mut Vec<Visit>) -> Onward {
         debug_assert_eq!(visits.len(), self.next.len(), "the batch as decide left it");
-        let mut onward = Onward::default();
+        // Each group sized first (a visit is a few hundred bytes: a Vec grown by doubling
+        // copies them again at each step).
+        let mut counts: Vec<(ZoneId, usize)> = Vec::new();
+        let mut waiting = 0;
+        for next in &self.next {
+            match *next {
+                Next::Forward(to) => match counts.iter_mut().find(|(zone, _)| *zone == to) {
+                    Some((_, count)) => *count += 1,
+                    None => counts.push((to, 1)),
+                },
+                Next::Wait => waiting += 1,
+            }
+        }
+        let mut onward = Onward {
+            forwards: counts
+                .into_iter()
+                .map(|(zone, count)| (zone, Vec::with_capacity(count)))
+                .collect(),
+            waiting: Vec::with_capacity(waiting),
+        };
         for (visit, next) in visits.drain(..).zip(self.next.drain(..)) {
             match next {
-                Next::Forward(to) => match onward.forwards.iter_mut().find(|(zone, _)| *zone == to)
-                {
-                    Some((_, visits)) => visits.push(visit),
-                    None => onward.forwards.push((to, vec![visit])),
-                },
+                Next::Forward(to) => onward
+                    .forwards
+                    .iter_mut()
+                    .find(|(zone, _)| *zone == to)
+                    .expect("every zone counted above")
+                    .1
+                    .push(visit),
                 Next::Wait => onward.waiting.push(visit),
             }
         }

@@ -194,7 +194,17 @@ impl StreamParser {
         self.splitter
             .set_max_line_bytes(snapshot.limits.max_line_bytes);
         let catalog = &self.app.catalog;
-        let mut batch = Vec::new();
+        // One slot per line the group completes (a line per newline, and the end's last):
+        // counted first (a vectorised scan), so the batch of ~100-byte entries is never
+        // grown by doubling, which copied it over and over.
+        let lines = chunks.as_ref().map_or(1, |chunks| {
+            chunks
+                .iter()
+                .flatten()
+                .map(|chunk| memchr::memchr_iter(b'\n', chunk).count())
+                .sum()
+        });
+        let mut batch = Vec::with_capacity(lines);
         let mut push = |line: Line<'_>| {
             batch.push(parse_line(&snapshot, catalog, line));
         };
