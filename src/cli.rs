@@ -322,9 +322,11 @@ pub struct ServeArgs {
     #[arg(long, default_value = "fsync")]
     sync: crate::journal::SyncMode,
     /// How long a journal group stays open for more records before it is written, in
-    /// microseconds (0: write as soon as the writer is free; at most 100000). Each
-    /// answer may wait this much longer; groups get larger and syncs fewer.
-    #[arg(long, default_value_t = 500)]
+    /// microseconds (at most 100000). Each answer may wait this much longer; groups get
+    /// larger and syncs fewer. Default 0: a round starts as soon as the writer is free,
+    /// and under load the next group fills while one is synced, so groups still grow
+    /// with the load (issue 20: the 500 us window cost every order its wait).
+    #[arg(long, default_value_t = 0)]
     commit_window_us: u64,
     /// Records in one journal group at most (each group is one write and one fsync).
     #[arg(long, default_value_t = 4096)]

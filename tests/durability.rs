@@ -393,3 +393,64 @@ fn a_second_router_on_the_same_data_dir_is_refused() {
     // The first one is untouched.
     assert_eq!(server.get("/healthz").status, 200);
 }
+
+/// What a crash of the machine (not only of the process) may leave: every record a zone's
+/// journal was written without a sync, gone. The journal writer's write-ahead log, synced
+/// before anything was answered, holds them: a restart adds them back to each journal.
+/// One zone thread, so that one writer serves both of the golden world's zones and logs.
+#[test]
+fn a_machine_crash_that_takes_every_unsynced_journal_write_loses_no_acknowledged_decision() {
+    use order_router::journal::{read_records, wal};
+    let flags = ["--zone-threads", "1"];
+    let server = Server::start(GOLDEN, GOLDEN_CATALOG, STOCK, &flags);
+    let orders = orders(5, 3_000);
+    let acknowledged = stream(server.addr, &orders);
+    assert_eq!(acknowledged.len(), orders.len());
+    assert!(server.metric("router_journal_wal_commits_total") > 0.0);
+    let mut cut = 0;
+    let server = server.kill_change_restart(&flags, |data| {
+        // Each zone's journal loses everything from the first record its log holds.
+        let tails = wal::read_tails(&wal::root(data)).unwrap();
+        assert_eq!(tails.len(), 2, "both zones logged");
+        for (zone, tail) in tails {
+            let dir = data.join("zones").join(&zone);
+            let first = tail[0].lsn;
+            let entries: Vec<_> = read_records(&dir).unwrap().map(Result::unwrap).collect();
+            let at = entries.iter().find(|entry| entry.lsn == first).unwrap();
+            cut += entries.iter().filter(|entry| entry.lsn >= first).count();
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&at.segment)
+                .unwrap();
+            file.set_len(at.offset).unwrap();
+            for entry in entries.iter().filter(|entry| entry.segment > at.segment) {
+                let _ = std::fs::remove_file(&entry.segment);
+            }
+        }
+    });
+    assert!(
+        cut >= orders.len(),
+        "every decision was cut from the journals: {cut}"
+    );
+    for answer in &acknowledged {
+        let id = answer["order_id"].as_str().unwrap();
+        let stored = server.get(&format!("/v1/orders/{id}"));
+        assert_eq!(stored.status, 200, "{id} lost in the crash");
+        assert_eq!(stored.json()["decision"], *answer, "{id} changed");
+    }
+    let placed = common::server::placed(acknowledged.iter());
+    for sku in ["A", "B", "ICE"] {
+        let stock = server.get(&format!("/v1/stock/{sku}")).json();
+        for cell in stock["warehouses"].as_array().unwrap() {
+            let warehouse = cell["warehouse"].as_str().unwrap().to_owned();
+            let expected = placed.get(&(warehouse.clone(), sku.to_owned())).copied();
+            assert_eq!(
+                cell["reserved"].as_u64().unwrap(),
+                expected.unwrap_or(0),
+                "reserved {sku} at {warehouse}"
+            );
+        }
+    }
+    // The logs were folded and removed; the new writer keeps a new one.
+    assert!(!server.dir.path().join("data/wal.retired").exists());
+}

@@ -31,6 +31,7 @@ mod format;
 mod inspect;
 mod scan;
 mod snapshot;
+pub mod wal;
 mod writer;
 
 #[cfg(test)]

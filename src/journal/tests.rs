@@ -939,3 +939,251 @@ fn a_snapshot_ahead_of_the_last_record_starts_a_new_segment() {
     assert_eq!(recovered.records[0].lsn, 11);
     verify(dir.path()).unwrap();
 }
+
+mod write_ahead_log {
+    use super::*;
+    use crate::journal::wal::{self, Wal};
+
+    /// Zone journals `names` (in `root/zones/<name>`, small options) and a log in
+    /// `root/wal/0`, as the service's writer keeps them.
+    fn world(root: &Path, names: &[&str]) -> (Vec<Journal>, Wal) {
+        let options = small_options(SyncMode::Fsync);
+        let journals = names
+            .iter()
+            .map(|name| open(&root.join("zones").join(name), options.clone()).0)
+            .collect();
+        let log = Wal::create(&wal::root(root).join("0"), &options).unwrap();
+        (journals, log)
+    }
+
+    /// One round of the writer: `per_zone` records appended to each journal, copied into the
+    /// log, the log committed, then each journal written unsynced. The records, by zone.
+    fn round(
+        journals: &mut [Journal],
+        names: &[&str],
+        log: &mut Wal,
+        per_zone: u64,
+    ) -> Vec<Vec<Record>> {
+        let mut written = Vec::new();
+        for (journal, name) in journals.iter_mut().zip(names) {
+            let from = journal.next_lsn();
+            let mut records = Vec::new();
+            for lsn in from..from + per_zone {
+                if journal.needs_commit() {
+                    // As the writer does with a full group: logged, then written.
+                    log.add(name, journal.pending_frames()).unwrap();
+                    journal.commit_unsynced().unwrap();
+                }
+                let record = record(lsn);
+                assert_eq!(journal.append(record.kind, &record.payload).unwrap(), lsn);
+                records.push(record);
+            }
+            log.add(name, journal.pending_frames()).unwrap();
+            written.push(records);
+        }
+        log.commit().unwrap();
+        for journal in journals.iter_mut() {
+            journal.commit_unsynced().unwrap();
+        }
+        written
+    }
+
+    #[test]
+    fn each_zones_records_come_back_from_the_log_in_order() {
+        let dir = TempDir::new().unwrap();
+        let names = ["east", "west"];
+        let (mut journals, mut log) = world(dir.path(), &names);
+        let mut expected: Vec<Vec<Record>> = vec![Vec::new(), Vec::new()];
+        for per_zone in [3, 1, 40] {
+            for (zone, records) in round(&mut journals, &names, &mut log, per_zone)
+                .into_iter()
+                .enumerate()
+            {
+                expected[zone].extend(records);
+            }
+        }
+        let tails = wal::read_tails(&wal::root(dir.path())).unwrap();
+        assert_eq!(tails.len(), 2);
+        assert_eq!(tails["east"], expected[0]);
+        assert_eq!(tails["west"], expected[1]);
+    }
+
+    #[test]
+    fn a_group_over_a_log_records_bound_is_split_and_put_back_together() {
+        let dir = TempDir::new().unwrap();
+        let names = ["east"];
+        let options = JournalOptions {
+            max_group_bytes: 8 << 20,
+            segment_bytes: 64 << 20,
+            max_group_records: GROUP_RECORDS_MAX,
+            ..small_options(SyncMode::Fsync)
+        };
+        let mut journal = open(&dir.path().join("zones/east"), options.clone()).0;
+        let mut log = Wal::create(&wal::root(dir.path()).join("0"), &options).unwrap();
+        // About 3 MiB of frames: three log records or more.
+        let big = vec![7u8; 60_000];
+        let mut expected = Vec::new();
+        for _ in 0..50 {
+            let lsn = journal.append(3, &big).unwrap();
+            expected.push(Record {
+                lsn,
+                kind: 3,
+                payload: big.clone(),
+            });
+        }
+        assert!(journal.pending_frames().len() > 2 * MAX_PAYLOAD_BYTES);
+        log.add(names[0], journal.pending_frames()).unwrap();
+        log.commit().unwrap();
+        let tails = wal::read_tails(&wal::root(dir.path())).unwrap();
+        assert_eq!(tails["east"], expected);
+    }
+
+    #[test]
+    fn folding_adds_what_a_journal_lost_and_nothing_it_has() {
+        let dir = TempDir::new().unwrap();
+        let names = ["east", "west"];
+        let (mut journals, mut log) = world(dir.path(), &names);
+        let first = round(&mut journals, &names, &mut log, 30);
+        let second = round(&mut journals, &names, &mut log, 30);
+        drop(journals);
+        // The machine crashed: east's unsynced writes of the second round never reached the
+        // disk (its journal ends with the first round's last record); west's all did.
+        let east = dir.path().join("zones/east");
+        let cut = entries(&east)
+            .into_iter()
+            .find(|entry| entry.lsn == second[0][0].lsn)
+            .unwrap();
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .open(&cut.segment)
+            .unwrap();
+        file.set_len(cut.offset).unwrap();
+        for later in segment_files(&east)
+            .into_iter()
+            .filter(|path| *path > cut.segment)
+        {
+            fs::remove_file(later).unwrap();
+        }
+        let mut tails = wal::read_tails(&wal::root(dir.path())).unwrap();
+        for (zone, name) in names.iter().enumerate() {
+            let zone_dir = dir.path().join("zones").join(name);
+            let (mut journal, recovered) = open(&zone_dir, small_options(SyncMode::Fsync));
+            let folded = wal::fold(&mut journal, tails.remove(*name).unwrap()).unwrap();
+            let mut all = recovered.records;
+            all.extend(folded.iter().cloned());
+            let mut expected = first[zone].clone();
+            expected.extend(second[zone].iter().cloned());
+            assert_eq!(all, expected, "zone {name}");
+            if zone == 0 {
+                assert_eq!(folded, second[0], "east gets back exactly what it lost");
+            } else {
+                assert!(folded.is_empty(), "west lost nothing");
+            }
+            // And it is on disk now.
+            drop(journal);
+            assert_eq!(
+                open(&zone_dir, small_options(SyncMode::Fsync)).1.records,
+                expected
+            );
+        }
+        wal::retire(&wal::root(dir.path())).unwrap();
+        assert!(!wal::root(dir.path()).exists());
+        assert!(wal::read_tails(&wal::root(dir.path())).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_log_that_does_not_reach_the_journals_end_is_refused() {
+        let dir = TempDir::new().unwrap();
+        let zone_dir = dir.path().join("zones/east");
+        let (mut journal, _) = open(&zone_dir, small_options(SyncMode::Fsync));
+        write_records(&mut journal, 1, 5, 5);
+        let tail: Vec<Record> = (8..12).map(record).collect();
+        let error = wal::fold(&mut journal, tail).unwrap_err().to_string();
+        assert!(
+            error.contains("continues this journal at lsn 8")
+                && error.contains("ends at lsn 5")
+                && error.contains("zones/east"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_checkpoint_leaves_only_later_records_to_read() {
+        let dir = TempDir::new().unwrap();
+        let names = ["east", "west"];
+        let (mut journals, mut log) = world(dir.path(), &names);
+        round(&mut journals, &names, &mut log, 20);
+        for journal in &mut journals {
+            journal.sync().unwrap();
+        }
+        log.checkpoint().unwrap();
+        let after = round(&mut journals, &names, &mut log, 5);
+        let tails = wal::read_tails(&wal::root(dir.path())).unwrap();
+        assert_eq!(tails["east"], after[0]);
+        assert_eq!(tails["west"], after[1]);
+    }
+
+    #[test]
+    fn a_torn_log_tail_leaves_the_rounds_before_it() {
+        let dir = TempDir::new().unwrap();
+        let names = ["east", "west"];
+        let (mut journals, mut log) = world(dir.path(), &names);
+        let first = round(&mut journals, &names, &mut log, 10);
+        round(&mut journals, &names, &mut log, 10);
+        drop(log);
+        // The second round's log record of west is cut in the middle.
+        let log_dir = wal::root(dir.path()).join("0");
+        let last = segment_files(&log_dir).pop().unwrap();
+        let length = fs::metadata(&last).unwrap().len();
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&last)
+            .unwrap()
+            .set_len(length - 30)
+            .unwrap();
+        let tails = wal::read_tails(&wal::root(dir.path())).unwrap();
+        // East's second-round record is intact, west's is gone.
+        assert_eq!(tails["east"].len(), 20);
+        assert_eq!(tails["west"], first[1]);
+    }
+
+    #[test]
+    fn a_new_log_refuses_a_directory_with_records() {
+        let dir = TempDir::new().unwrap();
+        let names = ["east", "west"];
+        let (mut journals, mut log) = world(dir.path(), &names);
+        round(&mut journals, &names, &mut log, 3);
+        drop(log);
+        let error = Wal::create(
+            &wal::root(dir.path()).join("0"),
+            &small_options(SyncMode::Fsync),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("still holds 2 records"), "{error}");
+    }
+
+    #[test]
+    fn an_unsynced_commit_is_synced_by_sync_and_by_a_segment_roll() {
+        let dir = TempDir::new().unwrap();
+        let (mut journal, _) = open(dir.path(), small_options(SyncMode::Fsync));
+        journal.append(1, &payload(1)).unwrap();
+        let stats = journal.commit_unsynced().unwrap();
+        assert!(!stats.synced && stats.new_segment);
+        assert_eq!(journal.segment_syncs(), 0);
+        journal.sync().unwrap();
+        assert_eq!(journal.segment_syncs(), 1);
+        journal.sync().unwrap();
+        assert_eq!(journal.segment_syncs(), 1, "nothing new to sync");
+        // Unsynced groups until the segment rolls: the closed segment is synced as it closes.
+        let mut lsn = 2;
+        loop {
+            journal.append(1, &payload(lsn)).unwrap();
+            lsn += 1;
+            if journal.commit_unsynced().unwrap().new_segment {
+                break;
+            }
+        }
+        assert_eq!(journal.segment_syncs(), 2);
+    }
+}

@@ -89,6 +89,10 @@ pub struct Journal {
     poisoned: Option<String>,
     /// Syncs of segment files so far (tests check that a failed sync is not retried).
     segment_syncs: u64,
+    /// Groups written by [`Journal::commit_unsynced`] since the last sync: the active segment's
+    /// data, and (`unsynced_directory`) the names of segments started since, still to sync.
+    unsynced: bool,
+    unsynced_directory: bool,
     #[cfg(test)]
     fault: Option<FaultPoint>,
 }
@@ -132,6 +136,8 @@ impl Journal {
             committed_lsn: 0,
             poisoned: None,
             segment_syncs: 0,
+            unsynced: false,
+            unsynced_directory: false,
             #[cfg(test)]
             fault: None,
         };
@@ -333,6 +339,50 @@ impl Journal {
     /// returns `Err`, the journal is poisoned (see the module comment): answer nothing of the
     /// group and end the service.
     pub fn commit(&mut self) -> Result<CommitStats, JournalError> {
+        self.commit_group(self.options.mode == SyncMode::Fsync)
+    }
+
+    /// Writes the pending group and syncs nothing, whatever the mode: for a caller that has
+    /// made the group durable elsewhere first (the service's write-ahead log, see
+    /// `super::wal`). The group is on disk only after the next [`Journal::sync`] (or a
+    /// synced commit, or a snapshot's preparation); a segment it closes is synced at once all
+    /// the same, so that a crash can tear only the last segment. Errors poison as for
+    /// [`Journal::commit`].
+    pub fn commit_unsynced(&mut self) -> Result<CommitStats, JournalError> {
+        self.commit_group(false)
+    }
+
+    /// Makes every group written so far durable: the active segment's data, and the
+    /// directory when a segment was started since the last sync. Nothing to do when every
+    /// commit synced. A failure poisons.
+    pub fn sync(&mut self) -> Result<(), JournalError> {
+        self.check_poisoned()?;
+        if self.unsynced
+            && let Some(active) = &self.active
+        {
+            self.segment_syncs += 1;
+            if let Err(source) = active.file.sync_data() {
+                let error = JournalError::io("syncing", &active.path, source);
+                return Err(self.poison(error));
+            }
+        }
+        self.unsynced = false;
+        if self.unsynced_directory {
+            if let Err(error) = sync_directory(&self.dir) {
+                return Err(self.poison(error));
+            }
+            self.unsynced_directory = false;
+        }
+        Ok(())
+    }
+
+    /// The frames of the pending group, as a commit will write them (after a segment header
+    /// when the group starts a segment).
+    pub fn pending_frames(&self) -> &[u8] {
+        &self.pending[SEGMENT_HEADER_BYTES..]
+    }
+
+    fn commit_group(&mut self, sync: bool) -> Result<CommitStats, JournalError> {
         self.check_poisoned()?;
         if self.pending_records == 0 {
             return Ok(CommitStats::default());
@@ -350,7 +400,7 @@ impl Journal {
                 ..CommitStats::default()
             });
         }
-        match self.write_pending(first_lsn) {
+        match self.write_pending(first_lsn, sync) {
             Ok((bytes, new_segment)) => {
                 self.clear_pending(last_lsn);
                 Ok(CommitStats {
@@ -358,7 +408,7 @@ impl Journal {
                     bytes,
                     first_lsn,
                     last_lsn,
-                    synced: self.options.mode == SyncMode::Fsync,
+                    synced: sync,
                     new_segment,
                 })
             }
@@ -392,9 +442,9 @@ impl Journal {
         self.committed_lsn = last_lsn;
     }
 
-    /// Writes the pending group, starting a segment first if need be; returns the bytes
-    /// written and whether a segment was started.
-    fn write_pending(&mut self, first_lsn: u64) -> Result<(usize, bool), JournalError> {
+    /// Writes the pending group, starting a segment first if need be, and syncs it if `sync`;
+    /// returns the bytes written and whether a segment was started.
+    fn write_pending(&mut self, first_lsn: u64, sync: bool) -> Result<(usize, bool), JournalError> {
         let group_bytes = self.pending_bytes() as u64;
         let roll = match &self.active {
             None => true,
@@ -431,7 +481,10 @@ impl Journal {
             .write_all(bytes)
             .map_err(|source| JournalError::io("writing", &active.path, source))?;
         active.bytes += bytes.len() as u64;
-        if self.options.mode == SyncMode::Fsync {
+        if !sync {
+            self.unsynced = true;
+            self.unsynced_directory |= roll;
+        } else {
             self.segment_syncs += 1;
             #[cfg(test)]
             if fault == Some(FaultPoint::Sync) {
@@ -445,10 +498,12 @@ impl Journal {
                 .file
                 .sync_data()
                 .map_err(|source| JournalError::io("syncing", &active.path, source))?;
-            if roll {
+            self.unsynced = false;
+            if roll || self.unsynced_directory {
                 // The file's data is on disk; its name in the directory is not until the
                 // directory itself is synced.
                 sync_directory(&self.dir)?;
+                self.unsynced_directory = false;
             }
         }
         Ok((bytes.len(), roll))
@@ -457,15 +512,21 @@ impl Journal {
     /// Closes the active segment and creates the next, whose header goes out with the group.
     fn start_segment(&mut self, first_lsn: u64) -> Result<(), JournalError> {
         if let Some(closed) = self.active.take()
-            && self.options.mode == SyncMode::Write
+            && (self.options.mode == SyncMode::Write || self.unsynced)
         {
-            // Write mode never syncs a commit, but it syncs a segment once as it closes
-            // it, so that a crash can tear only the last segment.
+            // Write mode never syncs a commit (nor does `commit_unsynced`), but a segment is
+            // synced once as it closes, so that a crash can tear only the last segment.
             self.segment_syncs += 1;
+            self.unsynced = false;
             closed
                 .file
                 .sync_data()
                 .map_err(|source| JournalError::io("syncing", &closed.path, source))?;
+            if self.unsynced_directory {
+                // Its name too: only the newest segment's may be lost.
+                sync_directory(&self.dir)?;
+                self.unsynced_directory = false;
+            }
         }
         let path = self.dir.join(format::segment_file_name(first_lsn));
         let file = OpenOptions::new()
@@ -532,6 +593,8 @@ impl Journal {
                 return Err(self.poison(error));
             }
         }
+        // Groups written unsynced: the snapshot must not be on disk ahead of them.
+        self.sync()?;
         Ok(true)
     }
 

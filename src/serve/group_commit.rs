@@ -4,6 +4,12 @@
 //! feed entries, acknowledgements). The writer takes everything waiting,
 //! writes it as one group with one `fdatasync`, and only then lets the answers go.
 //!
+//! A writer that serves several zones under `--sync fsync` makes a round durable with one
+//! write and one `fdatasync` of its write-ahead log (`crate::journal::wal`), which holds a
+//! copy of each zone's group; the zones' own journals are written after the answers went,
+//! unsynced, and synced at the log's checkpoints. One sync a round instead of one per zone:
+//! the cost of a sync is the sync, not the bytes.
+//!
 //! The zone thread never waits for the disk: while one group is being synced, the next
 //! fills up, so the group grows with the load (records per sync is a metric). Answers made
 //! from records not yet durable (a duplicate of a decision still in the queue) go through
@@ -15,6 +21,7 @@ use super::feed::{FeedChunk, FeedSender};
 use super::metrics::names;
 use crate::config::Network;
 use crate::ids::ZoneId;
+use crate::journal::wal::Wal;
 use crate::journal::{Journal, JournalError, JournalOptions};
 use crate::limits::WRITER_QUEUE;
 use crate::zone::records::RecordBatch;
@@ -82,9 +89,11 @@ impl Writer {
     /// answers to `feed` and the chunks' gatherers. One thread per arbiter rather than per
     /// zone: fewer threads to wake on two cores, and bigger groups. A handle per journal,
     /// in order.
+    /// `wal`: the writer's write-ahead log, for a writer of several zones under `fsync`.
     pub fn start(
         name: &str,
         journals: Vec<(String, Journal)>,
+        wal: Option<Wal>,
         feed: FeedSender,
     ) -> std::io::Result<Vec<Writer>> {
         let (queue, waiting) = crossbeam::channel::bounded(WRITER_QUEUE);
@@ -98,7 +107,7 @@ impl Writer {
                 // A panic here would leave zones handing records to nobody: end the process
                 // instead, as for a failed write.
                 let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    run(journals, waiting, window, feed)
+                    run(journals, wal, waiting, window, feed)
                 }));
                 if outcome.is_err() {
                     fatal("the journal writer thread panicked");
@@ -140,6 +149,7 @@ struct Zone {
 
 fn run(
     journals: Vec<(String, Journal)>,
+    mut wal: Option<Wal>,
     waiting: crossbeam::channel::Receiver<Commit>,
     window: Duration,
     feed: FeedSender,
@@ -148,6 +158,8 @@ fn run(
         .into_iter()
         .map(|(name, journal)| Zone::new(name, journal))
         .collect();
+    let wal_commits = metrics::counter!(names::JOURNAL_WAL_COMMITS);
+    let wal_checkpoints = metrics::counter!(names::JOURNAL_WAL_CHECKPOINTS);
     let mut group: Vec<Commit> = Vec::new();
     while let Ok(first) = waiting.recv() {
         group.push(first);
@@ -162,16 +174,40 @@ fn run(
         for commit in &mut group {
             let zone = &mut zones[commit.journal];
             if let Some(step) = commit.snapshot.take() {
-                snapshot_step(zone, step);
+                snapshot_step(zone, wal.as_mut(), step);
             }
-            zone.append(&commit.records);
+            zone.append(&commit.records, wal.as_mut());
         }
+        let Some(wal) = wal.as_mut() else {
+            for zone in &mut zones {
+                zone.commit_pending(None);
+            }
+            // Durable: now the answers, the feed and the acknowledgements.
+            for commit in group.drain(..) {
+                deliver(commit.after, &feed);
+            }
+            continue;
+        };
+        // One sync for the round, then the answers; the zones' journals after them.
+        let started = Instant::now();
         for zone in &mut zones {
-            zone.commit_pending();
+            zone.log(wal);
         }
-        // Durable: now the answers, the feed and the acknowledgements.
+        check("of the write-ahead log", wal.commit());
+        wal_commits.increment(1);
+        let took = started.elapsed().as_secs_f64();
         for commit in group.drain(..) {
             deliver(commit.after, &feed);
+        }
+        for zone in &mut zones {
+            zone.write_logged(took);
+        }
+        if wal.checkpoint_due() {
+            for zone in &mut zones {
+                check(&zone.name, zone.journal.sync());
+            }
+            check("of the write-ahead log", wal.checkpoint());
+            wal_checkpoints.increment(1);
         }
     }
 }
@@ -213,27 +249,63 @@ impl Zone {
 
     /// Appends `records` to the pending group, committing first whenever the group is at
     /// its bound (records or bytes).
-    fn append(&mut self, records: &RecordBatch) {
+    fn append(&mut self, records: &RecordBatch, mut wal: Option<&mut Wal>) {
         for (kind, payload) in records.iter() {
             if self.journal.needs_commit() {
-                check(&self.name, self.journal.commit());
-                self.commits.increment(1);
+                self.commit_pending(wal.as_deref_mut());
             }
             check(&self.name, self.journal.append(kind as u8, payload));
             self.pending += 1;
         }
     }
 
-    /// Commits the records appended this round, if any: one write and one sync.
-    fn commit_pending(&mut self) {
+    /// Commits the records appended so far, if any: one write and one sync, or, with a
+    /// write-ahead log, their copy added to the log (synced with the round's) and one
+    /// unsynced write.
+    fn commit_pending(&mut self, wal: Option<&mut Wal>) {
         if self.pending == 0 {
             return;
         }
-        let started = Instant::now();
-        check(&self.name, self.journal.commit());
+        match wal {
+            None => {
+                let started = Instant::now();
+                check(&self.name, self.journal.commit());
+                self.latency.record(started.elapsed().as_secs_f64());
+            }
+            Some(wal) => {
+                check(
+                    &self.name,
+                    wal.add(&self.name, self.journal.pending_frames()),
+                );
+                check(&self.name, self.journal.commit_unsynced());
+            }
+        }
         self.commits.increment(1);
         self.records.increment(self.pending);
-        self.latency.record(started.elapsed().as_secs_f64());
+        self.pending = 0;
+    }
+
+    /// Adds the round's pending records to the write-ahead log (the round's commit of the
+    /// log makes them durable).
+    fn log(&mut self, wal: &mut Wal) {
+        if self.pending > 0 {
+            check(
+                &self.name,
+                wal.add(&self.name, self.journal.pending_frames()),
+            );
+        }
+    }
+
+    /// After the log's commit (which took `took` seconds): writes the logged records to the
+    /// zone's own journal, unsynced.
+    fn write_logged(&mut self, took: f64) {
+        if self.pending == 0 {
+            return;
+        }
+        check(&self.name, self.journal.commit_unsynced());
+        self.commits.increment(1);
+        self.records.increment(self.pending);
+        self.latency.record(took);
         self.pending = 0;
     }
 }
@@ -242,10 +314,10 @@ impl Zone {
 /// covers it), prepares a snapshot at the last committed lsn and tells the snapshotter.
 /// `Written`: registers the file and compacts: segments only older snapshots needed are
 /// deleted.
-fn snapshot_step(zone: &mut Zone, step: SnapshotStep) {
+fn snapshot_step(zone: &mut Zone, wal: Option<&mut Wal>, step: SnapshotStep) {
     match step {
         SnapshotStep::Mark(lsn_to) => {
-            zone.commit_pending();
+            zone.commit_pending(wal);
             let lsn = zone.journal.committed_lsn();
             if check(&zone.name, zone.journal.prepare_snapshot(lsn)) {
                 let _ = lsn_to.send((lsn, zone.journal.dir().to_path_buf()));

@@ -60,11 +60,18 @@ pub mod names {
     pub const CARRIER_PICKUP_UTILISATION: &str = "router_carrier_pickup_utilisation_ratio";
     /// Counter, `{kind}`: capacity warnings (warehouse or carrier).
     pub const BOTTLENECK_WARNINGS: &str = "router_bottleneck_warnings_total";
-    /// Counter, `{zone}`: journal commits (one write and one sync each).
+    /// Counter, `{zone}`: journal commits (one write each, and one sync, or the write-ahead
+    /// log's sync of their round).
     pub const JOURNAL_COMMITS: &str = "router_journal_commits_total";
+    /// Counter: commits of the journal writers' write-ahead logs (one write, one sync each:
+    /// a round of every zone a writer serves).
+    pub const JOURNAL_WAL_COMMITS: &str = "router_journal_wal_commits_total";
+    /// Counter: checkpoints of the write-ahead logs (the zones' journals synced).
+    pub const JOURNAL_WAL_CHECKPOINTS: &str = "router_journal_wal_checkpoints_total";
     /// Counter, `{zone}`: journal records written.
     pub const JOURNAL_RECORDS: &str = "router_journal_records_total";
-    /// Histogram, `{zone}`: one journal commit.
+    /// Histogram, `{zone}`: one journal commit: its write and sync, or the write-ahead log's
+    /// commit that made it durable.
     pub const JOURNAL_COMMIT_LATENCY: &str = "router_journal_commit_latency_seconds";
     /// Counter, `{zone}`: snapshots written.
     pub const JOURNAL_SNAPSHOTS: &str = "router_journal_snapshots_total";
@@ -167,13 +174,21 @@ fn describe() {
     );
     describe_counter!(
         JOURNAL_COMMITS,
-        "Journal commits (one write, one sync), by zone."
+        "Journal commits (one write each, synced on their own or by the write-ahead log's commit of their round), by zone."
     );
     describe_counter!(JOURNAL_RECORDS, "Journal records written, by zone.");
     describe_histogram!(
         JOURNAL_COMMIT_LATENCY,
         Unit::Seconds,
-        "One journal commit (write and sync), by zone."
+        "One journal commit until durable (its write and sync, or the write-ahead log's commit of its round), by zone."
+    );
+    describe_counter!(
+        JOURNAL_WAL_COMMITS,
+        "Commits of the journal writers' write-ahead logs: one write and one sync for a round of every zone a writer serves."
+    );
+    describe_counter!(
+        JOURNAL_WAL_CHECKPOINTS,
+        "Checkpoints of the journal writers' write-ahead logs (every zone journal synced)."
     );
     describe_counter!(JOURNAL_SNAPSHOTS, "Zone snapshots written, by zone.");
     describe_gauge!(FEED_ENTRIES, "Entries the decision feed holds.");

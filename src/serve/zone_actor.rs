@@ -18,6 +18,8 @@ use super::snapshotter::{SnapshotJob, Snapshotter};
 use crate::catalog::{Catalog, StockLevel};
 use crate::config::Network;
 use crate::ids::{CarrierId, SkuId, WarehouseId, ZoneId};
+use crate::journal::wal::{self, Wal};
+use crate::journal::{Record, SyncMode};
 use crate::limits::{CHILL_PENDING, FOLLOW_RETRY, ZONE_MAILBOX};
 use crate::render;
 use crate::risk::CustomerBook;
@@ -33,6 +35,7 @@ use crate::zone::{
 use actix::{Actor, Addr, AsyncContext, Context, Handler, Message, MessageResult};
 use anyhow::Context as _;
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -66,7 +69,14 @@ impl ZoneActors {
         let recovered = recover_zones(world, journals, &claims)?;
         let arbiters: Vec<actix::Arbiter> = (0..threads).map(|_| actix::Arbiter::new()).collect();
         let (states, journals_by_zone): (Vec<_>, Vec<_>) = recovered.into_iter().unzip();
-        let writers = start_writers(network, journals_by_zone, &placement, threads, feed)?;
+        let writers = start_writers(
+            network,
+            journals,
+            journals_by_zone,
+            &placement,
+            threads,
+            feed,
+        )?;
         let snapshotter = if writers.iter().any(Option::is_some) && journals.snapshot_every > 0 {
             Some(Snapshotter::start().context("starting the snapshot thread")?)
         } else {
@@ -134,10 +144,29 @@ fn recover_zones(
     claims: &Claims,
 ) -> anyhow::Result<Vec<(ZoneState, Option<crate::journal::Journal>)>> {
     let (network, catalog, stock) = (&*world.network, &*world.catalog, &world.stock);
-    std::thread::scope(|scope| {
+    // What the last run's journal writers logged ahead of the zones' journals: each zone
+    // adds what its journal lacks, and the logs go once every zone has.
+    let wal_root = wal::root(&journals.data_dir);
+    let mut tails = if journals.options.mode == SyncMode::None {
+        HashMap::new()
+    } else {
+        wal::read_tails(&wal_root).context("reading the journal writers' write-ahead logs")?
+    };
+    let mut zone_tails: Vec<Vec<Record>> = (0..network.zones.len())
+        .map(|index| {
+            tails
+                .remove(network.zone_name(ZoneId(index as u16)))
+                .unwrap_or_default()
+        })
+        .collect();
+    for (name, tail) in tails {
+        fold_unconfigured(journals, &name, tail)?;
+    }
+    let recovered = std::thread::scope(|scope| {
         let replays: Vec<_> = (0..network.zones.len())
             .map(|index| {
                 let zone = ZoneId(index as u16);
+                let tail = std::mem::take(&mut zone_tails[index]);
                 scope.spawn(move || {
                     let dir = journals.dir(network, zone);
                     let cold_dir = journals.cold_dir(network, zone);
@@ -155,6 +184,7 @@ fn recover_zones(
                             claims,
                             cold: Some(cold),
                         },
+                        tail,
                     )
                     .map_err(anyhow::Error::from)
                 })
@@ -163,14 +193,35 @@ fn recover_zones(
         replays
             .into_iter()
             .map(|replay| replay.join().expect("a zone's replay panicked"))
-            .collect()
-    })
+            .collect::<anyhow::Result<Vec<_>>>()
+    })?;
+    if journals.options.mode != SyncMode::None {
+        wal::retire(&wal_root).context("removing the write-ahead logs once folded")?;
+    }
+    Ok(recovered)
+}
+
+/// Adds a write-ahead log's records of a zone the config no longer has to that zone's
+/// journal, so that nothing acknowledged is lost if the zone comes back.
+fn fold_unconfigured(journals: &Journals, name: &str, tail: Vec<Record>) -> anyhow::Result<()> {
+    let dir = journals.data_dir.join("zones").join(name);
+    let (mut journal, _) = crate::journal::Journal::open(&dir, journals.options.clone())
+        .with_context(|| format!("opening the journal of zone {name}"))?;
+    let folded = wal::fold(&mut journal, tail)
+        .with_context(|| format!("adding the write-ahead log's records of zone {name}"))?;
+    tracing::warn!(
+        "zone {name} is not in the config; its {} records in the write-ahead log were added to its journal in {}",
+        folded.len(),
+        dir.display()
+    );
+    Ok(())
 }
 
 /// One journal writer thread per arbiter, for the journals of the zones placed on it; each
 /// zone's handle to its writer (`None` for a zone without a journal).
 fn start_writers(
     network: &Network,
+    config: &Journals,
     journals: Vec<Option<crate::journal::Journal>>,
     placement: &[usize],
     threads: usize,
@@ -193,7 +244,17 @@ fn start_writers(
             .into_iter()
             .map(|(zone, name, journal)| (zone, (name, journal)))
             .unzip();
-        let handles = Writer::start(&arbiter.to_string(), named, feed.clone())
+        // A writer of several zones syncs one log a round instead of each zone's journal.
+        let wal = if named.len() > 1 && config.options.mode == SyncMode::Fsync {
+            let dir = wal::root(&config.data_dir).join(arbiter.to_string());
+            Some(
+                Wal::create(&dir, &config.options)
+                    .context("starting a journal writer's write-ahead log")?,
+            )
+        } else {
+            None
+        };
+        let handles = Writer::start(&arbiter.to_string(), named, wal, feed.clone())
             .context("starting a journal writer thread")?;
         for (zone, handle) in zones.into_iter().zip(handles) {
             writers[zone] = Some(handle);

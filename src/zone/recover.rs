@@ -14,7 +14,9 @@ use super::{Claims, ColdStore, ZoneState};
 use crate::catalog::{Catalog, StockLevel};
 use crate::config::Network;
 use crate::ids::ZoneId;
-use crate::journal::{self, Journal, JournalError, JournalOptions, Snapshot, SyncMode};
+use crate::journal::{
+    self, Journal, JournalError, JournalOptions, Record, Snapshot, SyncMode, wal,
+};
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -138,8 +140,10 @@ pub fn rebuild<'a>(
 }
 
 /// Rebuilds `zone` from its journal in `dir`, claims included; a zone with an empty journal
-/// starts from the levels of `stock` for its warehouses and journals them first. The
-/// zone's state, and its journal (`None` when nothing is journaled: `SyncMode::None`).
+/// starts from the levels of `stock` for its warehouses and journals them first. `tail`:
+/// the zone's records in the journal writers' write-ahead logs ([`wal::read_tails`]); those
+/// past the journal's end are added to it first ([`wal::fold`]). The zone's state, and its
+/// journal (`None` when nothing is journaled: `SyncMode::None`).
 pub fn open(
     dir: &Path,
     options: &JournalOptions,
@@ -147,6 +151,7 @@ pub fn open(
     catalog: &Catalog,
     stock: &[StockLevel],
     target: Target<'_>,
+    tail: Vec<Record>,
 ) -> Result<(ZoneState, Option<Journal>), RecoverError> {
     let Target { zone, claims, cold } = target;
     let name = network.zone_name(zone);
@@ -167,9 +172,19 @@ pub fn open(
     std::fs::create_dir_all(dir)
         .map_err(|source| failed(JournalError::io("creating", dir, source)))?;
     let started = Instant::now();
-    let (mut journal, recovered) = Journal::open(dir, options.clone()).map_err(failed)?;
+    let (mut journal, mut recovered) = Journal::open(dir, options.clone()).map_err(failed)?;
     if let Some(torn) = &recovered.torn_tail {
         tracing::warn!("zone {name}: {torn}");
+    }
+    let folded = wal::fold(&mut journal, tail).map_err(failed)?;
+    if !folded.is_empty() {
+        tracing::info!(
+            "zone {name}: {} records (lsn {} to {}) added to its journal from the write-ahead log",
+            folded.len(),
+            folded[0].lsn,
+            folded[folded.len() - 1].lsn
+        );
+        recovered.records.extend(folded);
     }
     if recovered.records.is_empty() && recovered.snapshot.is_none() {
         let mut state = start_new(&mut journal, network, catalog, zone, own).map_err(failed)?;

@@ -74,11 +74,18 @@ impl Server {
     /// Kills the server with SIGKILL (no drain, no flush: a crash) and starts it again on
     /// the same data dir and files (those `start` wrote), with `extra` flags.
     pub fn kill_and_restart(self, extra: &[&str]) -> Server {
+        self.kill_change_restart(extra, |_| {})
+    }
+
+    /// [`Server::kill_and_restart`], with `change` made to the data dir in between (what a
+    /// crash of the machine would have left, say).
+    pub fn kill_change_restart(self, extra: &[&str], change: impl FnOnce(&Path)) -> Server {
         let mut this = self;
         if let Some(mut child) = this.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
+        change(&this.dir.path().join("data"));
         let dir = std::mem::replace(&mut this.dir, tempfile::tempdir().unwrap());
         let path = |name: &str| dir.path().join(name);
         let (config, catalog, stock) =

@@ -1,0 +1,359 @@
+//! The write-ahead log of a journal writer that serves several zones: one write and one
+//! `fdatasync` a round for all of them, where each zone's own journal took one each (a sync
+//! costs the same for one zone's records as for four zones': docs/benchmarks.md, "Latency:
+//! where an order's time goes").
+//!
+//! The zones' journals stay what they were: the source a restart rebuilds each zone from,
+//! what `journal verify` and `journal dump` read, where snapshots and compaction happen. The
+//! writer copies each zone's pending group into this log as one record (the zone's name,
+//! then each of the group's records: length, lsn, kind, payload; the log's own frame
+//! checksums them all), commits the log, synced, and only then answers; the zones' journals
+//! are written after, unsynced ([`Journal::commit_unsynced`]). The zone frames' own
+//! checksums are left out on purpose: a whole valid frame inside a log record would look,
+//! to the scan that tells a torn tail from damage, like a valid record after a torn one.
+//!
+//! **Checkpoints.** Every [`CHECKPOINT_BYTES`] of log the writer syncs every zone's journal
+//! ([`Journal::sync`]) and writes a checkpoint: an empty snapshot of this log at its last
+//! lsn, which says that every record before it is durable in the zones' own journals.
+//! Compaction then deletes the log's segments the older of the two kept checkpoints covers,
+//! so a log holds a few checkpoints' worth of records.
+//!
+//! **At start**, before the zones recover, [`read_tails`] reads every log under the data
+//! dir's `wal/` (one per writer of the last run, whatever the placement was): the zone
+//! groups after each log's checkpoint, split back into records per zone, each checked
+//! (frame checksum, lsns that continue). Each zone's recovery then appends the records past
+//! its journal's end to its journal, synced ([`fold`]): what a crash of the machine took
+//! from the end of an unsynced journal comes back from here. When every zone has, [`retire`]
+//! removes the logs, and the new writers start new ones.
+
+use super::format::{FRAME_HEADER_BYTES, MAX_PAYLOAD_BYTES};
+use super::snapshot::sync_directory;
+use super::{Journal, JournalError, JournalOptions, Record, SyncMode};
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// The kind of a log record: one zone's group.
+pub const ZONE_GROUP: u8 = 1;
+
+/// Bytes before a zone record's payload in the log: length (4), lsn (8), kind (1).
+const ENTRY_HEADER_BYTES: usize = 13;
+
+/// Bytes of log between checkpoints. A checkpoint costs a sync of each zone's journal and a
+/// snapshot file (a few milliseconds of the writer thread); at 20k orders/s (about 4 MB/s of
+/// records) this is one every 8 s, and a restart reads at most about twice this per log.
+pub const CHECKPOINT_BYTES: u64 = 32 << 20;
+
+/// Where the logs live under a data dir.
+pub fn root(data_dir: &Path) -> PathBuf {
+    data_dir.join("wal")
+}
+
+/// A writer's log.
+pub struct Wal {
+    journal: Journal,
+    /// A zone group's records as the log keeps them, and one log record's payload (the
+    /// zone's name, then a piece of those), both reused.
+    entries: Vec<u8>,
+    record: Vec<u8>,
+    since_checkpoint: u64,
+}
+
+impl std::fmt::Debug for Wal {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Wal")
+            .field("journal", &self.journal)
+            .field("since_checkpoint", &self.since_checkpoint)
+            .finish()
+    }
+}
+
+impl Wal {
+    /// A new log in `dir`, with the zones' `segment_bytes`; refused if `dir` holds records
+    /// (a log is read and retired at start, before the writers start new ones).
+    pub fn create(dir: &Path, zones: &JournalOptions) -> Result<Wal, JournalError> {
+        // The zones' bounds: a log group holds a round of their groups, committed early
+        // (still before anything is answered) if it reaches the zones' byte bound.
+        let options = JournalOptions {
+            mode: SyncMode::Fsync,
+            max_group_records: super::GROUP_RECORDS_MAX,
+            commit_window: std::time::Duration::ZERO,
+            ..zones.clone()
+        };
+        // The logs' folder, durably (the journal makes its own folder durable in it).
+        if let Some(root) = dir.parent()
+            && !root.is_dir()
+        {
+            fs::create_dir_all(root)
+                .map_err(|source| JournalError::io("creating", root, source))?;
+            if let Some(data_dir) = root.parent() {
+                sync_directory(data_dir)?;
+            }
+        }
+        let (journal, recovered) = Journal::open(dir, options)?;
+        if !recovered.records.is_empty() {
+            return Err(JournalError::Corrupt {
+                path: dir.to_path_buf(),
+                offset: 0,
+                why: format!(
+                    "a write-ahead log still holds {} records at start: it should have been \
+                     folded into the zones' journals and removed",
+                    recovered.records.len()
+                ),
+            });
+        }
+        Ok(Wal {
+            journal,
+            entries: Vec::new(),
+            record: Vec::new(),
+            since_checkpoint: 0,
+        })
+    }
+
+    /// Adds `zone`'s pending group (`frames`: whole frames, as [`Journal::pending_frames`]
+    /// gives them) to the log's pending group, as one record, or several when the group is
+    /// over a record's bound (cut anywhere: a zone's pieces in the log, put end to end, are
+    /// its records). Nothing is written yet.
+    pub fn add(&mut self, zone: &str, frames: &[u8]) -> Result<(), JournalError> {
+        let name = zone.as_bytes();
+        assert!(name.len() <= usize::from(u8::MAX), "zone names are short");
+        // Each frame without its checksum (see the module comment).
+        let mut entries = std::mem::take(&mut self.entries);
+        entries.clear();
+        let mut at = 0;
+        while at < frames.len() {
+            let end = at + FRAME_HEADER_BYTES + read_u32(&frames[at..]) as usize;
+            entries.extend_from_slice(&frames[at..at + 4]);
+            entries.extend_from_slice(&frames[at + 8..end]);
+            at = end;
+        }
+        let added = self.add_entries(name, &entries);
+        self.entries = entries;
+        added
+    }
+
+    /// Adds a zone's records, as the log keeps them, in records of at most the bound.
+    fn add_entries(&mut self, name: &[u8], entries: &[u8]) -> Result<(), JournalError> {
+        let room = MAX_PAYLOAD_BYTES - 1 - name.len();
+        let mut rest = entries;
+        while !rest.is_empty() {
+            let take = rest.len().min(room);
+            self.record.clear();
+            self.record.push(name.len() as u8);
+            self.record.extend_from_slice(name);
+            self.record.extend_from_slice(&rest[..take]);
+            if self.journal.needs_commit() {
+                self.commit()?;
+            }
+            self.journal.append(ZONE_GROUP, &self.record)?;
+            rest = &rest[take..];
+        }
+        Ok(())
+    }
+
+    /// Writes and syncs what was added: once `Ok`, every group added so far is durable.
+    /// An `Err` has poisoned the log: nothing more may be answered.
+    pub fn commit(&mut self) -> Result<(), JournalError> {
+        let stats = self.journal.commit()?;
+        self.since_checkpoint += stats.bytes as u64;
+        Ok(())
+    }
+
+    /// Whether a checkpoint is due: sync every zone's journal, then [`Wal::checkpoint`].
+    pub fn checkpoint_due(&self) -> bool {
+        self.since_checkpoint >= CHECKPOINT_BYTES
+    }
+
+    /// Records that every record committed so far is durable in its zone's journal (the
+    /// caller synced them all since its last commit here), and deletes what that makes
+    /// unnecessary.
+    pub fn checkpoint(&mut self) -> Result<(), JournalError> {
+        let lsn = self.journal.committed_lsn();
+        if lsn > 0 {
+            self.journal.write_snapshot(lsn, &[])?;
+            self.journal.compact()?;
+        }
+        self.since_checkpoint = 0;
+        Ok(())
+    }
+
+    /// Syncs of the log's segments so far.
+    pub fn syncs(&self) -> u64 {
+        self.journal.segment_syncs()
+    }
+}
+
+/// What the logs under `root` hold after their checkpoints: each zone's records, by zone
+/// name, in lsn order. Every frame's checksum is checked, and each zone's lsns must
+/// continue one by one. A torn tail of a log is cut, as any journal's (its records were
+/// never answered), and so is a zone's last frame when the cut left only its beginning.
+pub fn read_tails(root: &Path) -> Result<HashMap<String, Vec<Record>>, JournalError> {
+    let mut tails = HashMap::new();
+    let mut logs = match fs::read_dir(root) {
+        Ok(entries) => entries
+            .map(|entry| entry.map(|entry| entry.path()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|source| JournalError::io("listing", root, source))?,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(tails),
+        Err(source) => return Err(JournalError::io("listing", root, source)),
+    };
+    logs.sort();
+    for log in logs.iter().filter(|path| path.is_dir()) {
+        let (_, recovered) = Journal::open(log, JournalOptions::default())?;
+        if let Some(torn) = &recovered.torn_tail {
+            tracing::warn!("write-ahead log {}: {torn}", log.display());
+        }
+        let mut streams: Vec<(String, Vec<u8>)> = Vec::new();
+        for record in &recovered.records {
+            let (zone, bytes) = zone_bytes(log, record)?;
+            match streams.iter_mut().find(|(name, _)| name == zone) {
+                Some((_, stream)) => stream.extend_from_slice(bytes),
+                None => streams.push((zone.to_owned(), bytes.to_vec())),
+            }
+        }
+        for (zone, stream) in streams {
+            let records = zone_records(log, &zone, &stream)?;
+            if tails.insert(zone.clone(), records).is_some() {
+                return Err(JournalError::Corrupt {
+                    path: log.to_path_buf(),
+                    offset: 0,
+                    why: format!("zone {zone} has records in two write-ahead logs"),
+                });
+            }
+        }
+    }
+    Ok(tails)
+}
+
+/// A log record's zone and its piece of that zone's frames.
+fn zone_bytes<'r>(log: &Path, record: &'r Record) -> Result<(&'r str, &'r [u8]), JournalError> {
+    let corrupt = |why: &str| JournalError::Corrupt {
+        path: log.to_path_buf(),
+        offset: 0,
+        why: format!("record {}: {why}", record.lsn),
+    };
+    if record.kind != ZONE_GROUP {
+        return Err(corrupt(&format!("unknown kind {}", record.kind)));
+    }
+    let payload = &record.payload;
+    let length = usize::from(*payload.first().ok_or_else(|| corrupt("empty"))?);
+    let name = payload
+        .get(1..1 + length)
+        .and_then(|name| std::str::from_utf8(name).ok())
+        .ok_or_else(|| corrupt("a zone name cut short or not UTF-8"))?;
+    Ok((name, &payload[1 + length..]))
+}
+
+/// A zone's records, put together from its pieces in the log; the lsns must continue.
+fn zone_records(log: &Path, zone: &str, mut entries: &[u8]) -> Result<Vec<Record>, JournalError> {
+    let corrupt = |why: String| JournalError::Corrupt {
+        path: log.to_path_buf(),
+        offset: 0,
+        why: format!("zone {zone}: {why}"),
+    };
+    let mut records: Vec<Record> = Vec::new();
+    while !entries.is_empty() {
+        let length = (entries.len() >= ENTRY_HEADER_BYTES).then(|| read_u32(entries) as usize);
+        if let Some(length) = length
+            && length > MAX_PAYLOAD_BYTES
+        {
+            return Err(corrupt(format!("a record of {length} bytes")));
+        }
+        let Some(length) = length.filter(|length| entries.len() >= ENTRY_HEADER_BYTES + length)
+        else {
+            // Only a group whose log records were committed in two goes (over the log's
+            // group bound) can end so, when a crash came between them.
+            tracing::warn!(
+                "write-ahead log {}: the last {} bytes of zone {zone} are the start of a \
+                 record a crash cut off (never answered); left out",
+                log.display(),
+                entries.len()
+            );
+            break;
+        };
+        let mut lsn = [0; 8];
+        lsn.copy_from_slice(&entries[4..12]);
+        let lsn = u64::from_le_bytes(lsn);
+        if let Some(last) = records.last()
+            && lsn != last.lsn + 1
+        {
+            return Err(corrupt(format!(
+                "records go from lsn {} to {lsn}",
+                last.lsn
+            )));
+        }
+        records.push(Record {
+            lsn,
+            kind: entries[12],
+            payload: entries[ENTRY_HEADER_BYTES..ENTRY_HEADER_BYTES + length].to_vec(),
+        });
+        entries = &entries[ENTRY_HEADER_BYTES + length..];
+    }
+    Ok(records)
+}
+
+fn read_u32(bytes: &[u8]) -> u32 {
+    let mut word = [0; 4];
+    word.copy_from_slice(&bytes[..4]);
+    u32::from_le_bytes(word)
+}
+
+/// Appends to `journal` (just opened, so at its end) the records of `tail` past that end,
+/// and commits them (synced in the journal's mode, and synced again to be sure in any
+/// other); returns the records appended. The first must continue the journal: a gap means
+/// records that were answered are in neither, and the start is refused.
+pub fn fold(journal: &mut Journal, tail: Vec<Record>) -> Result<Vec<Record>, JournalError> {
+    let mut folded = Vec::new();
+    for record in tail {
+        if record.lsn < journal.next_lsn() {
+            continue;
+        }
+        if record.lsn != journal.next_lsn() {
+            return Err(JournalError::Corrupt {
+                path: journal.dir().to_path_buf(),
+                offset: 0,
+                why: format!(
+                    "the write-ahead log continues this journal at lsn {}, but the journal \
+                     ends at lsn {}: records in between are missing from both",
+                    record.lsn,
+                    journal.next_lsn() - 1
+                ),
+            });
+        }
+        if journal.needs_commit() {
+            journal.commit()?;
+        }
+        journal.append(record.kind, &record.payload)?;
+        folded.push(record);
+    }
+    if !folded.is_empty() {
+        journal.commit()?;
+        journal.sync()?;
+    }
+    Ok(folded)
+}
+
+/// Removes the logs under `root` once every zone has folded them (renamed away first, so
+/// that a crash midway never leaves a log with some segments gone). Also removes what an
+/// earlier retirement left.
+pub fn retire(root: &Path) -> Result<(), JournalError> {
+    let retired = root.with_file_name("wal.retired");
+    if root.exists() {
+        if retired.exists() {
+            remove_tree(&retired)?;
+        }
+        fs::rename(root, &retired).map_err(|source| JournalError::io("renaming", root, source))?;
+        if let Some(parent) = root.parent() {
+            sync_directory(parent)?;
+        }
+    }
+    if retired.exists() {
+        remove_tree(&retired)?;
+    }
+    Ok(())
+}
+
+fn remove_tree(path: &Path) -> Result<(), JournalError> {
+    fs::remove_dir_all(path).map_err(|source| JournalError::io("removing", path, source))
+}
