@@ -193,7 +193,7 @@ fn run(
         for zone in &mut zones {
             zone.log(wal);
         }
-        check("of the write-ahead log", wal.commit());
+        check_log(wal.commit());
         wal_commits.increment(1);
         let took = started.elapsed().as_secs_f64();
         for commit in group.drain(..) {
@@ -206,7 +206,7 @@ fn run(
             for zone in &mut zones {
                 check(&zone.name, zone.journal.sync());
             }
-            check("of the write-ahead log", wal.checkpoint());
+            check_log(wal.checkpoint());
             wal_checkpoints.increment(1);
         }
     }
@@ -348,6 +348,16 @@ fn check<T>(zone: &str, result: Result<T, JournalError>) -> T {
     match result {
         Ok(value) => value,
         Err(error) => fatal(&format!("journal of zone {zone} failed: {error}")),
+    }
+}
+
+/// [`check`] for the writer's write-ahead log.
+fn check_log<T>(result: Result<T, JournalError>) -> T {
+    match result {
+        Ok(value) => value,
+        Err(error) => fatal(&format!(
+            "the journal writer's write-ahead log failed: {error}"
+        )),
     }
 }
 
