@@ -72,6 +72,27 @@ fn stream(addr: SocketAddr, orders: &[String]) -> Vec<Value> {
         .collect()
 }
 
+/// Reserved stock, as the server has it, equals what `decisions` placed.
+fn assert_reserved_is_placed<'a>(
+    server: &Server,
+    decisions: impl IntoIterator<Item = &'a Value>,
+    context: &str,
+) {
+    let placed = common::server::placed(decisions);
+    for sku in ["A", "B", "ICE"] {
+        let stock = server.get(&format!("/v1/stock/{sku}")).json();
+        for cell in stock["warehouses"].as_array().unwrap() {
+            let warehouse = cell["warehouse"].as_str().unwrap().to_owned();
+            let expected = placed.get(&(warehouse.clone(), sku.to_owned())).copied();
+            assert_eq!(
+                cell["reserved"].as_u64().unwrap(),
+                expected.unwrap_or(0),
+                "{context}: reserved {sku} at {warehouse}"
+            );
+        }
+    }
+}
+
 fn without_duplicate_flag(mut decision: Value) -> Value {
     decision.as_object_mut().unwrap().remove("duplicate");
     decision
@@ -144,19 +165,7 @@ fn kill_9_at_random_moments_loses_no_acknowledged_decision() {
             );
         }
         // Reserved stock, as recovered, equals what the decisions placed.
-        let placed = common::server::placed(decided.values());
-        for sku in ["A", "B", "ICE"] {
-            let stock = server.get(&format!("/v1/stock/{sku}")).json();
-            for cell in stock["warehouses"].as_array().unwrap() {
-                let warehouse = cell["warehouse"].as_str().unwrap().to_owned();
-                let expected = placed.get(&(warehouse.clone(), sku.to_owned())).copied();
-                assert_eq!(
-                    cell["reserved"].as_u64().unwrap(),
-                    expected.unwrap_or(0),
-                    "trial {trial}: reserved {sku} at {warehouse}"
-                );
-            }
-        }
+        assert_reserved_is_placed(&server, decided.values(), &format!("trial {trial}"));
     }
 }
 
@@ -438,19 +447,7 @@ fn a_machine_crash_that_takes_every_unsynced_journal_write_loses_no_acknowledged
         assert_eq!(stored.status, 200, "{id} lost in the crash");
         assert_eq!(stored.json()["decision"], *answer, "{id} changed");
     }
-    let placed = common::server::placed(acknowledged.iter());
-    for sku in ["A", "B", "ICE"] {
-        let stock = server.get(&format!("/v1/stock/{sku}")).json();
-        for cell in stock["warehouses"].as_array().unwrap() {
-            let warehouse = cell["warehouse"].as_str().unwrap().to_owned();
-            let expected = placed.get(&(warehouse.clone(), sku.to_owned())).copied();
-            assert_eq!(
-                cell["reserved"].as_u64().unwrap(),
-                expected.unwrap_or(0),
-                "reserved {sku} at {warehouse}"
-            );
-        }
-    }
+    assert_reserved_is_placed(&server, acknowledged.iter(), "after the machine crash");
     // The logs were folded and removed; the new writer keeps a new one.
     assert!(!server.dir.path().join("data/wal.retired").exists());
 }

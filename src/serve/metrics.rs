@@ -172,6 +172,25 @@ fn describe() {
         BOTTLENECK_WARNINGS,
         "Warnings that a warehouse or carrier passed alerts.bottleneck_share of its capacity."
     );
+    describe_journal();
+    describe_gauge!(FEED_ENTRIES, "Entries the decision feed holds.");
+    describe_counter!(CONFIG_RELOADS, "Config reloads, by outcome.");
+    describe_gauge!(
+        RESIDENT_MEMORY,
+        Unit::Bytes,
+        "Resident memory of the process."
+    );
+    describe_gauge!(
+        RESIDENT_MEMORY_PEAK,
+        Unit::Bytes,
+        "Peak resident memory of the process."
+    );
+}
+
+/// The journal's metrics (part of [`describe`]).
+fn describe_journal() {
+    use metrics::{describe_counter, describe_histogram};
+    use names::*;
     describe_counter!(
         JOURNAL_COMMITS,
         "Journal commits (one write each, synced on their own or by the write-ahead log's commit of their round), by zone."
@@ -191,18 +210,6 @@ fn describe() {
         "Checkpoints of the journal writers' write-ahead logs (every zone journal synced)."
     );
     describe_counter!(JOURNAL_SNAPSHOTS, "Zone snapshots written, by zone.");
-    describe_gauge!(FEED_ENTRIES, "Entries the decision feed holds.");
-    describe_counter!(CONFIG_RELOADS, "Config reloads, by outcome.");
-    describe_gauge!(
-        RESIDENT_MEMORY,
-        Unit::Bytes,
-        "Resident memory of the process."
-    );
-    describe_gauge!(
-        RESIDENT_MEMORY_PEAK,
-        Unit::Bytes,
-        "Peak resident memory of the process."
-    );
 }
 
 /// Counts a chunk's answers, once per chunk.
