@@ -1,5 +1,6 @@
-//! The chart of a run (SVG): offered, answered and throttled orders per second above; p99
-//! per second of intended send time (log scale) with the recovery threshold below; and,
+//! The chart of a run (SVG): offered, answered and throttled orders per second, and those
+//! answered after more than 10 ms, above; p50, p99 and p99.9 per second of intended send
+//! time (log scale) with the recovery threshold below; and,
 //! when the server reports it, its resident memory each second at the bottom (a soak's
 //! plateau, or its growth, shows there).
 
@@ -80,10 +81,16 @@ fn draw_rates(area: &Chart<'_>, report: &Report) -> DrawResult {
     };
     /// A line of the rates panel: label, what it plots, colour, stroke width.
     type RateLine = (&'static str, fn(&Second) -> u64, RGBColor, u32);
-    let lines: [RateLine; 3] = [
+    let lines: [RateLine; 4] = [
         ("offered", |second| second.offered, BLUE, 2),
         ("answered", |second| second.answered, GREEN, 2),
         ("throttled (429 + shed)", |second| second.throttled, RED, 1),
+        (
+            "answered after > 10 ms",
+            |second| second.over_10ms,
+            BLACK,
+            1,
+        ),
     ];
     for (label, pick, color, width) in lines {
         rates
@@ -99,18 +106,18 @@ fn draw_rates(area: &Chart<'_>, report: &Report) -> DrawResult {
     Ok(())
 }
 
-/// The p99 of each second (log scale), and the recovery threshold.
+/// The p50, p99 and p99.9 of each second (log scale), and the recovery threshold.
 fn draw_latency(area: &Chart<'_>, report: &Report) -> DrawResult {
     let seconds = seconds(report);
     let p99_max = report
         .series
         .iter()
-        .filter_map(|second| second.p99_ms)
+        .filter_map(|second| second.p999_ms.or(second.p99_ms))
         .fold(1.0f64, f64::max)
         * 2.0;
     let mut latency = ChartBuilder::on(area)
         .caption(
-            "p99 latency per second of intended send time (ms, log)",
+            "latency per second of intended send time (ms, log)",
             ("sans-serif", 18),
         )
         .margin(10)
@@ -122,14 +129,23 @@ fn draw_latency(area: &Chart<'_>, report: &Report) -> DrawResult {
         .x_desc("second")
         .y_desc("ms")
         .draw()?;
-    let p99 = report
-        .series
-        .iter()
-        .filter_map(|second| second.p99_ms.map(|p99| (second.second, p99.max(0.1))));
-    latency
-        .draw_series(LineSeries::new(p99, MAGENTA.stroke_width(2)))?
-        .label("p99")
-        .legend(legend_line(MAGENTA));
+    /// A line of the latency panel: label, what it plots, colour, stroke width.
+    type LatencyLine = (&'static str, fn(&Second) -> Option<f64>, RGBColor, u32);
+    let lines: [LatencyLine; 3] = [
+        ("p50", |second| second.p50_ms, BLUE, 1),
+        ("p99", |second| second.p99_ms, MAGENTA, 2),
+        ("p99.9", |second| second.p999_ms, RED, 1),
+    ];
+    for (label, pick, color, width) in lines {
+        let points = report
+            .series
+            .iter()
+            .filter_map(move |second| pick(second).map(|value| (second.second, value.max(0.1))));
+        latency
+            .draw_series(LineSeries::new(points, color.stroke_width(width)))?
+            .label(label)
+            .legend(legend_line(color));
+    }
     if let Some(threshold) = report.recovery_threshold_ms {
         let flat = [(0, threshold), (seconds, threshold)];
         latency

@@ -15,6 +15,9 @@ use serde_json::{Value, json};
 use std::fmt::Write as _;
 use std::time::Duration;
 
+/// What the per-second count of slow orders counts: answers later than this (ms).
+pub const SLOW_MS: u64 = 10;
+
 /// A second of the run: a row of the report's `series`, and a point of the chart.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Second {
@@ -27,7 +30,11 @@ pub struct Second {
     /// Latency of the orders intended in this second.
     pub p50_ms: Option<f64>,
     pub p99_ms: Option<f64>,
+    pub p999_ms: Option<f64>,
     pub max_ms: Option<f64>,
+    /// Orders intended in this second answered after more than [`SLOW_MS`]: a stall shows
+    /// here even when it is too short to move the second's p99.
+    pub over_10ms: u64,
     /// The server's resident memory sampled in this second.
     pub resident_bytes: Option<u64>,
 }
@@ -118,7 +125,9 @@ fn series(collector: &Collector) -> Vec<Second> {
             lost: bucket.counts.get(Count::Lost),
             p50_ms: quantile_ms(&bucket.latency, 0.5),
             p99_ms: quantile_ms(&bucket.latency, 0.99),
+            p999_ms: quantile_ms(&bucket.latency, 0.999),
             max_ms: (!bucket.latency.is_empty()).then(|| ms(bucket.latency.max())),
+            over_10ms: bucket.latency.len() - bucket.latency.count_between(0, SLOW_MS * 1000),
             resident_bytes: memory_by_second.get(&(second as u32)).copied(),
         })
         .collect()
@@ -514,5 +523,38 @@ fn recovery_lines(out: &mut String, recovery: &Value) {
             excursions.len(),
             shown.join(", ")
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::Tally;
+
+    #[test]
+    fn each_second_tells_its_p999_and_its_orders_over_10_ms() {
+        let mut collector = Collector::new(1);
+        let mut tally = Tally::default();
+        // Second 1: 994 answers at 1 ms, 2 at 9.5 ms, 4 stalled at 30 ms.
+        for (count, latency_us) in [(994, 1_000), (2, 9_500), (4, 30_000)] {
+            for _ in 0..count {
+                tally.latency(1, 0, latency_us, 10);
+            }
+        }
+        // Second 2: all quick.
+        for _ in 0..100 {
+            tally.latency(2, 0, 800, 10);
+        }
+        collector.absorb(&mut tally);
+        let series = series(&collector);
+        let stalled = &series[1];
+        assert_eq!(stalled.over_10ms, 4);
+        let near = |value: Option<f64>, expected: f64| (value.unwrap() - expected).abs() < 0.1;
+        assert!(near(stalled.p50_ms, 1.0), "{stalled:?}");
+        assert!(near(stalled.p99_ms, 1.0), "{stalled:?}");
+        assert!(near(stalled.p999_ms, 30.0), "{stalled:?}");
+        assert_eq!(series[2].over_10ms, 0);
+        assert!(near(series[2].p999_ms, 0.8));
+        assert_eq!(series[0].p999_ms, None);
     }
 }
