@@ -1164,6 +1164,22 @@ mod write_ahead_log {
     }
 
     #[test]
+    fn a_detached_sync_covers_what_was_written_unsynced_and_a_new_segments_name() {
+        let dir = TempDir::new().unwrap();
+        let (mut journal, _) = open(dir.path(), small_options(SyncMode::Fsync));
+        assert!(journal.detached_sync().unwrap().is_empty());
+        journal.append(1, &payload(1)).unwrap();
+        journal.commit_unsynced().unwrap();
+        let sync = journal.detached_sync().unwrap();
+        assert!(!sync.is_empty());
+        assert!(format!("{sync:?}").contains(&file_name(&segment_files(dir.path())[0])));
+        sync.run().unwrap();
+        journal.append(1, &payload(2)).unwrap();
+        journal.commit().unwrap();
+        assert!(journal.detached_sync().unwrap().is_empty(), "a synced commit leaves nothing");
+    }
+
+    #[test]
     fn an_unsynced_commit_is_synced_by_sync_and_by_a_segment_roll() {
         let dir = TempDir::new().unwrap();
         let (mut journal, _) = open(dir.path(), small_options(SyncMode::Fsync));

@@ -160,7 +160,8 @@ impl Wal {
         Ok(())
     }
 
-    /// Whether a checkpoint is due: sync every zone's journal, then [`Wal::checkpoint`].
+    /// Whether a checkpoint is due: sync every zone's journal, then [`Wal::checkpoint`] (or
+    /// the same in steps, off the caller's thread: [`Wal::begin_checkpoint`]).
     pub fn checkpoint_due(&self) -> bool {
         self.since_checkpoint >= CHECKPOINT_BYTES
     }
@@ -169,12 +170,32 @@ impl Wal {
     /// caller synced them all since its last commit here), and deletes what that makes
     /// unnecessary.
     pub fn checkpoint(&mut self) -> Result<(), JournalError> {
-        let lsn = self.journal.committed_lsn();
-        if lsn > 0 {
-            self.journal.write_snapshot(lsn, &[])?;
-            self.journal.compact()?;
-        }
+        let Some((lsn, dir)) = self.begin_checkpoint()? else {
+            return Ok(());
+        };
+        let path = super::write_detached_snapshot(&dir, lsn, &[])?;
+        self.finish_checkpoint(lsn, path)
+    }
+
+    /// A checkpoint in three steps, for a caller that must not wait for it: this one says
+    /// at which lsn and where (`None`: nothing committed yet); once every zone journal is
+    /// synced past what it had written now (on any thread, [`Journal::detached_sync`]), the
+    /// checkpoint's file is written there ([`super::write_detached_snapshot`], empty, at
+    /// that lsn: any thread), and [`Wal::finish_checkpoint`] takes it.
+    pub fn begin_checkpoint(&mut self) -> Result<Option<(u64, PathBuf)>, JournalError> {
         self.since_checkpoint = 0;
+        let lsn = self.journal.committed_lsn();
+        if lsn == 0 || !self.journal.prepare_snapshot(lsn)? {
+            return Ok(None);
+        }
+        Ok(Some((lsn, self.journal.dir().to_path_buf())))
+    }
+
+    /// The last step of a checkpoint: its file becomes the log's newest, and compaction
+    /// deletes what the older of the two kept covers.
+    pub fn finish_checkpoint(&mut self, lsn: u64, path: PathBuf) -> Result<(), JournalError> {
+        self.journal.add_snapshot(lsn, path)?;
+        self.journal.compact()?;
         Ok(())
     }
 

@@ -383,6 +383,27 @@ impl Journal {
         Ok(())
     }
 
+    /// What a sync on another thread needs to make every group written so far durable: a
+    /// second handle on the active segment, and the directory when a segment was started
+    /// since the last sync. The journal is not told (a later [`Journal::sync`] syncs again).
+    pub fn detached_sync(&self) -> Result<DetachedSync, JournalError> {
+        self.check_poisoned()?;
+        let file = match &self.active {
+            Some(active) if self.unsynced => Some((
+                active
+                    .file
+                    .try_clone()
+                    .map_err(|source| JournalError::io("opening", &active.path, source))?,
+                active.path.clone(),
+            )),
+            _ => None,
+        };
+        Ok(DetachedSync {
+            file,
+            dir: self.unsynced_directory.then(|| self.dir.clone()),
+        })
+    }
+
     /// The frames of the pending group, as a commit will write them (after a segment header
     /// when the group starts a segment).
     pub fn pending_frames(&self) -> &[u8] {
@@ -703,6 +724,33 @@ fn start_writeback(file: &File, from: u64, to: u64) {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = (file, from, to);
+}
+
+/// A journal's sync, run on another thread ([`Journal::detached_sync`]). A failure means
+/// that what was written may not be on disk: the caller must end the service, as for any
+/// failed sync.
+#[derive(Debug)]
+pub struct DetachedSync {
+    file: Option<(File, PathBuf)>,
+    dir: Option<PathBuf>,
+}
+
+impl DetachedSync {
+    /// Whether there is nothing to sync (every group written so far was synced).
+    pub fn is_empty(&self) -> bool {
+        self.file.is_none() && self.dir.is_none()
+    }
+
+    pub fn run(self) -> Result<(), JournalError> {
+        if let Some((file, path)) = &self.file {
+            file.sync_data()
+                .map_err(|source| JournalError::io("syncing", path, source))?;
+        }
+        if let Some(dir) = &self.dir {
+            sync_directory(dir)?;
+        }
+        Ok(())
+    }
 }
 
 /// Removes a file and returns how many bytes it held.

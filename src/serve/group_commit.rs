@@ -22,7 +22,9 @@ use super::metrics::names;
 use crate::config::Network;
 use crate::ids::ZoneId;
 use crate::journal::wal::Wal;
-use crate::journal::{Journal, JournalError, JournalOptions};
+use crate::journal::{
+    DetachedSync, Journal, JournalError, JournalOptions, write_detached_snapshot,
+};
 use crate::limits::WRITER_QUEUE;
 use crate::zone::records::RecordBatch;
 use std::path::PathBuf;
@@ -101,13 +103,17 @@ impl Writer {
             journal.options().commit_window
         });
         let count = journals.len();
+        let log = match wal {
+            Some(wal) => Some((wal, Checkpoints::start(name)?)),
+            None => None,
+        };
         std::thread::Builder::new()
             .name(format!("journal-{name}"))
             .spawn(move || {
                 // A panic here would leave zones handing records to nobody: end the process
                 // instead, as for a failed write.
                 let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    run(journals, wal, waiting, window, feed)
+                    run(journals, log, waiting, window, feed)
                 }));
                 if outcome.is_err() {
                     fatal("the journal writer thread panicked");
@@ -149,7 +155,7 @@ struct Zone {
 
 fn run(
     journals: Vec<(String, Journal)>,
-    mut wal: Option<Wal>,
+    mut log: Option<(Wal, Checkpoints)>,
     waiting: crossbeam::channel::Receiver<Commit>,
     window: Duration,
     feed: FeedSender,
@@ -159,7 +165,6 @@ fn run(
         .map(|(name, journal)| Zone::new(name, journal))
         .collect();
     let wal_commits = metrics::counter!(names::JOURNAL_WAL_COMMITS);
-    let wal_checkpoints = metrics::counter!(names::JOURNAL_WAL_CHECKPOINTS);
     let mut group: Vec<Commit> = Vec::new();
     while let Ok(first) = waiting.recv() {
         group.push(first);
@@ -173,12 +178,13 @@ fn run(
         group.extend(waiting.try_iter().take(WRITER_QUEUE));
         for commit in &mut group {
             let zone = &mut zones[commit.journal];
+            let wal = log.as_mut().map(|(wal, _)| wal);
             if let Some(step) = commit.snapshot.take() {
-                snapshot_step(zone, wal.as_mut(), step);
+                snapshot_step(zone, wal, step);
             }
-            zone.append(&commit.records, wal.as_mut());
+            zone.append(&commit.records, log.as_mut().map(|(wal, _)| wal));
         }
-        let Some(wal) = wal.as_mut() else {
+        let Some((wal, checkpoints)) = log.as_mut() else {
             for zone in &mut zones {
                 zone.commit_pending(None);
             }
@@ -202,13 +208,82 @@ fn run(
         for zone in &mut zones {
             zone.write_logged(took);
         }
-        if wal.checkpoint_due() {
-            for zone in &mut zones {
-                check(&zone.name, zone.journal.sync());
-            }
-            check_log(wal.checkpoint());
-            wal_checkpoints.increment(1);
+        checkpoints.step(wal, &zones);
+    }
+}
+
+/// The write-ahead log's checkpoints, off the writer thread: syncing every zone journal can
+/// take tens of milliseconds (megabytes written unsynced since the last), during which the
+/// writer goes on committing rounds. One at a time.
+struct Checkpoints {
+    jobs: crossbeam::channel::Sender<CheckpointJob>,
+    done: crossbeam::channel::Receiver<(u64, PathBuf)>,
+    running: bool,
+    finished: metrics::Counter,
+}
+
+/// A checkpoint at `lsn` of the log in `dir`, once `syncs` have run.
+struct CheckpointJob {
+    lsn: u64,
+    dir: PathBuf,
+    syncs: Vec<DetachedSync>,
+}
+
+impl Checkpoints {
+    /// The checkpoint thread of writer `name`.
+    fn start(name: &str) -> std::io::Result<Checkpoints> {
+        let (jobs, incoming) = crossbeam::channel::bounded::<CheckpointJob>(1);
+        let (finished, done) = crossbeam::channel::bounded(1);
+        std::thread::Builder::new()
+            .name(format!("checkpoint-{name}"))
+            .spawn(move || {
+                for job in incoming {
+                    for sync in job.syncs {
+                        if let Err(error) = sync.run() {
+                            fatal(&format!(
+                                "a checkpoint's sync of a zone journal failed: {error}"
+                            ));
+                        }
+                    }
+                    let path = check_log(write_detached_snapshot(&job.dir, job.lsn, &[]));
+                    if finished.send((job.lsn, path)).is_err() {
+                        return;
+                    }
+                }
+            })?;
+        Ok(Checkpoints {
+            jobs,
+            done,
+            running: false,
+            finished: metrics::counter!(names::JOURNAL_WAL_CHECKPOINTS),
+        })
+    }
+
+    /// After a round: takes a finished checkpoint, and starts one when it is due.
+    fn step(&mut self, wal: &mut Wal, zones: &[Zone]) {
+        if self.running
+            && let Ok((lsn, path)) = self.done.try_recv()
+        {
+            check_log(wal.finish_checkpoint(lsn, path));
+            self.finished.increment(1);
+            self.running = false;
         }
+        if self.running || !wal.checkpoint_due() {
+            return;
+        }
+        let Some((lsn, dir)) = check_log(wal.begin_checkpoint()) else {
+            return;
+        };
+        // Every zone journal holds every record committed to the log so far (written just
+        // now): synced past this point, they hold all the log does up to `lsn`.
+        let syncs = zones
+            .iter()
+            .map(|zone| check(&zone.name, zone.journal.detached_sync()))
+            .collect();
+        if self.jobs.send(CheckpointJob { lsn, dir, syncs }).is_err() {
+            fatal("the journal writer's checkpoint thread is gone");
+        }
+        self.running = true;
     }
 }
 
