@@ -146,6 +146,9 @@ fn verify_journals(
             return closed_output(error, sound);
         }
     }
+    if let Err(error) = verify_logs(data_dir, &mut sound, out) {
+        return closed_output(error, sound);
+    }
     match out.flush() {
         Ok(()) if sound => Ok(ExitCode::SUCCESS),
         Ok(()) => Ok(ExitCode::FAILURE),
@@ -187,6 +190,29 @@ fn verify_zone(
                 .strip_prefix(&format!("zone {zone}: "))
                 .unwrap_or(&text);
             writeln!(out, "zone {zone}: DAMAGED: {cause}")
+        }
+    }
+}
+
+/// The journal writers' write-ahead logs (`journal::wal`): a line for each zone they hold
+/// records of, which a machine crash may have taken from the end of its journal and the
+/// next `serve` start adds back.
+fn verify_logs(data_dir: &Path, sound: &mut bool, out: &mut impl Write) -> std::io::Result<()> {
+    match crate::journal::wal::peek(&crate::journal::wal::root(data_dir)) {
+        Ok(found) => {
+            for (log, zone, first, last) in found {
+                writeln!(
+                    out,
+                    "write-ahead log {}: zone {zone}, lsn {first} to {last}; the next start \
+                     adds those past the end of the zone's journal",
+                    log.display()
+                )?;
+            }
+            Ok(())
+        }
+        Err(error) => {
+            *sound = false;
+            writeln!(out, "write-ahead log: DAMAGED: {error}")
         }
     }
 }

@@ -436,6 +436,21 @@ fn a_machine_crash_that_takes_every_unsynced_journal_write_loses_no_acknowledged
                 let _ = std::fs::remove_file(&entry.segment);
             }
         }
+        // `journal verify` says where the rest is.
+        let verified = std::process::Command::new(env!("CARGO_BIN_EXE_order-router"))
+            .args(["journal", "verify", "--data-dir"])
+            .arg(data)
+            .output()
+            .unwrap();
+        let report = String::from_utf8_lossy(&verified.stdout);
+        assert!(verified.status.success(), "{report}");
+        for zone in ["east", "west"] {
+            assert!(
+                report.contains("write-ahead log")
+                    && report.contains(&format!("zone {zone}, lsn ")),
+                "{report}"
+            );
+        }
     });
     assert!(
         cut >= orders.len(),

@@ -1176,7 +1176,10 @@ mod write_ahead_log {
         sync.run().unwrap();
         journal.append(1, &payload(2)).unwrap();
         journal.commit().unwrap();
-        assert!(journal.detached_sync().unwrap().is_empty(), "a synced commit leaves nothing");
+        assert!(
+            journal.detached_sync().unwrap().is_empty(),
+            "a synced commit leaves nothing"
+        );
     }
 
     #[test]

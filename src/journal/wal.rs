@@ -211,30 +211,12 @@ impl Wal {
 /// never answered), and so is a zone's last frame when the cut left only its beginning.
 pub fn read_tails(root: &Path) -> Result<HashMap<String, Vec<Record>>, JournalError> {
     let mut tails = HashMap::new();
-    let mut logs = match fs::read_dir(root) {
-        Ok(entries) => entries
-            .map(|entry| entry.map(|entry| entry.path()))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|source| JournalError::io("listing", root, source))?,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(tails),
-        Err(source) => return Err(JournalError::io("listing", root, source)),
-    };
-    logs.sort();
-    for log in logs.iter().filter(|path| path.is_dir()) {
-        let (_, recovered) = Journal::open(log, JournalOptions::default())?;
+    for log in logs(root)? {
+        let (_, recovered) = Journal::open(&log, JournalOptions::default())?;
         if let Some(torn) = &recovered.torn_tail {
             tracing::warn!("write-ahead log {}: {torn}", log.display());
         }
-        let mut streams: Vec<(String, Vec<u8>)> = Vec::new();
-        for record in &recovered.records {
-            let (zone, bytes) = zone_bytes(log, record)?;
-            match streams.iter_mut().find(|(name, _)| name == zone) {
-                Some((_, stream)) => stream.extend_from_slice(bytes),
-                None => streams.push((zone.to_owned(), bytes.to_vec())),
-            }
-        }
-        for (zone, stream) in streams {
-            let records = zone_records(log, &zone, &stream)?;
+        for (zone, records) in split(&log, &recovered.records)? {
             if tails.insert(zone.clone(), records).is_some() {
                 return Err(JournalError::Corrupt {
                     path: log.to_path_buf(),
@@ -245,6 +227,67 @@ pub fn read_tails(root: &Path) -> Result<HashMap<String, Vec<Record>>, JournalEr
         }
     }
     Ok(tails)
+}
+
+/// What each log under `root` holds after its checkpoint, read without changing anything
+/// (for `journal verify`): per log and zone, the first and last lsn of the zone's records
+/// there. A torn tail ends a log quietly, as a start would cut it.
+pub fn peek(root: &Path) -> Result<Vec<(PathBuf, String, u64, u64)>, JournalError> {
+    let mut found = Vec::new();
+    for log in logs(root)? {
+        let checkpoint = super::read_newest_snapshot(&log)?.map_or(0, |snapshot| snapshot.lsn);
+        let mut records = Vec::new();
+        for entry in super::read_records(&log)? {
+            let entry = entry?;
+            if entry.lsn > checkpoint {
+                records.push(Record {
+                    lsn: entry.lsn,
+                    kind: entry.kind,
+                    payload: entry.payload,
+                });
+            }
+        }
+        for (zone, records) in split(&log, &records)? {
+            if let (Some(first), Some(last)) = (records.first(), records.last()) {
+                found.push((log.clone(), zone, first.lsn, last.lsn));
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// The logs under `root`, in name order (none when it does not exist).
+fn logs(root: &Path) -> Result<Vec<PathBuf>, JournalError> {
+    let mut logs = match fs::read_dir(root) {
+        Ok(entries) => entries
+            .map(|entry| entry.map(|entry| entry.path()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|source| JournalError::io("listing", root, source))?,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(JournalError::io("listing", root, source)),
+    };
+    logs.retain(|path| path.is_dir());
+    logs.sort();
+    Ok(logs)
+}
+
+/// A log's records split back into each zone's records, zones in order of first appearance.
+fn split(log: &Path, records: &[Record]) -> Result<Vec<(String, Vec<Record>)>, JournalError> {
+    let mut streams: Vec<(String, Vec<u8>)> = Vec::new();
+    for record in records {
+        let (zone, bytes) = zone_bytes(log, record)?;
+        match streams.iter_mut().find(|(name, _)| name == zone) {
+            Some((_, stream)) => stream.extend_from_slice(bytes),
+            None => streams.push((zone.to_owned(), bytes.to_vec())),
+        }
+    }
+    streams
+        .into_iter()
+        .map(|(zone, stream)| {
+            let records = zone_records(log, &zone, &stream)?;
+            Ok((zone, records))
+        })
+        .collect()
 }
 
 /// A log record's zone and its piece of that zone's frames.
