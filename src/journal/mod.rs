@@ -45,7 +45,9 @@ pub use inspect::{
     RecordEntry, Records, SegmentReport, SnapshotReport, VerifyReport, read_newest_snapshot,
     read_records, verify,
 };
-pub use writer::{CommitStats, CompactStats, DetachedSync, Journal, write_detached_snapshot};
+pub use writer::{
+    CommitStats, CompactStats, DetachedSync, Journal, remove_compacted, write_detached_snapshot,
+};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

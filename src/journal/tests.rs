@@ -1164,6 +1164,54 @@ mod write_ahead_log {
     }
 
     #[test]
+    fn compaction_detached_and_removed_elsewhere_leaves_what_compact_leaves() {
+        let build = || {
+            let dir = TempDir::new().unwrap();
+            let (mut journal, _) = open(dir.path(), small_options(SyncMode::Fsync));
+            write_records(&mut journal, 1, 100, 6);
+            journal.write_snapshot(50, b"after 50").unwrap();
+            write_records(&mut journal, 101, 200, 6);
+            journal.write_snapshot(150, b"after 150").unwrap();
+            write_records(&mut journal, 201, 230, 6);
+            journal.write_snapshot(230, b"after 230").unwrap();
+            (dir, journal)
+        };
+        let listing = |dir: &Path| {
+            let mut names: Vec<String> = fs::read_dir(dir)
+                .unwrap()
+                .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+        };
+        let (compacted, mut journal) = build();
+        let stats = journal.compact().unwrap();
+        assert!(stats.segments_removed > 0 && stats.snapshots_removed == 1);
+        let (detached, mut other) = build();
+        let paths = other.detach_compacted().unwrap();
+        assert_eq!(
+            paths.len(),
+            stats.segments_removed + stats.snapshots_removed
+        );
+        assert!(
+            paths.iter().all(|path| path.exists()),
+            "nothing deleted yet"
+        );
+        assert_eq!(
+            other.segment_paths().count(),
+            journal.segment_paths().count()
+        );
+        let removed = remove_compacted(detached.path(), &paths).unwrap();
+        assert_eq!(removed, stats);
+        assert_eq!(listing(detached.path()), listing(compacted.path()));
+        // And the journal goes on as one compacted in place would.
+        write_records(&mut other, 231, 240, 6);
+        drop(other);
+        let (_, recovered) = open(detached.path(), small_options(SyncMode::Fsync));
+        assert_eq!(recovered.records, records(231, 240));
+    }
+
+    #[test]
     fn a_detached_sync_covers_what_was_written_unsynced_and_a_new_segments_name() {
         let dir = TempDir::new().unwrap();
         let (mut journal, _) = open(dir.path(), small_options(SyncMode::Fsync));

@@ -12,9 +12,10 @@
 //! checksums are left out on purpose: a whole valid frame inside a log record would look,
 //! to the scan that tells a torn tail from damage, like a valid record after a torn one.
 //!
-//! **Checkpoints.** Every [`CHECKPOINT_BYTES`] of log the writer syncs every zone's journal
-//! ([`Journal::sync`]) and writes a checkpoint: an empty snapshot of this log at its last
-//! lsn, which says that every record before it is durable in the zones' own journals.
+//! **Checkpoints.** Every [`CHECKPOINT_BYTES`] of log every zone's journal is synced and a
+//! checkpoint written: an empty snapshot of this log at its last lsn, which says that every
+//! record before it is durable in the zones' own journals. The service does both on a
+//! thread of their own ([`Wal::begin_checkpoint`], [`Journal::detached_sync`]).
 //! Compaction then deletes the log's segments the older of the two kept checkpoints covers,
 //! so a log holds a few checkpoints' worth of records.
 //!
@@ -40,8 +41,9 @@ pub const ZONE_GROUP: u8 = 1;
 const ENTRY_HEADER_BYTES: usize = 13;
 
 /// Bytes of log between checkpoints. A checkpoint costs a sync of each zone's journal and a
-/// snapshot file (a few milliseconds of the writer thread); at 20k orders/s (about 4 MB/s of
-/// records) this is one every 8 s, and a restart reads at most about twice this per log.
+/// snapshot file (milliseconds, off the writer thread); at 20k orders/s a writer's log
+/// grows about 2 MB/s, so this is one every 15 s or so, and a restart reads at most about
+/// twice this per log.
 pub const CHECKPOINT_BYTES: u64 = 32 << 20;
 
 /// Where the logs live under a data dir.
@@ -174,7 +176,9 @@ impl Wal {
             return Ok(());
         };
         let path = super::write_detached_snapshot(&dir, lsn, &[])?;
-        self.finish_checkpoint(lsn, path)
+        let compacted = self.finish_checkpoint(lsn, path)?;
+        super::remove_compacted(&dir, &compacted)?;
+        Ok(())
     }
 
     /// A checkpoint in three steps, for a caller that must not wait for it: this one says
@@ -191,17 +195,17 @@ impl Wal {
         Ok(Some((lsn, self.journal.dir().to_path_buf())))
     }
 
-    /// The last step of a checkpoint: its file becomes the log's newest, and compaction
-    /// deletes what the older of the two kept covers.
-    pub fn finish_checkpoint(&mut self, lsn: u64, path: PathBuf) -> Result<(), JournalError> {
+    /// The last step of a checkpoint: its file becomes the log's newest. Returns the files
+    /// that the older of the two kept checkpoints makes unnecessary, for the caller to
+    /// delete ([`super::remove_compacted`], any thread: deleting a 64 MiB segment can take
+    /// the file system tens of milliseconds).
+    pub fn finish_checkpoint(
+        &mut self,
+        lsn: u64,
+        path: PathBuf,
+    ) -> Result<Vec<PathBuf>, JournalError> {
         self.journal.add_snapshot(lsn, path)?;
-        self.journal.compact()?;
-        Ok(())
-    }
-
-    /// Syncs of the log's segments so far.
-    pub fn syncs(&self) -> u64 {
-        self.journal.segment_syncs()
+        self.journal.detach_compacted()
     }
 }
 

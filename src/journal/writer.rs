@@ -659,17 +659,14 @@ impl Journal {
     pub fn compact(&mut self) -> Result<CompactStats, JournalError> {
         self.check_poisoned()?;
         let mut stats = CompactStats::default();
-        if self.options.mode == SyncMode::None || self.snapshots.len() < SNAPSHOTS_KEPT {
-            return Ok(stats);
-        }
-        let covered_lsn = self.snapshots[self.snapshots.len() - SNAPSHOTS_KEPT].0;
-        while self.segments.len() > 1 && self.segments[1].0.saturating_sub(1) <= covered_lsn {
+        let (segments, snapshots) = self.compactable();
+        for _ in 0..segments {
             let path = self.segments[0].1.clone();
             stats.bytes_freed += remove_file(&path)?;
             stats.segments_removed += 1;
             self.segments.remove(0);
         }
-        while self.snapshots.len() > SNAPSHOTS_KEPT {
+        for _ in 0..snapshots {
             let path = self.snapshots[0].1.clone();
             stats.bytes_freed += remove_file(&path)?;
             stats.snapshots_removed += 1;
@@ -681,6 +678,39 @@ impl Journal {
             return Err(self.poison(error));
         }
         Ok(stats)
+    }
+
+    /// What [`Journal::compact`] would delete, taken off the journal's lists but not
+    /// deleted: for a caller that deletes the files on another thread
+    /// ([`remove_compacted`]), so that no commit waits while the file system frees tens of
+    /// megabytes. A file that then fails to go stays on disk, covered by the snapshots, and
+    /// the next start's compaction deletes it.
+    pub fn detach_compacted(&mut self) -> Result<Vec<PathBuf>, JournalError> {
+        self.check_poisoned()?;
+        let (segments, snapshots) = self.compactable();
+        let mut paths: Vec<PathBuf> = self
+            .segments
+            .drain(..segments)
+            .map(|(_, path)| path)
+            .collect();
+        paths.extend(self.snapshots.drain(..snapshots).map(|(_, path)| path));
+        Ok(paths)
+    }
+
+    /// How many of the oldest segments and snapshots compaction may delete (see
+    /// [`Journal::compact`]).
+    fn compactable(&self) -> (usize, usize) {
+        if self.options.mode == SyncMode::None || self.snapshots.len() < SNAPSHOTS_KEPT {
+            return (0, 0);
+        }
+        let covered_lsn = self.snapshots[self.snapshots.len() - SNAPSHOTS_KEPT].0;
+        let mut segments = 0;
+        while self.segments.len() - segments > 1
+            && self.segments[segments + 1].0.saturating_sub(1) <= covered_lsn
+        {
+            segments += 1;
+        }
+        (segments, self.snapshots.len() - SNAPSHOTS_KEPT)
     }
 
     /// Segment files on disk, oldest first.
@@ -751,6 +781,24 @@ impl DetachedSync {
         }
         Ok(())
     }
+}
+
+/// Deletes the files [`Journal::detach_compacted`] took off the lists of the journal in
+/// `dir`, then syncs `dir` (a failure there must end the journal's use, as any failed sync).
+pub fn remove_compacted(dir: &Path, paths: &[PathBuf]) -> Result<CompactStats, JournalError> {
+    let mut stats = CompactStats::default();
+    for path in paths {
+        stats.bytes_freed += remove_file(path)?;
+        if path.extension().is_some_and(|extension| extension == "seg") {
+            stats.segments_removed += 1;
+        } else {
+            stats.snapshots_removed += 1;
+        }
+    }
+    if !paths.is_empty() {
+        sync_directory(dir)?;
+    }
+    Ok(stats)
 }
 
 /// Removes a file and returns how many bytes it held.

@@ -23,11 +23,11 @@ use crate::config::Network;
 use crate::ids::ZoneId;
 use crate::journal::wal::Wal;
 use crate::journal::{
-    DetachedSync, Journal, JournalError, JournalOptions, write_detached_snapshot,
+    DetachedSync, Journal, JournalError, JournalOptions, remove_compacted, write_detached_snapshot,
 };
 use crate::limits::WRITER_QUEUE;
 use crate::zone::records::RecordBatch;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -213,41 +213,52 @@ fn run(
 }
 
 /// The write-ahead log's checkpoints, off the writer thread: syncing every zone journal can
-/// take tens of milliseconds (megabytes written unsynced since the last), during which the
-/// writer goes on committing rounds. One at a time.
+/// take tens of milliseconds (megabytes written unsynced since the last), and so can
+/// deleting the log segments a checkpoint makes unnecessary; the writer goes on committing
+/// rounds meanwhile. One at a time.
 struct Checkpoints {
-    jobs: crossbeam::channel::Sender<CheckpointJob>,
+    jobs: crossbeam::channel::Sender<CheckpointWork>,
     done: crossbeam::channel::Receiver<(u64, PathBuf)>,
     running: bool,
     finished: metrics::Counter,
 }
 
-/// A checkpoint at `lsn` of the log in `dir`, once `syncs` have run.
-struct CheckpointJob {
-    lsn: u64,
-    dir: PathBuf,
-    syncs: Vec<DetachedSync>,
+/// What the checkpoint thread does.
+enum CheckpointWork {
+    /// A checkpoint at `lsn` of the log in `dir`, once `syncs` have run.
+    Checkpoint {
+        lsn: u64,
+        dir: PathBuf,
+        syncs: Vec<DetachedSync>,
+    },
+    /// Deleting the files of the log in `dir` that a finished checkpoint made unnecessary.
+    Remove { dir: PathBuf, paths: Vec<PathBuf> },
 }
 
 impl Checkpoints {
     /// The checkpoint thread of writer `name`.
     fn start(name: &str) -> std::io::Result<Checkpoints> {
-        let (jobs, incoming) = crossbeam::channel::bounded::<CheckpointJob>(1);
+        let (jobs, incoming) = crossbeam::channel::bounded::<CheckpointWork>(2);
         let (finished, done) = crossbeam::channel::bounded(1);
         std::thread::Builder::new()
             .name(format!("checkpoint-{name}"))
             .spawn(move || {
-                for job in incoming {
-                    for sync in job.syncs {
-                        if let Err(error) = sync.run() {
-                            fatal(&format!(
-                                "a checkpoint's sync of a zone journal failed: {error}"
-                            ));
+                for work in incoming {
+                    match work {
+                        CheckpointWork::Checkpoint { lsn, dir, syncs } => {
+                            for sync in syncs {
+                                if let Err(error) = sync.run() {
+                                    fatal(&format!(
+                                        "a checkpoint's sync of a zone journal failed: {error}"
+                                    ));
+                                }
+                            }
+                            let path = check_log(write_detached_snapshot(&dir, lsn, &[]));
+                            if finished.send((lsn, path)).is_err() {
+                                return;
+                            }
                         }
-                    }
-                    let path = check_log(write_detached_snapshot(&job.dir, job.lsn, &[]));
-                    if finished.send((job.lsn, path)).is_err() {
-                        return;
+                        CheckpointWork::Remove { dir, paths } => remove(&dir, &paths),
                     }
                 }
             })?;
@@ -259,12 +270,17 @@ impl Checkpoints {
         })
     }
 
-    /// After a round: takes a finished checkpoint, and starts one when it is due.
+    /// After a round: takes a finished checkpoint (its unneeded files go to the checkpoint
+    /// thread to delete), and starts one when it is due.
     fn step(&mut self, wal: &mut Wal, zones: &[Zone]) {
         if self.running
             && let Ok((lsn, path)) = self.done.try_recv()
         {
-            check_log(wal.finish_checkpoint(lsn, path));
+            let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+            let paths = check_log(wal.finish_checkpoint(lsn, path));
+            if !paths.is_empty() {
+                self.send(CheckpointWork::Remove { dir, paths });
+            }
             self.finished.increment(1);
             self.running = false;
         }
@@ -280,10 +296,26 @@ impl Checkpoints {
             .iter()
             .map(|zone| check(&zone.name, zone.journal.detached_sync()))
             .collect();
-        if self.jobs.send(CheckpointJob { lsn, dir, syncs }).is_err() {
+        self.send(CheckpointWork::Checkpoint { lsn, dir, syncs });
+        self.running = true;
+    }
+
+    fn send(&self, work: CheckpointWork) {
+        if self.jobs.send(work).is_err() {
             fatal("the journal writer's checkpoint thread is gone");
         }
-        self.running = true;
+    }
+}
+
+/// Deletes log files a checkpoint made unnecessary. A file that fails to go stays covered
+/// by the checkpoints (the next start's compaction deletes it); a directory that fails to
+/// sync may not be trusted.
+fn remove(dir: &Path, paths: &[PathBuf]) {
+    if let Err(error) = remove_compacted(dir, paths) {
+        if error.is_failed_sync() {
+            fatal(&format!("the write-ahead log failed: {error}"));
+        }
+        tracing::warn!("write-ahead log {}: {error}", dir.display());
     }
 }
 
