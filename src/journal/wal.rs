@@ -54,9 +54,8 @@ pub fn root(data_dir: &Path) -> PathBuf {
 /// A writer's log.
 pub struct Wal {
     journal: Journal,
-    /// A zone group's records as the log keeps them, and one log record's payload (the
-    /// zone's name, then a piece of those), both reused.
-    entries: Vec<u8>,
+    /// One log record's payload being built (the zone's name, then a piece of its group's
+    /// records), reused.
     record: Vec<u8>,
     since_checkpoint: u64,
 }
@@ -84,14 +83,8 @@ impl Wal {
             ..zones.clone()
         };
         // The logs' folder, durably (the journal makes its own folder durable in it).
-        if let Some(root) = dir.parent()
-            && !root.is_dir()
-        {
-            fs::create_dir_all(root)
-                .map_err(|source| JournalError::io("creating", root, source))?;
-            if let Some(data_dir) = root.parent() {
-                sync_directory(data_dir)?;
-            }
+        if let Some(root) = dir.parent() {
+            super::writer::create_directory(root)?;
         }
         let (journal, recovered) = Journal::open(dir, options)?;
         if !recovered.records.is_empty() {
@@ -107,7 +100,6 @@ impl Wal {
         }
         Ok(Wal {
             journal,
-            entries: Vec::new(),
             record: Vec::new(),
             since_checkpoint: 0,
         })
@@ -120,37 +112,51 @@ impl Wal {
     pub fn add(&mut self, zone: &str, frames: &[u8]) -> Result<(), JournalError> {
         let name = zone.as_bytes();
         assert!(name.len() <= usize::from(u8::MAX), "zone names are short");
+        self.start_record(name);
         // Each frame without its checksum (see the module comment).
-        let mut entries = std::mem::take(&mut self.entries);
-        entries.clear();
         let mut at = 0;
         while at < frames.len() {
             let end = at + FRAME_HEADER_BYTES + read_u32(&frames[at..]) as usize;
-            entries.extend_from_slice(&frames[at..at + 4]);
-            entries.extend_from_slice(&frames[at + 8..end]);
+            self.put(name, &frames[at..at + 4])?;
+            self.put(name, &frames[at + 8..end])?;
             at = end;
         }
-        let added = self.add_entries(name, &entries);
-        self.entries = entries;
-        added
+        if self.record.len() > 1 + name.len() {
+            self.append_record()?;
+        }
+        Ok(())
     }
 
-    /// Adds a zone's records, as the log keeps them, in records of at most the bound.
-    fn add_entries(&mut self, name: &[u8], entries: &[u8]) -> Result<(), JournalError> {
-        let room = MAX_PAYLOAD_BYTES - 1 - name.len();
-        let mut rest = entries;
-        while !rest.is_empty() {
-            let take = rest.len().min(room);
-            self.record.clear();
-            self.record.push(name.len() as u8);
-            self.record.extend_from_slice(name);
-            self.record.extend_from_slice(&rest[..take]);
-            if self.journal.needs_commit() {
-                self.commit()?;
+    /// A record of `name`'s group begins: its name, then its pieces.
+    fn start_record(&mut self, name: &[u8]) {
+        self.record.clear();
+        self.record.push(name.len() as u8);
+        self.record.extend_from_slice(name);
+    }
+
+    /// Puts `bytes` of `name`'s group in the record being built, appending it and starting
+    /// another whenever it reaches a record's bound.
+    fn put(&mut self, name: &[u8], mut bytes: &[u8]) -> Result<(), JournalError> {
+        while !bytes.is_empty() {
+            let room = MAX_PAYLOAD_BYTES - self.record.len();
+            if room == 0 {
+                self.append_record()?;
+                self.start_record(name);
+                continue;
             }
-            self.journal.append(ZONE_GROUP, &self.record)?;
-            rest = &rest[take..];
+            let take = bytes.len().min(room);
+            self.record.extend_from_slice(&bytes[..take]);
+            bytes = &bytes[take..];
         }
+        Ok(())
+    }
+
+    /// Appends the record built to the log's pending group (committing that first if full).
+    fn append_record(&mut self) -> Result<(), JournalError> {
+        if self.journal.needs_commit() {
+            self.commit()?;
+        }
+        self.journal.append(ZONE_GROUP, &self.record)?;
         Ok(())
     }
 

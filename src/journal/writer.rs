@@ -809,7 +809,7 @@ fn remove_file(path: &Path) -> Result<u64, JournalError> {
 }
 
 /// Creates the journal's directory if it is missing, and makes its creation durable.
-fn create_directory(dir: &Path) -> Result<(), JournalError> {
+pub(super) fn create_directory(dir: &Path) -> Result<(), JournalError> {
     if dir.is_dir() {
         return Ok(());
     }
