@@ -71,11 +71,24 @@ pub enum FileName {
     },
     /// A snapshot that was being written (`snapshot-….snap.tmp`).
     Temporary,
+    /// A segment made ahead of time ([`super::spare::SPARE_FILE_NAME`]).
+    Spare,
+    /// A file being deleted a step at a time ([`REMOVING_SUFFIX`]).
+    Removing,
 }
+
+/// Added to the name of a file being deleted a step at a time (`paced::remove`).
+pub const REMOVING_SUFFIX: &str = ".removing";
 
 /// Classifies a file name; `None` for files that are not the journal's (they are left alone).
 pub fn parse_file_name(path: &Path) -> Option<FileName> {
     let name = path.file_name()?.to_str()?;
+    if name == super::spare::SPARE_FILE_NAME {
+        return Some(FileName::Spare);
+    }
+    if name.ends_with(REMOVING_SUFFIX) {
+        return Some(FileName::Removing);
+    }
     if name.starts_with(SNAPSHOT_PREFIX) && name.ends_with(TEMPORARY_SUFFIX) {
         return Some(FileName::Temporary);
     }

@@ -25,12 +25,16 @@
 //!
 //! Layout: `format.rs` (bytes on disk), `scan.rs` (walking segments: torn tail or damage),
 //! `writer.rs` (the [`Journal`]), `snapshot.rs` (snapshot files), `inspect.rs` (verify and
-//! dump), `tests.rs` (crashes, damage and poisoning, simulated).
+//! dump), `paced.rs` (large writes and deletions that leave the disk to commits), `spare.rs`
+//! (segments made ahead of time), `wal.rs` (a writer's write-ahead log),
+//! `tests.rs` (crashes, damage and poisoning, simulated).
 
 mod format;
 mod inspect;
+mod paced;
 mod scan;
 mod snapshot;
+mod spare;
 pub mod wal;
 mod writer;
 
@@ -45,6 +49,7 @@ pub use inspect::{
     RecordEntry, Records, SegmentReport, SnapshotReport, VerifyReport, read_newest_snapshot,
     read_records, verify,
 };
+pub use spare::SpareJob;
 pub use writer::{
     CommitStats, CompactStats, DetachedSync, Journal, remove_compacted, write_detached_snapshot,
 };
@@ -148,6 +153,11 @@ pub struct JournalOptions {
     /// more is waiting, which under load still makes large groups (everything that arrived
     /// during the previous fsync).
     pub commit_window: Duration,
+    /// Segments made ahead of time, zeros overwritten in place, freed ones reused
+    /// ([`Journal::spare_job`], `spare.rs`): for a journal synced on every commit, whose
+    /// syncs then carry no file system metadata. Off by default: the caller must run the
+    /// spare jobs.
+    pub preallocate: bool,
 }
 
 impl Default for JournalOptions {
@@ -158,6 +168,7 @@ impl Default for JournalOptions {
             max_group_records: 4096,
             max_group_bytes: 4 << 20,
             commit_window: Duration::ZERO,
+            preallocate: false,
         }
     }
 }

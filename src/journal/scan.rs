@@ -21,6 +21,10 @@ pub struct Listing {
     pub snapshots: Vec<(u64, PathBuf)>,
     /// Snapshots a crash interrupted while they were written.
     pub temporaries: Vec<PathBuf>,
+    /// A segment made ahead of time that no roll took.
+    pub spare: Option<PathBuf>,
+    /// Files whose deletion a crash interrupted.
+    pub removing: Vec<PathBuf>,
 }
 
 /// Lists the journal's files in `dir`. Files with other names are not the journal's and are
@@ -36,6 +40,8 @@ pub fn list_directory(dir: &Path) -> Result<Listing, JournalError> {
             Some(FileName::Segment { first_lsn }) => listing.segments.push((first_lsn, path)),
             Some(FileName::Snapshot { lsn }) => listing.snapshots.push((lsn, path)),
             Some(FileName::Temporary) => listing.temporaries.push(path),
+            Some(FileName::Spare) => listing.spare = Some(path),
+            Some(FileName::Removing) => listing.removing.push(path),
             None => {}
         }
     }
@@ -54,7 +60,8 @@ pub struct SegmentScan {
     pub records: u64,
     /// The lsn after the segment's last valid record.
     pub next_lsn: u64,
-    /// The byte offset after the last valid record: where the next append goes.
+    /// The byte offset after the last valid record: where the next append goes (zeros may
+    /// follow it up to `file_bytes`, in a segment made ahead of time).
     pub valid_end: u64,
     /// The file's length in bytes.
     pub file_bytes: u64,
@@ -232,9 +239,11 @@ fn check_name(path: &Path, name_lsn: u64, first_lsn: u64) -> Result<(), JournalE
 
 /// Walks the records of one segment held in `bytes`.
 ///
-/// A frame that does not decode is a torn tail only when the segment is the last one and no
-/// valid frame with the expected lsn or a later one follows it anywhere in the segment: a
-/// crash tears only the end of what was being written. Anything else (valid records after
+/// The records end where zeros run to the end of the file (a segment filled with zeros
+/// ahead of time, `JournalOptions::preallocate`; a frame never starts with zeros, its
+/// checksum would not hold). Otherwise a frame that does not decode is a torn tail only
+/// when the segment is the last one and no valid frame with the expected lsn or a later one
+/// follows it anywhere in the segment: a crash tears only the end of what was being written. Anything else (valid records after
 /// the damage, damage in an earlier segment, a valid record with the wrong lsn) is damage,
 /// and the error names the file and the byte offset.
 pub fn scan_segment(
@@ -268,6 +277,11 @@ pub fn scan_segment(
                     offset,
                     format!("record has lsn {}, lsn {expected} was expected", frame.lsn),
                 ));
+            }
+            Err(_) if bytes[offset..].iter().all(|&byte| byte == 0) => {
+                // Zeros to the end of the file: where the records end in a segment made
+                // ahead of time (`JournalOptions::preallocate`), not a torn write.
+                break;
             }
             Err(problem) => {
                 torn = Some(torn_frame(path, bytes, offset, expected, is_last, problem)?);

@@ -4,13 +4,10 @@
 //! name or none, never a part of one.
 
 use super::format::{self, SNAPSHOT_HEADER_BYTES, TEMPORARY_SUFFIX};
-use super::{JournalError, Snapshot};
+use super::{JournalError, Snapshot, paced};
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
-
-/// Bytes of a snapshot written between two flushes.
-const SNAPSHOT_FLUSH_BYTES: usize = 4 << 20;
 
 /// Syncs a directory, which makes the creation, renaming and removal of its entries durable
 /// (a file's own fsync does not cover its name in the directory).
@@ -29,28 +26,18 @@ pub fn write_snapshot_file(dir: &Path, lsn: u64, bytes: &[u8]) -> Result<PathBuf
     let temporary = PathBuf::from(temporary_name);
     let header = format::encode_snapshot_header(lsn, bytes);
     // The paired check: what is about to be written reads back as the same snapshot.
-    let mut whole = Vec::with_capacity(SNAPSHOT_HEADER_BYTES + bytes.len());
-    whole.extend_from_slice(&header);
-    whole.extend_from_slice(bytes);
     assert_eq!(
-        format::decode_snapshot(&whole),
-        Ok((lsn, bytes)),
+        format::decode_snapshot_parts(&header, bytes),
+        Ok(lsn),
         "a snapshot encoded for writing does not decode"
     );
-    let mut file = fs::File::create(&temporary)
+    let file = fs::File::create(&temporary)
         .map_err(|source| JournalError::io("creating", &temporary, source))?;
-    // Written and flushed a few MiB at a time: one flush of a whole snapshot (75 MB for
-    // 500,000 orders) holds the disk for a few hundred milliseconds, and every journal
-    // commit's sync waits behind it (p99 excursions of 70-80 ms in loadtest's singles-day
-    // run). In steps, the journals' syncs get the disk between them.
-    for piece in whole.chunks(SNAPSHOT_FLUSH_BYTES) {
-        file.write_all(piece)
-            .map_err(|source| JournalError::io("writing", &temporary, source))?;
-        if whole.len() > SNAPSHOT_FLUSH_BYTES {
-            file.sync_data()
-                .map_err(|source| JournalError::io("syncing", &temporary, source))?;
-        }
-    }
+    // Written a small piece at a time, each waited for (`paced.rs`): one flush of a whole
+    // snapshot (90-260 MB for a busy zone) holds the disk for hundreds of milliseconds, and
+    // every journal commit's sync waits behind it.
+    paced::write(&file, &temporary, 0, &header)?;
+    paced::write(&file, &temporary, header.len() as u64, bytes)?;
     file.sync_all()
         .map_err(|source| JournalError::io("syncing", &temporary, source))?;
     drop(file);

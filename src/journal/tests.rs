@@ -18,6 +18,7 @@ fn small_options(mode: SyncMode) -> JournalOptions {
         max_group_records: 64,
         max_group_bytes: GROUP_BYTES_MIN,
         commit_window: Duration::ZERO,
+        preallocate: false,
     }
 }
 
@@ -1252,5 +1253,201 @@ mod write_ahead_log {
             }
         }
         assert_eq!(journal.segment_syncs(), 2);
+    }
+}
+
+/// Segments made ahead of time (`JournalOptions::preallocate`, `spare.rs`): zeros that end
+/// a segment's records, spares taken at the roll, freed segments reused.
+mod preallocated {
+    use super::*;
+
+    fn options() -> JournalOptions {
+        JournalOptions {
+            preallocate: true,
+            ..small_options(SyncMode::Fsync)
+        }
+    }
+
+    /// Writes records `from..=to` in groups of 4, making each spare the journal asks for
+    /// as soon as it asks (as the service's checkpoint thread does, only sooner).
+    fn write_with_spares(journal: &mut Journal, from: u64, to: u64) -> usize {
+        let mut made = 0;
+        for lsn in (from..=to).step_by(4) {
+            if let Some(job) = journal.spare_job() {
+                journal.add_spare(Some(job.run().unwrap()));
+                made += 1;
+            }
+            write_records(journal, lsn, (lsn + 3).min(to), 4);
+        }
+        made
+    }
+
+    fn is_zeros(bytes: &[u8]) -> bool {
+        bytes.iter().all(|&byte| byte == 0)
+    }
+
+    #[test]
+    fn zeros_to_the_end_of_a_segment_end_its_records_in_any_segment() {
+        let dir = TempDir::new().unwrap();
+        let (mut journal, _) = open(dir.path(), small_options(SyncMode::Fsync));
+        write_records(&mut journal, 1, 60, 4);
+        drop(journal);
+        // Zeros after every segment's records, the last one's included.
+        for segment in segment_files(dir.path()) {
+            let mut bytes = fs::read(&segment).unwrap();
+            bytes.extend_from_slice(&[0; 3000]);
+            fs::write(&segment, bytes).unwrap();
+        }
+        let report = verify(dir.path()).unwrap();
+        assert!(report.torn_tail.is_none());
+        let (mut journal, recovered) = open(dir.path(), small_options(SyncMode::Fsync));
+        assert_eq!(recovered.records, records(1, 60));
+        assert!(recovered.torn_tail.is_none());
+        // Appends go where the records end, over the zeros, not after them.
+        let last = segment_files(dir.path()).pop().unwrap();
+        let length = fs::metadata(&last).unwrap().len();
+        write_records(&mut journal, 61, 62, 2);
+        assert_eq!(fs::metadata(&last).unwrap().len(), length);
+        drop(journal);
+        let (_, recovered) = open(dir.path(), small_options(SyncMode::Fsync));
+        assert_eq!(recovered.records, records(1, 62));
+    }
+
+    #[test]
+    fn a_torn_frame_before_zeros_is_still_a_torn_tail() {
+        let dir = TempDir::new().unwrap();
+        let (mut journal, _) = open(dir.path(), small_options(SyncMode::Fsync));
+        write_records(&mut journal, 1, 60, 4);
+        drop(journal);
+        let last = segment_files(dir.path()).pop().unwrap();
+        let end = fs::metadata(&last).unwrap().len();
+        let mut bytes = fs::read(&last).unwrap();
+        // Half of a frame (its length and part of its checksum), then zeros.
+        bytes.extend_from_slice(&[9, 0, 0, 0, 7, 7]);
+        bytes.extend_from_slice(&[0; 500]);
+        fs::write(&last, bytes).unwrap();
+        let (_, recovered) = open(dir.path(), small_options(SyncMode::Fsync));
+        assert_eq!(recovered.records, records(1, 60));
+        let torn = recovered.torn_tail.expect("a torn tail");
+        assert_eq!(torn.offset, end);
+        assert_eq!(fs::metadata(&last).unwrap().len(), end);
+    }
+
+    #[test]
+    fn a_frame_of_zeros_never_decodes() {
+        for length in [FRAME_HEADER_BYTES, FRAME_HEADER_BYTES + 1, 4096] {
+            assert!(format::decode_frame(&vec![0; length]).is_err());
+        }
+    }
+
+    #[test]
+    fn rolls_take_the_spares_made_ahead_and_every_record_comes_back() {
+        let dir = TempDir::new().unwrap();
+        let (mut journal, _) = open(dir.path(), options());
+        let made = write_with_spares(&mut journal, 1, 200);
+        let segments = segment_files(dir.path());
+        assert!(segments.len() >= 4, "{segments:?}");
+        // One spare a roll (the first segment's too), and perhaps one waiting.
+        let spare = dir.path().join(spare::SPARE_FILE_NAME);
+        assert_eq!(made, segments.len() + usize::from(spare.exists()));
+        // Every segment was a spare: full length, zeros after its records.
+        for segment in &segments {
+            let bytes = fs::read(segment).unwrap();
+            assert_eq!(bytes.len() as u64, options().segment_bytes, "{segment:?}");
+            assert!(!is_zeros(&bytes[..SEGMENT_HEADER_BYTES]));
+        }
+        let tail = fs::read(segments.last().unwrap()).unwrap();
+        assert!(is_zeros(&tail[tail.len() - 100..]));
+        drop(journal);
+        let (mut journal, recovered) = open(dir.path(), options());
+        assert_eq!(recovered.records, records(1, 200));
+        assert!(recovered.torn_tail.is_none());
+        assert!(!spare.exists(), "a spare no roll took is removed at open");
+        let spare_job = journal.spare_job().expect("a spare is asked for after open");
+        assert!(!spare_job.recycles());
+        journal.add_spare(Some(spare_job.run().unwrap()));
+        write_with_spares(&mut journal, 201, 260);
+        drop(journal);
+        let (_, recovered) = open(dir.path(), options());
+        assert_eq!(recovered.records, records(1, 260));
+    }
+
+    #[test]
+    fn a_segment_compaction_frees_is_reused_with_nothing_of_it_left() {
+        let dir = TempDir::new().unwrap();
+        let (mut journal, _) = open(dir.path(), options());
+        write_with_spares(&mut journal, 1, 140);
+        journal.write_snapshot(130, b"after 130").unwrap();
+        write_with_spares(&mut journal, 141, 200);
+        journal.write_snapshot(190, b"after 190").unwrap();
+        let before = segment_files(dir.path());
+        let paths = journal.detach_compacted().unwrap();
+        let freed = before.len() - journal.segment_paths().count();
+        assert!(freed >= 2, "{before:?}");
+        // All but the newest freed segment are to delete; that one is kept for reuse.
+        let kept = before[freed - 1].clone();
+        let deleted: Vec<&PathBuf> = paths.iter().filter(|path| before.contains(path)).collect();
+        assert_eq!(deleted, before[..freed - 1].iter().collect::<Vec<_>>());
+        remove_compacted(dir.path(), &paths).unwrap();
+        assert!(kept.exists());
+        // Once a roll takes the spare waiting, the next one is the freed segment.
+        let job = loop {
+            if let Some(job) = journal.spare_job() {
+                break job;
+            }
+            let lsn = journal.next_lsn();
+            write_records(&mut journal, lsn, lsn, 1);
+        };
+        assert!(job.recycles());
+        let spare = job.run().unwrap();
+        assert!(!kept.exists());
+        let bytes = fs::read(&spare).unwrap();
+        assert_eq!(bytes.len() as u64, options().segment_bytes);
+        assert!(is_zeros(&bytes), "nothing of the old segment is left");
+        journal.add_spare(Some(spare));
+        let from = journal.next_lsn();
+        write_with_spares(&mut journal, from, from + 80);
+        drop(journal);
+        let (_, recovered) = open(dir.path(), options());
+        assert_eq!(recovered.records, records(191, from + 80));
+        assert!(recovered.torn_tail.is_none());
+    }
+
+    #[test]
+    fn a_crash_between_a_spares_rename_and_its_first_group_loses_nothing_answered() {
+        let dir = TempDir::new().unwrap();
+        let (mut journal, _) = open(dir.path(), options());
+        write_with_spares(&mut journal, 1, 40);
+        if let Some(job) = journal.spare_job() {
+            journal.add_spare(Some(job.run().unwrap()));
+        }
+        drop(journal);
+        // The roll renamed the spare to the next segment's name; the crash came before its
+        // header and group were written: a segment of zeros.
+        let next = dir.path().join(segment_file_name(41));
+        fs::rename(dir.path().join(spare::SPARE_FILE_NAME), &next).unwrap();
+        let (mut journal, recovered) = open(dir.path(), options());
+        assert_eq!(recovered.records, records(1, 40));
+        assert!(recovered.torn_tail.unwrap().segment_removed);
+        assert!(!next.exists());
+        write_with_spares(&mut journal, 41, 60);
+        drop(journal);
+        let (_, recovered) = open(dir.path(), options());
+        assert_eq!(recovered.records, records(1, 60));
+    }
+
+    #[test]
+    fn a_spare_that_cannot_be_made_ends_the_asking_not_the_journal() {
+        let dir = TempDir::new().unwrap();
+        let (mut journal, _) = open(dir.path(), options());
+        let job = journal.spare_job().unwrap();
+        assert!(journal.spare_job().is_none(), "one at a time");
+        drop(job);
+        journal.add_spare(None);
+        assert!(journal.spare_job().is_none());
+        write_records(&mut journal, 1, 60, 4);
+        drop(journal);
+        let (_, recovered) = open(dir.path(), options());
+        assert_eq!(recovered.records, records(1, 60));
     }
 }

@@ -80,6 +80,7 @@ impl Wal {
             mode: SyncMode::Fsync,
             max_group_records: super::GROUP_RECORDS_MAX,
             commit_window: std::time::Duration::ZERO,
+            preallocate: true,
             ..zones.clone()
         };
         // The logs' folder, durably (the journal makes its own folder durable in it).
@@ -199,6 +200,18 @@ impl Wal {
             return Ok(None);
         }
         Ok(Some((lsn, self.journal.dir().to_path_buf())))
+    }
+
+    /// The log's next segment to make ahead of its roll, when it has none ready and none
+    /// is being made ([`Journal::spare_job`]); its result goes to [`Wal::add_spare`].
+    pub fn spare_job(&mut self) -> Option<super::SpareJob> {
+        self.journal.spare_job()
+    }
+
+    /// A spare made by [`Wal::spare_job`]'s job (`None`: it failed, and rolls create their
+    /// segments from then on).
+    pub fn add_spare(&mut self, spare: Option<PathBuf>) {
+        self.journal.add_spare(spare);
     }
 
     /// The last step of a checkpoint: its file becomes the log's newest. Returns the files

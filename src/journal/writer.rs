@@ -16,8 +16,10 @@ use super::{
     JournalError, JournalOptions, MAX_PAYLOAD_BYTES, MAX_SNAPSHOT_BYTES, Record, Recovered,
     SNAPSHOTS_KEPT, SyncMode,
 };
+use super::paced;
+use super::spare::{SPARE_FILE_NAME, SpareJob};
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 /// What one commit did.
@@ -99,6 +101,12 @@ pub struct Journal {
     /// data, and (`unsynced_directory`) the names of segments started since, still to sync.
     unsynced: bool,
     unsynced_directory: bool,
+    /// With [`JournalOptions::preallocate`]: the next segment's file, zeros made ahead of
+    /// time ([`super::spare`]); whether one is being made; a segment compaction freed, kept
+    /// to be made the next one.
+    spare: Option<PathBuf>,
+    spare_asked: bool,
+    recyclable: Option<PathBuf>,
     #[cfg(test)]
     fault: Option<FaultPoint>,
 }
@@ -144,6 +152,9 @@ impl Journal {
             segment_syncs: 0,
             unsynced: false,
             unsynced_directory: false,
+            spare: None,
+            spare_asked: false,
+            recyclable: None,
             #[cfg(test)]
             fault: None,
         };
@@ -166,6 +177,12 @@ impl Journal {
             );
             fs::remove_file(temporary)
                 .map_err(|source| JournalError::io("removing", temporary, source))?;
+        }
+        // A spare made for a roll that never came (a new one is made when asked for), and
+        // files whose deletion a crash interrupted.
+        for leftover in listing.spare.iter().chain(&listing.removing) {
+            fs::remove_file(leftover)
+                .map_err(|source| JournalError::io("removing", leftover, source))?;
         }
         let snapshot = match listing.snapshots.last() {
             Some((lsn, path)) => Some(load_snapshot(path, *lsn).map_err(|error| match error {
@@ -241,7 +258,7 @@ impl Journal {
                 !last.skipped && !last.torn.as_ref().is_some_and(|torn| torn.segment_removed);
             if kept && last.next_lsn == self.next_lsn {
                 let file = OpenOptions::new()
-                    .append(true)
+                    .write(true)
                     .open(&last.path)
                     .map_err(|source| JournalError::io("opening", &last.path, source))?;
                 self.active = Some(ActiveSegment {
@@ -496,7 +513,7 @@ impl Journal {
             let half = bytes.len() / 2;
             active
                 .file
-                .write_all(&bytes[..half])
+                .write_all_at(&bytes[..half], active.bytes)
                 .map_err(|source| JournalError::io("writing", &active.path, source))?;
             return Err(JournalError::io(
                 "writing",
@@ -506,7 +523,7 @@ impl Journal {
         }
         active
             .file
-            .write_all(bytes)
+            .write_all_at(bytes, active.bytes)
             .map_err(|source| JournalError::io("writing", &active.path, source))?;
         active.bytes += bytes.len() as u64;
         if !sync {
@@ -564,11 +581,23 @@ impl Journal {
             }
         }
         let path = self.dir.join(format::segment_file_name(first_lsn));
-        let file = OpenOptions::new()
-            .append(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|source| JournalError::io("creating", &path, source))?;
+        let file = match self.spare.take() {
+            // Zeros made ahead of time: the roll's directory sync makes the new name durable
+            // (a crash before it leaves the spare, or a segment of zeros: both discarded).
+            Some(spare) => {
+                fs::rename(&spare, &path)
+                    .map_err(|source| JournalError::io("renaming", &spare, source))?;
+                OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map_err(|source| JournalError::io("opening", &path, source))?
+            }
+            None => OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .map_err(|source| JournalError::io("creating", &path, source))?,
+        };
         self.pending[..SEGMENT_HEADER_BYTES]
             .copy_from_slice(&format::encode_segment_header(first_lsn));
         self.segments.push((first_lsn, path.clone()));
@@ -693,8 +722,48 @@ impl Journal {
             .drain(..segments)
             .map(|(_, path)| path)
             .collect();
+        if self.options.preallocate
+            && let Some(newest) = paths.pop()
+            && let Some(older) = self.recyclable.replace(newest)
+        {
+            // One freed segment is kept to be reused as a spare (no blocks freed, none
+            // allocated); any other goes.
+            paths.push(older);
+        }
         paths.extend(self.snapshots.drain(..snapshots).map(|(_, path)| path));
         Ok(paths)
+    }
+
+    /// With [`JournalOptions::preallocate`], when the journal has no spare segment and none
+    /// is being made: the job that makes one (on any thread: [`SpareJob::run`]), reusing a
+    /// segment compaction freed if there is one. Hand its result to [`Journal::add_spare`].
+    pub fn spare_job(&mut self) -> Option<SpareJob> {
+        if !self.options.preallocate
+            || self.options.mode == SyncMode::None
+            || self.spare.is_some()
+            || self.spare_asked
+            || self.poisoned.is_some()
+        {
+            return None;
+        }
+        self.spare_asked = true;
+        Some(SpareJob {
+            path: self.dir.join(SPARE_FILE_NAME),
+            recycle: self.recyclable.take(),
+            bytes: self.options.segment_bytes,
+        })
+    }
+
+    /// The outcome of a [`Journal::spare_job`]: the spare the next roll takes, or `None` when
+    /// making it failed (the next roll creates its segment; no other spare is asked for).
+    pub fn add_spare(&mut self, spare: Option<PathBuf>) {
+        match spare {
+            Some(path) => {
+                self.spare = Some(path);
+                self.spare_asked = false;
+            }
+            None => self.options.preallocate = false,
+        }
     }
 
     /// How many of the oldest segments and snapshots compaction may delete (see
@@ -784,11 +853,13 @@ impl DetachedSync {
 }
 
 /// Deletes the files [`Journal::detach_compacted`] took off the lists of the journal in
-/// `dir`, then syncs `dir` (a failure there must end the journal's use, as any failed sync).
+/// `dir`, each a few MiB at a time so that no commit's sync waits behind the freeing
+/// (`paced.rs`), then syncs `dir` (a failure there must end the journal's use, as any
+/// failed sync).
 pub fn remove_compacted(dir: &Path, paths: &[PathBuf]) -> Result<CompactStats, JournalError> {
     let mut stats = CompactStats::default();
     for path in paths {
-        stats.bytes_freed += remove_file(path)?;
+        stats.bytes_freed += paced::remove(path)?;
         if path.extension().is_some_and(|extension| extension == "seg") {
             stats.segments_removed += 1;
         } else {

@@ -23,7 +23,8 @@ use crate::config::Network;
 use crate::ids::ZoneId;
 use crate::journal::wal::Wal;
 use crate::journal::{
-    DetachedSync, Journal, JournalError, JournalOptions, remove_compacted, write_detached_snapshot,
+    DetachedSync, Journal, JournalError, JournalOptions, SpareJob, remove_compacted,
+    write_detached_snapshot,
 };
 use crate::limits::WRITER_QUEUE;
 use crate::zone::records::RecordBatch;
@@ -103,17 +104,14 @@ impl Writer {
             journal.options().commit_window
         });
         let count = journals.len();
-        let log = match wal {
-            Some(wal) => Some((wal, Checkpoints::start(name)?)),
-            None => None,
-        };
+        let background = Background::start(name)?;
         std::thread::Builder::new()
             .name(format!("journal-{name}"))
             .spawn(move || {
                 // A panic here would leave zones handing records to nobody: end the process
                 // instead, as for a failed write.
                 let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    run(journals, log, waiting, window, feed)
+                    run(journals, wal, background, waiting, window, feed)
                 }));
                 if outcome.is_err() {
                     fatal("the journal writer thread panicked");
@@ -155,7 +153,8 @@ struct Zone {
 
 fn run(
     journals: Vec<(String, Journal)>,
-    mut log: Option<(Wal, Checkpoints)>,
+    mut wal: Option<Wal>,
+    mut background: Background,
     waiting: crossbeam::channel::Receiver<Commit>,
     window: Duration,
     feed: FeedSender,
@@ -178,13 +177,12 @@ fn run(
         group.extend(waiting.try_iter().take(WRITER_QUEUE));
         for commit in &mut group {
             let zone = &mut zones[commit.journal];
-            let wal = log.as_mut().map(|(wal, _)| wal);
             if let Some(step) = commit.snapshot.take() {
-                snapshot_step(zone, wal, step);
+                snapshot_step(zone, wal.as_mut(), step, &background);
             }
-            zone.append(&commit.records, log.as_mut().map(|(wal, _)| wal));
+            zone.append(&commit.records, wal.as_mut());
         }
-        let Some((wal, checkpoints)) = log.as_mut() else {
+        let Some(wal) = wal.as_mut() else {
             for zone in &mut zones {
                 zone.commit_pending(None);
             }
@@ -208,22 +206,26 @@ fn run(
         for zone in &mut zones {
             zone.write_logged(took);
         }
-        checkpoints.step(wal, &zones);
+        background.step(wal, &zones);
     }
 }
 
-/// The write-ahead log's checkpoints, off the writer thread: syncing every zone journal can
-/// take tens of milliseconds (megabytes written unsynced since the last), and so can
-/// deleting the log segments a checkpoint makes unnecessary; the writer goes on committing
-/// rounds meanwhile. One at a time.
-struct Checkpoints {
+/// A writer's slow file work, on a thread of its own so that the writer goes on committing
+/// rounds meanwhile: the write-ahead log's checkpoints (syncing every zone journal can take
+/// tens of milliseconds, megabytes written unsynced since the last), one at a time; the
+/// log's next segment, made ahead of its roll (`journal::spare`); and deleting what
+/// compaction freed, the log's segments and the zones' old segments and snapshots (tens
+/// to hundreds of megabytes, freed a step at a time).
+struct Background {
     jobs: crossbeam::channel::Sender<CheckpointWork>,
     done: crossbeam::channel::Receiver<(u64, PathBuf)>,
+    spares: crossbeam::channel::Receiver<Option<PathBuf>>,
     running: bool,
     finished: metrics::Counter,
+    spares_made: metrics::Counter,
 }
 
-/// What the checkpoint thread does.
+/// What the background thread does.
 enum CheckpointWork {
     /// A checkpoint at `lsn` of the log in `dir`, once `syncs` have run.
     Checkpoint {
@@ -231,17 +233,28 @@ enum CheckpointWork {
         dir: PathBuf,
         syncs: Vec<DetachedSync>,
     },
-    /// Deleting the files of the log in `dir` that a finished checkpoint made unnecessary.
-    Remove { dir: PathBuf, paths: Vec<PathBuf> },
+    /// Deleting the files of the journal in `dir` (`what`: the log, or a zone's journal)
+    /// that compaction took off its lists.
+    Remove {
+        what: String,
+        dir: PathBuf,
+        paths: Vec<PathBuf>,
+    },
+    /// Making the log's next segment.
+    Spare(SpareJob),
 }
 
-impl Checkpoints {
-    /// The checkpoint thread of writer `name`.
-    fn start(name: &str) -> std::io::Result<Checkpoints> {
-        let (jobs, incoming) = crossbeam::channel::bounded::<CheckpointWork>(2);
+impl Background {
+    /// The background thread of writer `name`.
+    fn start(name: &str) -> std::io::Result<Background> {
+        // Unbounded, so the writer never waits to hand work over; the work is bounded by
+        // its sources all the same: one checkpoint and one spare at a time, a removal after
+        // each checkpoint and each zone snapshot (a few a minute).
+        let (jobs, incoming) = crossbeam::channel::unbounded::<CheckpointWork>();
         let (finished, done) = crossbeam::channel::bounded(1);
+        let (spare_made, spares) = crossbeam::channel::bounded(1);
         std::thread::Builder::new()
-            .name(format!("checkpoint-{name}"))
+            .name(format!("journal-bg-{name}"))
             .spawn(move || {
                 for work in incoming {
                     match work {
@@ -258,29 +271,54 @@ impl Checkpoints {
                                 return;
                             }
                         }
-                        CheckpointWork::Remove { dir, paths } => remove(&dir, &paths),
+                        CheckpointWork::Remove { what, dir, paths } => {
+                            remove(&what, &dir, &paths);
+                        }
+                        CheckpointWork::Spare(job) => {
+                            let path = job.path().to_path_buf();
+                            let made = job.run().map_err(|error| {
+                                tracing::warn!(
+                                    "write-ahead log: no segment made ahead at {} ({error}); \
+                                     the log's segments are created at their rolls from now on",
+                                    path.display()
+                                );
+                            });
+                            if spare_made.send(made.ok()).is_err() {
+                                return;
+                            }
+                        }
                     }
                 }
             })?;
-        Ok(Checkpoints {
+        Ok(Background {
             jobs,
             done,
+            spares,
             running: false,
             finished: metrics::counter!(names::JOURNAL_WAL_CHECKPOINTS),
+            spares_made: metrics::counter!(names::JOURNAL_WAL_SPARES),
         })
     }
 
     /// After a round: takes a finished checkpoint (its unneeded files go to the checkpoint
-    /// thread to delete), and starts one when it is due.
+    /// thread to delete) and a segment made ahead, starts a checkpoint when one is due, and
+    /// asks for the next segment when the log has none ready.
     fn step(&mut self, wal: &mut Wal, zones: &[Zone]) {
+        if let Ok(spare) = self.spares.try_recv() {
+            if spare.is_some() {
+                self.spares_made.increment(1);
+            }
+            wal.add_spare(spare);
+        }
+        if let Some(job) = wal.spare_job() {
+            self.send(CheckpointWork::Spare(job));
+        }
         if self.running
             && let Ok((lsn, path)) = self.done.try_recv()
         {
             let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
             let paths = check_log(wal.finish_checkpoint(lsn, path));
-            if !paths.is_empty() {
-                self.send(CheckpointWork::Remove { dir, paths });
-            }
+            self.remove("write-ahead log".to_owned(), dir, paths);
             self.finished.increment(1);
             self.running = false;
         }
@@ -300,22 +338,34 @@ impl Checkpoints {
         self.running = true;
     }
 
+    /// Hands `paths` (files compaction took off the lists of `what`'s journal in `dir`) to
+    /// the thread to delete.
+    fn remove(&self, what: String, dir: PathBuf, paths: Vec<PathBuf>) {
+        if !paths.is_empty() {
+            self.send(CheckpointWork::Remove { what, dir, paths });
+        }
+    }
+
     fn send(&self, work: CheckpointWork) {
         if self.jobs.send(work).is_err() {
-            fatal("the journal writer's checkpoint thread is gone");
+            fatal("the journal writer's background thread is gone");
         }
     }
 }
 
-/// Deletes log files a checkpoint made unnecessary. A file that fails to go stays covered
-/// by the checkpoints (the next start's compaction deletes it); a directory that fails to
-/// sync may not be trusted.
-fn remove(dir: &Path, paths: &[PathBuf]) {
-    if let Err(error) = remove_compacted(dir, paths) {
-        if error.is_failed_sync() {
-            fatal(&format!("the write-ahead log failed: {error}"));
-        }
-        tracing::warn!("write-ahead log {}: {error}", dir.display());
+/// Deletes files compaction made unnecessary in `what`'s journal. A file that fails to go
+/// stays covered by the snapshots or checkpoints (the next start's compaction deletes it);
+/// a directory that fails to sync may not be trusted.
+fn remove(what: &str, dir: &Path, paths: &[PathBuf]) {
+    match remove_compacted(dir, paths) {
+        Ok(removed) => tracing::info!(
+            "{what}: compaction removed {} segments and {} snapshots ({} bytes)",
+            removed.segments_removed,
+            removed.snapshots_removed,
+            removed.bytes_freed
+        ),
+        Err(error) if error.is_failed_sync() => fatal(&format!("{what} failed: {error}")),
+        Err(error) => tracing::warn!("{what} ({}): {error}", dir.display()),
     }
 }
 
@@ -419,9 +469,14 @@ impl Zone {
 
 /// A snapshot's step at the writer. `Mark`: commits what `zone` has pending (the snapshot
 /// covers it), prepares a snapshot at the last committed lsn and tells the snapshotter.
-/// `Written`: registers the file and compacts: segments only older snapshots needed are
-/// deleted.
-fn snapshot_step(zone: &mut Zone, wal: Option<&mut Wal>, step: SnapshotStep) {
+/// `Written`: registers the file and compacts: segments and snapshots only older snapshots
+/// needed go to `background` to delete.
+fn snapshot_step(
+    zone: &mut Zone,
+    wal: Option<&mut Wal>,
+    step: SnapshotStep,
+    background: &Background,
+) {
     match step {
         SnapshotStep::Mark(lsn_to) => {
             zone.commit_pending(wal);
@@ -437,13 +492,16 @@ fn snapshot_step(zone: &mut Zone, wal: Option<&mut Wal>, step: SnapshotStep) {
             took,
         } => {
             check(&zone.name, zone.journal.add_snapshot(lsn, path));
-            let compacted = check(&zone.name, zone.journal.compact());
+            let compacted = check(&zone.name, zone.journal.detach_compacted());
             metrics::counter!(names::JOURNAL_SNAPSHOTS, "zone" => zone.name.clone()).increment(1);
             tracing::info!(
-                "zone {}: snapshot at lsn {lsn} ({bytes} bytes) in {took:.0?}; compaction removed {} segments ({} bytes)",
-                zone.name,
-                compacted.segments_removed,
-                compacted.bytes_freed
+                "zone {}: snapshot at lsn {lsn} ({bytes} bytes) in {took:.0?}",
+                zone.name
+            );
+            background.remove(
+                format!("zone {}", zone.name),
+                zone.journal.dir().to_path_buf(),
+                compacted,
             );
         }
     }
