@@ -457,6 +457,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 mode: args.sync,
                 commit_window: std::time::Duration::from_micros(args.commit_window_us),
                 max_group_records: args.group_records,
+                // The writers' background threads make each zone's next segment ahead.
+                preallocate: true,
                 ..Default::default()
             },
             snapshot_every: args.snapshot_every,

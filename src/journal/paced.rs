@@ -3,8 +3,8 @@
 //! A journal commit's `fdatasync` queues at the device behind whatever else is being
 //! written, and on a volume mounted with `discard` behind the discards of deleted files too,
 //! which the file system issues when it commits the deletion. Measured here
-//! (docs/benchmarks.md, "Segments made ahead of time"): a 64 MiB file written and synced at
-//! once makes the syncs of a log beside it wait up to 28-34 ms, its deletion up to 13-38
+//! (docs/benchmarks.md, "The file system under the log"): a 64 MiB file written and synced at
+//! once makes the syncs of a log beside it wait up to 28-34 ms, its deletion up to 10-24
 //! ms; a zone snapshot is 90-260 MB. Written a small piece at a time, each waited for, and
 //! deleted by truncating a few MiB at a time, each step committed, the same work leaves the
 //! log's syncs under 5 ms. Everything here runs off the writer thread (the snapshotter, the
@@ -23,21 +23,36 @@ pub(super) const PIECE_BYTES: usize = 256 << 10;
 /// 256 KiB a piece a 64 MiB segment takes about 0.6 s of pauses, a 260 MB snapshot 2 s.
 const PIECE_PAUSE: Duration = Duration::from_millis(2);
 
-/// Bytes a deletion frees per step, each step committed (and so discarded) on its own.
-const REMOVE_STEP_BYTES: u64 = 4 << 20;
+/// Bytes a step commits to the file system: a deletion frees this much per step (each
+/// step committed, and so discarded, on its own), and a write into a new file syncs every
+/// this many bytes, so that no commit of the file system carries the blocks of a whole
+/// 64 MiB file at once (measured: a new 64 MiB file of zeros, written 256 KiB a piece and
+/// synced once at the end, still held a log's sync beside it for 31 ms; synced every 4 MiB,
+/// not over 3.3 ms).
+const STEP_BYTES: u64 = 4 << 20;
 
 /// A pause after each step of a deletion.
 const REMOVE_PAUSE: Duration = Duration::from_millis(2);
 
 /// Writes `bytes` into `file` at `at`, a piece at a time, each written to the device
-/// before the next (not synced: the caller syncs once at the end, which reports any
-/// failure).
-pub(super) fn write(file: &File, path: &Path, mut at: u64, bytes: &[u8]) -> Result<(), JournalError> {
+/// before the next, and synced at every [`STEP_BYTES`] boundary of the file (the caller
+/// syncs once more at the end).
+pub(super) fn write(
+    file: &File,
+    path: &Path,
+    mut at: u64,
+    bytes: &[u8],
+) -> Result<(), JournalError> {
     for piece in bytes.chunks(PIECE_BYTES) {
         file.write_all_at(piece, at)
             .map_err(|source| JournalError::io("writing", path, source))?;
         write_out(file, at, piece.len() as u64);
-        at += piece.len() as u64;
+        let end = at + piece.len() as u64;
+        if at / STEP_BYTES != end / STEP_BYTES {
+            file.sync_data()
+                .map_err(|source| JournalError::io("syncing", path, source))?;
+        }
+        at = end;
         if bytes.len() > PIECE_BYTES {
             pause();
         }
@@ -55,7 +70,7 @@ pub(super) fn pause() {
 /// first) and that made durable, so no crash leaves a cut file under a journal name; then
 /// truncated and committed step by step; then unlinked. The directory's last change is
 /// not synced here.
-pub(super) fn remove(path: &Path) -> Result<u64, JournalError> {
+pub fn remove(path: &Path) -> Result<u64, JournalError> {
     let mut name = path.as_os_str().to_owned();
     name.push(super::format::REMOVING_SUFFIX);
     let removing = std::path::PathBuf::from(name);
@@ -73,8 +88,8 @@ pub(super) fn remove(path: &Path) -> Result<u64, JournalError> {
         .map_err(|source| JournalError::io("reading", path, source))?
         .len();
     let mut length = bytes;
-    while length > REMOVE_STEP_BYTES {
-        length -= REMOVE_STEP_BYTES;
+    while length > STEP_BYTES {
+        length -= STEP_BYTES;
         file.set_len(length)
             .map_err(|source| JournalError::io("truncating", path, source))?;
         // The truncation's commit: its freed blocks are discarded now, a step's worth.
@@ -109,4 +124,36 @@ fn write_out(file: &File, from: u64, bytes: u64) {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = (file, from, bytes);
+}
+
+/// Unsynced bytes of a file handed to the kernel's writeback at once ([`start_writeback`]):
+/// large enough to go out as a few large writes, small enough that a later sync has little
+/// left to write.
+pub const WRITEBACK_BYTES: u64 = 1 << 20;
+
+/// Asks the kernel to start writing the bytes of `file` from `from` to `to` to the device
+/// now, without waiting (Linux `sync_file_range(SYNC_FILE_RANGE_WRITE)`): bytes written
+/// unsynced (a zone journal's groups, the cold records) would otherwise sit dirty until a
+/// later sync, or the kernel's flusher every 5 s, wrote megabytes at once, and every
+/// commit's sync waited behind them for tens of milliseconds. Call it every
+/// [`WRITEBACK_BYTES`] or so. Durability comes
+/// from `sync_data` alone; this only spreads the writing out, so a failure here is ignored
+/// (the later sync reports any real one).
+pub fn start_writeback(file: &File, from: u64, to: u64) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: sync_file_range on an open descriptor with a byte range; no memory is
+        // passed.
+        unsafe {
+            libc::sync_file_range(
+                file.as_raw_fd(),
+                from as libc::off64_t,
+                (to - from) as libc::off64_t,
+                libc::SYNC_FILE_RANGE_WRITE,
+            );
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, from, to);
 }

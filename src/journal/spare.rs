@@ -5,9 +5,9 @@
 //! so its `fdatasync` must also commit that metadata through the file system's journal
 //! (ext4's jbd2), and waits for whatever else that commit carries: other files' new blocks,
 //! and the discards of deleted files on a volume mounted with `discard`. Measured here
-//! (docs/benchmarks.md, "Segments made ahead of time"): an 8 KiB write and `fdatasync` takes
+//! (docs/benchmarks.md, "The file system under the log"): an 8 KiB write and `fdatasync` takes
 //! 0.25 ms at the median into a growing file, 0.16 ms into one already written with zeros,
-//! and deleting a 64 MiB file makes the next syncs of a growing file wait up to 38 ms.
+//! and deleting a 64 MiB file beside it makes its syncs wait up to 13-15 ms.
 //!
 //! So the next segment is made before the roll that needs it, on another thread: a file of
 //! zeros `segment_bytes` long ([`SpareJob::run`]), written a piece at a time so that it

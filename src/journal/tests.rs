@@ -1363,7 +1363,9 @@ mod preallocated {
         assert_eq!(recovered.records, records(1, 200));
         assert!(recovered.torn_tail.is_none());
         assert!(!spare.exists(), "a spare no roll took is removed at open");
-        let spare_job = journal.spare_job().expect("a spare is asked for after open");
+        let spare_job = journal
+            .spare_job()
+            .expect("a spare is asked for after open");
         assert!(!spare_job.recycles());
         journal.add_spare(Some(spare_job.run().unwrap()));
         write_with_spares(&mut journal, 201, 260);
@@ -1434,6 +1436,36 @@ mod preallocated {
         drop(journal);
         let (_, recovered) = open(dir.path(), options());
         assert_eq!(recovered.records, records(1, 60));
+    }
+
+    #[test]
+    fn a_deletion_a_step_at_a_time_leaves_nothing_and_one_a_crash_cut_short_goes_at_open() {
+        let dir = TempDir::new().unwrap();
+        let (mut journal, _) = open(dir.path(), small_options(SyncMode::Fsync));
+        write_records(&mut journal, 1, 60, 4);
+        drop(journal);
+        // A 9 MiB file beside the journal: three steps.
+        let big = dir.path().join("journal-00000000000000000999.seg");
+        fs::write(&big, vec![7u8; 9 << 20]).unwrap();
+        assert_eq!(paced::remove(&big).unwrap(), 9 << 20);
+        assert!(!big.exists());
+        let names: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| file_name(&entry.unwrap().path()))
+            .collect();
+        assert!(
+            names.iter().all(|name| !name.ends_with(".removing")),
+            "{names:?}"
+        );
+        // A crash during a deletion leaves the renamed file: the next open removes it.
+        let cut = dir.path().join(format!(
+            "snapshot-00000000000000000010.snap{}",
+            format::REMOVING_SUFFIX
+        ));
+        fs::write(&cut, b"half").unwrap();
+        let (_, recovered) = open(dir.path(), small_options(SyncMode::Fsync));
+        assert_eq!(recovered.records, records(1, 60));
+        assert!(!cut.exists());
     }
 
     #[test]

@@ -10,14 +10,14 @@
 //! on restart, recovery reads what actually reached the disk and cuts any torn tail.
 
 use super::format::{self, SEGMENT_HEADER_BYTES, decode_frame};
+use super::paced;
 use super::scan::{Listing, SegmentScan, Walker, list_directory};
 use super::snapshot::{load_snapshot, sync_directory, write_snapshot_file};
+use super::spare::{SPARE_FILE_NAME, SpareJob};
 use super::{
     JournalError, JournalOptions, MAX_PAYLOAD_BYTES, MAX_SNAPSHOT_BYTES, Record, Recovered,
     SNAPSHOTS_KEPT, SyncMode,
 };
-use super::paced;
-use super::spare::{SPARE_FILE_NAME, SpareJob};
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -64,13 +64,10 @@ struct ActiveSegment {
     path: PathBuf,
     /// The file's length: the offset of the next write.
     bytes: u64,
-    /// Where the unsynced bytes not yet handed to writeback start ([`start_writeback`]).
+    /// Where the unsynced bytes not yet handed to writeback start
+    /// ([`paced::start_writeback`]).
     written_back: u64,
 }
-
-/// Unsynced bytes of a segment handed to the kernel's writeback at once: large enough to
-/// go out as a few large writes, small enough that a later sync has little left to write.
-const WRITEBACK_BYTES: u64 = 1 << 20;
 
 /// One zone's journal. A single owner appends and commits; nothing here is shared.
 pub struct Journal {
@@ -532,8 +529,8 @@ impl Journal {
             if roll {
                 active.written_back = 0;
             }
-            if active.bytes - active.written_back >= WRITEBACK_BYTES {
-                start_writeback(&active.file, active.written_back, active.bytes);
+            if active.bytes - active.written_back >= paced::WRITEBACK_BYTES {
+                paced::start_writeback(&active.file, active.written_back, active.bytes);
                 active.written_back = active.bytes;
             }
         } else {
@@ -798,31 +795,6 @@ impl Journal {
     pub fn segment_syncs(&self) -> u64 {
         self.segment_syncs
     }
-}
-
-/// Asks the kernel to start writing the bytes of `file` from `from` to `to` to the device
-/// now, without waiting (Linux `sync_file_range(SYNC_FILE_RANGE_WRITE)`): groups written
-/// unsynced would otherwise sit dirty until a later sync (a write-ahead log's checkpoint)
-/// wrote megabytes at once, stalling the writer for tens of milliseconds. Durability comes
-/// from `sync_data` alone; this only spreads the writing out, so a failure here is ignored
-/// (the later sync reports any real one).
-fn start_writeback(file: &File, from: u64, to: u64) {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        // SAFETY: sync_file_range on an open descriptor with a byte range; no memory is
-        // passed.
-        unsafe {
-            libc::sync_file_range(
-                file.as_raw_fd(),
-                from as libc::off64_t,
-                (to - from) as libc::off64_t,
-                libc::SYNC_FILE_RANGE_WRITE,
-            );
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (file, from, to);
 }
 
 /// A journal's sync, run on another thread ([`Journal::detached_sync`]). A failure means

@@ -190,6 +190,7 @@ fn run(
             for commit in group.drain(..) {
                 deliver(commit.after, &feed);
             }
+            background.spares(None, &mut zones);
             continue;
         };
         // One sync for the round, then the answers; the zones' journals after them.
@@ -207,6 +208,7 @@ fn run(
             zone.write_logged(took);
         }
         background.step(wal, &zones);
+        background.spares(Some(wal), &mut zones);
     }
 }
 
@@ -219,7 +221,7 @@ fn run(
 struct Background {
     jobs: crossbeam::channel::Sender<CheckpointWork>,
     done: crossbeam::channel::Receiver<(u64, PathBuf)>,
-    spares: crossbeam::channel::Receiver<Option<PathBuf>>,
+    spares: crossbeam::channel::Receiver<(SpareFor, Option<PathBuf>)>,
     running: bool,
     finished: metrics::Counter,
     spares_made: metrics::Counter,
@@ -240,19 +242,27 @@ enum CheckpointWork {
         dir: PathBuf,
         paths: Vec<PathBuf>,
     },
-    /// Making the log's next segment.
-    Spare(SpareJob),
+    /// Making the next segment of the log or of a zone's journal.
+    Spare(SpareFor, SpareJob),
+}
+
+/// Whose next segment a spare is.
+#[derive(Clone, Copy, Debug)]
+enum SpareFor {
+    Log,
+    /// The writer's zone at this position.
+    Zone(usize),
 }
 
 impl Background {
     /// The background thread of writer `name`.
     fn start(name: &str) -> std::io::Result<Background> {
         // Unbounded, so the writer never waits to hand work over; the work is bounded by
-        // its sources all the same: one checkpoint and one spare at a time, a removal after
-        // each checkpoint and each zone snapshot (a few a minute).
+        // its sources all the same: one checkpoint at a time, one spare at a time for each
+        // journal, a removal after each checkpoint and each zone snapshot (a few a minute).
         let (jobs, incoming) = crossbeam::channel::unbounded::<CheckpointWork>();
         let (finished, done) = crossbeam::channel::bounded(1);
-        let (spare_made, spares) = crossbeam::channel::bounded(1);
+        let (spare_made, spares) = crossbeam::channel::unbounded();
         std::thread::Builder::new()
             .name(format!("journal-bg-{name}"))
             .spawn(move || {
@@ -274,16 +284,16 @@ impl Background {
                         CheckpointWork::Remove { what, dir, paths } => {
                             remove(&what, &dir, &paths);
                         }
-                        CheckpointWork::Spare(job) => {
+                        CheckpointWork::Spare(target, job) => {
                             let path = job.path().to_path_buf();
                             let made = job.run().map_err(|error| {
                                 tracing::warn!(
-                                    "write-ahead log: no segment made ahead at {} ({error}); \
-                                     the log's segments are created at their rolls from now on",
+                                    "no segment made ahead at {} ({error}); that journal's \
+                                     segments are created at their rolls from now on",
                                     path.display()
                                 );
                             });
-                            if spare_made.send(made.ok()).is_err() {
+                            if spare_made.send((target, made.ok())).is_err() {
                                 return;
                             }
                         }
@@ -296,23 +306,39 @@ impl Background {
             spares,
             running: false,
             finished: metrics::counter!(names::JOURNAL_WAL_CHECKPOINTS),
-            spares_made: metrics::counter!(names::JOURNAL_WAL_SPARES),
+            spares_made: metrics::counter!(names::JOURNAL_SPARES),
         })
     }
 
-    /// After a round: takes a finished checkpoint (its unneeded files go to the checkpoint
-    /// thread to delete) and a segment made ahead, starts a checkpoint when one is due, and
-    /// asks for the next segment when the log has none ready.
-    fn step(&mut self, wal: &mut Wal, zones: &[Zone]) {
-        if let Ok(spare) = self.spares.try_recv() {
+    /// After a round: hands each journal the segments made ahead for it, and asks for one
+    /// for each journal that has none ready (and takes spares: `JournalOptions::preallocate`).
+    fn spares(&mut self, mut wal: Option<&mut Wal>, zones: &mut [Zone]) {
+        while let Ok((target, spare)) = self.spares.try_recv() {
             if spare.is_some() {
                 self.spares_made.increment(1);
             }
-            wal.add_spare(spare);
+            match target {
+                SpareFor::Log => {
+                    if let Some(wal) = wal.as_deref_mut() {
+                        wal.add_spare(spare);
+                    }
+                }
+                SpareFor::Zone(index) => zones[index].journal.add_spare(spare),
+            }
         }
-        if let Some(job) = wal.spare_job() {
-            self.send(CheckpointWork::Spare(job));
+        if let Some(job) = wal.and_then(|wal| wal.spare_job()) {
+            self.send(CheckpointWork::Spare(SpareFor::Log, job));
         }
+        for (index, zone) in zones.iter_mut().enumerate() {
+            if let Some(job) = zone.journal.spare_job() {
+                self.send(CheckpointWork::Spare(SpareFor::Zone(index), job));
+            }
+        }
+    }
+
+    /// After a round: takes a finished checkpoint (its unneeded files go to the background
+    /// thread to delete), and starts one when it is due.
+    fn step(&mut self, wal: &mut Wal, zones: &[Zone]) {
         if self.running
             && let Ok((lsn, path)) = self.done.try_recv()
         {

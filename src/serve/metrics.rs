@@ -68,9 +68,9 @@ pub mod names {
     pub const JOURNAL_WAL_COMMITS: &str = "router_journal_wal_commits_total";
     /// Counter: checkpoints of the write-ahead logs (the zones' journals synced).
     pub const JOURNAL_WAL_CHECKPOINTS: &str = "router_journal_wal_checkpoints_total";
-    /// Counter: write-ahead log segments made ahead of their roll (zeros, a freed segment
-    /// reused when there is one).
-    pub const JOURNAL_WAL_SPARES: &str = "router_journal_wal_spare_segments_total";
+    /// Counter: journal segments (the write-ahead logs' and the zones') made ahead of their
+    /// roll (zeros; a segment compaction freed is reused when there is one).
+    pub const JOURNAL_SPARES: &str = "router_journal_spare_segments_total";
     /// Counter, `{zone}`: journal records written.
     pub const JOURNAL_RECORDS: &str = "router_journal_records_total";
     /// Histogram, `{zone}`: one journal commit: its write and sync, or the write-ahead log's
@@ -213,8 +213,8 @@ fn describe_journal() {
         "Checkpoints of the journal writers' write-ahead logs (every zone journal synced)."
     );
     describe_counter!(
-        JOURNAL_WAL_SPARES,
-        "Write-ahead log segments made ahead of their roll, filled with zeros."
+        JOURNAL_SPARES,
+        "Journal segments (write-ahead logs' and zones') made ahead of their roll, filled with zeros."
     );
     describe_counter!(JOURNAL_SNAPSHOTS, "Zone snapshots written, by zone.");
 }

@@ -11,18 +11,21 @@
 //! ([`ColdStore::read`]) is one `pread` and a decode.
 //!
 //! The files are a cache of what the journal holds, not a second journal: nothing here is
-//! synced, and a restart starts the store empty (the records come back from the snapshot
+//! synced (the bytes are handed to the kernel's writeback a MiB at a time, so they never
+//! go out in one burst that journal syncs wait behind), and a restart starts the store empty (the records come back from the snapshot
 //! and the journal, the closed ones straight into the store again). Each record is written
 //! as a snapshot writes it ([`super::snapshot::encode_entry`]) after a 4-byte length, so a
 //! snapshot copies a cold record as it is. A file is started every
 //! [`COLD_FILE_BYTES`](crate::limits::COLD_FILE_BYTES) and deleted once none of its records
-//! is kept ([`ColdStore::forget`]).
+//! is kept ([`ColdStore::forget`]), a step at a time on a thread of its own
+//! ([`crate::journal::remove_paced`]): freeing 64 MiB at once stalls every sync on the volume.
 
 use super::records::{Reader, RecordError};
 use super::snapshot::{decode_entry, encode_entry};
 use super::{ClaimPlace, Lifecycle, OrderRecord};
 use crate::catalog::Catalog;
 use crate::config::Network;
+use crate::journal::{WRITEBACK_BYTES, start_writeback};
 use crate::limits::COLD_FILE_BYTES;
 use std::fs::File;
 use std::io::Write;
@@ -98,6 +101,8 @@ struct ColdFile {
     path: PathBuf,
     /// Bytes written (the next record's offset).
     written: u64,
+    /// Where the bytes not yet handed to the kernel's writeback start.
+    written_back: u64,
     /// Records of this file still kept.
     kept: u64,
     /// A file the store reads but does not own: a journal snapshot whose closed records a
@@ -136,10 +141,9 @@ impl ColdStore {
         std::fs::create_dir_all(dir).map_err(io)?;
         for entry in std::fs::read_dir(dir).map_err(io)? {
             let path = entry.map_err(io)?.path();
-            if path
-                .extension()
-                .is_some_and(|extension| extension == "cold")
-            {
+            // Files of the last run, and any whose deletion a crash interrupted.
+            let name = path.to_string_lossy();
+            if name.ends_with(".cold") || name.ends_with(".cold.removing") {
                 std::fs::remove_file(&path).map_err(io)?;
             }
         }
@@ -253,6 +257,7 @@ impl ColdStore {
             file: Arc::new(file),
             path: path.to_owned(),
             written,
+            written_back: written,
             kept: 0,
             adopted: true,
         });
@@ -298,6 +303,7 @@ impl ColdStore {
             file: Arc::new(file),
             path,
             written: 0,
+            written_back: 0,
             kept: 0,
             adopted: false,
         });
@@ -320,6 +326,12 @@ impl ColdStore {
         // Written or not, the offsets handed out count these bytes.
         file.written += self.staged.len() as u64;
         self.staged.clear();
+        if file.written - file.written_back >= WRITEBACK_BYTES {
+            // Nothing here is synced, but left dirty the records went out every 5 s in bursts
+            // of tens of MB (the kernel's flusher), and every journal sync waited behind them.
+            start_writeback(&file.file, file.written_back, file.written);
+            file.written_back = file.written;
+        }
         written.map_err(|source| ColdError::Io {
             path: file.path.clone(),
             source,
@@ -372,7 +384,15 @@ impl ColdStore {
             // Not ours to delete: closing it lets its space go if the journal has.
             self.files[number] = None;
         } else if file.kept == 0 && self.current != Some(place.file) {
-            if let Err(error) = std::fs::remove_file(&file.path) {
+            let path = file.path.clone();
+            let removed = std::thread::Builder::new()
+                .name("cold-remove".to_owned())
+                .spawn(move || {
+                    if let Err(error) = crate::journal::remove_paced(&path) {
+                        tracing::warn!("deleting {}: {error}", path.display());
+                    }
+                });
+            if let Err(error) = removed {
                 tracing::warn!("deleting {}: {error}", file.path.display());
             }
             self.files[number] = None;
@@ -506,11 +526,14 @@ mod tests {
         for (_, _, place) in &placed {
             store.forget(*place);
         }
-        let left = std::fs::read_dir(dir.path()).unwrap().count();
-        assert_eq!(
-            (store.usage().0, left),
-            (1, 1),
-            "only the file written to stays"
-        );
+        assert_eq!(store.usage().0, 1, "only the file written to is kept");
+        // The others are deleted on threads of their own: wait for them, with a deadline.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut left = std::fs::read_dir(dir.path()).unwrap().count();
+        while left > 1 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            left = std::fs::read_dir(dir.path()).unwrap().count();
+        }
+        assert_eq!(left, 1, "only the file written to stays on disk");
     }
 }
