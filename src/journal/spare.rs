@@ -9,7 +9,8 @@
 //! 0.25 ms at the median into a growing file, 0.16 ms into one already written with zeros,
 //! and deleting a 64 MiB file beside it makes its syncs wait up to 13-15 ms.
 //!
-//! So the next segment is made before the roll that needs it, on another thread: a file of
+//! So the next segment is made before the roll that needs it (asked for once the active
+//! segment is half full), on another thread: a file of
 //! zeros `segment_bytes` long ([`SpareJob::run`]), written a piece at a time so that it
 //! never queues megabytes ahead of a commit's sync. Where compaction has freed a segment,
 //! that file is reused (renamed and overwritten with zeros, no blocks freed or allocated:

@@ -1347,11 +1347,13 @@ mod preallocated {
         let made = write_with_spares(&mut journal, 1, 200);
         let segments = segment_files(dir.path());
         assert!(segments.len() >= 4, "{segments:?}");
-        // One spare a roll (the first segment's too), and perhaps one waiting.
+        // One spare a roll (asked for once the segment before was half full; the first
+        // segment is created at the first commit), and perhaps one waiting.
         let spare = dir.path().join(spare::SPARE_FILE_NAME);
-        assert_eq!(made, segments.len() + usize::from(spare.exists()));
-        // Every segment was a spare: full length, zeros after its records.
-        for segment in &segments {
+        assert_eq!(made, segments.len() - 1 + usize::from(spare.exists()));
+        assert!(fs::metadata(&segments[0]).unwrap().len() < options().segment_bytes);
+        // Every later segment was a spare: full length, zeros after its records.
+        for segment in &segments[1..] {
             let bytes = fs::read(segment).unwrap();
             assert_eq!(bytes.len() as u64, options().segment_bytes, "{segment:?}");
             assert!(!is_zeros(&bytes[..SEGMENT_HEADER_BYTES]));
@@ -1363,11 +1365,6 @@ mod preallocated {
         assert_eq!(recovered.records, records(1, 200));
         assert!(recovered.torn_tail.is_none());
         assert!(!spare.exists(), "a spare no roll took is removed at open");
-        let spare_job = journal
-            .spare_job()
-            .expect("a spare is asked for after open");
-        assert!(!spare_job.recycles());
-        journal.add_spare(Some(spare_job.run().unwrap()));
         write_with_spares(&mut journal, 201, 260);
         drop(journal);
         let (_, recovered) = open(dir.path(), options());
@@ -1419,23 +1416,24 @@ mod preallocated {
     fn a_crash_between_a_spares_rename_and_its_first_group_loses_nothing_answered() {
         let dir = TempDir::new().unwrap();
         let (mut journal, _) = open(dir.path(), options());
-        write_with_spares(&mut journal, 1, 40);
-        if let Some(job) = journal.spare_job() {
-            journal.add_spare(Some(job.run().unwrap()));
+        let mut lsn = 0;
+        while !dir.path().join(spare::SPARE_FILE_NAME).exists() {
+            lsn += 1;
+            write_with_spares(&mut journal, lsn, lsn);
         }
         drop(journal);
         // The roll renamed the spare to the next segment's name; the crash came before its
         // header and group were written: a segment of zeros.
-        let next = dir.path().join(segment_file_name(41));
+        let next = dir.path().join(segment_file_name(lsn + 1));
         fs::rename(dir.path().join(spare::SPARE_FILE_NAME), &next).unwrap();
         let (mut journal, recovered) = open(dir.path(), options());
-        assert_eq!(recovered.records, records(1, 40));
+        assert_eq!(recovered.records, records(1, lsn));
         assert!(recovered.torn_tail.unwrap().segment_removed);
         assert!(!next.exists());
-        write_with_spares(&mut journal, 41, 60);
+        write_with_spares(&mut journal, lsn + 1, lsn + 20);
         drop(journal);
         let (_, recovered) = open(dir.path(), options());
-        assert_eq!(recovered.records, records(1, 60));
+        assert_eq!(recovered.records, records(1, lsn + 20));
     }
 
     #[test]
@@ -1472,14 +1470,25 @@ mod preallocated {
     fn a_spare_that_cannot_be_made_ends_the_asking_not_the_journal() {
         let dir = TempDir::new().unwrap();
         let (mut journal, _) = open(dir.path(), options());
-        let job = journal.spare_job().unwrap();
+        assert!(
+            journal.spare_job().is_none(),
+            "none before a segment is half full"
+        );
+        let job = loop {
+            if let Some(job) = journal.spare_job() {
+                break job;
+            }
+            let lsn = journal.next_lsn();
+            write_records(&mut journal, lsn, lsn, 1);
+        };
         assert!(journal.spare_job().is_none(), "one at a time");
         drop(job);
         journal.add_spare(None);
-        assert!(journal.spare_job().is_none());
-        write_records(&mut journal, 1, 60, 4);
+        let lsn = journal.next_lsn();
+        write_records(&mut journal, lsn, lsn + 60, 4);
+        assert!(journal.spare_job().is_none(), "never again");
         drop(journal);
         let (_, recovered) = open(dir.path(), options());
-        assert_eq!(recovered.records, records(1, 60));
+        assert_eq!(recovered.records, records(1, lsn + 60));
     }
 }

@@ -175,6 +175,8 @@ fn run(
             }
         }
         group.extend(waiting.try_iter().take(WRITER_QUEUE));
+        // Segments made ahead since the last round, before this round's commits may roll.
+        background.spares(wal.as_mut(), &mut zones);
         for commit in &mut group {
             let zone = &mut zones[commit.journal];
             if let Some(step) = commit.snapshot.take() {
@@ -190,7 +192,6 @@ fn run(
             for commit in group.drain(..) {
                 deliver(commit.after, &feed);
             }
-            background.spares(None, &mut zones);
             continue;
         };
         // One sync for the round, then the answers; the zones' journals after them.
@@ -208,7 +209,6 @@ fn run(
             zone.write_logged(took);
         }
         background.step(wal, &zones);
-        background.spares(Some(wal), &mut zones);
     }
 }
 
@@ -219,7 +219,7 @@ fn run(
 /// compaction freed, the log's segments and the zones' old segments and snapshots (tens
 /// to hundreds of megabytes, freed a step at a time).
 struct Background {
-    jobs: crossbeam::channel::Sender<CheckpointWork>,
+    jobs: crossbeam::channel::Sender<BackgroundWork>,
     done: crossbeam::channel::Receiver<(u64, PathBuf)>,
     spares: crossbeam::channel::Receiver<(SpareFor, Option<PathBuf>)>,
     running: bool,
@@ -228,7 +228,7 @@ struct Background {
 }
 
 /// What the background thread does.
-enum CheckpointWork {
+enum BackgroundWork {
     /// A checkpoint at `lsn` of the log in `dir`, once `syncs` have run.
     Checkpoint {
         lsn: u64,
@@ -260,7 +260,7 @@ impl Background {
         // Unbounded, so the writer never waits to hand work over; the work is bounded by
         // its sources all the same: one checkpoint at a time, one spare at a time for each
         // journal, a removal after each checkpoint and each zone snapshot (a few a minute).
-        let (jobs, incoming) = crossbeam::channel::unbounded::<CheckpointWork>();
+        let (jobs, incoming) = crossbeam::channel::unbounded::<BackgroundWork>();
         let (finished, done) = crossbeam::channel::bounded(1);
         let (spare_made, spares) = crossbeam::channel::unbounded();
         std::thread::Builder::new()
@@ -268,7 +268,7 @@ impl Background {
             .spawn(move || {
                 for work in incoming {
                     match work {
-                        CheckpointWork::Checkpoint { lsn, dir, syncs } => {
+                        BackgroundWork::Checkpoint { lsn, dir, syncs } => {
                             for sync in syncs {
                                 if let Err(error) = sync.run() {
                                     fatal(&format!(
@@ -281,10 +281,10 @@ impl Background {
                                 return;
                             }
                         }
-                        CheckpointWork::Remove { what, dir, paths } => {
+                        BackgroundWork::Remove { what, dir, paths } => {
                             remove(&what, &dir, &paths);
                         }
-                        CheckpointWork::Spare(target, job) => {
+                        BackgroundWork::Spare(target, job) => {
                             let path = job.path().to_path_buf();
                             let made = job.run().map_err(|error| {
                                 tracing::warn!(
@@ -310,8 +310,9 @@ impl Background {
         })
     }
 
-    /// After a round: hands each journal the segments made ahead for it, and asks for one
-    /// for each journal that has none ready (and takes spares: `JournalOptions::preallocate`).
+    /// After a round: hands each journal the segments made ahead for it, and asks for the
+    /// next one for each journal that takes them (`JournalOptions::preallocate`) and has
+    /// none ready or on the way.
     fn spares(&mut self, mut wal: Option<&mut Wal>, zones: &mut [Zone]) {
         while let Ok((target, spare)) = self.spares.try_recv() {
             if spare.is_some() {
@@ -327,11 +328,11 @@ impl Background {
             }
         }
         if let Some(job) = wal.and_then(|wal| wal.spare_job()) {
-            self.send(CheckpointWork::Spare(SpareFor::Log, job));
+            self.send(BackgroundWork::Spare(SpareFor::Log, job));
         }
         for (index, zone) in zones.iter_mut().enumerate() {
             if let Some(job) = zone.journal.spare_job() {
-                self.send(CheckpointWork::Spare(SpareFor::Zone(index), job));
+                self.send(BackgroundWork::Spare(SpareFor::Zone(index), job));
             }
         }
     }
@@ -360,7 +361,7 @@ impl Background {
             .iter()
             .map(|zone| check(&zone.name, zone.journal.detached_sync()))
             .collect();
-        self.send(CheckpointWork::Checkpoint { lsn, dir, syncs });
+        self.send(BackgroundWork::Checkpoint { lsn, dir, syncs });
         self.running = true;
     }
 
@@ -368,11 +369,11 @@ impl Background {
     /// the thread to delete.
     fn remove(&self, what: String, dir: PathBuf, paths: Vec<PathBuf>) {
         if !paths.is_empty() {
-            self.send(CheckpointWork::Remove { what, dir, paths });
+            self.send(BackgroundWork::Remove { what, dir, paths });
         }
     }
 
-    fn send(&self, work: CheckpointWork) {
+    fn send(&self, work: BackgroundWork) {
         if self.jobs.send(work).is_err() {
             fatal("the journal writer's background thread is gone");
         }
