@@ -1269,7 +1269,7 @@ mod preallocated {
     }
 
     /// Writes records `from..=to` in groups of 4, making each spare the journal asks for
-    /// as soon as it asks (as the service's checkpoint thread does, only sooner).
+    /// as soon as it asks (as a writer's background thread does, only sooner).
     fn write_with_spares(journal: &mut Journal, from: u64, to: u64) -> usize {
         let mut made = 0;
         for lsn in (from..=to).step_by(4) {
