@@ -1,5 +1,6 @@
-//! Segments made ahead of time, for a journal whose every commit is synced on the hot path
-//! (the write-ahead log, [`super::wal`]): [`JournalOptions::preallocate`].
+//! Segments made ahead of time: [`JournalOptions::preallocate`], which `serve` sets for
+//! every journal (the write-ahead logs, synced on every commit, and the zone journals,
+//! written unsynced beside them).
 //!
 //! A commit that appends to a growing file changes the file's size and allocates blocks,
 //! so its `fdatasync` must also commit that metadata through the file system's journal
@@ -10,9 +11,9 @@
 //! and deleting a 64 MiB file beside it makes its syncs wait up to 13-15 ms.
 //!
 //! So the next segment is made before the roll that needs it (asked for once the active
-//! segment is half full), on another thread: a file of
-//! zeros `segment_bytes` long ([`SpareJob::run`]), written a piece at a time so that it
-//! never queues megabytes ahead of a commit's sync. Where compaction has freed a segment,
+//! segment is half full), on another thread: a file of zeros `segment_bytes` long
+//! ([`SpareJob::run`]), written a piece at a time and synced every few MiB, so that it
+//! never queues megabytes ahead of a commit's sync (`paced.rs`). Where compaction has freed a segment,
 //! that file is reused (renamed and overwritten with zeros, no blocks freed or allocated:
 //! no discard, no allocation), so a log in steady state cycles through the same few files.
 //! At the roll the spare is renamed to the new segment's name (the roll syncs the directory
