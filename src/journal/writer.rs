@@ -62,7 +62,8 @@ pub(crate) enum FaultPoint {
 struct ActiveSegment {
     file: File,
     path: PathBuf,
-    /// The file's length: the offset of the next write.
+    /// The offset of the next write: the file's length, or less in a segment made ahead of
+    /// time (zeros follow).
     bytes: u64,
     /// Where the unsynced bytes not yet handed to writeback start
     /// ([`paced::start_writeback`]).
@@ -680,30 +681,16 @@ impl Journal {
     /// kept, oldest first, never the last segment. Covering by the older of the two kept
     /// snapshots (not the newest) keeps the segments that would rebuild the zone from it if
     /// the newest were ever found damaged; restart time stays bounded all the same, since
-    /// recovery reads only the segments after the newest snapshot. A failed removal is
-    /// returned (compaction may be tried again); a failed directory sync poisons.
+    /// recovery reads only the segments after the newest snapshot. Here and now, on the
+    /// caller's thread: [`Journal::detach_compacted`], then [`remove_compacted`]. A failed
+    /// removal is returned (the file stays on disk, off the lists, and the next start's
+    /// compaction deletes it); a failed directory sync poisons.
     pub fn compact(&mut self) -> Result<CompactStats, JournalError> {
-        self.check_poisoned()?;
-        let mut stats = CompactStats::default();
-        let (segments, snapshots) = self.compactable();
-        for _ in 0..segments {
-            let path = self.segments[0].1.clone();
-            stats.bytes_freed += remove_file(&path)?;
-            stats.segments_removed += 1;
-            self.segments.remove(0);
+        let paths = self.detach_compacted()?;
+        match remove_compacted(&self.dir, &paths) {
+            Err(error) if error.is_failed_sync() => Err(self.poison(error)),
+            removed => removed,
         }
-        for _ in 0..snapshots {
-            let path = self.snapshots[0].1.clone();
-            stats.bytes_freed += remove_file(&path)?;
-            stats.snapshots_removed += 1;
-            self.snapshots.remove(0);
-        }
-        if stats.segments_removed + stats.snapshots_removed > 0
-            && let Err(error) = sync_directory(&self.dir)
-        {
-            return Err(self.poison(error));
-        }
-        Ok(stats)
     }
 
     /// What [`Journal::compact`] would delete, taken off the journal's lists but not
@@ -851,13 +838,6 @@ pub fn remove_compacted(dir: &Path, paths: &[PathBuf]) -> Result<CompactStats, J
         sync_directory(dir)?;
     }
     Ok(stats)
-}
-
-/// Removes a file and returns how many bytes it held.
-fn remove_file(path: &Path) -> Result<u64, JournalError> {
-    let bytes = fs::metadata(path).map_or(0, |metadata| metadata.len());
-    fs::remove_file(path).map_err(|source| JournalError::io("removing", path, source))?;
-    Ok(bytes)
 }
 
 /// Creates the journal's directory if it is missing, and makes its creation durable.
