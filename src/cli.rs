@@ -383,6 +383,10 @@ pub struct ServeArgs {
     /// orders while this file exists (checked every 10 ms), as a stalled zone would.
     #[arg(long, hide = true, alias = "debug-hold-shards-while")]
     debug_hold_zones_while: Option<PathBuf>,
+    /// For tests and drills: bytes of the journal writer's write-ahead log between its
+    /// checkpoints (each syncs every zone's journal), so that a short run has many.
+    #[arg(long, hide = true, default_value_t = crate::journal::wal::CHECKPOINT_BYTES)]
+    debug_wal_checkpoint_bytes: u64,
     /// Do not reload the config when its file changes (SIGHUP and POST /v1/admin/reload
     /// still do).
     #[arg(long)]
@@ -466,6 +470,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 args.retention_seconds
                     .unwrap_or(args.retention_hours * 3600),
             ),
+            wal_checkpoint_bytes: args.debug_wal_checkpoint_bytes,
         },
         workers: args.workers,
         zone_threads: args.zone_threads,

@@ -58,6 +58,8 @@ pub struct Wal {
     /// records), reused.
     record: Vec<u8>,
     since_checkpoint: u64,
+    /// Bytes of log between checkpoints ([`CHECKPOINT_BYTES`] unless set).
+    checkpoint_bytes: u64,
 }
 
 impl std::fmt::Debug for Wal {
@@ -66,6 +68,7 @@ impl std::fmt::Debug for Wal {
             .debug_struct("Wal")
             .field("journal", &self.journal)
             .field("since_checkpoint", &self.since_checkpoint)
+            .field("checkpoint_bytes", &self.checkpoint_bytes)
             .finish()
     }
 }
@@ -103,7 +106,15 @@ impl Wal {
             journal,
             record: Vec::new(),
             since_checkpoint: 0,
+            checkpoint_bytes: CHECKPOINT_BYTES,
         })
+    }
+
+    /// The log with a checkpoint every `bytes` of log instead of [`CHECKPOINT_BYTES`] (tests
+    /// and drills: many checkpoints in a short run).
+    pub fn with_checkpoint_bytes(mut self, bytes: u64) -> Wal {
+        self.checkpoint_bytes = bytes.max(1);
+        self
     }
 
     /// Adds `zone`'s pending group (`frames`: whole frames, as [`Journal::pending_frames`]
@@ -172,7 +183,7 @@ impl Wal {
     /// Whether a checkpoint is due: sync every zone's journal, then [`Wal::checkpoint`] (or
     /// the same in steps, off the caller's thread: [`Wal::begin_checkpoint`]).
     pub fn checkpoint_due(&self) -> bool {
-        self.since_checkpoint >= CHECKPOINT_BYTES
+        self.since_checkpoint >= self.checkpoint_bytes
     }
 
     /// Records that every record committed so far is durable in its zone's journal (the

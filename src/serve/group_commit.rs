@@ -1,14 +1,16 @@
-//! Group commit for the zone actors: one writer thread per arbiter owns the journals of the
-//! zones placed on that arbiter (each zone keeps its own journal files); a zone hands it
-//! the records of each message, with what may only happen once they are durable (answers,
+//! Group commit for the zone actors: one writer thread owns the journals of every zone (each
+//! zone keeps its own journal files); a zone hands it the records of each message, with what may only happen once they are durable (answers,
 //! feed entries, acknowledgements). The writer takes everything waiting,
 //! writes it as one group with one `fdatasync`, and only then lets the answers go.
 //!
 //! A writer that serves several zones under `--sync fsync` makes a round durable with one
 //! write and one `fdatasync` of its write-ahead log (`crate::journal::wal`), which holds a
-//! copy of each zone's group; the zones' own journals are written after the answers went,
-//! unsynced, and synced at the log's checkpoints. One sync a round instead of one per zone:
-//! the cost of a sync is the sync, not the bytes.
+//! copy of each zone's group. One sync a round instead of one per zone: the cost of a sync
+//! is the sync, not the bytes. The zones' own journals are written later, unsynced, once a
+//! zone has [`ZONE_JOURNAL_WRITE_BYTES`] waiting (one write per zone every few hundred
+//! rounds, where every round wrote each zone's journal), and all of them before a
+//! checkpoint of the log, before a snapshot of the zone, and when the writer stops; they
+//! are synced at the log's checkpoints.
 //!
 //! The zone thread never waits for the disk: while one group is being synced, the next
 //! fills up, so the group grows with the load (records per sync is a metric). Answers made
@@ -26,7 +28,7 @@ use crate::journal::{
     DetachedSync, Journal, JournalError, JournalOptions, SpareJob, remove_compacted,
     write_detached_snapshot,
 };
-use crate::limits::WRITER_QUEUE;
+use crate::limits::{WRITER_QUEUE, ZONE_JOURNAL_WRITE_BYTES};
 use crate::zone::records::RecordBatch;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -86,20 +88,21 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts one writer thread for the `journals` of the zones that share an arbiter
-    /// (each zone keeps its own journal files): per round it takes everything waiting,
-    /// commits each journal that got records (one write and one sync each), then hands the
-    /// answers to `feed` and the chunks' gatherers. One thread per arbiter rather than per
-    /// zone: fewer threads to wake on two cores, and bigger groups. A handle per journal,
-    /// in order.
+    /// Starts a writer thread for the zones' `journals` (each zone keeps its own journal
+    /// files): per round it takes everything waiting, commits each journal that got records
+    /// (one write and one sync each, or one of the write-ahead log for all), then hands the
+    /// answers to `feed` and the chunks' gatherers. The service starts one for every zone:
+    /// fewer threads to wake on two cores, and bigger groups. A handle per journal, in
+    /// order.
     /// `wal`: the writer's write-ahead log, for a writer of several zones under `fsync`.
     pub fn start(
         name: &str,
         journals: Vec<(String, Journal)>,
         wal: Option<Wal>,
         feed: FeedSender,
-    ) -> std::io::Result<Vec<Writer>> {
+    ) -> std::io::Result<(Vec<Writer>, Stopped)> {
         let (queue, waiting) = crossbeam::channel::bounded(WRITER_QUEUE);
+        let (stopped, on_stop) = crossbeam::channel::bounded(1);
         let window = journals.first().map_or(Duration::ZERO, |(_, journal)| {
             journal.options().commit_window
         });
@@ -116,13 +119,15 @@ impl Writer {
                 if outcome.is_err() {
                     fatal("the journal writer thread panicked");
                 }
+                let _ = stopped.send(());
             })?;
-        Ok((0..count)
+        let writers = (0..count)
             .map(|journal| Writer {
                 queue: queue.clone(),
                 journal,
             })
-            .collect())
+            .collect();
+        Ok((writers, Stopped(on_stop)))
     }
 
     /// The position to put in this zone's [`Commit::journal`].
@@ -131,13 +136,26 @@ impl Writer {
     }
 
     /// Hands over a commit (waits while the writer's queue is full: backpressure from the
-    /// disk; the arbiter's other zones wait too).
+    /// disk; the writer's other zones wait too).
     pub fn send(&self, commit: Commit) {
         if self.queue.send(commit).is_err() {
             // The writer is gone (it ends the process on any failure, so this is a bug):
             // nothing may be acknowledged without it.
             fatal("the journal writer thread is gone");
         }
+    }
+}
+
+/// Tells when a writer has stopped: every handle to it dropped, the rounds done, each
+/// zone's journal written and synced.
+pub struct Stopped(crossbeam::channel::Receiver<()>);
+
+impl Stopped {
+    /// Waits, at most `timeout`, for the writer to stop; whether it did. (One that has not
+    /// leaves nothing durable behind: what only its log holds, the next start adds to the
+    /// zones' journals.)
+    pub fn wait(&self, timeout: Duration) -> bool {
+        self.0.recv_timeout(timeout).is_ok()
     }
 }
 
@@ -149,6 +167,10 @@ struct Zone {
     latency: metrics::Histogram,
     /// Records appended this round.
     pending: u64,
+    /// Bytes at the front of the journal's pending group already copied into the
+    /// write-ahead log: under the log, a zone's pending group spans rounds, and each round
+    /// logs only what it appended.
+    logged: usize,
 }
 
 fn run(
@@ -186,7 +208,7 @@ fn run(
         }
         let Some(wal) = wal.as_mut() else {
             for zone in &mut zones {
-                zone.commit_pending(None);
+                zone.commit(None);
             }
             // Durable: now the answers, the feed and the acknowledgements.
             for commit in group.drain(..) {
@@ -206,9 +228,23 @@ fn run(
             deliver(commit.after, &feed);
         }
         for zone in &mut zones {
-            zone.write_logged(took);
+            zone.logged_round(took);
         }
-        background.step(wal, &zones);
+        background.step(wal, &mut zones);
+    }
+    stop(wal.as_mut(), &mut zones);
+}
+
+/// The writer's last step, once no zone can hand it anything more: every zone's journal
+/// written and synced, so that a stopped service leaves whole journals behind (`journal
+/// verify`, `journal dump`); the log is read and retired at the next start all the same.
+fn stop(mut wal: Option<&mut Wal>, zones: &mut [Zone]) {
+    for zone in zones {
+        zone.commit(wal.as_deref_mut());
+        check(&zone.name, zone.journal.sync());
+    }
+    if let Some(wal) = wal {
+        check_log(wal.commit());
     }
 }
 
@@ -339,7 +375,7 @@ impl Background {
 
     /// After a round: takes a finished checkpoint (its unneeded files go to the background
     /// thread to delete), and starts one when it is due.
-    fn step(&mut self, wal: &mut Wal, zones: &[Zone]) {
+    fn step(&mut self, wal: &mut Wal, zones: &mut [Zone]) {
         if self.running
             && let Ok((lsn, path)) = self.done.try_recv()
         {
@@ -352,11 +388,14 @@ impl Background {
         if self.running || !wal.checkpoint_due() {
             return;
         }
+        // Every zone journal written: each then holds every record committed to the log so
+        // far, and synced past this point, all the log does up to the checkpoint's lsn.
+        for zone in zones.iter_mut() {
+            zone.commit(Some(wal));
+        }
         let Some((lsn, dir)) = check_log(wal.begin_checkpoint()) else {
             return;
         };
-        // Every zone journal holds every record committed to the log so far (written just
-        // now): synced past this point, they hold all the log does up to `lsn`.
         let syncs = zones
             .iter()
             .map(|zone| check(&zone.name, zone.journal.detached_sync()))
@@ -435,6 +474,7 @@ impl Zone {
             name,
             journal,
             pending: 0,
+            logged: 0,
         }
     }
 
@@ -443,60 +483,69 @@ impl Zone {
     fn append(&mut self, records: &RecordBatch, mut wal: Option<&mut Wal>) {
         for (kind, payload) in records.iter() {
             if self.journal.needs_commit() {
-                self.commit_pending(wal.as_deref_mut());
+                self.commit(wal.as_deref_mut());
             }
             check(&self.name, self.journal.append(kind as u8, payload));
             self.pending += 1;
         }
     }
 
-    /// Commits the records appended so far, if any: one write and one sync, or, with a
-    /// write-ahead log, their copy added to the log (synced with the round's) and one
-    /// unsynced write.
-    fn commit_pending(&mut self, wal: Option<&mut Wal>) {
-        if self.pending == 0 {
-            return;
-        }
+    /// Writes the journal's pending group, if any. Without a write-ahead log: one write and
+    /// one sync (as the mode says), and the round's records are counted. With one: what the
+    /// log does not hold yet is added to it (made durable by the round's commit of the log,
+    /// before anything is answered), then one unsynced write.
+    fn commit(&mut self, wal: Option<&mut Wal>) {
         match wal {
             None => {
+                if self.pending == 0 {
+                    return;
+                }
                 let started = Instant::now();
                 check(&self.name, self.journal.commit());
                 self.latency.record(started.elapsed().as_secs_f64());
+                self.counted(1);
             }
             Some(wal) => {
-                check(
-                    &self.name,
-                    wal.add(&self.name, self.journal.pending_frames()),
-                );
+                if self.journal.pending_records() == 0 {
+                    return;
+                }
+                self.log(wal);
                 check(&self.name, self.journal.commit_unsynced());
+                self.commits.increment(1);
+                self.logged = 0;
             }
         }
-        self.commits.increment(1);
-        self.records.increment(self.pending);
-        self.pending = 0;
     }
 
-    /// Adds the round's pending records to the write-ahead log (the round's commit of the
-    /// log makes them durable).
+    /// Adds what the round appended to the write-ahead log (the round's commit of the log
+    /// makes it durable).
     fn log(&mut self, wal: &mut Wal) {
-        if self.pending > 0 {
-            check(
-                &self.name,
-                wal.add(&self.name, self.journal.pending_frames()),
-            );
+        let frames = &self.journal.pending_frames()[self.logged..];
+        if !frames.is_empty() {
+            check(&self.name, wal.add(&self.name, frames));
+            self.logged += frames.len();
         }
     }
 
-    /// After the log's commit (which took `took` seconds): writes the logged records to the
-    /// zone's own journal, unsynced.
-    fn write_logged(&mut self, took: f64) {
+    /// After the log's commit (which took `took` seconds): the round's records counted, and
+    /// the zone's journal written, unsynced, once [`ZONE_JOURNAL_WRITE_BYTES`] wait.
+    fn logged_round(&mut self, took: f64) {
         if self.pending == 0 {
             return;
         }
-        check(&self.name, self.journal.commit_unsynced());
-        self.commits.increment(1);
-        self.records.increment(self.pending);
         self.latency.record(took);
+        self.counted(0);
+        if self.journal.pending_bytes() >= ZONE_JOURNAL_WRITE_BYTES {
+            check(&self.name, self.journal.commit_unsynced());
+            self.commits.increment(1);
+            self.logged = 0;
+        }
+    }
+
+    /// Counts the round's records (and `commits`).
+    fn counted(&mut self, commits: u64) {
+        self.commits.increment(commits);
+        self.records.increment(self.pending);
         self.pending = 0;
     }
 }
@@ -513,7 +562,7 @@ fn snapshot_step(
 ) {
     match step {
         SnapshotStep::Mark(lsn_to) => {
-            zone.commit_pending(wal);
+            zone.commit(wal);
             let lsn = zone.journal.committed_lsn();
             if check(&zone.name, zone.journal.prepare_snapshot(lsn)) {
                 let _ = lsn_to.send((lsn, zone.journal.dir().to_path_buf()));
@@ -580,6 +629,9 @@ pub struct Journals {
     /// How long a decision is remembered for idempotency (its id answered as a duplicate):
     /// at least this long; a snapshot leaves out older ones that hold no reservation.
     pub retention: Duration,
+    /// Bytes of the writer's write-ahead log between checkpoints
+    /// (`journal::wal::CHECKPOINT_BYTES`; smaller in tests).
+    pub wal_checkpoint_bytes: u64,
 }
 
 impl Journals {

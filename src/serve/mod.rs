@@ -165,7 +165,7 @@ async fn serve(
         &options.journals.data_dir,
         world.network.zones.len(),
     )?;
-    let (zones, arbiters) = ZoneActors::start(
+    let (zones, zone_threads) = ZoneActors::start(
         &world,
         threads,
         &feed::FeedSender::new(feed.clone(), feed_inbox),
@@ -173,7 +173,11 @@ async fn serve(
         options.hold_zones_while.clone(),
         customers,
     )?;
-    tracing::info!("{} zone actors on {} threads", zones.len(), arbiters.len());
+    tracing::info!(
+        "{} zone actors on {} threads",
+        zones.len(),
+        zone_threads.count()
+    );
     let config_path = options
         .sources
         .config
@@ -213,9 +217,7 @@ async fn serve(
     result.context("serving HTTP")?;
     review_clock.abort();
     drop(watcher);
-    for arbiter in arbiters {
-        arbiter.stop();
-    }
+    zone_threads.stop(options.shutdown_timeout);
     feed_arbiter.stop();
     Ok(())
 }

@@ -12,7 +12,7 @@
 
 use super::answers::{Part, Ticket};
 use super::feed::{FeedChunk, FeedSender};
-use super::group_commit::{After, Commit, Journals, SnapshotStep, Writer};
+use super::group_commit::{After, Commit, Journals, SnapshotStep, Stopped, Writer};
 use super::metrics::names;
 use super::snapshotter::{SnapshotJob, Snapshotter};
 use crate::catalog::{Catalog, StockLevel};
@@ -53,7 +53,7 @@ impl ZoneActors {
     /// Starts one actor per zone of `network`, zones spread over `threads` arbiters (the
     /// busiest zones, by the population of their regions, first, each to the least loaded
     /// arbiter), each zone recovered from its journal or started from `stock`. Returns the
-    /// actors and the arbiters (stop them to end the actors).
+    /// actors and their threads (stop those to end the actors).
     pub fn start(
         world: &World,
         threads: usize,
@@ -61,7 +61,7 @@ impl ZoneActors {
         journals: &Journals,
         hold_while: Option<std::path::PathBuf>,
         customers: Arc<CustomerBook>,
-    ) -> anyhow::Result<(Arc<ZoneActors>, Vec<actix::Arbiter>)> {
+    ) -> anyhow::Result<(Arc<ZoneActors>, ZoneThreads)> {
         let (network, catalog) = (&*world.network, &world.catalog);
         let threads = threads.clamp(1, network.zones.len().max(1));
         let placement = place_zones(network, threads);
@@ -69,14 +69,7 @@ impl ZoneActors {
         let recovered = recover_zones(world, journals, &claims)?;
         let arbiters: Vec<actix::Arbiter> = (0..threads).map(|_| actix::Arbiter::new()).collect();
         let (states, journals_by_zone): (Vec<_>, Vec<_>) = recovered.into_iter().unzip();
-        let writers = start_writers(
-            network,
-            journals,
-            journals_by_zone,
-            &placement,
-            threads,
-            feed,
-        )?;
+        let (writers, writer_stopped) = start_writers(network, journals, journals_by_zone, feed)?;
         let snapshotter = if writers.iter().any(Option::is_some) && journals.snapshot_every > 0 {
             Some(Snapshotter::start().context("starting the snapshot thread")?)
         } else {
@@ -109,7 +102,13 @@ impl ZoneActors {
         });
         // Set before any order can be sent: the actors read it only while handling one.
         let _ = peers.set(actors.clone());
-        Ok((actors, arbiters))
+        Ok((
+            actors,
+            ZoneThreads {
+                arbiters,
+                writer: writer_stopped,
+            },
+        ))
     }
 
     pub fn len(&self) -> usize {
@@ -217,50 +216,78 @@ fn fold_unconfigured(journals: &Journals, name: &str, tail: Vec<Record>) -> anyh
     Ok(())
 }
 
-/// One journal writer thread per arbiter, for the journals of the zones placed on it; each
-/// zone's handle to its writer (`None` for a zone without a journal).
+/// The threads of the zone actors and of their journal writer.
+pub struct ZoneThreads {
+    arbiters: Vec<actix::Arbiter>,
+    writer: Option<Stopped>,
+}
+
+impl ZoneThreads {
+    /// How many threads the zone actors run on.
+    pub fn count(&self) -> usize {
+        self.arbiters.len()
+    }
+
+    /// Stops the zone actors, then waits (at most `timeout`) for the journal writer to
+    /// finish: it ends once the last actor's handle on it is dropped, after writing and
+    /// syncing every zone's journal.
+    pub fn stop(self, timeout: std::time::Duration) {
+        for arbiter in self.arbiters {
+            arbiter.stop();
+        }
+        if let Some(writer) = self.writer
+            && !writer.wait(timeout)
+        {
+            tracing::warn!(
+                "the journal writer did not finish within {timeout:?}: the zones' journals \
+                 may lack records that only its write-ahead log holds; the next start adds them"
+            );
+        }
+    }
+}
+
+/// One journal writer thread for the journals of every zone, whatever the arbiter it runs
+/// on; each zone's handle to it (`None` for a zone without a journal). One writer rather
+/// than one per arbiter: under `--sync fsync` a round costs one write and one `fdatasync`
+/// of its write-ahead log for every zone at once, so one writer syncs half as often as two
+/// for the same answers, with groups twice the size, and leaves the cores to the zones and
+/// the HTTP workers (steady at 20k orders/s on two cores: 4.8 s less system time in 30 s,
+/// p50 0.95 ms against 1.08; docs/benchmarks.md).
 fn start_writers(
     network: &Network,
     config: &Journals,
     journals: Vec<Option<crate::journal::Journal>>,
-    placement: &[usize],
-    threads: usize,
     feed: &FeedSender,
-) -> anyhow::Result<Vec<Option<Writer>>> {
-    let mut on_arbiter: Vec<Vec<(usize, String, crate::journal::Journal)>> =
-        (0..threads).map(|_| Vec::new()).collect();
+) -> anyhow::Result<(Vec<Option<Writer>>, Option<Stopped>)> {
     let mut writers: Vec<Option<Writer>> = (0..journals.len()).map(|_| None).collect();
-    for (index, journal) in journals.into_iter().enumerate() {
-        if let Some(journal) = journal {
+    let (zones, named): (Vec<usize>, Vec<(String, crate::journal::Journal)>) = journals
+        .into_iter()
+        .enumerate()
+        .filter_map(|(index, journal)| {
             let name = network.zone_ids.name(index as u32).to_owned();
-            on_arbiter[placement[index]].push((index, name, journal));
-        }
+            journal.map(|journal| (index, (name, journal)))
+        })
+        .unzip();
+    if named.is_empty() {
+        return Ok((writers, None));
     }
-    for (arbiter, journals) in on_arbiter.into_iter().enumerate() {
-        if journals.is_empty() {
-            continue;
-        }
-        let (zones, named): (Vec<usize>, Vec<(String, crate::journal::Journal)>) = journals
-            .into_iter()
-            .map(|(zone, name, journal)| (zone, (name, journal)))
-            .unzip();
-        // A writer of several zones syncs one log a round instead of each zone's journal.
-        let wal = if named.len() > 1 && config.options.mode == SyncMode::Fsync {
-            let dir = wal::root(&config.data_dir).join(arbiter.to_string());
-            Some(
-                Wal::create(&dir, &config.options)
-                    .context("starting a journal writer's write-ahead log")?,
-            )
-        } else {
-            None
-        };
-        let handles = Writer::start(&arbiter.to_string(), named, wal, feed.clone())
-            .context("starting a journal writer thread")?;
-        for (zone, handle) in zones.into_iter().zip(handles) {
-            writers[zone] = Some(handle);
-        }
+    // A writer of several zones syncs one log a round instead of each zone's journal.
+    let wal = if named.len() > 1 && config.options.mode == SyncMode::Fsync {
+        let dir = wal::root(&config.data_dir).join("0");
+        Some(
+            Wal::create(&dir, &config.options)
+                .context("starting the journal writer's write-ahead log")?
+                .with_checkpoint_bytes(config.wal_checkpoint_bytes),
+        )
+    } else {
+        None
+    };
+    let (handles, stopped) = Writer::start("0", named, wal, feed.clone())
+        .context("starting the journal writer thread")?;
+    for (zone, handle) in zones.into_iter().zip(handles) {
+        writers[zone] = Some(handle);
     }
-    Ok(writers)
+    Ok((writers, Some(stopped)))
 }
 
 /// Which arbiter each zone runs on: the zones with the most people in their regions first,
