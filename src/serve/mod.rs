@@ -76,6 +76,8 @@ pub struct App {
     /// The zone actors and the order-id claims they share.
     pub zones: Arc<ZoneActors>,
     pub feed: Addr<feed::FeedLog>,
+    /// Where the feed's entries wait for the log; followers are counted on it.
+    pub feed_inbox: Arc<feed::Inbox>,
     /// The cursor the next feed entry will get, as published by the feed log.
     pub feed_published: tokio::sync::watch::Receiver<u64>,
     pub admission: Arc<Admission>,
@@ -168,7 +170,7 @@ async fn serve(
     let (zones, zone_threads) = ZoneActors::start(
         &world,
         threads,
-        &feed::FeedSender::new(feed.clone(), feed_inbox),
+        &feed::FeedSender::new(feed.clone(), feed_inbox.clone()),
         &options.journals,
         options.hold_zones_while.clone(),
         customers,
@@ -192,6 +194,7 @@ async fn serve(
         zones,
         feed,
         feed_published,
+        feed_inbox,
         admission: Arc::new(Admission::new(
             limits.max_orders_in_flight,
             limits.priority_reserve,

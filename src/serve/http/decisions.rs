@@ -3,7 +3,7 @@
 use super::{error, unavailable};
 use crate::limits::FEED_READ_BYTES;
 use crate::serve::App;
-use crate::serve::feed::{Read, ReadResult};
+use crate::serve::feed::{Following, Read, ReadResult};
 use actix::MailboxError;
 use actix_web::http::StatusCode;
 use actix_web::http::header;
@@ -28,6 +28,8 @@ pub(super) async fn get_decisions(
     app: web::Data<App>,
 ) -> HttpResponse {
     let FeedQuery { cursor, follow } = query.into_inner();
+    // Counted before the first read: every entry handed over after it wakes the log.
+    let following = follow.then(|| Following::new(app.feed_inbox.clone()));
     let first = match read_feed(&app, cursor).await {
         Ok(ReadResult::Gone { oldest }) => return cursor_gone(cursor, oldest),
         Ok(first) => first,
@@ -40,6 +42,7 @@ pub(super) async fn get_decisions(
         pending: Some(first),
         cursor,
         follow,
+        _following: following,
     };
     HttpResponse::Ok()
         .content_type("application/x-ndjson")
@@ -83,6 +86,8 @@ struct Tail {
     published: tokio::sync::watch::Receiver<u64>,
     /// Whether the one read after the router has drained has been made.
     last_read_done: bool,
+    /// Counts this response as a follower while it lives.
+    _following: Option<Following>,
 }
 
 impl Tail {
