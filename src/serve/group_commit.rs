@@ -1,7 +1,8 @@
 //! Group commit for the zone actors: one writer thread owns the journals of every zone (each
-//! zone keeps its own journal files); a zone hands it the records of each message, with what may only happen once they are durable (answers,
-//! feed entries, acknowledgements). The writer takes everything waiting,
-//! writes it as one group with one `fdatasync`, and only then lets the answers go.
+//! zone keeps its own journal files); a zone hands it the records of each message, with
+//! what may only happen once they are durable (answers, feed entries, acknowledgements).
+//! The writer takes everything waiting, writes it as one group with one `fdatasync`, and
+//! only then lets the answers go.
 //!
 //! A writer that serves several zones under `--sync fsync` makes a round durable with one
 //! write and one `fdatasync` of its write-ahead log (`crate::journal::wal`), which holds a

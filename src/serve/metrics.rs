@@ -60,8 +60,8 @@ pub mod names {
     pub const CARRIER_PICKUP_UTILISATION: &str = "router_carrier_pickup_utilisation_ratio";
     /// Counter, `{kind}`: capacity warnings (warehouse or carrier).
     pub const BOTTLENECK_WARNINGS: &str = "router_bottleneck_warnings_total";
-    /// Counter, `{zone}`: journal commits (one write each, and one sync, or the write-ahead
-    /// log's sync of their round).
+    /// Counter, `{zone}`: writes of the zone's journal (each synced on its own; or, under
+    /// the write-ahead log, unsynced, once 256 KiB of the zone's records wait there).
     pub const JOURNAL_COMMITS: &str = "router_journal_commits_total";
     /// Counter: commits of the journal writers' write-ahead logs (one write, one sync each:
     /// a round of every zone a writer serves).
@@ -73,8 +73,8 @@ pub mod names {
     pub const JOURNAL_SPARES: &str = "router_journal_spare_segments_total";
     /// Counter, `{zone}`: journal records written.
     pub const JOURNAL_RECORDS: &str = "router_journal_records_total";
-    /// Histogram, `{zone}`: one journal commit: its write and sync, or the write-ahead log's
-    /// commit that made it durable.
+    /// Histogram, `{zone}`: a round's records of the zone until durable: its journal's write
+    /// and sync, or the write-ahead log's commit of the round.
     pub const JOURNAL_COMMIT_LATENCY: &str = "router_journal_commit_latency_seconds";
     /// Counter, `{zone}`: snapshots written.
     pub const JOURNAL_SNAPSHOTS: &str = "router_journal_snapshots_total";
@@ -196,13 +196,13 @@ fn describe_journal() {
     use names::*;
     describe_counter!(
         JOURNAL_COMMITS,
-        "Journal commits (one write each, synced on their own or by the write-ahead log's commit of their round), by zone."
+        "Writes of a zone's journal (each synced on its own, or under the write-ahead log unsynced once 256 KiB of its records wait), by zone."
     );
     describe_counter!(JOURNAL_RECORDS, "Journal records written, by zone.");
     describe_histogram!(
         JOURNAL_COMMIT_LATENCY,
         Unit::Seconds,
-        "One journal commit until durable (its write and sync, or the write-ahead log's commit of its round), by zone."
+        "A round's records of a zone until durable (its journal's write and sync, or the write-ahead log's commit of the round), by zone."
     );
     describe_counter!(
         JOURNAL_WAL_COMMITS,
