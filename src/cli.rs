@@ -498,6 +498,10 @@ fn route(world: WorldArgs, now: Option<String>, quiet: bool) -> anyhow::Result<E
     let stdout = std::io::stdout().lock();
     let summary = route_stream(&mut router, std::io::stdin().lock(), stdout, default_time)
         .context("routing stdin to stdout")?;
+    // The process ends here, and the router holds nothing to flush: freeing every record
+    // and claim one at a time would take longer than routing thousands of orders (35M
+    // instructions after 100k orders, callgrind), for memory the exit frees at once.
+    std::mem::forget(router);
     if !quiet {
         eprintln!("order-router route: {summary}");
     }
