@@ -7,8 +7,9 @@
 //! once makes the syncs of a log beside it wait up to 28-34 ms, its deletion up to 10-24
 //! ms; a zone snapshot is 90-260 MB. Written a small piece at a time, each waited for, and
 //! deleted by truncating a few MiB at a time, each step committed, the same work left the
-//! log's syncs at 5.4 ms at most. Everything here runs off the writer thread (the snapshotter, the
-//! journal writer's background thread) and takes a few seconds where it took one.
+//! log's syncs at 5.4 ms at most. Everything here runs off the writer thread (the
+//! snapshotter, the journal writer's background thread, the cold store's deletions) and
+//! takes a few seconds where it took one.
 
 use super::JournalError;
 use std::fs::{self, File};
@@ -119,9 +120,8 @@ pub const WRITEBACK_BYTES: u64 = 1 << 20;
 /// unsynced (a zone journal's groups, the cold records) would otherwise sit dirty until a
 /// later sync, or the kernel's flusher every 5 s, wrote megabytes at once, and every
 /// commit's sync waited behind them for tens of milliseconds. Call it every
-/// [`WRITEBACK_BYTES`] or so. Durability comes
-/// from `sync_data` alone; this only spreads the writing out, so a failure here is ignored
-/// (the later sync reports any real one).
+/// [`WRITEBACK_BYTES`] or so. Durability comes from `sync_data` alone; this only spreads
+/// the writing out, so a failure here is ignored (the later sync reports any real one).
 pub fn start_writeback(file: &File, from: u64, to: u64) {
     sync_range(file, from, to - from, false);
 }

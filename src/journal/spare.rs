@@ -6,16 +6,17 @@
 //! so its `fdatasync` must also commit that metadata through the file system's journal
 //! (ext4's jbd2), and waits for whatever else that commit carries: other files' new blocks,
 //! and the discards of deleted files on a volume mounted with `discard`. Measured here
-//! (docs/benchmarks.md, "The file system under the log"): an 8 KiB write and `fdatasync` takes
-//! 0.25 ms at the median into a growing file, 0.16 ms into one already written with zeros,
-//! and deleting a 64 MiB file beside it makes its syncs wait up to 13-15 ms.
+//! (docs/benchmarks.md, "The file system under the log"): an 8 KiB write and `fdatasync`
+//! takes 0.25 ms at the median into a growing file, 0.16 ms into one already written with
+//! zeros, and deleting a 64 MiB file beside it makes its syncs wait up to 13-15 ms.
 //!
 //! So the next segment is made before the roll that needs it (asked for once the active
 //! segment is half full), on another thread: a file of zeros `segment_bytes` long
 //! ([`SpareJob::run`]), written a piece at a time and synced every few MiB, so that it
-//! never queues megabytes ahead of a commit's sync (`paced.rs`). Where compaction has freed a segment,
-//! that file is reused (renamed and overwritten with zeros, no blocks freed or allocated:
-//! no discard, no allocation), so a log in steady state cycles through the same few files.
+//! never queues megabytes ahead of a commit's sync (`paced.rs`). Where compaction has
+//! freed a segment, that file is reused (renamed and overwritten with zeros, no blocks
+//! freed or allocated: no discard, no allocation), so a log in steady state cycles through
+//! the same few files.
 //! At the roll the spare is renamed to the new segment's name (the roll syncs the directory
 //! as it always did); from then on commits only overwrite zeros, and their syncs carry no
 //! metadata.

@@ -8,10 +8,10 @@
 //! write and one `fdatasync` of its write-ahead log (`crate::journal::wal`), which holds a
 //! copy of each zone's group. One sync a round instead of one per zone: the cost of a sync
 //! is the sync, not the bytes. The zones' own journals are written later, unsynced, once a
-//! zone has [`ZONE_JOURNAL_WRITE_BYTES`] waiting (one write per zone every few hundred
-//! rounds, where every round wrote each zone's journal), and all of them before a
-//! checkpoint of the log, before a snapshot of the zone, and when the writer stops; they
-//! are synced at the log's checkpoints.
+//! zone has [`ZONE_JOURNAL_WRITE_BYTES`] waiting (at 20k orders/s, a write per zone every
+//! few hundred milliseconds, where every round wrote each zone's journal), and all of them
+//! before a checkpoint of the log, before a snapshot of the zone, and when the writer
+//! stops; they are synced at the log's checkpoints.
 //!
 //! The zone thread never waits for the disk: while one group is being synced, the next
 //! fills up, so the group grows with the load (records per sync is a metric). Answers made
@@ -243,9 +243,6 @@ fn stop(mut wal: Option<&mut Wal>, zones: &mut [Zone]) {
     for zone in zones {
         zone.commit(wal.as_deref_mut());
         check(&zone.name, zone.journal.sync());
-    }
-    if let Some(wal) = wal {
-        check_log(wal.commit());
     }
 }
 
@@ -504,18 +501,24 @@ impl Zone {
                 let started = Instant::now();
                 check(&self.name, self.journal.commit());
                 self.latency.record(started.elapsed().as_secs_f64());
-                self.counted(1);
+                self.commits.increment(1);
+                self.count_records();
             }
             Some(wal) => {
-                if self.journal.pending_records() == 0 {
-                    return;
-                }
                 self.log(wal);
-                check(&self.name, self.journal.commit_unsynced());
-                self.commits.increment(1);
-                self.logged = 0;
+                self.write_unsynced();
             }
         }
+    }
+
+    /// Writes the journal's pending group, unsynced (its records are in the log already).
+    fn write_unsynced(&mut self) {
+        if self.journal.pending_records() == 0 {
+            return;
+        }
+        check(&self.name, self.journal.commit_unsynced());
+        self.commits.increment(1);
+        self.logged = 0;
     }
 
     /// Adds what the round appended to the write-ahead log (the round's commit of the log
@@ -535,17 +538,14 @@ impl Zone {
             return;
         }
         self.latency.record(took);
-        self.counted(0);
+        self.count_records();
         if self.journal.pending_bytes() >= ZONE_JOURNAL_WRITE_BYTES {
-            check(&self.name, self.journal.commit_unsynced());
-            self.commits.increment(1);
-            self.logged = 0;
+            self.write_unsynced();
         }
     }
 
-    /// Counts the round's records (and `commits`).
-    fn counted(&mut self, commits: u64) {
-        self.commits.increment(commits);
+    /// Counts the round's records.
+    fn count_records(&mut self) {
         self.records.increment(self.pending);
         self.pending = 0;
     }

@@ -12,13 +12,15 @@
 //!
 //! The files are a cache of what the journal holds, not a second journal: nothing here is
 //! synced (the bytes are handed to the kernel's writeback a MiB at a time, so they never
-//! go out in one burst that journal syncs wait behind), and a restart starts the store empty (the records come back from the snapshot
-//! and the journal, the closed ones straight into the store again). Each record is written
-//! as a snapshot writes it ([`super::snapshot::encode_entry`]) after a 4-byte length, so a
-//! snapshot copies a cold record as it is. A file is started every
+//! go out in one burst that journal syncs wait behind), and a restart starts the store
+//! empty (the records come back from the snapshot and the journal, the closed ones
+//! straight into the store again). Each record is written as a snapshot writes it
+//! ([`super::snapshot::encode_entry`]) after a 4-byte length, so a snapshot copies a cold
+//! record as it is. A file is started every
 //! [`COLD_FILE_BYTES`](crate::limits::COLD_FILE_BYTES) and deleted once none of its records
 //! is kept ([`ColdStore::forget`]), a step at a time on a thread of its own
-//! ([`crate::journal::remove_paced`]): freeing 64 MiB at once stalls every sync on the volume.
+//! ([`crate::journal::remove_paced`]): freeing 64 MiB at once stalls every sync on the
+//! volume.
 
 use super::records::{Reader, RecordError};
 use super::snapshot::{decode_entry, encode_entry};
