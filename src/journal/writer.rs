@@ -16,7 +16,7 @@ use super::snapshot::{load_snapshot, sync_directory, write_snapshot_file};
 use super::spare::{SPARE_FILE_NAME, SpareJob};
 use super::{
     JournalError, JournalOptions, MAX_PAYLOAD_BYTES, MAX_SNAPSHOT_BYTES, Record, Recovered,
-    SNAPSHOTS_KEPT, SyncMode,
+    SNAPSHOTS_KEPT, Snapshot, SyncMode, TornTail,
 };
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -167,33 +167,9 @@ impl Journal {
     }
 
     fn recover(&mut self, listing: Listing) -> Result<Recovered, JournalError> {
-        let dir = self.dir.clone();
-        for temporary in &listing.temporaries {
-            tracing::warn!(
-                path = %temporary.display(),
-                "removing a snapshot that a crash interrupted while it was written"
-            );
-            fs::remove_file(temporary)
-                .map_err(|source| JournalError::io("removing", temporary, source))?;
-        }
-        // A spare made for a roll that never came (a new one is made when asked for), and
-        // files whose deletion a crash interrupted.
-        for leftover in listing.spare.iter().chain(&listing.removing) {
-            fs::remove_file(leftover)
-                .map_err(|source| JournalError::io("removing", leftover, source))?;
-        }
+        remove_leftovers(&listing)?;
         let snapshot = match listing.snapshots.last() {
-            Some((lsn, path)) => Some(load_snapshot(path, *lsn).map_err(|error| match error {
-                JournalError::Corrupt { path, offset, why } => JournalError::Corrupt {
-                    path,
-                    offset,
-                    why: format!(
-                        "{why}; this is the newest snapshot: move it away to recover from the \
-                         snapshot before it"
-                    ),
-                },
-                other => other,
-            })?),
+            Some((lsn, path)) => Some(load_newest_snapshot(path, *lsn)?),
             None => None,
         };
         let snapshot_lsn = snapshot.as_ref().map_or(0, |snapshot| snapshot.lsn);
@@ -222,56 +198,59 @@ impl Journal {
         self.snapshots = listing.snapshots;
         self.next_lsn = walker.next_lsn();
         self.committed_lsn = self.next_lsn - 1;
-
-        let mut torn_tail = None;
-        if let Some(last) = last {
-            if let Some(torn) = &last.torn {
-                tracing::warn!(
-                    segment = %torn.segment.display(),
-                    offset = torn.offset,
-                    bytes = torn.bytes_cut,
-                    why = %torn.why,
-                    "cutting the torn tail a crash left in the journal"
-                );
-                if torn.segment_removed {
-                    fs::remove_file(&last.path)
-                        .map_err(|source| JournalError::io("removing", &last.path, source))?;
-                    sync_directory(&dir)?;
-                    self.segments.pop();
-                } else {
-                    let file = OpenOptions::new()
-                        .write(true)
-                        .open(&last.path)
-                        .map_err(|source| JournalError::io("opening", &last.path, source))?;
-                    file.set_len(torn.offset)
-                        .map_err(|source| JournalError::io("truncating", &last.path, source))?;
-                    file.sync_all()
-                        .map_err(|source| JournalError::io("syncing", &last.path, source))?;
-                }
-                torn_tail = last.torn.clone();
-            }
-            // Appends continue in the last segment only if it was read whole, kept, and ends
-            // where the journal goes on; otherwise the next commit starts a segment.
-            let kept =
-                !last.skipped && !last.torn.as_ref().is_some_and(|torn| torn.segment_removed);
-            if kept && last.next_lsn == self.next_lsn {
-                let file = OpenOptions::new()
-                    .write(true)
-                    .open(&last.path)
-                    .map_err(|source| JournalError::io("opening", &last.path, source))?;
-                self.active = Some(ActiveSegment {
-                    file,
-                    path: last.path.clone(),
-                    bytes: last.valid_end,
-                    written_back: last.valid_end,
-                });
-            }
-        }
+        let torn_tail = match last {
+            Some(last) => self.settle_last_segment(last)?,
+            None => None,
+        };
         Ok(Recovered {
             snapshot,
             records,
             torn_tail,
         })
+    }
+
+    /// Cuts the torn tail a crash left in the last segment read (removing the segment if
+    /// nothing of it was whole), and continues appending in it if it was read whole, kept,
+    /// and ends where the journal goes on; otherwise the next commit starts a segment.
+    fn settle_last_segment(&mut self, last: SegmentScan) -> Result<Option<TornTail>, JournalError> {
+        if let Some(torn) = &last.torn {
+            tracing::warn!(
+                segment = %torn.segment.display(),
+                offset = torn.offset,
+                bytes = torn.bytes_cut,
+                why = %torn.why,
+                "cutting the torn tail a crash left in the journal"
+            );
+            if torn.segment_removed {
+                fs::remove_file(&last.path)
+                    .map_err(|source| JournalError::io("removing", &last.path, source))?;
+                sync_directory(&self.dir)?;
+                self.segments.pop();
+            } else {
+                let file = OpenOptions::new()
+                    .write(true)
+                    .open(&last.path)
+                    .map_err(|source| JournalError::io("opening", &last.path, source))?;
+                file.set_len(torn.offset)
+                    .map_err(|source| JournalError::io("truncating", &last.path, source))?;
+                file.sync_all()
+                    .map_err(|source| JournalError::io("syncing", &last.path, source))?;
+            }
+        }
+        let kept = !last.skipped && !last.torn.as_ref().is_some_and(|torn| torn.segment_removed);
+        if kept && last.next_lsn == self.next_lsn {
+            let file = OpenOptions::new()
+                .write(true)
+                .open(&last.path)
+                .map_err(|source| JournalError::io("opening", &last.path, source))?;
+            self.active = Some(ActiveSegment {
+                file,
+                path: last.path.clone(),
+                bytes: last.valid_end,
+                written_back: last.valid_end,
+            });
+        }
+        Ok(last.torn)
     }
 
     /// The directory the journal lives in.
@@ -866,4 +845,38 @@ pub fn write_detached_snapshot(
         return Err(JournalError::SnapshotTooLarge { bytes: bytes.len() });
     }
     write_snapshot_file(dir, lsn, bytes)
+}
+
+/// Removes what a crash left half done: snapshots interrupted while written, a spare made
+/// for a roll that never came (a new one is made when asked for), and files whose deletion
+/// was interrupted.
+fn remove_leftovers(listing: &Listing) -> Result<(), JournalError> {
+    for temporary in &listing.temporaries {
+        tracing::warn!(
+            path = %temporary.display(),
+            "removing a snapshot that a crash interrupted while it was written"
+        );
+        fs::remove_file(temporary)
+            .map_err(|source| JournalError::io("removing", temporary, source))?;
+    }
+    for leftover in listing.spare.iter().chain(&listing.removing) {
+        fs::remove_file(leftover)
+            .map_err(|source| JournalError::io("removing", leftover, source))?;
+    }
+    Ok(())
+}
+
+/// Loads the newest snapshot; damage in it names the way out.
+fn load_newest_snapshot(path: &Path, lsn: u64) -> Result<Snapshot, JournalError> {
+    load_snapshot(path, lsn).map_err(|error| match error {
+        JournalError::Corrupt { path, offset, why } => JournalError::Corrupt {
+            path,
+            offset,
+            why: format!(
+                "{why}; this is the newest snapshot: move it away to recover from the snapshot \
+                 before it"
+            ),
+        },
+        other => other,
+    })
 }

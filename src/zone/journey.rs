@@ -184,13 +184,11 @@ impl Zone {
         now: Millis,
         out: &mut Vec<u8>,
     ) -> Step {
-        let chain = |visit: &Visit| {
-            let home = network.regions[visit.order.region.index()].zone;
-            network.zones[home.index()].fallback.len() + 1
-        };
+        let home = network.regions[visit.order.region.index()].zone;
         if let Leg::Fallback { .. } | Leg::Settle { .. } = visit.leg {
-            return self.place(network, visit, now, out);
+            return self.place(network, visit, home, now, out);
         }
+        let chain = network.zones[home.index()].fallback.len() + 1;
         // A duplicate or a conflict: its id was claimed before it was admitted.
         let Some(claim) = self.claims.get_key(visit.key) else {
             // The original left the retention window while this copy was on its way (its
@@ -206,13 +204,9 @@ impl Zone {
         };
         match visit.leg {
             Leg::Follow { position } => {
-                let chain = chain(visit);
                 self.claimed(network, visit, claim, position.into(), chain, out)
             }
-            Leg::Replay => {
-                let chain = chain(visit);
-                self.claimed(network, visit, claim, chain, chain, out)
-            }
+            Leg::Replay => self.claimed(network, visit, claim, chain, chain, out),
             Leg::Conflict => self.conflicting(visit, claim, out),
             Leg::Fallback { .. } | Leg::Settle { .. } => unreachable!("placed above"),
         }
@@ -225,6 +219,7 @@ impl Zone {
         &mut self,
         network: &Network,
         visit: &mut Visit,
+        home: ZoneId,
         now: Millis,
         out: &mut Vec<u8>,
     ) -> Step {
@@ -236,7 +231,6 @@ impl Zone {
             facts,
             ..
         } = visit;
-        let home = network.regions[order.region.index()].zone;
         let facts = facts.get_or_insert_with(|| OrderFacts::new(order, network, &self.catalog));
         let context = OrderContext::new(order, facts, network, now);
         loop {

@@ -610,6 +610,63 @@ mod tests {
         Ok(())
     }
 
+    /// Restores `snapshot` with its closed records left where they are, in the snapshot's
+    /// file, read from there by the cold store (not decoded, not copied); checks that what
+    /// the zone answers and rebuilds needs no cold record read.
+    fn restore_to_cold(
+        world: &World,
+        zone: ZoneId,
+        claims: &Claims,
+        snapshot: &Snapshot,
+        dir: &std::path::Path,
+        live: &ZoneState,
+    ) -> Result<ZoneState, TestCaseError> {
+        let index = zone.index();
+        let nowhere = |lsn| (PathBuf::from("journal"), lsn);
+        let store = ColdStore::open(
+            &dir.join(index.to_string()),
+            world.network.clone(),
+            world.catalog.clone(),
+        )
+        .unwrap();
+        let file = dir.join(format!("snapshot-{index}"));
+        let mut whole = vec![0; crate::journal::SNAPSHOT_PAYLOAD_OFFSET as usize];
+        whole.extend_from_slice(&snapshot.bytes);
+        std::fs::write(&file, whole).unwrap();
+        let on_disk = Snapshot {
+            path: file,
+            ..snapshot.clone()
+        };
+        let target = Target {
+            zone,
+            claims,
+            cold: Some(store),
+        };
+        let cold = rebuild(
+            &world.network,
+            &world.catalog,
+            target,
+            Some(&on_disk),
+            std::iter::empty(),
+            nowhere,
+        )
+        .unwrap();
+        let written = std::fs::read_dir(dir.join(index.to_string()))
+            .unwrap()
+            .count();
+        prop_assert_eq!(written, 0, "nothing copied to the cold store's own files");
+        let closed = live.hot_orders().filter(|record| !record.is_open()).count();
+        prop_assert_eq!(cold.cold_count(), closed, "every closed record on disk");
+        for (slot, item) in cold.slots() {
+            if let crate::zone::state::Slot::Cold(place) = item {
+                let record = cold.order(slot);
+                prop_assert_eq!(place.lifecycle(), record.lifecycle);
+                prop_assert_eq!(place.noted(), record.buyer.noted);
+            }
+        }
+        Ok(cold)
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
         #[test]
@@ -654,28 +711,7 @@ mod tests {
                     path: PathBuf::from("snapshot"),
                 };
                 let restored = rebuild(&world.network, &world.catalog, Target::in_memory(zone, &snapshot_claims), Some(&snapshot), std::iter::empty(), nowhere).unwrap();
-                // The closed records left where they are, in the snapshot's file, read from
-                // there by the cold store (not decoded, not copied).
-                let store = ColdStore::open(&cold_dir.path().join(index.to_string()), world.network.clone(), world.catalog.clone()).unwrap();
-                let file = cold_dir.path().join(format!("snapshot-{index}"));
-                let mut whole = vec![0; crate::journal::SNAPSHOT_PAYLOAD_OFFSET as usize];
-                whole.extend_from_slice(&snapshot.bytes);
-                std::fs::write(&file, whole).unwrap();
-                let on_disk = Snapshot { path: file, ..snapshot.clone() };
-                let target = Target { zone, claims: &cold_claims, cold: Some(store) };
-                let cold = rebuild(&world.network, &world.catalog, target, Some(&on_disk), std::iter::empty(), nowhere).unwrap();
-                let written = std::fs::read_dir(cold_dir.path().join(index.to_string())).unwrap().count();
-                prop_assert_eq!(written, 0, "nothing copied to the cold store's own files");
-                let closed = live.hot_orders().filter(|record| !record.is_open()).count();
-                prop_assert_eq!(cold.cold_count(), closed, "every closed record on disk");
-                // What the zone answers and rebuilds without reading a cold record.
-                for (slot, item) in cold.slots() {
-                    if let crate::zone::state::Slot::Cold(place) = item {
-                        let record = cold.order(slot);
-                        prop_assert_eq!(place.lifecycle(), record.lifecycle);
-                        prop_assert_eq!(place.noted(), record.buyer.noted);
-                    }
-                }
+                let cold = restore_to_cold(&world, zone, &cold_claims, &snapshot, cold_dir.path(), live)?;
                 assert_same(&world, &replayed, live)?;
                 assert_same(&world, &restored, live)?;
                 assert_same(&world, &cold, live)?;

@@ -5,11 +5,11 @@
 use super::cold::ColdError;
 use super::records::{Reader, RecordError, decode_decision, encode_decision, head, sku};
 use super::state::CHILL_EVERY;
-use super::state::{Slot, holds_stock};
+use super::state::{Slot, ZoneError, holds_stock};
 use super::{Claims, ColdStore, Lifecycle, OrderRecord, StockCell, ZoneState};
 use crate::catalog::Catalog;
 use crate::config::Network;
-use crate::ids::ZoneId;
+use crate::ids::{SkuId, ZoneId};
 use crate::risk::usual::SkuUsual;
 use std::path::Path;
 
@@ -261,7 +261,9 @@ fn restore_head(
     restore_cells(reader, catalog, &mut state)?;
     restore_days(reader, network, &mut state)?;
     if version >= 4 {
-        restore_usual(reader, catalog, &mut state)?;
+        for (sku, usual) in read_usual(reader, catalog)? {
+            state.restore_usual(sku, usual);
+        }
     }
     Ok((state, version))
 }
@@ -442,11 +444,14 @@ fn restore_cells(
             on_hand: reader.u32()?,
             reserved: reader.u32()?,
         };
-        state
-            .restore_cell(local, sku, cell)
-            .map_err(|source| RecordError::SnapshotMisfit(source.to_string()))?;
+        state.restore_cell(local, sku, cell).map_err(misfit)?;
     }
     Ok(())
+}
+
+/// A restored part that does not fit the zone's shape.
+fn misfit(error: ZoneError) -> RecordError {
+    RecordError::SnapshotMisfit(error.to_string())
 }
 
 /// The counted days' capacity counters (the shape was checked by [`check_shape`]).
@@ -465,30 +470,29 @@ fn restore_days(
         };
         let orders = counts(warehouses)?;
         let pickups = counts(warehouses * carriers)?;
-        state
-            .restore_day(day, orders, pickups)
-            .map_err(|source| RecordError::SnapshotMisfit(source.to_string()))?;
+        state.restore_day(day, orders, pickups).map_err(misfit)?;
     }
     Ok(())
 }
 
 /// The usual quantities (a SKU the catalogue no longer has is left out: nothing asks).
-fn restore_usual(
+fn read_usual(
     reader: &mut Reader<'_>,
     catalog: &Catalog,
-    state: &mut ZoneState,
-) -> Result<(), RecordError> {
-    for _ in 0..reader.u32()? {
+) -> Result<Vec<(SkuId, SkuUsual)>, RecordError> {
+    let count = reader.u32()?;
+    let mut usual = Vec::with_capacity((count as usize).min(catalog.len()));
+    for _ in 0..count {
         let name = reader.text32()?;
-        let usual = SkuUsual {
+        let quantities = SkuUsual {
             orders: reader.u32()?,
             mean: reader.f32()?,
         };
         if let Some(sku) = catalog.lookup(name) {
-            state.restore_usual(sku, usual);
+            usual.push((sku, quantities));
         }
     }
-    Ok(())
+    Ok(usual)
 }
 
 /// Appends one record as a snapshot holds it:
@@ -566,10 +570,10 @@ pub fn entry_decided_at(entry: &[u8]) -> Result<i64, RecordError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::zone::test_world::{rejected_record, world};
+    use crate::zone::test_world::{World, rejected_record, world};
 
     /// A snapshot of the south zone (1) holding `count` closed records.
-    fn closed_snapshot(world: &crate::zone::test_world::World, count: u32) -> Vec<u8> {
+    fn closed_snapshot(world: &World, count: u32) -> Vec<u8> {
         let mut state = ZoneState::new(&world.network, ZoneId(1), world.catalog.len());
         for n in 0..count {
             state.restore_record(rejected_record(world, n), true);
@@ -579,7 +583,7 @@ mod tests {
 
     /// `bytes` restored as the south zone's, closed records to `store`, claims to `claims`.
     fn restore_south(
-        world: &crate::zone::test_world::World,
+        world: &World,
         bytes: &[u8],
         on_disk: Option<(&Path, u64)>,
         store: ColdStore,
@@ -598,14 +602,19 @@ mod tests {
         .unwrap()
     }
 
+    /// A cold store in `dir` whose files hold 1,000 bytes each.
+    fn small_file_store(world: &World, dir: &Path) -> ColdStore {
+        ColdStore::open(dir, world.network.clone(), world.catalog.clone())
+            .unwrap()
+            .with_file_bytes(1_000)
+    }
+
     #[test]
     fn closed_records_restored_to_a_store_that_fails_stay_in_memory() {
         let world = world("warehouse,sku,on_hand\nWS,A,5\n");
         let bytes = closed_snapshot(&world, 40);
         let dir = tempfile::tempdir().unwrap();
-        let store = ColdStore::open(dir.path(), world.network.clone(), world.catalog.clone())
-            .unwrap()
-            .with_file_bytes(1_000);
+        let store = small_file_store(&world, dir.path());
         // The store's second file cannot be made: its name is taken by a directory.
         std::fs::create_dir(dir.path().join("00001.cold")).unwrap();
         let claims = Claims::default();
@@ -653,9 +662,7 @@ mod tests {
         let world = world("warehouse,sku,on_hand\nWS,A,5\n");
         let bytes = closed_snapshot(&world, 40);
         let dir = tempfile::tempdir().unwrap();
-        let store = ColdStore::open(dir.path(), world.network.clone(), world.catalog.clone())
-            .unwrap()
-            .with_file_bytes(1_000);
+        let store = small_file_store(&world, dir.path());
         let claims = Claims::default();
         let state = restore_south(&world, &bytes, None, store, &claims);
         assert_eq!((state.order_count(), state.cold_count()), (40, 40));
