@@ -1347,13 +1347,12 @@ mod preallocated {
         let made = write_with_spares(&mut journal, 1, 200);
         let segments = segment_files(dir.path());
         assert!(segments.len() >= 4, "{segments:?}");
-        // One spare a roll (asked for once the segment before was half full; the first
-        // segment is created at the first commit), and perhaps one waiting.
+        // One spare a segment (the first asked for at once, each later one once the segment
+        // before was half full), and perhaps one waiting.
         let spare = dir.path().join(spare::SPARE_FILE_NAME);
-        assert_eq!(made, segments.len() - 1 + usize::from(spare.exists()));
-        assert!(fs::metadata(&segments[0]).unwrap().len() < options().segment_bytes);
-        // Every later segment was a spare: full length, zeros after its records.
-        for segment in &segments[1..] {
+        assert_eq!(made, segments.len() + usize::from(spare.exists()));
+        // Every segment was a spare: full length, zeros after its records.
+        for segment in &segments {
             let bytes = fs::read(segment).unwrap();
             assert_eq!(bytes.len() as u64, options().segment_bytes, "{segment:?}");
             assert!(!is_zeros(&bytes[..SEGMENT_HEADER_BYTES]));
@@ -1470,17 +1469,8 @@ mod preallocated {
     fn a_spare_that_cannot_be_made_ends_the_asking_not_the_journal() {
         let dir = TempDir::new().unwrap();
         let (mut journal, _) = open(dir.path(), options());
-        assert!(
-            journal.spare_job().is_none(),
-            "none before a segment is half full"
-        );
-        let job = loop {
-            if let Some(job) = journal.spare_job() {
-                break job;
-            }
-            let lsn = journal.next_lsn();
-            write_records(&mut journal, lsn, lsn, 1);
-        };
+        // A new journal asks at once: its first segment would be appended to.
+        let job = journal.spare_job().expect("a spare for the first segment");
         assert!(journal.spare_job().is_none(), "one at a time");
         drop(job);
         journal.add_spare(None);
@@ -1490,5 +1480,68 @@ mod preallocated {
         drop(journal);
         let (_, recovered) = open(dir.path(), options());
         assert_eq!(recovered.records, records(1, lsn + 60));
+    }
+
+    #[test]
+    fn a_segment_that_grows_by_appends_is_left_once_a_spare_is_ready() {
+        let dir = TempDir::new().unwrap();
+        let (mut journal, _) = open(dir.path(), options());
+        let job = journal.spare_job().expect("asked for at once");
+        // The spare is still being made: the first groups go to a segment appended to.
+        write_records(&mut journal, 1, 8, 4);
+        let first = segment_files(dir.path());
+        assert_eq!(first.len(), 1);
+        let appended = fs::metadata(&first[0]).unwrap().len();
+        assert!(appended < options().segment_bytes / 4, "{appended}");
+        journal.add_spare(Some(job.run().unwrap()));
+        // The next group starts the spare, long before the first segment is full.
+        write_records(&mut journal, 9, 12, 4);
+        let segments = segment_files(dir.path());
+        assert_eq!(segments.len(), 2, "{segments:?}");
+        assert_eq!(fs::metadata(&segments[0]).unwrap().len(), appended);
+        assert_eq!(
+            fs::metadata(&segments[1]).unwrap().len(),
+            options().segment_bytes
+        );
+        assert!(
+            journal.spare_job().is_none(),
+            "the next at half of the spare"
+        );
+        drop(journal);
+        // Reopened, the segment made ahead is known as one (zeros after its records): no
+        // spare is asked for before it is half full, and appends go on in it.
+        let (mut journal, recovered) = open(dir.path(), options());
+        assert_eq!(recovered.records, records(1, 12));
+        assert!(journal.spare_job().is_none());
+        write_records(&mut journal, 13, 16, 4);
+        assert_eq!(segment_files(dir.path()).len(), 2);
+        drop(journal);
+        // A journal reopened on an appended segment asks at once, and leaves it for the spare.
+        let dir = TempDir::new().unwrap();
+        let (mut journal, _) = open(dir.path(), small_options(SyncMode::Fsync));
+        write_records(&mut journal, 1, 8, 4);
+        drop(journal);
+        let (mut journal, _) = open(dir.path(), options());
+        let job = journal
+            .spare_job()
+            .expect("the active segment grows by appends");
+        journal.add_spare(Some(job.run().unwrap()));
+        write_records(&mut journal, 9, 12, 4);
+        assert_eq!(segment_files(dir.path()).len(), 2);
+        drop(journal);
+        let (_, recovered) = open(dir.path(), options());
+        assert_eq!(recovered.records, records(1, 12));
+    }
+
+    #[test]
+    fn a_journal_that_stops_preallocating_asks_for_no_spare() {
+        let dir = TempDir::new().unwrap();
+        let (mut journal, _) = open(dir.path(), options());
+        journal.stop_preallocating();
+        write_records(&mut journal, 1, 200, 4);
+        assert!(journal.spare_job().is_none());
+        let segments = segment_files(dir.path());
+        assert!(segments.len() >= 4, "{segments:?}");
+        assert!(!dir.path().join(spare::SPARE_FILE_NAME).exists());
     }
 }

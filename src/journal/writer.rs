@@ -68,6 +68,9 @@ struct ActiveSegment {
     /// Where the unsynced bytes not yet handed to writeback start
     /// ([`paced::start_writeback`]).
     written_back: u64,
+    /// Whether it was made ahead of time (zeros overwritten in place, a sync carries no
+    /// metadata), or grows as it is appended to (each sync writes the file's new size too).
+    made_ahead: bool,
 }
 
 /// One zone's journal. A single owner appends and commits; nothing here is shared.
@@ -243,11 +246,17 @@ impl Journal {
                 .write(true)
                 .open(&last.path)
                 .map_err(|source| JournalError::io("opening", &last.path, source))?;
+            // Zeros after its records: a segment made ahead.
+            let length = file
+                .metadata()
+                .map_err(|source| JournalError::io("reading the size of", &last.path, source))?
+                .len();
             self.active = Some(ActiveSegment {
                 file,
                 path: last.path.clone(),
                 bytes: last.valid_end,
                 written_back: last.valid_end,
+                made_ahead: length > last.valid_end,
             });
         }
         Ok(last.torn)
@@ -468,11 +477,13 @@ impl Journal {
     /// returns the bytes written and whether a segment was started.
     fn write_pending(&mut self, first_lsn: u64, sync: bool) -> Result<(usize, bool), JournalError> {
         let group_bytes = self.pending_bytes() as u64;
+        // A segment that grows as it is appended to is left as soon as a spare is ready.
         let roll = match &self.active {
             None => true,
             Some(active) => {
                 active.bytes > SEGMENT_HEADER_BYTES as u64
-                    && active.bytes + group_bytes > self.options.segment_bytes
+                    && (active.bytes + group_bytes > self.options.segment_bytes
+                        || (!active.made_ahead && self.spare.is_some()))
             }
         };
         if roll {
@@ -558,6 +569,7 @@ impl Journal {
             }
         }
         let path = self.dir.join(format::segment_file_name(first_lsn));
+        let made_ahead = self.spare.is_some();
         let file = match self.spare.take() {
             // Zeros made ahead of time: the roll's directory sync makes the new name durable
             // (a crash before it leaves the spare, or a segment of zeros: both discarded).
@@ -583,6 +595,7 @@ impl Journal {
             path,
             bytes: 0,
             written_back: 0,
+            made_ahead,
         });
         Ok(())
     }
@@ -697,21 +710,21 @@ impl Journal {
         Ok(paths)
     }
 
-    /// With [`JournalOptions::preallocate`], once the active segment is half full and the
-    /// journal has no spare segment and none is being made: the job that makes one (on any
-    /// thread: [`SpareJob::run`]), reusing a segment compaction freed if there is one. Hand
-    /// its result to [`Journal::add_spare`]. Not sooner: a journal's first segment is
-    /// created at its first commit, and spares asked for at start by every journal at once
-    /// wrote hundreds of MB of zeros in the first seconds (a 191 ms stall at 24 s of a run);
-    /// asked for at half, each is ready long before its roll.
+    /// With [`JournalOptions::preallocate`], when the journal has no spare segment and none
+    /// is being made, and the active segment is half full or was not made ahead (it grows as
+    /// it is appended to, and is left as soon as the spare is ready; a new journal's first
+    /// segment is one): the job that makes one (on any thread: [`SpareJob::run`]), reusing a
+    /// segment compaction freed if there is one. Hand its result to [`Journal::add_spare`].
+    /// Asked for at half, each spare is ready long before its roll. (Only the journals
+    /// synced on every commit take spares: when every journal asked at start, hundreds of
+    /// MB of zeros in the first seconds made a 191 ms stall at 24 s of a run.)
     pub fn spare_job(&mut self) -> Option<SpareJob> {
-        let half_full = self
-            .active
-            .as_ref()
-            .is_some_and(|active| active.bytes >= self.options.segment_bytes / 2);
+        let wanted = self.active.as_ref().is_none_or(|active| {
+            !active.made_ahead || active.bytes >= self.options.segment_bytes / 2
+        });
         if !self.options.preallocate
             || self.options.mode == SyncMode::None
-            || !half_full
+            || !wanted
             || self.spare.is_some()
             || self.spare_asked
             || self.poisoned.is_some()
@@ -724,6 +737,13 @@ impl Journal {
             recycle: self.recyclable.take(),
             bytes: self.options.segment_bytes,
         })
+    }
+
+    /// Makes no more segments ahead of time: for a journal no longer synced on every commit
+    /// (a write-ahead log covers it), whose syncs are rare and off the answers' way, so that
+    /// the zeros are not worth their writes.
+    pub fn stop_preallocating(&mut self) {
+        self.options.preallocate = false;
     }
 
     /// The outcome of a [`Journal::spare_job`]: the spare the next roll takes, or `None` when

@@ -260,7 +260,7 @@ fn start_writers(
     feed: &FeedSender,
 ) -> anyhow::Result<(Vec<Option<Writer>>, Option<Stopped>)> {
     let mut writers: Vec<Option<Writer>> = (0..journals.len()).map(|_| None).collect();
-    let (zones, named): (Vec<usize>, Vec<(String, crate::journal::Journal)>) = journals
+    let (zones, mut named): (Vec<usize>, Vec<(String, crate::journal::Journal)>) = journals
         .into_iter()
         .enumerate()
         .filter_map(|(index, journal)| {
@@ -271,8 +271,12 @@ fn start_writers(
     if named.is_empty() {
         return Ok((writers, None));
     }
-    // A writer of several zones syncs one log a round instead of each zone's journal.
+    // A writer of several zones syncs one log a round instead of each zone's journal; the
+    // log's segments are made ahead, the zones' journals are appended to.
     let wal = if named.len() > 1 && config.options.mode == SyncMode::Fsync {
+        for (_, journal) in named.iter_mut() {
+            journal.stop_preallocating();
+        }
         let dir = wal::root(&config.data_dir).join("0");
         Some(
             Wal::create(&dir, &config.options)
