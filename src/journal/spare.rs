@@ -1,6 +1,7 @@
 //! Segments made ahead of time: [`JournalOptions::preallocate`], which `serve` sets for
-//! every journal (the write-ahead logs, synced on every commit, and the zone journals,
-//! written unsynced beside them).
+//! the journals it syncs on every commit (the write-ahead log, or a zone's own journal
+//! when there is no log; behind a log the zone journals are written unsynced and appended
+//! to, `Journal::stop_preallocating`).
 //!
 //! A commit that appends to a growing file changes the file's size and allocates blocks,
 //! so its `fdatasync` must also commit that metadata through the file system's journal
@@ -11,7 +12,8 @@
 //! zeros, and deleting a 64 MiB file beside it makes its syncs wait up to 13-15 ms.
 //!
 //! So the next segment is made before the roll that needs it (asked for once the active
-//! segment is half full), on another thread: a file of zeros `segment_bytes` long
+//! segment is half full, or at once when the active segment was not made ahead: it is
+//! then left as soon as the spare is ready), on another thread: a file of zeros `segment_bytes` long
 //! ([`SpareJob::run`]), written a piece at a time and synced every few MiB, so that it
 //! never queues megabytes ahead of a commit's sync (`paced.rs`). Where compaction has
 //! freed a segment, that file is reused (renamed and overwritten with zeros, no blocks
