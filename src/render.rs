@@ -181,13 +181,17 @@ fn write_lines(out: &mut Vec<u8>, lines: &[LineQuantity], catalog: &Catalog, pla
 /// arithmetic because a float formatter costs several times as much.
 fn write_rounded(out: &mut Vec<u8>, value: f64, decimals: u32) {
     let scale = 10i64.pow(decimals);
-    let scaled = (value * scale as f64).round();
+    let scaled = value * scale as f64;
     if !scaled.is_finite() || scaled.abs() >= 9.0e15 {
         // JSON has no infinities, and a finite network produces nothing this large.
         out.extend_from_slice(b"null");
         return;
     }
-    let scaled = scaled as i64;
+    // Rounded half away from zero, as `f64::round`, without its libm call: below 2^53 the
+    // part after the point (`scaled` less its truncation) is exact.
+    let truncated = scaled as i64;
+    let rest = scaled - truncated as f64;
+    let scaled = truncated + i64::from(rest >= 0.5) - i64::from(rest <= -0.5);
     if scaled < 0 {
         out.push(b'-');
     }
@@ -272,6 +276,23 @@ mod tests {
             write_rounded(&mut out, value, decimals);
             let scale = 10f64.powi(decimals as i32);
             let expected = ryu::Buffer::new().format_finite((value * scale).round() / scale).to_owned();
+            proptest::prop_assert_eq!(String::from_utf8(out).unwrap(), expected);
+        }
+
+        /// Values at and next to a half of the last place (`k + 0.5` over the scale, exact
+        /// when the scale divides evenly) round as `f64::round` does, on both sides of zero.
+        #[test]
+        fn halves_round_away_from_zero(whole in -1_000_000i64..1_000_000, decimals in 1u32..=3) {
+            let scale = 10i64.pow(decimals);
+            let value = (whole as f64 + 0.5) / scale as f64;
+            let mut out = Vec::new();
+            write_rounded(&mut out, value, decimals);
+            let rounded = (value * scale as f64).round() as i64;
+            let sign = if rounded < 0 { "-" } else { "" };
+            let (integer, fraction) = (rounded.abs() / scale, rounded.abs() % scale);
+            let digits = format!("{fraction:0width$}", width = decimals as usize);
+            let digits = digits.trim_end_matches('0');
+            let expected = format!("{sign}{integer}.{}", if digits.is_empty() { "0" } else { digits });
             proptest::prop_assert_eq!(String::from_utf8(out).unwrap(), expected);
         }
     }

@@ -188,7 +188,7 @@ fn run(
         .collect();
     let wal_commits = metrics::counter!(names::JOURNAL_WAL_COMMITS);
     let mut group: Vec<Commit> = Vec::new();
-    while let Ok(first) = waiting.recv() {
+    while let Some(first) = next_commit(&waiting, &mut background, wal.as_mut(), &mut zones) {
         group.push(first);
         if !window.is_zero() {
             // Hold the group open a little for more (bounded by the journal's options).
@@ -234,6 +234,40 @@ fn run(
         background.step(wal, &mut zones);
     }
     stop(wal.as_mut(), &mut zones);
+}
+
+/// Waits for the next commit (`None` once every handle is dropped), taking the background
+/// thread's finished work meanwhile: a segment made ahead, a checkpoint done (and the next
+/// begun if one is due). A writer takes them after each round too; without this, a quiet
+/// writer would leave a finished checkpoint untaken, its compaction undone, until the next
+/// order came.
+fn next_commit(
+    waiting: &crossbeam::channel::Receiver<Commit>,
+    background: &mut Background,
+    mut wal: Option<&mut Wal>,
+    zones: &mut [Zone],
+) -> Option<Commit> {
+    loop {
+        let commit_ready = {
+            let mut select = crossbeam::channel::Select::new();
+            let commits = select.recv(waiting);
+            select.recv(&background.done);
+            select.recv(&background.spares);
+            select.ready() == commits
+        };
+        if commit_ready {
+            // A commit, or every handle dropped.
+            return waiting.recv().ok();
+        }
+        let took = background.spares(wal.as_deref_mut(), zones);
+        let stepped = wal
+            .as_deref_mut()
+            .is_some_and(|wal| background.step(wal, zones));
+        if !took && !stepped {
+            // Nothing taken: the background thread is gone (only at the writer's end).
+            return waiting.recv().ok();
+        }
+    }
 }
 
 /// The writer's last step, once no zone can hand it anything more: every zone's journal
@@ -344,11 +378,14 @@ impl Background {
         })
     }
 
-    /// After a round: hands each journal the segments made ahead for it, and asks for the
-    /// next one for each journal that takes them (`JournalOptions::preallocate`) and has
-    /// none ready or on the way.
-    fn spares(&mut self, mut wal: Option<&mut Wal>, zones: &mut [Zone]) {
+    /// After a round, or as one is made while the writer waits: hands each journal the
+    /// segments made ahead for it, and asks for the next one for each journal that takes
+    /// them (`JournalOptions::preallocate`) and has none ready or on the way. Whether it
+    /// took any.
+    fn spares(&mut self, mut wal: Option<&mut Wal>, zones: &mut [Zone]) -> bool {
+        let mut took = false;
         while let Ok((target, spare)) = self.spares.try_recv() {
+            took = true;
             if spare.is_some() {
                 self.spares_made.increment(1);
             }
@@ -369,11 +406,14 @@ impl Background {
                 self.send(BackgroundWork::Spare(SpareFor::Zone(index), job));
             }
         }
+        took
     }
 
-    /// After a round: takes a finished checkpoint (its unneeded files go to the background
-    /// thread to delete), and starts one when it is due.
-    fn step(&mut self, wal: &mut Wal, zones: &mut [Zone]) {
+    /// After a round, or as it finishes while the writer waits: takes a finished checkpoint
+    /// (its unneeded files go to the background thread to delete), and starts one when it
+    /// is due. Whether it took one.
+    fn step(&mut self, wal: &mut Wal, zones: &mut [Zone]) -> bool {
+        let mut took = false;
         if self.running
             && let Ok((lsn, path)) = self.done.try_recv()
         {
@@ -382,9 +422,10 @@ impl Background {
             self.remove("write-ahead log".to_owned(), dir, paths);
             self.finished.increment(1);
             self.running = false;
+            took = true;
         }
         if self.running || !wal.checkpoint_due() {
-            return;
+            return took;
         }
         // Every zone journal written: each then holds every record committed to the log so
         // far, and synced past this point, all the log does up to the checkpoint's lsn.
@@ -392,7 +433,7 @@ impl Background {
             zone.commit(Some(wal));
         }
         let Some((lsn, dir)) = check_log(wal.begin_checkpoint()) else {
-            return;
+            return took;
         };
         let syncs = zones
             .iter()
@@ -400,6 +441,7 @@ impl Background {
             .collect();
         self.send(BackgroundWork::Checkpoint { lsn, dir, syncs });
         self.running = true;
+        took
     }
 
     /// Hands `paths` (files compaction took off the lists of `what`'s journal in `dir`) to
