@@ -248,6 +248,10 @@ fn next_commit(
     zones: &mut [Zone],
 ) -> Option<Commit> {
     loop {
+        // Under load a commit is usually waiting already.
+        if let Ok(commit) = waiting.try_recv() {
+            return Some(commit);
+        }
         let commit_ready = {
             let mut select = crossbeam::channel::Select::new();
             let commits = select.recv(waiting);
