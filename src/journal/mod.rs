@@ -49,7 +49,7 @@ pub use inspect::{
     RecordEntry, Records, SegmentReport, SnapshotReport, VerifyReport, read_newest_snapshot,
     read_records, verify,
 };
-pub use paced::{WRITEBACK_BYTES, remove as remove_paced, start_writeback};
+pub use paced::{WRITEBACK_BYTES, remove as remove_paced, remove_later, start_writeback};
 pub use spare::SpareJob;
 pub use writer::{
     CommitStats, CompactStats, DetachedSync, Journal, remove_compacted, write_detached_snapshot,

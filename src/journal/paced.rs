@@ -104,6 +104,43 @@ pub fn remove(path: &Path) -> Result<u64, JournalError> {
     Ok(bytes)
 }
 
+/// Deletes `path` as [`remove`] does, on the process's one deleter thread (started at the
+/// first call), and returns at once: deletions queue one behind the other, so that several
+/// zones letting files go at the same moment do not free them all at once beside the log's
+/// syncs, and no thread is started per file. A failure is logged (the file, or its
+/// `….removing` name, is deleted at the next open of its folder).
+pub fn remove_later(path: std::path::PathBuf) {
+    static DELETER: std::sync::OnceLock<Option<crossbeam::channel::Sender<std::path::PathBuf>>> =
+        std::sync::OnceLock::new();
+    let deleter = DELETER.get_or_init(|| {
+        let (queue, paths) = crossbeam::channel::unbounded::<std::path::PathBuf>();
+        std::thread::Builder::new()
+            .name("paced-remove".to_owned())
+            .spawn(move || {
+                for path in paths {
+                    remove_logged(&path);
+                }
+            })
+            .map_err(|error| tracing::warn!("no deleter thread ({error}): files deleted in place"))
+            .ok()
+            .map(|_| queue)
+    });
+    match deleter {
+        Some(queue) => {
+            if let Err(unsent) = queue.send(path) {
+                remove_logged(&unsent.0);
+            }
+        }
+        None => remove_logged(&path),
+    }
+}
+
+fn remove_logged(path: &Path) {
+    if let Err(error) = remove(path) {
+        tracing::warn!("deleting {}: {error}", path.display());
+    }
+}
+
 /// Writes the range of `file` to the device and waits for it: one piece in flight at a
 /// time. Pacing only: the caller's final sync reports any failure.
 fn write_out(file: &File, from: u64, bytes: u64) {

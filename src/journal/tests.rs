@@ -1466,6 +1466,34 @@ mod preallocated {
     }
 
     #[test]
+    fn files_deleted_later_go_one_after_another_on_one_thread() {
+        let dir = TempDir::new().unwrap();
+        let files: Vec<PathBuf> = (0..3)
+            .map(|number| {
+                let path = dir.path().join(format!("{number}.cold"));
+                fs::write(&path, vec![7u8; 5 << 20]).unwrap();
+                path
+            })
+            .collect();
+        for path in &files {
+            paced::remove_later(path.clone());
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while fs::read_dir(dir.path()).unwrap().count() > 0 {
+            assert!(std::time::Instant::now() < deadline, "not deleted");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let deleters = fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter(|task| {
+                let comm = task.as_ref().unwrap().path().join("comm");
+                fs::read_to_string(comm).is_ok_and(|name| name.trim() == "paced-remove")
+            })
+            .count();
+        assert_eq!(deleters, 1, "one deleter thread for the process");
+    }
+
+    #[test]
     fn a_spare_that_cannot_be_made_ends_the_asking_not_the_journal() {
         let dir = TempDir::new().unwrap();
         let (mut journal, _) = open(dir.path(), options());

@@ -18,8 +18,8 @@
 //! ([`super::snapshot::encode_entry`]) after a 4-byte length, so a snapshot copies a cold
 //! record as it is. A file is started every
 //! [`COLD_FILE_BYTES`](crate::limits::COLD_FILE_BYTES) and deleted once none of its records
-//! is kept ([`ColdStore::forget`]), a step at a time on a thread of its own
-//! ([`crate::journal::remove_paced`]): freeing 64 MiB at once stalls every sync on the
+//! is kept ([`ColdStore::forget`]), a step at a time on the process's deleter thread
+//! ([`crate::journal::remove_later`]): freeing 64 MiB at once stalls every sync on the
 //! volume.
 
 use super::records::{Reader, RecordError};
@@ -386,17 +386,7 @@ impl ColdStore {
             // Not ours to delete: closing it lets its space go if the journal has.
             self.files[number] = None;
         } else if file.kept == 0 && self.current != Some(place.file) {
-            let path = file.path.clone();
-            let removed = std::thread::Builder::new()
-                .name("cold-remove".to_owned())
-                .spawn(move || {
-                    if let Err(error) = crate::journal::remove_paced(&path) {
-                        tracing::warn!("deleting {}: {error}", path.display());
-                    }
-                });
-            if let Err(error) = removed {
-                tracing::warn!("deleting {}: {error}", file.path.display());
-            }
+            crate::journal::remove_later(file.path.clone());
             self.files[number] = None;
         }
     }
