@@ -256,6 +256,30 @@ fn credit_exposure_is_charged_released_and_a_reject_is_not_charged() {
     assert_eq!(unlimited.status, Status::Routed);
 }
 
+/// With no risk rules at all nothing is screened, but a customer with a credit entry still
+/// has its open orders charged and released: a rule added later sees the true exposure.
+#[test]
+fn without_risk_rules_a_customer_with_a_limit_is_still_charged() {
+    let mut router = router("");
+    router.customers().set_limit("C-7", Some(50_000));
+    let exposure = |router: &Router| router.customers().exposure("C-7").exposure;
+    let first = at_minute(&mut router, &priced("O-1", "C-7", "R1", "A", 3, 100.0), 0);
+    assert_eq!(first.status, Status::Routed);
+    assert!(first.risk.is_none(), "{:?}", first.risk);
+    let second = at_minute(&mut router, &priced("O-2", "C-7", "R1", "A", 4, 100.0), 0);
+    assert_eq!(
+        second.status,
+        Status::Routed,
+        "past the limit, but no rule looks"
+    );
+    assert_eq!(exposure(&router), 700.0);
+    router.cancel("O-1").unwrap();
+    assert_eq!(exposure(&router), 400.0);
+    let other = at_minute(&mut router, &priced("O-3", "C-9", "R1", "A", 1, 100.0), 0);
+    assert_eq!(other.status, Status::Routed);
+    assert_eq!(router.customers().exposure("C-9").exposure, 0.0);
+}
+
 #[test]
 fn every_hit_is_listed_in_config_order_and_a_reject_outranks_a_hold() {
     let mut router = router(concat!(

@@ -38,49 +38,52 @@ pub fn screen(
     buyer: &mut Buyer,
 ) -> Screening {
     let rules = &context.network.policy.risk.rules;
+    if rules.is_empty() {
+        // Nothing to screen: a customer with a credit entry is still charged.
+        book.credit(zone, buyer, |_| true);
+        return Screening::default();
+    }
     let order = context.order;
     let mut found: Vec<(usize, RiskHit, bool)> = Vec::new();
     // The matching rules that look at the customer's history, and the credit rule.
     let mut history_rules: SmallVec<[usize; 2]> = SmallVec::new();
     let mut credit_rule = None;
-    if !rules.is_empty() {
-        let value = buyer.value_cents as f64 / 100.0;
-        let subject = Subject::new(
-            order,
-            context.network,
-            catalog,
-            context.facts.capabilities,
-            value,
-        );
-        for (index, rule) in rules.iter().enumerate() {
-            if !subject.matches(&rule.matches) || !has_sku(rule, order, catalog) {
-                continue;
+    let value = buyer.value_cents as f64 / 100.0;
+    let subject = Subject::new(
+        order,
+        context.network,
+        catalog,
+        context.facts.capabilities,
+        value,
+    );
+    for (index, rule) in rules.iter().enumerate() {
+        if !subject.matches(&rule.matches) || !has_sku(rule, order, catalog) {
+            continue;
+        }
+        let message = match rule.check {
+            RiskCheck::CreditLimit => {
+                credit_rule.get_or_insert(index);
+                None
             }
-            let message = match rule.check {
-                RiskCheck::CreditLimit => {
-                    credit_rule.get_or_insert(index);
-                    None
-                }
-                RiskCheck::Velocity { .. } | RiskCheck::DistanceOver(_) => {
-                    history_rules.push(index);
-                    None
-                }
-                RiskCheck::OrderValueOver(over) => (value > over).then(|| {
-                    format!(
-                        "order value {} is over {}",
-                        amount(buyer.value_cents),
-                        amount(super::cents(over))
-                    )
-                }),
-                RiskCheck::QuantityOverUsual { factor, after } => {
-                    unusual_quantity(context, catalog, usual, factor, after)
-                }
-                RiskCheck::Block => Some(blocked(rule, order, context, catalog)),
-                RiskCheck::PromiseWithin(within) => promise_too_close(order, context.now, within),
-            };
-            if let Some(message) = message {
-                found.push((index, hit(rule, message), rule.rejects));
+            RiskCheck::Velocity { .. } | RiskCheck::DistanceOver(_) => {
+                history_rules.push(index);
+                None
             }
+            RiskCheck::OrderValueOver(over) => (value > over).then(|| {
+                format!(
+                    "order value {} is over {}",
+                    amount(buyer.value_cents),
+                    amount(super::cents(over))
+                )
+            }),
+            RiskCheck::QuantityOverUsual { factor, after } => {
+                unusual_quantity(context, catalog, usual, factor, after)
+            }
+            RiskCheck::Block => Some(blocked(rule, order, context, catalog)),
+            RiskCheck::PromiseWithin(within) => promise_too_close(order, context.now, within),
+        };
+        if let Some(message) = message {
+            found.push((index, hit(rule, message), rule.rejects));
         }
     }
     if !history_rules.is_empty() {
