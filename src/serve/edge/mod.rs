@@ -220,6 +220,11 @@ impl BadHeads {
 }
 
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for BadHeads {
+    /// It looks at errors only: without a hint the process's maximum level would be TRACE.
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        Some(tracing::level_filters::LevelFilter::ERROR)
+    }
+
     fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
         if !BadHeads::is_bad_head(event.metadata()) {
             return;
