@@ -9,6 +9,7 @@
 use crate::model::{InvalidCode, Status, Tally};
 use metrics::Unit;
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
+use std::sync::OnceLock;
 
 /// The names, as Prometheus shows them.
 pub mod names {
@@ -219,24 +220,94 @@ fn describe_journal() {
     describe_counter!(JOURNAL_SNAPSHOTS, "Zone snapshots written, by zone.");
 }
 
+/// A handle registered at its first use and kept: a `counter!` or `histogram!` call looks
+/// its key up in the registry every time (a hash, a lock, a probe, the handle made and
+/// dropped), which the metrics recorded for every chunk need not pay. Registered when first
+/// used, as the macro would (so /metrics lists what has happened, as before): after the
+/// recorder is installed at start, before any chunk.
+struct Kept<T>(OnceLock<T>);
+
+impl<T> Kept<T> {
+    const fn new() -> Kept<T> {
+        Kept(OnceLock::new())
+    }
+
+    fn get(&self, register: impl FnOnce() -> T) -> &T {
+        self.0.get_or_init(register)
+    }
+}
+
+/// The latency of a chunk's `stage` (`router_stage_latency_seconds`).
+pub fn stage_latency(stage: Stage) -> &'static metrics::Histogram {
+    static STAGES: [Kept<metrics::Histogram>; 4] =
+        [Kept::new(), Kept::new(), Kept::new(), Kept::new()];
+    STAGES[stage as usize]
+        .get(|| metrics::histogram!(names::STAGE_LATENCY, "stage" => stage.name()))
+}
+
+/// From a chunk's arrival to its answers handed to the response
+/// (`router_decision_latency_seconds`).
+pub fn decision_latency() -> &'static metrics::Histogram {
+    static LATENCY: Kept<metrics::Histogram> = Kept::new();
+    LATENCY.get(|| metrics::histogram!(names::DECISION_LATENCY))
+}
+
+/// The stages of a chunk that `router_stage_latency_seconds` times.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    Parse = 0,
+    QueueWait = 1,
+    Decide = 2,
+    Answer = 3,
+}
+
+impl Stage {
+    /// The `stage` label.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Parse => "parse",
+            Stage::QueueWait => "queue_wait",
+            Stage::Decide => "decide",
+            Stage::Answer => "answer",
+        }
+    }
+}
+
 /// Counts a chunk's answers, once per chunk.
 pub fn record_tally(tally: &Tally) {
-    for (status, count) in [
+    static DECIDED: [Kept<metrics::Counter>; 4] =
+        [Kept::new(), Kept::new(), Kept::new(), Kept::new()];
+    static DUPLICATES: Kept<metrics::Counter> = Kept::new();
+    static INVALID: [Kept<metrics::Counter>; InvalidCode::ALL.len()] =
+        [const { Kept::new() }; InvalidCode::ALL.len()];
+    for (index, (status, count)) in [
         (Status::Routed, tally.routed),
         (Status::Backordered, tally.backordered),
         (Status::Held, tally.held),
         (Status::Rejected, tally.rejected),
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
         if count > 0 {
-            metrics::counter!(names::ORDERS_DECIDED, "status" => status.name()).increment(count);
+            DECIDED[index]
+                .get(|| metrics::counter!(names::ORDERS_DECIDED, "status" => status.name()))
+                .increment(count);
         }
     }
     if tally.duplicates > 0 {
-        metrics::counter!(names::ORDERS_DUPLICATE).increment(tally.duplicates);
+        DUPLICATES
+            .get(|| metrics::counter!(names::ORDERS_DUPLICATE))
+            .increment(tally.duplicates);
     }
-    for (code, count) in InvalidCode::ALL.iter().zip(tally.invalid_by_code) {
+    for ((code, count), kept) in InvalidCode::ALL
+        .iter()
+        .zip(tally.invalid_by_code)
+        .zip(&INVALID)
+    {
         if count > 0 {
-            metrics::counter!(names::LINES_INVALID, "code" => code.name()).increment(count);
+            kept.get(|| metrics::counter!(names::LINES_INVALID, "code" => code.name()))
+                .increment(count);
         }
     }
 }

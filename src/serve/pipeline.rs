@@ -11,7 +11,7 @@
 use super::App;
 use super::admission::Permit;
 use super::answers::{Answers, Part, Ticket};
-use super::metrics::{self as router_metrics, names};
+use super::metrics::{self as router_metrics, Stage};
 use super::zone_actor::{Visits, ZoneActor};
 use crate::catalog::Catalog;
 use crate::config::Network;
@@ -74,8 +74,7 @@ impl Pending {
         let mut parts = self.answers.gather().await;
         parts.extend(self.local.take());
         if let Some(last) = parts.iter().map(|part| part.made).max() {
-            metrics::histogram!(names::STAGE_LATENCY, "stage" => "answer")
-                .record(last.elapsed().as_secs_f64());
+            router_metrics::stage_latency(Stage::Answer).record(last.elapsed().as_secs_f64());
         }
         let answer = assemble(parts, self.first_line, self.lines);
         router_metrics::record_tally(&answer.tally);

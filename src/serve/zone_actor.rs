@@ -13,7 +13,7 @@
 use super::answers::{Part, Ticket};
 use super::feed::{FeedChunk, FeedSender};
 use super::group_commit::{After, Commit, Journals, SnapshotStep, Stopped, Writer};
-use super::metrics::names;
+use super::metrics::{self as router_metrics, Stage, names};
 use super::snapshotter::{SnapshotJob, Snapshotter};
 use crate::catalog::{Catalog, StockLevel};
 use crate::config::Network;
@@ -547,7 +547,7 @@ impl Handler<Visits> for ZoneActor {
         let started = Instant::now();
         let now = Millis::now();
         self.popped.increment(1);
-        metrics::histogram!(names::STAGE_LATENCY, "stage" => "queue_wait")
+        router_metrics::stage_latency(Stage::QueueWait)
             .record(started.duration_since(message.sent).as_secs_f64());
         let Visits {
             network,
@@ -575,8 +575,7 @@ impl Handler<Visits> for ZoneActor {
         self.hand_on(&network, &ticket, out, &mut decided, now);
         self.pass_on(&network, &ticket, decided.onward(&mut visits), context);
         self.zone.chill_every(CHILL_PENDING);
-        metrics::histogram!(names::STAGE_LATENCY, "stage" => "decide")
-            .record(started.elapsed().as_secs_f64());
+        router_metrics::stage_latency(Stage::Decide).record(started.elapsed().as_secs_f64());
     }
 }
 

@@ -9,7 +9,7 @@ use crate::limits::{READY_CHUNKS, STREAM_PIPELINE};
 use crate::model::{Invalid, InvalidCode};
 use crate::serve::App;
 use crate::serve::edge::BreakCheck;
-use crate::serve::metrics::names;
+use crate::serve::metrics::{self as router_metrics, Stage, names};
 use crate::serve::pipeline::is_priority;
 use crate::serve::zone_actor::{OrderAction, OrderRequest};
 use crate::zone::ZoneError;
@@ -223,7 +223,7 @@ impl StreamParser {
             None => self.splitter.finish(&mut push),
         }
         if !batch.is_empty() {
-            metrics::histogram!(names::STAGE_LATENCY, "stage" => "parse")
+            router_metrics::stage_latency(Stage::Parse)
                 .record(parse_started.elapsed().as_secs_f64());
         }
         (batch, snapshot, parse_started)
@@ -260,7 +260,7 @@ fn answer_in_order(
             };
             let answer = pending.answer().await;
             // From the chunk's arrival to its answers handed to the response.
-            metrics::histogram!(names::DECISION_LATENCY).record(read.elapsed().as_secs_f64());
+            router_metrics::decision_latency().record(read.elapsed().as_secs_f64());
             answer.bytes
         })
         .buffered(STREAM_PIPELINE)
