@@ -220,36 +220,24 @@ fn describe_journal() {
     describe_counter!(JOURNAL_SNAPSHOTS, "Zone snapshots written, by zone.");
 }
 
-/// A handle registered at its first use and kept: a `counter!` or `histogram!` call looks
-/// its key up in the registry every time (a hash, a lock, a probe, the handle made and
-/// dropped), which the metrics recorded for every chunk need not pay. Registered when first
-/// used, as the macro would (so /metrics lists what has happened, as before): after the
-/// recorder is installed at start, before any chunk.
-struct Kept<T>(OnceLock<T>);
-
-impl<T> Kept<T> {
-    const fn new() -> Kept<T> {
-        Kept(OnceLock::new())
-    }
-
-    fn get(&self, register: impl FnOnce() -> T) -> &T {
-        self.0.get_or_init(register)
-    }
-}
+// The handles recorded for every chunk are registered at their first use and kept in a
+// `OnceLock`: a `counter!` or `histogram!` call looks its key up in the registry every time
+// (a hash, a lock, a probe, the handle made and dropped). Registered when first used, as
+// the macro would (so /metrics lists what has happened, as before): after the recorder is
+// installed at start, before any chunk.
 
 /// The latency of a chunk's `stage` (`router_stage_latency_seconds`).
 pub fn stage_latency(stage: Stage) -> &'static metrics::Histogram {
-    static STAGES: [Kept<metrics::Histogram>; 4] =
-        [Kept::new(), Kept::new(), Kept::new(), Kept::new()];
+    static STAGES: [OnceLock<metrics::Histogram>; 4] = [const { OnceLock::new() }; 4];
     STAGES[stage as usize]
-        .get(|| metrics::histogram!(names::STAGE_LATENCY, "stage" => stage.name()))
+        .get_or_init(|| metrics::histogram!(names::STAGE_LATENCY, "stage" => stage.name()))
 }
 
 /// From a chunk's arrival to its answers handed to the response
 /// (`router_decision_latency_seconds`).
 pub fn decision_latency() -> &'static metrics::Histogram {
-    static LATENCY: Kept<metrics::Histogram> = Kept::new();
-    LATENCY.get(|| metrics::histogram!(names::DECISION_LATENCY))
+    static LATENCY: OnceLock<metrics::Histogram> = OnceLock::new();
+    LATENCY.get_or_init(|| metrics::histogram!(names::DECISION_LATENCY))
 }
 
 /// The stages of a chunk that `router_stage_latency_seconds` times.
@@ -275,11 +263,10 @@ impl Stage {
 
 /// Counts a chunk's answers, once per chunk.
 pub fn record_tally(tally: &Tally) {
-    static DECIDED: [Kept<metrics::Counter>; 4] =
-        [Kept::new(), Kept::new(), Kept::new(), Kept::new()];
-    static DUPLICATES: Kept<metrics::Counter> = Kept::new();
-    static INVALID: [Kept<metrics::Counter>; InvalidCode::ALL.len()] =
-        [const { Kept::new() }; InvalidCode::ALL.len()];
+    static DECIDED: [OnceLock<metrics::Counter>; 4] = [const { OnceLock::new() }; 4];
+    static DUPLICATES: OnceLock<metrics::Counter> = OnceLock::new();
+    static INVALID: [OnceLock<metrics::Counter>; InvalidCode::ALL.len()] =
+        [const { OnceLock::new() }; InvalidCode::ALL.len()];
     for (index, (status, count)) in [
         (Status::Routed, tally.routed),
         (Status::Backordered, tally.backordered),
@@ -291,22 +278,23 @@ pub fn record_tally(tally: &Tally) {
     {
         if count > 0 {
             DECIDED[index]
-                .get(|| metrics::counter!(names::ORDERS_DECIDED, "status" => status.name()))
+                .get_or_init(|| metrics::counter!(names::ORDERS_DECIDED, "status" => status.name()))
                 .increment(count);
         }
     }
     if tally.duplicates > 0 {
         DUPLICATES
-            .get(|| metrics::counter!(names::ORDERS_DUPLICATE))
+            .get_or_init(|| metrics::counter!(names::ORDERS_DUPLICATE))
             .increment(tally.duplicates);
     }
-    for ((code, count), kept) in InvalidCode::ALL
+    for ((code, count), handle) in InvalidCode::ALL
         .iter()
         .zip(tally.invalid_by_code)
         .zip(&INVALID)
     {
         if count > 0 {
-            kept.get(|| metrics::counter!(names::LINES_INVALID, "code" => code.name()))
+            handle
+                .get_or_init(|| metrics::counter!(names::LINES_INVALID, "code" => code.name()))
                 .increment(count);
         }
     }
