@@ -45,8 +45,8 @@
 //! [`config`] (the TOML network and policy, validated with located errors), [`catalog`]
 //! (catalogue and stock CSV, demo data), [`world`] (what the router starts from), [`demo`]
 //! (generated orders), [`model`] (orders, decisions, counts), [`ids`] (interning),
-//! [`time`], [`geo`], [`prefetch`]. [`cli`] is the command line; `main.rs` only calls it.
-//! [`yardstick`] is what the `route` benchmark measures against.
+//! [`time`], [`geo`], [`rounding`], [`prefetch`]. [`cli`] is the command line; `main.rs`
+//! only calls it. [`yardstick`] is what the `route` benchmark measures against.
 
 pub mod catalog;
 pub mod cli;
@@ -62,6 +62,7 @@ pub mod model;
 pub mod prefetch;
 pub mod render;
 pub mod risk;
+pub mod rounding;
 pub mod route;
 pub mod serve;
 pub mod time;

@@ -176,39 +176,50 @@ fn write_lines(out: &mut Vec<u8>, lines: &[LineQuantity], catalog: &Catalog, pla
     out.push(b']');
 }
 
-/// `value` rounded to `decimals` places, written without trailing zeros (`14.2`, `3.0`):
-/// the same text the shortest float formatter gives for the rounded value, done in integer
-/// arithmetic because a float formatter costs several times as much.
+/// `value` rounded to `decimals` places (1 to 3), written without trailing zeros (`14.2`,
+/// `3.0`): the same text the shortest float formatter gives for the rounded value, done in
+/// integer arithmetic because a float formatter costs several times as much. The digits are
+/// put together right to left on the stack and appended at once.
 fn write_rounded(out: &mut Vec<u8>, value: f64, decimals: u32) {
-    let scale = 10i64.pow(decimals);
+    const SCALES: [u64; 4] = [1, 10, 100, 1000];
+    debug_assert!((1..=3).contains(&decimals), "1 to 3 decimals");
+    let scale = SCALES[decimals as usize];
     let scaled = value * scale as f64;
     if !scaled.is_finite() || scaled.abs() >= 9.0e15 {
         // JSON has no infinities, and a finite network produces nothing this large.
         out.extend_from_slice(b"null");
         return;
     }
-    // Rounded half away from zero, as `f64::round`, without its libm call: below 2^53 the
-    // part after the point (`scaled` less its truncation) is exact.
-    let truncated = scaled as i64;
-    let rest = scaled - truncated as f64;
-    let scaled = truncated + i64::from(rest >= 0.5) - i64::from(rest <= -0.5);
-    if scaled < 0 {
-        out.push(b'-');
-    }
-    let (whole, mut fraction) = (scaled.abs() / scale, scaled.abs() % scale);
-    out.extend_from_slice(itoa::Buffer::new().format(whole).as_bytes());
-    out.push(b'.');
-    let mut digits = decimals as usize;
+    let scaled = crate::rounding::round_to_i64(scaled);
+    let (mut whole, mut fraction) = (scaled.unsigned_abs() / scale, scaled.unsigned_abs() % scale);
+    let mut digits = decimals;
     while digits > 1 && fraction % 10 == 0 {
         fraction /= 10;
         digits -= 1;
     }
-    let mut text = [b'0'; 4];
-    for slot in text[..digits].iter_mut().rev() {
-        *slot = b'0' + (fraction % 10) as u8;
+    // At most 16 digits before the point (below 9e15), the point, 3 after, a sign.
+    let mut text = [0u8; 21];
+    let mut at = text.len();
+    for _ in 0..digits {
+        at -= 1;
+        text[at] = b'0' + (fraction % 10) as u8;
         fraction /= 10;
     }
-    out.extend_from_slice(&text[..digits]);
+    at -= 1;
+    text[at] = b'.';
+    loop {
+        at -= 1;
+        text[at] = b'0' + (whole % 10) as u8;
+        whole /= 10;
+        if whole == 0 {
+            break;
+        }
+    }
+    if scaled < 0 {
+        at -= 1;
+        text[at] = b'-';
+    }
+    out.extend_from_slice(&text[at..]);
 }
 
 /// A name from a table known to be `plain` (nothing to escape), or checked here.
@@ -271,7 +282,7 @@ mod tests {
         /// The integer formatting gives the same text as the shortest float formatter
         /// applied to the rounded value.
         #[test]
-        fn rounding_matches_the_float_formatter(value in 0.0f64..1.0e7, decimals in 1u32..=3) {
+        fn rounding_matches_the_float_formatter(value in proptest::prop_oneof![0.0f64..1.0e7, 0.0f64..9.0e11], decimals in 1u32..=3) {
             let mut out = Vec::new();
             write_rounded(&mut out, value, decimals);
             let scale = 10f64.powi(decimals as i32);

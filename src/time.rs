@@ -5,7 +5,9 @@
 //! output is always UTC with millisecond precision (`2026-11-11T00:00:01.004Z`), which is what
 //! the decision contract shows.
 
+use crate::rounding::round_to_i64;
 use chrono::{DateTime, Datelike};
+use std::cell::Cell;
 use std::fmt;
 
 /// Milliseconds per UTC day: daily capacities count per UTC day of the decision time.
@@ -77,8 +79,17 @@ impl Millis {
             // Leap seconds and the like: chrono decides.
             return None;
         }
-        let date = chrono::NaiveDate::from_ymd_opt(year as i32, month, day)?;
-        let days = i64::from(date.num_days_from_ce()) - 719_163;
+        let recent = RECENT_DAYS.get();
+        let days = match recent.iter().find(|(_, date)| text[..10] == *date) {
+            Some((days, _)) => *days,
+            None => {
+                let date = chrono::NaiveDate::from_ymd_opt(year as i32, month, day)?;
+                let days = i64::from(date.num_days_from_ce()) - 719_163;
+                let date = text[..10].try_into().expect("ten bytes");
+                RECENT_DAYS.set([(days, date), recent[0]]);
+                days
+            }
+        };
         let seconds = i64::from(hour * 3600 + minute * 60 + second);
         Some(Millis(
             days * MILLIS_PER_DAY + seconds * 1000 + i64::from(millis),
@@ -105,36 +116,40 @@ impl Millis {
     /// ETA at the end of time is then simply late for every promise.
     #[inline]
     pub fn plus_hours(self, hours: f64) -> Millis {
-        // `as` saturates for out-of-range floats (and maps NaN to 0).
-        Millis(self.0.saturating_add((hours * 3_600_000.0).round() as i64))
+        // Saturates for out-of-range floats (and maps NaN to 0), as `as` does.
+        Millis(self.0.saturating_add(round_to_i64(hours * 3_600_000.0)))
     }
 }
 
 impl Millis {
     /// Appends `YYYY-MM-DDTHH:MM:SS.mmmZ` to `out`. Runs once or twice per decision, so the
-    /// digits are written directly: chrono does the calendar (days to year, month, day) and
-    /// nothing else.
+    /// digits are written directly, and the date part comes from the thread's recent days
+    /// ([`RECENT_DAYS`]) when it is one of them: chrono does the calendar (days to year, month,
+    /// day) a few times a day, and nothing else.
     pub fn write_rfc3339(self, out: &mut Vec<u8>) {
         let days = self.0.div_euclid(MILLIS_PER_DAY);
         let in_day = self.0.rem_euclid(MILLIS_PER_DAY) as u32;
-        // 719_163 is the number of days from 0001-01-01 (chrono's day 1) to 1970-01-01.
-        let date = i32::try_from(days + 719_163)
-            .ok()
-            .and_then(chrono::NaiveDate::from_num_days_from_ce_opt)
-            .filter(|date| (0..=9999).contains(&date.year()));
-        let Some(date) = date else {
-            // Outside what RFC 3339 can write in four digits: say it in milliseconds.
-            out.extend_from_slice(format!("{}ms", self.0).as_bytes());
-            return;
-        };
         let mut text = *b"0000-00-00T00:00:00.000Z";
-        put_digits(&mut text[0..4], date.year() as u32);
-        put_digits(&mut text[5..7], date.month());
-        put_digits(&mut text[8..10], date.day());
-        put_digits(&mut text[11..13], in_day / 3_600_000);
-        put_digits(&mut text[14..16], in_day / 60_000 % 60);
-        put_digits(&mut text[17..19], in_day / 1000 % 60);
-        put_digits(&mut text[20..23], in_day % 1000);
+        let recent = RECENT_DAYS.get();
+        match recent.iter().find(|(recent, _)| *recent == days) {
+            Some((_, date)) => text[..10].copy_from_slice(date),
+            None => {
+                let Some(date) = date_text(days) else {
+                    // Outside what RFC 3339 can write in four digits: say it in milliseconds.
+                    out.extend_from_slice(format!("{}ms", self.0).as_bytes());
+                    return;
+                };
+                RECENT_DAYS.set([(days, date), recent[0]]);
+                text[..10].copy_from_slice(&date);
+            }
+        }
+        let seconds = in_day / 1000;
+        text[11..13].copy_from_slice(two_digits(seconds / 3600));
+        text[14..16].copy_from_slice(two_digits(seconds / 60 % 60));
+        text[17..19].copy_from_slice(two_digits(seconds % 60));
+        let millis = in_day % 1000;
+        text[20] = b'0' + (millis / 100) as u8;
+        text[21..23].copy_from_slice(two_digits(millis % 100));
         out.extend_from_slice(&text);
     }
 }
@@ -146,6 +161,44 @@ impl fmt::Display for Millis {
         self.write_rfc3339(&mut text);
         formatter.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
     }
+}
+
+thread_local! {
+    /// The two calendar days this thread last met (days since the epoch, and `YYYY-MM-DD`),
+    /// the newer first: a stream's times fall on a few days (an order's creation today, its
+    /// promise and ETA a day or two on), so the calendar (chrono's days to year, month and
+    /// day, and back) runs a few times a day per thread instead of for every time parsed or
+    /// written (measured in `docs/benchmarks.md`). Only valid dates of years 0 to 9999 are
+    /// kept; `i64::MIN` is no day.
+    static RECENT_DAYS: Cell<[(i64, [u8; 10]); 2]> = const { Cell::new([(i64::MIN, [0; 10]); 2]) };
+}
+
+/// `YYYY-MM-DD` of day `days` since the epoch, if its year has four digits.
+fn date_text(days: i64) -> Option<[u8; 10]> {
+    // 719_163 is the number of days from 0001-01-01 (chrono's day 1) to 1970-01-01.
+    let date = i32::try_from(days + 719_163)
+        .ok()
+        .and_then(chrono::NaiveDate::from_num_days_from_ce_opt)
+        .filter(|date| (0..=9999).contains(&date.year()))?;
+    let mut text = *b"0000-00-00";
+    put_digits(&mut text[0..4], date.year() as u32);
+    put_digits(&mut text[5..7], date.month());
+    put_digits(&mut text[8..10], date.day());
+    Some(text)
+}
+
+/// `value` (below 100) as two decimal digits, from a table: a time's six pairs of digits
+/// without a division per digit.
+#[inline]
+fn two_digits(value: u32) -> &'static [u8] {
+    const PAIRS: &[u8; 200] = b"\
+        0001020304050607080910111213141516171819\
+        2021222324252627282930313233343536373839\
+        4041424344454647484950515253545556575859\
+        6061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899";
+    let at = value as usize * 2;
+    &PAIRS[at..at + 2]
 }
 
 /// Writes `value` as zero-padded decimal filling `out`.
@@ -235,6 +288,39 @@ mod tests {
             let chrono_value = DateTime::parse_from_rfc3339(&text).map(|parsed| parsed.timestamp_millis()).ok();
             proptest::prop_assert_eq!(Millis::parse_utc_fast(text.as_bytes()).map(|time| time.0), chrono_value, "{}", text);
         }
+    }
+
+    proptest::proptest! {
+        /// Times written and parsed in turn on a few neighbouring days, as a stream's are
+        /// (the thread's last day answers most of them): every text is chrono's, and parses
+        /// back to its instant.
+        #[test]
+        fn times_of_neighbouring_days_write_and_parse_as_chrono_does(
+            first in -62_000_000_000_000i64..253_000_000_000_000,
+            steps in proptest::collection::vec(-3 * MILLIS_PER_DAY..3 * MILLIS_PER_DAY, 1..40),
+        ) {
+            let mut millis = first;
+            for step in steps {
+                millis += step;
+                let mut text = Vec::new();
+                Millis(millis).write_rfc3339(&mut text);
+                let text = String::from_utf8(text).unwrap();
+                let expected = DateTime::from_timestamp_millis(millis).unwrap();
+                proptest::prop_assert_eq!(&text, &expected.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
+                proptest::prop_assert_eq!(Millis::parse_rfc3339(&text), Some(Millis(millis)));
+                // The same day, an hour out of range: refused though the day is the last one.
+                let bad = format!("{}T24{}", &text[..10], &text[13..]);
+                proptest::prop_assert_eq!(Millis::parse_rfc3339(&bad), None);
+            }
+        }
+    }
+
+    #[test]
+    fn a_date_that_does_not_exist_is_refused_after_the_day_before_it() {
+        assert!(Millis::parse_rfc3339("2026-02-28T10:00:00Z").is_some());
+        assert_eq!(Millis::parse_rfc3339("2026-02-29T10:00:00Z"), None);
+        assert!(Millis::parse_rfc3339("2028-02-29T10:00:00Z").is_some());
+        assert_eq!(Millis::parse_rfc3339("2028-02-30T10:00:00Z"), None);
     }
 
     #[test]

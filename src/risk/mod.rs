@@ -69,7 +69,7 @@ pub const MAX_ORDER_CENTS: i64 = 1_000_000_000_000_000;
 
 /// An amount in cents, rounded to the nearest (saturating at the ends of `i64`).
 pub fn cents(amount: f64) -> i64 {
-    (amount * 100.0).round() as i64
+    crate::rounding::round_to_i64(amount * 100.0)
 }
 
 /// Cents as an amount with two decimals (for messages).
