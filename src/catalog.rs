@@ -10,6 +10,7 @@ use crate::ids::{Interner, SkuId, WarehouseId};
 use crate::model::Capabilities;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -219,6 +220,7 @@ impl Catalog {
             skus: Vec::with_capacity(count),
             category_ids: Interner::default(),
         };
+        let mut name = String::with_capacity(16);
         for index in 0..count {
             let roll: f64 = random.random();
             let (capabilities, weight_g) = if roll < 0.04 {
@@ -235,7 +237,9 @@ impl Catalog {
                     (50.0 * 10f64.powf(exponent)).round() as u32,
                 )
             };
-            let name = format!("SKU-{index:06}");
+            // One buffer for every name (the interner keeps its own copy).
+            name.clear();
+            write!(name, "SKU-{index:06}").expect("writing to a String cannot fail");
             // Names are generated unique.
             let _ = catalog.sku_ids.insert(&name);
             catalog.skus.push(Sku {
@@ -361,11 +365,16 @@ pub fn demo_stock(network: &Network, catalog: &Catalog, seed: u64) -> Vec<StockL
     let mut random = ChaCha8Rng::seed_from_u64(seed ^ 0x570c);
     let mut levels = Vec::new();
     let skus = catalog.len().max(1) as f64;
+    // A SKU's popularity is the same at every warehouse: one `powf` per SKU, not per cell.
+    let popularities: Vec<f64> = (0..catalog.skus.len())
+        .map(|sku_index| {
+            let position = (sku_index as f64 + 0.5) / skus;
+            (position.powf(-2.0 / 3.0) / 3.0).clamp(1.0, 400.0)
+        })
+        .collect();
     for (warehouse_index, warehouse) in network.warehouses.iter().enumerate() {
         let tail_share = if warehouse.rank <= 1 { 0.5 } else { 0.3 };
-        for (sku_index, sku) in catalog.skus.iter().enumerate() {
-            let position = (sku_index as f64 + 0.5) / skus;
-            let popularity = (position.powf(-2.0 / 3.0) / 3.0).clamp(1.0, 400.0);
+        for ((sku_index, sku), &popularity) in catalog.skus.iter().enumerate().zip(&popularities) {
             let share = (tail_share * popularity).min(0.95);
             if !warehouse.capabilities.covers(sku.capabilities) || random.random::<f64>() >= share {
                 continue;
