@@ -45,9 +45,12 @@ pub const ARENA_CHUNK_RECORDS: usize = 4_096;
 /// with the former `dashmap`, measured in `docs/benchmarks.md`).
 pub const CLAIMS_SEGMENTS: usize = 256;
 
-/// Claims in one chunk of a claims segment (32 KiB): a segment grows a chunk at a time, and
-/// frees a chunk once every claim in it is released.
-pub const CLAIMS_CHUNK: usize = 1_024;
+/// Claims in one chunk of a claims segment (8 KiB): a segment grows a chunk at a time, and
+/// frees a chunk once every claim in it is released. The last chunk of each of the
+/// [`CLAIMS_SEGMENTS`] segments is partly empty, half a chunk each on average (1 MiB in all
+/// at this size; 4 MiB at 1,024 claims a chunk, which `docs/benchmarks.md` measured as 10
+/// bytes a retained decision between 200k and 600k decisions).
+pub const CLAIMS_CHUNK: usize = 256;
 
 /// Bytes of one file of a zone's cold records (`zone::cold`) before the next is started;
 /// a file is deleted once none of its records is kept. Below 4 GiB: places are 32-bit.
