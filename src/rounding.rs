@@ -18,7 +18,7 @@
 #[inline]
 pub fn round_to_i64(value: f64) -> i64 {
     // From 2^52 on every float is whole (and `as` saturates, NaN gives 0): nothing to round.
-    if !(value.abs() < 4_503_599_627_370_496.0) {
+    if value.is_nan() || value.abs() >= 4_503_599_627_370_496.0 {
         return value as i64;
     }
     let truncated = value as i64;

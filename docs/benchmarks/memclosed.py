@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Memory per retained closed decision (issue 12; docs/benchmarks.md).
 
-usage: DEMO=/tmp/now WRK_SHIP=../shared/tools/wrk/ship.lua memclosed.py BIN [BATCHES] [PER_BATCH]
+usage: DEMO=/tmp/now WRK_SHIP=../shared/tools/wrk/ship.lua [CLOSE_HELD=1] [SETTLE=S] memclosed.py BIN [BATCHES] [PER_BATCH]
 
 Starts `BIN serve` on the demo files in $DEMO (`order-router demo-data --out $DEMO --start now`),
 streams BATCHES batches of PER_BATCH orders over one stream (curl), marks every placed order
-shipped (wrk and ship.lua), waits 2.5 s, and prints per batch the server's RSS and its
+shipped (wrk and ship.lua), with CLOSE_HELD=1 cancels every order held for review (so that
+every retained decision is closed; otherwise those stay open, about 0.5% of the demo's
+orders), waits SETTLE seconds (2.5; jemalloc gives back freed pages over 10 s), and prints per batch the server's RSS and its
 growth per decision, and the records the zones keep in memory (router_zone_records); at
 the end, the growth per decision from batch 1 on, and from batch 3 on the least-squares slope
 of RSS over decisions (what a long run converges to: fixed costs that come in steps, such as
@@ -31,6 +33,13 @@ def stream(chunk):
     f = d + "/body"; open(f, "w").write("\n".join(chunk) + "\n")
     out = subprocess.run(["curl", "-s", "-H", "Content-Type: application/x-ndjson", "--data-binary", "@" + f, base + "/v1/orders"], capture_output=True, timeout=300).stdout
     return [json.loads(l) for l in out.splitlines()]
+def cancel(ids):
+    import http.client
+    connection = http.client.HTTPConnection("127.0.0.1", 18282)
+    for order_id in ids:
+        connection.request("POST", f"/v1/orders/{order_id}/cancel")
+        connection.getresponse().read()
+    connection.close()
 def ship(ids):
     f = d + "/ids"; open(f, "w").write("\n".join(ids) + "\n")
     subprocess.run(["wrk", "-t2", "-c32", f"-d{max(5, len(ids)//15000 + 3)}s", "-s", ship_lua, base, "--", f], stdout=subprocess.DEVNULL)
@@ -40,7 +49,9 @@ for b in range(batches):
     answers = stream(lines[b * per:(b + 1) * per])
     ids = [a["order_id"] for a in answers if a.get("status") in ("routed", "backordered")]
     ship(ids)
-    time.sleep(2.5)
+    if os.environ.get("CLOSE_HELD"):
+        cancel([a["order_id"] for a in answers if a.get("status") == "held"])
+    time.sleep(float(os.environ.get("SETTLE", "2.5")))
     r = rss()
     total += len(answers)
     m = urllib.request.urlopen(base + "/metrics").read().decode()
