@@ -12,10 +12,11 @@ use hashbrown::HashTable;
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
 
-/// Where an order id's record is, and the content it was claimed with.
+/// Where an order id's record is. Not what the order held: a retry of the id is told
+/// from a conflict by the content hash of the record itself, where the record is
+/// (`zone::journey`), so that a claim takes 24 bytes, not 32.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Claim {
-    pub content_hash: u64,
     /// The zone holding the record; while pending, the home zone that claimed it.
     pub zone: ZoneId,
     /// The record's slot in that zone, or [`Claim::PENDING`].
@@ -44,13 +45,38 @@ impl Claim {
     }
 }
 
-/// A claim a restart puts back ([`Claims::restore_all`]): its id's key, the content hash of
-/// its order and the slot of its record.
+/// A claim a restart puts back ([`Claims::restore_all`]): its id's key and the slot of its
+/// record.
 #[derive(Clone, Copy, Debug)]
 pub struct Restored {
     hash: u128,
-    content_hash: u64,
     slot: u32,
+}
+
+/// A claim as a segment keeps it: its key's hash in two halves (eight-byte aligned, where
+/// a `u128` would pad the entry from 24 bytes to 32) and the claim.
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    hash: [u64; 2],
+    claim: Claim,
+}
+
+const _: () = assert!(
+    std::mem::size_of::<Entry>() == 24,
+    "a retained decision costs its claim's 24 bytes (docs/architecture.md)"
+);
+
+impl Entry {
+    fn new(hash: u128, claim: Claim) -> Entry {
+        Entry {
+            hash: [hash as u64, (hash >> 64) as u64],
+            claim,
+        }
+    }
+
+    fn hash(&self) -> u128 {
+        u128::from(self.hash[0]) | (u128::from(self.hash[1]) << 64)
+    }
 }
 
 /// Where a claim stands in its [`Claims`] table: its segment and its place there. A zone
@@ -83,7 +109,7 @@ pub struct ClaimPlace {
 /// than the index: a segment adds chunks instead of doubling a vector.
 ///
 /// Keyed by a 128-bit hash of the id (XXH3-128 under a per-process random seed), not the id
-/// itself: a claim is 32 bytes, and the table, which outgrows the caches after a few
+/// itself: a claim is 24 bytes, and the table, which outgrows the caches after a few
 /// hundred thousand orders, costs fewer cache misses per order (measured against the
 /// id-keyed table in `docs/benchmarks.md`). Two distinct ids share a key with a
 /// probability of about n^2 / 2^129 (1e-19 at ten billion ids), far below the rate of
@@ -103,7 +129,7 @@ const CHUNK: usize = crate::limits::CLAIMS_CHUNK;
 struct Segment {
     /// Claims in the order made; a place is `base` plus the position in this list of
     /// chunks. A released claim stays as a gap ([`Claim::RELEASED`]) until its chunk goes.
-    chunks: VecDeque<Vec<(u128, Claim)>>,
+    chunks: VecDeque<Vec<Entry>>,
     /// Claims not released, per chunk.
     live: VecDeque<u32>,
     /// The place of the first claim of `chunks[0]`.
@@ -114,7 +140,7 @@ struct Segment {
     /// Claims moved out of `chunks` ([`Claims::relocate`]: orders open past the window),
     /// at places [`KEPT`] + their position here; a released one's position is taken again.
     /// Kept apart so that a long-lived claim never pins a chunk of short-lived ones.
-    kept: Vec<(u128, Claim)>,
+    kept: Vec<Entry>,
     /// Positions of `kept` free to take again.
     kept_free: Vec<u32>,
 }
@@ -124,11 +150,11 @@ const KEPT: u32 = 1 << 31;
 
 /// The claim at `at` of a segment's parts (its chunks from `base`, its kept claims).
 fn entry_in<'a>(
-    chunks: &'a VecDeque<Vec<(u128, Claim)>>,
+    chunks: &'a VecDeque<Vec<Entry>>,
     base: u32,
-    kept: &'a [(u128, Claim)],
+    kept: &'a [Entry],
     at: u32,
-) -> Option<&'a (u128, Claim)> {
+) -> Option<&'a Entry> {
     if at & KEPT != 0 {
         return kept.get((at & !KEPT) as usize);
     }
@@ -137,11 +163,11 @@ fn entry_in<'a>(
 }
 
 impl Segment {
-    fn entry(&self, at: u32) -> Option<&(u128, Claim)> {
+    fn entry(&self, at: u32) -> Option<&Entry> {
         entry_in(&self.chunks, self.base, &self.kept, at)
     }
 
-    fn entry_mut(&mut self, at: u32) -> Option<&mut (u128, Claim)> {
+    fn entry_mut(&mut self, at: u32) -> Option<&mut Entry> {
         if at & KEPT != 0 {
             return self.kept.get_mut((at & !KEPT) as usize);
         }
@@ -163,7 +189,7 @@ impl Segment {
         index.insert_unique(hash as u64, at, |at| {
             entry_in(chunks, *base, kept, *at)
                 .expect("indexed claims exist")
-                .0 as u64
+                .hash[0]
         });
     }
 
@@ -171,11 +197,11 @@ impl Segment {
     fn push_kept(&mut self, hash: u128, claim: Claim) -> u32 {
         let position = match self.kept_free.pop() {
             Some(position) => {
-                self.kept[position as usize] = (hash, claim);
+                self.kept[position as usize] = Entry::new(hash, claim);
                 position
             }
             None => {
-                self.kept.push((hash, claim));
+                self.kept.push(Entry::new(hash, claim));
                 u32::try_from(self.kept.len() - 1)
                     .ok()
                     .filter(|position| position & KEPT == 0)
@@ -189,15 +215,11 @@ impl Segment {
 
     /// Claims `hash` for the record in `slot` of `zone` again (a restart), in place of a
     /// claim it has; its place.
-    fn put_back(&mut self, hash: u128, content_hash: u64, zone: ZoneId, slot: u32) -> u32 {
-        let claim = Claim {
-            content_hash,
-            zone,
-            slot,
-        };
+    fn put_back(&mut self, hash: u128, zone: ZoneId, slot: u32) -> u32 {
+        let claim = Claim { zone, slot };
         match self.find(hash) {
             Some(at) => {
-                self.entry_mut(at).expect("indexed").1 = claim;
+                self.entry_mut(at).expect("indexed").claim = claim;
                 at
             }
             None => self.push(hash, claim),
@@ -208,7 +230,7 @@ impl Segment {
     fn find(&self, hash: u128) -> Option<u32> {
         self.index
             .find(hash as u64, |at| {
-                self.entry(*at).is_some_and(|entry| entry.0 == hash)
+                self.entry(*at).is_some_and(|entry| entry.hash() == hash)
             })
             .copied()
     }
@@ -228,7 +250,10 @@ impl Segment {
             .and_then(|filled| self.base.checked_add(filled))
             .filter(|at| at & KEPT == 0)
             .expect("fewer than 2^31 claims a segment over the process's life");
-        self.chunks.back_mut().expect("ensured").push((hash, claim));
+        self.chunks
+            .back_mut()
+            .expect("ensured")
+            .push(Entry::new(hash, claim));
         *self.live.back_mut().expect("ensured") += 1;
         self.count += 1;
         self.index_at(hash, at);
@@ -239,11 +264,11 @@ impl Segment {
     /// takes it out of the index, frees its chunk once the chunk holds no claim.
     fn release(&mut self, at: u32, zone: ZoneId, slot: u32) -> Option<(u128, Claim)> {
         let entry = self.entry_mut(at)?;
-        if entry.1.zone != zone || entry.1.slot != slot {
+        if entry.claim.zone != zone || entry.claim.slot != slot {
             return None;
         }
-        let taken = *entry;
-        entry.1.slot = Claim::RELEASED;
+        let taken = (entry.hash(), entry.claim);
+        entry.claim.slot = Claim::RELEASED;
         let hash = taken.0;
         if let Ok(found) = self.index.find_entry(hash as u64, |place| *place == at) {
             found.remove();
@@ -321,22 +346,21 @@ impl Claims {
             index.reserve(each, |at| {
                 entry_in(chunks, *base, kept, *at)
                     .expect("indexed claims exist")
-                    .0 as u64
+                    .hash[0]
             });
         }
     }
 
-    /// Claims the id of `key` for an order with `content_hash` at its `home` zone, noting in
-    /// `key` where the id's claim stands. `None` when the id is now this order's; the
-    /// existing claim when it was taken before.
-    pub fn claim(&self, key: &mut ClaimKey, content_hash: u64, home: ZoneId) -> Option<Claim> {
+    /// Claims the id of `key` for an order at its `home` zone, noting in `key` where the
+    /// id's claim stands. `None` when the id is now this order's; the existing claim when it
+    /// was taken before (by a retry, or by another order with the same id).
+    pub fn claim(&self, key: &mut ClaimKey, home: ZoneId) -> Option<Claim> {
         let mut segment = self.segment(key.hash);
         if let Some(at) = segment.find(key.hash) {
             key.at = at;
-            return segment.entry(at).map(|entry| entry.1);
+            return segment.entry(at).map(|entry| entry.claim);
         }
         let claim = Claim {
-            content_hash,
             zone: home,
             slot: Claim::PENDING,
         };
@@ -347,10 +371,11 @@ impl Claims {
     /// Records where the claimed order of `key` was decided; where its claim stands.
     pub fn settle(&self, key: ClaimKey, zone: ZoneId, slot: u32) -> ClaimPlace {
         let mut segment = self.segment(key.hash);
-        let (hash, claim) = segment
+        let entry = segment
             .entry_mut(key.at)
             .expect("an order is claimed before it is decided");
-        debug_assert_eq!(*hash, key.hash, "a key settles its own claim");
+        debug_assert_eq!(entry.hash(), key.hash, "a key settles its own claim");
+        let claim = &mut entry.claim;
         debug_assert!(!claim.is_decided(), "an order is decided once");
         claim.zone = zone;
         claim.slot = slot;
@@ -369,17 +394,19 @@ impl Claims {
     pub fn get_key(&self, key: ClaimKey) -> Option<Claim> {
         let segment = self.segment(key.hash);
         let at = match segment.entry(key.at) {
-            Some((hash, claim)) if *hash == key.hash && claim.slot != Claim::RELEASED => key.at,
+            Some(entry) if entry.hash() == key.hash && entry.claim.slot != Claim::RELEASED => {
+                key.at
+            }
             _ => segment.find(key.hash)?,
         };
-        segment.entry(at).map(|entry| entry.1)
+        segment.entry(at).map(|entry| entry.claim)
     }
 
     /// Puts back the claim of a decision replayed from a journal; where it stands.
-    pub fn restore(&self, id: &str, content_hash: u64, zone: ZoneId, slot: u32) -> ClaimPlace {
+    pub fn restore(&self, id: &str, zone: ZoneId, slot: u32) -> ClaimPlace {
         let hash = self.key(id).hash;
         let mut segment = self.segment(hash);
-        let at = segment.put_back(hash, content_hash, zone, slot);
+        let at = segment.put_back(hash, zone, slot);
         ClaimPlace {
             segment: Self::segment_of(hash) as u8,
             at,
@@ -406,7 +433,7 @@ impl Claims {
             let number = Self::segment_of(group[0].hash);
             let mut segment = self.lock(number);
             for claim in group {
-                let at = segment.put_back(claim.hash, claim.content_hash, zone, claim.slot);
+                let at = segment.put_back(claim.hash, zone, claim.slot);
                 let place = ClaimPlace {
                     segment: number as u8,
                     at,
@@ -426,15 +453,14 @@ impl Claims {
         let segment = self.lock(place.segment.into());
         segment
             .entry(place.at)
-            .map(|entry| entry.1)
+            .map(|entry| entry.claim)
             .filter(|claim| claim.slot != Claim::RELEASED)
     }
 
     /// A claim for [`Claims::restore_all`].
-    pub fn restored(&self, id: &str, content_hash: u64, slot: u32) -> Restored {
+    pub fn restored(&self, id: &str, slot: u32) -> Restored {
         Restored {
             hash: self.key(id).hash,
-            content_hash,
             slot,
         }
     }
@@ -480,21 +506,18 @@ mod tests {
     fn an_id_is_claimed_once_then_settled_where_it_was_decided() {
         let claims = Claims::default();
         let mut key = claims.key("o1");
-        assert_eq!(claims.claim(&mut key, 7, ZoneId(0)), None);
+        assert_eq!(claims.claim(&mut key, ZoneId(0)), None);
         let pending = claims.get("o1").unwrap();
         assert!(!pending.is_decided());
-        assert_eq!((pending.zone, pending.content_hash), (ZoneId(0), 7));
+        assert_eq!(pending.zone, ZoneId(0));
         // A second claim of the same id, whatever its content, finds the first.
         let mut again = claims.key("o1");
-        assert_eq!(claims.claim(&mut again, 9, ZoneId(1)), Some(pending));
+        assert_eq!(claims.claim(&mut again, ZoneId(1)), Some(pending));
         assert_eq!(again, key, "both keys know the claim's place");
         claims.settle(key, ZoneId(2), 5);
         let decided = claims.get("o1").unwrap();
         assert!(decided.is_decided());
-        assert_eq!(
-            (decided.zone, decided.slot, decided.content_hash),
-            (ZoneId(2), 5, 7)
-        );
+        assert_eq!((decided.zone, decided.slot), (ZoneId(2), 5));
         assert_eq!(claims.get_key(key), Some(decided));
         assert_eq!(claims.len(), 1);
         assert!(claims.get("o2").is_none());
@@ -507,7 +530,7 @@ mod tests {
         let mut places = Vec::new();
         for (slot, id) in ids.iter().enumerate() {
             let mut key = claims.key(id);
-            assert_eq!(claims.claim(&mut key, 1, ZoneId(0)), None);
+            assert_eq!(claims.claim(&mut key, ZoneId(0)), None);
             places.push(claims.settle(key, ZoneId(0), slot as u32));
         }
         assert_eq!(claims.len(), ids.len());
@@ -547,7 +570,7 @@ mod tests {
         assert!(claims.get("o8").is_none());
         // A released id is free: claimed again, by another order.
         let mut key = claims.key("o8");
-        assert_eq!(claims.claim(&mut key, 2, ZoneId(1)), None);
+        assert_eq!(claims.claim(&mut key, ZoneId(1)), None);
         let again = claims.settle(key, ZoneId(1), 0);
         // The old record's place no longer names the claim: releasing it again is refused.
         assert!(!claims.release(places[8], ZoneId(0), 8));
@@ -559,20 +582,24 @@ mod tests {
         assert!(claims.is_empty());
         // A released kept place is taken again.
         let mut key = claims.key("o7");
-        assert_eq!(claims.claim(&mut key, 3, ZoneId(0)), None);
+        assert_eq!(claims.claim(&mut key, ZoneId(0)), None);
         let place = claims.settle(key, ZoneId(0), 1);
         let kept = claims.relocate(place, ZoneId(0), 1).unwrap();
         assert!(kept.at & KEPT != 0);
-        assert_eq!(claims.get("o7").map(|claim| claim.content_hash), Some(3));
+        assert_eq!(claims.get("o7").map(|claim| claim.slot), Some(1));
+        assert_eq!(claims.at(kept).map(|claim| claim.slot), Some(1));
     }
 
     #[test]
     fn a_restored_claim_over_an_older_one_is_not_released_by_the_older_record() {
         let claims = Claims::default();
-        let old = claims.restore("o1", 1, ZoneId(0), 3);
-        let new = claims.restore("o1", 2, ZoneId(1), 5);
+        let old = claims.restore("o1", ZoneId(0), 3);
+        let new = claims.restore("o1", ZoneId(1), 5);
         assert_eq!(old, new, "the claim is replaced where it stands");
         assert!(!claims.release(old, ZoneId(0), 3));
-        assert_eq!(claims.get("o1").map(|claim| claim.content_hash), Some(2));
+        assert_eq!(
+            claims.get("o1").map(|claim| (claim.zone, claim.slot)),
+            Some((ZoneId(1), 5))
+        );
     }
 }

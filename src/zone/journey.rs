@@ -8,14 +8,19 @@
 //! zone's state needs no lock. [`admit`] is the step before: the ingest worker claims the id
 //! ([`super::Claims`]) and picks the first zone.
 //!
-//! **Duplicates in flight.** A duplicate has the same content, hence the same home and the
-//! same chain as its original. When it finds the original's claim still pending, the
-//! original is on its way along the chain ahead of it: the duplicate follows the same chain
-//! (without planning) and, since each zone passes orders on in the order it took them,
-//! finds the decision in the zone that made it. The one case that breaks the "same chain"
-//! (a reload that changed the fallbacks between the two) ends with the duplicate at home
-//! with the claim still pending; it waits there ([`Step::Wait`]) until the original is
-//! decided.
+//! **Duplicates and conflicts.** An order whose id is claimed already is a retry of the
+//! order that claimed it (a duplicate: answered the stored decision again) or another order
+//! with the same id (a conflict: answered `id_conflict`). The claims table does not keep
+//! what an order held ([`super::Claim`]): the zone holding the record tells the two apart by
+//! the record's content hash, when the copy reaches it. A duplicate has the same content,
+//! hence the same home and the same chain as its original. When it finds the original's
+//! claim still pending, the original is on its way along the chain ahead of it: the
+//! duplicate follows the same chain (without planning) and, since each zone passes orders
+//! on in the order it took them, finds the decision in the zone that made it. A conflict
+//! may have another home; it follows its own chain the same way, and a copy that ends at
+//! home with the claim still pending (so does a duplicate after a reload that changed the
+//! fallbacks between the two) waits there ([`Step::Wait`]) until the original is decided,
+//! then goes to the zone holding it.
 
 use super::verdict::{Screen, commit, settle};
 use super::{Claim, ClaimKey, Claims, Zone};
@@ -69,14 +74,12 @@ pub enum Leg {
     Fallback { position: u16, failures: Failures },
     /// Back at home after every zone failed: backorder or reject.
     Settle { failures: Failures },
-    /// A duplicate following its pending original: at `position` in the chain, or back at
-    /// home once `position` is the chain's length.
+    /// A copy of a claimed id (a duplicate or a conflict) following its pending original:
+    /// at `position` in its chain, or back at home once `position` is the chain's length.
     Follow { position: u16 },
-    /// At the zone holding the decision: answer it again, as a duplicate.
+    /// At the zone holding the decision: answered again as a duplicate, or `id_conflict`
+    /// when the record's content is not the copy's.
     Replay,
-    /// Same id, other content: answered `id_conflict` by the zone holding the original's
-    /// record (waiting there while the original is still on its way).
-    Conflict,
 }
 
 /// How a visit was answered.
@@ -93,11 +96,11 @@ pub enum Outcome {
 pub type Admitted = (ZoneId, Visit);
 
 /// Claims the id of `order` (line `line`, at `index` in its chunk) and says where it goes:
-/// a new id to its home zone; a duplicate to the zone holding its decision (or, while the
-/// original is on its way, after it along the same chain); a conflict to the zone of the
-/// original's claim, to be answered there (through that zone's journal queue, so never
-/// before the original is durable: a crash would otherwise free an id whose conflict was
-/// already answered). Called by the ingest worker, in input order.
+/// a new id to its home zone; a copy of a claimed id (a duplicate or a conflict) to the
+/// zone holding the decision (or, while the original is on its way, after it along its
+/// chain), to be answered there (through that zone's journal queue, so never before the
+/// original is durable: a crash would otherwise free an id whose conflict was already
+/// answered). Called by the ingest worker, in input order.
 pub fn admit(claims: &Claims, network: &Network, order: Order, index: u32, line: u64) -> Admitted {
     let (to, leg, key) = first_stop(claims, network, &order);
     (to, Visit::new(index, line, order, leg, key))
@@ -135,7 +138,7 @@ fn claim_leg(
     key: &mut ClaimKey,
 ) -> (ZoneId, Leg) {
     let home = network.regions[order.region.index()].zone;
-    match claims.claim(key, order.content_hash, home) {
+    match claims.claim(key, home) {
         None => (
             home,
             Leg::Fallback {
@@ -143,7 +146,6 @@ fn claim_leg(
                 failures: Failures::default(),
             },
         ),
-        Some(claim) if claim.content_hash != order.content_hash => (claim.zone, Leg::Conflict),
         Some(claim) if claim.is_decided() => (claim.zone, Leg::Replay),
         Some(_) => (home, Leg::Follow { position: 0 }),
     }
@@ -207,7 +209,6 @@ impl Zone {
                 self.claimed(network, visit, claim, position.into(), chain, out)
             }
             Leg::Replay => self.claimed(network, visit, claim, chain, chain, out),
-            Leg::Conflict => self.conflicting(visit, claim, out),
             Leg::Fallback { .. } | Leg::Settle { .. } => unreachable!("placed above"),
         }
     }
@@ -283,21 +284,6 @@ impl Zone {
         }
     }
 
-    /// Same id, other content: answered `id_conflict` where the original's record is, once
-    /// the original is decided.
-    fn conflicting(&self, visit: &Visit, claim: Claim, out: &mut Vec<u8>) -> Step {
-        if !claim.is_decided() {
-            // The original is on its way; its record will be where its claim says once it
-            // is decided.
-            return Step::Wait;
-        }
-        if claim.zone != self.state.zone {
-            return Step::Forward(claim.zone);
-        }
-        render::write_invalid(out, visit.line, &conflict(&visit.order));
-        Step::Answered(Outcome::Invalid(InvalidCode::IdConflict))
-    }
-
     /// Records a new decision made here for `order` (claimed under `key`), settles its
     /// claim and renders it.
     fn decided(
@@ -321,9 +307,10 @@ impl Zone {
         Step::Answered(Outcome::Decided(status, slot))
     }
 
-    /// `visit` is a duplicate of the order that holds `claim`: answered here, or where the
-    /// record is, or (the original still on its way) following it from `position` in the
-    /// chain of length `chain`.
+    /// `visit` is a copy of the id that holds `claim`: answered here (a duplicate when the
+    /// record's content is the copy's, else `id_conflict`), or where the record is, or (the
+    /// original still on its way) following it from `position` in the chain of length
+    /// `chain`.
     fn claimed(
         &self,
         network: &Network,
@@ -334,13 +321,13 @@ impl Zone {
         out: &mut Vec<u8>,
     ) -> Step {
         let here = self.state.zone;
-        debug_assert_eq!(
-            claim.content_hash, visit.order.content_hash,
-            "conflicts take the Conflict leg"
-        );
         if claim.is_decided() {
             if claim.zone == here {
                 let record = self.state.order(claim.slot);
+                if record.content_hash != visit.order.content_hash {
+                    render::write_invalid(out, visit.line, &conflict(&visit.order));
+                    return Step::Answered(Outcome::Invalid(InvalidCode::IdConflict));
+                }
                 render::write_decision(out, &record.decision, true, network, &self.catalog);
                 return Step::Answered(Outcome::Duplicate);
             }

@@ -771,7 +771,7 @@ pub fn replay(
                     order: id.to_string(),
                     source,
                 })?;
-            let place = claims.restore(&id, content_hash, state.zone, slot);
+            let place = claims.restore(&id, state.zone, slot);
             state.set_claim(slot, place);
             Ok(())
         }

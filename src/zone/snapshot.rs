@@ -184,7 +184,7 @@ pub fn restore_snapshot(
         };
         let (head, entry) = next_entry(&mut reader, version).map_err(failed)?;
         let slot = state.next_slot();
-        restored.push(claims.restored(head.order_id, head.content_hash, slot));
+        restored.push(claims.restored(head.order_id, slot));
         if let Some((file, offset)) = adopted
             && head.is_closed()
             && state
@@ -344,7 +344,6 @@ struct EntryHead<'a> {
     length: usize,
     lifecycle: Lifecycle,
     noted: bool,
-    content_hash: u64,
     order_id: &'a str,
     status: crate::model::Status,
     decided_at: i64,
@@ -360,7 +359,8 @@ impl<'a> EntryHead<'a> {
                 reader.text32()?;
             }
         }
-        let (hash, body) = reader
+        // The content hash (eight bytes) is not needed to restore a claim (`zone::Claim`).
+        let (_, body) = reader
             .bytes32()?
             .split_first_chunk::<8>()
             .ok_or(RecordError::Truncated)?;
@@ -369,7 +369,6 @@ impl<'a> EntryHead<'a> {
             length: entry.len() - reader.0.len(),
             lifecycle,
             noted: byte & NOTED != 0,
-            content_hash: u64::from_le_bytes(*hash),
             order_id,
             status,
             decided_at,
