@@ -389,6 +389,48 @@ fn snapshots_bound_the_replay_and_keep_what_holds_reservations() {
     }
 }
 
+/// A burst makes every zone's snapshot fall due again and again while the snapshot thread
+/// writes one at a time, so some are put off; once the orders stop, each zone still takes
+/// its put-off snapshot (tried again at the zones' once-a-second tick), and no journal is
+/// left with more than `--snapshot-every` records after its newest snapshot for a restart
+/// to replay.
+#[test]
+fn snapshots_put_off_in_a_burst_are_taken_once_the_orders_stop() {
+    const EVERY: u64 = 5;
+    let every = EVERY.to_string();
+    let flags = ["--snapshot-every", every.as_str()];
+    let server = Server::start(GOLDEN, GOLDEN_CATALOG, STOCK, &flags);
+    let burst: Vec<String> = (0..6000)
+        .map(|index| {
+            let region = if index % 2 == 0 { "R1" } else { "R2" };
+            simple_order(&format!("B-{index}"), region, &[("A", 1)], "")
+        })
+        .collect();
+    server.post_ndjson(&(burst.join("\n") + "\n"));
+    // The newest snapshot's lsn (its file name), and the records the zone journaled.
+    let newest = |zone: &str| -> u64 {
+        std::fs::read_dir(server.dir.path().join("data/zones").join(zone))
+            .unwrap()
+            .filter_map(|entry| {
+                let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+                name.strip_prefix("snapshot-")?
+                    .strip_suffix(".snap")?
+                    .parse()
+                    .ok()
+            })
+            .max()
+            .unwrap_or(0)
+    };
+    let records =
+        |zone: &str| server.metric(&format!("router_journal_records_total{{zone=\"{zone}\"}}"));
+    assert!(records("east") > 200.0 && records("west") > 200.0);
+    wait_for("every zone's journal tail under --snapshot-every", || {
+        ["east", "west"]
+            .iter()
+            .all(|zone| records(zone) as u64 <= newest(zone) + EVERY)
+    });
+}
+
 #[test]
 fn a_second_router_on_the_same_data_dir_is_refused() {
     let server = Server::start(GOLDEN, GOLDEN_CATALOG, STOCK, &[]);

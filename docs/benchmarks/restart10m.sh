@@ -7,7 +7,9 @@
 # The orders: target/release/order-router demo-data --out /tmp/ten --orders 10000000 --start now
 #   --spacing-ms 0 (2.8 GB). The demo stock places about 1.6M of them; the rest are rejected
 # (closed: on disk after the start). Snapshots as the service takes them (every 500,000 records
-# of a zone), so each zone replays what followed its newest snapshot.
+# of a zone, written paced, one at a time), so each zone replays what followed its newest
+# snapshot. SETTLE (seconds, default 3) is the wait between the last order and the kill: the
+# fill runs far above what the snapshots keep up with, and a longer wait lets them catch up.
 set -u
 what=$1; BIN=$(realpath "$2"); dir=$3
 ORDERS=${ORDERS:-/tmp/ten}; CLIENT=${CLIENT:-$PWD/target/release/examples/stream_client}
@@ -22,7 +24,7 @@ if [ "$what" = fill ]; then
     pid=$!
     up
     $CLIENT --target http://127.0.0.1:18586 --file "$ORDERS/orders.ndjson" --streams 4 2>&1 | tail -2
-    sleep 3
+    sleep "${SETTLE:-3}"
     echo "RSS before the kill $(($(awk '/VmRSS/ {print $2}' /proc/$pid/status) / 1024)) MiB; $(records)"
     kill -9 $pid; wait $pid 2> /dev/null
 else
