@@ -63,13 +63,10 @@ pub fn route_stream(
     Ok(tally)
 }
 
-/// Decides and renders a parsed batch in order, emptying it (its capacity kept); orders without `created_at`
-/// are decided at `default_time`.
-///
-/// Work goes in phases per chunk: every line of a chunk is parsed into a batch first, then
-/// the batch is decided and rendered in order. Each phase keeps its own code and tables hot
-/// in the caches for a few hundred orders, instead of every order dragging parser, engine
-/// and renderer through the instruction cache in turn (measured in `docs/benchmarks.md`).
+/// Decides and renders a parsed batch in order (the second phase of [`route_stream`]'s
+/// chunk), emptying it (its capacity kept); orders without `created_at` are decided at
+/// `default_time`. The stock cells of the orders a few ahead are loaded while one is
+/// decided.
 fn answer_batch(
     router: &mut Router,
     batch: &mut Vec<Parsed>,
