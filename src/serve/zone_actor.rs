@@ -939,6 +939,8 @@ impl ZoneActor {
 /// The review clock's tick, sent to every zone once a second: the age of the oldest hold
 /// waiting for review goes on its gauge, and holds whose review timed out at `now` under
 /// `network`'s policy are rejected or approved (by `review_timeout`), as the policy says.
+/// The zone also lets go of what left the idempotency window, and tries again a snapshot
+/// it had to put off.
 pub struct ReviewClock {
     pub network: Arc<Network>,
     pub now: Millis,
