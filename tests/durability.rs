@@ -355,12 +355,9 @@ fn snapshots_bound_the_replay_and_keep_what_holds_reservations() {
     // Snapshots taken while serving: every journal also starts with one at lsn 0 (the
     // initial stock), which does not count here.
     let snapshots = |server: &Server, zone: &str| {
-        std::fs::read_dir(server.dir.path().join("data/zones").join(zone))
-            .unwrap()
-            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|name| {
-                name.ends_with(".snap") && *name != order_router::journal::snapshot_file_name(0)
-            })
+        snapshot_lsns(server, zone)
+            .into_iter()
+            .filter(|lsn| *lsn != 0)
             .count()
     };
     // Snapshots are written off the zone threads, after the answers: wait for east's
@@ -389,6 +386,21 @@ fn snapshots_bound_the_replay_and_keep_what_holds_reservations() {
     }
 }
 
+/// The lsns of `zone`'s snapshot files (each named after the lsn it follows,
+/// `journal::snapshot_file_name`).
+fn snapshot_lsns(server: &Server, zone: &str) -> Vec<u64> {
+    std::fs::read_dir(server.dir.path().join("data/zones").join(zone))
+        .unwrap()
+        .filter_map(|entry| {
+            let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+            name.strip_prefix("snapshot-")?
+                .strip_suffix(".snap")?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
 /// A burst makes every zone's snapshot fall due again and again while the snapshot thread
 /// writes one at a time, so some are put off; once the orders stop, each zone still takes
 /// its put-off snapshot (tried again at the zones' once-a-second tick), and no journal is
@@ -407,20 +419,8 @@ fn snapshots_put_off_in_a_burst_are_taken_once_the_orders_stop() {
         })
         .collect();
     server.post_ndjson(&(burst.join("\n") + "\n"));
-    // The newest snapshot's lsn (its file name), and the records the zone journaled.
-    let newest = |zone: &str| -> u64 {
-        std::fs::read_dir(server.dir.path().join("data/zones").join(zone))
-            .unwrap()
-            .filter_map(|entry| {
-                let name = entry.unwrap().file_name().to_string_lossy().into_owned();
-                name.strip_prefix("snapshot-")?
-                    .strip_suffix(".snap")?
-                    .parse()
-                    .ok()
-            })
-            .max()
-            .unwrap_or(0)
-    };
+    // The newest snapshot's lsn, and the records the zone journaled.
+    let newest = |zone: &str| snapshot_lsns(&server, zone).into_iter().max().unwrap_or(0);
     let records =
         |zone: &str| server.metric(&format!("router_journal_records_total{{zone=\"{zone}\"}}"));
     assert!(records("east") > 200.0 && records("west") > 200.0);
