@@ -375,7 +375,9 @@ pub struct ServeArgs {
     #[arg(long)]
     workers: Option<usize>,
     /// Threads the zone actors run on (zones are spread over them by the population of
-    /// their regions). Default: one per core, at most one per zone. (`--shard-threads`,
+    /// their regions). Default: one per core, at most one per zone. 0: no threads of their
+    /// own; the zones are seated on the HTTP workers' threads (the lowest latency and CPU at
+    /// moderate rates on a small machine, a lower top rate; docs/service.md). (`--shard-threads`,
     /// its first name, still works.)
     #[arg(long, alias = "shard-threads")]
     zone_threads: Option<usize>,

@@ -454,6 +454,13 @@ fn a_machine_crash_that_takes_every_unsynced_journal_write_loses_no_acknowledged
     machine_crash(&["--zone-threads", "1"], false);
 }
 
+/// The same with the zones seated on the HTTP workers' threads (`--zone-threads 0`): the
+/// one writer serves them all the same, and a restart seats them again.
+#[test]
+fn a_machine_crash_loses_no_acknowledged_decision_of_zones_seated_on_the_http_workers() {
+    machine_crash(&["--zone-threads", "0", "--workers", "2"], false);
+}
+
 /// The same with a checkpoint of the log every 64 KiB: each checkpoint must find every zone
 /// journal holding what the log held before it (the writer writes them first), or the start
 /// after the crash finds a gap between a journal's end and the log's records after the
@@ -469,6 +476,44 @@ fn a_machine_crash_after_checkpoints_of_the_log_loses_no_acknowledged_decision()
         ],
         true,
     );
+}
+
+/// A graceful stop with the zones seated on the HTTP workers' threads: the zones stop with
+/// their workers, after which the journal writer still writes every zone's journal up to
+/// the last record its write-ahead log holds before the process exits, and a restart finds
+/// every decision.
+#[test]
+fn sigterm_with_the_zones_on_the_http_workers_leaves_every_zone_journal_whole() {
+    use order_router::journal::{read_records, wal};
+    let flags = ["--zone-threads", "0", "--workers", "2"];
+    let mut server = Server::start(GOLDEN, GOLDEN_CATALOG, STOCK, &flags);
+    let orders = orders(6, 1_000);
+    let acknowledged = stream(server.addr, &orders);
+    assert_eq!(acknowledged.len(), orders.len());
+    let status = server.terminate();
+    assert!(status.success(), "{status:?}");
+    let data = server.dir.path().join("data");
+    let tails = wal::read_tails(&wal::root(&data)).unwrap();
+    assert_eq!(tails.len(), 2, "both zones logged: {:?}", tails.keys());
+    for (zone, tail) in tails {
+        let logged = tail.last().unwrap().lsn;
+        let journaled = read_records(&data.join("zones").join(&zone))
+            .unwrap()
+            .map(|entry| entry.unwrap().lsn)
+            .max();
+        assert_eq!(
+            journaled,
+            Some(logged),
+            "zone {zone}'s journal after the stop"
+        );
+    }
+    let server = server.kill_and_restart(&flags);
+    for answer in &acknowledged {
+        let id = answer["order_id"].as_str().unwrap();
+        let stored = server.get(&format!("/v1/orders/{id}"));
+        assert_eq!(stored.status, 200, "{id} lost in the stop");
+        assert_eq!(stored.json()["decision"], *answer, "{id} changed");
+    }
 }
 
 /// Streams 3,000 orders, kills the server, cuts every zone's journal back to the first

@@ -1106,9 +1106,29 @@ fn concurrent_streams_under_tight_admission_break_no_invariant() {
 /// cancelled with its units released in the zone that reserved them.
 #[test]
 fn orders_travel_the_fallback_chain_between_zone_shards() {
+    fallback_chain(&["--zone-threads", "2"]);
+}
+
+/// The same with the zones seated on the HTTP workers' threads (`--zone-threads 0`), one
+/// zone on each of two workers: a chunk's orders reach the zone on their own worker's
+/// thread directly and cross to the other worker's, and every answer is the same.
+#[test]
+fn orders_travel_the_fallback_chain_between_zones_seated_on_the_http_workers() {
+    fallback_chain(&["--zone-threads", "0", "--workers", "2"]);
+}
+
+/// And with one worker (`--zone-threads 0 --workers 1`): every zone and every connection
+/// on one thread, a zone's hand-off to the next zone of the chain a message to an actor of
+/// the same thread.
+#[test]
+fn orders_travel_the_fallback_chain_with_every_zone_on_the_one_http_worker() {
+    fallback_chain(&["--zone-threads", "0", "--workers", "1"]);
+}
+
+fn fallback_chain(flags: &[&str]) {
     // The east (home of R1) has B only; the west (home of R2, no fallback) has A only.
     let stock = "warehouse,sku,on_hand\nWEST,A,10\nNEAR,B,5\n";
-    let server = Server::start(GOLDEN, GOLDEN_CATALOG, stock, &["--zone-threads", "2"]);
+    let server = Server::start(GOLDEN, GOLDEN_CATALOG, stock, flags);
     let fallback = simple_order("X-1", "R1", &[("A", 2)], "");
     let body = [
         fallback.clone(),

@@ -1,6 +1,7 @@
 #!/bin/bash
 # usage: docs/benchmarks/streams.sh BIN ROUNDS: per round, for 1, 2 and 4 streams, a fresh bare endpoint then a
-# fresh router (journal on fsync, demo world), 1M orders dated now; rate and server CPU seconds.
+# fresh router (journal on fsync, demo world, SERVE_ARGS added to serve), 1M orders dated now; rate
+# and server CPU seconds.
 # Run from the repository's root after cargo build --release --examples; FILE: orders.ndjson of
 # order-router demo-data --out /tmp/now --orders 1000000 --start now (the catalogue and stock beside it).
 BIN=$(realpath "$1"); ROUNDS=${2:-2}; EX=$PWD/target/release/examples; FILE=${FILE:-/tmp/now/orders.ndjson}
@@ -10,7 +11,7 @@ one() { # kind streams
     if [ $1 = bare ]; then
         $EX/bare_actix --listen 127.0.0.1:0 > $dir/out 2> $dir/err &
     else
-        $BIN serve --listen 127.0.0.1:0 --data-dir $dir/data --catalog $(dirname $FILE)/catalog.csv --stock $(dirname $FILE)/stock.csv --no-watch-config > $dir/out 2> $dir/err &
+        $BIN serve --listen 127.0.0.1:0 --data-dir $dir/data --catalog $(dirname $FILE)/catalog.csv --stock $(dirname $FILE)/stock.csv --no-watch-config $SERVE_ARGS > $dir/out 2> $dir/err &
     fi
     pid=$!
     for i in $(seq 100); do grep -q 'http://' $dir/out && break; sleep 0.1; done

@@ -43,7 +43,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use zone_actor::ZoneActors;
+use zone_actor::{Seating, ZoneActors};
 
 /// What `serve` was asked for on the command line.
 #[derive(Debug, Clone)]
@@ -54,7 +54,8 @@ pub struct ServeOptions {
     pub journals: group_commit::Journals,
     /// HTTP worker threads (parsing); default: one per core.
     pub workers: Option<usize>,
-    /// Threads (arbiters) the zone actors run on; default: one per core.
+    /// Threads (arbiters) the zone actors run on; default: one per core; 0: the HTTP
+    /// workers' threads.
     pub zone_threads: Option<usize>,
     /// Fault injection: the zone actors hold every message of orders while this file
     /// exists (tests of admission under a stalled zone).
@@ -159,9 +160,11 @@ async fn serve(
     let feed_inbox = feed_log.inbox();
     let feed_arbiter = actix::Arbiter::new();
     let feed = feed::FeedLog::start_in_arbiter(&feed_arbiter.handle(), move |_| feed_log);
-    let threads = options.zone_threads.unwrap_or_else(|| {
-        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-    });
+    let workers = options.workers.unwrap_or_else(cores);
+    let seating = match options.zone_threads.unwrap_or_else(cores) {
+        0 => Seating::Workers(workers),
+        threads => Seating::Threads(threads),
+    };
     let customers = http::customers::load(
         &world.customers,
         &options.journals.data_dir,
@@ -169,17 +172,13 @@ async fn serve(
     )?;
     let (zones, zone_threads) = ZoneActors::start(
         &world,
-        threads,
+        seating,
         &feed::FeedSender::new(feed.clone(), feed_inbox.clone()),
         &options.journals,
         options.hold_zones_while.clone(),
         customers,
     )?;
-    tracing::info!(
-        "{} zone actors on {} threads",
-        zones.len(),
-        zone_threads.count()
-    );
+    tracing::info!("{} zone actors on {}", zones.len(), zone_threads.describe());
     let config_path = options
         .sources
         .config
@@ -210,8 +209,9 @@ async fn serve(
     let review_clock = actix_rt::spawn(expire_reviews(app.clone()));
     let edge = edge::EdgeOptions {
         listen: options.listen,
-        workers: options.workers,
+        workers,
         shutdown_timeout: options.shutdown_timeout,
+        zone_seats: zone_threads.seats(),
     };
     let server = edge::http_server(&app, &edge)?;
     let handle = server.handle();
@@ -358,4 +358,9 @@ fn watch_config(
         }
     });
     Some(debouncer)
+}
+
+/// The cores this process may run on (one when that cannot be read).
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }

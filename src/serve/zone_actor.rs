@@ -1,6 +1,8 @@
 //! Zone actors: one actix actor per zone, the single writer of its warehouses' stock,
-//! daily counters and order records. Zones are spread over a few arbiters (threads, one per
-//! core by default); the HTTP workers parse on theirs.
+//! daily counters and order records. Zones are spread over a few arbiters of their own
+//! (threads, one per core by default; the HTTP workers parse on theirs), or seated on the
+//! HTTP workers' own threads ([`Seating::Workers`], `--zone-threads 0`), where a chunk's
+//! orders for a zone of the same thread reach it without waking another thread.
 //!
 //! A `Visits` message is a batch of one chunk's orders for one zone. The actor decides it
 //! with [`zone::decide()`] (the one batch decision `route` runs too), hands the answers to its
@@ -50,24 +52,33 @@ pub struct ZoneActors {
 }
 
 impl ZoneActors {
-    /// Starts one actor per zone of `network`, zones spread over `threads` arbiters (the
-    /// busiest zones, by the population of their regions, first, each to the least loaded
-    /// arbiter), each zone recovered from its journal or started from `stock`. Returns the
-    /// actors and their threads (stop those to end the actors).
+    /// Starts one actor per zone of `network`, zones spread over the threads `seating` names
+    /// (the busiest zones, by the population of their regions, first, each to the least
+    /// loaded thread), each zone recovered from its journal or started from `stock`.
+    /// Returns the actors and their threads (stop those to end the actors). Seated on the
+    /// HTTP workers, the actors run once each worker has taken its seat
+    /// ([`ZoneThreads::seats`]); messages sent before wait in their mailboxes.
     pub fn start(
         world: &World,
-        threads: usize,
+        seating: Seating,
         feed: &FeedSender,
         journals: &Journals,
         hold_while: Option<std::path::PathBuf>,
         customers: Arc<CustomerBook>,
     ) -> anyhow::Result<(Arc<ZoneActors>, ZoneThreads)> {
         let (network, catalog) = (&*world.network, &world.catalog);
-        let threads = threads.clamp(1, network.zones.len().max(1));
+        let threads = seating.threads().clamp(1, network.zones.len().max(1));
         let placement = place_zones(network, threads);
         let claims = Arc::new(Claims::default());
         let recovered = recover_zones(world, journals, &claims)?;
-        let arbiters: Vec<actix::Arbiter> = (0..threads).map(|_| actix::Arbiter::new()).collect();
+        let arbiters: Vec<actix::Arbiter> = match seating {
+            Seating::Threads(_) => (0..threads).map(|_| actix::Arbiter::new()).collect(),
+            Seating::Workers(_) => Vec::new(),
+        };
+        let mut seats: Vec<Vec<Seated>> = match seating {
+            Seating::Threads(_) => Vec::new(),
+            Seating::Workers(_) => (0..threads).map(|_| Vec::new()).collect(),
+        };
         let (states, journals_by_zone): (Vec<_>, Vec<_>) = recovered.into_iter().unzip();
         let (writers, writer_stopped) = start_writers(network, journals, journals_by_zone, feed)?;
         let snapshotter = if writers.iter().any(Option::is_some) && journals.snapshot_every > 0 {
@@ -89,10 +100,15 @@ impl ZoneActors {
             actor.writer = writer;
             actor.snapshot_every = journals.snapshot_every;
             actor.retention = journals.retention;
-            let arbiter = &arbiters[placement[index]];
-            zones.push(ZoneActor::start_in_arbiter(&arbiter.handle(), move |_| {
-                actor
-            }));
+            if let Some(arbiter) = arbiters.get(placement[index]) {
+                zones.push(ZoneActor::start_in_arbiter(&arbiter.handle(), move |_| {
+                    actor
+                }));
+            } else {
+                let (sender, receiver) = actix::dev::channel::channel(ZONE_MAILBOX);
+                seats[placement[index]].push((receiver, actor));
+                zones.push(Addr::new(sender));
+            }
         }
         let actors = Arc::new(ZoneActors {
             zones,
@@ -106,6 +122,11 @@ impl ZoneActors {
             actors,
             ZoneThreads {
                 arbiters,
+                seats: (!seats.is_empty()).then(|| {
+                    Arc::new(ZoneSeats {
+                        waiting: std::sync::Mutex::new(seats.into_iter().collect()),
+                    })
+                }),
                 writer: writer_stopped,
             },
         ))
@@ -216,22 +237,98 @@ fn fold_unconfigured(journals: &Journals, name: &str, tail: Vec<Record>) -> anyh
     Ok(())
 }
 
+/// Where the zone actors run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Seating {
+    /// On this many arbiters of their own (at most one per zone).
+    Threads(usize),
+    /// On the threads of this many HTTP workers: a worker's chunk reaches the zones seated
+    /// on its own thread without a thread switch (orders for the other workers' zones
+    /// still cross). Fewer threads to hand orders between on a small machine; a zone's
+    /// decisions then share the thread with that worker's connections.
+    Workers(usize),
+}
+
+impl Seating {
+    fn threads(self) -> usize {
+        match self {
+            Seating::Threads(threads) | Seating::Workers(threads) => threads,
+        }
+    }
+}
+
+/// A zone actor made, not yet running, and the receiving end of its mailbox.
+type Seated = (actix::dev::channel::AddressReceiver<ZoneActor>, ZoneActor);
+
+/// Zone actors waiting for the HTTP workers that will run them, a seat (a worker's share of
+/// the zones) each.
+pub struct ZoneSeats {
+    waiting: std::sync::Mutex<std::collections::VecDeque<Vec<Seated>>>,
+}
+
+impl ZoneSeats {
+    /// Runs the next seat's zone actors on the calling thread's arbiter; an HTTP worker
+    /// calls it as it starts (each worker once; a worker started again after a fault finds
+    /// no seat left). Returns how many zones it took.
+    pub fn sit_here(&self) -> usize {
+        let seat = self
+            .waiting
+            .lock()
+            .expect("no panics while the seats are held")
+            .pop_front()
+            .unwrap_or_default();
+        let zones = seat.len();
+        for (receiver, actor) in seat {
+            Context::with_receiver(receiver).run(actor);
+        }
+        zones
+    }
+
+    /// Zones whose worker has not started yet.
+    fn unseated(&self) -> usize {
+        let waiting = self
+            .waiting
+            .lock()
+            .expect("no panics while the seats are held");
+        waiting.iter().map(Vec::len).sum()
+    }
+}
+
 /// The threads of the zone actors and of their journal writer.
 pub struct ZoneThreads {
     arbiters: Vec<actix::Arbiter>,
+    /// Zones seated on the HTTP workers, until each worker takes its seat.
+    seats: Option<Arc<ZoneSeats>>,
     writer: Option<Stopped>,
 }
 
 impl ZoneThreads {
-    /// How many threads the zone actors run on.
-    pub fn count(&self) -> usize {
-        self.arbiters.len()
+    /// Where the zone actors run, for the log.
+    pub fn describe(&self) -> String {
+        match &self.seats {
+            Some(_) => "the HTTP workers' threads".to_owned(),
+            None => format!("{} threads", self.arbiters.len()),
+        }
+    }
+
+    /// The zones waiting for the HTTP workers' threads, when they are seated there: each
+    /// worker calls [`ZoneSeats::sit_here`] as it starts.
+    pub fn seats(&self) -> Option<Arc<ZoneSeats>> {
+        self.seats.clone()
     }
 
     /// Stops the zone actors, then waits (at most `timeout`) for the journal writer to
     /// finish: it ends once the last actor's handle on it is dropped, after writing and
-    /// syncing every zone's journal.
+    /// syncing every zone's journal. Zones seated on the HTTP workers stop with their
+    /// workers (the server has stopped before this is called).
     pub fn stop(self, timeout: std::time::Duration) {
+        if let Some(seats) = &self.seats {
+            let unseated = seats.unseated();
+            if unseated > 0 {
+                tracing::warn!("{unseated} zones never found an HTTP worker to run on");
+            }
+        }
+        drop(self.seats);
         for arbiter in self.arbiters {
             arbiter.stop();
         }

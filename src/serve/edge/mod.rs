@@ -45,8 +45,10 @@ const RESERVED_FILES: u64 = 256;
 /// The server's shape, as `serve` was asked for it.
 pub struct EdgeOptions {
     pub listen: SocketAddr,
-    pub workers: Option<usize>,
+    pub workers: usize,
     pub shutdown_timeout: Duration,
+    /// Zone actors to run on the workers' own threads, a seat each as the worker starts.
+    pub zone_seats: Option<std::sync::Arc<super::zone_actor::ZoneSeats>>,
 }
 
 /// The HTTP server of `app`, listening and running (its workers started).
@@ -57,9 +59,8 @@ pub fn http_server(
     use actix_http::{HttpService, Protocol};
     use actix_service::{IntoServiceFactory, ServiceFactoryExt, fn_service, map_config};
     let limits = app.network().limits;
-    let workers = options.workers.unwrap_or_else(|| {
-        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-    });
+    let workers = options.workers.max(1);
+    let seats = options.zone_seats.clone();
     let max_connections = fit_connections(limits.max_connections, workers);
     let listener = listener(options.listen, limits.receive_buffer_bytes)
         .with_context(|| format!("listening on {}", options.listen))?;
@@ -73,6 +74,10 @@ pub fn http_server(
         .disable_signals()
         .shutdown_timeout(options.shutdown_timeout.as_secs())
         .listen("order-router", listener, move || {
+            // Runs on each worker's thread as it starts, before the server accepts.
+            if let Some(seats) = &seats {
+                seats.sit_here();
+            }
             let app = actix_web::App::new()
                 .app_data(shared.clone())
                 .wrap(actix_web::middleware::from_fn(connection::track_requests))
