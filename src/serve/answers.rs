@@ -9,16 +9,18 @@
 
 use super::admission::Permit;
 use crate::model::Tally;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-/// Where a chunk's answers gather. Zones push their parts onto a lock-free queue (a
-/// `crossbeam` `SegQueue`) and count down the lines still missing; only the part that
-/// completes the chunk (or the end of its last message) wakes the worker, so a chunk split
-/// over seven zones costs the worker one wake-up, not seven.
+/// Where a chunk's answers gather. Zones (or the journal writer, once they are durable)
+/// push their parts and count down the lines still missing; only the part that completes
+/// the chunk (or the end of its last message) wakes the worker, so a chunk split over seven
+/// zones costs the worker one wake-up, not seven. The parts sit behind a mutex, which is
+/// never contended for long (a push, a take): a lock-free `SegQueue` allocated and zeroed a
+/// block of 31 parts (about 8 KiB) for every chunk, most of which carry one part.
 pub struct Answers {
-    parts: crossbeam::queue::SegQueue<Part>,
+    parts: Mutex<Vec<Part>>,
     /// Lines of the chunk not yet answered by a zone.
     missing: AtomicUsize,
     /// Set when every message of the chunk is done (the ticket is dropped): nothing more
@@ -30,7 +32,7 @@ pub struct Answers {
 impl Answers {
     pub fn new(missing: usize) -> Arc<Answers> {
         Arc::new(Answers {
-            parts: crossbeam::queue::SegQueue::new(),
+            parts: Mutex::new(Vec::new()),
             missing: AtomicUsize::new(missing),
             closed: AtomicBool::new(false),
             done: tokio::sync::Notify::new(),
@@ -40,7 +42,15 @@ impl Answers {
     /// Hands over one part; wakes the worker if it completes the chunk.
     fn deliver(&self, part: Part) {
         let lines = part.slots.len();
-        self.parts.push(part);
+        {
+            let mut parts = self
+                .parts
+                .lock()
+                .expect("no panics while the parts are held");
+            // Most chunks get one part: room for exactly one, not the four `push` makes.
+            parts.reserve_exact(1);
+            parts.push(part);
+        }
         if self.missing.fetch_sub(lines, Ordering::AcqRel) == lines {
             self.done.notify_one();
         }
@@ -53,7 +63,12 @@ impl Answers {
             // stores a permit), so none is lost.
             self.done.notified().await;
         }
-        std::iter::from_fn(|| self.parts.pop()).collect()
+        std::mem::take(
+            &mut *self
+                .parts
+                .lock()
+                .expect("no panics while the parts are held"),
+        )
     }
 }
 
