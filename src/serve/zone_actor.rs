@@ -269,19 +269,17 @@ pub struct ZoneSeats {
 impl ZoneSeats {
     /// Runs the next seat's zone actors on the calling thread's arbiter; an HTTP worker
     /// calls it as it starts (each worker once; a worker started again after a fault finds
-    /// no seat left). Returns how many zones it took.
-    pub fn sit_here(&self) -> usize {
+    /// no seat left).
+    pub fn sit_here(&self) {
         let seat = self
             .waiting
             .lock()
             .expect("no panics while the seats are held")
             .pop_front()
             .unwrap_or_default();
-        let zones = seat.len();
         for (receiver, actor) in seat {
             Context::with_receiver(receiver).run(actor);
         }
-        zones
     }
 
     /// Zones whose worker has not started yet.
