@@ -27,6 +27,17 @@ fn orders(trial: usize, count: usize) -> Vec<String> {
         .collect()
 }
 
+/// Orders `PREFIX-index` for the indexes of `range`, one unit of A each, to R1 and R2 in
+/// turn (both zones take some).
+fn one_a_each(prefix: &str, range: std::ops::Range<usize>) -> Vec<String> {
+    range
+        .map(|index| {
+            let region = if index % 2 == 0 { "R1" } else { "R2" };
+            simple_order(&format!("{prefix}-{index}"), region, &[("A", 1)], "")
+        })
+        .collect()
+}
+
 /// Streams `orders` over one connection (written from a thread, in chunks of 50) and reads
 /// the answers until the response ends or the connection breaks: the complete answer lines
 /// received, in order.
@@ -344,12 +355,7 @@ fn snapshots_bound_the_replay_and_keep_what_holds_reservations() {
     // milliseconds); there is nothing to wait for but the clock.
     std::thread::sleep(Duration::from_millis(20));
     // Enough records afterwards for every zone that took orders to snapshot again.
-    let second: Vec<String> = (30..90)
-        .map(|index| {
-            let region = if index % 2 == 0 { "R1" } else { "R2" };
-            simple_order(&format!("S-{index}"), region, &[("A", 1)], "")
-        })
-        .collect();
+    let second = one_a_each("S", 30..90);
     server.post_ndjson(&(second.join("\n") + "\n"));
     let stock_before = server.get("/v1/stock/A").json();
     // Snapshots taken while serving: every journal also starts with one at lsn 0 (the
@@ -412,12 +418,7 @@ fn snapshots_put_off_in_a_burst_are_taken_once_the_orders_stop() {
     let every = EVERY.to_string();
     let flags = ["--snapshot-every", every.as_str()];
     let server = Server::start(GOLDEN, GOLDEN_CATALOG, STOCK, &flags);
-    let burst: Vec<String> = (0..6000)
-        .map(|index| {
-            let region = if index % 2 == 0 { "R1" } else { "R2" };
-            simple_order(&format!("B-{index}"), region, &[("A", 1)], "")
-        })
-        .collect();
+    let burst = one_a_each("B", 0..6000);
     server.post_ndjson(&(burst.join("\n") + "\n"));
     // The newest snapshot's lsn, and the records the zone journaled.
     let newest = |zone: &str| snapshot_lsns(&server, zone).into_iter().max().unwrap_or(0);

@@ -47,8 +47,11 @@ impl Answers {
                 .parts
                 .lock()
                 .expect("no panics while the parts are held");
-            // Most chunks get one part: room for exactly one, not the four `push` makes.
-            parts.reserve_exact(1);
+            // Most chunks get one part: room for exactly one at first, not the four `push`
+            // makes; a chunk of several zones then grows as a `Vec` does.
+            if parts.capacity() == 0 {
+                parts.reserve_exact(1);
+            }
             parts.push(part);
         }
         if self.missing.fetch_sub(lines, Ordering::AcqRel) == lines {
