@@ -19,8 +19,11 @@
 //! - [`run`]: the scheduler (orders at their intended times, whatever the server does) and
 //!   the drain.
 //! - [`bare`] and [`limit`]: the router against a bare endpoint of the same stack.
+//! - [`capacity`]: runs of one rate each, searching the highest rate a server holds, then
+//!   the latency at half of it.
 
 pub mod bare;
+pub mod capacity;
 pub mod chart;
 pub mod connection;
 pub mod generate;

@@ -1,8 +1,10 @@
-//! The `loadtest` command line: flags in, [`loadtest::run`] / [`loadtest::limit`] out.
+//! The `loadtest` command line: flags in, [`loadtest::run`] / [`loadtest::limit`] /
+//! [`loadtest::capacity`] out.
 
 use clap::{Args, Parser, Subcommand};
+use loadtest::capacity::{CapacityOptions, capacity};
 use loadtest::limit::{LimitOptions, limit};
-use loadtest::run::{RunOptions, run};
+use loadtest::run::{RunOptions, default_run_id, run};
 use loadtest::scenario::{Mix, Scenario};
 use loadtest::target::Target;
 use std::path::PathBuf;
@@ -24,6 +26,55 @@ enum Command {
     /// The same orders through a bare NDJSON endpoint built into the tool and through the
     /// router, as fast as they go; prints both rates and their ratio.
     Limit(LimitArgs),
+    /// The highest rate the server holds (steps of one rate each, with a scenario's mix and
+    /// transport) and the latency at half of it, in one run; exits 1 if an order was lost or
+    /// answered wrongly.
+    Capacity(CapacityArgs),
+}
+
+#[derive(Args)]
+struct CapacityArgs {
+    /// The server, `http://HOST:PORT`.
+    #[arg(long)]
+    target: String,
+    /// The transport and order mix (its phases are replaced by the steps).
+    #[arg(long)]
+    scenario: PathBuf,
+    /// Rate of the first step, orders/s (default: the scenario's first phase's rate).
+    #[arg(long)]
+    start_rate: Option<f64>,
+    /// A held step's rate times this is the next step's, until one is not held.
+    #[arg(long, default_value_t = 1.5)]
+    growth: f64,
+    /// Bisections between the highest rate held and the lowest not held.
+    #[arg(long, default_value_t = 3)]
+    refine: u32,
+    /// No step above this rate.
+    #[arg(long, default_value_t = 1_000_000.0)]
+    max_rate: f64,
+    /// Seconds per step.
+    #[arg(long, default_value_t = 10.0)]
+    step_s: f64,
+    /// A step whose p99 is over this many milliseconds is not held.
+    #[arg(long, default_value_t = 100.0)]
+    max_p99_ms: f64,
+    /// Seconds at half the highest rate held (0: none; default: the scenario's duration).
+    #[arg(long)]
+    half_s: Option<f64>,
+    /// Seconds between steps.
+    #[arg(long, default_value_t = 2.0)]
+    pause_s: f64,
+    /// Write the result as JSON here.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Prefix of the order ids (default: `LT` and the start time); each step adds its own.
+    #[arg(long)]
+    run_id: Option<String>,
+    #[arg(long, env = "LOADTEST_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// How often the scheduler wakes, in microseconds.
+    #[arg(long, default_value_t = 250)]
+    tick_us: u64,
 }
 
 #[derive(Args)]
@@ -95,6 +146,7 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Run(args) => runtime.block_on(run_command(args)),
         Command::Limit(args) => runtime.block_on(limit_command(args)),
+        Command::Capacity(args) => runtime.block_on(capacity_command(args)),
     };
     match outcome {
         Ok(code) => code,
@@ -176,4 +228,49 @@ async fn limit_command(args: LimitArgs) -> anyhow::Result<ExitCode> {
         std::fs::write(&path, serde_json::to_vec_pretty(&result)?)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `loadtest capacity`: each step on stderr as it ends, the table on stdout.
+async fn capacity_command(args: CapacityArgs) -> anyhow::Result<ExitCode> {
+    let scenario = Scenario::load(&args.scenario)?;
+    let start_rate = match args.start_rate {
+        Some(rate) => rate,
+        None => scenario
+            .phases
+            .first()
+            .map(|phase| phase.rate)
+            .filter(|rate| *rate > 0.0)
+            .ok_or_else(|| {
+                anyhow::anyhow!("the scenario's first phase has no rate: give --start-rate")
+            })?,
+    };
+    let half_s = args.half_s.unwrap_or_else(|| scenario.duration_s());
+    let report = capacity(CapacityOptions {
+        target: Target::parse(&args.target, args.token)?,
+        scenario,
+        start_rate,
+        growth: args.growth,
+        refine: args.refine,
+        max_rate: args.max_rate,
+        step_s: args.step_s,
+        max_p99_ms: args.max_p99_ms,
+        half_s,
+        pause: Duration::from_secs_f64(args.pause_s.max(0.0)),
+        tick: Duration::from_micros(args.tick_us.max(50)),
+        run_id: args.run_id.unwrap_or_else(default_run_id),
+    })
+    .await?;
+    print!("{}", report.table());
+    if let Some(path) = args.report {
+        std::fs::write(&path, serde_json::to_vec_pretty(&report)?)?;
+    }
+    let failures = report.failures();
+    for failure in &failures {
+        eprintln!("FAILED: {failure}");
+    }
+    Ok(if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -125,7 +125,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<RunOutcome> {
 }
 
 /// `LT` and the start time in milliseconds (hexadecimal): unique per run.
-fn default_run_id() -> String {
+pub fn default_run_id() -> String {
     let millis = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |since| since.as_millis());

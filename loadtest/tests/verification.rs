@@ -10,6 +10,7 @@
 use actix_web::{App, HttpResponse, HttpServer, web};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
+use loadtest::capacity::{CapacityOptions, capacity};
 use loadtest::ndjson::{Line, LineSplitter, MAX_LINE_BYTES};
 use loadtest::run::{RunOptions, run};
 use loadtest::scenario::Scenario;
@@ -42,6 +43,9 @@ enum Fault {
     /// Every line answered correctly; every `shipped` is answered 404, as for an order the
     /// server does not know.
     ShipUnknown,
+    /// Every line answered correctly, each stream at most this many lines a second (what it
+    /// reads beyond that waits): a server whose capacity is known.
+    Paced(u32),
 }
 
 /// What the fake knows of an order it decided.
@@ -162,15 +166,24 @@ async fn orders(
         while let Some(Ok(_)) = payload.next().await {}
         std::future::pending::<()>().await;
     }
-    let state = (payload, LineSplitter::new(MAX_LINE_BYTES), 0u64);
-    let answers =
-        futures_util::stream::unfold(state, move |(mut payload, mut lines, mut number)| {
+    // With `Paced`, when the stream's next line may be answered.
+    let state = (
+        payload,
+        LineSplitter::new(MAX_LINE_BYTES),
+        0u64,
+        Instant::now(),
+    );
+    let answers = futures_util::stream::unfold(
+        state,
+        move |(mut payload, mut lines, mut number, mut free_at)| {
             let book = book.clone();
             async move {
                 let chunk = payload.next().await?.ok()?;
                 let mut out = BytesMut::new();
+                let mut answered = 0;
                 for line in lines.feed(&chunk) {
                     number += 1;
+                    answered += 1;
                     let line = match line {
                         Line::Complete(line) => line,
                         // Answered as cut-off JSON would be: the tool sends no such line.
@@ -178,12 +191,23 @@ async fn orders(
                     };
                     answer(line, number, fault, &book, &mut out);
                 }
+                if let Fault::Paced(per_s) = fault {
+                    // Sleeping only when more than 2 ms ahead: a timer's granularity
+                    // would otherwise make a stream of small chunks slower than `per_s`.
+                    let now = Instant::now();
+                    free_at = free_at.max(now)
+                        + Duration::from_secs_f64(f64::from(answered) / f64::from(per_s));
+                    if free_at > now + Duration::from_millis(2) {
+                        actix_rt::time::sleep_until(free_at.into()).await;
+                    }
+                }
                 Some((
                     Ok::<Bytes, actix_web::Error>(out.freeze()),
-                    (payload, lines, number),
+                    (payload, lines, number, free_at),
                 ))
             }
-        });
+        },
+    );
     HttpResponse::Ok()
         .content_type("application/x-ndjson")
         .streaming(answers)
@@ -570,4 +594,85 @@ async fn shipments_not_due_by_the_drain_deadline_are_reported_not_shipped() {
     assert_eq!(shipping_count(&outcome, "not_shipped"), 400, "{shipping}");
     assert_eq!(shipping_count(&outcome, "not_shipped_due"), 0, "{shipping}");
     assert!(book.orders().values().all(|order| order.ship_requests == 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capacity_finds_the_rate_a_paced_server_holds_and_plays_half_of_it() {
+    // Two streams of at most 1,000 lines a second each: the server holds 2,000 orders/s.
+    let address = fake(Fault::Paced(1_000));
+    let scenario = Scenario::parse(
+        r#"
+name = "paced"
+[load]
+transport = "streams"
+connections = 2
+max_queue_ms = 400
+drain_timeout_s = 10
+[[phases]]
+name = "unused"
+duration_s = 1
+rate = 1
+"#,
+        "test",
+    )
+    .unwrap();
+    let report = capacity(CapacityOptions {
+        target: Target::parse(&format!("http://{address}"), None).unwrap(),
+        scenario,
+        start_rate: 600.0,
+        growth: 2.0,
+        refine: 2,
+        max_rate: 100_000.0,
+        step_s: 1.5,
+        max_p99_ms: 150.0,
+        half_s: 1.0,
+        pause: Duration::from_millis(300),
+        tick: Duration::from_micros(500),
+        run_id: "CAP".to_owned(),
+    })
+    .await
+    .unwrap();
+    let rates: Vec<f64> = report.steps.iter().map(|step| step.rate).collect();
+    assert_eq!(
+        &rates[..3],
+        &[600.0, 1_200.0, 2_400.0],
+        "{}",
+        report.table()
+    );
+    assert!(
+        report.steps[..2].iter().all(|step| step.held),
+        "{}",
+        report.table()
+    );
+    // Over the capacity, orders queue: the step is not held, for its latency or its
+    // shedding, and nothing is lost.
+    let over = &report.steps[2];
+    assert!(!over.held, "{}", report.table());
+    assert!(
+        over.why_not
+            .iter()
+            .all(|why| why.starts_with("p99") || why.ends_with("throttled")),
+        "{:?}",
+        over.why_not
+    );
+    let highest = report.highest_held_per_s.expect("a rate held");
+    assert!(
+        (1_200.0..=2_000.0).contains(&highest),
+        "held {highest}: {}",
+        report.table()
+    );
+    assert_eq!(
+        highest,
+        report
+            .steps
+            .iter()
+            .filter(|step| step.held)
+            .map(|step| step.rate)
+            .fold(0.0, f64::max)
+    );
+    let half = report.half.as_ref().expect("the half run");
+    assert_eq!(half.rate, (highest / 2.0).round());
+    assert!(half.passed && half.throttled == 0, "{}", report.table());
+    assert!(half.p99_ms.unwrap() < 150.0, "{}", report.table());
+    assert!(report.failures().is_empty(), "{:?}", report.failures());
 }
