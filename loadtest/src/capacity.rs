@@ -232,7 +232,7 @@ pub async fn capacity(options: CapacityOptions) -> anyhow::Result<CapacityReport
     if !(options.growth.is_finite() && options.growth > 1.0) {
         bail!("--growth must be a number above 1");
     }
-    if !valid(options.max_p99_ms) || !(options.half_s.is_finite() && options.half_s >= 0.0) {
+    if !(valid(options.max_p99_ms) && options.half_s.is_finite() && options.half_s >= 0.0) {
         bail!("--max-p99-ms must be positive and --half-s at least 0");
     }
     let mut search = Search::new(
