@@ -183,13 +183,13 @@ impl CapacityReport {
     pub fn table(&self) -> String {
         let ms = |value: Option<f64>| value.map_or("-".to_owned(), |ms| format!("{ms:.2}"));
         let mut out = format!(
-            "{} over {} {} connection(s), steps of {} s, held = nothing lost, throttled or shed, p99 <= {} ms\n",
+            "{} over {} connection(s) ({}), steps of {} s, held = nothing lost, throttled or shed, p99 <= {} ms\n",
             self.scenario, self.connections, self.transport, self.step_s, self.max_p99_ms
         );
         out.push_str("  offered/s  held  p50 ms  p99 ms  p99.9 ms  max ms  throttled  why not\n");
         for step in &self.steps {
-            out.push_str(&format!(
-                "  {:>9.0}  {:>4}  {:>6}  {:>6}  {:>8}  {:>6}  {:>9}  {}\n",
+            let row = format!(
+                "  {:>9.0}  {:>4}  {:>6}  {:>6}  {:>8}  {:>6}  {:>9}  {}",
                 step.rate,
                 if step.held { "yes" } else { "no" },
                 ms(step.p50_ms),
@@ -198,7 +198,9 @@ impl CapacityReport {
                 ms(step.max_ms),
                 step.throttled,
                 step.why_not.join("; ")
-            ));
+            );
+            out.push_str(row.trim_end());
+            out.push('\n');
         }
         match self.highest_held_per_s {
             Some(rate) => out.push_str(&format!("highest rate held: {rate:.0} orders/s\n")),
