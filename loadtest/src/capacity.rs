@@ -120,10 +120,30 @@ pub struct Step {
     /// Why the step was not held (empty when it was).
     pub why_not: Vec<String>,
     pub throttled: u64,
+    #[serde(flatten)]
+    pub latency: Latency,
+}
+
+/// The latency of a run's orders, from their intended send times.
+#[derive(Debug, Clone, Serialize)]
+pub struct Latency {
     pub p50_ms: Option<f64>,
     pub p99_ms: Option<f64>,
     pub p999_ms: Option<f64>,
     pub max_ms: Option<f64>,
+}
+
+impl Latency {
+    /// From a run's JSON report.
+    fn of(report: &Value) -> Latency {
+        let at = |key: &str| report["latency_ms"][key].as_f64();
+        Latency {
+            p50_ms: at("p50"),
+            p99_ms: at("p99"),
+            p999_ms: at("p999"),
+            max_ms: at("max"),
+        }
+    }
 }
 
 /// The run at half the highest held rate.
@@ -134,10 +154,8 @@ pub struct HalfRun {
     pub passed: bool,
     pub failures: Vec<String>,
     pub throttled: u64,
-    pub p50_ms: Option<f64>,
-    pub p99_ms: Option<f64>,
-    pub p999_ms: Option<f64>,
-    pub max_ms: Option<f64>,
+    #[serde(flatten)]
+    pub latency: Latency,
     /// Seconds whose p99 was over 20 ms.
     pub seconds_over_20ms: usize,
     /// Orders answered after more than 10 ms.
@@ -192,10 +210,10 @@ impl CapacityReport {
                 "  {:>9.0}  {:>4}  {:>6}  {:>6}  {:>8}  {:>6}  {:>9}  {}",
                 step.rate,
                 if step.held { "yes" } else { "no" },
-                ms(step.p50_ms),
-                ms(step.p99_ms),
-                ms(step.p999_ms),
-                ms(step.max_ms),
+                ms(step.latency.p50_ms),
+                ms(step.latency.p99_ms),
+                ms(step.latency.p999_ms),
+                ms(step.latency.max_ms),
                 step.throttled,
                 step.why_not.join("; ")
             );
@@ -211,10 +229,10 @@ impl CapacityReport {
                 "at half of it, {:.0} orders/s for {} s: p50 {} ms, p99 {} ms, p99.9 {} ms, max {} ms, {} second(s) with p99 over 20 ms, {} orders over {SLOW_MS} ms, throttled {}, send delay p99 {} ms{}\n",
                 half.rate,
                 half.duration_s,
-                ms(half.p50_ms),
-                ms(half.p99_ms),
-                ms(half.p999_ms),
-                ms(half.max_ms),
+                ms(half.latency.p50_ms),
+                ms(half.latency.p99_ms),
+                ms(half.latency.p999_ms),
+                ms(half.latency.max_ms),
                 half.seconds_over_20ms,
                 half.over_10ms,
                 half.throttled,
@@ -251,7 +269,7 @@ pub async fn capacity(options: CapacityOptions) -> anyhow::Result<CapacityReport
         eprintln!(
             "loadtest: step {number} at {rate:.0}/s: {}",
             if step.held {
-                format!("held, p99 {:.2} ms", step.p99_ms.unwrap_or(0.0))
+                format!("held, p99 {:.2} ms", step.latency.p99_ms.unwrap_or(0.0))
             } else {
                 format!("not held ({})", step.why_not.join("; "))
             }
@@ -316,10 +334,6 @@ async fn play(
     Ok(outcome.report.json)
 }
 
-fn latency(report: &Value, key: &str) -> Option<f64> {
-    report["latency_ms"][key].as_f64()
-}
-
 fn count(report: &Value, key: &str) -> u64 {
     report["totals"][key].as_u64().unwrap_or(0)
 }
@@ -343,8 +357,8 @@ fn judge(rate: f64, report: &Value, max_p99_ms: f64) -> Step {
     if throttled > 0 {
         why_not.push(format!("{throttled} throttled"));
     }
-    let p99 = latency(report, "p99");
-    match p99 {
+    let latency = Latency::of(report);
+    match latency.p99_ms {
         Some(p99) if p99 > max_p99_ms => why_not.push(format!("p99 {p99:.1} ms")),
         Some(_) => {}
         None => why_not.push("no latency measured".to_owned()),
@@ -354,15 +368,12 @@ fn judge(rate: f64, report: &Value, max_p99_ms: f64) -> Step {
         held: why_not.is_empty(),
         why_not,
         throttled,
-        p50_ms: latency(report, "p50"),
-        p99_ms: p99,
-        p999_ms: latency(report, "p999"),
-        max_ms: latency(report, "max"),
+        latency,
     }
 }
 
 fn half_run(rate: f64, seconds: f64, report: &Value) -> HalfRun {
-    let series = report["series"].as_array().cloned().unwrap_or_default();
+    let series = report["series"].as_array().map_or(&[][..], Vec::as_slice);
     let failures = failures(report);
     HalfRun {
         rate,
@@ -370,10 +381,7 @@ fn half_run(rate: f64, seconds: f64, report: &Value) -> HalfRun {
         passed: failures.is_empty(),
         failures,
         throttled: count(report, "throttled"),
-        p50_ms: latency(report, "p50"),
-        p99_ms: latency(report, "p99"),
-        p999_ms: latency(report, "p999"),
-        max_ms: latency(report, "max"),
+        latency: Latency::of(report),
         seconds_over_20ms: series
             .iter()
             .filter(|second| second["p99_ms"].as_f64().is_some_and(|p99| p99 > 20.0))

@@ -673,6 +673,6 @@ rate = 1
     let half = report.half.as_ref().expect("the half run");
     assert_eq!(half.rate, (highest / 2.0).round());
     assert!(half.passed && half.throttled == 0, "{}", report.table());
-    assert!(half.p99_ms.unwrap() < 150.0, "{}", report.table());
+    assert!(half.latency.p99_ms.unwrap() < 150.0, "{}", report.table());
     assert!(report.failures().is_empty(), "{:?}", report.failures());
 }
