@@ -116,6 +116,9 @@ impl Search {
 #[derive(Debug, Clone, Serialize)]
 pub struct Step {
     pub rate: f64,
+    /// When the step was started (seconds since the Unix epoch; its first orders go about
+    /// 0.2 s later): to find the server's log lines of its seconds.
+    pub started_unix_s: f64,
     pub held: bool,
     /// Why the step was not held (empty when it was).
     pub why_not: Vec<String>,
@@ -150,6 +153,9 @@ impl Latency {
 #[derive(Debug, Clone, Serialize)]
 pub struct HalfRun {
     pub rate: f64,
+    /// When the run was started (seconds since the Unix epoch; its first orders, second 0
+    /// of `p99_by_second_ms`, go about 0.2 s later).
+    pub started_unix_s: f64,
     pub duration_s: f64,
     pub passed: bool,
     pub failures: Vec<String>,
@@ -264,8 +270,9 @@ pub async fn capacity(options: CapacityOptions) -> anyhow::Result<CapacityReport
     let mut steps = Vec::new();
     while let Some(rate) = search.next_rate() {
         let number = steps.len() + 1;
+        let started = unix_seconds();
         let report = play(&options, rate, options.step_s, &format!("step{number}")).await?;
-        let step = judge(rate, &report, options.max_p99_ms);
+        let step = judge(rate, started, &report, options.max_p99_ms);
         eprintln!(
             "loadtest: step {number} at {rate:.0}/s: {}",
             if step.held {
@@ -282,8 +289,9 @@ pub async fn capacity(options: CapacityOptions) -> anyhow::Result<CapacityReport
     let half = match highest {
         Some(rate) if options.half_s > 0.0 => {
             let rate = (rate / 2.0).round().max(1.0);
+            let started = unix_seconds();
             let report = play(&options, rate, options.half_s, "half").await?;
-            Some(half_run(rate, options.half_s, &report))
+            Some(half_run(rate, started, options.half_s, &report))
         }
         _ => None,
     };
@@ -298,6 +306,12 @@ pub async fn capacity(options: CapacityOptions) -> anyhow::Result<CapacityReport
         highest_held_per_s: highest,
         half,
     })
+}
+
+fn unix_seconds() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |since| since.as_secs_f64())
 }
 
 /// Plays the scenario's mix at `rate` for `seconds`; the run's JSON report.
@@ -348,7 +362,7 @@ fn failures(report: &Value) -> Vec<String> {
 }
 
 /// Whether a step's run held its rate.
-fn judge(rate: f64, report: &Value, max_p99_ms: f64) -> Step {
+fn judge(rate: f64, started_unix_s: f64, report: &Value, max_p99_ms: f64) -> Step {
     let mut why_not: Vec<String> = failures(report)
         .into_iter()
         .map(|failure| format!("failed: {failure}"))
@@ -365,6 +379,7 @@ fn judge(rate: f64, report: &Value, max_p99_ms: f64) -> Step {
     }
     Step {
         rate,
+        started_unix_s,
         held: why_not.is_empty(),
         why_not,
         throttled,
@@ -372,11 +387,12 @@ fn judge(rate: f64, report: &Value, max_p99_ms: f64) -> Step {
     }
 }
 
-fn half_run(rate: f64, seconds: f64, report: &Value) -> HalfRun {
+fn half_run(rate: f64, started_unix_s: f64, seconds: f64, report: &Value) -> HalfRun {
     let series = report["series"].as_array().map_or(&[][..], Vec::as_slice);
     let failures = failures(report);
     HalfRun {
         rate,
+        started_unix_s,
         duration_s: seconds,
         passed: failures.is_empty(),
         failures,
