@@ -244,6 +244,9 @@ async fn capacity_command(args: CapacityArgs) -> anyhow::Result<ExitCode> {
                 anyhow::anyhow!("the scenario's first phase has no rate: give --start-rate")
             })?,
     };
+    if !(args.pause_s.is_finite() && args.pause_s >= 0.0) {
+        anyhow::bail!("--pause-s must be a number of seconds, at least 0");
+    }
     let half_s = args.half_s.unwrap_or_else(|| scenario.duration_s());
     let report = capacity(CapacityOptions {
         target: Target::parse(&args.target, args.token)?,
@@ -255,7 +258,7 @@ async fn capacity_command(args: CapacityArgs) -> anyhow::Result<ExitCode> {
         step_s: args.step_s,
         max_p99_ms: args.max_p99_ms,
         half_s,
-        pause: Duration::from_secs_f64(args.pause_s.max(0.0)),
+        pause: Duration::from_secs_f64(args.pause_s),
         tick: Duration::from_micros(args.tick_us.max(50)),
         run_id: args.run_id.unwrap_or_else(default_run_id),
     })
