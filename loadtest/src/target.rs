@@ -149,7 +149,11 @@ impl Target {
 
     /// What the tool needs to know of the server to make valid orders.
     pub async fn learn(&self) -> anyhow::Result<Knowledge> {
-        let network: NetworkView = serde_json::from_slice(&self.get("/v1/network").await?)
+        let network = self
+            .get("/v1/network")
+            .await
+            .with_context(|| format!("GET http://{}/v1/network", self.authority))?;
+        let network: NetworkView = serde_json::from_slice(&network)
             .context("GET /v1/network: not the contract's network document")?;
         let catalog: Vec<SkuView> = serde_json::from_slice(&self.get("/v1/catalog").await?)
             .context("GET /v1/catalog: not a JSON array of SKUs")?;
