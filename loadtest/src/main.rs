@@ -70,6 +70,7 @@ struct CapacityArgs {
     /// Prefix of the order ids (default: `LT` and the start time); each step adds its own.
     #[arg(long)]
     run_id: Option<String>,
+    /// Bearer token for the server (or LOADTEST_TOKEN).
     #[arg(long, env = "LOADTEST_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// How often the scheduler wakes, in microseconds.
