@@ -116,22 +116,22 @@ fn direct(path: &std::path::Path, arrivals: &Arrivals, record: &[u8]) -> std::io
         .write(true)
         .custom_flags(libc::O_DIRECT | libc::O_DSYNC)
         .open(path)?;
-    // The blocks from the current partial one: filled bytes `tail`.
-    let mut blocks: Vec<Block> = (0..256).map(|_| Block([0; BLOCK])).collect();
+    // The blocks from the current partial one, grown to whatever a round brings; `tail`
+    // bytes of them are filled.
+    let mut blocks: Vec<Block> = vec![Block([0; BLOCK])];
     let (mut block_offset, mut tail, mut latencies) = (0u64, 0usize, Vec::new());
     while let Some(batch) = take(arrivals) {
-        for _ in 0..batch.len() {
-            for &byte in record {
-                let (index, at) = (tail / BLOCK, tail % BLOCK);
-                blocks[index].0[at] = byte;
-                tail += 1;
-            }
+        let end = tail + batch.len() * record.len();
+        blocks.resize_with(end.div_ceil(BLOCK).max(blocks.len()), || Block([0; BLOCK]));
+        // SAFETY: `blocks` is contiguous, aligned blocks of BLOCK bytes, none of them shared.
+        let bytes = unsafe {
+            std::slice::from_raw_parts_mut(blocks.as_mut_ptr().cast::<u8>(), blocks.len() * BLOCK)
+        };
+        for at in (tail..end).step_by(record.len()) {
+            bytes[at..at + record.len()].copy_from_slice(record);
         }
-        let whole = tail.div_ceil(BLOCK);
-        // SAFETY: `blocks` is contiguous, aligned blocks of BLOCK bytes.
-        let bytes =
-            unsafe { std::slice::from_raw_parts(blocks.as_ptr().cast::<u8>(), whole * BLOCK) };
-        file.write_all_at(bytes, block_offset)?;
+        tail = end;
+        file.write_all_at(&bytes[..tail.div_ceil(BLOCK) * BLOCK], block_offset)?;
         let now = Instant::now();
         latencies.extend(batch.iter().map(|at| (now - *at).as_secs_f64()));
         let full = tail / BLOCK;

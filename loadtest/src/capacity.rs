@@ -120,11 +120,25 @@ pub struct Step {
     /// 0.2 s later): to find the server's log lines of its seconds.
     pub started_unix_s: f64,
     pub held: bool,
-    /// Why the step was not held (empty when it was).
+    /// What its run found wrong: orders lost or answered wrongly (these fail the command).
+    pub failures: Vec<String>,
+    /// Why else it was not held: throttling, a p99 over the bound.
     pub why_not: Vec<String>,
     pub throttled: u64,
     #[serde(flatten)]
     pub latency: Latency,
+}
+
+impl Step {
+    /// Why it was not held, in one line (empty when it was).
+    fn reasons(&self) -> String {
+        self.failures
+            .iter()
+            .map(|failure| format!("failed: {failure}"))
+            .chain(self.why_not.iter().cloned())
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
 }
 
 /// The latency of a run's orders, from their intended send times.
@@ -157,7 +171,7 @@ pub struct HalfRun {
     /// of `p99_by_second_ms`, go about 0.2 s later).
     pub started_unix_s: f64,
     pub duration_s: f64,
-    pub passed: bool,
+    /// What its run found wrong (empty when it passed).
     pub failures: Vec<String>,
     pub throttled: u64,
     #[serde(flatten)]
@@ -190,10 +204,9 @@ impl CapacityReport {
     /// (a step not held for its latency or throttling is not a failure of the run).
     pub fn failures(&self) -> Vec<String> {
         let steps = self.steps.iter().flat_map(|step| {
-            step.why_not
+            step.failures
                 .iter()
-                .filter(|why| why.starts_with("failed: "))
-                .map(move |why| format!("step at {:.0}/s {why}", step.rate))
+                .map(move |failure| format!("step at {:.0}/s failed: {failure}", step.rate))
         });
         let half = self.half.iter().flat_map(|half| {
             half.failures
@@ -221,7 +234,7 @@ impl CapacityReport {
                 ms(step.latency.p999_ms),
                 ms(step.latency.max_ms),
                 step.throttled,
-                step.why_not.join("; ")
+                step.reasons()
             );
             out.push_str(row.trim_end());
             out.push('\n');
@@ -243,7 +256,7 @@ impl CapacityReport {
                 half.over_10ms,
                 half.throttled,
                 ms(half.send_delay_p99_ms),
-                if half.passed { "" } else { " (FAILED)" }
+                if half.failures.is_empty() { "" } else { " (FAILED)" }
             ));
         }
         out
@@ -278,7 +291,7 @@ pub async fn capacity(options: CapacityOptions) -> anyhow::Result<CapacityReport
             if step.held {
                 format!("held, p99 {:.2} ms", step.latency.p99_ms.unwrap_or(0.0))
             } else {
-                format!("not held ({})", step.why_not.join("; "))
+                format!("not held ({})", step.reasons())
             }
         );
         search.record(rate, step.held);
@@ -363,10 +376,8 @@ fn failures(report: &Value) -> Vec<String> {
 
 /// Whether a step's run held its rate.
 fn judge(rate: f64, started_unix_s: f64, report: &Value, max_p99_ms: f64) -> Step {
-    let mut why_not: Vec<String> = failures(report)
-        .into_iter()
-        .map(|failure| format!("failed: {failure}"))
-        .collect();
+    let failures = failures(report);
+    let mut why_not = Vec::new();
     let throttled = count(report, "throttled");
     if throttled > 0 {
         why_not.push(format!("{throttled} throttled"));
@@ -380,7 +391,8 @@ fn judge(rate: f64, started_unix_s: f64, report: &Value, max_p99_ms: f64) -> Ste
     Step {
         rate,
         started_unix_s,
-        held: why_not.is_empty(),
+        held: failures.is_empty() && why_not.is_empty(),
+        failures,
         why_not,
         throttled,
         latency,
@@ -394,7 +406,6 @@ fn half_run(rate: f64, started_unix_s: f64, seconds: f64, report: &Value) -> Hal
         rate,
         started_unix_s,
         duration_s: seconds,
-        passed: failures.is_empty(),
         failures,
         throttled: count(report, "throttled"),
         latency: Latency::of(report),
