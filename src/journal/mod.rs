@@ -50,6 +50,7 @@ pub use inspect::{
     read_records, verify,
 };
 pub use paced::{WRITEBACK_BYTES, remove as remove_paced, remove_later, start_writeback};
+pub use snapshot::SnapshotWriter;
 pub use spare::SpareJob;
 pub use writer::{
     CommitStats, CompactStats, DetachedSync, Journal, remove_compacted, write_detached_snapshot,
@@ -337,7 +338,7 @@ pub enum JournalError {
          appending more"
     )]
     GroupFull { records: usize, bytes: usize },
-    /// A snapshot over [`MAX_SNAPSHOT_BYTES`]; nothing was written.
+    /// A snapshot over [`MAX_SNAPSHOT_BYTES`]; nothing of it is kept.
     #[error("a snapshot of {bytes} bytes is over the limit of {MAX_SNAPSHOT_BYTES} bytes")]
     SnapshotTooLarge { bytes: usize },
     /// A snapshot may cover only committed records.

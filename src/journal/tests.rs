@@ -1573,3 +1573,90 @@ mod preallocated {
         assert!(!dir.path().join(spare::SPARE_FILE_NAME).exists());
     }
 }
+
+mod streamed_snapshots {
+    use super::snapshot::{SnapshotWriter, load_snapshot};
+    use super::*;
+
+    /// `length` bytes that differ from part to part (`seed`) and within one.
+    fn part(seed: usize, length: usize) -> Vec<u8> {
+        (0..length).map(|at| (at * 31 + seed * 7 + at / 251) as u8).collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(12))]
+
+        /// Parts of any size (pieces cut across them, several pieces, none), with the gap
+        /// anywhere or nowhere: the file reads back as the payload made whole, with the header
+        /// a whole payload's write gives it.
+        #[test]
+        fn a_snapshot_written_as_it_is_made_reads_back_as_the_whole_payload(
+            sizes in proptest::collection::vec(0usize..300_000, 0..8),
+            gap_after in 0usize..10,
+            fill in any::<u32>(),
+        ) {
+            let dir = TempDir::new().unwrap();
+            let mut writer = SnapshotWriter::create(dir.path(), 77).unwrap();
+            let mut whole = Vec::new();
+            let mut gap = None;
+            for (n, size) in sizes.iter().enumerate() {
+                if n == gap_after {
+                    gap = Some(whole.len());
+                    writer.gap(4).unwrap();
+                    whole.extend_from_slice(&fill.to_le_bytes());
+                }
+                let bytes = part(n, *size);
+                writer.write(&bytes).unwrap();
+                whole.extend_from_slice(&bytes);
+            }
+            prop_assert_eq!(writer.len(), whole.len() as u64);
+            let fill = fill.to_le_bytes();
+            let path = writer.finish(if gap.is_some() { &fill[..] } else { &[] }).unwrap();
+            prop_assert_eq!(file_name(&path), format::snapshot_file_name(77));
+            let on_disk = fs::read(&path).unwrap();
+            prop_assert_eq!(
+                &on_disk[..SNAPSHOT_HEADER_BYTES],
+                &format::encode_snapshot_header(77, &whole)[..]
+            );
+            let loaded = load_snapshot(&path, 77).unwrap();
+            prop_assert!(loaded.bytes == whole, "the payload read back differs");
+            // Nothing else is left in the directory: no temporary name.
+            prop_assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        }
+    }
+
+    #[test]
+    fn an_unfinished_snapshot_leaves_nothing() {
+        let dir = TempDir::new().unwrap();
+        let mut writer = SnapshotWriter::create(dir.path(), 5).unwrap();
+        writer.write(&part(1, 700_000)).unwrap();
+        // Pieces of it went to the file under its temporary name.
+        let temporary = dir
+            .path()
+            .join(format!("{}.tmp", format::snapshot_file_name(5)));
+        assert!(fs::metadata(&temporary).unwrap().len() >= 512 << 10);
+        drop(writer);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_journal_restores_a_snapshot_written_as_it_was_made() {
+        let dir = TempDir::new().unwrap();
+        let (mut journal, _) = open(dir.path(), small_options(SyncMode::Fsync));
+        write_records(&mut journal, 1, 40, 10);
+        assert!(journal.prepare_snapshot(40).unwrap());
+        let mut writer = SnapshotWriter::create(dir.path(), 40).unwrap();
+        writer.write(b"state of ").unwrap();
+        writer.gap(4).unwrap();
+        writer.write(b" records").unwrap();
+        let path = writer.finish(b"0040").unwrap();
+        journal.add_snapshot(40, path).unwrap();
+        write_records(&mut journal, 41, 45, 5);
+        drop(journal);
+        let (_, recovered) = open(dir.path(), small_options(SyncMode::Fsync));
+        let snapshot = recovered.snapshot.unwrap();
+        assert_eq!((snapshot.lsn, &snapshot.bytes[..]), (40, &b"state of 0040 records"[..]));
+        let lsns: Vec<u64> = recovered.records.iter().map(|record| record.lsn).collect();
+        assert_eq!(lsns, (41..=45).collect::<Vec<_>>());
+    }
+}

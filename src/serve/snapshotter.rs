@@ -6,7 +6,8 @@ use crate::catalog::Catalog;
 use crate::config::Network;
 use crate::limits::SNAPSHOT_JOBS;
 use crate::zone::records::RecordBatch;
-use crate::zone::snapshot::{encode_snapshot, entry_decided_at};
+use crate::journal::SnapshotWriter;
+use crate::zone::snapshot::{EncodeError, encode_snapshot_to, entry_decided_at};
 use crate::zone::{OrderRecord, ZoneState};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -86,37 +87,50 @@ fn lower_priority() {
 }
 
 fn snapshot_job(job: SnapshotJob) {
+    // The writer answers once it reaches the zone's mark; it drops the sender when the
+    // journal keeps no snapshots.
+    let Ok((lsn, dir)) = job.lsn.recv() else {
+        return;
+    };
     let started = Instant::now();
     let oldest = job.oldest_kept;
     let keep = |record: &OrderRecord| record.is_open() || record.decision.decided_at.0 >= oldest;
     // A cold record holds nothing: kept while within the window (and, should its time not
     // read, kept: a snapshot never drops a record it cannot judge).
     let keep_cold = |entry: &[u8]| entry_decided_at(entry).map_or(true, |at| at >= oldest);
-    let bytes = match encode_snapshot(&job.state, &job.network, &job.catalog, keep, keep_cold) {
-        Ok(bytes) => bytes,
-        Err(error) => {
-            // No snapshot this time: the journal keeps every record since the last one, so
-            // nothing is lost; the zone snapshots again after its next interval.
+    let failed = |error: &dyn std::fmt::Display| -> ! {
+        fatal(&format!("snapshot of zone {} failed: {error}", job.zone))
+    };
+    // Encoded as it is written, a piece at a time (`SnapshotWriter`): never whole in memory.
+    let mut file = SnapshotWriter::create(&dir, lsn).unwrap_or_else(|error| failed(&error));
+    let encoded = match encode_snapshot_to(
+        &job.state,
+        &job.network,
+        &job.catalog,
+        keep,
+        keep_cold,
+        &mut file,
+    ) {
+        Ok(encoded) => encoded,
+        Err(EncodeError::Cold(error)) => {
+            // No snapshot this time (the unfinished file is removed): the journal keeps
+            // every record since the last one, so nothing is lost; the zone snapshots again
+            // after its next interval.
             tracing::error!("zone {}: snapshot left out: {error}", job.zone);
             return;
         }
+        Err(EncodeError::Sink(error)) => failed(&error),
     };
-    let orders = job.state.order_count();
+    let bytes = file.len() as usize;
+    let path = file
+        .finish(&encoded.fill())
+        .unwrap_or_else(|error| failed(&error));
     drop(job.state);
-    let encoded = started.elapsed();
-    // The writer answers once it reaches the zone's mark; it drops the sender when the
-    // journal keeps no snapshots.
-    let Ok((lsn, dir)) = job.lsn.recv() else {
-        return;
-    };
-    let path = match crate::journal::write_detached_snapshot(&dir, lsn, &bytes) {
-        Ok(path) => path,
-        Err(error) => fatal(&format!("snapshot of zone {} failed: {error}", job.zone)),
-    };
     tracing::info!(
-        "zone {}: snapshot of {orders} orders encoded in {encoded:.0?}, written in {:.0?}",
+        "zone {}: snapshot of {} orders kept ({bytes} bytes) encoded and written in {:.0?}",
         job.zone,
-        started.elapsed() - encoded
+        encoded.kept,
+        started.elapsed()
     );
     job.writer.send(Commit {
         journal: job.writer.journal(),
@@ -124,7 +138,7 @@ fn snapshot_job(job: SnapshotJob) {
         snapshot: Some(SnapshotStep::Written {
             lsn,
             path,
-            bytes: bytes.len(),
+            bytes,
             took: started.elapsed(),
         }),
         after: After::Ack {

@@ -41,14 +41,20 @@ use std::path::Path;
 /// its id free again; its reservations, if any, are in the cells all the same);
 /// `keep_entry` chooses among the records kept on disk ([`super::cold`]), each as its entry
 /// (copied as it is: the cold store writes the snapshot's record format).
-pub fn encode_snapshot(
+///
+/// The bytes go to `sink` as they are made, [`FLUSH_BYTES`] at a time: a zone of two million
+/// open orders is a 350 MB snapshot, which is never whole in memory
+/// (`crate::journal::SnapshotWriter` writes it out as it comes). The record count, known
+/// only at the end, is left as the sink's gap; [`Encoded::fill`] holds its bytes.
+pub fn encode_snapshot_to<S: SnapshotSink>(
     state: &ZoneState,
     network: &Network,
     catalog: &Catalog,
     mut keep: impl FnMut(&OrderRecord) -> bool,
     mut keep_entry: impl FnMut(&[u8]) -> bool,
-) -> Result<Vec<u8>, ColdError> {
-    let mut out = Vec::with_capacity(64 + state.order_count() * 420);
+    sink: &mut S,
+) -> Result<Encoded, EncodeError<S::Error>> {
+    let mut out = Vec::with_capacity(FLUSH_BYTES + 4096);
     out.extend_from_slice(SNAPSHOT_MAGIC);
     out.push(SNAPSHOT_VERSION);
     text(&mut out, network.zone_name(state.zone).as_bytes());
@@ -71,6 +77,7 @@ pub fn encode_snapshot(
         text(&mut out, catalog.sku_name(sku).as_bytes());
         out.extend_from_slice(&cell.on_hand.to_le_bytes());
         out.extend_from_slice(&cell.reserved.to_le_bytes());
+        flush_full(&mut out, sink)?;
     }
     let days: Vec<_> = state.counted_days().collect();
     out.push(days.len() as u8);
@@ -86,9 +93,12 @@ pub fn encode_snapshot(
         text(&mut out, catalog.sku_name(sku).as_bytes());
         out.extend_from_slice(&usual.orders.to_le_bytes());
         out.extend_from_slice(&usual.mean.to_le_bytes());
+        flush_full(&mut out, sink)?;
     }
-    let count_at = out.len();
-    out.extend_from_slice(&0u32.to_le_bytes());
+    sink.write(&out).map_err(EncodeError::Sink)?;
+    out.clear();
+    // The record count, filled in at the end.
+    sink.gap(4).map_err(EncodeError::Sink)?;
     let mut kept = 0u32;
     let mut cold = state.cold_reader();
     for (_, slot) in state.slots() {
@@ -104,7 +114,8 @@ pub fn encode_snapshot(
                 let entry = cold
                     .as_mut()
                     .expect("a cold slot has a store")
-                    .entry(*place)?;
+                    .entry(*place)
+                    .map_err(EncodeError::Cold)?;
                 keep_entry(entry).then(|| {
                     out.extend_from_slice(&(entry.len() as u32).to_le_bytes());
                     out.extend_from_slice(entry);
@@ -112,9 +123,118 @@ pub fn encode_snapshot(
             }
         };
         kept += u32::from(kept_now.is_some());
+        flush_full(&mut out, sink)?;
     }
-    out[count_at..count_at + 4].copy_from_slice(&kept.to_le_bytes());
-    Ok(out)
+    sink.write(&out).map_err(EncodeError::Sink)?;
+    Ok(Encoded { kept })
+}
+
+/// [`encode_snapshot_to`] into memory: the whole snapshot at once (a new zone's, tests').
+pub fn encode_snapshot(
+    state: &ZoneState,
+    network: &Network,
+    catalog: &Catalog,
+    keep: impl FnMut(&OrderRecord) -> bool,
+    keep_entry: impl FnMut(&[u8]) -> bool,
+) -> Result<Vec<u8>, ColdError> {
+    let mut sink = InMemory::default();
+    let encoded = encode_snapshot_to(state, network, catalog, keep, keep_entry, &mut sink)
+        .map_err(|error| match error {
+            EncodeError::Cold(error) => error,
+            EncodeError::Sink(never) => match never {},
+        })?;
+    Ok(sink.filled(&encoded.fill()))
+}
+
+/// Where [`encode_snapshot_to`] puts a snapshot's bytes, in order.
+pub trait SnapshotSink {
+    type Error;
+    /// Appends `bytes`.
+    fn write(&mut self, bytes: &[u8]) -> Result<(), Self::Error>;
+    /// Appends `length` bytes given at the end (one gap a snapshot).
+    fn gap(&mut self, length: usize) -> Result<(), Self::Error>;
+}
+
+/// A snapshot written to its file as it is made.
+impl SnapshotSink for crate::journal::SnapshotWriter {
+    type Error = crate::journal::JournalError;
+
+    fn write(&mut self, bytes: &[u8]) -> Result<(), Self::Error> {
+        crate::journal::SnapshotWriter::write(self, bytes)
+    }
+
+    fn gap(&mut self, length: usize) -> Result<(), Self::Error> {
+        crate::journal::SnapshotWriter::gap(self, length)
+    }
+}
+
+/// A snapshot made in memory.
+#[derive(Default)]
+struct InMemory {
+    bytes: Vec<u8>,
+    gap: Option<std::ops::Range<usize>>,
+}
+
+impl InMemory {
+    /// The snapshot, its gap filled with `fill`.
+    fn filled(mut self, fill: &[u8]) -> Vec<u8> {
+        if let Some(gap) = self.gap {
+            self.bytes[gap].copy_from_slice(fill);
+        }
+        self.bytes
+    }
+}
+
+impl SnapshotSink for InMemory {
+    type Error = std::convert::Infallible;
+
+    fn write(&mut self, bytes: &[u8]) -> Result<(), Self::Error> {
+        self.bytes.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn gap(&mut self, length: usize) -> Result<(), Self::Error> {
+        assert!(self.gap.is_none(), "one gap a snapshot");
+        let at = self.bytes.len();
+        self.bytes.resize(at + length, 0);
+        self.gap = Some(at..at + length);
+        Ok(())
+    }
+}
+
+/// What [`encode_snapshot_to`] made, for the gap it left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Encoded {
+    /// Records written.
+    pub kept: u32,
+}
+
+impl Encoded {
+    /// The bytes of the gap: the record count.
+    pub fn fill(&self) -> [u8; 4] {
+        self.kept.to_le_bytes()
+    }
+}
+
+/// Why a snapshot was not made: a cold record could not be read, or the sink refused.
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError<E> {
+    #[error("{0}")]
+    Cold(ColdError),
+    #[error("{0}")]
+    Sink(E),
+}
+
+/// The bytes an encoding holds before it hands them to its sink.
+const FLUSH_BYTES: usize = 64 << 10;
+
+/// Hands `out` to `sink` once it holds [`FLUSH_BYTES`].
+fn flush_full<S: SnapshotSink>(out: &mut Vec<u8>, sink: &mut S) -> Result<(), EncodeError<S::Error>> {
+    if out.len() >= FLUSH_BYTES {
+        sink.write(out).map_err(EncodeError::Sink)?;
+        out.clear();
+    }
+    Ok(())
 }
 
 const SNAPSHOT_MAGIC: &[u8; 4] = b"ORZS";
@@ -606,6 +726,48 @@ mod tests {
         ColdStore::open(dir, world.network.clone(), world.catalog.clone())
             .unwrap()
             .with_file_bytes(1_000)
+    }
+
+    #[test]
+    fn a_snapshot_encoded_into_its_file_is_the_one_encoded_in_memory() {
+        let world = world("warehouse,sku,on_hand\nWS,A,5\n");
+        // Records enough for several of the encoder's flushes and the file's pieces.
+        let mut state = ZoneState::new(&world.network, ZoneId(1), world.catalog.len());
+        for n in 0..8_000 {
+            state.restore_record(rejected_record(&world, n), true);
+        }
+        let whole =
+            encode_snapshot(&state, &world.network, &world.catalog, |_| true, |_| true).unwrap();
+        assert!(whole.len() > 2 * (256 << 10), "{} bytes", whole.len());
+        let dir = tempfile::tempdir().unwrap();
+        let mut file = crate::journal::SnapshotWriter::create(dir.path(), 9).unwrap();
+        let encoded = encode_snapshot_to(
+            &state,
+            &world.network,
+            &world.catalog,
+            |_| true,
+            |_| true,
+            &mut file,
+        )
+        .unwrap();
+        assert_eq!(encoded.kept, 8_000);
+        let path = file.finish(&encoded.fill()).unwrap();
+        let on_disk = std::fs::read(path).unwrap();
+        assert!(on_disk[crate::journal::SNAPSHOT_HEADER_BYTES..] == whole[..]);
+        // And it restores: every record back.
+        let claims = Claims::default();
+        let restored = restore_snapshot(
+            &whole,
+            None,
+            &world.network,
+            &world.catalog,
+            ZoneId(1),
+            &claims,
+            None,
+        )
+        .unwrap();
+        assert_eq!(restored.order_count(), 8_000);
+        assert_eq!(*restored.order(7_999), rejected_record(&world, 7_999));
     }
 
     #[test]
