@@ -18,9 +18,11 @@ use std::time::Instant;
 /// measured: the records' chunks are shared, `crate::arena`), the writer for a registration. Encoding 500,000 orders took 200-350 ms and
 /// writing them 270-440 ms (75 MB, fsync); done in place, that was an 800 ms stall of the
 /// zone and of every zone sharing its writer, every `--snapshot-every` records (found by
-/// `loadtest`'s singles-day scenario: p99 at 800 ms in a steady phase). Two jobs wait at
-/// most (each holds a copy of a zone's state): a zone whose snapshot finds them both taken
-/// puts it off to a later message.
+/// `loadtest`'s singles-day scenario: p99 at 800 ms in a steady phase). A snapshot is
+/// encoded as it is written, a piece at a time (`journal::SnapshotWriter`): never whole in
+/// memory, its encoding spread over the pauses of its writing rather than a second of work
+/// at once. Two jobs wait at most (each holds a copy of a zone's state): a zone whose
+/// snapshot finds them both taken puts it off to a later message.
 #[derive(Clone)]
 pub struct Snapshotter {
     jobs: crossbeam::channel::Sender<SnapshotJob>,
