@@ -106,7 +106,7 @@ fn snapshot_job(job: SnapshotJob) {
     // Encoded as it is written, a piece at a time (`SnapshotWriter`): never whole in memory.
     let mut file = SnapshotWriter::create(&dir, lsn).unwrap_or_else(|error| failed(&error));
     let encoded = match encode_snapshot_to(
-        &job.state,
+        job.state,
         &job.network,
         &job.catalog,
         keep,
@@ -127,7 +127,6 @@ fn snapshot_job(job: SnapshotJob) {
     let path = file
         .finish(&encoded.fill())
         .unwrap_or_else(|error| failed(&error));
-    drop(job.state);
     tracing::info!(
         "zone {}: snapshot of {} orders kept ({bytes} bytes) encoded and written in {:.0?}",
         job.zone,

@@ -37,6 +37,9 @@ use std::path::Path;
 /// ([`super::ColdStore::adopt`]). Versions 2 and 3 are still read: their records are decoded
 /// and counted into the usual quantities one by one.
 ///
+/// `state` is a copy of the zone's (it shares the zone's record chunks, [`super::arena`]),
+/// given up chunk by chunk as its records are encoded.
+///
 /// `keep` chooses the records kept: the idempotency window (a record left out is forgotten,
 /// its id free again; its reservations, if any, are in the cells all the same);
 /// `keep_entry` chooses among the records kept on disk ([`super::cold`]), each as its entry
@@ -47,7 +50,7 @@ use std::path::Path;
 /// (`crate::journal::SnapshotWriter` writes it out as it comes). The record count, known
 /// only at the end, is left as the sink's gap; [`Encoded::fill`] holds its bytes.
 pub fn encode_snapshot_to<S: SnapshotSink>(
-    state: &ZoneState,
+    mut state: ZoneState,
     network: &Network,
     catalog: &Catalog,
     mut keep: impl FnMut(&OrderRecord) -> bool,
@@ -100,8 +103,11 @@ pub fn encode_snapshot_to<S: SnapshotSink>(
     // The record count, filled in at the end.
     sink.gap(4).map_err(EncodeError::Sink)?;
     let mut kept = 0u32;
+    // Each chunk of records let go of once encoded: the zone's next write into it copies
+    // nothing, however long the rest takes to write.
+    let slots = state.take_slots();
     let mut cold = state.cold_reader();
-    for (_, slot) in state.slots() {
+    slots.visit_releasing(|_, slot| {
         let kept_now = match slot {
             Slot::Hot(record) => keep(record).then(|| {
                 let start = out.len();
@@ -123,8 +129,8 @@ pub fn encode_snapshot_to<S: SnapshotSink>(
             }
         };
         kept += u32::from(kept_now.is_some());
-        flush_full(&mut out, sink)?;
-    }
+        flush_full(&mut out, sink)
+    })?;
     sink.write(&out).map_err(EncodeError::Sink)?;
     Ok(Encoded { kept })
 }
@@ -138,7 +144,7 @@ pub fn encode_snapshot(
     keep_entry: impl FnMut(&[u8]) -> bool,
 ) -> Result<Vec<u8>, ColdError> {
     let mut sink = InMemory::default();
-    let encoded = encode_snapshot_to(state, network, catalog, keep, keep_entry, &mut sink)
+    let encoded = encode_snapshot_to(state.clone(), network, catalog, keep, keep_entry, &mut sink)
         .map_err(|error| match error {
             EncodeError::Cold(error) => error,
             EncodeError::Sink(never) => match never {},
@@ -742,7 +748,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut file = crate::journal::SnapshotWriter::create(dir.path(), 9).unwrap();
         let encoded = encode_snapshot_to(
-            &state,
+            state.clone(),
             &world.network,
             &world.catalog,
             |_| true,

@@ -443,6 +443,13 @@ impl ZoneState {
         })
     }
 
+    /// Takes every slot out, leaving the state without records: for a snapshot's copy,
+    /// which walks them once and lets go of each chunk after it
+    /// ([`Arena::visit_releasing`]).
+    pub fn take_slots(&mut self) -> Arena<Slot> {
+        std::mem::take(&mut self.records)
+    }
+
     /// Every slot kept, with its number, in decision order.
     pub fn slots(&self) -> impl Iterator<Item = (u32, &Slot)> {
         self.records.iter().map(|(slot, item)| (slot as u32, item))
