@@ -154,7 +154,8 @@ impl SnapshotWriter {
                 file.write_all_at(fill, (SNAPSHOT_HEADER_BYTES as u64) + gap.at)
                     .map_err(|source| io("writing", source))?;
                 let after = (length - gap.at) as usize - gap.length;
-                let through = crc32c::crc32c_combine(gap.crc_before, crc32c::crc32c(fill), fill.len());
+                let through =
+                    crc32c::crc32c_combine(gap.crc_before, crc32c::crc32c(fill), fill.len());
                 crc32c::crc32c_combine(through, self.crc, after)
             }
             None => {

@@ -1580,7 +1580,9 @@ mod streamed_snapshots {
 
     /// `length` bytes that differ from part to part (`seed`) and within one.
     fn part(seed: usize, length: usize) -> Vec<u8> {
-        (0..length).map(|at| (at * 31 + seed * 7 + at / 251) as u8).collect()
+        (0..length)
+            .map(|at| (at * 31 + seed * 7 + at / 251) as u8)
+            .collect()
     }
 
     proptest! {
@@ -1655,7 +1657,10 @@ mod streamed_snapshots {
         drop(journal);
         let (_, recovered) = open(dir.path(), small_options(SyncMode::Fsync));
         let snapshot = recovered.snapshot.unwrap();
-        assert_eq!((snapshot.lsn, &snapshot.bytes[..]), (40, &b"state of 0040 records"[..]));
+        assert_eq!(
+            (snapshot.lsn, &snapshot.bytes[..]),
+            (40, &b"state of 0040 records"[..])
+        );
         let lsns: Vec<u64> = recovered.records.iter().map(|record| record.lsn).collect();
         assert_eq!(lsns, (41..=45).collect::<Vec<_>>());
     }

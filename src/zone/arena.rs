@@ -277,7 +277,9 @@ mod tests {
         arena.sparsify(1, |index, _| index % 2 == 0);
         let snapshot = arena.clone();
         let shared = |arena: &Arena<usize>| -> Vec<bool> {
-            (0..3).map(|chunk| Arc::strong_count(&arena.chunks[chunk]) > 1).collect()
+            (0..3)
+                .map(|chunk| Arc::strong_count(&arena.chunks[chunk]) > 1)
+                .collect()
         };
         assert_eq!(shared(&arena), [true, true, true]);
         let mut seen = Vec::new();

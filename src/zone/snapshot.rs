@@ -235,7 +235,10 @@ pub enum EncodeError<E> {
 const FLUSH_BYTES: usize = 64 << 10;
 
 /// Hands `out` to `sink` once it holds [`FLUSH_BYTES`].
-fn flush_full<S: SnapshotSink>(out: &mut Vec<u8>, sink: &mut S) -> Result<(), EncodeError<S::Error>> {
+fn flush_full<S: SnapshotSink>(
+    out: &mut Vec<u8>,
+    sink: &mut S,
+) -> Result<(), EncodeError<S::Error>> {
     if out.len() >= FLUSH_BYTES {
         sink.write(out).map_err(EncodeError::Sink)?;
         out.clear();
