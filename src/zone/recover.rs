@@ -7,7 +7,7 @@
 //! replay through [`rebuild`]; a record that cannot be replayed stops them with the zone,
 //! the file and the byte offset where it is.
 
-use super::records::{RecordError, replay};
+use super::records::{RecordError, Replaying, replay};
 use super::snapshot::{encode_snapshot, restore_snapshot};
 use super::state::CHILL_EVERY;
 use super::{Claims, ColdStore, ZoneState};
@@ -113,12 +113,13 @@ pub fn rebuild<'a>(
             state
         }
     };
+    let mut replaying = Replaying::new(claims);
     for record in records {
         state.chill_every(CHILL_EVERY, claims);
         let record = record?;
         replay(
             &mut state,
-            claims,
+            &mut replaying,
             network,
             catalog,
             record.kind,
@@ -135,6 +136,7 @@ pub fn rebuild<'a>(
             }
         })?;
     }
+    replaying.settle(&mut state);
     state.chill_every(0, claims);
     Ok(state)
 }
