@@ -22,6 +22,7 @@
 //! decision must take the `seq` it took when it was made (checked), so the records of a zone
 //! and its sequence agree after a restart.
 
+use super::snapshot::{Copying, push_entry_of_payload};
 use super::{Claims, Lifecycle, OrderRecord, ZoneError, ZoneState};
 use crate::catalog::{Catalog, StockLevel};
 use crate::config::Network;
@@ -747,17 +748,77 @@ fn unknown(what: &'static str, name: &str, source_of: &'static str) -> RecordErr
 /// journal's tail replayed, docs/benchmarks.md "Replayed claims put back in batches").
 /// Waiting claims are put back grouped by segment ([`Claims::restore_all`], as one by one
 /// would) before any record that looks an id up, and at the end ([`Replaying::settle`]).
+///
+/// A decision closed from the start (rejected: most of a sale day's journal once the stock
+/// runs out) goes straight to the zone's cold store as the journal holds it, its head and
+/// buyer read but not decoded into a record and encoded again ([`replay_closed`]).
 pub struct Replaying<'c> {
     claims: &'c Claims,
     waiting: Vec<super::claims::Restored>,
+    /// The entries of the closed decisions copied since the cold store's last write, kept
+    /// to be decoded into memory should the write fail.
+    entries: Vec<u8>,
+    copying: Copying,
 }
+
+/// Closed decisions copied to the cold store between two writes of it.
+const COPIED_BETWEEN_WRITES: usize = super::state::CHILL_EVERY;
 
 impl<'c> Replaying<'c> {
     pub fn new(claims: &'c Claims) -> Replaying<'c> {
         Replaying {
             claims,
             waiting: Vec::new(),
+            entries: Vec::new(),
+            copying: Copying {
+                on: true,
+                unwritten: Vec::new(),
+            },
         }
+    }
+
+    /// [`ZoneState::chill_every`], the closed decisions copied to the cold store written
+    /// first: a chill writes whatever the store holds staged, and a failed write would lose
+    /// the copies staged with its records without their knowing.
+    pub fn chill_every(
+        &mut self,
+        state: &mut ZoneState,
+        pending: usize,
+        network: &Network,
+        catalog: &Catalog,
+    ) -> Result<(), RecordError> {
+        if state.chill_due(pending) {
+            self.write_copies(state, network, catalog)?;
+            state.chill_every(pending, self.claims);
+        }
+        Ok(())
+    }
+
+    /// Writes the closed decisions copied to the cold store (if that fails they stay in
+    /// memory), then [`Replaying::settle`]s.
+    pub fn finish(
+        &mut self,
+        state: &mut ZoneState,
+        network: &Network,
+        catalog: &Catalog,
+    ) -> Result<(), RecordError> {
+        self.write_copies(state, network, catalog)?;
+        self.settle(state);
+        Ok(())
+    }
+
+    fn write_copies(
+        &mut self,
+        state: &mut ZoneState,
+        network: &Network,
+        catalog: &Catalog,
+    ) -> Result<(), RecordError> {
+        if self.copying.unwritten.is_empty() {
+            return Ok(());
+        }
+        self.copying.write(state, &self.entries, network, catalog)?;
+        self.entries.clear();
+        Ok(())
     }
 
     /// The claims, every replayed decision's put back.
@@ -795,6 +856,9 @@ pub fn replay(
             let (hash, body) = payload
                 .split_first_chunk::<8>()
                 .ok_or(RecordError::Truncated)?;
+            if replay_closed(state, claims, network, catalog, payload, body)? {
+                return Ok(());
+            }
             let content_hash = u64::from_le_bytes(*hash);
             let (decision, buyer) = decode_decision(body, network, catalog)?;
             if decision.zone != state.zone {
@@ -854,6 +918,60 @@ pub fn replay(
             state.set_on_hand(level).map_err(RecordError::RefusedStock)
         }
     }
+}
+
+/// Replays a decision that holds nothing from the start (rejected, no shipment, nothing
+/// backordered) straight to the zone's cold store, as [`replay`] would have it after its
+/// next chill: `true` when done. Anything else (a zone without a store, another status, a
+/// record that is not the zone's next, one the store cannot take) is left to the whole
+/// decoding, which also names what is wrong.
+fn replay_closed(
+    state: &mut ZoneState,
+    claims: &mut Replaying<'_>,
+    network: &Network,
+    catalog: &Catalog,
+    payload: &[u8],
+    body: &[u8],
+) -> Result<bool, RecordError> {
+    if !claims.copying.on || !state.has_cold_store() {
+        return Ok(false);
+    }
+    let raw = read_decision_record(body)?;
+    if raw.status != Status::Rejected
+        || !raw.shipments.is_empty()
+        || !raw.backordered.is_empty()
+        || raw.zone != network.zone_name(state.zone)
+        || raw.seq != state.next_seq()
+    {
+        return Ok(false);
+    }
+    let noted = raw.screened.as_ref().is_some_and(|screened| screened.noted);
+    let start = claims.entries.len();
+    push_entry_of_payload(&mut claims.entries, payload, noted);
+    let entry = &claims.entries[start..];
+    let slot = match state.restore_cold(entry, Lifecycle::Live, noted, raw.decided_at) {
+        Ok(slot) => slot,
+        Err(error) => {
+            claims.entries.truncate(start);
+            claims
+                .copying
+                .stop(state, &claims.entries, network, catalog, error)?;
+            claims.entries.clear();
+            return Ok(false);
+        }
+    };
+    state.take_seq();
+    claims
+        .copying
+        .unwritten
+        .push((slot, start..claims.entries.len()));
+    claims
+        .waiting
+        .push(claims.claims.restored(raw.order_id, slot));
+    if claims.copying.unwritten.len() >= COPIED_BETWEEN_WRITES {
+        claims.write_copies(state, network, catalog)?;
+    }
+    Ok(true)
 }
 
 pub(super) fn sku(catalog: &Catalog, name: &str) -> Result<SkuId, RecordError> {

@@ -46,6 +46,16 @@ pub enum RecoverError {
         #[source]
         source: Box<RecordError>,
     },
+    /// A closed decision copied to the cold store as the journal holds it, decoded into
+    /// memory after the store failed to write it, did not decode.
+    #[error(
+        "zone {zone}: a closed decision of the journal, kept in memory after the cold store failed: {source}"
+    )]
+    Copied {
+        zone: String,
+        #[source]
+        source: Box<RecordError>,
+    },
 }
 
 /// One record to replay: its lsn, kind and payload, and where it is when that is known.
@@ -115,8 +125,12 @@ pub fn rebuild<'a>(
     };
     let mut replaying = Replaying::new(claims);
     for record in records {
-        state.chill_every(CHILL_EVERY, claims);
         let record = record?;
+        let copied = replaying.chill_every(&mut state, CHILL_EVERY, network, catalog);
+        copied.map_err(|source| RecoverError::Copied {
+            zone: name.to_owned(),
+            source: Box::new(source),
+        })?;
         replay(
             &mut state,
             &mut replaying,
@@ -136,7 +150,12 @@ pub fn rebuild<'a>(
             }
         })?;
     }
-    replaying.settle(&mut state);
+    replaying
+        .finish(&mut state, network, catalog)
+        .map_err(|source| RecoverError::Copied {
+            zone: name.to_owned(),
+            source: Box::new(source),
+        })?;
     state.chill_every(0, claims);
     Ok(state)
 }
@@ -669,6 +688,68 @@ mod tests {
         Ok(cold)
     }
 
+    /// Replays `journal` into a zone with a cold store: its decisions closed from the start
+    /// go there as the journal holds them (`records::Replaying`), the other closed records
+    /// at the chills; each closed record's entry on disk is the one its live record encodes.
+    fn replay_to_cold(
+        world: &World,
+        zone: ZoneId,
+        claims: &Claims,
+        journal: &[(u64, u8, Vec<u8>)],
+        dir: &std::path::Path,
+        live: &ZoneState,
+    ) -> Result<ZoneState, TestCaseError> {
+        let store = ColdStore::open(
+            &dir.join(format!("replayed-{}", zone.index())),
+            world.network.clone(),
+            world.catalog.clone(),
+        )
+        .unwrap();
+        let records = journal.iter().map(|(lsn, kind, payload)| {
+            Ok(Replayed {
+                lsn: *lsn,
+                kind: *kind,
+                payload: Cow::Borrowed(payload),
+                at: None,
+            })
+        });
+        let target = Target {
+            zone,
+            claims,
+            cold: Some(store),
+        };
+        let nowhere = |lsn| (PathBuf::from("journal"), lsn);
+        let state = rebuild(
+            &world.network,
+            &world.catalog,
+            target,
+            None,
+            records,
+            nowhere,
+        )
+        .unwrap();
+        let closed = live.hot_orders().filter(|record| !record.is_open()).count();
+        prop_assert_eq!(state.cold_count(), closed, "every closed record on disk");
+        let mut reader = state.cold_reader().expect("a store");
+        for (slot, item) in state.slots() {
+            if let crate::zone::state::Slot::Cold(place) = item {
+                let mut encoded = Vec::new();
+                let record = live.order(slot);
+                crate::zone::snapshot::encode_entry(
+                    &mut encoded,
+                    &record,
+                    &world.network,
+                    &world.catalog,
+                );
+                prop_assert_eq!(reader.entry(*place).unwrap(), &encoded[..], "slot {}", slot);
+                prop_assert_eq!(place.noted(), record.buyer.noted);
+                prop_assert_eq!(place.lifecycle(), record.lifecycle);
+            }
+        }
+        drop(reader);
+        Ok(state)
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
         #[test]
@@ -692,6 +773,7 @@ mod tests {
                 apply(&world, &mut zones, operation, &mut journals, &mut open);
             }
             let (replayed_claims, snapshot_claims, cold_claims) = (Claims::default(), Claims::default(), Claims::default());
+            let replayed_cold_claims = Claims::default();
             let (replayed_book, snapshot_book, cold_book) = (CustomerBook::new(zones.len()), CustomerBook::new(zones.len()), CustomerBook::new(zones.len()));
             for (customer, limit) in LIMITS {
                 replayed_book.set_limit(customer, limit);
@@ -714,12 +796,14 @@ mod tests {
                 };
                 let restored = rebuild(&world.network, &world.catalog, Target::in_memory(zone, &snapshot_claims), Some(&snapshot), std::iter::empty(), nowhere).unwrap();
                 let cold = restore_to_cold(&world, zone, &cold_claims, &snapshot, cold_dir.path(), live)?;
+                let replayed_cold = replay_to_cold(&world, zone, &replayed_cold_claims, journal, cold_dir.path(), live)?;
+                assert_same(&world, &replayed_cold, live)?;
                 assert_same(&world, &replayed, live)?;
                 assert_same(&world, &restored, live)?;
                 assert_same(&world, &cold, live)?;
                 // Each record notes where its id's claim stands (released or moved by that
                 // place when it leaves), however it was restored.
-                for (state, claims) in [(&replayed, &replayed_claims), (&restored, &snapshot_claims), (&cold, &cold_claims)] {
+                for (state, claims) in [(&replayed, &replayed_claims), (&restored, &snapshot_claims), (&cold, &cold_claims), (&replayed_cold, &replayed_cold_claims)] {
                     for slot in 0..state.order_count() as u32 {
                         let claim = state.claim_of(slot).and_then(|place| claims.at(place));
                         prop_assert_eq!(claim.map(|claim| (claim.zone, claim.slot)), Some((zone, slot)));

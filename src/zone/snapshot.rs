@@ -417,16 +417,18 @@ fn next_entry<'a>(
     }
 }
 
-/// The closed records a restore copies to the cold store, until a write fails.
-struct Copying {
-    on: bool,
-    /// Slots copied since the last write, with their entries' places in the snapshot.
-    unwritten: Vec<(u32, std::ops::Range<usize>)>,
+/// The closed records a restore copies to the cold store, until a write fails (a
+/// snapshot's, and the journal's decisions closed from the start: `records::Replaying`).
+pub(super) struct Copying {
+    pub(super) on: bool,
+    /// Slots copied since the last write, with their entries' places in the bytes they are
+    /// copied from.
+    pub(super) unwritten: Vec<(u32, std::ops::Range<usize>)>,
 }
 
 impl Copying {
     /// Writes the copied records; if that fails, they stay in memory ([`Copying::stop`]).
-    fn write(
+    pub(super) fn write(
         &mut self,
         state: &mut ZoneState,
         bytes: &[u8],
@@ -445,7 +447,7 @@ impl Copying {
     /// The cold store could not take a record: the records copied since the last write are
     /// decoded into memory instead (the next chill tries the store again), and the rest of
     /// the snapshot is restored as an old one is.
-    fn stop(
+    pub(super) fn stop(
         &mut self,
         state: &mut ZoneState,
         bytes: &[u8],
@@ -650,6 +652,15 @@ pub fn encode_entry(out: &mut Vec<u8>, record: &OrderRecord, network: &Network, 
     encode_decision(out, record, network, catalog);
     let length = (out.len() - length_at - 4) as u32;
     out[length_at..length_at + 4].copy_from_slice(&length.to_le_bytes());
+}
+
+/// Appends a decision record as the journal holds it (its content hash, then what
+/// `encode_decision` wrote) as the entry of a live record without approvers: what
+/// [`encode_entry`] writes for such a record, without decoding and encoding it again.
+pub(super) fn push_entry_of_payload(out: &mut Vec<u8>, payload: &[u8], noted: bool) {
+    out.push(if noted { NOTED } else { 0 });
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(payload);
 }
 
 fn text(out: &mut Vec<u8>, text: &[u8]) {

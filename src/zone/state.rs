@@ -759,11 +759,16 @@ impl ZoneState {
         slot
     }
 
+    /// Whether more than `pending` closed records wait for [`ZoneState::chill`].
+    pub fn chill_due(&self, pending: usize) -> bool {
+        self.closing.len() > pending
+    }
+
     /// [`ZoneState::chill`] once more than `pending` records wait for it (a restore calls it
     /// as it goes, so that a closed record does not stay in memory until the end); a store
     /// that cannot write is reported, and the records stay in memory.
     pub fn chill_every(&mut self, pending: usize, claims: &Claims) {
-        if self.closing.len() > pending
+        if self.chill_due(pending)
             && let Err(error) = self.chill(claims)
         {
             tracing::error!(
