@@ -745,7 +745,7 @@ fn unknown(what: &'static str, name: &str, source_of: &'static str) -> RecordErr
 /// The claims of a zone's replayed decisions, put back in batches: each replayed decision
 /// claimed one by one probed an index spread over every segment (80 MB for 10M ids), a cache
 /// miss each, and the claims were a quarter of a restart's time after a burst (the
-/// journal's tail replayed, docs/benchmarks.md "Replayed claims put back in batches").
+/// journal's tail replayed, docs/benchmarks.md "Replay after a burst").
 /// Waiting claims are put back grouped by segment ([`Claims::restore_all`], as one by one
 /// would) before any record that looks an id up, and at the end ([`Replaying::settle`]).
 ///
