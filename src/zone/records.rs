@@ -778,8 +778,9 @@ impl<'c> Replaying<'c> {
     }
 
     /// [`ZoneState::chill_every`], the closed decisions copied to the cold store written
-    /// first: a chill writes whatever the store holds staged, and a failed write would lose
-    /// the copies staged with its records without their knowing.
+    /// first (a chill writes whatever the store holds staged, and a failed write would lose
+    /// the copies staged with its records without their knowing), and those copies written
+    /// every [`COPIED_BETWEEN_WRITES`] in any case.
     pub fn chill_every(
         &mut self,
         state: &mut ZoneState,
@@ -787,8 +788,11 @@ impl<'c> Replaying<'c> {
         network: &Network,
         catalog: &Catalog,
     ) -> Result<(), RecordError> {
-        if state.chill_due(pending) {
+        let chill = state.chill_due(pending);
+        if chill || self.copying.unwritten.len() >= COPIED_BETWEEN_WRITES {
             self.write_copies(state, network, catalog)?;
+        }
+        if chill {
             state.chill_every(pending, self.claims);
         }
         Ok(())
@@ -842,10 +846,10 @@ impl<'c> Replaying<'c> {
 }
 
 /// Applies one journal record to `state` (and, for decisions, to the claims: put back once
-/// `claims` settles).
+/// `replaying` settles).
 pub fn replay(
     state: &mut ZoneState,
-    claims: &mut Replaying<'_>,
+    replaying: &mut Replaying<'_>,
     network: &Network,
     catalog: &Catalog,
     kind: u8,
@@ -856,7 +860,7 @@ pub fn replay(
             let (hash, body) = payload
                 .split_first_chunk::<8>()
                 .ok_or(RecordError::Truncated)?;
-            if replay_closed(state, claims, network, catalog, payload, body)? {
+            if replay_closed(state, replaying, network, catalog, payload, body)? {
                 return Ok(());
             }
             let content_hash = u64::from_le_bytes(*hash);
@@ -868,7 +872,7 @@ pub fn replay(
                     zone: network.zone_name(state.zone).to_owned(),
                 });
             }
-            let restored = claims
+            let restored = replaying
                 .claims
                 .restored(&decision.order_id, state.next_slot());
             let id = decision.order_id.clone();
@@ -878,12 +882,12 @@ pub fn replay(
                     order: id.to_string(),
                     source,
                 })?;
-            claims.waiting.push(restored);
+            replaying.waiting.push(restored);
             Ok(())
         }
         RecordKind::Closed => {
             let (end, id) = decode_closed(payload)?;
-            let slot = match claims.claims(state).get(id) {
+            let slot = match replaying.claims(state).get(id) {
                 Some(claim) if claim.zone == state.zone && claim.is_decided() => claim.slot,
                 _ => return Err(RecordError::UnknownClose(id.to_owned())),
             };
@@ -899,7 +903,7 @@ pub fn replay(
         }
         RecordKind::Approved => {
             let (released, approver, id) = decode_approved(payload)?;
-            let slot = match claims.claims(state).get(id) {
+            let slot = match replaying.claims(state).get(id) {
                 Some(claim) if claim.zone == state.zone && claim.is_decided() => claim.slot,
                 _ => return Err(RecordError::UnknownClose(id.to_owned())),
             };
@@ -927,13 +931,13 @@ pub fn replay(
 /// decoding, which also names what is wrong.
 fn replay_closed(
     state: &mut ZoneState,
-    claims: &mut Replaying<'_>,
+    replaying: &mut Replaying<'_>,
     network: &Network,
     catalog: &Catalog,
     payload: &[u8],
     body: &[u8],
 ) -> Result<bool, RecordError> {
-    if !claims.copying.on || !state.has_cold_store() {
+    if !replaying.copying.on || !state.has_cold_store() {
         return Ok(false);
     }
     let raw = read_decision_record(body)?;
@@ -946,31 +950,28 @@ fn replay_closed(
         return Ok(false);
     }
     let noted = raw.screened.as_ref().is_some_and(|screened| screened.noted);
-    let start = claims.entries.len();
-    push_entry_of_payload(&mut claims.entries, payload, noted);
-    let entry = &claims.entries[start..];
+    let start = replaying.entries.len();
+    push_entry_of_payload(&mut replaying.entries, payload, noted);
+    let entry = &replaying.entries[start..];
     let slot = match state.restore_cold(entry, Lifecycle::Live, noted, raw.decided_at) {
         Ok(slot) => slot,
         Err(error) => {
-            claims.entries.truncate(start);
-            claims
+            replaying.entries.truncate(start);
+            replaying
                 .copying
-                .stop(state, &claims.entries, network, catalog, error)?;
-            claims.entries.clear();
+                .stop(state, &replaying.entries, network, catalog, error)?;
+            replaying.entries.clear();
             return Ok(false);
         }
     };
     state.take_seq();
-    claims
+    replaying
         .copying
         .unwritten
-        .push((slot, start..claims.entries.len()));
-    claims
+        .push((slot, start..replaying.entries.len()));
+    replaying
         .waiting
-        .push(claims.claims.restored(raw.order_id, slot));
-    if claims.copying.unwritten.len() >= COPIED_BETWEEN_WRITES {
-        claims.write_copies(state, network, catalog)?;
-    }
+        .push(replaying.claims.restored(raw.order_id, slot));
     Ok(true)
 }
 
