@@ -19,7 +19,7 @@ pub fn sync_directory(dir: &Path) -> Result<(), JournalError> {
 }
 
 /// Writes the snapshot of state `bytes` after record `lsn` into `dir`, durably, and returns
-/// its path. The caller has checked `bytes` against the bound.
+/// its path (a payload already whole in memory: a new zone's, a checkpoint's).
 pub fn write_snapshot_file(dir: &Path, lsn: u64, bytes: &[u8]) -> Result<PathBuf, JournalError> {
     let mut writer = SnapshotWriter::create(dir, lsn)?;
     writer.write(bytes)?;
