@@ -17,3 +17,22 @@ pub fn prefetch<T>(value: &T) {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = value;
 }
+
+/// Asks the CPU to start loading every cache line of `value` (one hint each 64 bytes): for
+/// a value written on another core whose fields a loop reads a few items later.
+#[inline(always)]
+pub fn prefetch_whole<T>(value: &T) {
+    let start = (value as *const T).cast::<i8>();
+    for offset in (0..std::mem::size_of::<T>()).step_by(64) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `prefetch`: a hint that reads nothing and cannot fault; the address
+        // (inside `value`, `offset` < its size) is only computed, never dereferenced.
+        unsafe {
+            core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
+                start.wrapping_add(offset),
+            );
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (start, offset);
+    }
+}

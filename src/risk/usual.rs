@@ -42,6 +42,14 @@ impl Usual {
         self.skus.get(sku.index()).copied().unwrap_or_default()
     }
 
+    /// Starts loading `sku`'s entry (the screen and the count read it a few orders later).
+    #[inline]
+    pub fn prefetch(&self, sku: SkuId) {
+        if let Some(entry) = self.skus.get(sku.index()) {
+            crate::prefetch::prefetch(entry);
+        }
+    }
+
     /// The SKUs counted so far, with their usual.
     pub fn counted(&self) -> impl Iterator<Item = (SkuId, SkuUsual)> + '_ {
         self.skus

@@ -186,7 +186,13 @@ pub fn decide(
     out: &mut Vec<u8>,
     decided: &mut Decided,
 ) {
-    // The first visit is read at once: loading it ahead would gain nothing.
+    // Two stages ahead: a visit was written on the HTTP worker's core, so reading one to
+    // learn its SKUs is a miss of its own; the visit `2 * PREFETCH_AHEAD` on is loaded
+    // whole, the one `PREFETCH_AHEAD` on (loaded by then) has its stock cells and SKU
+    // entries loaded. The first visits are read at once: loading them ahead gains nothing.
+    for visit in visits.iter().skip(PREFETCH_AHEAD).take(PREFETCH_AHEAD) {
+        crate::prefetch::prefetch_whole(visit);
+    }
     for visit in visits.iter().skip(1).take(PREFETCH_AHEAD - 1) {
         zone.prefetch(&visit.order);
     }
@@ -194,6 +200,9 @@ pub fn decide(
     // is unless an answered one before it left a gap.
     let mut kept = 0;
     for taken in 0..visits.len() {
+        if let Some(far) = visits.get(taken + 2 * PREFETCH_AHEAD) {
+            crate::prefetch::prefetch_whole(far);
+        }
         if let Some(ahead) = visits.get(taken + PREFETCH_AHEAD) {
             zone.prefetch(&ahead.order);
         }

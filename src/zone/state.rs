@@ -316,13 +316,14 @@ impl ZoneState {
     }
 
     /// Asks the CPU to start loading the cells of `sku` (all of the zone's warehouses share a
-    /// cache line or two). The route loop calls it a few orders ahead, so the engine finds
-    /// them in cache instead of waiting on memory.
+    /// cache line or two) and its usual quantity (the risk screen's). The route loop calls
+    /// it a few orders ahead, so the engine finds them in cache instead of waiting on memory.
     #[inline]
     pub fn prefetch(&self, sku: SkuId) {
         if let Some(cell) = self.stock.get(sku.index() * self.warehouses.len()) {
             crate::prefetch::prefetch(cell);
         }
+        self.usual.prefetch(sku);
     }
 
     #[inline]
