@@ -275,12 +275,13 @@ mod tests {
     async fn accepted_connections_send_at_once() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
-        let (client, accepted) = tokio::join!(
-            tokio::net::TcpStream::connect(address),
-            listener.accept()
-        );
+        let (client, accepted) =
+            tokio::join!(tokio::net::TcpStream::connect(address), listener.accept());
         let (socket, _) = accepted.unwrap();
-        assert!(!socket.nodelay().unwrap(), "Nagle is on until the edge turns it off");
+        assert!(
+            !socket.nodelay().unwrap(),
+            "Nagle is on until the edge turns it off"
+        );
         send_at_once(&socket);
         assert!(socket.nodelay().unwrap());
         drop(client);
