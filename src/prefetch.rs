@@ -5,17 +5,7 @@
 /// program and cannot fault; a no-op off x86_64.
 #[inline(always)]
 pub fn prefetch<T>(value: &T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is a hint: it cannot fault and has no effect the program can see.
-    // The pointer comes from a live reference anyway. SSE, which the intrinsic needs, is part
-    // of every x86_64 CPU.
-    unsafe {
-        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
-            (value as *const T).cast::<i8>(),
-        );
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = value;
+    prefetch_address((value as *const T).cast());
 }
 
 /// Asks the CPU to start loading every cache line of `value` (one hint each 64 bytes): for
@@ -24,15 +14,21 @@ pub fn prefetch<T>(value: &T) {
 pub fn prefetch_whole<T>(value: &T) {
     let start = (value as *const T).cast::<i8>();
     for offset in (0..std::mem::size_of::<T>()).step_by(64) {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as in `prefetch`: a hint that reads nothing and cannot fault; the address
-        // (inside `value`, `offset` < its size) is only computed, never dereferenced.
-        unsafe {
-            core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
-                start.wrapping_add(offset),
-            );
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = (start, offset);
+        // Inside `value` (`offset` < its size): only computed, never dereferenced.
+        prefetch_address(start.wrapping_add(offset));
     }
+}
+
+/// The hint itself, for any address.
+#[inline(always)]
+fn prefetch_address(address: *const i8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint: it cannot fault and has no effect the program can see,
+    // whatever the address (the callers' come from live references anyway). SSE, which the
+    // intrinsic needs, is part of every x86_64 CPU.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(address);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = address;
 }
