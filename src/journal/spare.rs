@@ -59,9 +59,20 @@ impl SpareJob {
     }
 
     /// Makes the spare: the freed segment renamed (or a new file), zeros over all of it,
-    /// synced. Returns the spare's path. A failure costs nothing but the spare (the roll
-    /// then creates its segment as a journal without spares does); the caller logs it.
+    /// synced, paced beside the journal's commits (`paced.rs`). Returns the spare's path. A
+    /// failure costs nothing but the spare (the roll then creates its segment as a journal
+    /// without spares does); the caller logs it.
     pub fn run(self) -> Result<PathBuf, JournalError> {
+        self.make(true)
+    }
+
+    /// [`SpareJob::run`] without the pauses between pieces: for a journal that commits
+    /// nothing yet (its first segment, made before the service starts).
+    pub fn run_now(self) -> Result<PathBuf, JournalError> {
+        self.make(false)
+    }
+
+    fn make(self, pause: bool) -> Result<PathBuf, JournalError> {
         if let Some(old) = &self.recycle
             && let Err(source) = fs::rename(old, &self.path)
         {
@@ -89,7 +100,9 @@ impl SpareJob {
             let piece = (bytes - at).min(zeros.len() as u64);
             paced::write(&file, &self.path, at, &zeros[..piece as usize])?;
             at += piece;
-            paced::pause();
+            if pause {
+                paced::pause();
+            }
         }
         file.sync_all()
             .map_err(|source| JournalError::io("syncing", &self.path, source))?;

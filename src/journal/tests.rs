@@ -1562,6 +1562,30 @@ mod preallocated {
     }
 
     #[test]
+    fn a_spare_made_at_once_takes_the_first_group_and_is_zeros_to_its_end() {
+        let dir = TempDir::new().unwrap();
+        let (mut journal, _) = open(dir.path(), options());
+        // Made before any commit (as the service does for its log at start).
+        let spare = journal.spare_job().expect("a new journal asks").run_now();
+        let spare = spare.unwrap();
+        assert_eq!(fs::metadata(&spare).unwrap().len(), options().segment_bytes);
+        assert!(is_zeros(&fs::read(&spare).unwrap()));
+        journal.add_spare(Some(spare));
+        write_records(&mut journal, 1, 8, 4);
+        // The first group went into it: one segment, of full length, never appended to.
+        let segments = segment_files(dir.path());
+        assert_eq!(segments.len(), 1);
+        assert_eq!(
+            fs::metadata(&segments[0]).unwrap().len(),
+            options().segment_bytes
+        );
+        assert!(journal.spare_job().is_none(), "not before half");
+        drop(journal);
+        let (_, recovered) = open(dir.path(), options());
+        assert_eq!(recovered.records, records(1, 8));
+    }
+
+    #[test]
     fn a_journal_that_stops_preallocating_asks_for_no_spare() {
         let dir = TempDir::new().unwrap();
         let (mut journal, _) = open(dir.path(), options());

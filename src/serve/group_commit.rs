@@ -116,9 +116,12 @@ impl Writer {
     pub fn start(
         name: &str,
         journals: Vec<(String, Journal)>,
-        wal: Option<Wal>,
+        mut wal: Option<Wal>,
         feed: FeedSender,
     ) -> std::io::Result<(Vec<Writer>, Stopped)> {
+        if let Some(wal) = wal.as_mut() {
+            first_segment_ahead(name, wal);
+        }
         let (queue, waiting) = crossbeam::channel::bounded(WRITER_QUEUE);
         let (stopped, on_stop) = crossbeam::channel::bounded(1);
         let window = journals.first().map_or(Duration::ZERO, |(_, journal)| {
@@ -167,6 +170,36 @@ impl Writer {
         }
         self.wake.0.unpark();
     }
+}
+
+/// Makes the log's next segment now, before any commit, if it has no active segment made
+/// ahead (a new data dir, or a last segment that was appended to): otherwise the first
+/// commits go to a segment that grows, whose syncs carry its metadata, while the spare's
+/// 64 MiB of zeros are written beside them, and that short first segment, reused later as a
+/// spare, has to be allocated to full size then (a second new-block spare in the first
+/// half minute). Measured: docs/benchmarks.md, "The log's first segment made before the
+/// first commit". A restart whose log continues a segment made ahead skips it.
+fn first_segment_ahead(name: &str, wal: &mut Wal) {
+    let Some(job) = wal.spare_job() else {
+        return;
+    };
+    let started = Instant::now();
+    let path = job.path().to_owned();
+    let made = job.run_now();
+    match &made {
+        Ok(_) => {
+            metrics::counter!(names::JOURNAL_SPARES).increment(1);
+            tracing::info!(
+                "journal writer {name}: the log's next segment made ahead in {} ms",
+                started.elapsed().as_millis()
+            );
+        }
+        Err(error) => tracing::warn!(
+            "journal writer {name}: could not make the log's next segment ahead ({}): {error}",
+            path.display()
+        ),
+    }
+    wal.add_spare(made.ok());
 }
 
 /// Tells when a writer has stopped: every handle to it dropped, the rounds done, each
