@@ -13,7 +13,8 @@
 //!
 //! So the next segment is made before the roll that needs it (asked for once the active
 //! segment is half full, or at once when the active segment was not made ahead: it is
-//! then left as soon as the spare is ready), on another thread: a file of zeros `segment_bytes` long
+//! then left as soon as the spare is ready; the service's log makes that one before its
+//! first commit, [`SpareJob::run_now`]), on another thread: a file of zeros `segment_bytes` long
 //! ([`SpareJob::run`]), written a piece at a time and synced every few MiB, so that it
 //! never queues megabytes ahead of a commit's sync (`paced.rs`). Where compaction has
 //! freed a segment, that file is reused (renamed and overwritten with zeros, no blocks
