@@ -514,7 +514,15 @@ pub(super) fn decode_decision(
     network: &Network,
     catalog: &Catalog,
 ) -> Result<(Decision, Buyer), RecordError> {
-    let raw = read_decision_record(bytes)?;
+    resolve_decision(read_decision_record(bytes)?, network, catalog)
+}
+
+/// A decision record read ([`read_decision_record`]), its names resolved.
+fn resolve_decision(
+    raw: RawDecision<'_>,
+    network: &Network,
+    catalog: &Catalog,
+) -> Result<(Decision, Buyer), RecordError> {
     let lines = |lines: &[(&str, u32)]| -> Result<SmallVec<[LineQuantity; 2]>, RecordError> {
         lines
             .iter()
@@ -860,11 +868,13 @@ pub fn replay(
             let (hash, body) = payload
                 .split_first_chunk::<8>()
                 .ok_or(RecordError::Truncated)?;
-            if replay_closed(state, replaying, network, catalog, payload, body)? {
+            // Read once: copied as it is when closed from the start, else resolved.
+            let raw = read_decision_record(body)?;
+            if replay_closed(state, replaying, network, catalog, payload, &raw)? {
                 return Ok(());
             }
             let content_hash = u64::from_le_bytes(*hash);
-            let (decision, buyer) = decode_decision(body, network, catalog)?;
+            let (decision, buyer) = resolve_decision(raw, network, catalog)?;
             if decision.zone != state.zone {
                 return Err(RecordError::OtherZone {
                     order: decision.order_id.to_string(),
@@ -935,12 +945,11 @@ fn replay_closed(
     network: &Network,
     catalog: &Catalog,
     payload: &[u8],
-    body: &[u8],
+    raw: &RawDecision<'_>,
 ) -> Result<bool, RecordError> {
     if !replaying.copying.on || !state.has_cold_store() {
         return Ok(false);
     }
-    let raw = read_decision_record(body)?;
     if raw.status != Status::Rejected
         || !raw.shipments.is_empty()
         || !raw.backordered.is_empty()
