@@ -242,6 +242,7 @@ fn run(
         .map(|(name, journal)| Zone::new(name, journal))
         .collect();
     let wal_commits = metrics::counter!(names::JOURNAL_WAL_COMMITS);
+    let mut slow = SlowCommits::default();
     let mut group: Vec<Commit> = Vec::new();
     while let Some(first) = next_commit(&waiting, &mut background, wal.as_mut(), &mut zones) {
         group.push(first);
@@ -279,16 +280,72 @@ fn run(
         }
         check_log(wal.commit());
         wal_commits.increment(1);
-        let took = started.elapsed().as_secs_f64();
+        let took = started.elapsed();
         for commit in group.drain(..) {
             deliver(commit.after, &feed);
         }
+        if let Some(report) = slow.note(took, Instant::now()) {
+            tracing::warn!("{report}");
+        }
         for zone in &mut zones {
-            zone.logged_round(took);
+            zone.logged_round(took.as_secs_f64());
         }
         background.step(wal, &mut zones);
     }
     stop(wal.as_mut(), &mut zones);
+}
+
+/// A commit of the write-ahead log this long or longer is reported in the log: every answer
+/// of its round, and every order queued behind it, waited that long. The disk does this on
+/// its own now and then (docs/benchmarks.md, "What the seconds over 20 ms are": a lone
+/// writer's `fdatasync` of 1 KiB held for 33-174 ms every few minutes on the machine
+/// measured), and an operator looking at a latency spike should find it named.
+const SLOW_COMMIT: Duration = Duration::from_millis(20);
+
+/// At most one report of slow commits per period; the ones between are counted into it.
+const SLOW_COMMIT_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// The writer's slow commits since its last report ([`SLOW_COMMIT`]).
+#[derive(Debug, Default)]
+struct SlowCommits {
+    /// When the last report was made.
+    reported: Option<Instant>,
+    /// Slow commits since then, and the longest of them.
+    count: u32,
+    longest: Duration,
+}
+
+impl SlowCommits {
+    /// Notes a commit of the log that took `took`; the report to log now, if it was slow and
+    /// none was made in the last [`SLOW_COMMIT_LOG_EVERY`].
+    fn note(&mut self, took: Duration, now: Instant) -> Option<String> {
+        if took < SLOW_COMMIT {
+            return None;
+        }
+        self.count += 1;
+        self.longest = self.longest.max(took);
+        if self
+            .reported
+            .is_some_and(|at| now < at + SLOW_COMMIT_LOG_EVERY)
+        {
+            return None;
+        }
+        self.reported = Some(now);
+        let (count, longest) = (
+            std::mem::take(&mut self.count),
+            std::mem::take(&mut self.longest),
+        );
+        Some(format!(
+            "the write-ahead log's commit (its write and fdatasync) took {:.1} ms, and the \
+             answers of its round waited for it: {count} commit(s) over {} ms since the last \
+             report, the longest {:.1} ms (reported at most every {} s; \
+             router_journal_commit_latency_seconds has them all)",
+            took.as_secs_f64() * 1e3,
+            SLOW_COMMIT.as_millis(),
+            longest.as_secs_f64() * 1e3,
+            SLOW_COMMIT_LOG_EVERY.as_secs(),
+        ))
+    }
 }
 
 /// Waits for the next commit (`None` once every handle is dropped), taking the background
@@ -752,5 +809,42 @@ impl Journals {
     /// zone rebuilds at each start, never read by recovery).
     pub fn cold_dir(&self, network: &Network, zone: ZoneId) -> PathBuf {
         self.data_dir.join("cold").join(network.zone_name(zone))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slow_commits_are_reported_at_most_once_per_period_with_their_count_and_longest() {
+        let mut slow = SlowCommits::default();
+        let start = Instant::now();
+        let ms = Duration::from_millis;
+        // Commits under the threshold are never reported, nor counted.
+        assert_eq!(slow.note(ms(19), start), None);
+        // The first slow one is reported at once.
+        let first = slow
+            .note(ms(148), start)
+            .expect("the first slow commit is reported");
+        assert!(first.contains("took 148.0 ms"), "{first}");
+        assert!(first.contains("1 commit(s) over 20 ms"), "{first}");
+        // Within the period: counted, not reported.
+        assert_eq!(slow.note(ms(35), start + ms(1_000)), None);
+        assert_eq!(slow.note(ms(5), start + ms(2_000)), None);
+        assert_eq!(slow.note(ms(83), start + ms(9_000)), None);
+        // After it: one report for the three, with the longest of them.
+        let second = slow
+            .note(ms(21), start + SLOW_COMMIT_LOG_EVERY + ms(1))
+            .expect("a slow commit after the period is reported");
+        assert!(second.contains("took 21.0 ms"), "{second}");
+        assert!(second.contains("3 commit(s) over 20 ms"), "{second}");
+        assert!(second.contains("the longest 83.0 ms"), "{second}");
+        // And the count starts again.
+        let third = slow
+            .note(ms(40), start + SLOW_COMMIT_LOG_EVERY * 2 + ms(2))
+            .expect("reported again after another period");
+        assert!(third.contains("1 commit(s) over 20 ms"), "{third}");
+        assert!(third.contains("the longest 40.0 ms"), "{third}");
     }
 }
