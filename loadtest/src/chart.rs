@@ -1,6 +1,8 @@
 //! The chart of a run (SVG): offered, answered and throttled orders per second, and those
 //! answered after more than 10 ms, above; p50, p99 and p99.9 per second of intended send
-//! time (log scale) with the recovery threshold below; and,
+//! time (log scale), with the p99 of the same orders' send delay (the tool's own lateness
+//! and the server's backpressure, to tell a slow second's cause) and the recovery threshold,
+//! below; and,
 //! when the server reports it, its resident memory each second at the bottom (a soak's
 //! plateau, or its growth, shows there).
 
@@ -106,7 +108,8 @@ fn draw_rates(area: &Chart<'_>, report: &Report) -> DrawResult {
     Ok(())
 }
 
-/// The p50, p99 and p99.9 of each second (log scale), and the recovery threshold.
+/// The p50, p99 and p99.9 of each second (log scale), its send delay's p99, and the
+/// recovery threshold.
 fn draw_latency(area: &Chart<'_>, report: &Report) -> DrawResult {
     let seconds = seconds(report);
     let p99_max = report
@@ -131,10 +134,16 @@ fn draw_latency(area: &Chart<'_>, report: &Report) -> DrawResult {
         .draw()?;
     /// A line of the latency panel: label, what it plots, colour, stroke width.
     type LatencyLine = (&'static str, fn(&Second) -> Option<f64>, RGBColor, u32);
-    let lines: [LatencyLine; 3] = [
+    let lines: [LatencyLine; 4] = [
         ("p50", |second| second.p50_ms, BLUE, 1),
         ("p99", |second| second.p99_ms, MAGENTA, 2),
         ("p99.9", |second| second.p999_ms, RED, 1),
+        (
+            "send delay p99",
+            |second| second.send_delay_p99_ms,
+            GREEN,
+            1,
+        ),
     ];
     for (label, pick, color, width) in lines {
         let points = report

@@ -35,6 +35,12 @@ pub struct Second {
     /// Orders intended in this second answered after more than [`SLOW_MS`]: a stall shows
     /// here even when it is too short to move the second's p99.
     pub over_10ms: u64,
+    /// The p99 and the longest of this second's send delays (intended time to the line
+    /// handed to the connection): a slow second with a small send delay is the server's
+    /// (or the network's), one whose send delay is as large is the tool's own lateness or
+    /// the server's backpressure.
+    pub send_delay_p99_ms: Option<f64>,
+    pub send_delay_max_ms: Option<f64>,
     /// The server's resident memory sampled in this second.
     pub resident_bytes: Option<u64>,
 }
@@ -128,6 +134,15 @@ fn series(collector: &Collector) -> Vec<Second> {
             p999_ms: quantile_ms(&bucket.latency, 0.999),
             max_ms: (!bucket.latency.is_empty()).then(|| ms(bucket.latency.max())),
             over_10ms: bucket.latency.len() - bucket.latency.count_between(0, SLOW_MS * 1000),
+            send_delay_p99_ms: bucket
+                .send_delay
+                .as_ref()
+                .and_then(|delays| quantile_ms(delays, 0.99)),
+            send_delay_max_ms: bucket
+                .send_delay
+                .as_ref()
+                .filter(|delays| !delays.is_empty())
+                .map(|delays| ms(delays.max())),
             resident_bytes: memory_by_second.get(&(second as u32)).copied(),
         })
         .collect()
@@ -556,5 +571,40 @@ mod tests {
         assert_eq!(series[2].over_10ms, 0);
         assert!(near(series[2].p999_ms, 0.8));
         assert_eq!(series[0].p999_ms, None);
+    }
+
+    #[test]
+    fn each_second_tells_its_send_delay_apart_from_its_latency() {
+        let mut collector = Collector::new(1);
+        let mut tally = Tally::default();
+        // Second 1: the server held the answers (30 ms) while the tool sent on time.
+        for _ in 0..200 {
+            tally.latency(1, 0, 30_000, 100);
+        }
+        // Second 2: the tool was late itself (25 ms) and the server quick after that.
+        for _ in 0..99 {
+            tally.latency(2, 0, 26_000, 25_000);
+        }
+        tally.latency(2, 0, 27_000, 26_000);
+        collector.absorb(&mut tally);
+        let series = series(&collector);
+        // Within the histogram's 1%.
+        let near = |value: Option<f64>, expected: f64| {
+            (value.unwrap() - expected).abs() <= expected * 0.01
+        };
+        let (server, tool) = (&series[1], &series[2]);
+        assert!(near(server.p99_ms, 30.0), "{server:?}");
+        assert!(near(server.send_delay_p99_ms, 0.1), "{server:?}");
+        assert!(near(server.send_delay_max_ms, 0.1), "{server:?}");
+        assert!(near(tool.p99_ms, 26.0), "{tool:?}");
+        assert!(near(tool.send_delay_p99_ms, 25.0), "{tool:?}");
+        assert!(near(tool.send_delay_max_ms, 26.0), "{tool:?}");
+        // A second with no orders has neither.
+        assert_eq!(series[0].send_delay_p99_ms, None);
+        assert_eq!(series[0].send_delay_max_ms, None);
+        // And the report's series carries them.
+        let row = serde_json::to_value(server).unwrap();
+        assert!(row["send_delay_p99_ms"].as_f64().is_some(), "{row}");
+        assert!(row["send_delay_max_ms"].as_f64().is_some(), "{row}");
     }
 }

@@ -185,10 +185,19 @@ impl Tally {
     }
 }
 
+/// A histogram of send delays for one second: two significant figures (1%) are enough to
+/// tell the tool's own lateness from the server's, at a seventh of the memory of a
+/// [`latency_histogram`] (about 23 KB a second of the run against 172 KB).
+pub fn send_delay_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, LATENCY_MAX_US, 2).expect("static histogram bounds are valid")
+}
+
 /// One phase's or one second's numbers.
 pub struct Bucket {
     pub counts: Counts,
     pub latency: Histogram<u64>,
+    /// Send delays of the orders intended in this second (seconds only; empty for phases).
+    pub send_delay: Option<Histogram<u64>>,
 }
 
 impl Bucket {
@@ -196,6 +205,14 @@ impl Bucket {
         Bucket {
             counts: Counts::default(),
             latency: latency_histogram(),
+            send_delay: None,
+        }
+    }
+
+    fn second() -> Bucket {
+        Bucket {
+            send_delay: Some(send_delay_histogram()),
+            ..Bucket::new()
         }
     }
 }
@@ -243,7 +260,7 @@ impl Collector {
     fn second(&mut self, second: u32) -> &mut Bucket {
         let index = second as usize;
         while self.seconds.len() <= index {
-            self.seconds.push(Bucket::new());
+            self.seconds.push(Bucket::second());
         }
         &mut self.seconds[index]
     }
@@ -260,12 +277,17 @@ impl Collector {
         }
         for (second, phase, latency, delay) in tally.latencies.drain(..) {
             let latency = latency.min(LATENCY_MAX_US);
+            let delay = delay.min(LATENCY_MAX_US);
             self.latency.saturating_record(latency);
-            self.send_delay.saturating_record(delay.min(LATENCY_MAX_US));
+            self.send_delay.saturating_record(delay);
             if let Some(bucket) = self.phases.get_mut(phase as usize) {
                 bucket.latency.saturating_record(latency);
             }
-            self.second(second).latency.saturating_record(latency);
+            let bucket = self.second(second);
+            bucket.latency.saturating_record(latency);
+            if let Some(delays) = &mut bucket.send_delay {
+                delays.saturating_record(delay);
+            }
         }
         for waited in tally.shed_waits.drain(..) {
             self.shed_wait.saturating_record(waited.min(LATENCY_MAX_US));
