@@ -410,6 +410,7 @@ fn table(report: &Value) -> String {
         );
     }
     totals_line(&mut out, &report["totals"]);
+    slowest_seconds_line(&mut out, &report["series"]);
     shipping_lines(&mut out, &report["shipping"]);
     recovery_lines(&mut out, &report["recovery"]);
     if let Some(peak) = report["memory"]["peak_resident_bytes"].as_u64() {
@@ -454,6 +455,48 @@ fn totals_line(out: &mut String, totals: &Value) {
         totals["shed"],
         totals["lost"],
         totals["mismatched"],
+    );
+}
+
+/// A second's p99 over this (ms) counts as a stall in the table's summary line.
+const STALL_P99_MS: f64 = 20.0;
+
+/// How many seconds had a p99 over [`STALL_P99_MS`], and the slowest three with their send
+/// delay, so that a stall and whose it was show without opening the report.
+fn slowest_seconds_line(out: &mut String, series: &Value) {
+    let mut seconds: Vec<&Value> = series
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|second| second["p99_ms"].is_number())
+        .collect();
+    if seconds.is_empty() {
+        return;
+    }
+    let p99 = |second: &Value| second["p99_ms"].as_f64().unwrap_or(0.0);
+    let stalls = seconds
+        .iter()
+        .filter(|second| p99(second) > STALL_P99_MS)
+        .count();
+    let total = seconds.len();
+    seconds.sort_by(|a, b| p99(b).total_cmp(&p99(a)));
+    let shown: Vec<String> = seconds
+        .iter()
+        .take(3)
+        .map(|second| {
+            format!(
+                "{} ({} ms, {} over 10 ms, send delay p99 {} ms)",
+                second["second"],
+                number(&second["p99_ms"]),
+                second["over_10ms"],
+                number(&second["send_delay_p99_ms"]),
+            )
+        })
+        .collect();
+    let _ = writeln!(
+        out,
+        "seconds with a p99 over {STALL_P99_MS} ms: {stalls} of {total}; the slowest by p99: {}",
+        shown.join(", ")
     );
 }
 
@@ -571,6 +614,30 @@ mod tests {
         assert_eq!(series[2].over_10ms, 0);
         assert!(near(series[2].p999_ms, 0.8));
         assert_eq!(series[0].p999_ms, None);
+    }
+
+    #[test]
+    fn the_table_counts_the_stalled_seconds_and_names_the_slowest_with_their_send_delay() {
+        let series = json!([
+            {"second": 0, "p99_ms": null, "over_10ms": 0, "send_delay_p99_ms": null},
+            {"second": 1, "p99_ms": 2.1, "over_10ms": 0, "send_delay_p99_ms": 0.7},
+            {"second": 2, "p99_ms": 39.9, "over_10ms": 861, "send_delay_p99_ms": 0.8},
+            {"second": 3, "p99_ms": 12.5, "over_10ms": 249, "send_delay_p99_ms": 8.58},
+            {"second": 4, "p99_ms": 25.3, "over_10ms": 713, "send_delay_p99_ms": 0.81},
+        ]);
+        let mut out = String::new();
+        slowest_seconds_line(&mut out, &series);
+        assert_eq!(
+            out,
+            "seconds with a p99 over 20 ms: 2 of 4; the slowest by p99: \
+             2 (39.90 ms, 861 over 10 ms, send delay p99 0.80 ms), \
+             4 (25.30 ms, 713 over 10 ms, send delay p99 0.81 ms), \
+             3 (12.50 ms, 249 over 10 ms, send delay p99 8.58 ms)\n"
+        );
+        // No seconds with answers: no line.
+        let mut empty = String::new();
+        slowest_seconds_line(&mut empty, &json!([{"second": 0, "p99_ms": null}]));
+        assert_eq!(empty, "");
     }
 
     #[test]
