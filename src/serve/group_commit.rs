@@ -310,20 +310,25 @@ const SLOW_COMMIT_LOG_EVERY: Duration = Duration::from_secs(10);
 struct SlowCommits {
     /// When the last report was made.
     reported: Option<Instant>,
-    /// Slow commits since then, and the longest of them.
+    /// Slow commits not reported yet: how many, the longest, when the first came.
     count: u32,
     longest: Duration,
+    first: Option<Instant>,
 }
 
 impl SlowCommits {
-    /// Notes a commit of the log that took `took`; the report to log now, if it was slow and
-    /// none was made in the last [`SLOW_COMMIT_LOG_EVERY`].
+    /// Notes a commit of the log that took `took` (every round's, slow or not); the report to
+    /// log now, when slow commits wait to be reported and none was made in the last
+    /// [`SLOW_COMMIT_LOG_EVERY`]. The first slow commit after a quiet period is reported at
+    /// once; later ones at the first round after the period, so none goes unreported while
+    /// the writer has rounds to commit.
     fn note(&mut self, took: Duration, now: Instant) -> Option<String> {
-        if took < SLOW_COMMIT {
-            return None;
+        if took >= SLOW_COMMIT {
+            self.count += 1;
+            self.longest = self.longest.max(took);
+            self.first.get_or_insert(now);
         }
-        self.count += 1;
-        self.longest = self.longest.max(took);
+        let first = self.first?;
         if self
             .reported
             .is_some_and(|at| now < at + SLOW_COMMIT_LOG_EVERY)
@@ -331,18 +336,19 @@ impl SlowCommits {
             return None;
         }
         self.reported = Some(now);
+        self.first = None;
         let (count, longest) = (
             std::mem::take(&mut self.count),
             std::mem::take(&mut self.longest),
         );
         Some(format!(
-            "the write-ahead log's commit (its write and fdatasync) took {:.1} ms, and the \
-             answers of its round waited for it: {count} commit(s) over {} ms since the last \
-             report, the longest {:.1} ms (reported at most every {} s; \
-             router_journal_commit_latency_seconds has them all)",
-            took.as_secs_f64() * 1e3,
+            "{count} commit(s) of the write-ahead log (a write and an fdatasync) took over {} \
+             ms, the longest {:.1} ms, the first {:.1} s ago: the answers of their rounds \
+             waited for the disk (reported at most every {} s; \
+             router_journal_commit_latency_seconds counts them all)",
             SLOW_COMMIT.as_millis(),
             longest.as_secs_f64() * 1e3,
+            now.duration_since(first).as_secs_f64(),
             SLOW_COMMIT_LOG_EVERY.as_secs(),
         ))
     }
@@ -817,7 +823,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn slow_commits_are_reported_at_most_once_per_period_with_their_count_and_longest() {
+    fn slow_commits_are_reported_at_most_once_per_period_and_none_is_left_out() {
         let mut slow = SlowCommits::default();
         let start = Instant::now();
         let ms = Duration::from_millis;
@@ -827,24 +833,31 @@ mod tests {
         let first = slow
             .note(ms(148), start)
             .expect("the first slow commit is reported");
-        assert!(first.contains("took 148.0 ms"), "{first}");
-        assert!(first.contains("1 commit(s) over 20 ms"), "{first}");
+        assert!(first.starts_with("1 commit(s)"), "{first}");
+        assert!(
+            first.contains("over 20 ms, the longest 148.0 ms, the first 0.0 s ago"),
+            "{first}"
+        );
         // Within the period: counted, not reported.
         assert_eq!(slow.note(ms(35), start + ms(1_000)), None);
         assert_eq!(slow.note(ms(5), start + ms(2_000)), None);
         assert_eq!(slow.note(ms(83), start + ms(9_000)), None);
-        // After it: one report for the three, with the longest of them.
+        // The first round after it reports them, slow or not.
         let second = slow
-            .note(ms(21), start + SLOW_COMMIT_LOG_EVERY + ms(1))
-            .expect("a slow commit after the period is reported");
-        assert!(second.contains("took 21.0 ms"), "{second}");
-        assert!(second.contains("3 commit(s) over 20 ms"), "{second}");
-        assert!(second.contains("the longest 83.0 ms"), "{second}");
-        // And the count starts again.
+            .note(ms(1), start + SLOW_COMMIT_LOG_EVERY + ms(1))
+            .expect("the slow commits of the period are reported after it");
+        assert!(second.starts_with("2 commit(s)"), "{second}");
+        assert!(
+            second.contains("the longest 83.0 ms, the first 9.0 s ago"),
+            "{second}"
+        );
+        // Nothing left: quiet rounds report nothing, however late.
+        assert_eq!(slow.note(ms(1), start + SLOW_COMMIT_LOG_EVERY * 3), None);
+        // A slow one after a quiet period is reported at once again.
         let third = slow
-            .note(ms(40), start + SLOW_COMMIT_LOG_EVERY * 2 + ms(2))
-            .expect("reported again after another period");
-        assert!(third.contains("1 commit(s) over 20 ms"), "{third}");
+            .note(ms(40), start + SLOW_COMMIT_LOG_EVERY * 3 + ms(2))
+            .expect("reported at once after a quiet period");
+        assert!(third.starts_with("1 commit(s)"), "{third}");
         assert!(third.contains("the longest 40.0 ms"), "{third}");
     }
 }
