@@ -412,7 +412,7 @@ fn table(report: &Value) -> String {
     totals_line(&mut out, &report["totals"]);
     slowest_seconds_line(&mut out, &report["series"]);
     shipping_lines(&mut out, &report["shipping"]);
-    recovery_lines(&mut out, &report["recovery"]);
+    recovery_lines(&mut out, &report["recovery"], report["duration_s"].as_f64());
     if let Some(peak) = report["memory"]["peak_resident_bytes"].as_u64() {
         let _ = writeln!(
             out,
@@ -539,9 +539,16 @@ fn shipping_lines(out: &mut String, shipping: &Value) {
     );
 }
 
-/// The recovery verdict and the later seconds over the threshold, when there is a baseline.
-fn recovery_lines(out: &mut String, recovery: &Value) {
+/// The recovery verdict and the later seconds over the threshold, when there is a baseline
+/// and a whole second of load after the busiest phase to judge (`load_s`: the load's length;
+/// a scenario of one phase, or whose busiest phase is its last, has none).
+fn recovery_lines(out: &mut String, recovery: &Value, load_s: Option<f64>) {
     if !recovery["threshold_ms"].is_number() {
+        return;
+    }
+    if let (Some(spike_end), Some(load)) = (recovery["spike_end_s"].as_f64(), load_s)
+        && load.floor() <= spike_end.ceil()
+    {
         return;
     }
     let _ = writeln!(
@@ -638,6 +645,33 @@ mod tests {
         let mut empty = String::new();
         slowest_seconds_line(&mut empty, &json!([{"second": 0, "p99_ms": null}]));
         assert_eq!(empty, "");
+    }
+
+    #[test]
+    fn the_recovery_verdict_is_left_out_when_no_load_follows_the_busiest_phase() {
+        let recovery = json!({
+            "baseline_phase": "steady",
+            "baseline_p99_ms": 2.5,
+            "threshold_ms": 6.0,
+            "after_phase": "steady",
+            "spike_end_s": 300.0,
+            "seconds_to_baseline": null,
+            "hold_s": 5,
+            "excursions_after": [],
+        });
+        // One phase of 300 s: nothing after it, no verdict (it would say "never").
+        let mut out = String::new();
+        recovery_lines(&mut out, &recovery, Some(300.0));
+        assert_eq!(out, "");
+        // The same spike followed by a minute of load: the verdict.
+        let mut out = String::new();
+        recovery_lines(&mut out, &recovery, Some(360.0));
+        assert!(
+            out.starts_with(
+                "p99 after steady: back under 6.00 ms (baseline steady p99 2.50 ms) never"
+            ),
+            "{out}"
+        );
     }
 
     #[test]
