@@ -15,8 +15,12 @@ pub struct Recovery {
     /// The busiest phase, after which the p99 must come back.
     pub after_phase: String,
     pub spike_end_s: f64,
+    /// Whether any whole second of load follows the busiest phase. A scenario of one
+    /// phase, or whose busiest phase is its last, has nothing to recover from: no verdict
+    /// (it would otherwise say "never" of the last phase against itself).
+    pub judged: bool,
     /// Seconds from the end of the busiest phase to the recovery. `None`: not computable
-    /// (no baseline); `Some(None)`: never recovered.
+    /// (no baseline, or not `judged`); `Some(None)`: never recovered.
     pub seconds: Option<Option<u32>>,
     pub hold_s: u32,
     /// Seconds after the recovery with p99 over the threshold again: (second, p99 ms).
@@ -51,7 +55,10 @@ impl Recovery {
             last: (load_end.floor() as usize).min(collector.seconds.len()),
             hold: rule.hold_s as usize,
         };
-        let recovered_at = threshold_ms.map(|threshold| after.recovered_at(threshold));
+        let judged = after.first < after.last;
+        let recovered_at = threshold_ms
+            .filter(|_| judged)
+            .map(|threshold| after.recovered_at(threshold));
         let excursions = match (threshold_ms, recovered_at.flatten()) {
             (Some(threshold), Some(at)) => after.excursions(at, threshold),
             _ => Vec::new(),
@@ -62,6 +69,7 @@ impl Recovery {
             threshold_ms,
             after_phase: scenario.phases[busiest].name.clone(),
             spike_end_s,
+            judged,
             seconds: recovered_at.map(|at| at.map(|at| (at - after.first) as u32)),
             hold_s: rule.hold_s,
             excursions,
@@ -189,6 +197,34 @@ mod tests {
         assert_eq!(recovery.excursions.len(), 1);
         assert_eq!(recovery.excursions[0].0, 13);
         assert!(close(Some(recovery.excursions[0].1), 80.0));
+    }
+
+    #[test]
+    fn a_busiest_phase_that_ends_the_load_gets_no_verdict() {
+        let scenario = Scenario::parse(
+            "name = \"one\"\n[load]\ntransport = \"streams\"\nconnections = 1\n\
+             [[phases]]\nname = \"steady\"\nduration_s = 5\nrate = 10\n\
+             [recovery]\nwithin_s = 2\n",
+            "one.toml",
+        )
+        .unwrap();
+        let mut collector = Collector::new(1);
+        let mut tally = Tally::default();
+        for second in 0..5u32 {
+            tally.latency(second, 0, 5_000, 1);
+        }
+        collector.absorb(&mut tally);
+        let recovery = Recovery::judge(&scenario, &collector, &[(0.0, 5.0)]);
+        assert!(!recovery.judged);
+        // No seconds to judge: not "never" (which a `within_s` would fail the run for).
+        assert_eq!(recovery.seconds, None);
+        assert!(recovery.excursions.is_empty());
+        // The same run with a second phase after it is judged.
+        let scenario = base_spike_after(2, 1, 2);
+        let recovery =
+            Recovery::judge(&scenario, &collector, &[(0.0, 2.0), (2.0, 3.0), (3.0, 5.0)]);
+        assert!(recovery.judged);
+        assert_eq!(recovery.seconds, Some(Some(0)));
     }
 
     #[test]

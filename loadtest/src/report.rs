@@ -90,7 +90,7 @@ pub fn build_report(facts: RunFacts<'_>) -> Report {
     Report {
         json,
         series,
-        recovery_threshold_ms: recovery.threshold_ms,
+        recovery_threshold_ms: recovery.threshold_ms.filter(|_| recovery.judged),
         failures,
         table,
     }
@@ -337,6 +337,7 @@ fn recovery_json(recovery: &Recovery) -> Value {
         "threshold_ms": recovery.threshold_ms,
         "after_phase": recovery.after_phase,
         "spike_end_s": recovery.spike_end_s,
+        "judged": recovery.judged,
         "seconds_to_baseline": recovery.seconds.flatten(),
         "hold_s": recovery.hold_s,
         "excursions_after": excursions,
@@ -412,7 +413,7 @@ fn table(report: &Value) -> String {
     totals_line(&mut out, &report["totals"]);
     slowest_seconds_line(&mut out, &report["series"]);
     shipping_lines(&mut out, &report["shipping"]);
-    recovery_lines(&mut out, &report["recovery"], report["duration_s"].as_f64());
+    recovery_lines(&mut out, &report["recovery"]);
     if let Some(peak) = report["memory"]["peak_resident_bytes"].as_u64() {
         let _ = writeln!(
             out,
@@ -540,15 +541,9 @@ fn shipping_lines(out: &mut String, shipping: &Value) {
 }
 
 /// The recovery verdict and the later seconds over the threshold, when there is a baseline
-/// and a whole second of load after the busiest phase to judge (`load_s`: the load's length;
-/// a scenario of one phase, or whose busiest phase is its last, has none).
-fn recovery_lines(out: &mut String, recovery: &Value, load_s: Option<f64>) {
-    if !recovery["threshold_ms"].is_number() {
-        return;
-    }
-    if let (Some(spike_end), Some(load)) = (recovery["spike_end_s"].as_f64(), load_s)
-        && load.floor() <= spike_end.ceil()
-    {
+/// and load after the busiest phase to judge (`judged`).
+fn recovery_lines(out: &mut String, recovery: &Value) {
+    if !recovery["threshold_ms"].is_number() || recovery["judged"] == json!(false) {
         return;
     }
     let _ = writeln!(
@@ -655,17 +650,20 @@ mod tests {
             "threshold_ms": 6.0,
             "after_phase": "steady",
             "spike_end_s": 300.0,
+            "judged": false,
             "seconds_to_baseline": null,
             "hold_s": 5,
             "excursions_after": [],
         });
         // One phase of 300 s: nothing after it, no verdict (it would say "never").
         let mut out = String::new();
-        recovery_lines(&mut out, &recovery, Some(300.0));
+        recovery_lines(&mut out, &recovery);
         assert_eq!(out, "");
-        // The same spike followed by a minute of load: the verdict.
+        // A spike followed by load: the verdict.
+        let mut recovery = recovery;
+        recovery["judged"] = json!(true);
         let mut out = String::new();
-        recovery_lines(&mut out, &recovery, Some(360.0));
+        recovery_lines(&mut out, &recovery);
         assert!(
             out.starts_with(
                 "p99 after steady: back under 6.00 ms (baseline steady p99 2.50 ms) never"
