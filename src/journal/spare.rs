@@ -7,8 +7,9 @@
 //! so its `fdatasync` must also make that metadata durable: on a journaled ext4 it commits
 //! the file system's journal (jbd2) and waits for whatever else that commit carries (other
 //! files' new blocks, the discards of deleted files on a volume mounted with `discard`); on
-//! the journal-less ext4 of the machine measured here it writes the inode's block, a
-//! second synchronous write (`ext4_write_inode` under `fdatasync` in `perf`). Measured here
+//! the journal-less ext4 of the machine measured here (`ext4_fsync_nojournal`) it writes
+//! the inode's block, a second synchronous write (by the kernel's code; the figures below
+//! measure the sum). Measured here
 //! (docs/benchmarks.md, "The file system under the log"): an 8 KiB write and `fdatasync`
 //! takes 0.25 ms at the median into a growing file, 0.16 ms into one already written with
 //! zeros, and deleting a 64 MiB file beside it makes its syncs wait up to 13-15 ms.

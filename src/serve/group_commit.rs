@@ -297,9 +297,10 @@ fn run(
 
 /// A commit of the write-ahead log this long or longer is reported in the log: every answer
 /// of its round, and every order queued behind it, waited that long. The disk does this on
-/// its own now and then (docs/benchmarks.md, "What the seconds over 20 ms are": a lone
-/// writer's `fdatasync` of 1 KiB held for 33-174 ms every few minutes on the machine
-/// measured), and an operator looking at a latency spike should find it named.
+/// its own now and then (docs/benchmarks.md, "What the seconds over 20 ms are": with nothing
+/// else running, a writer's small `fdatasync` held for 21-174 ms once or more in each of
+/// four five-minute runs on the machine measured), and an operator looking at a latency spike
+/// should find it named.
 const SLOW_COMMIT: Duration = Duration::from_millis(20);
 
 /// At most one report of slow commits per period; the ones between are counted into it.
