@@ -95,6 +95,15 @@ pub const READY_CHUNKS: usize = 8;
 
 /// Bytes of a `PUT /v1/stock` body, at most (413 beyond).
 pub const MAX_STOCK_BODY_BYTES: usize = 256 << 20;
+
+/// Shipments in one `POST /v1/shipments` request, at most (413 beyond): a zone does a
+/// request's shipments in one turn, so this bounds how long it keeps its orders waiting
+/// (about a millisecond per thousand).
+pub const MAX_SHIPMENTS_PER_REQUEST: usize = 10_000;
+
+/// Bytes of a `POST /v1/shipments` body, at most (413 beyond): 10,000 lines of up to about
+/// 100 bytes.
+pub const MAX_SHIPMENTS_BODY_BYTES: usize = 1 << 20;
 /// Largest `PUT /v1/customers` body (about a million customers as CSV).
 pub const MAX_CUSTOMERS_BODY_BYTES: usize = 64 << 20;
 

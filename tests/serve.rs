@@ -1270,3 +1270,144 @@ fn under_a_stalled_shard_standard_orders_get_429_and_express_ones_get_in() {
     let standard = server.post_json("/v1/orders", &simple_order("S-3", "R1", &[("A", 1)], ""));
     assert_eq!(standard.status, 200);
 }
+
+#[test]
+fn shipments_in_one_request_ship_each_order_and_refuse_each_bad_line_alone() {
+    let server = golden_server(&[]);
+    // S-1, S-2 and S-3 to the east zone (NEAR holds 10 A), S-4 to the west (WEST).
+    let orders: String = [
+        ("S-1", "R1", 2),
+        ("S-2", "R1", 3),
+        ("S-3", "R1", 1),
+        ("S-4", "R2", 4),
+    ]
+    .iter()
+    .map(|(id, region, units)| simple_order(id, region, &[("A", *units)], "") + "\n")
+    .collect();
+    let decisions = server.post_ndjson(&orders).lines();
+    assert!(
+        decisions
+            .iter()
+            .all(|decision| decision["status"] == "routed"),
+        "{decisions:#?}"
+    );
+    assert_eq!(server.post_json("/v1/orders/S-3/cancel", "").status, 200);
+    let on_hand = |server: &Server, warehouse: &str| {
+        server.get("/v1/stock/A").json()["warehouses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|row| row["warehouse"] == warehouse)
+            .map(|row| {
+                (
+                    row["on_hand"].as_u64().unwrap(),
+                    row["reserved"].as_u64().unwrap(),
+                )
+            })
+            .unwrap()
+    };
+    assert_eq!(on_hand(&server, "NEAR"), (10, 5));
+    assert_eq!(on_hand(&server, "WEST"), (100, 4));
+
+    let body = concat!(
+        "{\"id\":\"S-1\"}\n",
+        "{\"id\":\"S-3\",\"carrier_ref\":\"X\"}\n", // cancelled; an unknown field is ignored
+        "not json\n",
+        "{\"sku\":\"A\"}\n",
+        "{\"id\":\"S-4\"}\r\n",
+        "{\"id\":\"S-1\"}\n", // shipped two lines ago
+        "\n",
+        "{\"id\":\"NOPE\"}\n",
+        "{\"id\":\"S-2\"}", // no final newline
+    );
+    let answer = server.request(
+        "POST",
+        "/v1/shipments",
+        "application/x-ndjson",
+        body.as_bytes(),
+    );
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.header("content-type"), Some("application/x-ndjson"));
+    let lines = answer.lines();
+    assert_eq!(lines.len(), 9, "one answer per line: {lines:#?}");
+    for (index, line) in lines.iter().enumerate() {
+        assert_eq!(line["line"], index as u64 + 1, "{line}");
+    }
+    let shipped = |line: &serde_json::Value, id: &str| {
+        assert_eq!(line["order_id"], id, "{line}");
+        assert_eq!(line["state"], "shipped", "{line}");
+        assert!(line.get("error").is_none(), "{line}");
+    };
+    let refused = |line: &serde_json::Value, code: &str| {
+        assert_eq!(line["status"], "error", "{line}");
+        assert_eq!(line["error"]["code"], code, "{line}");
+        assert!(line.get("state").is_none(), "{line}");
+    };
+    shipped(&lines[0], "S-1");
+    refused(&lines[1], "not_live");
+    assert_eq!(lines[1]["order_id"], "S-3");
+    assert!(
+        lines[1]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cancelled"),
+        "{}",
+        lines[1]
+    );
+    refused(&lines[2], "bad_json");
+    refused(&lines[3], "missing_field");
+    shipped(&lines[4], "S-4");
+    refused(&lines[5], "not_live");
+    refused(&lines[6], "bad_json");
+    refused(&lines[7], "unknown_order");
+    assert_eq!(lines[7]["order_id"], "NOPE");
+    shipped(&lines[8], "S-2");
+
+    // The shipped units left on-hand and their reservations with them; S-3's were released.
+    assert_eq!(on_hand(&server, "NEAR"), (5, 0));
+    assert_eq!(on_hand(&server, "WEST"), (96, 0));
+    assert_eq!(server.get("/v1/orders/S-2").json()["state"], "shipped");
+    // Each shipment is on the feed once, after the cancel.
+    let events: Vec<(String, String)> = server
+        .get("/v1/decisions")
+        .lines()
+        .iter()
+        .skip(4)
+        .map(|entry| {
+            let event = entry["event"].as_str().unwrap().to_owned();
+            (event, entry["order_id"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    let mut shipments = events[1..].to_vec();
+    shipments.sort();
+    assert_eq!(events[0], ("cancelled".to_owned(), "S-3".to_owned()));
+    assert_eq!(
+        shipments,
+        [("shipped", "S-1"), ("shipped", "S-2"), ("shipped", "S-4")]
+            .map(|(event, id)| (event.to_owned(), id.to_owned()))
+    );
+
+    // Durable once answered: a restart from the journal finds them shipped.
+    let server = server.kill_and_restart(&[]);
+    for id in ["S-1", "S-2", "S-4"] {
+        assert_eq!(
+            server.get(&format!("/v1/orders/{id}")).json()["state"],
+            "shipped",
+            "{id}"
+        );
+    }
+    assert_eq!(server.get("/v1/orders/S-3").json()["state"], "cancelled");
+    assert_eq!(on_hand(&server, "NEAR"), (5, 0));
+    assert_eq!(on_hand(&server, "WEST"), (96, 0));
+
+    // Too many shipments in one request: refused whole, nothing read as a shipment.
+    let many = "{\"id\":\"S-9\"}\n".repeat(10_001);
+    let answer = server.request(
+        "POST",
+        "/v1/shipments",
+        "application/x-ndjson",
+        many.as_bytes(),
+    );
+    assert_eq!(answer.status, 413, "{}", answer.text());
+    assert_eq!(answer.json()["error"]["code"], "too_many_shipments");
+}

@@ -5,7 +5,7 @@
 //! |---|---|
 //! | none | `/healthz`, `/readyz`, `/metrics` |
 //! | `read` | every `GET /v1/...` |
-//! | `ingest` | `read`, and `POST /v1/orders`, `POST /v1/orders/{id}/shipped`, `PUT /v1/stock` |
+//! | `ingest` | `read`, and `POST /v1/orders`, `POST /v1/orders/{id}/shipped`, `POST /v1/shipments`, `PUT /v1/stock` |
 //! | `ops` | everything: also `POST /v1/orders/{id}/cancel` and `/v1/admin/...` |
 //!
 //! No token, or one that is not configured: `401` with `WWW-Authenticate: Bearer`

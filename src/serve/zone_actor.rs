@@ -961,7 +961,8 @@ type Durable = Option<tokio::sync::oneshot::Receiver<()>>;
 
 impl ZoneActor {
     /// Does `action` to the order in `slot` (an approval releasing it with `needed`
-    /// distinct approvers): its state's JSON, and what to wait on before showing it. The state change goes into the journal and (most) on the feed:
+    /// distinct approvers): its state's JSON, and what to wait on before showing it. The
+    /// state change goes into the journal and (most) on the feed:
     /// `{"cursor":..,"event":"cancelled",...}`. A read, or an approval the approver gave
     /// already, changes nothing: it is shown behind everything the zone has handed its
     /// writer (what it shows may have been made a moment ago, and is shown only once it is
@@ -973,6 +974,26 @@ impl ZoneActor {
         network: &Arc<Network>,
         needed: usize,
     ) -> Result<(Vec<u8>, Durable), ZoneError> {
+        let mut feed = FeedChunk::new();
+        let mut records = RecordBatch::default();
+        let (answer, _) = self.apply(slot, action, network, needed, &mut records, &mut feed)?;
+        let durable = self.make_durable(records, feed, network);
+        self.zone.chill_every(CHILL_PENDING);
+        Ok((answer, durable))
+    }
+
+    /// [`ZoneActor::act`] without the journal: the change's record goes onto `records` and
+    /// its feed entry onto `feed`, for the caller to make durable (one commit for a batch).
+    /// The order's state JSON and the name of its state after the action.
+    fn apply(
+        &mut self,
+        slot: u32,
+        action: &OrderAction,
+        network: &Arc<Network>,
+        needed: usize,
+        records: &mut RecordBatch,
+        feed: &mut FeedChunk,
+    ) -> Result<(Vec<u8>, &'static str), ZoneError> {
         let mut approval = None;
         let closed = |record: &OrderRecord| Cow::Owned(record.clone());
         let record = match action {
@@ -1005,8 +1026,6 @@ impl ZoneActor {
             }
         }
         let answer = order_json(network, self.zone.catalog(), &record);
-        let mut feed = FeedChunk::new();
-        let mut records = RecordBatch::default();
         let id = &record.decision.order_id;
         match (action, approval) {
             (OrderAction::Read, _) | (_, Some(Approval::Again)) => {}
@@ -1025,9 +1044,56 @@ impl ZoneActor {
                 records.push_closed(id, record.lifecycle);
             }
         }
-        let durable = self.make_durable(records, feed, network);
+        Ok((answer, record.lifecycle.name()))
+    }
+}
+
+/// One action (ship or cancel) for many orders of one zone, as `POST /v1/shipments` sends
+/// them: each `(position, slot)` is done in turn, all their changes go into the journal as
+/// one commit, and the outcomes are answered, by position, once that commit is durable.
+pub struct OrderBatch {
+    pub items: Vec<(u32, u32)>,
+    pub action: OrderAction,
+    pub network: Arc<Network>,
+}
+
+/// An order's state after a batch's action (`shipped`), or why the action was refused.
+pub type BatchOutcome = Result<&'static str, ZoneError>;
+
+impl Message for OrderBatch {
+    type Result = Vec<(u32, BatchOutcome)>;
+}
+
+impl Handler<OrderBatch> for ZoneActor {
+    type Result = actix::ResponseFuture<Vec<(u32, BatchOutcome)>>;
+
+    fn handle(&mut self, batch: OrderBatch, _: &mut Self::Context) -> Self::Result {
+        let policy = batch.network.policy.review_approvals as usize;
+        let mut feed = FeedChunk::new();
+        let mut records = RecordBatch::default();
+        let mut outcomes = Vec::with_capacity(batch.items.len());
+        for &(position, slot) in &batch.items {
+            let needed = match self.zone.state().order_at(slot) {
+                Some(record) => record.approvals_needed(policy),
+                None => policy,
+            };
+            let outcome = self
+                .apply(
+                    slot,
+                    &batch.action,
+                    &batch.network,
+                    needed,
+                    &mut records,
+                    &mut feed,
+                )
+                .map(|(_, state)| state);
+            outcomes.push((position, outcome));
+        }
+        // Refusals too are answered only behind what the zone handed its writer, as
+        // [`OrderRequest`]'s are.
+        let durable = self.make_durable(records, feed, &batch.network);
         self.zone.chill_every(CHILL_PENDING);
-        Ok((answer, durable))
+        after_durable(durable, outcomes)
     }
 }
 

@@ -1,9 +1,10 @@
 //! The HTTP API (DESIGN section 6) on actix-web: the routes, each with the role it needs,
 //! and what every resource shares (the error body, 429 and 503, body reading). One file
 //! per resource (private, so named here without links): `orders` (the order stream,
-//! single orders, reads, cancels, shipments), `stock`, `network` (network and catalogue),
-//! `decisions` (the feed), `reviews` (held orders waiting for review), `customers` (credit
-//! limits and exposure), `admin` (reload, health, readiness, metrics). The way of a chunk
+//! single orders, reads, cancels, shipments), `shipments` (many orders shipped in one
+//! request), `stock`, `network` (network and catalogue), `decisions` (the feed), `reviews`
+//! (held orders waiting for review), `customers` (credit limits and exposure), `admin`
+//! (reload, health, readiness, metrics). The way of a chunk
 //! of orders from here to the zone actors and back is [`crate::serve::pipeline`].
 
 mod admin;
@@ -13,6 +14,7 @@ mod decisions;
 mod network;
 mod orders;
 mod reviews;
+mod shipments;
 mod stock;
 
 use super::metrics::names;
@@ -60,6 +62,11 @@ pub fn configure(config: &mut web::ServiceConfig) {
             web::resource("/v1/orders/{id}/shipped")
                 .wrap(from_fn(auth::ingest))
                 .route(web::post().to(orders::ship_order)),
+        )
+        .service(
+            web::resource("/v1/shipments")
+                .wrap(from_fn(auth::ingest))
+                .route(web::post().to(shipments::post_shipments)),
         )
         .service(
             web::resource("/v1/stock/{sku}")

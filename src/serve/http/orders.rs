@@ -360,20 +360,22 @@ async fn order_action(app: &App, id: String, action: OrderAction) -> HttpRespons
         Ok(Ok(bytes)) => HttpResponse::Ok()
             .content_type(ContentType::json())
             .body(bytes),
-        Ok(Err(problem @ ZoneError::UnknownOrder(_))) => {
-            error(StatusCode::NOT_FOUND, "unknown_order", problem.to_string())
+        Ok(Err(problem)) => {
+            let (status, code) = refusal(&problem);
+            error(status, code, problem.to_string())
         }
-        Ok(Err(problem @ ZoneError::NotLive { .. })) => {
-            error(StatusCode::CONFLICT, "not_live", problem.to_string())
-        }
-        Ok(Err(problem @ ZoneError::NotInReview { .. })) => {
-            error(StatusCode::CONFLICT, "not_in_review", problem.to_string())
-        }
-        Ok(Err(problem @ ZoneError::AwaitingReview { .. })) => {
-            error(StatusCode::CONFLICT, "awaiting_review", problem.to_string())
-        }
-        Ok(Err(problem)) => error(StatusCode::CONFLICT, "refused", problem.to_string()),
         Err(_) => unavailable(),
+    }
+}
+
+/// The status and error code of a zone's refusal of an action on a known order.
+pub(super) fn refusal(problem: &ZoneError) -> (StatusCode, &'static str) {
+    match problem {
+        ZoneError::UnknownOrder(_) => (StatusCode::NOT_FOUND, "unknown_order"),
+        ZoneError::NotLive { .. } => (StatusCode::CONFLICT, "not_live"),
+        ZoneError::NotInReview { .. } => (StatusCode::CONFLICT, "not_in_review"),
+        ZoneError::AwaitingReview { .. } => (StatusCode::CONFLICT, "awaiting_review"),
+        _ => (StatusCode::CONFLICT, "refused"),
     }
 }
 

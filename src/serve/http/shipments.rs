@@ -1,0 +1,220 @@
+//! `/v1/shipments`: many orders marked shipped in one request, as a warehouse system
+//! confirms a wave of parcels. `POST /v1/orders/{id}/shipped` does one order a request; at
+//! tens of thousands of orders a second a request each costs the warehouse system and the
+//! router more than the orders themselves.
+//!
+//! The body is NDJSON, one shipment a line: `{"id":"T11-00000001"}` (other fields are
+//! ignored). The answer is NDJSON too, one line per input line, in input order:
+//!
+//! ```text
+//! {"line":1,"order_id":"T11-00000001","state":"shipped"}
+//! {"line":2,"order_id":"T11-00000002","status":"error","error":{"code":"not_live","message":"order 'T11-00000002' is already cancelled"}}
+//! {"line":3,"status":"error","error":{"code":"bad_json","message":"..."}}
+//! ```
+//!
+//! Each shipment means what `POST /v1/orders/{id}/shipped` means, with the same refusals
+//! (`unknown_order`, `undecided`, `not_live`, `awaiting_review`). The lines for one zone
+//! go to its actor as one message and into its journal as one commit; the request is
+//! answered once every zone's commit is durable, so a `200` means every line marked
+//! `shipped` is. A refused line changes nothing, and the others still apply.
+
+use super::orders::refusal;
+use super::{draining, error, read_body, shown, unavailable};
+use crate::ids::ZoneId;
+use crate::limits::{MAX_SHIPMENTS_BODY_BYTES, MAX_SHIPMENTS_PER_REQUEST};
+use crate::render::LineError;
+use crate::serve::App;
+use crate::serve::zone_actor::{OrderAction, OrderBatch};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+
+/// One line of a shipments body.
+#[derive(Deserialize)]
+struct ShipmentLine {
+    id: Option<String>,
+}
+
+/// One line of the answer.
+#[derive(Serialize)]
+struct Answer<'a> {
+    line: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    order_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<LineError<'a>>,
+}
+
+/// What became of one line.
+enum Outcome {
+    /// Sent to its zone, not answered yet.
+    Sent,
+    /// The order's state after the shipment.
+    Done(&'static str),
+    /// Refused: the code and the message.
+    Refused(&'static str, String),
+}
+
+/// `POST /v1/shipments`: marks the orders the NDJSON body names shipped.
+pub(super) async fn post_shipments(
+    request: HttpRequest,
+    mut payload: web::Payload,
+    app: web::Data<App>,
+) -> HttpResponse {
+    if app.is_draining() {
+        return draining();
+    }
+    let body = match read_body(
+        &request,
+        &mut payload,
+        MAX_SHIPMENTS_BODY_BYTES,
+        "too_large",
+        "a shipments body",
+    )
+    .await
+    {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let lines = split_lines(&body);
+    if lines.len() > MAX_SHIPMENTS_PER_REQUEST {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_many_shipments",
+            format!(
+                "a request carries at most {MAX_SHIPMENTS_PER_REQUEST} shipments, this one {}",
+                lines.len()
+            ),
+        );
+    }
+
+    let mut ids: Vec<Option<String>> = Vec::with_capacity(lines.len());
+    let mut outcomes: Vec<Outcome> = Vec::with_capacity(lines.len());
+    let mut by_zone: Vec<(ZoneId, Vec<(u32, u32)>)> = Vec::new();
+    for (position, line) in lines.iter().enumerate() {
+        let (id, outcome) = match serde_json::from_slice::<ShipmentLine>(line) {
+            Err(_) if line.iter().all(u8::is_ascii_whitespace) => {
+                let message = "empty line: expected one shipment, {\"id\": ...}".to_owned();
+                (None, Outcome::Refused("bad_json", message))
+            }
+            Err(problem) => {
+                let message = format!("not a shipment: {problem}");
+                (None, Outcome::Refused("bad_json", message))
+            }
+            Ok(ShipmentLine { id: None }) => {
+                let message = "missing field 'id'".to_owned();
+                (None, Outcome::Refused("missing_field", message))
+            }
+            Ok(ShipmentLine { id: Some(id) }) => {
+                let outcome = match app.zones.claims.get(&id) {
+                    None => Outcome::Refused(
+                        "unknown_order",
+                        format!("order '{}' is not known", shown(&id)),
+                    ),
+                    Some(claim) if !claim.is_decided() => Outcome::Refused(
+                        "undecided",
+                        format!(
+                            "order '{}' is being decided; ask again in a moment",
+                            shown(&id)
+                        ),
+                    ),
+                    Some(claim) => {
+                        let item = (position as u32, claim.slot);
+                        match by_zone.iter_mut().find(|(zone, _)| *zone == claim.zone) {
+                            Some((_, items)) => items.push(item),
+                            None => by_zone.push((claim.zone, vec![item])),
+                        }
+                        Outcome::Sent
+                    }
+                };
+                (Some(id), outcome)
+            }
+        };
+        ids.push(id);
+        outcomes.push(outcome);
+    }
+
+    let network = app.network();
+    let sent = by_zone.into_iter().map(|(zone, items)| {
+        app.zones.zone(zone).send(OrderBatch {
+            items,
+            action: OrderAction::Ship,
+            network: network.clone(),
+        })
+    });
+    for answered in futures_util::future::join_all(sent).await {
+        let Ok(answered) = answered else {
+            return unavailable();
+        };
+        for (position, outcome) in answered {
+            outcomes[position as usize] = match outcome {
+                Ok(state) => Outcome::Done(state),
+                Err(problem) => Outcome::Refused(refusal(&problem).1, problem.to_string()),
+            };
+        }
+    }
+
+    let mut out = Vec::with_capacity(lines.len() * 64);
+    for (position, (id, outcome)) in ids.iter().zip(&outcomes).enumerate() {
+        let mut answer = Answer {
+            line: position as u64 + 1,
+            order_id: id.as_deref(),
+            state: None,
+            status: None,
+            error: None,
+        };
+        match outcome {
+            Outcome::Done(state) => answer.state = Some(state),
+            Outcome::Refused(code, message) => {
+                answer.status = Some("error");
+                answer.error = Some(LineError { code, message });
+            }
+            // Every zone answers each shipment it was sent; kept from a panic all the same.
+            Outcome::Sent => {
+                answer.status = Some("error");
+                answer.error = Some(LineError {
+                    code: "unavailable",
+                    message: "its zone did not answer",
+                });
+            }
+        }
+        serde_json::to_writer(&mut out, &answer).expect("writing JSON to a Vec cannot fail");
+        out.push(b'\n');
+    }
+    HttpResponse::Ok()
+        .content_type("application/x-ndjson")
+        .body(out)
+}
+
+/// The lines of `body` (a final newline ends the last line, it does not start another;
+/// a `\r` before a newline is dropped).
+fn split_lines(body: &[u8]) -> Vec<&[u8]> {
+    if body.is_empty() {
+        return Vec::new();
+    }
+    let body = body.strip_suffix(b"\n").unwrap_or(body);
+    body.split(|&byte| byte == b'\n')
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_lines;
+
+    #[test]
+    fn lines_are_split_as_ndjson_is() {
+        assert!(split_lines(b"").is_empty());
+        assert_eq!(split_lines(b"a\n"), vec![&b"a"[..]]);
+        assert_eq!(split_lines(b"a\r\nb"), vec![&b"a"[..], &b"b"[..]]);
+        assert_eq!(
+            split_lines(b"a\n\nb\n"),
+            vec![&b"a"[..], &b""[..], &b"b"[..]]
+        );
+        assert_eq!(split_lines(b"\n"), vec![&b""[..]]);
+    }
+}
