@@ -129,6 +129,22 @@ async fn smoke_scenario_against_a_network_it_has_never_seen() {
 /// units consumed equal to the units placed) holding with the shipments taken off on-hand.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn placed_orders_shipped_through_the_real_router_consume_their_stock() {
+    ship_through_the_router(1).await;
+}
+
+/// The same with the shipments due together sent as one `POST /v1/shipments` (up to 64).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn placed_orders_shipped_in_batches_through_the_real_router_consume_their_stock() {
+    let server_requests = ship_through_the_router(64).await;
+    // Fewer requests than shipments: they went together.
+    assert!(server_requests.0 < server_requests.1, "{server_requests:?}");
+}
+
+/// Runs `smoke.toml` against the real router shipping 70% of the placed orders, `batch` a
+/// request at most, and checks every one was shipped and the stock adds up. The shipping
+/// requests the router saw (`/v1/shipments` or `/v1/orders/{id}/shipped`, by the tool's
+/// latency count of requests) and the shipments, for the caller.
+async fn ship_through_the_router(batch: usize) -> (u64, u64) {
     let server = Server::start(GOLDEN, GOLDEN_CATALOG, STOCK, &[]);
     let mut scenario = scenario("smoke.toml");
     scenario.ship = Some(loadtest::scenario::Ship {
@@ -137,6 +153,7 @@ async fn placed_orders_shipped_through_the_real_router_consume_their_stock() {
         delay_s: loadtest::scenario::ShipDelay::Range([0.5, 2.0]),
         connections: 4,
         max_queued: 100_000,
+        batch,
     });
     let outcome = run_against(&server, scenario, None, None).await;
     assert!(
@@ -156,11 +173,17 @@ async fn placed_orders_shipped_through_the_real_router_consume_their_stock() {
     );
     assert_eq!(shipping["shipped"].as_u64(), Some(chosen), "{shipping}");
     assert_eq!(shipping["failed"], 0, "{shipping}");
+    assert_eq!(shipping["batch"], batch, "{shipping}");
     assert_eq!(
         json["stock_check"]["mismatches"], 0,
         "{}",
         json["stock_check"]
     );
+    // The router's feed has every shipment once.
+    let feed = server.get("/v1/decisions").lines();
+    let shipped = feed.iter().filter(|entry| entry["event"] == "shipped").count() as u64;
+    assert_eq!(shipped, chosen);
+    (shipping["requests"].as_u64().unwrap(), chosen)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

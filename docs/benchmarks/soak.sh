@@ -1,8 +1,8 @@
 #!/bin/bash
 # The soak of issue 12 (docs/benchmarks.md): a fresh server with a two-minute retention
-# window, the load tester's soak scenario (10 min at 8,000 orders/s, every placed order
-# marked shipped 20-60 s after its answer), and a sample of the server's records and cold
-# files every 10 s.
+# window, the load tester's soak scenario (10 min at 20,000 orders/s, every placed order
+# marked shipped 20-60 s after its answer, in batches), and a sample of the server's
+# records and cold files every 10 s.
 # usage: docs/benchmarks/soak.sh OUT_DIR [CATALOG STOCK]   (from the repository's root,
 #        after cargo build --release -p loadtest -p order-router)
 # The scenario ships the orders it places, so open orders stay bounded (about a minute's)
@@ -11,8 +11,8 @@
 #   target/release/order-router demo-data --out /tmp/demo
 #   docs/benchmarks/soak.sh /tmp/soak /tmp/demo/catalog.csv /tmp/demo/stock.csv
 # CONFIG=FILE runs the server on another config: the demo network's daily capacities
-# (daily_orders, daily_pickups) run out within minutes at 8,000 orders/s, after which every
-# order is rejected and none is open; the soak of docs/benchmarks.md raises them a hundredfold.
+# (daily_orders, daily_pickups) run out within minutes at 20,000 orders/s, after which every
+# order is rejected and none is open; the soak of docs/benchmarks.md raises them a thousandfold.
 set -u
 out=$1; catalog=${2:-}; stock=${3:-}
 world=()

@@ -514,10 +514,11 @@ fn shipping_lines(out: &mut String, shipping: &Value) {
         .collect();
     let _ = writeln!(
         out,
-        "shipped {} of {} chosen ({} eligible); failed {}{}; 429s retried {}; not shipped at the end {} ({} of them due); queue full {}",
+        "shipped {} of {} chosen ({} eligible) in {} requests; failed {}{}; 429s retried {}; not shipped at the end {} ({} of them due); queue full {}",
         shipping["shipped"],
         shipping["chosen"],
         shipping["eligible"],
+        shipping["requests"],
         shipping["failed"],
         if failed.is_empty() {
             String::new()

@@ -286,6 +286,12 @@ pub struct Ship {
     /// a shipment); the queue holds about `rate x delay` when shipping keeps up.
     #[serde(default = "default_ship_max_queued")]
     pub max_queued: usize,
+    /// Shipments in one request, at most: 1 (the default) sends each as `POST
+    /// /v1/orders/{id}/shipped`; more sends the shipments due together, up to this many, as
+    /// one `POST /v1/shipments` (1..=10,000, the server's limit), as a warehouse system
+    /// confirms a wave.
+    #[serde(default = "default_ship_batch")]
+    pub batch: usize,
 }
 
 /// The delay of a shipment: fixed, or a uniform range.
@@ -320,6 +326,9 @@ fn default_ship_connections() -> usize {
 }
 fn default_ship_max_queued() -> usize {
     2_000_000
+}
+fn default_ship_batch() -> usize {
+    1
 }
 
 impl Default for Recovery {
@@ -631,6 +640,12 @@ fn check_ship(ship: &Ship) -> Result<(), Invalid> {
     if ship.max_queued == 0 {
         return Err(Invalid::new("ship.max_queued", "must be at least 1"));
     }
+    if ship.batch == 0 || ship.batch > 10_000 {
+        return Err(Invalid::new(
+            "ship.batch",
+            "must be 1..=10000 (the server takes at most 10,000 shipments a request)",
+        ));
+    }
     Ok(())
 }
 
@@ -698,14 +713,14 @@ rate = 100
         assert_eq!(ship.share, 0.95);
         assert_eq!(ship.delay_s.bounds(), [30.0, 30.0]);
         assert_eq!(ship.statuses, ["routed", "backordered"]);
-        assert_eq!((ship.connections, ship.max_queued), (8, 2_000_000));
+        assert_eq!((ship.connections, ship.max_queued, ship.batch), (8, 2_000_000, 1));
         let range = format!(
-            "{MINIMAL}\n[ship]\nshare = 1\ndelay_s = [20, 60.5]\nstatuses = [\"routed\"]\nconnections = 16\n"
+            "{MINIMAL}\n[ship]\nshare = 1\ndelay_s = [20, 60.5]\nstatuses = [\"routed\"]\nconnections = 16\nbatch = 500\n"
         );
         let ship = Scenario::parse(&range, "t.toml").unwrap().ship.unwrap();
         assert_eq!(ship.delay_s, ShipDelay::Range([20.0, 60.5]));
         assert_eq!(ship.statuses, ["routed"]);
-        assert_eq!(ship.connections, 16);
+        assert_eq!((ship.connections, ship.batch), (16, 500));
     }
 
     #[test]
@@ -744,6 +759,8 @@ rate = 100
                 "ship.statuses.rejected",
                 "holds nothing",
             ),
+            ("share = 1\ndelay_s = 1\nbatch = 0", "ship.batch", "1..=10000"),
+            ("share = 1\ndelay_s = 1\nbatch = 10001", "ship.batch", "1..=10000"),
             (
                 "share = 1\ndelay_s = 1\nstatuses = [\"routed\", \"routed\"]",
                 "ship.statuses.routed",

@@ -7,9 +7,11 @@
 //! handed over plus `delay_s` (fixed, or drawn from the range by the same hash). `connections`
 //! tasks, each on a keep-alive HTTP/1.1 connection of its own (the same hyper client as the
 //! orders', [`Target::connect`]), take the shipments due, earliest first, and send one
-//! `POST /v1/orders/{id}/shipped` at a time. They are not the order connections: a slow ship
-//! answer holds no order back and is in no order's latency, and the scheduler thread never
-//! touches the queue.
+//! request at a time: with `batch = 1` (the default) one `POST /v1/orders/{id}/shipped`, with
+//! more the shipments due at that moment, up to `batch`, as one `POST /v1/shipments` (each
+//! counted by its own answer line). A batch never waits for shipments not due yet. They are
+//! not the order connections: a slow ship answer holds no order back and is in no order's
+//! latency, and the scheduler thread never touches the queue.
 //!
 //! Bounds, and what happens at each:
 //! - The queue holds at most `max_queued` shipments (about 100 bytes each); an order placed
@@ -17,7 +19,8 @@
 //! - A `429` puts the shipment back, due after its `Retry-After` (1 s without one, at most
 //!   60 s), as often as the server asks until the drain deadline.
 //! - Any other answer but 2xx is a failure, counted by status (`404` unknown order, `409`
-//!   not live, ...); a connection that breaks during a request is a `transport` failure, not
+//!   not live, ...; in a batch's `200` each refused line by its error code, `not_live`,
+//!   `unknown_order`, ...); a connection that breaks during a request is a `transport` failure, not
 //!   retried (the server may have shipped it: a second request would be refused as not
 //!   live). A connection that cannot be opened leaves the shipment queued and backs off.
 //! - Falling behind is measured, not hidden: `late_ms` runs from the due time (the first
@@ -40,7 +43,7 @@ use hyper::StatusCode;
 use serde_json::{Value, json};
 use std::cmp::Ordering as Order;
 use std::collections::{BTreeMap, BinaryHeap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
@@ -93,7 +96,9 @@ pub struct ShipStats {
     pub shipped: u64,
     /// Failures by status (`"404"`, `"409"`, ..., `"transport"`).
     pub failed: BTreeMap<String, u64>,
-    /// 429 answers (each retried after its Retry-After).
+    /// Shipping requests sent (one shipment each, or up to `batch`).
+    pub requests: u64,
+    /// 429 answers (each retried after its Retry-After; all of a batch's shipments with it).
     pub throttled_429: u64,
     /// Connections that could not be opened (their shipment stayed queued).
     pub connect_errors: u64,
@@ -118,6 +123,7 @@ impl ShipStats {
             queue_full: 0,
             shipped: 0,
             failed: BTreeMap::new(),
+            requests: 0,
             throttled_429: 0,
             connect_errors: 0,
             not_shipped: 0,
@@ -153,6 +159,8 @@ impl ShipStats {
             "statuses": ship.statuses,
             "delay_s": ship.delay_s.bounds(),
             "connections": ship.connections,
+            "batch": ship.batch,
+            "requests": self.requests,
             "eligible": self.eligible,
             "chosen": self.chosen,
             "shipped": self.shipped,
@@ -194,9 +202,12 @@ pub struct Shipper {
     stop: AtomicBool,
     /// Wakes the requests (and connects) in progress at the stop.
     halt: Notify,
+    /// Requests sent (counted apart from the queue's lock).
+    requests: AtomicU64,
 }
 
 /// Why [`Shipper::next`] gave nothing.
+#[derive(Debug)]
 enum Idle {
     /// Closed, nothing queued and nothing in flight: done.
     Done,
@@ -219,6 +230,7 @@ impl Shipper {
             wake: Notify::new(),
             stop: AtomicBool::new(false),
             halt: Notify::new(),
+            requests: AtomicU64::new(0),
         }
     }
 
@@ -289,8 +301,9 @@ impl Shipper {
         }
     }
 
-    /// The next shipment due, waiting for it; an [`Idle`] when there is none to wait for.
-    async fn next(&self) -> Result<Shipment, Idle> {
+    /// The shipments due, at least one and at most `max`, earliest first, waiting for the
+    /// first; an [`Idle`] when there is none to wait for.
+    async fn next(&self, max: usize) -> Result<Vec<Shipment>, Idle> {
         loop {
             // Created before the state is read, so a `notify_waiters` in between wakes it.
             let woken = self.wake.notified();
@@ -301,9 +314,15 @@ impl Shipper {
                 }
                 match state.queue.peek().map(|first| first.due) {
                     Some(due) if due <= Instant::now() => {
-                        let shipment = state.queue.pop().expect("peeked");
-                        state.in_flight += 1;
-                        return Ok(shipment);
+                        let now = Instant::now();
+                        let mut taken = Vec::with_capacity(max.min(state.queue.len()));
+                        while taken.len() < max
+                            && state.queue.peek().is_some_and(|first| first.due <= now)
+                        {
+                            taken.push(state.queue.pop().expect("peeked"));
+                        }
+                        state.in_flight += taken.len();
+                        return Ok(taken);
                     }
                     Some(due) => Some(due),
                     None if state.closed && state.in_flight == 0 => return Err(Idle::Done),
@@ -322,11 +341,12 @@ impl Shipper {
         }
     }
 
-    /// A shipment taken by [`Shipper::next`] is over: counted by `count` (under the lock).
-    fn settle(&self, count: impl FnOnce(&mut ShipStats)) {
+    /// `taken` shipments taken by [`Shipper::next`] are over: counted by `count` (under the
+    /// lock).
+    fn settle(&self, taken: usize, count: impl FnOnce(&mut ShipStats)) {
         let mut state = self.state();
         count(&mut state.stats);
-        state.in_flight -= 1;
+        state.in_flight -= taken;
         let done = state.closed && state.in_flight == 0 && state.queue.is_empty();
         drop(state);
         if done {
@@ -334,14 +354,16 @@ impl Shipper {
         }
     }
 
-    /// A shipment taken and not sent (429, no connection): queued again, due at `due`.
-    fn put_back(&self, mut shipment: Shipment, due: Instant, count: impl FnOnce(&mut ShipStats)) {
-        shipment.due = due;
+    /// Shipments taken and not sent (429, no connection): queued again, due at `due`.
+    fn put_back(&self, shipments: Vec<Shipment>, due: Instant, count: impl FnOnce(&mut ShipStats)) {
         let mut state = self.state();
         count(&mut state.stats);
         let sooner = state.queue.peek().is_none_or(|first| due < first.due);
-        state.queue.push(shipment);
-        state.in_flight -= 1;
+        state.in_flight -= shipments.len();
+        for mut shipment in shipments {
+            shipment.due = due;
+            state.queue.push(shipment);
+        }
         drop(state);
         if sooner {
             self.wake.notify_waiters();
@@ -381,6 +403,7 @@ impl Shipper {
         let aborted = std::mem::take(&mut state.in_flight) as u64;
         state.stats.not_shipped += aborted;
         state.stats.not_shipped_due += aborted;
+        state.stats.requests = self.requests.load(Ordering::Relaxed);
         state.stats.clone()
     }
 
@@ -392,21 +415,21 @@ impl Shipper {
     }
 }
 
-/// One shipping connection: the shipments due, one request at a time, until shipping is
-/// done or stopped.
+/// One shipping connection: the shipments due, one request at a time (of one shipment, or
+/// of up to `batch`), until shipping is done or stopped.
 async fn ship_connection(shipper: Arc<Shipper>) {
     let mut connection: Option<Connection> = None;
     let mut backoff = Backoff::new(Duration::from_secs(2));
     loop {
-        let shipment = match shipper.next().await {
-            Ok(shipment) => shipment,
+        let shipments = match shipper.next(shipper.ship.batch).await {
+            Ok(shipments) => shipments,
             Err(Idle::Done | Idle::Stopped) => break,
         };
         if connection.is_none() {
+            let due = shipments[0].due;
             match shipper.until_stopped(shipper.target.connect(0)).await {
                 None => {
-                    let due = shipment.due;
-                    shipper.put_back(shipment, due, |_| {});
+                    shipper.put_back(shipments, due, |_| {});
                     break;
                 }
                 Some(Ok(opened)) => {
@@ -415,8 +438,7 @@ async fn ship_connection(shipper: Arc<Shipper>) {
                 }
                 Some(Err(error)) => {
                     let wait = backoff.wait();
-                    let due = shipment.due;
-                    shipper.put_back(shipment, due, |stats| {
+                    shipper.put_back(shipments, due, |stats| {
                         stats.connect_errors += 1;
                         stats.problem(format!("shipping: connect: {error}"));
                     });
@@ -426,21 +448,49 @@ async fn ship_connection(shipper: Arc<Shipper>) {
             }
         }
         let sender = connection.as_mut().expect("connected above");
-        if !ship_one(&shipper, sender, shipment).await {
+        let usable = if shipper.ship.batch == 1 {
+            let shipment = shipments.into_iter().next().expect("at least one is taken");
+            ship_one(&shipper, sender, shipment).await
+        } else {
+            ship_batch(&shipper, sender, shipments).await
+        };
+        if !usable {
             // Broken (or stopped): a new connection for the next one.
             connection = None;
         }
     }
 }
 
-/// Sends one shipment and counts what comes of it; `false` when the connection is no
-/// longer usable.
+/// What a request's answer was: `None` when shipping stopped with it out.
+type Answer = Option<Result<(StatusCode, Duration, Bytes), hyper::Error>>;
+
+/// Sends `request` on `sender` unless shipping stops first: the answer, and when it came.
+async fn send(
+    shipper: &Shipper,
+    sender: &mut Connection,
+    request: hyper::Request<crate::target::RequestBody>,
+) -> (Answer, Instant) {
+    shipper.requests.fetch_add(1, Ordering::Relaxed);
+    let answer = shipper
+        .until_stopped(async {
+            let response = sender.send_request(request).await?;
+            let status = response.status();
+            let wait = retry_after(&response);
+            let body = response.into_body().collect().await?.to_bytes();
+            Ok::<(StatusCode, Duration, Bytes), hyper::Error>((status, wait, body))
+        })
+        .await;
+    (answer, Instant::now())
+}
+
+/// Sends one shipment (`POST /v1/orders/{id}/shipped`) and counts what comes of it;
+/// `false` when the connection is no longer usable.
 async fn ship_one(shipper: &Shipper, sender: &mut Connection, shipment: Shipment) -> bool {
     let request = match shipper.target.post_shipped(&shipment.id) {
         Ok(request) => request,
         Err(error) => {
             let id = shipment.id.clone();
-            shipper.settle(|stats| {
+            shipper.settle(1, |stats| {
                 *stats.failed.entry("bad_id".to_owned()).or_default() += 1;
                 stats.problem(format!("shipping {id}: cannot make the request: {error}"));
             });
@@ -451,16 +501,7 @@ async fn ship_one(shipper: &Shipper, sender: &mut Connection, shipment: Shipment
     let late_us = sent
         .saturating_duration_since(shipment.first_due)
         .as_micros() as u64;
-    let answer = shipper
-        .until_stopped(async {
-            let response = sender.send_request(request).await?;
-            let status = response.status();
-            let wait = retry_after(&response);
-            let body = response.into_body().collect().await?.to_bytes();
-            Ok::<(StatusCode, Duration, Bytes), hyper::Error>((status, wait, body))
-        })
-        .await;
-    let answered = Instant::now();
+    let (answer, answered) = send(shipper, sender, request).await;
     let latency_us = answered.saturating_duration_since(sent).as_micros() as u64;
     let record = move |stats: &mut ShipStats| {
         stats.late.saturating_record(late_us.max(1));
@@ -469,7 +510,7 @@ async fn ship_one(shipper: &Shipper, sender: &mut Connection, shipment: Shipment
     match answer {
         None => {
             // Stopped with the request out: not shipped, as far as the tool knows.
-            shipper.settle(|stats| {
+            shipper.settle(1, |stats| {
                 stats.not_shipped += 1;
                 stats.not_shipped_due += 1;
             });
@@ -477,20 +518,20 @@ async fn ship_one(shipper: &Shipper, sender: &mut Connection, shipment: Shipment
         }
         Some(Err(error)) => {
             let id = &shipment.id;
-            shipper.settle(|stats| {
+            shipper.settle(1, |stats| {
                 *stats.failed.entry("transport".to_owned()).or_default() += 1;
                 stats.problem(format!("shipping {id}: {error}"));
             });
             false
         }
         Some(Ok((StatusCode::TOO_MANY_REQUESTS, wait, _))) => {
-            shipper.put_back(shipment, answered + wait, |stats| {
+            shipper.put_back(vec![shipment], answered + wait, |stats| {
                 stats.throttled_429 += 1;
             });
             true
         }
         Some(Ok((status, _, _))) if status.is_success() => {
-            shipper.settle(|stats| {
+            shipper.settle(1, |stats| {
                 stats.shipped += 1;
                 record(stats);
             });
@@ -499,7 +540,7 @@ async fn ship_one(shipper: &Shipper, sender: &mut Connection, shipment: Shipment
         Some(Ok((status, _, body))) => {
             let id = &shipment.id;
             let shown = String::from_utf8_lossy(&body[..body.len().min(240)]).into_owned();
-            shipper.settle(|stats| {
+            shipper.settle(1, |stats| {
                 *stats.failed.entry(status.as_u16().to_string()).or_default() += 1;
                 stats.problem(format!("shipping {id}: {status}: {shown}"));
                 record(stats);
@@ -507,6 +548,104 @@ async fn ship_one(shipper: &Shipper, sender: &mut Connection, shipment: Shipment
             true
         }
     }
+}
+
+/// Sends `shipments` as one `POST /v1/shipments` and counts what comes of each, by its
+/// answer line: `shipped`, or a failure under the line's error code (`not_live`,
+/// `unknown_order`, ...; `no_answer` for a line the answer lacks); `false` when the
+/// connection is no longer usable.
+async fn ship_batch(shipper: &Shipper, sender: &mut Connection, shipments: Vec<Shipment>) -> bool {
+    let taken = shipments.len();
+    let mut body = Vec::with_capacity(taken * 32);
+    for shipment in &shipments {
+        body.extend_from_slice(b"{\"id\":");
+        serde_json::to_writer(&mut body, &*shipment.id).expect("a string serialises");
+        body.extend_from_slice(b"}\n");
+    }
+    let request = shipper.target.post_shipments(Bytes::from(body));
+    let sent = Instant::now();
+    let (answer, answered) = send(shipper, sender, request).await;
+    let latency_us = answered.saturating_duration_since(sent).as_micros() as u64;
+    let record = |stats: &mut ShipStats| {
+        for shipment in &shipments {
+            let late_us = sent.saturating_duration_since(shipment.first_due).as_micros() as u64;
+            stats.late.saturating_record(late_us.max(1));
+            stats.latency.saturating_record(latency_us.max(1));
+        }
+    };
+    let n = taken as u64;
+    match answer {
+        None => {
+            shipper.settle(taken, |stats| {
+                stats.not_shipped += n;
+                stats.not_shipped_due += n;
+            });
+            false
+        }
+        Some(Err(error)) => {
+            shipper.settle(taken, |stats| {
+                *stats.failed.entry("transport".to_owned()).or_default() += n;
+                stats.problem(format!("shipping {taken} in one request: {error}"));
+            });
+            false
+        }
+        Some(Ok((StatusCode::TOO_MANY_REQUESTS, wait, _))) => {
+            shipper.put_back(shipments, answered + wait, |stats| {
+                stats.throttled_429 += 1;
+            });
+            true
+        }
+        Some(Ok((status, _, answer))) if status.is_success() => {
+            let outcomes = batch_outcomes(&answer, taken);
+            shipper.settle(taken, |stats| {
+                for (shipment, outcome) in shipments.iter().zip(outcomes) {
+                    match outcome {
+                        Ok(()) => stats.shipped += 1,
+                        Err((code, line)) => {
+                            *stats.failed.entry(code).or_default() += 1;
+                            stats.problem(format!("shipping {}: {line}", shipment.id));
+                        }
+                    }
+                }
+                record(stats);
+            });
+            true
+        }
+        Some(Ok((status, _, answer))) => {
+            let shown = String::from_utf8_lossy(&answer[..answer.len().min(240)]).into_owned();
+            shipper.settle(taken, |stats| {
+                *stats.failed.entry(status.as_u16().to_string()).or_default() += n;
+                stats.problem(format!("shipping {taken} in one request: {status}: {shown}"));
+                record(stats);
+            });
+            true
+        }
+    }
+}
+
+/// Each of `count` shipments' outcome in a `POST /v1/shipments` answer: shipped, or the
+/// failure's key (the line's error code, `no_answer` for a missing or unreadable line) and
+/// the line itself.
+fn batch_outcomes(answer: &[u8], count: usize) -> Vec<Result<(), (String, String)>> {
+    let mut outcomes = vec![Err(("no_answer".to_owned(), "no answer line".to_owned())); count];
+    for line in answer.split(|&byte| byte == b'\n') {
+        let Ok(value) = serde_json::from_slice::<Value>(line) else {
+            continue;
+        };
+        let Some(index) = value["line"].as_u64().and_then(|line| line.checked_sub(1)) else {
+            continue;
+        };
+        let Some(outcome) = outcomes.get_mut(index as usize) else {
+            continue;
+        };
+        *outcome = if value["state"] == "shipped" {
+            Ok(())
+        } else {
+            let code = value["error"]["code"].as_str().unwrap_or("no_answer");
+            Err((code.to_owned(), value.to_string()))
+        };
+    }
+    outcomes
 }
 
 /// FNV-1a, 64 bits: a stable hash of an id (the standard library's may change between
@@ -543,6 +682,7 @@ mod tests {
             delay_s,
             connections: 1,
             max_queued: 100,
+            batch: 1,
         };
         Shipper::new(target, ship, 7)
     }
@@ -601,16 +741,53 @@ mod tests {
         let started = Instant::now();
         let mut last = started;
         let mut taken = 0;
-        while let Ok(shipment) = shipper.next().await {
+        while let Ok(shipments) = shipper.next(1).await {
+            assert_eq!(shipments.len(), 1);
+            let shipment = &shipments[0];
             assert!(shipment.due >= last, "earliest first");
             assert!(Instant::now() >= shipment.due, "not before it is due");
             last = shipment.due;
             taken += 1;
-            shipper.settle(|stats| stats.shipped += 1);
+            shipper.settle(1, |stats| stats.shipped += 1);
         }
         assert_eq!(taken, 50);
         assert!(started.elapsed() < Duration::from_secs(2));
         assert_eq!(shipper.finish().unaccounted(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_batch_takes_what_is_due_together_up_to_its_size() {
+        let shipper = shipper(1.0, ShipDelay::Fixed(0.0));
+        shipper.schedule(&mut ids(10));
+        // Due at once: four, four, then the last two; none left in the queue.
+        let sizes = [
+            shipper.next(4).await.unwrap().len(),
+            shipper.next(4).await.unwrap().len(),
+            shipper.next(4).await.unwrap().len(),
+        ];
+        assert_eq!(sizes, [4, 4, 2]);
+        assert_eq!(shipper.progress().0, 0);
+        shipper.settle(10, |stats| stats.shipped += 10);
+        // Not due yet: a batch does not wait for more than its first.
+        let later = self::shipper(1.0, ShipDelay::Range([0.0, 0.5]));
+        later.schedule(&mut ids(20));
+        let first = later.next(20).await.unwrap();
+        assert!(first.len() < 20, "{} taken before the rest were due", first.len());
+        assert_eq!(shipper.finish().unaccounted(), 0);
+    }
+
+    #[test]
+    fn a_batch_answer_is_read_line_by_line_and_a_missing_line_is_a_failure() {
+        let answer = concat!(
+            "{\"line\":2,\"order_id\":\"B\",\"status\":\"error\",\"error\":{\"code\":\"not_live\",\"message\":\"m\"}}\n",
+            "{\"line\":1,\"order_id\":\"A\",\"state\":\"shipped\"}\n",
+            "{\"line\":9,\"order_id\":\"Z\",\"state\":\"shipped\"}\n",
+            "garbage\n",
+        );
+        let outcomes = batch_outcomes(answer.as_bytes(), 3);
+        assert_eq!(outcomes[0], Ok(()));
+        assert_eq!(outcomes[1].as_ref().unwrap_err().0, "not_live");
+        assert_eq!(outcomes[2].as_ref().unwrap_err().0, "no_answer");
     }
 
     #[tokio::test]
@@ -619,7 +796,7 @@ mod tests {
         shipper.schedule(&mut ids(3));
         let waiting = tokio::spawn({
             let shipper = shipper.clone();
-            async move { shipper.next().await.is_err() }
+            async move { shipper.next(1).await.is_err() }
         });
         tokio::time::sleep(Duration::from_millis(50)).await;
         shipper.stop();

@@ -121,6 +121,14 @@ impl Target {
             .body(http_body_util::Either::Right(Full::new(Bytes::new())))
     }
 
+    /// `POST /v1/shipments` with an NDJSON body of `{"id":...}` lines.
+    pub fn post_shipments(&self, body: Bytes) -> Request<RequestBody> {
+        self.request(Method::POST, "/v1/shipments")
+            .header(CONTENT_TYPE, "application/x-ndjson")
+            .body(http_body_util::Either::Right(Full::new(body)))
+            .expect("a fixed method and path, and headers checked by Target::parse")
+    }
+
     /// `GET path`, which must answer 200, on a connection of its own; its body. Gives up
     /// after [`CALL_TIMEOUT`]: a server that stopped must not stop the tool.
     pub async fn get(&self, path: &str) -> anyhow::Result<Bytes> {
