@@ -460,7 +460,7 @@ fn logging(
     tracing_subscriber::registry()
         .with(levels)
         .with(printed)
-        .with(crate::serve::edge::BadHeads::default())
+        .with(crate::serve::edge::BadHeads)
 }
 
 /// `serve`: logs to stderr (`RUST_LOG`, default `info`) and serves until shut down.

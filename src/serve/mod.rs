@@ -226,12 +226,14 @@ async fn serve(
 }
 
 /// Once a second: every zone sets the age of its oldest hold waiting for review and, when
-/// `policy.review_timeout_s` is set, rejects (or approves) the holds that waited that long.
+/// `policy.review_timeout_s` is set, rejects (or approves) the holds that waited that long;
+/// the bad request heads counted and not reported yet are logged once their period is over.
 async fn expire_reviews(app: web::Data<App>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        edge::BadHeads::flush();
         let network = app.network();
         if app.is_draining() {
             continue;

@@ -29,7 +29,6 @@ use actix_web::web;
 use anyhow::Context as _;
 use std::net::SocketAddr;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 pub use connection::{BreakCheck, Connection, body_break};
@@ -195,14 +194,59 @@ pub const BAD_HEAD_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// A log layer that takes actix-http's one ERROR line per bad request head ("stream error:
 /// ..."), counts it (`router_requests_refused_total{reason="bad_head"}`), and logs one
-/// WARN line per [`BAD_HEAD_LOG_EVERY`] at most, saying how many and the last one. Paired
+/// WARN line per [`BAD_HEAD_LOG_EVERY`] at most, saying how many and the latest one. Paired
 /// with [`BadHeads::is_bad_head`] as the printing layer's filter, which drops the originals.
+/// Heads counted inside a period are reported at its end by [`BadHeads::flush`] (the
+/// service calls it once a second), not only when a later bad head comes: the last burst's
+/// count is logged too. The counts are the process's, as the log is.
 #[derive(Default)]
-pub struct BadHeads {
-    since_logged: AtomicU64,
-    /// When the last report was logged (and its message).
-    last: Mutex<Option<(Instant, String)>>,
+pub struct BadHeads;
+
+/// What [`BadHeads`] counted and has not reported yet.
+#[derive(Default)]
+struct HeadCounts {
+    /// Counted since the last report.
+    since_logged: u64,
+    /// The latest of those.
+    latest: String,
+    /// When the last report was logged.
+    logged_at: Option<Instant>,
 }
+
+impl HeadCounts {
+    /// Counts one bad head with `message`; the summary to log now, if it is time.
+    fn count(&mut self, message: String, now: Instant) -> Option<String> {
+        self.since_logged += 1;
+        self.latest = message;
+        self.report(now)
+    }
+
+    /// The summary of the heads counted since the last report, if there are any and the
+    /// period since that report has passed.
+    fn report(&mut self, now: Instant) -> Option<String> {
+        if self.since_logged == 0
+            || self
+                .logged_at
+                .is_some_and(|at| now < at + BAD_HEAD_LOG_EVERY)
+        {
+            return None;
+        }
+        self.logged_at = Some(now);
+        let count = std::mem::take(&mut self.since_logged);
+        Some(format!(
+            "{count} bad request head(s) refused since the last report, the latest: {} (reported at most every {} s; router_requests_refused_total counts them all)",
+            self.latest,
+            BAD_HEAD_LOG_EVERY.as_secs()
+        ))
+    }
+}
+
+/// The process's bad-head counts (the log layer and the service's clock share them).
+static HEAD_COUNTS: Mutex<HeadCounts> = Mutex::new(HeadCounts {
+    since_logged: 0,
+    latest: String::new(),
+    logged_at: None,
+});
 
 /// The module actix-http logs bad heads from.
 const DISPATCHER: &str = "actix_http::h1::dispatcher";
@@ -214,27 +258,19 @@ impl BadHeads {
         metadata.target() == DISPATCHER && *metadata.level() == tracing::Level::ERROR
     }
 
-    /// Counts one bad head with `message`; the summary to log now, if it is time.
-    fn count(&self, message: String, now: Instant) -> Option<String> {
-        metrics::counter!(names::REQUESTS_REFUSED, "reason" => "bad_head").increment(1);
-        self.since_logged.fetch_add(1, Ordering::Relaxed);
-        let mut last = self
-            .last
+    fn counts() -> std::sync::MutexGuard<'static, HeadCounts> {
+        HEAD_COUNTS
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if last
-            .as_ref()
-            .is_some_and(|(at, _)| now < *at + BAD_HEAD_LOG_EVERY)
-        {
-            return None;
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Logs the heads counted inside the last period, once it has passed (called once a
+    /// second; one lock and a comparison when there is nothing to report).
+    pub fn flush() {
+        let summary = Self::counts().report(Instant::now());
+        if let Some(summary) = summary {
+            tracing::warn!(target: "order_router::edge", "{summary}");
         }
-        *last = Some((now, message.clone()));
-        // Under the lock: every head counted since the last report, this one included.
-        let count = self.since_logged.swap(0, Ordering::Relaxed);
-        Some(format!(
-            "{count} bad request head(s) refused since the last report, the latest: {message} (reported at most every {} s; router_requests_refused_total counts them all)",
-            BAD_HEAD_LOG_EVERY.as_secs()
-        ))
     }
 }
 
@@ -248,9 +284,12 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for BadHeads {
         if !BadHeads::is_bad_head(event.metadata()) {
             return;
         }
+        metrics::counter!(names::REQUESTS_REFUSED, "reason" => "bad_head").increment(1);
         let mut message = Message(String::new());
         event.record(&mut message);
-        if let Some(summary) = self.count(message.0, Instant::now()) {
+        // The lock is let go before the summary is logged (a nested event).
+        let summary = Self::counts().count(message.0, Instant::now());
+        if let Some(summary) = summary {
             tracing::warn!(target: "order_router::edge", "{summary}");
         }
     }
@@ -297,7 +336,7 @@ mod tests {
 
     #[test]
     fn bad_heads_are_reported_at_most_once_per_period_with_their_count() {
-        let heads = BadHeads::default();
+        let mut heads = HeadCounts::default();
         let start = Instant::now();
         let first = heads.count("stream error: bad header".into(), start);
         assert!(first.unwrap().starts_with("1 bad request head(s)"));
@@ -309,5 +348,24 @@ mod tests {
         let later = later.unwrap();
         assert!(later.starts_with("50 bad request head(s)"), "{later}");
         assert!(later.contains("the latest"), "{later}");
+        // Nothing counted since: the clock's report has nothing to say.
+        assert_eq!(heads.report(start + BAD_HEAD_LOG_EVERY * 3), None);
+    }
+
+    #[test]
+    fn the_last_burst_is_reported_by_the_clock_once_its_period_has_passed() {
+        let mut heads = HeadCounts::default();
+        let start = Instant::now();
+        assert!(heads.count("first".into(), start).is_some());
+        for tenth in 1..=3 {
+            let at = start + Duration::from_millis(100 * tenth);
+            assert_eq!(heads.count(format!("burst {tenth}"), at), None);
+        }
+        // No bad head comes after the burst; the once-a-second report logs it when due.
+        assert_eq!(heads.report(start + Duration::from_secs(5)), None);
+        let due = heads.report(start + BAD_HEAD_LOG_EVERY).unwrap();
+        assert!(due.starts_with("3 bad request head(s)"), "{due}");
+        assert!(due.contains("burst 3"), "{due}");
+        assert_eq!(heads.report(start + BAD_HEAD_LOG_EVERY * 2), None);
     }
 }
