@@ -181,7 +181,10 @@ async fn ship_through_the_router(batch: usize) -> (u64, u64) {
     );
     // The router's feed has every shipment once.
     let feed = server.get("/v1/decisions").lines();
-    let shipped = feed.iter().filter(|entry| entry["event"] == "shipped").count() as u64;
+    let shipped = feed
+        .iter()
+        .filter(|entry| entry["event"] == "shipped")
+        .count() as u64;
     assert_eq!(shipped, chosen);
     (shipping["requests"].as_u64().unwrap(), chosen)
 }

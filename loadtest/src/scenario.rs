@@ -713,7 +713,10 @@ rate = 100
         assert_eq!(ship.share, 0.95);
         assert_eq!(ship.delay_s.bounds(), [30.0, 30.0]);
         assert_eq!(ship.statuses, ["routed", "backordered"]);
-        assert_eq!((ship.connections, ship.max_queued, ship.batch), (8, 2_000_000, 1));
+        assert_eq!(
+            (ship.connections, ship.max_queued, ship.batch),
+            (8, 2_000_000, 1)
+        );
         let range = format!(
             "{MINIMAL}\n[ship]\nshare = 1\ndelay_s = [20, 60.5]\nstatuses = [\"routed\"]\nconnections = 16\nbatch = 500\n"
         );
@@ -759,8 +762,16 @@ rate = 100
                 "ship.statuses.rejected",
                 "holds nothing",
             ),
-            ("share = 1\ndelay_s = 1\nbatch = 0", "ship.batch", "1..=10000"),
-            ("share = 1\ndelay_s = 1\nbatch = 10001", "ship.batch", "1..=10000"),
+            (
+                "share = 1\ndelay_s = 1\nbatch = 0",
+                "ship.batch",
+                "1..=10000",
+            ),
+            (
+                "share = 1\ndelay_s = 1\nbatch = 10001",
+                "ship.batch",
+                "1..=10000",
+            ),
             (
                 "share = 1\ndelay_s = 1\nstatuses = [\"routed\", \"routed\"]",
                 "ship.statuses.routed",

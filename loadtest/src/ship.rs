@@ -568,7 +568,9 @@ async fn ship_batch(shipper: &Shipper, sender: &mut Connection, shipments: Vec<S
     let latency_us = answered.saturating_duration_since(sent).as_micros() as u64;
     let record = |stats: &mut ShipStats| {
         for shipment in &shipments {
-            let late_us = sent.saturating_duration_since(shipment.first_due).as_micros() as u64;
+            let late_us = sent
+                .saturating_duration_since(shipment.first_due)
+                .as_micros() as u64;
             stats.late.saturating_record(late_us.max(1));
             stats.latency.saturating_record(latency_us.max(1));
         }
@@ -615,7 +617,9 @@ async fn ship_batch(shipper: &Shipper, sender: &mut Connection, shipments: Vec<S
             let shown = String::from_utf8_lossy(&answer[..answer.len().min(240)]).into_owned();
             shipper.settle(taken, |stats| {
                 *stats.failed.entry(status.as_u16().to_string()).or_default() += n;
-                stats.problem(format!("shipping {taken} in one request: {status}: {shown}"));
+                stats.problem(format!(
+                    "shipping {taken} in one request: {status}: {shown}"
+                ));
                 record(stats);
             });
             true
@@ -772,7 +776,11 @@ mod tests {
         let later = self::shipper(1.0, ShipDelay::Range([0.0, 0.5]));
         later.schedule(&mut ids(20));
         let first = later.next(20).await.unwrap();
-        assert!(first.len() < 20, "{} taken before the rest were due", first.len());
+        assert!(
+            first.len() < 20,
+            "{} taken before the rest were due",
+            first.len()
+        );
         assert_eq!(shipper.finish().unaccounted(), 0);
     }
 
