@@ -13,8 +13,9 @@
 
 use super::JournalError;
 use std::fs::{self, File};
-use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 /// Bytes written at once, then waited for: a commit's sync finds at most this ahead of it.
@@ -72,23 +73,57 @@ pub(super) fn pause() {
 /// first) and that made durable, so no crash leaves a cut file under a journal name; then
 /// truncated and committed step by step; then unlinked. The directory's last change is
 /// not synced here.
+///
+/// A file that a reader still holds open ([`hold`]: a cold store's file, or a journal
+/// snapshot a cold store adopted, which a snapshot being encoded may still be reading) is
+/// renamed but not cut: truncating it would cut the records under the reader (unlinking
+/// alone would leave it readable, but free it all at once when the reader lets go). It is
+/// handed to the deleter thread, which cuts it once nobody holds it.
 pub fn remove(path: &Path) -> Result<u64, JournalError> {
+    match rename_and_cut(path)? {
+        Removal::Done(bytes) => Ok(bytes),
+        Removal::Held { removing, bytes } => {
+            deleter_send(Job::Cut(removing));
+            Ok(bytes)
+        }
+    }
+}
+
+/// What a removal came to.
+enum Removal {
+    /// Deleted; the bytes it held.
+    Done(u64),
+    /// Renamed to `removing` and left whole: a reader holds it.
+    Held { removing: PathBuf, bytes: u64 },
+}
+
+/// [`remove`]'s rename, then [`cut`].
+fn rename_and_cut(path: &Path) -> Result<Removal, JournalError> {
     let mut name = path.as_os_str().to_owned();
     name.push(super::format::REMOVING_SUFFIX);
-    let removing = std::path::PathBuf::from(name);
+    let removing = PathBuf::from(name);
     fs::rename(path, &removing).map_err(|source| JournalError::io("renaming", path, source))?;
     if let Some(dir) = path.parent() {
         super::snapshot::sync_directory(dir)?;
     }
+    cut(removing)
+}
+
+/// Truncates the file at `removing` a step at a time, each step committed, then unlinks
+/// it; leaves it whole if a reader holds it ([`hold`]).
+fn cut(removing: PathBuf) -> Result<Removal, JournalError> {
     let path = removing.as_path();
     let file = fs::OpenOptions::new()
         .write(true)
         .open(path)
         .map_err(|source| JournalError::io("opening", path, source))?;
-    let bytes = file
+    let metadata = file
         .metadata()
-        .map_err(|source| JournalError::io("reading", path, source))?
-        .len();
+        .map_err(|source| JournalError::io("reading", path, source))?;
+    let bytes = metadata.len();
+    if is_held(&metadata) {
+        return Ok(Removal::Held { removing, bytes });
+    }
     let mut length = bytes;
     while length > STEP_BYTES {
         length -= STEP_BYTES;
@@ -101,43 +136,127 @@ pub fn remove(path: &Path) -> Result<u64, JournalError> {
     }
     drop(file);
     fs::remove_file(path).map_err(|source| JournalError::io("removing", path, source))?;
-    Ok(bytes)
+    Ok(Removal::Done(bytes))
+}
+
+/// Files that readers hold open, by device and inode, each with a weak handle: an entry
+/// whose handle is gone (every reader let go, the file closed) counts for nothing. An
+/// inode number can come back only once its file is freed, which a live handle prevents.
+static HELD: Mutex<Vec<(u64, u64, Weak<File>)>> = Mutex::new(Vec::new());
+
+/// How often the deleter looks again at a file a reader holds.
+const HELD_RETRY: Duration = Duration::from_secs(1);
+
+/// Says that `file` is read through this handle (and its clones): [`remove`] and
+/// [`remove_later`] leave it whole until the last of them is dropped.
+pub fn hold(file: &Arc<File>) {
+    let Ok(metadata) = file.metadata() else {
+        return;
+    };
+    let mut held = HELD.lock().unwrap_or_else(PoisonError::into_inner);
+    held.retain(|(_, _, reader)| reader.strong_count() > 0);
+    held.push((metadata.dev(), metadata.ino(), Arc::downgrade(file)));
+}
+
+/// Whether a reader holds the file of `metadata` ([`hold`]).
+fn is_held(metadata: &fs::Metadata) -> bool {
+    let mut held = HELD.lock().unwrap_or_else(PoisonError::into_inner);
+    held.retain(|(_, _, reader)| reader.strong_count() > 0);
+    held.iter()
+        .any(|(dev, ino, _)| *dev == metadata.dev() && *ino == metadata.ino())
+}
+
+/// What the deleter thread does with a path.
+enum Job {
+    /// Rename, then cut ([`remove`]).
+    Remove(PathBuf),
+    /// Cut a file renamed already, once no reader holds it.
+    Cut(PathBuf),
 }
 
 /// Deletes `path` as [`remove`] does, on the process's one deleter thread (started at the
 /// first call), and returns at once: deletions queue one behind the other, so that several
 /// zones letting files go at the same moment do not free them all at once beside the log's
-/// syncs, and no thread is started per file. A failure is logged (the file, or its
-/// `….removing` name, is deleted at the next open of its folder).
-pub fn remove_later(path: std::path::PathBuf) {
-    static DELETER: std::sync::OnceLock<Option<crossbeam::channel::Sender<std::path::PathBuf>>> =
+/// syncs, and no thread is started per file. A file a reader holds waits, renamed, and is
+/// looked at again every [`HELD_RETRY`] while the others go on. A failure is logged (the
+/// file, or its `….removing` name, is deleted at the next open of its folder).
+pub fn remove_later(path: PathBuf) {
+    deleter_send(Job::Remove(path));
+}
+
+/// Hands `job` to the deleter thread (started at the first call); done in place, but for a
+/// held file's wait, if the thread cannot be started.
+fn deleter_send(job: Job) {
+    static DELETER: std::sync::OnceLock<Option<crossbeam::channel::Sender<Job>>> =
         std::sync::OnceLock::new();
     let deleter = DELETER.get_or_init(|| {
-        let (queue, paths) = crossbeam::channel::unbounded::<std::path::PathBuf>();
+        let (queue, jobs) = crossbeam::channel::unbounded::<Job>();
         std::thread::Builder::new()
             .name("paced-remove".to_owned())
-            .spawn(move || {
-                for path in paths {
-                    remove_logged(&path);
-                }
-            })
+            .spawn(move || delete_queued(&jobs))
             .map_err(|error| tracing::warn!("no deleter thread ({error}): files deleted in place"))
             .ok()
             .map(|_| queue)
     });
-    match deleter {
-        Some(queue) => {
-            if let Err(unsent) = queue.send(path) {
-                remove_logged(&unsent.0);
-            }
-        }
-        None => remove_logged(&path),
+    let unsent = match deleter {
+        Some(queue) => match queue.send(job) {
+            Ok(()) => return,
+            Err(unsent) => unsent.0,
+        },
+        None => job,
+    };
+    if let Err(error) = run(unsent) {
+        tracing::warn!("{error}");
     }
 }
 
-fn remove_logged(path: &Path) {
-    if let Err(error) = remove(path) {
-        tracing::warn!("deleting {}: {error}", path.display());
+/// Does `job`: the path left waiting for its reader, if one holds it.
+fn run(job: Job) -> Result<Option<PathBuf>, JournalError> {
+    let removal = match job {
+        Job::Remove(path) => rename_and_cut(&path)?,
+        Job::Cut(removing) => cut(removing)?,
+    };
+    Ok(match removal {
+        Removal::Done(_) => None,
+        Removal::Held { removing, .. } => Some(removing),
+    })
+}
+
+/// The deleter thread: each job in turn; the files readers hold, again every
+/// [`HELD_RETRY`] until they can go.
+fn delete_queued(jobs: &crossbeam::channel::Receiver<Job>) {
+    use crossbeam::channel::RecvTimeoutError;
+    let mut waiting: Vec<PathBuf> = Vec::new();
+    let mut retry_at = std::time::Instant::now();
+    loop {
+        let job = if waiting.is_empty() {
+            jobs.recv().map_err(|_| RecvTimeoutError::Disconnected)
+        } else {
+            jobs.recv_deadline(retry_at)
+        };
+        match job {
+            Ok(job) => {
+                let was_empty = waiting.is_empty();
+                match run(job) {
+                    Ok(held) => waiting.extend(held),
+                    Err(error) => tracing::warn!("{error}"),
+                }
+                if was_empty {
+                    retry_at = std::time::Instant::now() + HELD_RETRY;
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        if !waiting.is_empty() && std::time::Instant::now() >= retry_at {
+            for removing in std::mem::take(&mut waiting) {
+                match run(Job::Cut(removing)) {
+                    Ok(held) => waiting.extend(held),
+                    Err(error) => tracing::warn!("{error}"),
+                }
+            }
+            retry_at = std::time::Instant::now() + HELD_RETRY;
+        }
     }
 }
 

@@ -1466,6 +1466,35 @@ mod preallocated {
     }
 
     #[test]
+    fn a_file_a_reader_holds_is_renamed_but_left_whole_until_the_reader_lets_go() {
+        use std::os::unix::fs::FileExt;
+        let dir = TempDir::new().unwrap();
+        // A snapshot a cold store adopted: the journal's compaction deletes it.
+        let big = dir.path().join("snapshot-00000000000000000500.snap");
+        fs::write(&big, vec![7u8; 9 << 20]).unwrap();
+        let reader = std::sync::Arc::new(fs::File::open(&big).unwrap());
+        paced::hold(&reader);
+        assert_eq!(paced::remove(&big).unwrap(), 9 << 20);
+        assert!(!big.exists(), "gone from the journal's names at once");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert_eq!(
+            reader.metadata().unwrap().len(),
+            9 << 20,
+            "not cut under its reader"
+        );
+        let mut last = [0u8; 1];
+        reader.read_exact_at(&mut last, (9 << 20) - 1).unwrap();
+        assert_eq!(last, [7]);
+        // The reader lets go: the deleter thread cuts and unlinks it.
+        drop(reader);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while fs::read_dir(dir.path()).unwrap().count() > 0 {
+            assert!(std::time::Instant::now() < deadline, "the held file stayed");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    #[test]
     fn files_deleted_later_go_one_after_another_on_one_thread() {
         let dir = TempDir::new().unwrap();
         let files: Vec<PathBuf> = (0..3)

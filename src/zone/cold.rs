@@ -20,7 +20,11 @@
 //! [`COLD_FILE_BYTES`](crate::limits::COLD_FILE_BYTES) and deleted once none of its records
 //! is kept ([`ColdStore::forget`]), a step at a time on the process's deleter thread
 //! ([`crate::journal::remove_later`]): freeing 64 MiB at once stalls every sync on the
-//! volume.
+//! volume. A snapshot encodes from a copy of the store, which may still read a file the
+//! zone has since forgotten: the files are held ([`crate::journal::hold`]), so the deleter
+//! cuts one only once every copy has let go, and names are not taken again in a run, so a
+//! new file never opens one still waiting to be deleted. The journal's snapshots that a
+//! restart adopts are held the same way against the journal's compaction.
 
 use super::records::{Reader, RecordError};
 use super::snapshot::{decode_entry, encode_entry};
@@ -127,6 +131,10 @@ pub struct ColdStore {
     catalog: Arc<Catalog>,
     /// A file's size before the next is started ([`COLD_FILE_BYTES`]; smaller in tests).
     file_bytes: u64,
+    /// The name of the next file started: names are never taken again in a run (numbers
+    /// are), so a new file never opens one still being deleted, which a snapshot of the
+    /// store may still be reading.
+    next_name: u64,
 }
 
 impl ColdStore {
@@ -157,6 +165,7 @@ impl ColdStore {
             network,
             catalog,
             file_bytes: COLD_FILE_BYTES,
+            next_name: 0,
         })
     }
 
@@ -252,11 +261,13 @@ impl ColdStore {
             path: path.to_owned(),
             source,
         };
-        let file = File::open(path).map_err(io)?;
+        let file = Arc::new(File::open(path).map_err(io)?);
         let written = file.metadata().map_err(io)?.len();
+        // The journal deletes its snapshots a step at a time: not this one while it is read.
+        crate::journal::hold(&file);
         let number = self.free_number();
         self.files[usize::from(number)] = Some(ColdFile {
-            file: Arc::new(file),
+            file,
             path: path.to_owned(),
             written,
             written_back: written,
@@ -290,7 +301,7 @@ impl ColdStore {
 
     fn start_file(&mut self) -> Result<(), ColdError> {
         let number = self.free_number();
-        let path = self.dir.join(format!("{number:05}.cold"));
+        let path = self.dir.join(format!("{:06}.cold", self.next_name));
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(true)
@@ -301,8 +312,13 @@ impl ColdStore {
                 path: path.clone(),
                 source,
             })?;
+        self.next_name += 1;
+        let file = Arc::new(file);
+        // Deleted a step at a time once forgotten, but not while a snapshot's copy of the
+        // store still reads it.
+        crate::journal::hold(&file);
         self.files[usize::from(number)] = Some(ColdFile {
-            file: Arc::new(file),
+            file,
             path,
             written: 0,
             written_back: 0,
@@ -527,5 +543,82 @@ mod tests {
             left = std::fs::read_dir(dir.path()).unwrap().count();
         }
         assert_eq!(left, 1, "only the file written to stays on disk");
+    }
+
+    #[test]
+    fn a_file_forgotten_while_a_copy_reads_it_stays_whole_until_the_copy_lets_go() {
+        let world = world("warehouse,sku,on_hand\nWS,A,5\n");
+        let dir = tempfile::tempdir().unwrap();
+        // Files larger than a deletion's step, so that deleting one would cut it.
+        let mut store = ColdStore::open(dir.path(), world.network.clone(), world.catalog.clone())
+            .unwrap()
+            .with_file_bytes(6 << 20);
+        let mut first = Vec::new();
+        let mut n = 0u32;
+        loop {
+            let place = store
+                .put(&record(&world, n), ClaimPlace::default())
+                .unwrap();
+            store.flush().unwrap();
+            if place.file != 0 {
+                break;
+            }
+            first.push((n, place));
+            n += 1;
+        }
+        let first_path = store.file(0).path.clone();
+        assert!(std::fs::metadata(&first_path).unwrap().len() > 5 << 20);
+        // A snapshot's copy, then the zone lets every record of the first file go.
+        let copy = store.clone();
+        for (_, place) in &first {
+            store.forget(*place);
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while first_path.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not handed to the deleter"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        // Long enough for the deleter to have cut a step or two, had it cut at all.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let mut reader = copy.reader();
+        for (n, place) in &first {
+            let entry = reader.entry(*place).unwrap().to_vec();
+            assert_eq!(entry, store_entry(&copy, *place), "record {n}");
+            assert_eq!(copy.read(*place).unwrap(), record(&world, *n), "record {n}");
+        }
+        // A new file takes the free number 0 under a new name, not the old file's.
+        while store.current == Some(1) {
+            store
+                .put(&record(&world, n), ClaimPlace::default())
+                .unwrap();
+            store.flush().unwrap();
+            n += 1;
+        }
+        assert_eq!(store.current, Some(0));
+        assert_ne!(store.file(0).path, first_path);
+        // The copy lets go: the old file goes.
+        drop(copy);
+        let removing = |dir: &Path| {
+            std::fs::read_dir(dir)
+                .unwrap()
+                .filter(|entry| {
+                    let name = entry.as_ref().unwrap().file_name();
+                    name.to_string_lossy().ends_with(".removing")
+                })
+                .count()
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while removing(dir.path()) > 0 {
+            assert!(std::time::Instant::now() < deadline, "the old file stayed");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// The entry at `place` read on its own (two reads), to compare a block reader's with.
+    fn store_entry(store: &ColdStore, place: ColdPlace) -> Vec<u8> {
+        store.entry(place).unwrap()
     }
 }

@@ -797,7 +797,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = small_file_store(&world, dir.path());
         // The store's second file cannot be made: its name is taken by a directory.
-        std::fs::create_dir(dir.path().join("00001.cold")).unwrap();
+        std::fs::create_dir(dir.path().join("000001.cold")).unwrap();
         let claims = Claims::default();
         let state = restore_south(&world, &bytes, None, store, &claims);
         assert_eq!((state.order_count(), state.cold_count()), (40, 0));
