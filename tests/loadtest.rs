@@ -189,6 +189,46 @@ async fn ship_through_the_router(batch: usize) -> (u64, u64) {
     (shipping["requests"].as_u64().unwrap(), chosen)
 }
 
+/// Resends of orders answered 1.5-3.5 s before (`mix.retry_age_s`): by then most were
+/// shipped (0.3-0.6 s after their answer) or rejected, and their records left memory for
+/// the zones' cold files; each must still be answered as its original's duplicate, with the
+/// original decision (the tool compares it with the original's answer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resends_of_orders_whose_records_left_memory_get_their_original_decisions() {
+    let server = Server::start(GOLDEN, GOLDEN_CATALOG, STOCK, &[]);
+    let mut scenario = scenario("smoke.toml");
+    scenario.mix.retry_share = 0.05;
+    scenario.mix.retry_age_s = Some([1.5, 3.5]);
+    scenario.ship = Some(loadtest::scenario::Ship {
+        share: 1.0,
+        statuses: vec!["routed".into(), "backordered".into()],
+        delay_s: loadtest::scenario::ShipDelay::Range([0.3, 0.6]),
+        connections: 2,
+        max_queued: 100_000,
+        batch: 100,
+    });
+    let outcome = run_against(&server, scenario, None, None).await;
+    assert!(
+        outcome.passed(),
+        "{:?}\n{}",
+        outcome.report.failures,
+        outcome.report.json["problems"]
+    );
+    let totals = &outcome.report.json["totals"];
+    assert_eq!(totals["mismatched"], 0, "{totals}");
+    assert!(totals["duplicates"].as_u64().unwrap() > 100, "{totals}");
+    // The closed records were on disk while the resends came.
+    let on_disk = ["east", "west"]
+        .iter()
+        .map(|zone| {
+            server.metric(&format!(
+                "router_zone_records{{zone=\"{zone}\",kept=\"disk\"}}"
+            ))
+        })
+        .sum::<f64>();
+    assert!(on_disk > 1_000.0, "{on_disk} records on disk");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limit_measures_the_router_against_the_bare_endpoint() {
     let server = Server::start(GOLDEN, GOLDEN_CATALOG, STOCK, &["--sync", "none"]);

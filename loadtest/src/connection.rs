@@ -9,7 +9,7 @@
 //! with a status the scenario ships is handed to the [`Shipper`] (its own connections send
 //! the shipments, never these).
 
-use crate::generate::{Expect, Malformed, ResendPool};
+use crate::generate::{Expect, Malformed, Original, ResendPool};
 use crate::ndjson::{Line, LineSplitter, Lines, MAX_LINE_BYTES};
 use crate::outbox::{Outbox, Queued};
 use crate::ship::Shipper;
@@ -113,8 +113,8 @@ impl Shared {
 /// What the checks of a chunk's answers (or a request's) pass on once they are done.
 #[derive(Default)]
 struct PassOn {
-    /// Answered originals (id and line), a sample for the resend pool.
-    originals: Vec<(Arc<str>, Bytes)>,
+    /// Answered originals (id, line and answer), a sample for the resend pool.
+    originals: Vec<Original>,
     /// New orders decided with a status the scenario ships, for the shipper.
     placed: Vec<Arc<str>>,
 }
@@ -230,9 +230,11 @@ fn check(
         Expect::New { id } => {
             if check_new(&mut checking, &parsed, id) {
                 if shared.resends.is_some() && answered.originals.len() < ORIGINALS_PER_CHUNK {
-                    answered
-                        .originals
-                        .push((id.clone(), sent.order.line.bytes.clone()));
+                    answered.originals.push(Original {
+                        id: id.clone(),
+                        line: sent.order.line.bytes.clone(),
+                        answer: Bytes::copy_from_slice(answer),
+                    });
                 }
                 if let Some(shipper) = &shared.shipper
                     && shipper.ships(parsed.status())
@@ -244,14 +246,38 @@ fn check(
                 }
             }
         }
-        Expect::Resend { id } => {
+        Expect::Resend {
+            id,
+            answer: original,
+        } => {
             if parsed.order_id.as_deref() != Some(&**id) || !parsed.duplicate {
                 return checking.mismatch(format!("resend of {id}: not answered as its duplicate"));
+            }
+            if let Some(problem) = differs_from_original(answer, original) {
+                return checking.mismatch(format!("resend of {id}: {problem}"));
             }
             checking.count(Count::Duplicate);
         }
         Expect::Invalid(kind) => check_invalid(&mut checking, &parsed, *kind, sent.number),
     }
+}
+
+/// How a duplicate's answer differs from its original's (`original`, empty when unknown),
+/// but for the `"duplicate": true` it carries: `None` when it is the same decision.
+fn differs_from_original(answer: &[u8], original: &[u8]) -> Option<String> {
+    if original.is_empty() {
+        return None;
+    }
+    let mut duplicate: serde_json::Value = serde_json::from_slice(answer).ok()?;
+    let original: serde_json::Value = match serde_json::from_slice(original) {
+        Ok(original) => original,
+        Err(error) => return Some(format!("its original's answer is not JSON ({error})")),
+    };
+    if let Some(fields) = duplicate.as_object_mut() {
+        fields.remove("duplicate");
+    }
+    (duplicate != original)
+        .then(|| format!("answered {duplicate}, not its original decision {original}"))
 }
 
 /// A new order must be decided under its own id, and not as a duplicate: counts the
@@ -370,7 +396,7 @@ fn count_each(tally: &mut Tally, lines: &[InFlight], count: Count, second: u32) 
 fn count_lost(shared: &Shared, tally: &mut Tally, lost: &[InFlight]) {
     count_each(tally, lost, Count::Lost, shared.second(Instant::now()));
     for line in lost {
-        if let Expect::New { id } | Expect::Resend { id } = &line.order.line.expect {
+        if let Expect::New { id } | Expect::Resend { id, .. } = &line.order.line.expect {
             tally.problem(format!("order {id}: sent, never answered"));
         }
     }
@@ -839,4 +865,24 @@ impl RequestConnection {
 /// Request connections hand over their tally every so often, not every order.
 fn tally_is_large(tally: &Tally) -> bool {
     tally.len() >= 64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::differs_from_original;
+
+    #[test]
+    fn a_duplicate_is_its_original_decision_but_for_the_flag() {
+        let original =
+            br#"{"order_id":"A","status":"routed","seq":3,"shipments":[{"warehouse":"W"}]}"#;
+        let again = br#"{"order_id":"A","status":"routed","seq":3,"shipments":[{"warehouse":"W"}],"duplicate":true}"#;
+        assert_eq!(differs_from_original(again, original), None);
+        assert_eq!(differs_from_original(again, b""), None, "no original kept");
+        let other = br#"{"order_id":"A","status":"routed","seq":4,"shipments":[{"warehouse":"W"}],"duplicate":true}"#;
+        let problem = differs_from_original(other, original).unwrap();
+        assert!(
+            problem.contains("\"seq\":4") && problem.contains("\"seq\":3"),
+            "{problem}"
+        );
+    }
 }

@@ -11,9 +11,9 @@ use anyhow::bail;
 use bytes::Bytes;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// A table of choices drawn by weight.
 pub struct Weighted<T> {
@@ -88,8 +88,9 @@ impl Malformed {
 pub enum Expect {
     /// A new order: decided once, under this id, not a duplicate.
     New { id: Arc<str> },
-    /// A resend of an answered order: its decision again, `"duplicate": true`.
-    Resend { id: Arc<str> },
+    /// A resend of an answered order: its decision again (`answer`, the original's answer
+    /// line), `"duplicate": true`.
+    Resend { id: Arc<str>, answer: Bytes },
     /// `invalid` with this code.
     Invalid(Malformed),
 }
@@ -102,19 +103,37 @@ pub struct Line {
     pub expect: Expect,
 }
 
-/// Answered new orders that a retry may resend: a bounded ring, filled by the connections (a
-/// sample of each answered chunk or request) and drawn by the generator.
+/// An answered new order a resend may repeat: its id, its line and its answer.
+#[derive(Debug, Clone)]
+pub struct Original {
+    pub id: Arc<str>,
+    pub line: Bytes,
+    pub answer: Bytes,
+}
+
+/// Answered new orders that a retry may resend, filled by the connections (a sample of
+/// each answered chunk or request) and drawn by the generator: a bounded ring of the
+/// latest, or, with an age (`mix.retry_age_s`), a sample of each tenth of a second's kept
+/// for as long as the oldest age asks (ages are met to a tenth of a second).
 pub struct ResendPool {
     ring: Mutex<Ring>,
+    /// `[low, high]` ages, and each tenth of a second's sample, when resends repeat old
+    /// orders.
+    aged: Option<([Duration; 2], Mutex<VecDeque<(Instant, Vec<Original>)>>)>,
 }
 
 struct Ring {
-    lines: Vec<(Arc<str>, Bytes)>,
+    lines: Vec<Original>,
     next: usize,
 }
 
 impl ResendPool {
     const CAPACITY: usize = 8_192;
+    /// How long the originals of one sample were answered over, when resends repeat old
+    /// orders.
+    const SAMPLE: Duration = Duration::from_millis(100);
+    /// Originals kept of each [`Self::SAMPLE`] (about 10 MB for 100 seconds).
+    const PER_SAMPLE: usize = 32;
 
     pub fn new() -> ResendPool {
         ResendPool {
@@ -122,11 +141,41 @@ impl ResendPool {
                 lines: Vec::with_capacity(Self::CAPACITY),
                 next: 0,
             }),
+            aged: None,
         }
     }
 
-    /// Offers answered originals (id and line) for resending.
-    pub fn offer(&self, answered: impl IntoIterator<Item = (Arc<str>, Bytes)>) {
+    /// A pool whose resends repeat orders answered `[low, high]` seconds ago.
+    pub fn aged(seconds: [f64; 2]) -> ResendPool {
+        let age = seconds.map(Duration::from_secs_f64);
+        ResendPool {
+            aged: Some((age, Mutex::new(VecDeque::new()))),
+            ..ResendPool::new()
+        }
+    }
+
+    /// Offers answered originals for resending.
+    pub fn offer(&self, answered: impl IntoIterator<Item = Original>) {
+        if let Some(([_, oldest], seconds)) = &self.aged {
+            let now = Instant::now();
+            let mut seconds = seconds.lock().expect("no panics while the pool is held");
+            while seconds
+                .front()
+                .is_some_and(|(at, _)| now.duration_since(*at) > *oldest + Self::SAMPLE)
+            {
+                seconds.pop_front();
+            }
+            if seconds
+                .back()
+                .is_none_or(|(at, _)| now.duration_since(*at) >= Self::SAMPLE)
+            {
+                seconds.push_back((now, Vec::new()));
+            }
+            let (_, kept) = seconds.back_mut().expect("pushed above");
+            let room = Self::PER_SAMPLE.saturating_sub(kept.len());
+            kept.extend(answered.into_iter().take(room));
+            return;
+        }
         let mut ring = self.ring.lock().expect("no panics while the ring is held");
         for item in answered {
             if ring.lines.len() < Self::CAPACITY {
@@ -139,7 +188,24 @@ impl ResendPool {
         }
     }
 
-    fn pick(&self, random: &mut ChaCha8Rng) -> Option<(Arc<str>, Bytes)> {
+    fn pick(&self, random: &mut ChaCha8Rng) -> Option<Original> {
+        if let Some(([youngest, oldest], seconds)) = &self.aged {
+            let now = Instant::now();
+            let seconds = seconds.lock().expect("no panics while the pool is held");
+            let old_enough: Vec<&Vec<Original>> = seconds
+                .iter()
+                .filter(|(at, kept)| {
+                    let age = now.duration_since(*at);
+                    !kept.is_empty() && age >= *youngest && age <= *oldest
+                })
+                .map(|(_, kept)| kept)
+                .collect();
+            if old_enough.is_empty() {
+                return None;
+            }
+            let kept = old_enough[random.random_range(0..old_enough.len())];
+            return Some(kept[random.random_range(0..kept.len())].clone());
+        }
         let ring = self.ring.lock().expect("no panics while the ring is held");
         if ring.lines.is_empty() {
             return None;
@@ -232,7 +298,10 @@ impl Generator {
             malformed_share: mix.malformed_share,
             malformed_turn: 0,
             max_lines,
-            resends: Arc::new(ResendPool::new()),
+            resends: Arc::new(match mix.retry_age_s {
+                Some(seconds) => ResendPool::aged(seconds),
+                None => ResendPool::new(),
+            }),
             buffer: Vec::with_capacity(512),
             notes,
         })
@@ -242,11 +311,14 @@ impl Generator {
     pub fn next_line(&mut self, now: SystemTime) -> Line {
         let draw = self.random.random::<f64>();
         if draw < self.retry_share
-            && let Some((id, bytes)) = self.resends.pick(&mut self.random)
+            && let Some(original) = self.resends.pick(&mut self.random)
         {
             return Line {
-                bytes,
-                expect: Expect::Resend { id },
+                bytes: original.line,
+                expect: Expect::Resend {
+                    id: original.id,
+                    answer: original.answer,
+                },
             };
         }
         if draw >= self.retry_share && draw < self.retry_share + self.malformed_share {
@@ -589,7 +661,11 @@ mod tests {
         let first = loop {
             let line = generator.next_line(SystemTime::now());
             if let Expect::New { id } = &line.expect {
-                generator.resends.offer([(id.clone(), line.bytes.clone())]);
+                generator.resends.offer([Original {
+                    id: id.clone(),
+                    line: line.bytes.clone(),
+                    answer: Bytes::new(),
+                }]);
                 break line;
             }
         };
@@ -612,6 +688,26 @@ mod tests {
         }
         assert!((900..1_100).contains(&invalid), "{invalid}");
         assert!((300..500).contains(&resent), "{resent}");
+    }
+
+    #[test]
+    fn an_aged_pool_resends_only_orders_answered_within_its_ages() {
+        let pool = ResendPool::aged([0.3, 2.0]);
+        let original = |id: &str| Original {
+            id: Arc::from(id),
+            line: Bytes::from(format!("{id}\n")),
+            answer: Bytes::from(format!("{{\"order_id\":\"{id}\"}}\n")),
+        };
+        let mut random = ChaCha8Rng::seed_from_u64(1);
+        pool.offer([original("A")]);
+        assert!(pool.pick(&mut random).is_none(), "answered too recently");
+        std::thread::sleep(Duration::from_millis(400));
+        pool.offer([original("B")]);
+        for _ in 0..50 {
+            let picked = pool.pick(&mut random).unwrap();
+            assert_eq!(&*picked.id, "A", "B is too young");
+            assert_eq!(picked.answer, original("A").answer);
+        }
     }
 
     #[test]

@@ -175,6 +175,13 @@ pub struct Mix {
     /// must come back as its original decision with `"duplicate": true`.
     #[serde(default)]
     pub retry_share: f64,
+    /// Seconds `[low, high]` since the originals a resend repeats were answered: without it
+    /// a resend repeats one of the last few thousand answered (a client's retry); with it,
+    /// one answered that long ago (a storefront replaying an old order), whose record the
+    /// server may have moved out of memory. Keep `high` inside the server's retention
+    /// window: an id past it is a new order again.
+    #[serde(default)]
+    pub retry_age_s: Option<[f64; 2]>,
     /// Share of lines that are malformed (bad JSON, unknown SKU, bad quantity, missing field,
     /// unknown region): each must come back `invalid` with its line number and code.
     #[serde(default)]
@@ -219,6 +226,7 @@ impl Default for Mix {
             promise_hours: default_promise_hours(),
             skus: SkuMix::default(),
             retry_share: 0.0,
+            retry_age_s: None,
             malformed_share: 0.0,
         }
     }
@@ -571,6 +579,14 @@ fn check_mix(mix: &Mix) -> Result<(), Invalid> {
             check_weights(table).map_err(|why| Invalid::new("mix.regions", why))?
         }
         _ => {}
+    }
+    if let Some([low, high]) = mix.retry_age_s
+        && !(0.0 <= low && low <= high && high <= 86_400.0)
+    {
+        return Err(Invalid::new(
+            "mix.retry_age_s",
+            "[low, high] seconds with 0 <= low <= high <= 86400",
+        ));
     }
     check_shares(mix)
 }
