@@ -13,6 +13,7 @@
 # CONFIG=FILE runs the server on another config: the demo network's daily capacities
 # (daily_orders, daily_pickups) run out within minutes at 20,000 orders/s, after which every
 # order is rejected and none is open; the soak of docs/benchmarks.md raises them a thousandfold.
+# SERVE_ARGS="..." adds arguments to `serve` (e.g. --snapshot-every 2000000).
 set -u
 out=$1; catalog=${2:-}; stock=${3:-}
 world=()
@@ -21,7 +22,7 @@ if [ -n "$stock" ]; then world+=(--stock "$stock"); fi
 mkdir -p "$out"
 port=18484
 target/release/order-router serve --listen 127.0.0.1:$port --data-dir "$out/data" \
-    --retention-seconds 120 --no-watch-config ${CONFIG:+--config "$CONFIG"} ${world[@]+"${world[@]}"} \
+    --retention-seconds 120 --no-watch-config ${CONFIG:+--config "$CONFIG"} ${world[@]+"${world[@]}"} ${SERVE_ARGS:-} \
     > "$out/server.out" 2> "$out/server.err" &
 pid=$!
 for _ in $(seq 100); do curl -s http://127.0.0.1:$port/healthz > /dev/null && break; sleep 0.2; done
