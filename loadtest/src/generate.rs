@@ -119,8 +119,11 @@ pub struct ResendPool {
     ring: Mutex<Ring>,
     /// `[low, high]` ages, and each tenth of a second's sample, when resends repeat old
     /// orders.
-    aged: Option<([Duration; 2], Mutex<VecDeque<(Instant, Vec<Original>)>>)>,
+    aged: Option<([Duration; 2], Mutex<Samples>)>,
 }
+
+/// Originals by when they were answered: each sample's start, and its originals.
+type Samples = VecDeque<(Instant, Vec<Original>)>;
 
 struct Ring {
     lines: Vec<Original>,
