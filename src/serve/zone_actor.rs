@@ -937,12 +937,7 @@ impl Handler<OrderRequest> for ZoneActor {
     type Result = actix::ResponseFuture<Result<Vec<u8>, ZoneError>>;
 
     fn handle(&mut self, request: OrderRequest, _: &mut Self::Context) -> Self::Result {
-        let policy = request.network.policy.review_approvals as usize;
-        // A risk rule that held the order may ask for more approvers than the policy.
-        let needed = match self.zone.state().order_at(request.slot) {
-            Some(record) => record.approvals_needed(policy),
-            None => policy,
-        };
+        let needed = self.approvals_needed(request.slot, &request.network);
         match self.act(request.slot, &request.action, &request.network, needed) {
             Ok((answer, durable)) => after_durable(durable, Ok(answer)),
             // A refusal says what the state is ("already released"): shown, like a read,
@@ -958,6 +953,18 @@ impl Handler<OrderRequest> for ZoneActor {
 
 /// A durable state change to wait for before answering (`None`: nothing to wait for).
 type Durable = Option<tokio::sync::oneshot::Receiver<()>>;
+
+impl ZoneActor {
+    /// The distinct approvers that release the order in `slot`: the policy's, or more when
+    /// a risk rule that held the order asks for more.
+    fn approvals_needed(&self, slot: u32, network: &Network) -> usize {
+        let policy = network.policy.review_approvals as usize;
+        match self.zone.state().order_at(slot) {
+            Some(record) => record.approvals_needed(policy),
+            None => policy,
+        }
+    }
+}
 
 impl ZoneActor {
     /// Does `action` to the order in `slot` (an approval releasing it with `needed`
@@ -1068,15 +1075,11 @@ impl Handler<OrderBatch> for ZoneActor {
     type Result = actix::ResponseFuture<Vec<(u32, BatchOutcome)>>;
 
     fn handle(&mut self, batch: OrderBatch, _: &mut Self::Context) -> Self::Result {
-        let policy = batch.network.policy.review_approvals as usize;
         let mut feed = FeedChunk::new();
         let mut records = RecordBatch::default();
         let mut outcomes = Vec::with_capacity(batch.items.len());
         for &(position, slot) in &batch.items {
-            let needed = match self.zone.state().order_at(slot) {
-                Some(record) => record.approvals_needed(policy),
-                None => policy,
-            };
+            let needed = self.approvals_needed(slot, &batch.network);
             let outcome = self
                 .apply(
                     slot,
