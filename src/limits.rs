@@ -98,7 +98,7 @@ pub const MAX_STOCK_BODY_BYTES: usize = 256 << 20;
 
 /// Shipments in one `POST /v1/shipments` request, at most (413 beyond): a zone does a
 /// request's shipments in one turn, so this bounds how long it keeps its orders waiting
-/// (about a millisecond per thousand).
+/// (9,202 shipments in one request were answered in 20 ms, docs/benchmarks.md).
 pub const MAX_SHIPMENTS_PER_REQUEST: usize = 10_000;
 
 /// Bytes of a `POST /v1/shipments` body, at most (413 beyond): 10,000 lines of up to about
