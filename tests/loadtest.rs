@@ -140,21 +140,31 @@ async fn placed_orders_shipped_in_batches_through_the_real_router_consume_their_
     assert!(server_requests.0 < server_requests.1, "{server_requests:?}");
 }
 
+/// `[ship]` for the routed and backordered orders: `share` of them, `delay_s` after their
+/// answer, over `connections`, up to `batch` a request.
+fn shipping(
+    share: f64,
+    delay_s: [f64; 2],
+    connections: usize,
+    batch: usize,
+) -> loadtest::scenario::Ship {
+    loadtest::scenario::Ship {
+        share,
+        statuses: vec!["routed".into(), "backordered".into()],
+        delay_s: loadtest::scenario::ShipDelay::Range(delay_s),
+        connections,
+        max_queued: 100_000,
+        batch,
+    }
+}
+
 /// Runs `smoke.toml` against the real router shipping 70% of the placed orders, `batch` a
 /// request at most, and checks every one was shipped and the stock adds up. The shipping
-/// requests the router saw (`/v1/shipments` or `/v1/orders/{id}/shipped`, by the tool's
-/// latency count of requests) and the shipments, for the caller.
+/// requests the tool sent and the shipments, for the caller.
 async fn ship_through_the_router(batch: usize) -> (u64, u64) {
     let server = Server::start(GOLDEN, GOLDEN_CATALOG, STOCK, &[]);
     let mut scenario = scenario("smoke.toml");
-    scenario.ship = Some(loadtest::scenario::Ship {
-        share: 0.7,
-        statuses: vec!["routed".into(), "backordered".into()],
-        delay_s: loadtest::scenario::ShipDelay::Range([0.5, 2.0]),
-        connections: 4,
-        max_queued: 100_000,
-        batch,
-    });
+    scenario.ship = Some(shipping(0.7, [0.5, 2.0], 4, batch));
     let outcome = run_against(&server, scenario, None, None).await;
     assert!(
         outcome.passed(),
@@ -199,14 +209,7 @@ async fn resends_of_orders_whose_records_left_memory_get_their_original_decision
     let mut scenario = scenario("smoke.toml");
     scenario.mix.retry_share = 0.05;
     scenario.mix.retry_age_s = Some([1.5, 3.5]);
-    scenario.ship = Some(loadtest::scenario::Ship {
-        share: 1.0,
-        statuses: vec!["routed".into(), "backordered".into()],
-        delay_s: loadtest::scenario::ShipDelay::Range([0.3, 0.6]),
-        connections: 2,
-        max_queued: 100_000,
-        batch: 100,
-    });
+    scenario.ship = Some(shipping(1.0, [0.3, 0.6], 2, 100));
     let outcome = run_against(&server, scenario, None, None).await;
     assert!(
         outcome.passed(),

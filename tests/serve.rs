@@ -1320,12 +1320,15 @@ fn shipments_in_one_request_ship_each_order_and_refuse_each_bad_line_alone() {
         "{\"id\":\"NOPE\"}\n",
         "{\"id\":\"S-2\"}", // no final newline
     );
-    let answer = server.request(
-        "POST",
-        "/v1/shipments",
-        "application/x-ndjson",
-        body.as_bytes(),
-    );
+    let post_shipments = |server: &Server, body: &str| {
+        server.request(
+            "POST",
+            "/v1/shipments",
+            "application/x-ndjson",
+            body.as_bytes(),
+        )
+    };
+    let answer = post_shipments(&server, body);
     assert_eq!(answer.status, 200, "{}", answer.text());
     assert_eq!(answer.header("content-type"), Some("application/x-ndjson"));
     let lines = answer.lines();
@@ -1402,12 +1405,7 @@ fn shipments_in_one_request_ship_each_order_and_refuse_each_bad_line_alone() {
 
     // Too many shipments in one request: refused whole, nothing read as a shipment.
     let many = "{\"id\":\"S-9\"}\n".repeat(10_001);
-    let answer = server.request(
-        "POST",
-        "/v1/shipments",
-        "application/x-ndjson",
-        many.as_bytes(),
-    );
+    let answer = post_shipments(&server, &many);
     assert_eq!(answer.status, 413, "{}", answer.text());
     assert_eq!(answer.json()["error"]["code"], "too_many_shipments");
 }

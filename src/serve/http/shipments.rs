@@ -91,53 +91,7 @@ pub(super) async fn post_shipments(
             ),
         );
     }
-
-    let mut ids: Vec<Option<String>> = Vec::with_capacity(lines.len());
-    let mut outcomes: Vec<Outcome> = Vec::with_capacity(lines.len());
-    let mut by_zone: Vec<(ZoneId, Vec<(u32, u32)>)> = Vec::new();
-    for (position, line) in lines.iter().enumerate() {
-        let (id, outcome) = match serde_json::from_slice::<ShipmentLine>(line) {
-            Err(_) if line.iter().all(u8::is_ascii_whitespace) => {
-                let message = "empty line: expected one shipment, {\"id\": ...}".to_owned();
-                (None, Outcome::Refused("bad_json", message))
-            }
-            Err(problem) => {
-                let message = format!("not a shipment: {problem}");
-                (None, Outcome::Refused("bad_json", message))
-            }
-            Ok(ShipmentLine { id: None }) => {
-                let message = "missing field 'id'".to_owned();
-                (None, Outcome::Refused("missing_field", message))
-            }
-            Ok(ShipmentLine { id: Some(id) }) => {
-                let outcome = match app.zones.claims.get(&id) {
-                    None => Outcome::Refused(
-                        "unknown_order",
-                        format!("order '{}' is not known", shown(&id)),
-                    ),
-                    Some(claim) if !claim.is_decided() => Outcome::Refused(
-                        "undecided",
-                        format!(
-                            "order '{}' is being decided; ask again in a moment",
-                            shown(&id)
-                        ),
-                    ),
-                    Some(claim) => {
-                        let item = (position as u32, claim.slot);
-                        match by_zone.iter_mut().find(|(zone, _)| *zone == claim.zone) {
-                            Some((_, items)) => items.push(item),
-                            None => by_zone.push((claim.zone, vec![item])),
-                        }
-                        Outcome::Sent
-                    }
-                };
-                (Some(id), outcome)
-            }
-        };
-        ids.push(id);
-        outcomes.push(outcome);
-    }
-
+    let (mut ledger, by_zone) = Ledger::read(&app, &lines);
     let network = app.network();
     let sent = by_zone.into_iter().map(|(zone, items)| {
         app.zones.zone(zone).send(OrderBatch {
@@ -151,43 +105,108 @@ pub(super) async fn post_shipments(
             return unavailable();
         };
         for (position, outcome) in answered {
-            outcomes[position as usize] = match outcome {
+            ledger.outcomes[position as usize] = match outcome {
                 Ok(state) => Outcome::Done(state),
                 Err(problem) => Outcome::Refused(refusal(&problem).1, problem.to_string()),
             };
         }
     }
-
-    let mut out = Vec::with_capacity(lines.len() * 64);
-    for (position, (id, outcome)) in ids.iter().zip(&outcomes).enumerate() {
-        let mut answer = Answer {
-            line: position as u64 + 1,
-            order_id: id.as_deref(),
-            state: None,
-            status: None,
-            error: None,
-        };
-        match outcome {
-            Outcome::Done(state) => answer.state = Some(state),
-            Outcome::Refused(code, message) => {
-                answer.status = Some("error");
-                answer.error = Some(LineError { code, message });
-            }
-            // Every zone answers each shipment it was sent; kept from a panic all the same.
-            Outcome::Sent => {
-                answer.status = Some("error");
-                answer.error = Some(LineError {
-                    code: "unavailable",
-                    message: "its zone did not answer",
-                });
-            }
-        }
-        serde_json::to_writer(&mut out, &answer).expect("writing JSON to a Vec cannot fail");
-        out.push(b'\n');
-    }
     HttpResponse::Ok()
         .content_type("application/x-ndjson")
-        .body(out)
+        .body(ledger.render())
+}
+
+/// The lines sent to each zone: `(position, slot)` of each, by zone.
+type ByZone = Vec<(ZoneId, Vec<(u32, u32)>)>;
+
+/// Each line's order id (when it names one) and outcome, by position.
+struct Ledger {
+    ids: Vec<Option<String>>,
+    outcomes: Vec<Outcome>,
+}
+
+impl Ledger {
+    /// Reads `lines`: each line refused at once (not a shipment, an unknown or undecided
+    /// order) or sent, with its position and slot, to the zone holding its order.
+    fn read(app: &App, lines: &[&[u8]]) -> (Ledger, ByZone) {
+        let mut ledger = Ledger {
+            ids: Vec::with_capacity(lines.len()),
+            outcomes: Vec::with_capacity(lines.len()),
+        };
+        let mut by_zone: ByZone = Vec::new();
+        for (position, line) in lines.iter().enumerate() {
+            let refused = |code, message| (None, Outcome::Refused(code, message));
+            let (id, outcome) = match serde_json::from_slice::<ShipmentLine>(line) {
+                Err(_) if line.iter().all(u8::is_ascii_whitespace) => refused(
+                    "bad_json",
+                    "empty line: expected one shipment, {\"id\": ...}".to_owned(),
+                ),
+                Err(problem) => refused("bad_json", format!("not a shipment: {problem}")),
+                Ok(ShipmentLine { id: None }) => {
+                    refused("missing_field", "missing field 'id'".to_owned())
+                }
+                Ok(ShipmentLine { id: Some(id) }) => {
+                    let outcome = match app.zones.claims.get(&id) {
+                        None => Outcome::Refused(
+                            "unknown_order",
+                            format!("order '{}' is not known", shown(&id)),
+                        ),
+                        Some(claim) if !claim.is_decided() => Outcome::Refused(
+                            "undecided",
+                            format!(
+                                "order '{}' is being decided; ask again in a moment",
+                                shown(&id)
+                            ),
+                        ),
+                        Some(claim) => {
+                            let item = (position as u32, claim.slot);
+                            match by_zone.iter_mut().find(|(zone, _)| *zone == claim.zone) {
+                                Some((_, items)) => items.push(item),
+                                None => by_zone.push((claim.zone, vec![item])),
+                            }
+                            Outcome::Sent
+                        }
+                    };
+                    (Some(id), outcome)
+                }
+            };
+            ledger.ids.push(id);
+            ledger.outcomes.push(outcome);
+        }
+        (ledger, by_zone)
+    }
+
+    /// The answer: a line per input line, in input order.
+    fn render(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.ids.len() * 64);
+        for (position, (id, outcome)) in self.ids.iter().zip(&self.outcomes).enumerate() {
+            let mut answer = Answer {
+                line: position as u64 + 1,
+                order_id: id.as_deref(),
+                state: None,
+                status: None,
+                error: None,
+            };
+            match outcome {
+                Outcome::Done(state) => answer.state = Some(state),
+                Outcome::Refused(code, message) => {
+                    answer.status = Some("error");
+                    answer.error = Some(LineError { code, message });
+                }
+                // Every zone answers each shipment it was sent; kept from a panic all the same.
+                Outcome::Sent => {
+                    answer.status = Some("error");
+                    answer.error = Some(LineError {
+                        code: "unavailable",
+                        message: "its zone did not answer",
+                    });
+                }
+            }
+            serde_json::to_writer(&mut out, &answer).expect("writing JSON to a Vec cannot fail");
+            out.push(b'\n');
+        }
+        out
+    }
 }
 
 /// The lines of `body` (a final newline ends the last line, it does not start another;
