@@ -7,10 +7,11 @@ use crate::config::Network;
 use crate::journal::SnapshotWriter;
 use crate::limits::SNAPSHOT_JOBS;
 use crate::zone::records::RecordBatch;
-use crate::zone::snapshot::{EncodeError, encode_snapshot_to, entry_decided_at};
+use crate::zone::snapshot::{EncodeError, SnapshotSink, encode_snapshot_to, entry_decided_at};
 use crate::zone::{OrderRecord, ZoneState};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 /// Encodes and writes zone snapshots on a thread of its own, so neither a zone nor its
@@ -23,9 +24,53 @@ use std::time::Instant;
 /// memory, its encoding spread over the pauses of its writing rather than a second of work
 /// at once. Two jobs wait at most (each holds a copy of a zone's state): a zone whose
 /// snapshot finds them both taken puts it off to a later message.
+///
+/// At shutdown ([`Snapshotter::stop`]) the snapshot under way is abandoned (its unfinished
+/// file removed) and the jobs waiting are dropped: each holds a handle on the journal
+/// writer, which finishes only once every handle is gone, and a snapshot of a large window
+/// takes seconds to minutes. Nothing is lost: the journal holds every record since the last
+/// snapshot, and the next start replays them.
 #[derive(Clone)]
 pub struct Snapshotter {
     jobs: crossbeam::channel::Sender<SnapshotJob>,
+    stopping: Arc<AtomicBool>,
+}
+
+/// A snapshot's file, refusing further bytes once the service stops.
+struct Stoppable<'a> {
+    file: &'a mut SnapshotWriter,
+    stopping: &'a AtomicBool,
+}
+
+/// Why a snapshot's bytes were not written.
+enum SinkError {
+    /// The service is stopping.
+    Stopped,
+    Journal(crate::journal::JournalError),
+}
+
+impl std::fmt::Display for SinkError {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SinkError::Stopped => formatter.write_str("the service is stopping"),
+            SinkError::Journal(error) => error.fmt(formatter),
+        }
+    }
+}
+
+impl SnapshotSink for Stoppable<'_> {
+    type Error = SinkError;
+
+    fn write(&mut self, bytes: &[u8]) -> Result<(), SinkError> {
+        if self.stopping.load(Ordering::Relaxed) {
+            return Err(SinkError::Stopped);
+        }
+        self.file.write(bytes).map_err(SinkError::Journal)
+    }
+
+    fn gap(&mut self, length: usize) -> Result<(), SinkError> {
+        self.file.gap(length).map_err(SinkError::Journal)
+    }
 }
 
 /// A zone's state to snapshot.
@@ -46,20 +91,31 @@ pub struct SnapshotJob {
 impl Snapshotter {
     pub fn start() -> std::io::Result<Snapshotter> {
         let (jobs, waiting) = crossbeam::channel::bounded::<SnapshotJob>(SNAPSHOT_JOBS);
+        let stopping = Arc::new(AtomicBool::new(false));
+        let stop = stopping.clone();
         std::thread::Builder::new()
             .name("snapshots".into())
             .spawn(move || {
                 lower_priority();
                 let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     for job in waiting {
-                        snapshot_job(job);
+                        if stop.load(Ordering::Relaxed) {
+                            tracing::info!("zone {}: snapshot dropped: stopping", job.zone);
+                            continue;
+                        }
+                        snapshot_job(job, &stop);
                     }
                 }));
                 if outcome.is_err() {
                     fatal("the snapshot thread panicked");
                 }
             })?;
-        Ok(Snapshotter { jobs })
+        Ok(Snapshotter { jobs, stopping })
+    }
+
+    /// The service is stopping: the snapshot under way is abandoned, and those waiting.
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
     }
 
     /// Whether a job would be taken now (check before copying a state for one).
@@ -88,7 +144,7 @@ fn lower_priority() {
     }
 }
 
-fn snapshot_job(job: SnapshotJob) {
+fn snapshot_job(job: SnapshotJob, stopping: &AtomicBool) {
     // The writer answers once it reaches the zone's mark; it drops the sender when the
     // journal keeps no snapshots.
     let Ok((lsn, dir)) = job.lsn.recv() else {
@@ -105,13 +161,17 @@ fn snapshot_job(job: SnapshotJob) {
     };
     // Encoded as it is written, a piece at a time (`SnapshotWriter`): never whole in memory.
     let mut file = SnapshotWriter::create(&dir, lsn).unwrap_or_else(|error| failed(&error));
+    let mut sink = Stoppable {
+        file: &mut file,
+        stopping,
+    };
     let encoded = match encode_snapshot_to(
         job.state,
         &job.network,
         &job.catalog,
         keep,
         keep_cold,
-        &mut file,
+        &mut sink,
     ) {
         Ok(encoded) => encoded,
         Err(EncodeError::Cold(error)) => {
@@ -119,6 +179,15 @@ fn snapshot_job(job: SnapshotJob) {
             // every record since the last one, so nothing is lost; the zone snapshots again
             // after its next interval.
             tracing::error!("zone {}: snapshot left out: {error}", job.zone);
+            return;
+        }
+        Err(EncodeError::Sink(SinkError::Stopped)) => {
+            // As above: the unfinished file goes, the journal keeps the records.
+            tracing::info!(
+                "zone {}: snapshot abandoned after {:.0?}: stopping",
+                job.zone,
+                started.elapsed()
+            );
             return;
         }
         Err(EncodeError::Sink(error)) => failed(&error),
@@ -147,4 +216,57 @@ fn snapshot_job(job: SnapshotJob) {
             done: tokio::sync::oneshot::channel().0,
         },
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::ZoneId;
+    use crate::zone::test_world::{World, rejected_record, world};
+
+    fn state(world: &World) -> ZoneState {
+        let mut state = ZoneState::new(&world.network, ZoneId(1), world.catalog.len());
+        for n in 0..2_000 {
+            state.restore_record(rejected_record(world, n), true);
+        }
+        state
+    }
+
+    fn files(dir: &std::path::Path) -> usize {
+        std::fs::read_dir(dir).unwrap().count()
+    }
+
+    #[test]
+    fn a_snapshot_is_abandoned_once_the_service_stops_and_its_file_removed() {
+        let world = world("warehouse,sku,on_hand\nWS,A,5\n");
+        let dir = tempfile::tempdir().unwrap();
+        let encode = |file: &mut SnapshotWriter, stopping: &AtomicBool| {
+            let mut sink = Stoppable { file, stopping };
+            encode_snapshot_to(
+                state(&world),
+                &world.network,
+                &world.catalog,
+                |_| true,
+                |_| true,
+                &mut sink,
+            )
+        };
+        // Running: written whole.
+        let mut file = SnapshotWriter::create(dir.path(), 7).unwrap();
+        let encoded = encode(&mut file, &AtomicBool::new(false));
+        let Ok(encoded) = encoded else {
+            panic!("a snapshot while running is written");
+        };
+        file.finish(&encoded.fill()).unwrap();
+        assert_eq!(files(dir.path()), 1);
+        // Stopping: refused at the next write, not a failure, and the unfinished file goes.
+        let mut file = SnapshotWriter::create(dir.path(), 8).unwrap();
+        let stopped = encode(&mut file, &AtomicBool::new(true));
+        assert!(matches!(
+            stopped,
+            Err(EncodeError::Sink(SinkError::Stopped))
+        ));
+        drop(file);
+        assert_eq!(files(dir.path()), 1, "only the finished snapshot");
+    }
 }

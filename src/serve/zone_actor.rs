@@ -128,6 +128,7 @@ impl ZoneActors {
                     })
                 }),
                 writer: writer_stopped,
+                snapshotter,
             },
         ))
     }
@@ -298,6 +299,8 @@ pub struct ZoneThreads {
     /// Zones seated on the HTTP workers, until each worker takes its seat.
     seats: Option<Arc<ZoneSeats>>,
     writer: Option<Stopped>,
+    /// Stopped with the zones: a snapshot under way would keep the writer running.
+    snapshotter: Option<Snapshotter>,
 }
 
 impl ZoneThreads {
@@ -315,9 +318,10 @@ impl ZoneThreads {
         self.seats.clone()
     }
 
-    /// Stops the zone actors, then waits (at most `timeout`) for the journal writer to
-    /// finish: it ends once the last actor's handle on it is dropped, after writing and
-    /// syncing every zone's journal. Zones seated on the HTTP workers stop with their
+    /// Stops the zone actors (and abandons a snapshot under way, which holds a handle on the
+    /// writer too), then waits (at most `timeout`) for the journal writer to finish: it
+    /// ends once the last handle on it is dropped, after writing and syncing every zone's
+    /// journal. Zones seated on the HTTP workers stop with their
     /// workers (the server has stopped before this is called).
     pub fn stop(self, timeout: std::time::Duration) {
         if let Some(seats) = &self.seats {
@@ -327,6 +331,9 @@ impl ZoneThreads {
             }
         }
         drop(self.seats);
+        if let Some(snapshotter) = &self.snapshotter {
+            snapshotter.stop();
+        }
         for arbiter in self.arbiters {
             arbiter.stop();
         }
