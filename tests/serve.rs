@@ -1360,7 +1360,10 @@ fn shipments_in_one_request_ship_each_order_and_refuse_each_bad_line_alone() {
     refused(&lines[2], "bad_json");
     refused(&lines[3], "missing_field");
     shipped(&lines[4], "S-4");
-    refused(&lines[5], "not_live");
+    // Shipped two lines before: so it is, and said (a wave sent again is answered whole).
+    shipped(&lines[5], "S-1");
+    assert_eq!(lines[5]["already"], true);
+    assert!(lines[0].get("already").is_none());
     refused(&lines[6], "bad_json");
     refused(&lines[7], "unknown_order");
     assert_eq!(lines[7]["order_id"], "NOPE");
@@ -1402,6 +1405,12 @@ fn shipments_in_one_request_ship_each_order_and_refuse_each_bad_line_alone() {
     assert_eq!(server.get("/v1/orders/S-3").json()["state"], "cancelled");
     assert_eq!(on_hand(&server, "NEAR"), (5, 0));
     assert_eq!(on_hand(&server, "WEST"), (96, 0));
+    // The wave sent again after the restart: every shipment already so, nothing taken twice.
+    let again = post_shipments(&server, "{\"id\":\"S-1\"}\n{\"id\":\"S-3\"}\n").lines();
+    shipped(&again[0], "S-1");
+    assert_eq!(again[0]["already"], true);
+    refused(&again[1], "not_live");
+    assert_eq!(on_hand(&server, "NEAR"), (5, 0));
 
     // Too many shipments in one request: refused whole, nothing read as a shipment.
     let many = "{\"id\":\"S-9\"}\n".repeat(10_001);

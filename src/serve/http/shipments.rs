@@ -10,10 +10,13 @@
 //! {"line":1,"order_id":"T11-00000001","state":"shipped"}
 //! {"line":2,"order_id":"T11-00000002","status":"error","error":{"code":"not_live","message":"order 'T11-00000002' is already cancelled"}}
 //! {"line":3,"status":"error","error":{"code":"bad_json","message":"..."}}
+//! {"line":4,"order_id":"T11-00000004","state":"shipped","already":true}
 //! ```
 //!
 //! Each shipment means what `POST /v1/orders/{id}/shipped` means, with the same refusals
-//! (`unknown_order`, `undecided`, `not_live`, `awaiting_review`). The lines for one zone
+//! (`unknown_order`, `undecided`, `not_live`, `awaiting_review`) but one: an order shipped
+//! before is answered `"state":"shipped","already":true`, not refused, so that a warehouse
+//! system that lost an answer can send the whole wave again. The lines for one zone
 //! go to its actor as one message and into its journal as one commit; the request is
 //! answered once every zone's commit is durable, so a `200` means every line marked
 //! `shipped` is. A refused line changes nothing, and the others still apply.
@@ -25,6 +28,7 @@ use crate::limits::{MAX_SHIPMENTS_BODY_BYTES, MAX_SHIPMENTS_PER_REQUEST};
 use crate::render::LineError;
 use crate::serve::App;
 use crate::serve::zone_actor::{OrderAction, OrderBatch};
+use crate::zone::ZoneError;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
@@ -43,6 +47,9 @@ struct Answer<'a> {
     order_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     state: Option<&'a str>,
+    /// `true` when the order was shipped before this request.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    already: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     status: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -55,6 +62,8 @@ enum Outcome {
     Sent,
     /// The order's state after the shipment.
     Done(&'static str),
+    /// Shipped before this request.
+    Already,
     /// Refused: the code and the message.
     Refused(&'static str, String),
 }
@@ -107,6 +116,11 @@ pub(super) async fn post_shipments(
         for (position, outcome) in answered {
             ledger.outcomes[position as usize] = match outcome {
                 Ok(state) => Outcome::Done(state),
+                // Shipped before (a wave sent again after a lost answer): what was asked
+                // is so, and said so.
+                Err(ZoneError::NotLive {
+                    state: "shipped", ..
+                }) => Outcome::Already,
                 Err(problem) => Outcome::Refused(refusal(&problem).1, problem.to_string()),
             };
         }
@@ -184,11 +198,16 @@ impl Ledger {
                 line: position as u64 + 1,
                 order_id: id.as_deref(),
                 state: None,
+                already: false,
                 status: None,
                 error: None,
             };
             match outcome {
                 Outcome::Done(state) => answer.state = Some(state),
+                Outcome::Already => {
+                    answer.state = Some("shipped");
+                    answer.already = true;
+                }
                 Outcome::Refused(code, message) => {
                     answer.status = Some("error");
                     answer.error = Some(LineError { code, message });
