@@ -301,3 +301,83 @@ fn the_service_answers_closed_orders_from_disk_and_forgets_them_after_the_window
         "an open order stays past the window"
     );
 }
+
+/// A restart reads closed records where the snapshot file holds them (the cold store adopts
+/// the file); the journal's next compaction deletes that file, a few MiB at a time. The
+/// file must stay whole while the store reads from it: a resend of an order whose record
+/// lies in the snapshot's last MiBs is answered with its original decision after the
+/// compaction, not with an error.
+#[test]
+fn closed_records_adopted_from_a_snapshot_outlive_its_deletion_by_compaction() {
+    use common::server::Server;
+    use common::wait_for;
+    const ORDERS: usize = 40_000;
+    let stock = format!("warehouse,sku,on_hand\nNEAR,A,{}\n", ORDERS * 2);
+    // A snapshot after every order's record and 30,000 shipments: 30,000 closed records,
+    // more than 4 MiB, the step a deletion cuts at a time.
+    let server = Server::start(
+        GOLDEN,
+        GOLDEN_CATALOG,
+        &stock,
+        &["--snapshot-every", "70000"],
+    );
+    let lines: Vec<String> = (0..ORDERS)
+        .map(|n| simple_order(&format!("a{n}"), "R1", &[("A", 1)], ""))
+        .collect();
+    let first = server.post_ndjson(&(lines.join("\n") + "\n")).lines();
+    assert_eq!(first.len(), ORDERS);
+    for wave in 0..3 {
+        let ids: String = (wave * 10_000..(wave + 1) * 10_000)
+            .map(|n| format!("{{\"id\":\"a{n}\"}}\n"))
+            .collect();
+        let shipped = server.request(
+            "POST",
+            "/v1/shipments",
+            "application/x-ndjson",
+            ids.as_bytes(),
+        );
+        assert_eq!(shipped.status, 200, "{}", shipped.text());
+    }
+    let journal = server.dir.path().join("data/zones/east");
+    let snapshots = |dir: &std::path::Path| -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .map(|entry| entry.unwrap().path())
+                    .filter(|path| path.extension().is_some_and(|ext| ext == "snap"))
+                    // The empty one every zone starts with is not the one.
+                    .filter(|path| !path.ends_with("snapshot-00000000000000000000.snap"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    wait_for("the snapshot", || !snapshots(&journal).is_empty());
+    let adopted = snapshots(&journal).remove(0);
+    assert!(std::fs::metadata(&adopted).unwrap().len() > 5 << 20);
+    // A crash: the restart adopts the snapshot's closed records where they are; then a
+    // snapshot every 100 records (a zone looks once a message: a request each), and the
+    // compaction, which keeps the newest two, deletes the adopted file.
+    let server = server.kill_and_restart(&["--snapshot-every", "100"]);
+    for request in 0..20 {
+        if !adopted.exists() {
+            break;
+        }
+        let more: String = (0..100)
+            .map(|n| simple_order(&format!("b{request}-{n}"), "R1", &[("A", 1)], "") + "\n")
+            .collect();
+        server.post_ndjson(&more);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    wait_for("the adopted snapshot's deletion", || !adopted.exists());
+    // Time for a deletion's steps, had it cut the file.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    for n in [29_999, 25_000, 20_000] {
+        let again = server.post_ndjson(&format!("{}\n", lines[n])).lines();
+        assert_eq!(again[0]["duplicate"], true, "a{n}: {}", again[0]);
+        assert_eq!(again[0]["decided_at"], first[n]["decided_at"], "a{n}");
+        assert_eq!(
+            server.get(&format!("/v1/orders/a{n}")).json()["state"],
+            "shipped"
+        );
+    }
+}
