@@ -25,6 +25,16 @@ fn scenario(name: &str) -> Scenario {
     Scenario::load(&path).unwrap()
 }
 
+/// Fails with the run's failures and problems unless it passed.
+fn assert_passed(outcome: &loadtest::run::RunOutcome) {
+    assert!(
+        outcome.passed(),
+        "{:?}\n{}",
+        outcome.report.failures,
+        outcome.report.json["problems"]
+    );
+}
+
 /// `scenario` run against `server` at its own rates, the stock checked after.
 async fn run_against(
     server: &Server,
@@ -59,12 +69,7 @@ async fn smoke_scenario_against_a_network_it_has_never_seen() {
         Some(chart_path.clone()),
     )
     .await;
-    assert!(
-        outcome.passed(),
-        "{:?}\n{}",
-        outcome.report.failures,
-        outcome.report.json["problems"]
-    );
+    assert_passed(&outcome);
 
     // The report as written, with the keys the issue names.
     let report: serde_json::Value =
@@ -166,12 +171,7 @@ async fn ship_through_the_router(batch: usize) -> (u64, u64) {
     let mut scenario = scenario("smoke.toml");
     scenario.ship = Some(shipping(0.7, [0.5, 2.0], 4, batch));
     let outcome = run_against(&server, scenario, None, None).await;
-    assert!(
-        outcome.passed(),
-        "{:?}\n{}",
-        outcome.report.failures,
-        outcome.report.json["problems"]
-    );
+    assert_passed(&outcome);
     let json = &outcome.report.json;
     let shipping = &json["shipping"];
     let chosen = shipping["chosen"].as_u64().unwrap();
@@ -211,12 +211,7 @@ async fn resends_of_orders_whose_records_left_memory_get_their_original_decision
     scenario.mix.retry_age_s = Some([1.5, 3.5]);
     scenario.ship = Some(shipping(1.0, [0.3, 0.6], 2, 100));
     let outcome = run_against(&server, scenario, None, None).await;
-    assert!(
-        outcome.passed(),
-        "{:?}\n{}",
-        outcome.report.failures,
-        outcome.report.json["problems"]
-    );
+    assert_passed(&outcome);
     let totals = &outcome.report.json["totals"];
     assert_eq!(totals["mismatched"], 0, "{totals}");
     assert!(totals["duplicates"].as_u64().unwrap() > 100, "{totals}");
