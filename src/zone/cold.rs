@@ -633,7 +633,7 @@ mod tests {
         let mut reader = copy.reader();
         for (n, place) in &first {
             let entry = reader.entry(*place).unwrap().to_vec();
-            assert_eq!(entry, store_entry(&copy, *place), "record {n}");
+            assert_eq!(entry, copy.entry(*place).unwrap(), "record {n}");
             assert_eq!(copy.read(*place).unwrap(), record(&world, *n), "record {n}");
         }
         // A new file takes the free number 0 under a new name, not the old file's.
@@ -662,10 +662,5 @@ mod tests {
             assert!(std::time::Instant::now() < deadline, "the old file stayed");
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-    }
-
-    /// The entry at `place` read on its own (two reads), to compare a block reader's with.
-    fn store_entry(store: &ColdStore, place: ColdPlace) -> Vec<u8> {
-        store.entry(place).unwrap()
     }
 }

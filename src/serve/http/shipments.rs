@@ -19,16 +19,19 @@
 //! system that lost an answer can send the whole wave again. The lines for one zone
 //! go to its actor as one message and into its journal as one commit; the request is
 //! answered once every zone's commit is durable, so a `200` means every line marked
-//! `shipped` is. A refused line changes nothing, and the others still apply.
+//! `shipped` is. A refused line changes nothing, and the others still apply. Lines are read
+//! as the order stream's are ([`LineSplitter`]); a line that is not a shipment is `bad_json`,
+//! `missing_field` or `line_too_long`.
 
 use super::orders::refusal;
 use super::{draining, error, read_body, shown, unavailable};
 use crate::ids::ZoneId;
+use crate::ingest::{Line, LineSplitter};
 use crate::limits::{MAX_SHIPMENTS_BODY_BYTES, MAX_SHIPMENTS_PER_REQUEST};
 use crate::render::LineError;
 use crate::serve::App;
 use crate::serve::zone_actor::{OrderAction, OrderBatch};
-use crate::zone::ZoneError;
+use crate::zone::{Lifecycle, ZoneError};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
@@ -89,19 +92,22 @@ pub(super) async fn post_shipments(
         Ok(body) => body,
         Err(response) => return response,
     };
-    let lines = split_lines(&body);
-    if lines.len() > MAX_SHIPMENTS_PER_REQUEST {
+    let network = app.network();
+    let Ledger {
+        ids,
+        mut outcomes,
+        by_zone,
+    } = Ledger::read(&app, &body, network.limits.max_line_bytes);
+    if ids.len() > MAX_SHIPMENTS_PER_REQUEST {
         return error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too_many_shipments",
             format!(
                 "a request carries at most {MAX_SHIPMENTS_PER_REQUEST} shipments, this one {}",
-                lines.len()
+                ids.len()
             ),
         );
     }
-    let (mut ledger, by_zone) = Ledger::read(&app, &lines);
-    let network = app.network();
     let sent = by_zone.into_iter().map(|(zone, items)| {
         app.zones.zone(zone).send(OrderBatch {
             items,
@@ -114,145 +120,176 @@ pub(super) async fn post_shipments(
             return unavailable();
         };
         for (position, outcome) in answered {
-            ledger.outcomes[position as usize] = match outcome {
+            outcomes[position as usize] = match outcome {
                 Ok(state) => Outcome::Done(state),
                 // Shipped before (a wave sent again after a lost answer): what was asked
                 // is so, and said so.
-                Err(ZoneError::NotLive {
-                    state: "shipped", ..
-                }) => Outcome::Already,
+                Err(ZoneError::NotLive { state, .. }) if state == Lifecycle::Shipped.name() => {
+                    Outcome::Already
+                }
                 Err(problem) => Outcome::Refused(refusal(&problem).1, problem.to_string()),
             };
         }
     }
     HttpResponse::Ok()
         .content_type("application/x-ndjson")
-        .body(ledger.render())
+        .body(render(&ids, &outcomes))
 }
 
 /// The lines sent to each zone: `(position, slot)` of each, by zone.
 type ByZone = Vec<(ZoneId, Vec<(u32, u32)>)>;
 
-/// Each line's order id (when it names one) and outcome, by position.
+/// Each line's order id (when it names one) and outcome, by position, and the lines sent
+/// to each zone.
 struct Ledger {
     ids: Vec<Option<String>>,
     outcomes: Vec<Outcome>,
+    by_zone: ByZone,
 }
 
 impl Ledger {
-    /// Reads `lines`: each line refused at once (not a shipment, an unknown or undecided
-    /// order) or sent, with its position and slot, to the zone holding its order.
-    fn read(app: &App, lines: &[&[u8]]) -> (Ledger, ByZone) {
+    /// Reads the NDJSON `body` a line at a time, as the order stream's lines are read: each
+    /// line refused at once (not a shipment, an unknown or undecided order, too long) or
+    /// sent, with its position and slot, to the zone holding its order. Past
+    /// [`MAX_SHIPMENTS_PER_REQUEST`] lines are only counted (the request is refused).
+    fn read(app: &App, body: &[u8], max_line_bytes: usize) -> Ledger {
         let mut ledger = Ledger {
-            ids: Vec::with_capacity(lines.len()),
-            outcomes: Vec::with_capacity(lines.len()),
+            ids: Vec::new(),
+            outcomes: Vec::new(),
+            by_zone: Vec::new(),
         };
-        let mut by_zone: ByZone = Vec::new();
-        for (position, line) in lines.iter().enumerate() {
-            let refused = |code, message| (None, Outcome::Refused(code, message));
-            let (id, outcome) = match serde_json::from_slice::<ShipmentLine>(line) {
-                Err(_) if line.iter().all(u8::is_ascii_whitespace) => refused(
-                    "bad_json",
-                    "empty line: expected one shipment, {\"id\": ...}".to_owned(),
-                ),
-                Err(problem) => refused("bad_json", format!("not a shipment: {problem}")),
-                Ok(ShipmentLine { id: None }) => {
-                    refused("missing_field", "missing field 'id'".to_owned())
-                }
-                Ok(ShipmentLine { id: Some(id) }) => {
-                    let outcome = match app.zones.claims.get(&id) {
-                        None => Outcome::Refused(
-                            "unknown_order",
-                            format!("order '{}' is not known", shown(&id)),
-                        ),
-                        Some(claim) if !claim.is_decided() => Outcome::Refused(
-                            "undecided",
-                            format!(
-                                "order '{}' is being decided; ask again in a moment",
-                                shown(&id)
-                            ),
-                        ),
-                        Some(claim) => {
-                            let item = (position as u32, claim.slot);
-                            match by_zone.iter_mut().find(|(zone, _)| *zone == claim.zone) {
-                                Some((_, items)) => items.push(item),
-                                None => by_zone.push((claim.zone, vec![item])),
-                            }
-                            Outcome::Sent
-                        }
-                    };
-                    (Some(id), outcome)
-                }
+        each_line(body, max_line_bytes, |line| {
+            let (id, outcome) = if ledger.ids.len() >= MAX_SHIPMENTS_PER_REQUEST {
+                (None, Outcome::Sent)
+            } else {
+                ledger.line(app, line)
             };
             ledger.ids.push(id);
             ledger.outcomes.push(outcome);
-        }
-        (ledger, by_zone)
+        });
+        ledger
     }
 
-    /// The answer: a line per input line, in input order.
-    fn render(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.ids.len() * 64);
-        for (position, (id, outcome)) in self.ids.iter().zip(&self.outcomes).enumerate() {
-            let mut answer = Answer {
-                line: position as u64 + 1,
-                order_id: id.as_deref(),
-                state: None,
-                already: false,
-                status: None,
-                error: None,
-            };
-            match outcome {
-                Outcome::Done(state) => answer.state = Some(state),
-                Outcome::Already => {
-                    answer.state = Some("shipped");
-                    answer.already = true;
-                }
-                Outcome::Refused(code, message) => {
-                    answer.status = Some("error");
-                    answer.error = Some(LineError { code, message });
-                }
-                // Every zone answers each shipment it was sent; kept from a panic all the same.
-                Outcome::Sent => {
-                    answer.status = Some("error");
-                    answer.error = Some(LineError {
-                        code: "unavailable",
-                        message: "its zone did not answer",
-                    });
-                }
+    /// The id line `line` names and what became of it.
+    fn line(&mut self, app: &App, line: Line<'_>) -> (Option<String>, Outcome) {
+        let refused = |code, message| (None, Outcome::Refused(code, message));
+        let line = match line {
+            Line::Complete { bytes, .. } => bytes,
+            Line::TooLong { bytes, .. } => {
+                return refused(
+                    "line_too_long",
+                    format!("a line of {bytes} bytes: a shipment is one short JSON object"),
+                );
             }
-            serde_json::to_writer(&mut out, &answer).expect("writing JSON to a Vec cannot fail");
-            out.push(b'\n');
-        }
-        out
+        };
+        let id = match serde_json::from_slice::<ShipmentLine>(line) {
+            Err(_) if line.iter().all(u8::is_ascii_whitespace) => {
+                return refused(
+                    "bad_json",
+                    "empty line: expected one shipment, {\"id\": ...}".to_owned(),
+                );
+            }
+            Err(problem) => return refused("bad_json", format!("not a shipment: {problem}")),
+            Ok(ShipmentLine { id: None }) => {
+                return refused("missing_field", "missing field 'id'".to_owned());
+            }
+            Ok(ShipmentLine { id: Some(id) }) => id,
+        };
+        let outcome = match app.zones.claims.get(&id) {
+            None => Outcome::Refused(
+                "unknown_order",
+                format!("order '{}' is not known", shown(&id)),
+            ),
+            Some(claim) if !claim.is_decided() => Outcome::Refused(
+                "undecided",
+                format!(
+                    "order '{}' is being decided; ask again in a moment",
+                    shown(&id)
+                ),
+            ),
+            Some(claim) => {
+                let item = (self.ids.len() as u32, claim.slot);
+                match self
+                    .by_zone
+                    .iter_mut()
+                    .find(|(zone, _)| *zone == claim.zone)
+                {
+                    Some((_, items)) => items.push(item),
+                    None => self.by_zone.push((claim.zone, vec![item])),
+                }
+                Outcome::Sent
+            }
+        };
+        (Some(id), outcome)
     }
 }
 
-/// The lines of `body` (a final newline ends the last line, it does not start another;
-/// a `\r` before a newline is dropped).
-fn split_lines(body: &[u8]) -> Vec<&[u8]> {
-    if body.is_empty() {
-        return Vec::new();
+/// Calls `on_line` for each line of `body` ([`LineSplitter`]'s lines: a final newline ends
+/// the last line, a `\r` before a newline is dropped).
+fn each_line(body: &[u8], max_line_bytes: usize, mut on_line: impl FnMut(Line<'_>)) {
+    let mut splitter = LineSplitter::new(max_line_bytes);
+    splitter.feed(body, &mut on_line);
+    splitter.finish(on_line);
+}
+
+/// The answer: a line per input line, in input order.
+fn render(ids: &[Option<String>], outcomes: &[Outcome]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(ids.len() * 64);
+    for (position, (id, outcome)) in ids.iter().zip(outcomes).enumerate() {
+        let mut answer = Answer {
+            line: position as u64 + 1,
+            order_id: id.as_deref(),
+            state: None,
+            already: false,
+            status: None,
+            error: None,
+        };
+        match outcome {
+            Outcome::Done(state) => answer.state = Some(state),
+            Outcome::Already => {
+                answer.state = Some(Lifecycle::Shipped.name());
+                answer.already = true;
+            }
+            Outcome::Refused(code, message) => {
+                answer.status = Some("error");
+                answer.error = Some(LineError { code, message });
+            }
+            // Every zone answers each shipment it was sent; kept from a panic all the same.
+            Outcome::Sent => {
+                answer.status = Some("error");
+                answer.error = Some(LineError {
+                    code: "unavailable",
+                    message: "its zone did not answer",
+                });
+            }
+        }
+        serde_json::to_writer(&mut out, &answer).expect("writing JSON to a Vec cannot fail");
+        out.push(b'\n');
     }
-    let body = body.strip_suffix(b"\n").unwrap_or(body);
-    body.split(|&byte| byte == b'\n')
-        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
-        .collect()
+    out
 }
 
 #[cfg(test)]
 mod tests {
-    use super::split_lines;
+    use super::each_line;
+    use crate::ingest::Line;
+
+    fn split_lines(body: &[u8]) -> Vec<Vec<u8>> {
+        let mut lines = Vec::new();
+        each_line(body, 100, |line| match line {
+            Line::Complete { bytes, .. } => lines.push(bytes.to_vec()),
+            Line::TooLong { .. } => panic!("no line here is too long"),
+        });
+        lines
+    }
 
     #[test]
     fn lines_are_split_as_ndjson_is() {
+        let lines = |list: &[&[u8]]| list.iter().map(|line| line.to_vec()).collect::<Vec<_>>();
         assert!(split_lines(b"").is_empty());
-        assert_eq!(split_lines(b"a\n"), vec![&b"a"[..]]);
-        assert_eq!(split_lines(b"a\r\nb"), vec![&b"a"[..], &b"b"[..]]);
-        assert_eq!(
-            split_lines(b"a\n\nb\n"),
-            vec![&b"a"[..], &b""[..], &b"b"[..]]
-        );
-        assert_eq!(split_lines(b"\n"), vec![&b""[..]]);
+        assert_eq!(split_lines(b"a\n"), lines(&[b"a"]));
+        assert_eq!(split_lines(b"a\r\nb"), lines(&[b"a", b"b"]));
+        assert_eq!(split_lines(b"a\n\nb\n"), lines(&[b"a", b"", b"b"]));
+        assert_eq!(split_lines(b"\n"), lines(&[b""]));
     }
 }
