@@ -74,6 +74,10 @@ pub const FOLLOW_RETRY: Duration = Duration::from_millis(1);
 /// waits (backpressure from the disk to the zone, and from there to admission).
 pub const WRITER_QUEUE: usize = 4_096;
 
+/// A journal round is held open for more (up to `--commit-hold-us`) while it has fewer
+/// records than this and at least this many orders are in flight (`serve::group_commit::Hold`).
+pub const COMMIT_HOLD_RECORDS: usize = 512;
+
 /// Bytes of a zone's records the journal writer lets wait, durable in its write-ahead log,
 /// before it writes them to the zone's own journal (unsynced) in one go: at 20k orders/s a
 /// zone's journal is written every few hundred milliseconds instead of every round. Each

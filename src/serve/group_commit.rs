@@ -19,6 +19,7 @@
 //! the same queue, behind the decision. A failed write or sync ends the process loudly:
 //! nothing more may be acknowledged, and recovery decides on restart what is on disk.
 
+use super::admission::Admission;
 use super::answers::{Part, Ticket};
 use super::feed::{FeedChunk, FeedSender};
 use super::metrics::names;
@@ -29,7 +30,7 @@ use crate::journal::{
     DetachedSync, Journal, JournalError, JournalOptions, SpareJob, remove_compacted,
     write_detached_snapshot,
 };
-use crate::limits::{WRITER_QUEUE, ZONE_JOURNAL_WRITE_BYTES};
+use crate::limits::{COMMIT_HOLD_RECORDS, WRITER_QUEUE, ZONE_JOURNAL_WRITE_BYTES};
 use crate::zone::records::RecordBatch;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -118,6 +119,7 @@ impl Writer {
         journals: Vec<(String, Journal)>,
         mut wal: Option<Wal>,
         feed: FeedSender,
+        hold: Option<Hold>,
     ) -> std::io::Result<(Vec<Writer>, Stopped)> {
         if let Some(wal) = wal.as_mut() {
             first_segment_ahead(name, wal);
@@ -138,7 +140,7 @@ impl Writer {
                 // A panic here would leave zones handing records to nobody: end the process
                 // instead, as for a failed write.
                 let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    run(journals, wal, background, waiting, window, feed)
+                    run(journals, wal, background, waiting, window, hold, feed)
                 }));
                 if outcome.is_err() {
                     fatal("the journal writer thread panicked");
@@ -235,6 +237,7 @@ fn run(
     mut background: Background,
     waiting: crossbeam::channel::Receiver<Commit>,
     window: Duration,
+    hold: Option<Hold>,
     feed: FeedSender,
 ) {
     let mut zones: Vec<Zone> = journals
@@ -254,6 +257,9 @@ fn run(
             }
         }
         group.extend(waiting.try_iter().take(WRITER_QUEUE));
+        if let Some(hold) = &hold {
+            hold.fill(&waiting, &mut group);
+        }
         // Segments made ahead since the last round, before this round's commits may roll.
         background.spares(wal.as_mut(), &mut zones);
         for commit in &mut group {
@@ -293,6 +299,56 @@ fn run(
         background.step(wal, &mut zones);
     }
     stop(wal.as_mut(), &mut zones);
+}
+
+/// Holding a round open for more when orders are waiting upstream of the writer.
+///
+/// A round costs the machine about 70 us whatever it carries (a write, an `fdatasync`, the
+/// virtio notification and its interrupt, the wakeups of the threads it answers; measured
+/// in docs/benchmarks.md, "A round held open while orders wait"). Started as soon as the
+/// writer is free, rounds run at the rate the disk syncs (about 5,000 a second here), so
+/// a saturated stream's rounds carry 60-90 records each and cost a fifth of the machine.
+/// When at least [`COMMIT_HOLD_RECORDS`] orders are admitted and not yet answered, the
+/// zones will hand over that many records within moments: the round waits for them (at
+/// most `longest`, and never longer than a quarter of it after the last commit came),
+/// and one round carries what seven did. At the rates where that many orders are in
+/// flight, each already waits behind more than that in the pipeline; below them (20,000
+/// orders a second keeps a few dozen in flight here), the writer never holds, and every
+/// round starts at once as before.
+pub struct Hold {
+    /// The longest a round is held open.
+    pub longest: Duration,
+    /// Orders admitted and not yet answered, over every connection.
+    pub admission: Arc<Admission>,
+}
+
+impl Hold {
+    /// Adds to `group` the commits that come while the round is worth holding open.
+    fn fill(&self, waiting: &crossbeam::channel::Receiver<Commit>, group: &mut Vec<Commit>) {
+        if self.longest.is_zero() {
+            return;
+        }
+        let mut records: usize = group.iter().map(|commit| commit.records.len()).sum();
+        let started = Instant::now();
+        let deadline = started + self.longest;
+        let gap = self.longest / 4;
+        while self.worth_holding(records, self.admission.in_flight()) {
+            let until = deadline.min(Instant::now() + gap);
+            match waiting.recv_deadline(until) {
+                Ok(next) => {
+                    records += next.records.len();
+                    group.push(next);
+                }
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Whether a round of `records` is worth holding open while `in_flight` orders are
+    /// admitted and not answered (those of the round among them).
+    fn worth_holding(&self, records: usize, in_flight: usize) -> bool {
+        records < COMMIT_HOLD_RECORDS && in_flight >= COMMIT_HOLD_RECORDS
+    }
 }
 
 /// A commit of the write-ahead log this long or longer is reported in the log: every answer
@@ -804,6 +860,9 @@ pub struct Journals {
     /// Bytes of the writer's write-ahead log between checkpoints
     /// (`journal::wal::CHECKPOINT_BYTES`; smaller in tests).
     pub wal_checkpoint_bytes: u64,
+    /// How long a round may be held open for more while orders wait upstream ([`Hold`];
+    /// zero: never).
+    pub commit_hold: Duration,
 }
 
 impl Journals {
@@ -822,6 +881,8 @@ impl Journals {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::serve::admission::Permit;
+    use crate::zone::Lifecycle;
 
     #[test]
     fn slow_commits_are_reported_at_most_once_per_period_and_none_is_left_out() {
@@ -860,5 +921,103 @@ mod tests {
             .expect("reported at once after a quiet period");
         assert!(third.starts_with("1 commit(s)"), "{third}");
         assert!(third.contains("the longest 40.0 ms"), "{third}");
+    }
+
+    /// A commit of `records` shipments.
+    fn commit(records: usize) -> Commit {
+        let mut batch = RecordBatch::default();
+        for order in 0..records {
+            batch.push_closed(&format!("o-{order}"), Lifecycle::Shipped);
+        }
+        Commit {
+            journal: 0,
+            records: batch,
+            snapshot: None,
+            after: After::Ack {
+                feed: FeedChunk::new(),
+                done: tokio::sync::oneshot::channel().0,
+            },
+        }
+    }
+
+    /// A hold of at most `longest`, with `in_flight` orders admitted; the admission's
+    /// permit (they are in flight while it lives).
+    fn hold(longest: Duration, in_flight: usize) -> (Hold, Permit) {
+        let admission = Arc::new(Admission::new(65_536, 0, 16));
+        let permit = admission.try_admit(in_flight, false).expect("room");
+        assert_eq!(admission.in_flight(), in_flight);
+        (Hold { longest, admission }, permit)
+    }
+
+    /// Nine commits of 100 records waiting, one round of 100 taken.
+    fn queued() -> (crossbeam::channel::Receiver<Commit>, Vec<Commit>) {
+        let (send, waiting) = crossbeam::channel::unbounded();
+        for _ in 0..9 {
+            send.send(commit(100)).unwrap();
+        }
+        (waiting, vec![commit(100)])
+    }
+
+    fn records(group: &[Commit]) -> usize {
+        group.iter().map(|commit| commit.records.len()).sum()
+    }
+
+    #[test]
+    fn a_round_is_held_for_what_is_in_flight_until_it_has_enough_records() {
+        let (waiting, mut group) = queued();
+        let (hold, _permit) = hold(Duration::from_secs(60), 2_000);
+        hold.fill(&waiting, &mut group);
+        // 100 + 5 * 100 reaches 512: the round stops taking there, the rest waits.
+        assert_eq!(records(&group), 600);
+        assert_eq!(waiting.len(), 4);
+    }
+
+    #[test]
+    fn a_round_is_not_held_when_few_orders_are_in_flight_or_holding_is_off() {
+        for (longest, in_flight) in [
+            (Duration::from_secs(60), COMMIT_HOLD_RECORDS - 1),
+            (Duration::ZERO, 2_000),
+        ] {
+            let (waiting, mut group) = queued();
+            let (hold, _permit) = hold(longest, in_flight);
+            hold.fill(&waiting, &mut group);
+            assert_eq!(
+                (records(&group), waiting.len()),
+                (100, 9),
+                "{longest:?} {in_flight}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_held_round_ends_when_nothing_more_comes() {
+        // Orders in flight that never reach the writer (a stalled zone): the round waits
+        // for the gap, takes nothing, and goes.
+        let (send, waiting) = crossbeam::channel::unbounded::<Commit>();
+        let mut group = vec![commit(100)];
+        let (hold, _permit) = hold(Duration::from_millis(8), 2_000);
+        hold.fill(&waiting, &mut group);
+        assert_eq!(records(&group), 100);
+        drop(send);
+    }
+
+    #[test]
+    fn a_held_round_takes_commits_that_come_while_it_waits() {
+        let (send, waiting) = crossbeam::channel::unbounded();
+        let mut group = vec![commit(100)];
+        let (hold, _permit) = hold(Duration::from_secs(60), 2_000);
+        let sender = std::thread::spawn(move || {
+            for _ in 0..4 {
+                std::thread::sleep(Duration::from_millis(2));
+                send.send(commit(103)).unwrap();
+            }
+            // The round has 512: the hold has stopped taking, whatever comes now.
+            send
+        });
+        hold.fill(&waiting, &mut group);
+        assert_eq!(records(&group), 512);
+        let send = sender.join().unwrap();
+        send.send(commit(1)).unwrap();
+        assert_eq!(waiting.len(), 1);
     }
 }

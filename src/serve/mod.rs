@@ -170,6 +170,12 @@ async fn serve(
         &options.journals.data_dir,
         world.network.zones.len(),
     )?;
+    let limits = world.network.limits;
+    let admission = Arc::new(Admission::new(
+        limits.max_orders_in_flight,
+        limits.priority_reserve,
+        limits.max_streams,
+    ));
     let (zones, zone_threads) = ZoneActors::start(
         &world,
         seating,
@@ -177,6 +183,7 @@ async fn serve(
         &options.journals,
         options.hold_zones_while.clone(),
         customers,
+        &admission,
     )?;
     tracing::info!("{} zone actors on {}", zones.len(), zone_threads.describe());
     let config_path = options
@@ -184,7 +191,6 @@ async fn serve(
         .config
         .clone()
         .or_else(|| crate::world::default_config_file().map(PathBuf::from));
-    let limits = world.network.limits;
     let app = web::Data::new(App {
         network: ArcSwap::new(world.network),
         config_path,
@@ -194,11 +200,7 @@ async fn serve(
         feed,
         feed_published,
         feed_inbox,
-        admission: Arc::new(Admission::new(
-            limits.max_orders_in_flight,
-            limits.priority_reserve,
-            limits.max_streams,
-        )),
+        admission,
         metrics,
         draining: AtomicBool::new(false),
         data_dir: options.journals.data_dir.clone(),

@@ -12,9 +12,10 @@
 //! today's load) are messages too, answered behind everything the zone journaled before.
 //! The way of a chunk from the worker and back is `super::pipeline`.
 
+use super::admission::Admission;
 use super::answers::{Part, Ticket};
 use super::feed::{FeedChunk, FeedSender};
-use super::group_commit::{After, Commit, Journals, SnapshotStep, Stopped, Writer};
+use super::group_commit::{After, Commit, Hold, Journals, SnapshotStep, Stopped, Writer};
 use super::metrics::{self as router_metrics, Stage, names};
 use super::snapshotter::{SnapshotJob, Snapshotter};
 use crate::catalog::{Catalog, StockLevel};
@@ -65,6 +66,7 @@ impl ZoneActors {
         journals: &Journals,
         hold_while: Option<std::path::PathBuf>,
         customers: Arc<CustomerBook>,
+        admission: &Arc<Admission>,
     ) -> anyhow::Result<(Arc<ZoneActors>, ZoneThreads)> {
         let (network, catalog) = (&*world.network, &world.catalog);
         let threads = seating.threads().clamp(1, network.zones.len().max(1));
@@ -80,7 +82,8 @@ impl ZoneActors {
             Seating::Workers(_) => (0..threads).map(|_| Vec::new()).collect(),
         };
         let (states, journals_by_zone): (Vec<_>, Vec<_>) = recovered.into_iter().unzip();
-        let (writers, writer_stopped) = start_writers(network, journals, journals_by_zone, feed)?;
+        let (writers, writer_stopped) =
+            start_writers(network, journals, journals_by_zone, feed, admission)?;
         let snapshotter = if writers.iter().any(Option::is_some) && journals.snapshot_every > 0 {
             Some(Snapshotter::start().context("starting the snapshot thread")?)
         } else {
@@ -360,6 +363,7 @@ fn start_writers(
     config: &Journals,
     journals: Vec<Option<crate::journal::Journal>>,
     feed: &FeedSender,
+    admission: &Arc<Admission>,
 ) -> anyhow::Result<(Vec<Option<Writer>>, Option<Stopped>)> {
     let mut writers: Vec<Option<Writer>> = (0..journals.len()).map(|_| None).collect();
     let (zones, mut named): (Vec<usize>, Vec<(String, crate::journal::Journal)>) = journals
@@ -388,7 +392,11 @@ fn start_writers(
     } else {
         None
     };
-    let (handles, stopped) = Writer::start("0", named, wal, feed.clone())
+    let hold = Hold {
+        longest: config.commit_hold,
+        admission: admission.clone(),
+    };
+    let (handles, stopped) = Writer::start("0", named, wal, feed.clone(), Some(hold))
         .context("starting the journal writer thread")?;
     for (zone, handle) in zones.into_iter().zip(handles) {
         writers[zone] = Some(handle);
