@@ -381,3 +381,80 @@ fn closed_records_adopted_from_a_snapshot_outlive_its_deletion_by_compaction() {
         );
     }
 }
+
+/// A closed order whose record on disk can no longer be read (its cold file cut short
+/// under it: a disk error, a file damaged) is answered, when it comes again, with a line
+/// error that says so, and `GET` with 503; the zone goes on deciding. Before, the read
+/// panicked the zone's actor, and every later order of its zone was answered "a zone actor
+/// is not running".
+#[test]
+fn a_resend_whose_record_cannot_be_read_is_answered_unavailable_and_the_zone_goes_on() {
+    use common::server::Server;
+    use common::wait_for;
+    let server = Server::start(
+        GOLDEN,
+        GOLDEN_CATALOG,
+        "warehouse,sku,on_hand\nNEAR,A,50\n",
+        &[],
+    );
+    let lines: Vec<String> = ["gone", "open"]
+        .iter()
+        .map(|id| simple_order(id, "R1", &[("A", 1)], ""))
+        .collect();
+    let first = server.post_ndjson(&(lines.join("\n") + "\n")).lines();
+    assert_eq!(first[0]["status"], "routed", "{}", first[0]);
+    let shipped = server.request(
+        "POST",
+        "/v1/shipments",
+        "application/x-ndjson",
+        b"{\"id\":\"gone\"}\n",
+    );
+    assert_eq!(shipped.lines()[0]["state"], "shipped", "{}", shipped.text());
+    // The shipped record goes to the zone's cold file at the next tick.
+    let cold = server.dir.path().join("data/cold/east");
+    let cold_files = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(&cold)
+            .map(|entries| {
+                entries
+                    .map(|entry| entry.unwrap().path())
+                    .filter(|path| path.extension().is_some_and(|ext| ext == "cold"))
+                    .filter(|path| std::fs::metadata(path).is_ok_and(|meta| meta.len() > 0))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    wait_for("the shipped record on disk", || !cold_files().is_empty());
+    for file in cold_files() {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+    }
+    let again = server.post_ndjson(&format!("{}\n", lines[0])).lines();
+    assert_eq!(again[0]["status"], "invalid", "{}", again[0]);
+    assert_eq!(again[0]["error"]["code"], "unavailable", "{}", again[0]);
+    let message = again[0]["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("'gone'") && message.contains("could not be read back"),
+        "{message}"
+    );
+    let read = server.get("/v1/orders/gone");
+    assert_eq!(read.status, 503, "{}", read.text());
+    assert_eq!(
+        read.json()["error"]["code"],
+        "unavailable",
+        "{}",
+        read.text()
+    );
+    // The zone goes on: an open order's resend, a new order.
+    let more = format!(
+        "{}\n{}\n",
+        lines[1],
+        simple_order("new", "R1", &[("A", 1)], "")
+    );
+    let answers = server.post_ndjson(&more).lines();
+    assert_eq!(answers[0]["duplicate"], true, "{}", answers[0]);
+    assert_eq!(answers[1]["status"], "routed", "{}", answers[1]);
+}

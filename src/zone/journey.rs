@@ -23,7 +23,7 @@
 //! then goes to the zone holding it.
 
 use super::verdict::{Screen, commit, settle};
-use super::{Claim, ClaimKey, Claims, Zone};
+use super::{Claim, ClaimKey, Claims, Zone, ZoneError};
 use crate::config::Network;
 use crate::engine::{self, Failures, OrderContext, OrderFacts, ZoneAttempt};
 use crate::ids::ZoneId;
@@ -157,6 +157,19 @@ pub fn conflict(order: &Order) -> Invalid {
         code: InvalidCode::IdConflict,
         message: format!(
             "order '{}' was already received with different content",
+            order.id
+        ),
+        order_id: Some(order.id.clone()),
+    }
+}
+
+/// The `unavailable` of a copy of `order` whose original's record cannot be read.
+pub fn unreadable(order: &Order, problem: &ZoneError) -> Invalid {
+    Invalid {
+        code: InvalidCode::Unavailable,
+        message: format!(
+            "order '{}' was decided before, but {problem}; nothing was reserved: send it \
+             again later",
             order.id
         ),
         order_id: Some(order.id.clone()),
@@ -323,7 +336,18 @@ impl Zone {
         let here = self.state.zone;
         if claim.is_decided() {
             if claim.zone == here {
-                let record = self.state.order(claim.slot);
+                let record = match self.state.find(claim.slot) {
+                    Ok(record) => record,
+                    Err(problem) => {
+                        // A closed record on disk that cannot be read (a disk error, a
+                        // file damaged under it): this copy is answered so, and the zone
+                        // goes on; nothing is reserved, and the original stays as it was.
+                        let invalid = unreadable(&visit.order, &problem);
+                        tracing::warn!("zone {}: {}", network.zone_name(here), invalid.message);
+                        render::write_invalid(out, visit.line, &invalid);
+                        return Step::Answered(Outcome::Invalid(InvalidCode::Unavailable));
+                    }
+                };
                 if record.content_hash != visit.order.content_hash {
                     render::write_invalid(out, visit.line, &conflict(&visit.order));
                     return Step::Answered(Outcome::Invalid(InvalidCode::IdConflict));

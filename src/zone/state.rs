@@ -179,7 +179,7 @@ pub enum ZoneError {
     #[error("the order is past the retention window")]
     Forgotten,
     /// A closed order's record could not be read back from disk.
-    #[error("{0}")]
+    #[error("its record could not be read back from disk: {0}")]
     Unreadable(String),
     #[error("warehouse is not in this zone")]
     WrongZone,

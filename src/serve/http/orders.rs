@@ -375,6 +375,8 @@ pub(super) fn refusal(problem: &ZoneError) -> (StatusCode, &'static str) {
         ZoneError::NotLive { .. } => (StatusCode::CONFLICT, "not_live"),
         ZoneError::NotInReview { .. } => (StatusCode::CONFLICT, "not_in_review"),
         ZoneError::AwaitingReview { .. } => (StatusCode::CONFLICT, "awaiting_review"),
+        // A closed record on disk that cannot be read: not the order's fault; try again.
+        ZoneError::Unreadable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         _ => (StatusCode::CONFLICT, "refused"),
     }
 }
