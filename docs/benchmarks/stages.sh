@@ -8,6 +8,9 @@
 #   hop     ABL=3  + the visit sent to its zone actor, answered there without deciding
 #   decide  ABL=0, --sync none   the whole order, no journal
 #   noio    NOIO=1, --sync fsync  + the journal, every write and fdatasync skipped
+# (the patch has two more, run by hand: ABLR=1 answers each decision with a 40-byte line
+# instead of its JSON, ABLR=2 renders the JSON into a scratch buffer first; ABLF=1 feeds
+# nothing to the decision feed)
 # then each BIN (a whole router, --sync fsync, labelled by its file name). Per round, in
 # turn: the bare endpoint (examples/bare_actix), then every stage and binary, a fresh
 # server each, one stream of 1M orders (examples/stream_client, FILE, default

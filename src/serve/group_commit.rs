@@ -305,7 +305,8 @@ fn run(
 ///
 /// A round costs the machine about 70 us whatever it carries (a write, an `fdatasync`, the
 /// virtio notification and its interrupt, the wakeups of the threads it answers; measured
-/// in docs/benchmarks.md, "A round held open while orders wait"). Started as soon as the
+/// in docs/benchmarks.md, "One stream, stage by stage; a round held open while orders
+/// wait"). Started as soon as the
 /// writer is free, rounds run at the rate the disk syncs (about 5,000 a second here), so
 /// a saturated stream's rounds carry 60-90 records each and cost a fifth of the machine.
 /// When at least [`COMMIT_HOLD_RECORDS`] orders are admitted and not yet answered, the
@@ -329,8 +330,7 @@ impl Hold {
             return;
         }
         let mut records: usize = group.iter().map(|commit| commit.records.len()).sum();
-        let started = Instant::now();
-        let deadline = started + self.longest;
+        let deadline = Instant::now() + self.longest;
         let gap = self.longest / 4;
         while self.worth_holding(records, self.admission.in_flight()) {
             let until = deadline.min(Instant::now() + gap);

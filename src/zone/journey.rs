@@ -164,7 +164,7 @@ pub fn conflict(order: &Order) -> Invalid {
 }
 
 /// The `unavailable` of a copy of `order` whose original's record cannot be read.
-pub fn unreadable(order: &Order, problem: &ZoneError) -> Invalid {
+fn unreadable(order: &Order, problem: &ZoneError) -> Invalid {
     Invalid {
         code: InvalidCode::Unavailable,
         message: format!(
