@@ -67,6 +67,9 @@ pub mod names {
     /// Counter: commits of the journal writers' write-ahead logs (one write, one sync each:
     /// a round of every zone a writer serves).
     pub const JOURNAL_WAL_COMMITS: &str = "router_journal_wal_commits_total";
+    /// Histogram: how long each journal round held open for more (while many orders were in
+    /// flight) waited (`serve::group_commit::Hold`); its count is the rounds held.
+    pub const JOURNAL_HOLD_LATENCY: &str = "router_journal_hold_latency_seconds";
     /// Counter: checkpoints of the write-ahead logs (the zones' journals synced).
     pub const JOURNAL_WAL_CHECKPOINTS: &str = "router_journal_wal_checkpoints_total";
     /// Counter: journal segments (the write-ahead logs' and the zones') made ahead of their
@@ -208,6 +211,11 @@ fn describe_journal() {
     describe_counter!(
         JOURNAL_WAL_COMMITS,
         "Commits of the journal writers' write-ahead logs: one write and one sync for a round of every zone a writer serves."
+    );
+    describe_histogram!(
+        JOURNAL_HOLD_LATENCY,
+        Unit::Seconds,
+        "How long a journal round held open for more records (while many orders were in flight, --commit-hold-us) waited; its count is the rounds held."
     );
     describe_counter!(
         JOURNAL_WAL_CHECKPOINTS,
