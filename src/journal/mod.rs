@@ -49,7 +49,9 @@ pub use inspect::{
     RecordEntry, Records, SegmentReport, SnapshotReport, VerifyReport, read_newest_snapshot,
     read_records, verify,
 };
-pub use paced::{WRITEBACK_BYTES, hold, remove as remove_paced, remove_later, start_writeback};
+pub use paced::{
+    Removed, WRITEBACK_BYTES, hold, remove as remove_paced, remove_later, start_writeback,
+};
 pub use snapshot::SnapshotWriter;
 pub use spare::SpareJob;
 pub use writer::{

@@ -68,7 +68,7 @@ pub(super) fn pause() {
     std::thread::sleep(PIECE_PAUSE);
 }
 
-/// Deletes the file at `path` a few MiB at a time; returns the bytes it held. First renamed
+/// Deletes the file at `path` a few MiB at a time; returns what that freed. First renamed
 /// to a name the journal does not read (`….removing`, deleted at open if a crash comes
 /// first) and that made durable, so no crash leaves a cut file under a journal name; then
 /// truncated and committed step by step; then unlinked. The directory's last change is
@@ -78,15 +78,31 @@ pub(super) fn pause() {
 /// snapshot a cold store adopted, which a snapshot being encoded may still be reading) is
 /// renamed but not cut: truncating it would cut the records under the reader (unlinking
 /// alone would leave it readable, but free it all at once when the reader lets go). It is
-/// handed to the deleter thread, which cuts it once nobody holds it.
-pub fn remove(path: &Path) -> Result<u64, JournalError> {
+/// handed to the deleter thread, which cuts it once nobody holds it: its bytes are
+/// [`Removed::held`], not freed yet.
+pub fn remove(path: &Path) -> Result<Removed, JournalError> {
     match rename_and_cut(path)? {
-        Removal::Done(bytes) => Ok(bytes),
+        Removal::Done(bytes) => Ok(Removed {
+            freed: bytes,
+            held: 0,
+        }),
         Removal::Held { removing, bytes } => {
             deleter_send(Job::Cut(removing));
-            Ok(bytes)
+            Ok(Removed {
+                freed: 0,
+                held: bytes,
+            })
         }
     }
+}
+
+/// What [`remove`] came to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Removed {
+    /// Bytes deleted.
+    pub freed: u64,
+    /// Bytes of a file a reader holds: renamed, and cut once the reader lets go.
+    pub held: u64,
 }
 
 /// What a removal came to.

@@ -1444,7 +1444,8 @@ mod preallocated {
         // A 9 MiB file beside the journal: three steps.
         let big = dir.path().join("journal-00000000000000000999.seg");
         fs::write(&big, vec![7u8; 9 << 20]).unwrap();
-        assert_eq!(paced::remove(&big).unwrap(), 9 << 20);
+        let removed = paced::remove(&big).unwrap();
+        assert_eq!((removed.freed, removed.held), (9 << 20, 0));
         assert!(!big.exists());
         let names: Vec<String> = fs::read_dir(dir.path())
             .unwrap()
@@ -1474,7 +1475,12 @@ mod preallocated {
         fs::write(&big, vec![7u8; 9 << 20]).unwrap();
         let reader = std::sync::Arc::new(fs::File::open(&big).unwrap());
         paced::hold(&reader);
-        assert_eq!(paced::remove(&big).unwrap(), 9 << 20);
+        let removed = paced::remove(&big).unwrap();
+        assert_eq!(
+            (removed.freed, removed.held),
+            (0, 9 << 20),
+            "freed only later"
+        );
         assert!(!big.exists(), "gone from the journal's names at once");
         std::thread::sleep(std::time::Duration::from_millis(300));
         assert_eq!(

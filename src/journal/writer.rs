@@ -44,6 +44,9 @@ pub struct CompactStats {
     pub segments_removed: usize,
     pub snapshots_removed: usize,
     pub bytes_freed: u64,
+    /// Bytes of removed files that a reader still holds (a snapshot a cold store reads
+    /// closed records from): freed once it lets go.
+    pub bytes_held: u64,
 }
 
 /// Where a test makes the next write or sync fail, to check the poisoning.
@@ -826,7 +829,9 @@ impl DetachedSync {
 pub fn remove_compacted(dir: &Path, paths: &[PathBuf]) -> Result<CompactStats, JournalError> {
     let mut stats = CompactStats::default();
     for path in paths {
-        stats.bytes_freed += paced::remove(path)?;
+        let removed = paced::remove(path)?;
+        stats.bytes_freed += removed.freed;
+        stats.bytes_held += removed.held;
         if path.extension().is_some_and(|extension| extension == "seg") {
             stats.segments_removed += 1;
         } else {

@@ -27,7 +27,7 @@ use crate::config::Network;
 use crate::ids::ZoneId;
 use crate::journal::wal::Wal;
 use crate::journal::{
-    DetachedSync, Journal, JournalError, JournalOptions, SpareJob, remove_compacted,
+    CompactStats, DetachedSync, Journal, JournalError, JournalOptions, SpareJob, remove_compacted,
     write_detached_snapshot,
 };
 use crate::limits::{COMMIT_HOLD_RECORDS, WRITER_QUEUE, ZONE_JOURNAL_WRITE_BYTES};
@@ -655,6 +655,17 @@ impl Background {
     }
 }
 
+/// What a compaction's log line adds about files still read (their bytes not freed yet).
+fn held(removed: &CompactStats) -> String {
+    if removed.bytes_held == 0 {
+        return String::new();
+    }
+    format!(
+        "; {} more once the cold store lets go of a snapshot it reads closed records from",
+        removed.bytes_held
+    )
+}
+
 /// Deletes files compaction made unnecessary in `what`'s journal. A file that fails to go
 /// stays covered by the snapshots or checkpoints (the next start's compaction deletes it);
 /// a directory that fails to sync may not be trusted.
@@ -663,15 +674,17 @@ fn remove(what: &str, dir: &Path, paths: &[PathBuf]) {
         // A log's checkpoint usually frees only the checkpoint before the last (its freed
         // segment is reused): not worth a line every 15 s.
         Ok(removed) if removed.segments_removed == 0 => tracing::debug!(
-            "{what}: compaction removed {} snapshots ({} bytes)",
+            "{what}: compaction removed {} snapshots ({} bytes{})",
             removed.snapshots_removed,
-            removed.bytes_freed
+            removed.bytes_freed,
+            held(&removed)
         ),
         Ok(removed) => tracing::info!(
-            "{what}: compaction removed {} segments and {} snapshots ({} bytes)",
+            "{what}: compaction removed {} segments and {} snapshots ({} bytes{})",
             removed.segments_removed,
             removed.snapshots_removed,
-            removed.bytes_freed
+            removed.bytes_freed,
+            held(&removed)
         ),
         Err(error) if error.is_failed_sync() => fatal(&format!("{what} failed: {error}")),
         Err(error) => tracing::warn!("{what} ({}): {error}", dir.display()),
