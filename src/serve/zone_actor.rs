@@ -829,7 +829,7 @@ pub struct OrderRequest {
 }
 
 impl Message for OrderRequest {
-    type Result = Result<Vec<u8>, ZoneError>;
+    type Result = Result<bytes::Bytes, ZoneError>;
 }
 
 impl ZoneActor {
@@ -949,7 +949,7 @@ fn after_durable<T: 'static>(
 }
 
 impl Handler<OrderRequest> for ZoneActor {
-    type Result = actix::ResponseFuture<Result<Vec<u8>, ZoneError>>;
+    type Result = actix::ResponseFuture<Result<bytes::Bytes, ZoneError>>;
 
     fn handle(&mut self, request: OrderRequest, _: &mut Self::Context) -> Self::Result {
         let needed = self.approvals_needed(request.slot, &request.network);
@@ -995,7 +995,7 @@ impl ZoneActor {
         action: &OrderAction,
         network: &Arc<Network>,
         needed: usize,
-    ) -> Result<(Vec<u8>, Durable), ZoneError> {
+    ) -> Result<(bytes::Bytes, Durable), ZoneError> {
         let mut feed = FeedChunk::new();
         let mut records = RecordBatch::default();
         let (answer, _) = self.apply(slot, action, network, needed, &mut records, &mut feed)?;
@@ -1006,7 +1006,8 @@ impl ZoneActor {
 
     /// [`ZoneActor::act`] without the journal: the change's record goes onto `records` and
     /// its feed entry onto `feed`, for the caller to make durable (one commit for a batch).
-    /// The order's state JSON and the name of its state after the action.
+    /// The order's state JSON (shared with its feed entry, not copied) and the name of its
+    /// state after the action.
     fn apply(
         &mut self,
         slot: u32,
@@ -1015,7 +1016,7 @@ impl ZoneActor {
         needed: usize,
         records: &mut RecordBatch,
         feed: &mut FeedChunk,
-    ) -> Result<(Vec<u8>, &'static str), ZoneError> {
+    ) -> Result<(bytes::Bytes, &'static str), ZoneError> {
         let mut approval = None;
         let closed = |record: &OrderRecord| Cow::Owned(record.clone());
         let record = match action {
@@ -1047,7 +1048,7 @@ impl ZoneActor {
                 metrics::counter!(names::REVIEWS, "outcome" => outcome).increment(1);
             }
         }
-        let answer = order_json(network, self.zone.catalog(), &record);
+        let answer = bytes::Bytes::from(order_json(network, self.zone.catalog(), &record));
         let id = &record.decision.order_id;
         match (action, approval) {
             (OrderAction::Read, _) | (_, Some(Approval::Again)) => {}
@@ -1055,14 +1056,11 @@ impl ZoneActor {
                 let released = counted == Approval::Released;
                 records.push_approved(id, approver, released);
                 if released {
-                    feed.push("approved", bytes::Bytes::copy_from_slice(&answer));
+                    feed.push("approved", answer.clone());
                 }
             }
             _ => {
-                feed.push(
-                    record.lifecycle.name(),
-                    bytes::Bytes::copy_from_slice(&answer),
-                );
+                feed.push(record.lifecycle.name(), answer.clone());
                 records.push_closed(id, record.lifecycle);
             }
         }
