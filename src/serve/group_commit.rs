@@ -113,13 +113,14 @@ impl Writer {
     /// answers to `feed` and the chunks' gatherers. The service starts one for every zone:
     /// fewer threads to wake on two cores, and bigger groups. A handle per journal, in
     /// order.
-    /// `wal`: the writer's write-ahead log, for a writer of several zones under `fsync`.
+    /// `wal`: the writer's write-ahead log, for a writer of several zones under `fsync`;
+    /// `hold`: when a round waits for more ([`Hold`]; never with a zero `longest`).
     pub fn start(
         name: &str,
         journals: Vec<(String, Journal)>,
         mut wal: Option<Wal>,
         feed: FeedSender,
-        hold: Option<Hold>,
+        hold: Hold,
     ) -> std::io::Result<(Vec<Writer>, Stopped)> {
         if let Some(wal) = wal.as_mut() {
             first_segment_ahead(name, wal);
@@ -237,7 +238,7 @@ fn run(
     mut background: Background,
     waiting: crossbeam::channel::Receiver<Commit>,
     window: Duration,
-    hold: Option<Hold>,
+    hold: Hold,
     feed: FeedSender,
 ) {
     let mut zones: Vec<Zone> = journals
@@ -257,9 +258,7 @@ fn run(
             }
         }
         group.extend(waiting.try_iter().take(WRITER_QUEUE));
-        if let Some(hold) = &hold {
-            hold.fill(&waiting, &mut group);
-        }
+        hold.fill(&waiting, &mut group);
         // Segments made ahead since the last round, before this round's commits may roll.
         background.spares(wal.as_mut(), &mut zones);
         for commit in &mut group {

@@ -396,7 +396,7 @@ fn start_writers(
         longest: config.commit_hold,
         admission: admission.clone(),
     };
-    let (handles, stopped) = Writer::start("0", named, wal, feed.clone(), Some(hold))
+    let (handles, stopped) = Writer::start("0", named, wal, feed.clone(), hold)
         .context("starting the journal writer thread")?;
     for (zone, handle) in zones.into_iter().zip(handles) {
         writers[zone] = Some(handle);
