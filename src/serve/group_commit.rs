@@ -314,7 +314,8 @@ fn run(
 /// and one round carries what seven did. At the rates where that many orders are in
 /// flight, each already waits behind more than that in the pipeline; below them (20,000
 /// orders a second keeps a few dozen in flight here), the writer never holds, and every
-/// round starts at once as before.
+/// round starts at once as before. Nor does it hold a round without records (duplicates
+/// answered behind their originals): it syncs nothing.
 pub struct Hold {
     /// The longest a round is held open.
     pub longest: Duration,
@@ -355,9 +356,10 @@ impl Hold {
     }
 
     /// Whether a round of `records` is worth holding open while `in_flight` orders are
-    /// admitted and not answered (those of the round among them).
+    /// admitted and not answered (those of the round among them). A round with no record
+    /// (duplicates answered behind their originals, reads) syncs nothing: nothing to share.
     fn worth_holding(&self, records: usize, in_flight: usize) -> bool {
-        records < COMMIT_HOLD_RECORDS && in_flight >= COMMIT_HOLD_RECORDS
+        records > 0 && records < COMMIT_HOLD_RECORDS && in_flight >= COMMIT_HOLD_RECORDS
     }
 }
 
@@ -1010,6 +1012,19 @@ mod tests {
                 "{longest:?} {in_flight}"
             );
         }
+    }
+
+    #[test]
+    fn a_round_without_records_is_not_held() {
+        // Duplicates answered behind their originals: the round syncs nothing, so holding
+        // it only delays their answers.
+        let (send, waiting) = crossbeam::channel::unbounded();
+        send.send(commit(0)).unwrap();
+        send.send(commit(100)).unwrap();
+        let mut group = vec![commit(0)];
+        let (hold, _permit) = hold(Duration::from_secs(60), 2_000);
+        hold.fill(&waiting, &mut group);
+        assert_eq!((group.len(), waiting.len()), (1, 2));
     }
 
     #[test]
