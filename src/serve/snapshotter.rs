@@ -43,19 +43,12 @@ struct Stoppable<'a> {
 }
 
 /// Why a snapshot's bytes were not written.
+#[derive(Debug, thiserror::Error)]
 enum SinkError {
-    /// The service is stopping.
+    #[error("the service is stopping")]
     Stopped,
+    #[error(transparent)]
     Journal(crate::journal::JournalError),
-}
-
-impl std::fmt::Display for SinkError {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SinkError::Stopped => formatter.write_str("the service is stopping"),
-            SinkError::Journal(error) => error.fmt(formatter),
-        }
-    }
 }
 
 impl SnapshotSink for Stoppable<'_> {

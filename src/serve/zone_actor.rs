@@ -952,7 +952,7 @@ impl Handler<OrderRequest> for ZoneActor {
     type Result = actix::ResponseFuture<Result<bytes::Bytes, ZoneError>>;
 
     fn handle(&mut self, request: OrderRequest, _: &mut Self::Context) -> Self::Result {
-        let needed = self.approvals_needed(request.slot, &request.network);
+        let needed = self.approvals_needed(request.slot, &request.action, &request.network);
         match self.act(request.slot, &request.action, &request.network, needed) {
             Ok((answer, durable)) => after_durable(durable, Ok(answer)),
             // A refusal says what the state is ("already released"): shown, like a read,
@@ -970,18 +970,20 @@ impl Handler<OrderRequest> for ZoneActor {
 type Durable = Option<tokio::sync::oneshot::Receiver<()>>;
 
 impl ZoneActor {
-    /// The distinct approvers that release the order in `slot`: the policy's, or more when
-    /// a risk rule that held the order asks for more.
-    fn approvals_needed(&self, slot: u32, network: &Network) -> usize {
+    /// The distinct approvers that release the order in `slot` when `action` approves it:
+    /// the policy's, or more when a risk rule that held the order asks for more. The record
+    /// is looked at only for an approval (a shipped order's is on disk: a read each).
+    fn approvals_needed(&self, slot: u32, action: &OrderAction, network: &Network) -> usize {
         let policy = network.policy.review_approvals as usize;
+        if !matches!(action, OrderAction::Approve(_)) {
+            return policy;
+        }
         match self.zone.state().order_at(slot) {
             Some(record) => record.approvals_needed(policy),
             None => policy,
         }
     }
-}
 
-impl ZoneActor {
     /// Does `action` to the order in `slot` (an approval releasing it with `needed`
     /// distinct approvers): its state's JSON, and what to wait on before showing it. The
     /// state change goes into the journal and (most) on the feed:
@@ -1092,7 +1094,7 @@ impl Handler<OrderBatch> for ZoneActor {
         let mut records = RecordBatch::default();
         let mut outcomes = Vec::with_capacity(batch.items.len());
         for &(position, slot) in &batch.items {
-            let needed = self.approvals_needed(slot, &batch.network);
+            let needed = self.approvals_needed(slot, &batch.action, &batch.network);
             let outcome = self
                 .apply(
                     slot,
