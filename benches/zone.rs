@@ -135,7 +135,8 @@ fn decide_chunk(
     let mut by_zone: Vec<Vec<Visit>> = (0..generation.zones.len()).map(|_| Vec::new()).collect();
     for (index, order) in orders.into_iter().enumerate() {
         let line = first_line + index as u64;
-        let (zone, visit) = admit(&generation.claims, network, order, index as u32, line);
+        let key = generation.claims.key(&order.id);
+        let (zone, visit) = admit(&generation.claims, network, order, key, index as u32, line);
         by_zone[zone.index()].push(visit);
     }
     let mut messages: VecDeque<(ZoneId, Vec<Visit>)> = by_zone

@@ -19,6 +19,14 @@ pub fn prefetch_whole<T>(value: &T) {
     }
 }
 
+/// Asks the CPU to start loading the cache line at `address`, a place worked out rather
+/// than borrowed (a table's bucket, from where the table was last seen): never read,
+/// so it may be stale.
+#[inline(always)]
+pub fn prefetch_at(address: usize) {
+    prefetch_address(std::ptr::without_provenance(address));
+}
+
 /// The hint itself, for any address.
 #[inline(always)]
 fn prefetch_address(address: *const i8) {

@@ -457,10 +457,12 @@ fn journey(
         let choice = schedule.below(busy.len() + admitting);
         if choice < admitting {
             let (index, order) = input.next().unwrap();
+            let key = claims.key(&order.id);
             let (to, visit) = zone::admit(
                 &claims,
                 &world.network,
                 order,
+                key,
                 index as u32,
                 index as u64 + 1,
             );

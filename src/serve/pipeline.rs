@@ -18,8 +18,9 @@ use crate::config::Network;
 use crate::engine::RuleEffect;
 use crate::ids::ZoneId;
 use crate::ingest::Parsed;
+use crate::limits::PREFETCH_AHEAD;
 use crate::model::{Capabilities, Invalid, InvalidCode, Order, ServiceLevel, Tally};
-use crate::zone::{Visit, admit};
+use crate::zone::{ClaimKey, Visit, admit};
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Instant;
@@ -154,8 +155,19 @@ impl App {
         // unless its id was seen before): a visit is a few hundred bytes, and a Vec grown
         // by doubling copies them again at each step.
         let mut homes = vec![0usize; self.zones.len()];
-        for order in batch.iter().filter_map(|(_, parsed)| parsed.as_ref().ok()) {
-            homes[network.regions[order.region.index()].zone.index()] += 1;
+        // Each id's claims key, worked out first: claiming starts loading the table's place
+        // of the order a few lines ahead (the table outgrows the caches; `Claims::prefetch`).
+        let claims = &self.zones.claims;
+        let keys: Vec<ClaimKey> = batch
+            .iter()
+            .filter_map(|(_, parsed)| parsed.as_ref().ok())
+            .map(|order| {
+                homes[network.regions[order.region.index()].zone.index()] += 1;
+                claims.key(&order.id)
+            })
+            .collect();
+        for key in keys.iter().take(PREFETCH_AHEAD) {
+            claims.prefetch(key);
         }
         let mut by_zone: Vec<Vec<Visit>> = homes.into_iter().map(Vec::with_capacity).collect();
         let mut local = Part {
@@ -176,11 +188,16 @@ impl App {
         // Ids are claimed here, line by line: the first line with an id is the original,
         // whatever the zone threads do next. A conflict is answered by the zone holding
         // the original (after the original is durable).
+        let mut keys_taken = 0;
         for (index, (line, parsed)) in batch.into_iter().enumerate() {
             match parsed {
                 Ok(order) => {
-                    let (zone, visit) =
-                        admit(&self.zones.claims, &network, order, index as u32, line);
+                    if let Some(ahead) = keys.get(keys_taken + PREFETCH_AHEAD) {
+                        claims.prefetch(ahead);
+                    }
+                    let key = keys[keys_taken];
+                    keys_taken += 1;
+                    let (zone, visit) = admit(claims, &network, order, key, index as u32, line);
                     by_zone[zone.index()].push(visit);
                 }
                 Err(invalid) => local_invalid(index, line, &invalid),

@@ -10,6 +10,7 @@
 use crate::ids::ZoneId;
 use hashbrown::HashTable;
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 /// Where an order id's record is. Not what the order held: a retry of the id is told
@@ -118,8 +119,34 @@ pub struct ClaimPlace {
 /// The records hold the ids themselves.
 pub struct Claims {
     segments: Box<[crossbeam::utils::CachePadded<Mutex<Segment>>]>,
+    /// Where each segment's index lies, for [`Claims::prefetch`]: read without the lock,
+    /// written when an index moves (it grew), apart from the locks so that it stays in the
+    /// cache of the worker that reads it while the zones take the locks.
+    hints: Box<[IndexHint]>,
     /// The seed of the id hash, random per process (the keys are never stored).
     seed: u64,
+}
+
+/// Where a segment's index lies: the end of its buckets, where its control bytes start (0
+/// until its first claim), and its bucket mask. Only ever used to compute prefetch
+/// addresses: a stale or torn pair makes a useless hint, never a wrong answer.
+#[derive(Default)]
+struct IndexHint {
+    end: AtomicUsize,
+    mask: AtomicUsize,
+}
+
+/// Where `hashbrown` keeps a table's bucket `index` and its control byte, from the end of
+/// its buckets (`end`): buckets lie before `end` in reverse order (bucket `i` at
+/// `end - (i + 1) * size_of::<T>()`), control bytes from `end` on (bucket `i`'s at
+/// `end + i`). This is the crate's layout, not its API: the test `index_layout_is_hashbrowns`
+/// checks the bucket half on every build, and a layout that changed would cost only the
+/// prefetches' use.
+fn bucket_and_control(end: usize, index: usize) -> (usize, usize) {
+    (
+        end.wrapping_sub((index + 1) * std::mem::size_of::<u32>()),
+        end.wrapping_add(index),
+    )
 }
 
 const CHUNK: usize = crate::limits::CLAIMS_CHUNK;
@@ -143,6 +170,12 @@ struct Segment {
     kept: Vec<Entry>,
     /// Positions of `kept` free to take again.
     kept_free: Vec<u32>,
+    /// The index's bucket count and end ([`IndexHint`]) when last worked out: they change
+    /// only when it grows.
+    index_buckets: usize,
+    index_end: usize,
+    /// Whether the index moved since its [`IndexHint`] was written.
+    index_moved: bool,
 }
 
 /// The place flag of a claim in a segment's `kept` claims.
@@ -186,11 +219,19 @@ impl Segment {
             kept,
             ..
         } = self;
-        index.insert_unique(hash as u64, at, |at| {
+        let entry = index.insert_unique(hash as u64, at, |at| {
             entry_in(chunks, *base, kept, *at)
                 .expect("indexed claims exist")
                 .hash[0]
         });
+        let (bucket, address) = (entry.bucket_index(), entry.get() as *const u32 as usize);
+        let buckets = entry.into_table().num_buckets();
+        if buckets != self.index_buckets {
+            // The index was made or grew (moved): where its buckets end now.
+            self.index_buckets = buckets;
+            self.index_end = address + (bucket + 1) * std::mem::size_of::<u32>();
+            self.index_moved = true;
+        }
     }
 
     /// Adds a claim to the kept ones; its place.
@@ -299,6 +340,9 @@ impl Default for Claims {
             segments: (0..crate::limits::CLAIMS_SEGMENTS)
                 .map(|_| Default::default())
                 .collect(),
+            hints: (0..crate::limits::CLAIMS_SEGMENTS)
+                .map(|_| IndexHint::default())
+                .collect(),
             seed: rand::random(),
         }
     }
@@ -329,6 +373,35 @@ impl Claims {
         self.lock(Self::segment_of(hash))
     }
 
+    /// Writes segment `number`'s [`IndexHint`] if its index moved (under its lock).
+    fn publish_hint(&self, number: usize, segment: &mut Segment) {
+        if std::mem::take(&mut segment.index_moved) {
+            let hint = &self.hints[number];
+            hint.end.store(segment.index_end, Ordering::Relaxed);
+            hint.mask
+                .store(segment.index_buckets.saturating_sub(1), Ordering::Relaxed);
+        }
+    }
+
+    /// Starts loading what claiming `key` will read first: its index's control bytes and
+    /// bucket where the probe starts, as the segment's [`IndexHint`] says they lie. The
+    /// index outgrows the caches after a few hundred thousand ids, so without this each
+    /// claim waits for memory (and its page walk) twice; a loop over a chunk of orders
+    /// calls it a few orders ahead. No lock, no read of the index itself: a hint only.
+    #[inline]
+    pub fn prefetch(&self, key: &ClaimKey) {
+        let hint = &self.hints[Self::segment_of(key.hash)];
+        let end = hint.end.load(Ordering::Relaxed);
+        if end == 0 {
+            return;
+        }
+        // hashbrown's probe starts at the hash's low bits under the mask.
+        let start = (key.hash as u64 as usize) & hint.mask.load(Ordering::Relaxed);
+        let (bucket, control) = bucket_and_control(end, start);
+        crate::prefetch::prefetch_at(bucket);
+        crate::prefetch::prefetch_at(control);
+    }
+
     /// Makes room in the index for `additional` more claims, spread over the segments as
     /// claims are: a restart that knows how many records it restores grows each segment's
     /// index once instead of doubling it (and moving every place) as it goes.
@@ -355,7 +428,8 @@ impl Claims {
     /// id's claim stands. `None` when the id is now this order's; the existing claim when it
     /// was taken before (by a retry, or by another order with the same id).
     pub fn claim(&self, key: &mut ClaimKey, home: ZoneId) -> Option<Claim> {
-        let mut segment = self.segment(key.hash);
+        let number = Self::segment_of(key.hash);
+        let mut segment = self.lock(number);
         if let Some(at) = segment.find(key.hash) {
             key.at = at;
             return segment.entry(at).map(|entry| entry.claim);
@@ -365,6 +439,7 @@ impl Claims {
             slot: Claim::PENDING,
         };
         key.at = segment.push(key.hash, claim);
+        self.publish_hint(number, &mut segment);
         None
     }
 
@@ -405,8 +480,10 @@ impl Claims {
     /// Puts back the claim of a decision replayed from a journal; where it stands.
     pub fn restore(&self, id: &str, zone: ZoneId, slot: u32) -> ClaimPlace {
         let hash = self.key(id).hash;
-        let mut segment = self.segment(hash);
+        let number = Self::segment_of(hash);
+        let mut segment = self.lock(number);
         let at = segment.put_back(hash, zone, slot);
+        self.publish_hint(number, &mut segment);
         ClaimPlace {
             segment: Self::segment_of(hash) as u8,
             at,
@@ -440,6 +517,7 @@ impl Claims {
                 };
                 places.push((claim.slot, place));
             }
+            self.publish_hint(number, &mut segment);
         }
         places.sort_unstable_by_key(|(slot, _)| *slot);
         for (slot, place) in places {
@@ -479,6 +557,7 @@ impl Claims {
         let mut segment = self.lock(place.segment.into());
         let (hash, claim) = segment.release(place.at, zone, slot)?;
         let at = segment.push_kept(hash, claim);
+        self.publish_hint(place.segment.into(), &mut segment);
         Some(ClaimPlace {
             segment: place.segment,
             at,
@@ -501,6 +580,47 @@ impl Claims {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`Claims::prefetch`] works its addresses out from `hashbrown`'s layout (buckets
+    /// before the control bytes, in reverse) and from where its probe starts (the hash's
+    /// low bits): a `hashbrown` that changed either fails here.
+    #[test]
+    fn index_layout_is_hashbrowns() {
+        let claims = Claims::default();
+        let mut keys = Vec::new();
+        for number in 0..20_000 {
+            let mut key = claims.key(&format!("order-{number}"));
+            assert_eq!(claims.claim(&mut key, ZoneId(0)), None);
+            keys.push(key);
+        }
+        let mut at_start = 0;
+        for key in &keys {
+            let number = Claims::segment_of(key.hash);
+            let segment = claims.lock(number);
+            let hint = &claims.hints[number];
+            let (end, mask) = (
+                hint.end.load(Ordering::Relaxed),
+                hint.mask.load(Ordering::Relaxed),
+            );
+            assert_eq!(mask + 1, segment.index.num_buckets(), "the hint is current");
+            let bucket = segment
+                .index
+                .find_bucket_index(key.hash as u64, |at| *at == key.at)
+                .expect("claimed");
+            let place = segment.index.get_bucket(bucket).expect("occupied");
+            assert_eq!(
+                bucket_and_control(end, bucket).0,
+                place as *const u32 as usize,
+                "bucket {bucket} lies where the hint says"
+            );
+            if bucket == (key.hash as u64 as usize) & mask {
+                at_start += 1;
+            }
+        }
+        // Most claims sit where their probe starts (the rest moved on past a full slot):
+        // the start worked out is the table's.
+        assert!(at_start * 2 > keys.len(), "{at_start} of {}", keys.len());
+    }
 
     #[test]
     fn an_id_is_claimed_once_then_settled_where_it_was_decided() {

@@ -101,8 +101,19 @@ pub type Admitted = (ZoneId, Visit);
 /// chain), to be answered there (through that zone's journal queue, so never before the
 /// original is durable: a crash would otherwise free an id whose conflict was already
 /// answered). Called by the ingest worker, in input order.
-pub fn admit(claims: &Claims, network: &Network, order: Order, index: u32, line: u64) -> Admitted {
-    let (to, leg, key) = first_stop(claims, network, &order);
+///
+/// `key` is `claims.key(&order.id)`, worked out by the caller: a loop over a chunk makes
+/// the keys first, to start loading each id's place in the claims table a few orders ahead
+/// ([`Claims::prefetch`]).
+pub fn admit(
+    claims: &Claims,
+    network: &Network,
+    order: Order,
+    mut key: ClaimKey,
+    index: u32,
+    line: u64,
+) -> Admitted {
+    let (to, leg) = claim_leg(claims, network, &order, &mut key);
     (to, Visit::new(index, line, order, leg, key))
 }
 
@@ -408,7 +419,8 @@ mod tests {
             if choice < admitting {
                 let (index, order) = orders.next().unwrap();
                 let line = index as u64 + 1;
-                let (zone, visit) = admit(&claims, &world.network, order, index as u32, line);
+                let key = claims.key(&order.id);
+                let (zone, visit) = admit(&claims, &world.network, order, key, index as u32, line);
                 mailboxes[zone.index()].push_back(visit);
                 continue;
             }
@@ -479,7 +491,14 @@ mod tests {
         let mut zones = zones(&world);
         let claims = zones[0].claims().clone();
         let original = order(&world, "o1", "S", "A", 1);
-        let (home, mut visit) = admit(&claims, &world.network, original.clone(), 0, 1);
+        let (home, mut visit) = admit(
+            &claims,
+            &world.network,
+            original.clone(),
+            claims.key("o1"),
+            0,
+            1,
+        );
         let mut out = Vec::new();
         let step = zones[home.index()].visit(&world.network, &mut visit, Millis(1_000), &mut out);
         let Step::Answered(Outcome::Decided(_, slot)) = step else {
@@ -489,7 +508,7 @@ mod tests {
             .close(slot, crate::zone::Lifecycle::Cancelled)
             .unwrap();
         // A retry is admitted as the original's duplicate ...
-        let (to, mut retry) = admit(&claims, &world.network, original, 1, 2);
+        let (to, mut retry) = admit(&claims, &world.network, original, claims.key("o1"), 1, 2);
         assert_eq!(to, home);
         assert!(matches!(retry.leg, Leg::Replay));
         // ... and the original leaves with the window before the retry is taken.

@@ -422,7 +422,8 @@ mod tests {
         journals: &mut Journals,
     ) {
         let claims = zones[0].claims().clone();
-        let (mut zone, visit) = admit(&claims, &world.network, order, 0, 1);
+        let key = claims.key(&order.id);
+        let (mut zone, visit) = admit(&claims, &world.network, order, key, 0, 1);
         let mut visits = vec![visit];
         loop {
             let mut decided = Decided::new(true);
