@@ -128,25 +128,13 @@ pub struct Claims {
 }
 
 /// Where a segment's index lies: the end of its buckets, where its control bytes start (0
-/// until its first claim), and its bucket mask. Only ever used to compute prefetch
-/// addresses: a stale or torn pair makes a useless hint, never a wrong answer.
+/// until its first claim; [`crate::prefetch::table_end`]), and its bucket mask. Only ever
+/// used to compute prefetch addresses: a stale or torn pair makes a useless hint, never a
+/// wrong answer.
 #[derive(Default)]
 struct IndexHint {
     end: AtomicUsize,
     mask: AtomicUsize,
-}
-
-/// Where `hashbrown` keeps a table's bucket `index` and its control byte, from the end of
-/// its buckets (`end`): buckets lie before `end` in reverse order (bucket `i` at
-/// `end - (i + 1) * size_of::<T>()`), control bytes from `end` on (bucket `i`'s at
-/// `end + i`). This is the crate's layout, not its API: the test `index_layout_is_hashbrowns`
-/// checks the bucket half on every build, and a layout that changed would cost only the
-/// prefetches' use.
-fn bucket_and_control(end: usize, index: usize) -> (usize, usize) {
-    (
-        end.wrapping_sub((index + 1) * std::mem::size_of::<u32>()),
-        end.wrapping_add(index),
-    )
 }
 
 const CHUNK: usize = crate::limits::CLAIMS_CHUNK;
@@ -224,12 +212,12 @@ impl Segment {
                 .expect("indexed claims exist")
                 .hash[0]
         });
-        let (bucket, address) = (entry.bucket_index(), entry.get() as *const u32 as usize);
+        let end = crate::prefetch::table_end(entry.bucket_index(), entry.get());
         let buckets = entry.into_table().num_buckets();
         if buckets != self.index_buckets {
             // The index was made or grew (moved): where its buckets end now.
             self.index_buckets = buckets;
-            self.index_end = address + (bucket + 1) * std::mem::size_of::<u32>();
+            self.index_end = end;
             self.index_moved = true;
         }
     }
@@ -391,15 +379,11 @@ impl Claims {
     #[inline]
     pub fn prefetch(&self, key: &ClaimKey) {
         let hint = &self.hints[Self::segment_of(key.hash)];
-        let end = hint.end.load(Ordering::Relaxed);
-        if end == 0 {
-            return;
-        }
-        // hashbrown's probe starts at the hash's low bits under the mask.
-        let start = (key.hash as u64 as usize) & hint.mask.load(Ordering::Relaxed);
-        let (bucket, control) = bucket_and_control(end, start);
-        crate::prefetch::prefetch_at(bucket);
-        crate::prefetch::prefetch_at(control);
+        crate::prefetch::prefetch_probe::<u32>(
+            hint.end.load(Ordering::Relaxed),
+            hint.mask.load(Ordering::Relaxed),
+            key.hash as u64,
+        );
     }
 
     /// Makes room in the index for `additional` more claims, spread over the segments as
@@ -609,7 +593,7 @@ mod tests {
                 .expect("claimed");
             let place = segment.index.get_bucket(bucket).expect("occupied");
             assert_eq!(
-                bucket_and_control(end, bucket).0,
+                end - (bucket + 1) * std::mem::size_of::<u32>(),
                 place as *const u32 as usize,
                 "bucket {bucket} lies where the hint says"
             );
