@@ -48,8 +48,8 @@ pub fn prefetch_probe<T>(end: usize, mask: usize, hash: u64) {
     let start = hash as usize & mask;
     let bucket = end.wrapping_sub((start + 1) * std::mem::size_of::<T>());
     prefetch_at(bucket);
-    if std::mem::size_of::<T>() > 1 {
-        // A bucket can straddle two lines.
+    if bucket % 64 + std::mem::size_of::<T>() > 64 {
+        // The bucket straddles two lines.
         prefetch_at(bucket + std::mem::size_of::<T>() - 1);
     }
     prefetch_at(end.wrapping_add(start));
