@@ -303,19 +303,19 @@ fn run(
 /// Holding a round open for more when orders are waiting upstream of the writer.
 ///
 /// A round costs the machine about 70 us whatever it carries (a write, an `fdatasync`, the
-/// virtio notification and its interrupt, the wakeups of the threads it answers; measured
+/// virtio notification and its interrupt, the wakeups of the threads it answers; derived
 /// in docs/benchmarks.md, "One stream, stage by stage; a round held open while orders
-/// wait"). Started as soon as the
-/// writer is free, rounds run at the rate the disk syncs, so a saturating stream's rounds
-/// carry about 90 records each (derived: about 11,000 rounds for 1M orders). When at least
-/// [`COMMIT_HOLD_RECORDS`] orders are admitted and not yet answered, the zones will hand
-/// over that many records within moments: the round waits for them (at most `longest`,
-/// and never longer than a quarter of it after the last commit came). One stream of 1M
-/// orders, ten pairs: +18.8% orders/s, -10% server CPU. At the rates where that many
-/// orders are in flight, each already waits behind more than that in the pipeline; below
-/// them (at 25,000 orders a second over 8 streams, two or three rounds of a 20-second run
-/// were held), every round starts at once as before. Nor does it hold a round without records (duplicates
-/// answered behind their originals): it syncs nothing.
+/// wait"). Started as soon as the writer is free, rounds run at the rate the disk syncs,
+/// so a saturating stream's rounds carry about 90 records each (derived: about 11,000
+/// rounds for 1M orders). When at least [`COMMIT_HOLD_RECORDS`] orders are admitted and
+/// not yet answered, the zones will hand over that many records within moments: the round
+/// waits for them (at most `longest`, and never longer than a quarter of it after the last
+/// commit came). One stream of 1M orders, ten pairs: +18.8% orders/s, -10% server CPU. At
+/// the rates where that many orders are in flight, each already waits behind more than
+/// that in the pipeline; below them (at 25,000 orders a second over 8 streams, two or
+/// three rounds of a 20-second run were held), every round starts at once as before. Nor
+/// does it hold a round without records (duplicates answered behind their originals): it
+/// syncs nothing.
 pub struct Hold {
     /// The longest a round is held open.
     pub longest: Duration,

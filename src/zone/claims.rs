@@ -374,8 +374,9 @@ impl Claims {
     /// Starts loading what claiming `key` will read first: its index's control bytes and
     /// bucket where the probe starts, as the segment's [`IndexHint`] says they lie. The
     /// index outgrows the caches after a few hundred thousand ids, so without this each
-    /// claim waits for memory (and its page walk) twice; a loop over a chunk of orders
-    /// calls it a few orders ahead. No lock, no read of the index itself: a hint only.
+    /// claim waits for memory twice (its control bytes, then its bucket); a loop over a
+    /// chunk of orders calls it a few orders ahead. No lock, no read of the index itself:
+    /// a hint only.
     #[inline]
     pub fn prefetch(&self, key: &ClaimKey) {
         let hint = &self.hints[Self::segment_of(key.hash)];
@@ -565,11 +566,11 @@ impl Claims {
 mod tests {
     use super::*;
 
-    /// [`Claims::prefetch`] works its addresses out from `hashbrown`'s layout (buckets
-    /// before the control bytes, in reverse) and from where its probe starts (the hash's
-    /// low bits): a `hashbrown` that changed either fails here.
+    /// Each segment's [`IndexHint`] stays current as its index grows: every claim's bucket
+    /// lies where the hint says, and most sit where the hint's probe starts
+    /// (`prefetch::tests::tables_lie_as_hashbrown_lays_them` checks the layout itself).
     #[test]
-    fn index_layout_is_hashbrowns() {
+    fn each_segments_hint_says_where_its_index_lies() {
         let claims = Claims::default();
         let mut keys = Vec::new();
         for number in 0..20_000 {

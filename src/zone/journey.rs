@@ -113,6 +113,7 @@ pub fn admit(
     index: u32,
     line: u64,
 ) -> Admitted {
+    debug_assert_eq!(key, claims.key(&order.id), "the key of the order's own id");
     let (to, leg) = claim_leg(claims, network, &order, &mut key);
     (to, Visit::new(index, line, order, leg, key))
 }
