@@ -1,5 +1,5 @@
-//! How an order stream's body is read: in groups of chunks, with a deadline on silence, and
-//! how a stream that ends early says so.
+//! How an order stream's body is read: in batches of chunks ([`Gather`]), with a deadline on
+//! silence ([`IdleTimeout`]), and how a stream that ends early says so.
 //!
 //! A stream ends early in two ways: its body breaks (the chunked framing is malformed, or the
 //! client goes away mid-body: `bad_body`), or it delivers no byte for
@@ -13,18 +13,22 @@
 //! `line` is the line the body stopped in (every line before it was answered). The
 //! connection closes after it: the rest of the body is never read.
 
+use crate::limits::{STREAM_BATCH_BYTES, STREAM_BATCH_CHUNKS, STREAM_GATHER_BACKLOG};
 use crate::render::LineError;
 use actix_web::error::PayloadError;
 use bytes::Bytes;
 use futures_util::Stream;
 use serde::Serialize;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 /// What an order stream's body gives the parser, one item at a time.
 pub(super) enum BodyItem {
-    /// The chunks that were ready at once (a backed-up stream gives many, a trickle one).
+    /// A batch: the chunks that came at once, or, while the stream is backed up, as many as
+    /// came until the batch was full ([`Gather`]).
     Chunks(Vec<Result<Bytes, PayloadError>>),
     /// No byte for the idle timeout while the router waited.
     Silent(Duration),
@@ -133,10 +137,121 @@ impl<S: Stream + Unpin> Stream for IdleTimeout<S> {
     }
 }
 
+/// Orders of one stream parsed and not yet answered: counted up as a batch goes to the zones,
+/// down as its answers come back. [`Gather`] reads it to tell a backed-up stream.
+#[derive(Clone, Default)]
+pub(super) struct Backlog(Arc<AtomicUsize>);
+
+impl Backlog {
+    pub(super) fn add(&self, orders: usize) {
+        self.0.fetch_add(orders, Ordering::Relaxed);
+    }
+
+    pub(super) fn remove(&self, orders: usize) {
+        self.0.fetch_sub(orders, Ordering::Relaxed);
+    }
+
+    fn orders(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A stream's body (`IdleTimeout` over the payload) in batches. A batch is every chunk that
+/// came at once, which for a stream that is keeping up is what the socket gave since the last
+/// one: it goes at once, so a trickle's orders are decided as they come. While the stream is
+/// backed up (at least [`STREAM_GATHER_BACKLOG`] of its orders in flight, whose answers go out
+/// first anyway) the batch is held open for more, up to [`STREAM_BATCH_BYTES`] (or
+/// [`STREAM_BATCH_CHUNKS`] chunks): the costs of a batch (a message to each zone, a part of
+/// the answers from each, a journal hand-over each, the threads it wakes) are paid per batch,
+/// and a saturating stream's batches were what the HTTP layer's read buffer held, about 470
+/// orders. A batch is also cut by a broken chunk, by silence (handed on after what came
+/// before it) and by the end of the body; it is held only while the body has nothing more to
+/// give, and each answer that comes back looks again (the answers are polled on the same
+/// task), so a held batch goes as soon as the backlog falls below the mark.
+pub(super) struct Gather<S> {
+    body: S,
+    backlog: Backlog,
+    held: Vec<Result<Bytes, PayloadError>>,
+    bytes: usize,
+    /// A silence that came after the held chunks: given once they have gone.
+    silence: Option<Duration>,
+    ended: bool,
+}
+
+impl<S> Gather<S> {
+    pub(super) fn new(body: S, backlog: Backlog) -> Self {
+        Gather {
+            body,
+            backlog,
+            held: Vec::new(),
+            bytes: 0,
+            silence: None,
+            ended: false,
+        }
+    }
+
+    fn batch(&mut self) -> Poll<Option<BodyItem>> {
+        self.bytes = 0;
+        Poll::Ready(Some(BodyItem::Chunks(std::mem::take(&mut self.held))))
+    }
+}
+
+impl<S> Stream for Gather<S>
+where
+    S: Stream<Item = Result<Result<Bytes, PayloadError>, Duration>> + Unpin,
+{
+    type Item = BodyItem;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<BodyItem>> {
+        let this = &mut *self;
+        if let Some(silence) = this.silence.take() {
+            return Poll::Ready(Some(BodyItem::Silent(silence)));
+        }
+        if this.ended {
+            return Poll::Ready(None);
+        }
+        loop {
+            match Pin::new(&mut this.body).poll_next(cx) {
+                Poll::Ready(Some(Ok(chunk))) => {
+                    let broken = chunk.is_err();
+                    this.bytes += chunk.as_ref().map_or(0, Bytes::len);
+                    this.held.push(chunk);
+                    if broken
+                        || this.bytes >= STREAM_BATCH_BYTES
+                        || this.held.len() >= STREAM_BATCH_CHUNKS
+                    {
+                        return this.batch();
+                    }
+                }
+                Poll::Ready(Some(Err(silence))) => {
+                    if this.held.is_empty() {
+                        return Poll::Ready(Some(BodyItem::Silent(silence)));
+                    }
+                    this.silence = Some(silence);
+                    return this.batch();
+                }
+                Poll::Ready(None) => {
+                    this.ended = true;
+                    if this.held.is_empty() {
+                        return Poll::Ready(None);
+                    }
+                    return this.batch();
+                }
+                Poll::Pending => {
+                    if this.held.is_empty() || this.backlog.orders() >= STREAM_GATHER_BACKLOG {
+                        return Poll::Pending;
+                    }
+                    return this.batch();
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use futures_util::StreamExt;
+    use futures_util::{FutureExt, StreamExt};
     use tokio::sync::mpsc;
 
     /// A body whose items a test sends.
@@ -146,6 +261,120 @@ mod tests {
             tx,
             futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)),
         )
+    }
+
+    /// What a batch of [`Gather`] holds: its chunks' sizes (`usize::MAX` for a broken one),
+    /// or the silence.
+    #[derive(Debug, PartialEq)]
+    enum Got {
+        Batch(Vec<usize>),
+        Silent,
+    }
+
+    fn got(item: BodyItem) -> Got {
+        match item {
+            BodyItem::Chunks(chunks) => Got::Batch(
+                chunks
+                    .iter()
+                    .map(|chunk| chunk.as_ref().map_or(usize::MAX, Bytes::len))
+                    .collect(),
+            ),
+            BodyItem::Silent(_) => Got::Silent,
+            BodyItem::End => unreachable!("Gather does not make the end's item"),
+        }
+    }
+
+    type BodyPart = Result<Result<Bytes, PayloadError>, Duration>;
+
+    /// A body a test feeds, in [`Gather`], and the stream's backlog.
+    fn gathered() -> (
+        mpsc::UnboundedSender<BodyPart>,
+        Gather<impl Stream<Item = BodyPart> + Unpin>,
+        Backlog,
+    ) {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let backlog = Backlog::default();
+        let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+        (tx, Gather::new(body, backlog.clone()), backlog)
+    }
+
+    fn chunk(bytes: usize) -> BodyPart {
+        Ok(Ok(Bytes::from(vec![b'x'; bytes])))
+    }
+
+    /// The next item if there is one now (`None`: the stream waits).
+    fn now<S: Stream<Item = BodyItem> + Unpin>(body: &mut S) -> Option<Option<Got>> {
+        body.next().now_or_never().map(|item| item.map(got))
+    }
+
+    #[test]
+    fn a_stream_that_keeps_up_sends_what_came_at_once() {
+        let (tx, mut body, backlog) = gathered();
+        assert_eq!(now(&mut body), None, "nothing came: it waits");
+        for bytes in [100, 200, 300] {
+            tx.send(chunk(bytes)).unwrap();
+        }
+        assert_eq!(now(&mut body), Some(Some(Got::Batch(vec![100, 200, 300]))));
+        // Orders in flight, but fewer than the mark: a chunk still goes alone.
+        backlog.add(STREAM_GATHER_BACKLOG - 1);
+        tx.send(chunk(50)).unwrap();
+        assert_eq!(now(&mut body), Some(Some(Got::Batch(vec![50]))));
+        drop(tx);
+        assert_eq!(now(&mut body), Some(None));
+    }
+
+    #[test]
+    fn a_backed_up_stream_fills_its_batch_before_it_goes() {
+        let (tx, mut body, backlog) = gathered();
+        backlog.add(STREAM_GATHER_BACKLOG);
+        let quarter = STREAM_BATCH_BYTES / 4;
+        for _ in 0..3 {
+            tx.send(chunk(quarter)).unwrap();
+            assert_eq!(now(&mut body), None, "held while the backlog is high");
+        }
+        // The fourth quarter fills it; what comes after starts the next batch.
+        tx.send(chunk(quarter)).unwrap();
+        tx.send(chunk(7)).unwrap();
+        assert_eq!(now(&mut body), Some(Some(Got::Batch(vec![quarter; 4]))));
+        assert_eq!(now(&mut body), None);
+        // The backlog falls below the mark: the held chunk goes at the next look.
+        backlog.remove(1);
+        assert_eq!(now(&mut body), Some(Some(Got::Batch(vec![7]))));
+    }
+
+    #[test]
+    fn a_body_of_tiny_chunks_is_cut_by_their_count() {
+        let (tx, mut body, backlog) = gathered();
+        backlog.add(STREAM_GATHER_BACKLOG);
+        for _ in 0..STREAM_BATCH_CHUNKS + 1 {
+            tx.send(chunk(1)).unwrap();
+        }
+        assert_eq!(
+            now(&mut body),
+            Some(Some(Got::Batch(vec![1; STREAM_BATCH_CHUNKS])))
+        );
+        assert_eq!(now(&mut body), None, "the one after waits for more");
+    }
+
+    #[test]
+    fn a_break_a_silence_and_the_end_each_come_after_what_was_held() {
+        let (tx, mut body, backlog) = gathered();
+        backlog.add(STREAM_GATHER_BACKLOG);
+        // A broken chunk ends its batch at once.
+        tx.send(chunk(10)).unwrap();
+        tx.send(Ok(Err(PayloadError::Incomplete(None)))).unwrap();
+        assert_eq!(now(&mut body), Some(Some(Got::Batch(vec![10, usize::MAX]))));
+        // Silence: first the held chunks, then the silence.
+        tx.send(chunk(20)).unwrap();
+        tx.send(Err(Duration::from_secs(1))).unwrap();
+        assert_eq!(now(&mut body), Some(Some(Got::Batch(vec![20]))));
+        assert_eq!(now(&mut body), Some(Some(Got::Silent)));
+        // The end: the held chunks, then nothing more.
+        tx.send(chunk(30)).unwrap();
+        drop(tx);
+        assert_eq!(now(&mut body), Some(Some(Got::Batch(vec![30]))));
+        assert_eq!(now(&mut body), Some(None));
+        assert_eq!(now(&mut body), Some(None));
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,11 +1,11 @@
 //! `/v1/orders`: the NDJSON order stream and single JSON orders in; an order's state,
 //! cancel and shipped.
 
-use super::body::{BodyItem, Cut, IdleTimeout, StreamEnd};
+use super::body::{Backlog, BodyItem, Cut, Gather, IdleTimeout, StreamEnd};
 use super::{content_type, draining, error, read_body, shown, too_busy, unavailable};
 use crate::config::Network;
 use crate::ingest::{Line, LineSplitter, Parsed, parse_line, parse_order};
-use crate::limits::{READY_CHUNKS, STREAM_PIPELINE};
+use crate::limits::STREAM_PIPELINE;
 use crate::model::{Invalid, InvalidCode};
 use crate::serve::App;
 use crate::serve::edge::BreakCheck;
@@ -68,24 +68,19 @@ fn stream_orders(
         return too_busy("too many order streams are open");
     };
     let idle = Duration::from_millis(app.network().limits.body_idle_timeout_ms);
-    // Every group of body chunks that are ready at once (a backed-up stream gives large
-    // groups, a trickle single chunks), then the end of the body (the last line may lack a
-    // newline). A group is one batch: under load, fewer and fuller messages.
-    let items = IdleTimeout::new(payload.ready_chunks(READY_CHUNKS), idle)
-        .map(|item| match item {
-            Ok(chunks) => BodyItem::Chunks(chunks),
-            Err(silence) => BodyItem::Silent(silence),
-        })
-        .chain(futures_util::stream::once(std::future::ready(
-            BodyItem::End,
-        )));
+    // The body in batches (what came at once; while the stream is backed up, up to half a
+    // megabyte), then its end (the last line may lack a newline).
+    let backlog = Backlog::default();
+    let items = Gather::new(IdleTimeout::new(payload, idle), backlog.clone()).chain(
+        futures_util::stream::once(std::future::ready(BodyItem::End)),
+    );
     let parser = StreamParser::new(app.clone(), BreakCheck::of(request));
     let batches = items
         .scan(parser, |parser, item| {
             std::future::ready(parser.next_batch(item))
         })
         .flat_map(futures_util::stream::iter);
-    let answers = answer_in_order(batches, app).map(move |bytes| {
+    let answers = answer_in_order(batches, app, backlog).map(move |bytes| {
         // The stream's place is held for as long as answers flow.
         let _slot = &slot;
         Ok::<_, std::convert::Infallible>(bytes)
@@ -232,11 +227,14 @@ impl StreamParser {
 
 /// The answers of a stream's batches, in input order, and the record of a cut after them.
 /// Admission and enqueueing run one batch at a time (`then`), so a stream's batches are
-/// decided in input order; only the waits for their answers overlap (`buffered`).
+/// decided in input order; only the waits for their answers overlap (`buffered`). `backlog`
+/// counts the orders between the two.
 fn answer_in_order(
     batches: impl Stream<Item = Result<ParsedBatch, StreamEnd>>,
     app: web::Data<App>,
+    backlog: Backlog,
 ) -> impl Stream<Item = Bytes> {
+    let answered = backlog.clone();
     batches
         .filter(|item| {
             let keep = item
@@ -246,22 +244,31 @@ fn answer_in_order(
         })
         .then(move |item| {
             let app = app.clone();
+            let backlog = backlog.clone();
             async move {
                 match item {
-                    Ok((batch, snapshot, read)) => Ok((app.enqueue(batch, snapshot).await, read)),
+                    Ok((batch, snapshot, read)) => {
+                        let orders = batch.len();
+                        backlog.add(orders);
+                        Ok((app.enqueue(batch, snapshot).await, read, orders))
+                    }
                     Err(end) => Err(end),
                 }
             }
         })
-        .map(|item| async move {
-            let (pending, read) = match item {
-                Ok(pending) => pending,
-                Err(end) => return end.record(),
-            };
-            let answer = pending.answer().await;
-            // From the chunk's arrival to its answers handed to the response.
-            router_metrics::decision_latency().record(read.elapsed().as_secs_f64());
-            answer.bytes
+        .map(move |item| {
+            let answered = answered.clone();
+            async move {
+                let (pending, read, orders) = match item {
+                    Ok(pending) => pending,
+                    Err(end) => return end.record(),
+                };
+                let answer = pending.answer().await;
+                answered.remove(orders);
+                // From the chunk's arrival to its answers handed to the response.
+                router_metrics::decision_latency().record(read.elapsed().as_secs_f64());
+                answer.bytes
+            }
         })
         .buffered(STREAM_PIPELINE)
 }
