@@ -1418,3 +1418,59 @@ fn shipments_in_one_request_ship_each_order_and_refuse_each_bad_line_alone() {
     assert_eq!(answer.status, 413, "{}", answer.text());
     assert_eq!(answer.json()["error"]["code"], "too_many_shipments");
 }
+
+#[test]
+fn a_backed_up_streams_batch_waits_for_more_and_nothing_is_lost() {
+    // The zones stall, so nothing admitted is answered and the stream's backlog only grows.
+    let dir = tempfile::tempdir().unwrap();
+    let hold = dir.path().join("hold");
+    std::fs::write(&hold, b"").unwrap();
+    let server = golden_server(&["--debug-hold-shards-while", hold.to_str().unwrap()]);
+    let in_flight = || {
+        server.get("/readyz").json()["orders_in_flight"]
+            .as_u64()
+            .unwrap()
+    };
+    let orders = |from: usize, count: usize| -> String {
+        (from..from + count)
+            .map(|n| simple_order(&format!("G-{n}"), "R1", &[("A", 1)], "") + "\n")
+            .collect()
+    };
+    let mut stream = open_stream(&server);
+    // Below the mark (1,024 orders in flight, limits::STREAM_GATHER_BACKLOG) every batch goes
+    // as it comes.
+    write_chunk(&mut stream, orders(0, 1024).as_bytes());
+    wait_for("the first 1,024 orders' admission", || in_flight() == 1024);
+    // At the mark, what comes next waits for more of the body.
+    write_chunk(&mut stream, orders(1024, 10).as_bytes());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(
+        in_flight(),
+        1024,
+        "ten orders held while the stream is backed up"
+    );
+    // A full batch (512 KiB, limits::STREAM_BATCH_BYTES) goes all the same; what follows it
+    // waits again.
+    let more = orders(1034, 6000);
+    assert!(more.len() > 512 << 10 && more.len() < 1 << 20);
+    write_chunk(&mut stream, more.as_bytes());
+    wait_for("a full batch's admission", || in_flight() > 1034);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let admitted = in_flight();
+    assert!(
+        admitted > 1034 + 4000 && admitted < 7034,
+        "one batch of about 4,800 orders went, the rest waits: {admitted} in flight"
+    );
+    // The zones go on: as the backlog falls, the held orders go, and every order is answered
+    // once, in input order.
+    std::fs::remove_file(&hold).unwrap();
+    write_chunk(&mut stream, b"");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let answers = common::server::Response::parse(&raw).lines();
+    assert_eq!(answers.len(), 7034);
+    for (n, answer) in answers.iter().enumerate() {
+        assert_eq!(answer["order_id"], format!("G-{n}"), "{answer}");
+    }
+    wait_for("every permit given back", || in_flight() == 0);
+}
