@@ -19,9 +19,9 @@ use actix_web::error::PayloadError;
 use bytes::Bytes;
 use futures_util::Stream;
 use serde::Serialize;
+use std::cell::Cell;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -138,21 +138,22 @@ impl<S: Stream + Unpin> Stream for IdleTimeout<S> {
 }
 
 /// Orders of one stream parsed and not yet answered: counted up as a batch goes to the zones,
-/// down as its answers come back. [`Gather`] reads it to tell a backed-up stream.
+/// down as its answers come back. [`Gather`] reads it to tell a backed-up stream. The body,
+/// the batches and the answers of a stream are all polled on its one task, so a plain cell.
 #[derive(Clone, Default)]
-pub(super) struct Backlog(Arc<AtomicUsize>);
+pub(super) struct Backlog(Rc<Cell<usize>>);
 
 impl Backlog {
     pub(super) fn add(&self, orders: usize) {
-        self.0.fetch_add(orders, Ordering::Relaxed);
+        self.0.set(self.0.get() + orders);
     }
 
     pub(super) fn remove(&self, orders: usize) {
-        self.0.fetch_sub(orders, Ordering::Relaxed);
+        self.0.set(self.0.get() - orders);
     }
 
     fn orders(&self) -> usize {
-        self.0.load(Ordering::Relaxed)
+        self.0.get()
     }
 }
 
