@@ -15,9 +15,12 @@
 # turn: the bare endpoint (examples/bare_actix), then every stage and binary, a fresh
 # server each, one stream of 1M orders (examples/stream_client, FILE, default
 # /tmp/now/orders.ndjson). Prints each run (label, orders/s, server CPU ticks of 10 ms)
-# and the medians with their ratio to the bare endpoint's. Run from the repository's root
-# after `cargo build --release --examples`.
-ABLATED=$(realpath "$1"); shift
+# and the medians with their ratio to the bare endpoint's. ABLATED `-`: no stages, the bare
+# endpoint and the routers only (`ROUNDS=5 docs/benchmarks/stages.sh - BIN...`: one stream
+# against the bare endpoint). Run from the repository's root after
+# `cargo build --release --examples`.
+ABLATED=$1; shift
+[ "$ABLATED" = - ] || ABLATED=$(realpath "$ABLATED")
 EX=$PWD/target/release/examples; FILE=${FILE:-/tmp/now/orders.ndjson}; ROUNDS=${ROUNDS:-5}
 out=$(mktemp)
 run() { # label binary env... -- serve args...
@@ -43,11 +46,13 @@ for round in $(seq $ROUNDS); do
     for i in $(seq 100); do grep -q 'http://' $out.bare && break; sleep 0.1; done
     measure bare $pid "$(grep -o 'http://[0-9.:]*' $out.bare | head -1)"
     kill $pid; wait $pid 2>/dev/null
-    run parse $ABLATED ABL=1 -- --sync none
-    run claim $ABLATED ABL=2 -- --sync none
-    run hop $ABLATED ABL=3 -- --sync none
-    run decide $ABLATED ABL=0 -- --sync none
-    run noio $ABLATED NOIO=1 -- --sync fsync
+    if [ "$ABLATED" != - ]; then
+        run parse $ABLATED ABL=1 -- --sync none
+        run claim $ABLATED ABL=2 -- --sync none
+        run hop $ABLATED ABL=3 -- --sync none
+        run decide $ABLATED ABL=0 -- --sync none
+        run noio $ABLATED NOIO=1 -- --sync fsync
+    fi
     for bin in "$@"; do run $(basename $bin) $(realpath $bin) -- --sync fsync; done
 done
 python3 - $out <<'PY'
