@@ -97,7 +97,8 @@ pub const STREAM_PIPELINE: usize = 16;
 /// A batch of one order stream is held open for more of its body, up to this many bytes,
 /// while the stream is backed up (`serve::http::body::Gather`): about 1,800 orders of the demo
 /// world. A stream holds at most this much of its body unread by the parser (and a line it
-/// has not finished); what it parsed waits for admission permits, which bound it.
+/// has not finished), and one parsed batch waiting for admission permits (about 200 bytes
+/// an order); what is admitted is bounded by the permits.
 pub const STREAM_BATCH_BYTES: usize = 512 << 10;
 
 /// Body chunks in one batch, at most (a body of tiny chunks is cut by count, not bytes).
