@@ -23,6 +23,9 @@ pub mod names {
     pub const DECISION_LATENCY: &str = "router_decision_latency_seconds";
     /// Histogram, `{stage}`: parse, queue_wait, decide, answer.
     pub const STAGE_LATENCY: &str = "router_stage_latency_seconds";
+    /// Histogram: orders in each batch of an order stream (what came at once; up to 512 KiB
+    /// of body while the stream is backed up).
+    pub const STREAM_BATCH_ORDERS: &str = "router_stream_batch_orders";
     /// Gauge: orders read and not yet answered.
     pub const ORDERS_IN_FLIGHT: &str = "router_orders_in_flight";
     /// Gauge: order streams open.
@@ -98,12 +101,23 @@ const LATENCY_BUCKETS: [f64; 16] = [
     5.0, 10.0,
 ];
 
+/// Upper bounds of the batch-size histogram's buckets, in orders: one order to a stream's
+/// largest batches (512 KiB of body is about 1,800 orders of the demo world, more of small
+/// orders).
+const BATCH_BUCKETS: [f64; 10] = [
+    1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 2048.0, 4096.0, 8192.0, 16384.0,
+];
+
 /// Installs the Prometheus recorder, with every metric described.
 pub fn install() -> Result<PrometheusHandle, BuildError> {
     let handle = PrometheusBuilder::new()
         // Latencies as true Prometheus histograms (they aggregate across instances, which
         // summaries do not).
         .set_buckets_for_metric(Matcher::Suffix("_latency_seconds".into()), &LATENCY_BUCKETS)?
+        .set_buckets_for_metric(
+            Matcher::Full(names::STREAM_BATCH_ORDERS.into()),
+            &BATCH_BUCKETS,
+        )?
         .install_recorder()?;
     describe();
     Ok(handle)
@@ -128,6 +142,10 @@ fn describe() {
         STAGE_LATENCY,
         Unit::Seconds,
         "Time in each stage of a chunk: parse, queue_wait, decide, answer."
+    );
+    describe_histogram!(
+        STREAM_BATCH_ORDERS,
+        "Orders in each batch of an order stream: what came at once, or up to 512 KiB of body while the stream is backed up."
     );
     describe_gauge!(ORDERS_IN_FLIGHT, "Orders read and not yet answered.");
     describe_gauge!(STREAMS_OPEN, "Order streams open.");
@@ -246,6 +264,12 @@ pub fn stage_latency(stage: Stage) -> &'static metrics::Histogram {
 pub fn decision_latency() -> &'static metrics::Histogram {
     static LATENCY: OnceLock<metrics::Histogram> = OnceLock::new();
     LATENCY.get_or_init(|| metrics::histogram!(names::DECISION_LATENCY))
+}
+
+/// Orders in a batch of an order stream (`router_stream_batch_orders`).
+pub fn stream_batch_orders() -> &'static metrics::Histogram {
+    static ORDERS: OnceLock<metrics::Histogram> = OnceLock::new();
+    ORDERS.get_or_init(|| metrics::histogram!(names::STREAM_BATCH_ORDERS))
 }
 
 /// The stages of a chunk that `router_stage_latency_seconds` times.
