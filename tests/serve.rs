@@ -1473,9 +1473,9 @@ fn a_backed_up_streams_batch_waits_for_more_and_nothing_is_lost() {
         assert_eq!(answer["order_id"], format!("G-{n}"), "{answer}");
     }
     wait_for("every permit given back", || in_flight() == 0);
-    // The full batch shows in the batch-size histogram: over 4,096 orders in one batch.
-    let batches = metric(&server, "router_stream_batch_orders_count");
-    let small = metric(&server, "router_stream_batch_orders_bucket{le=\"4096\"}");
-    assert_eq!(metric(&server, "router_stream_batch_orders_sum"), 7034.0);
+    // The full batch shows in the batch-size histogram: over 4,096 lines in one batch.
+    let batches = metric(&server, "router_stream_batch_lines_count");
+    let small = metric(&server, "router_stream_batch_lines_bucket{le=\"4096\"}");
+    assert_eq!(metric(&server, "router_stream_batch_lines_sum"), 7034.0);
     assert_eq!(batches - small, 1.0, "one batch of 512 KiB");
 }

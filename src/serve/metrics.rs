@@ -23,9 +23,9 @@ pub mod names {
     pub const DECISION_LATENCY: &str = "router_decision_latency_seconds";
     /// Histogram, `{stage}`: parse, queue_wait, decide, answer.
     pub const STAGE_LATENCY: &str = "router_stage_latency_seconds";
-    /// Histogram: orders in each batch of an order stream (what came at once; up to 512 KiB
-    /// of body while the stream is backed up).
-    pub const STREAM_BATCH_ORDERS: &str = "router_stream_batch_orders";
+    /// Histogram: lines in each batch of an order stream, invalid ones included (what came
+    /// at once; up to 512 KiB of body while the stream is backed up).
+    pub const STREAM_BATCH_LINES: &str = "router_stream_batch_lines";
     /// Gauge: orders read and not yet answered.
     pub const ORDERS_IN_FLIGHT: &str = "router_orders_in_flight";
     /// Gauge: order streams open.
@@ -101,7 +101,7 @@ const LATENCY_BUCKETS: [f64; 16] = [
     5.0, 10.0,
 ];
 
-/// Upper bounds of the batch-size histogram's buckets, in orders: one order to a stream's
+/// Upper bounds of the batch-size histogram's buckets, in lines: one line to a stream's
 /// largest batches (512 KiB of body is about 1,800 orders of the demo world, more of small
 /// orders).
 const BATCH_BUCKETS: [f64; 10] = [
@@ -115,7 +115,7 @@ pub fn install() -> Result<PrometheusHandle, BuildError> {
         // summaries do not).
         .set_buckets_for_metric(Matcher::Suffix("_latency_seconds".into()), &LATENCY_BUCKETS)?
         .set_buckets_for_metric(
-            Matcher::Full(names::STREAM_BATCH_ORDERS.into()),
+            Matcher::Full(names::STREAM_BATCH_LINES.into()),
             &BATCH_BUCKETS,
         )?
         .install_recorder()?;
@@ -144,8 +144,8 @@ fn describe() {
         "Time in each stage of a chunk: parse, queue_wait, decide, answer."
     );
     describe_histogram!(
-        STREAM_BATCH_ORDERS,
-        "Orders in each batch of an order stream: what came at once, or up to 512 KiB of body while the stream is backed up."
+        STREAM_BATCH_LINES,
+        "Lines in each batch of an order stream: what came at once, or up to 512 KiB of body while the stream is backed up."
     );
     describe_gauge!(ORDERS_IN_FLIGHT, "Orders read and not yet answered.");
     describe_gauge!(STREAMS_OPEN, "Order streams open.");
@@ -266,10 +266,10 @@ pub fn decision_latency() -> &'static metrics::Histogram {
     LATENCY.get_or_init(|| metrics::histogram!(names::DECISION_LATENCY))
 }
 
-/// Orders in a batch of an order stream (`router_stream_batch_orders`).
-pub fn stream_batch_orders() -> &'static metrics::Histogram {
-    static ORDERS: OnceLock<metrics::Histogram> = OnceLock::new();
-    ORDERS.get_or_init(|| metrics::histogram!(names::STREAM_BATCH_ORDERS))
+/// Lines in a batch of an order stream (`router_stream_batch_lines`).
+pub fn stream_batch_lines() -> &'static metrics::Histogram {
+    static LINES: OnceLock<metrics::Histogram> = OnceLock::new();
+    LINES.get_or_init(|| metrics::histogram!(names::STREAM_BATCH_LINES))
 }
 
 /// The stages of a chunk that `router_stage_latency_seconds` times.

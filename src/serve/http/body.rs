@@ -137,8 +137,8 @@ impl<S: Stream + Unpin> Stream for IdleTimeout<S> {
     }
 }
 
-/// Orders of one stream parsed and not yet answered: counted up as a batch goes to the zones,
-/// down as its answers come back. [`Gather`] reads it to tell a backed-up stream. The body,
+/// Lines of one stream parsed and not yet answered (orders, and the odd invalid line answered
+/// with them): counted up as a batch goes to the zones, down as its answers come back. [`Gather`] reads it to tell a backed-up stream. The body,
 /// the batches and the answers of a stream are all polled on its one task, so a plain cell.
 #[derive(Clone, Default)]
 pub(super) struct Backlog(Rc<Cell<usize>>);

@@ -220,7 +220,7 @@ impl StreamParser {
         if !batch.is_empty() {
             router_metrics::stage_latency(Stage::Parse)
                 .record(parse_started.elapsed().as_secs_f64());
-            router_metrics::stream_batch_orders().record(batch.len() as f64);
+            router_metrics::stream_batch_lines().record(batch.len() as f64);
         }
         (batch, snapshot, parse_started)
     }
