@@ -6,10 +6,10 @@
 #   1. an instrumented release build (in target/pgo/instrumented) counts its branches and
 #      calls while it runs;
 #   2. it serves a training load, the service's usual paths: one stream of 300,000 demo
-#      orders at full speed, four streams of the same orders again (every one a duplicate),
-#      the load tester's smoke, checkout (one order per request), dirty (malformed lines),
-#      retry-storm (resends) and hot-sku (fallbacks and backorders) scenarios, then a
-#      restart that recovers it all from the journal;
+#      orders at full speed, four streams of 300,000 more, the load tester's smoke,
+#      checkout (one order per request), dirty (malformed lines), retry-storm (resends) and
+#      hot-sku (fallbacks and backorders) scenarios, then a restart that recovers it all
+#      from the journal;
 #   3. the counts are merged and a release build uses them (in target/pgo/optimized).
 # The same sources as `cargo build --release`; only the compiler's layout and inlining
 # choices differ. docs/benchmarks.md ("A release build trained on the router's own load")
@@ -46,17 +46,25 @@ LOADTEST=$ROOT/target/release/loadtest
 CLIENT=$ROOT/target/release/examples/stream_client
 
 echo "pgo-build: 2/3 the training load" >&2
-"$ROUTER" demo-data --out "$WORK/train" --orders 300000 --start now > "$WORK/train/demo-data.log"
+"$ROUTER" demo-data --out "$WORK/train" --orders 600000 --start now > "$WORK/train/demo-data.log"
+head -n 300000 "$WORK/train/orders.ndjson" > "$WORK/train/streams-1.ndjson"
+tail -n +300001 "$WORK/train/orders.ndjson" > "$WORK/train/streams-4.ndjson"
 SERVER_PID=
 stop_server() {
-    if [ -n "$SERVER_PID" ]; then
-        # SIGTERM drains and exits normally: the counts are written at exit.
-        kill -TERM "$SERVER_PID"
-        wait "$SERVER_PID" || true
-        SERVER_PID=
+    # SIGTERM drains and exits normally: the counts are written at exit. A server that
+    # fails there wrote none, or half: the build stops.
+    local pid=$SERVER_PID status=0
+    SERVER_PID=
+    kill -TERM "$pid"
+    wait "$pid" || status=$?
+    if [ "$status" != 0 ]; then
+        echo "pgo-build: the instrumented server exited with $status:" >&2
+        tail -20 "$WORK/train/server.err" >&2
+        exit 1
     fi
 }
-trap stop_server EXIT
+# On the way out after a failure, the server goes too.
+trap '[ -z "$SERVER_PID" ] || kill -TERM "$SERVER_PID"' EXIT
 start_server() {
     "$ROUTER" serve --listen 127.0.0.1:0 --data-dir "$WORK/train/data" --no-watch-config \
         > "$WORK/train/server.out" 2> "$WORK/train/server.err" &
@@ -75,8 +83,8 @@ start_server
 # Each driver's output goes to its log in target/pgo/train; a driver that finds an order
 # lost or answered wrongly fails the build.
 for streams in 1 4; do
-    echo "pgo-build:   one pass of the orders over $streams stream(s)" >&2
-    "$CLIENT" --target "$ADDRESS" --file "$WORK/train/orders.ndjson" --streams $streams \
+    echo "pgo-build:   300,000 orders over $streams stream(s)" >&2
+    "$CLIENT" --target "$ADDRESS" --file "$WORK/train/streams-$streams.ndjson" --streams $streams \
         > "$WORK/train/streams-$streams.log" 2>&1
 done
 for scenario in smoke checkout dirty retry-storm hot-sku; do
