@@ -294,5 +294,32 @@ fn bench_zone(criterion: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_zone);
+/// Claiming fresh ids into an empty table, as a stream's first orders of the day do: every
+/// segment's index grows (doubling) several times on the way, and past a few hundred
+/// thousand claims the table no longer fits the caches.
+fn bench_claims(criterion: &mut Criterion) {
+    const IDS: usize = 1 << 20;
+    let ids: Vec<String> = (0..IDS).map(|number| format!("T11-{number:08}")).collect();
+    let mut group = criterion.benchmark_group("claims");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(IDS as u64));
+    group.bench_function("claim_fresh_ids_into_an_empty_table", |bencher| {
+        bencher.iter_custom(|iterations| {
+            let mut elapsed = Duration::ZERO;
+            for _ in 0..iterations {
+                let claims = Claims::default();
+                let mut keys: Vec<_> = ids.iter().map(|id| claims.key(id)).collect();
+                let start = Instant::now();
+                for key in &mut keys {
+                    black_box(claims.claim(key, ZoneId(0)));
+                }
+                elapsed += start.elapsed();
+            }
+            elapsed
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_zone, bench_claims);
 criterion_main!(benches);

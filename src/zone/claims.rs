@@ -695,6 +695,82 @@ mod tests {
         assert_eq!(claims.at(kept).map(|claim| claim.slot), Some(1));
     }
 
+    /// Indexes that grow over gaps in their chunks (released claims), chunks emptied between
+    /// full ones, and claims moved to the kept ones: every claim still held is found at its
+    /// place after many growths, no released one is, and each segment's hint follows its
+    /// index.
+    #[test]
+    fn an_index_grown_over_gaps_emptied_chunks_and_kept_claims_finds_every_claim() {
+        let claims = Claims::default();
+        let mut held: Vec<(String, ClaimPlace, u32)> = Vec::new();
+        let mut released: Vec<String> = Vec::new();
+        let mut slot = 0u32;
+        // Waves of new claims (three chunks a segment each, on average), each followed by
+        // releases and moves among what is held, so that the later waves grow indexes
+        // that already have all three.
+        for wave in 0..3 {
+            for number in 0..CHUNK * crate::limits::CLAIMS_SEGMENTS * 3 {
+                let id = format!("w{wave}-{number}");
+                let mut key = claims.key(&id);
+                assert_eq!(claims.claim(&mut key, ZoneId(0)), None, "{id}");
+                held.push((id, claims.settle(key, ZoneId(0), slot), slot));
+                slot += 1;
+            }
+            let mut kept = Vec::new();
+            for (index, (id, place, slot)) in std::mem::take(&mut held).into_iter().enumerate() {
+                // Every claim in every third chunk of its segment is released (whole chunks
+                // emptied between others), a seventh of the rest too (gaps), another seventh
+                // moves to the kept claims.
+                let whole_chunk = place.at & KEPT == 0 && (place.at as usize / CHUNK) % 3 == 1;
+                match (whole_chunk, index % 7) {
+                    (true, _) | (false, 0) => {
+                        assert!(claims.release(place, ZoneId(0), slot));
+                        released.push(id);
+                    }
+                    (false, 3) => {
+                        let to = claims.relocate(place, ZoneId(0), slot).expect("held");
+                        kept.push((id, to, slot));
+                    }
+                    _ => kept.push((id, place, slot)),
+                }
+            }
+            let emptied: usize = claims
+                .segments
+                .iter()
+                .map(|segment| {
+                    let segment = segment.lock().unwrap();
+                    segment
+                        .chunks
+                        .iter()
+                        .filter(|chunk| chunk.is_empty())
+                        .count()
+                })
+                .sum();
+            assert!(emptied > 0, "wave {wave} emptied chunks between others");
+            held = kept;
+        }
+        assert_eq!(claims.len(), held.len());
+        for (id, place, slot) in &held {
+            assert_eq!(claims.get(id).map(|claim| claim.slot), Some(*slot), "{id}");
+            assert_eq!(
+                claims.at(*place).map(|claim| claim.slot),
+                Some(*slot),
+                "{id}"
+            );
+        }
+        for id in &released {
+            assert!(claims.get(id).is_none(), "{id} was released");
+        }
+        for number in 0..claims.segments.len() {
+            let segment = claims.lock(number);
+            assert_eq!(
+                claims.hints[number].mask.load(Ordering::Relaxed) + 1,
+                segment.index.num_buckets(),
+                "segment {number}'s hint follows its index"
+            );
+        }
+    }
+
     #[test]
     fn a_restored_claim_over_an_older_one_is_not_released_by_the_older_record() {
         let claims = Claims::default();
