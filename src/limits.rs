@@ -105,8 +105,9 @@ pub const STREAM_BATCH_BYTES: usize = 512 << 10;
 pub const STREAM_BATCH_CHUNKS: usize = 1024;
 
 /// Orders of one stream in flight (parsed, not yet answered) from which its next batch is
-/// held open for more of the body: about 3 ms of one stream at 350-400k orders/s (derived). A stream
-/// that keeps up (20,000 orders/s over 8 streams keeps a few in flight) never waits.
+/// held open for more of the body: about 3 ms of one stream at 350-400k orders/s
+/// (derived). A stream that keeps up (20,000 orders/s over 8 streams keeps a few in
+/// flight) never waits.
 pub const STREAM_GATHER_BACKLOG: usize = 1024;
 
 /// Bytes of a `PUT /v1/stock` body, at most (413 beyond).

@@ -137,22 +137,23 @@ impl<S: Stream + Unpin> Stream for IdleTimeout<S> {
     }
 }
 
-/// Lines of one stream parsed and not yet answered (orders, and the odd invalid line answered
-/// with them): counted up as a batch goes to the zones, down as its answers come back. [`Gather`] reads it to tell a backed-up stream. The body,
-/// the batches and the answers of a stream are all polled on its one task, so a plain cell.
+/// Lines of one stream parsed and not yet answered (orders, and the odd invalid line
+/// answered with them): counted up as a batch goes to the zones, down as its answers come
+/// back. [`Gather`] reads it to tell a backed-up stream. The body, the batches and the
+/// answers of a stream are all polled on its one task, so a plain cell.
 #[derive(Clone, Default)]
 pub(super) struct Backlog(Rc<Cell<usize>>);
 
 impl Backlog {
-    pub(super) fn add(&self, orders: usize) {
-        self.0.set(self.0.get() + orders);
+    pub(super) fn add(&self, lines: usize) {
+        self.0.set(self.0.get() + lines);
     }
 
-    pub(super) fn remove(&self, orders: usize) {
-        self.0.set(self.0.get() - orders);
+    pub(super) fn remove(&self, lines: usize) {
+        self.0.set(self.0.get() - lines);
     }
 
-    fn orders(&self) -> usize {
+    fn lines(&self) -> usize {
         self.0.get()
     }
 }
@@ -239,7 +240,7 @@ where
                     return this.batch();
                 }
                 Poll::Pending => {
-                    if this.held.is_empty() || this.backlog.orders() >= STREAM_GATHER_BACKLOG {
+                    if this.held.is_empty() || this.backlog.lines() >= STREAM_GATHER_BACKLOG {
                         return Poll::Pending;
                     }
                     return this.batch();

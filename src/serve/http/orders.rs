@@ -249,9 +249,9 @@ fn answer_in_order(
             async move {
                 match item {
                     Ok((batch, snapshot, read)) => {
-                        let orders = batch.len();
-                        backlog.add(orders);
-                        Ok((app.enqueue(batch, snapshot).await, read, orders))
+                        let lines = batch.len();
+                        backlog.add(lines);
+                        Ok((app.enqueue(batch, snapshot).await, read, lines))
                     }
                     Err(end) => Err(end),
                 }
@@ -260,12 +260,12 @@ fn answer_in_order(
         .map(move |item| {
             let answered = answered.clone();
             async move {
-                let (pending, read, orders) = match item {
+                let (pending, read, lines) = match item {
                     Ok(pending) => pending,
                     Err(end) => return end.record(),
                 };
                 let answer = pending.answer().await;
-                answered.remove(orders);
+                answered.remove(lines);
                 // From the chunk's arrival to its answers handed to the response.
                 router_metrics::decision_latency().record(read.elapsed().as_secs_f64());
                 answer.bytes
