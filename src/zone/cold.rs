@@ -34,7 +34,6 @@ use crate::config::Network;
 use crate::journal::{WRITEBACK_BYTES, start_writeback};
 use crate::limits::COLD_FILE_BYTES;
 use std::fs::File;
-use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -340,8 +339,12 @@ impl ColdStore {
             return Ok(());
         }
         let file = self.files[usize::from(current)].as_mut().expect("current");
-        let written = (&*file.file).write_all(&self.staged);
-        // Written or not, the offsets handed out count these bytes.
+        // At the offset the places were given, not at the file's cursor: after a failed
+        // write (nothing or part of it written, the cursor wherever that left it) the places
+        // of that batch are forgotten and the next batch's must still say where its bytes
+        // are. Written or not, the offsets handed out count these bytes: a failed batch
+        // leaves a hole nobody reads.
+        let written = file.file.write_all_at(&self.staged, file.written);
         file.written += self.staged.len() as u64;
         self.staged.clear();
         if file.written - file.written_back >= WRITEBACK_BYTES {
@@ -590,6 +593,43 @@ mod tests {
             left = std::fs::read_dir(dir.path()).unwrap().count();
         }
         assert_eq!(left, 1, "only the file written to stays on disk");
+    }
+
+    #[test]
+    fn a_failed_write_leaves_a_hole_and_the_records_written_after_it_read_back_where_placed() {
+        let world = world("warehouse,sku,on_hand\nWS,A,5\n");
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = ColdStore::open(dir.path(), world.network.clone(), world.catalog.clone())
+            .unwrap();
+        let put = |store: &mut ColdStore, numbers: std::ops::Range<u32>| -> Vec<(u32, ColdPlace)> {
+            numbers
+                .map(|n| (n, store.put(&record(&world, n), ClaimPlace::default()).unwrap()))
+                .collect()
+        };
+        let mut kept = put(&mut store, 0..5);
+        store.flush().unwrap();
+        // The disk refuses the next batch (a handle that cannot write stands in for a full
+        // disk): its places are forgotten, as `ZoneState::chill` does, and the records are
+        // put again once the disk takes writes again.
+        let current = usize::from(store.current.unwrap());
+        let writable = store.files[current].as_ref().unwrap().file.clone();
+        let path = store.files[current].as_ref().unwrap().path.clone();
+        store.files[current].as_mut().unwrap().file = Arc::new(File::open(&path).unwrap());
+        let refused = put(&mut store, 5..10);
+        assert!(store.flush().is_err(), "a read-only handle cannot write");
+        for (_, place) in &refused {
+            store.forget(*place);
+        }
+        store.files[current].as_mut().unwrap().file = writable;
+        kept.extend(put(&mut store, 5..10));
+        store.flush().unwrap();
+        for (n, place) in &kept {
+            assert_eq!(store.read(*place).unwrap(), record(&world, *n), "record {n}");
+        }
+        assert!(
+            kept[5].1.offset > refused.last().unwrap().1.offset,
+            "the refused batch's bytes stay counted: a hole, not reused"
+        );
     }
 
     #[test]
