@@ -458,3 +458,43 @@ fn a_resend_whose_record_cannot_be_read_is_answered_unavailable_and_the_zone_goe
     assert_eq!(answers[0]["duplicate"], true, "{}", answers[0]);
     assert_eq!(answers[1]["status"], "routed", "{}", answers[1]);
 }
+
+/// An id decided again in another zone once its first record left with the window: a zone
+/// with no snapshot since still has that first record in its journal, and a restart
+/// replays both zones' records of the id on two threads at once. The later decision must
+/// keep the id's claim whichever zone recovered last; had the first one taken it, its
+/// window would let the id go at the next tick, and a resend of the order decided in the
+/// second zone would be decided (and reserve stock) again. Three restarts: each a new race.
+#[test]
+fn after_a_restart_an_id_decided_again_after_the_window_is_its_later_decisions() {
+    use common::server::Server;
+    use common::wait_for;
+    let stock = "warehouse,sku,on_hand\nNEAR,A,50\nWEST,A,50\n";
+    let window = ["--retention-seconds", "2"];
+    let server = Server::start(GOLDEN, GOLDEN_CATALOG, stock, &window);
+    let east = simple_order("x", "R1", &[("A", 1)], "");
+    let first = server.post_ndjson(&east).lines();
+    assert_eq!(first[0]["zone"], "east", "{}", first[0]);
+    let shipped = server.post_json("/v1/orders/x/shipped", "");
+    assert_eq!(shipped.status, 200, "{}", shipped.text());
+    wait_for("the shipped order leaving with the window", || {
+        server.get("/v1/orders/x").status == 404
+    });
+    let west = simple_order("x", "R2", &[("A", 2)], "");
+    let second = server.post_ndjson(&west).lines();
+    assert_eq!(second[0]["zone"], "west", "{}", second[0]);
+    assert!(second[0].get("duplicate").is_none(), "{}", second[0]);
+    let mut server = server;
+    for restart in 0..3 {
+        server = server.kill_and_restart(&window);
+        let read = server.get("/v1/orders/x");
+        assert_eq!(read.status, 200, "restart {restart}: {}", read.text());
+        assert_eq!(read.json()["decision"]["zone"], "west", "restart {restart}");
+        // Past a tick of the zones' clocks, east's old record gone with its window: the
+        // claim still names the west one, and a resend is its duplicate.
+        std::thread::sleep(std::time::Duration::from_millis(1_500));
+        let again = server.post_ndjson(&west).lines();
+        assert_eq!(again[0]["duplicate"], true, "restart {restart}: {}", again[0]);
+        assert_eq!(again[0]["decided_at"], second[0]["decided_at"]);
+    }
+}

@@ -219,6 +219,20 @@ fn recover_zones(
             .map(|replay| replay.join().expect("a zone's replay panicked"))
             .collect::<anyhow::Result<Vec<_>>>()
     })?;
+    // An id decided again in another zone once its first record had left with the window
+    // is claimed by both zones' records when the first zone replays that record: the later
+    // decision keeps the claim, whichever zone recovered last.
+    let contests = claims.settle_contests(|claim| {
+        let (state, _) = recovered.get(claim.zone.index())?;
+        let record = state.order_at(claim.slot)?;
+        Some(record.decision.decided_at.0)
+    });
+    if !contests.is_empty() {
+        tracing::info!(
+            "{} order id(s) claimed by records of two zones after the restart (decided again after the window): each claimed by its later decision",
+            contests.len()
+        );
+    }
     if journals.options.mode != SyncMode::None {
         wal::retire(&wal_root).context("removing the write-ahead logs once folded")?;
     }

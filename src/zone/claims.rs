@@ -125,6 +125,20 @@ pub struct Claims {
     hints: Box<[IndexHint]>,
     /// The seed of the id hash, random per process (the keys are never stored).
     seed: u64,
+    /// Claims a restart put back over another zone's ([`Claims::restore_all`]), for
+    /// [`Claims::settle_contests`] once every zone has recovered.
+    contests: Mutex<Vec<Contest>>,
+}
+
+/// Two zones' records of one id, both put back by a restart. Zones recover in parallel,
+/// so which of them put its claim back last is chance; the later decision must hold the
+/// claim. (An id is decided again, in another zone, only after its first record left with
+/// the window; a zone that had taken no snapshot since may still replay that record.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Contest {
+    hash: u128,
+    /// The claim put back first, then the one put back over it.
+    pub claims: [Claim; 2],
 }
 
 /// Where a segment's index lies: the end of its buckets, where its control bytes start (0
@@ -244,14 +258,17 @@ impl Segment {
 
     /// Claims `hash` for the record in `slot` of `zone` again (a restart), in place of a
     /// claim it has; its place.
-    fn put_back(&mut self, hash: u128, zone: ZoneId, slot: u32) -> u32 {
+    /// The claim it put back over, if another zone's.
+    fn put_back(&mut self, hash: u128, zone: ZoneId, slot: u32) -> (u32, Option<Claim>) {
         let claim = Claim { zone, slot };
         match self.find(hash) {
             Some(at) => {
-                self.entry_mut(at).expect("indexed").claim = claim;
-                at
+                let entry = self.entry_mut(at).expect("indexed");
+                let before = std::mem::replace(&mut entry.claim, claim);
+                let contested = before.zone != zone && before.is_decided();
+                (at, contested.then_some(before))
             }
-            None => self.push(hash, claim),
+            None => (self.push(hash, claim), None),
         }
     }
 
@@ -332,6 +349,7 @@ impl Default for Claims {
                 .map(|_| IndexHint::default())
                 .collect(),
             seed: rand::random(),
+            contests: Mutex::new(Vec::new()),
         }
     }
 }
@@ -467,7 +485,8 @@ impl Claims {
         let hash = self.key(id).hash;
         let number = Self::segment_of(hash);
         let mut segment = self.lock(number);
-        let at = segment.put_back(hash, zone, slot);
+        let (at, over) = segment.put_back(hash, zone, slot);
+        self.note_contest(hash, over, Claim { zone, slot });
         self.publish_hint(number, &mut segment);
         ClaimPlace {
             segment: Self::segment_of(hash) as u8,
@@ -495,7 +514,9 @@ impl Claims {
             let number = Self::segment_of(group[0].hash);
             let mut segment = self.lock(number);
             for claim in group {
-                let at = segment.put_back(claim.hash, zone, claim.slot);
+                let (at, over) = segment.put_back(claim.hash, zone, claim.slot);
+                let slot = claim.slot;
+                self.note_contest(claim.hash, over, Claim { zone, slot });
                 let place = ClaimPlace {
                     segment: number as u8,
                     at,
@@ -508,6 +529,48 @@ impl Claims {
         for (slot, place) in places {
             placed(slot, place);
         }
+    }
+
+    /// Notes that `now` was put back over `over`, another zone's claim of the same id.
+    fn note_contest(&self, hash: u128, over: Option<Claim>, now: Claim) {
+        if let Some(over) = over {
+            self.contests
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .push(Contest {
+                    hash,
+                    claims: [over, now],
+                });
+        }
+    }
+
+    /// Once every zone has recovered: each id that two zones' records claimed
+    /// ([`Contest`]) is claimed by the record `decided_at` says is the later (ms since the
+    /// epoch; `None`, a record that cannot be read, loses). The other record keeps its
+    /// place but not the claim: releasing it ([`Claims::release`]), as its window does
+    /// soon, leaves the claim alone. The contests, settled.
+    pub fn settle_contests(&self, decided_at: impl Fn(Claim) -> Option<i64>) -> Vec<Contest> {
+        let contests = std::mem::take(
+            &mut *self
+                .contests
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
+        for contest in &contests {
+            let mut segment = self.segment(contest.hash);
+            let Some(at) = segment.find(contest.hash) else {
+                continue;
+            };
+            let entry = segment.entry_mut(at).expect("indexed");
+            // Every claim the id had: this contest's two, and the one standing now (a third
+            // zone's, or a contest settled before).
+            let latest = [entry.claim, contest.claims[0], contest.claims[1]]
+                .into_iter()
+                .max_by_key(|claim| decided_at(*claim).unwrap_or(i64::MIN))
+                .expect("three claims");
+            entry.claim = latest;
+        }
+        contests
     }
 
     /// The claim standing at `place`, if one does.
@@ -769,6 +832,45 @@ mod tests {
                 "segment {number}'s hint follows its index"
             );
         }
+    }
+
+    #[test]
+    fn an_id_two_zones_put_back_is_claimed_by_the_later_decision_whichever_came_last() {
+        // Zone 0 decided "x" at 1,000, it left with the window, zone 1 decided it again at
+        // 9,000; a restart replays both. Either order of the zones' replays, and a third
+        // zone's older record too, ends with zone 1's claim.
+        let decided_at = |claim: Claim| match (claim.zone, claim.slot) {
+            (ZoneId(0), 4) => Some(1_000),
+            (ZoneId(1), 7) => Some(9_000),
+            (ZoneId(2), 2) => Some(500),
+            _ => None,
+        };
+        for order in [[0, 1, 2], [1, 0, 2], [2, 1, 0], [1, 2, 0]] {
+            let claims = Claims::default();
+            let slots = [4, 7, 2];
+            let mut places = Vec::new();
+            for zone in order {
+                let mut restored = [claims.restored("x", slots[zone])];
+                claims.restore_all(ZoneId(zone as u16), &mut restored, |slot, place| {
+                    places.push((zone, slot, place))
+                });
+            }
+            let contests = claims.settle_contests(decided_at);
+            assert_eq!(contests.len(), 2, "each later zone put back over another");
+            let standing = claims.get("x").map(|claim| (claim.zone, claim.slot));
+            assert_eq!(standing, Some((ZoneId(1), 7)), "replayed in zone order {order:?}");
+            // The older records let go (their window), the claim stays.
+            for (zone, slot, place) in places {
+                let released = claims.release(place, ZoneId(zone as u16), slot);
+                assert_eq!(released, zone == 1, "zone {zone}'s release");
+            }
+        }
+        // One zone's two records of an id (the later slot is the later decision): no contest.
+        let claims = Claims::default();
+        let mut restored = [claims.restored("y", 1), claims.restored("y", 8)];
+        claims.restore_all(ZoneId(0), &mut restored, |_, _| {});
+        assert!(claims.settle_contests(|_| None).is_empty());
+        assert_eq!(claims.get("y").map(|claim| claim.slot), Some(8));
     }
 
     #[test]
