@@ -858,7 +858,11 @@ mod tests {
             let contests = claims.settle_contests(decided_at);
             assert_eq!(contests.len(), 2, "each later zone put back over another");
             let standing = claims.get("x").map(|claim| (claim.zone, claim.slot));
-            assert_eq!(standing, Some((ZoneId(1), 7)), "replayed in zone order {order:?}");
+            assert_eq!(
+                standing,
+                Some((ZoneId(1), 7)),
+                "replayed in zone order {order:?}"
+            );
             // The older records let go (their window), the claim stays.
             for (zone, slot, place) in places {
                 let released = claims.release(place, ZoneId(zone as u16), slot);

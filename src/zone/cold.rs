@@ -599,11 +599,18 @@ mod tests {
     fn a_failed_write_leaves_a_hole_and_the_records_written_after_it_read_back_where_placed() {
         let world = world("warehouse,sku,on_hand\nWS,A,5\n");
         let dir = tempfile::tempdir().unwrap();
-        let mut store = ColdStore::open(dir.path(), world.network.clone(), world.catalog.clone())
-            .unwrap();
+        let mut store =
+            ColdStore::open(dir.path(), world.network.clone(), world.catalog.clone()).unwrap();
         let put = |store: &mut ColdStore, numbers: std::ops::Range<u32>| -> Vec<(u32, ColdPlace)> {
             numbers
-                .map(|n| (n, store.put(&record(&world, n), ClaimPlace::default()).unwrap()))
+                .map(|n| {
+                    (
+                        n,
+                        store
+                            .put(&record(&world, n), ClaimPlace::default())
+                            .unwrap(),
+                    )
+                })
                 .collect()
         };
         let mut kept = put(&mut store, 0..5);
@@ -624,7 +631,11 @@ mod tests {
         kept.extend(put(&mut store, 5..10));
         store.flush().unwrap();
         for (n, place) in &kept {
-            assert_eq!(store.read(*place).unwrap(), record(&world, *n), "record {n}");
+            assert_eq!(
+                store.read(*place).unwrap(),
+                record(&world, *n),
+                "record {n}"
+            );
         }
         assert!(
             kept[5].1.offset > refused.last().unwrap().1.offset,

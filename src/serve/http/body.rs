@@ -22,7 +22,7 @@ use serde::Serialize;
 use std::cell::Cell;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 /// What an order stream's body gives the parser, one item at a time.
@@ -110,6 +110,21 @@ impl<S> IdleTimeout<S> {
     }
 }
 
+/// A body that can be told the router has stopped asking it for now ([`Gather`] after each
+/// item it hands on): a silence is timed from the next time it is asked.
+pub(super) trait Asked {
+    fn not_asked(&mut self) {}
+}
+
+impl<S> Asked for IdleTimeout<S> {
+    /// The poll that last found nothing armed the clock; the router now goes elsewhere
+    /// (admission, a full pipeline, a client that does not read), and until it asks
+    /// again the time is not the client's.
+    fn not_asked(&mut self) {
+        self.armed = false;
+    }
+}
+
 impl<S: Stream + Unpin> Stream for IdleTimeout<S> {
     type Item = Result<S::Item, Duration>;
 
@@ -142,19 +157,41 @@ impl<S: Stream + Unpin> Stream for IdleTimeout<S> {
 /// back. [`Gather`] reads it to tell a backed-up stream. The body, the batches and the
 /// answers of a stream are all polled on its one task, so a plain cell.
 #[derive(Clone, Default)]
-pub(super) struct Backlog(Rc<Cell<usize>>);
+pub(super) struct Backlog(Rc<BacklogCount>);
+
+#[derive(Default)]
+pub(super) struct BacklogCount {
+    lines: Cell<usize>,
+    /// The stream's task while [`Gather`] holds a batch for the backlog: woken when the
+    /// backlog falls below the mark. The answers are polled on that task, but after the body
+    /// in the same poll, and one that completes out of order is kept without a wake-up: the
+    /// held batch would wait for the slowest answer instead of the mark.
+    held: Cell<Option<Waker>>,
+}
 
 impl Backlog {
     pub(super) fn add(&self, lines: usize) {
-        self.0.set(self.0.get() + lines);
+        self.0.lines.set(self.0.lines.get() + lines);
     }
 
     pub(super) fn remove(&self, lines: usize) {
-        self.0.set(self.0.get() - lines);
+        let left = self.0.lines.get() - lines;
+        self.0.lines.set(left);
+        if left < STREAM_GATHER_BACKLOG
+            && let Some(waker) = self.0.held.take()
+        {
+            waker.wake();
+        }
     }
 
     fn lines(&self) -> usize {
-        self.0.get()
+        self.0.lines.get()
+    }
+
+    /// [`Gather`] holds a batch for the backlog: `waker` is woken once it falls below the
+    /// mark.
+    fn hold(&self, waker: &Waker) {
+        self.0.held.set(Some(waker.clone()));
     }
 }
 
@@ -168,8 +205,10 @@ impl Backlog {
 /// and a saturating stream's batches were what the HTTP layer's read buffer held, about 470
 /// orders. A batch is also cut by a broken chunk, by silence (handed on after what came
 /// before it) and by the end of the body; it is held only while the body has nothing more to
-/// give, and each answer that comes back looks again (the answers are polled on the same
-/// task), so a held batch goes as soon as the backlog falls below the mark.
+/// give, and the answer that takes the backlog below the mark wakes the stream's task
+/// ([`Backlog::remove`]), so a held batch goes as soon as the backlog falls below it. Each
+/// item handed on tells the body it is not asked until the next poll ([`Asked`]): the
+/// router's time elsewhere is not the client's silence.
 pub(super) struct Gather<S> {
     body: S,
     backlog: Backlog,
@@ -200,12 +239,26 @@ impl<S> Gather<S> {
 
 impl<S> Stream for Gather<S>
 where
-    S: Stream<Item = Result<Result<Bytes, PayloadError>, Duration>> + Unpin,
+    S: Stream<Item = Result<Result<Bytes, PayloadError>, Duration>> + Asked + Unpin,
 {
     type Item = BodyItem;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<BodyItem>> {
-        let this = &mut *self;
+        let item = self.gather(cx);
+        if item.is_ready() {
+            // The router takes this and goes on with it: the body is not asked meanwhile.
+            self.body.not_asked();
+        }
+        item
+    }
+}
+
+impl<S> Gather<S>
+where
+    S: Stream<Item = Result<Result<Bytes, PayloadError>, Duration>> + Unpin,
+{
+    fn gather(&mut self, cx: &mut Context<'_>) -> Poll<Option<BodyItem>> {
+        let this = self;
         if let Some(silence) = this.silence.take() {
             return Poll::Ready(Some(BodyItem::Silent(silence)));
         }
@@ -240,7 +293,11 @@ where
                     return this.batch();
                 }
                 Poll::Pending => {
-                    if this.held.is_empty() || this.backlog.lines() >= STREAM_GATHER_BACKLOG {
+                    if this.held.is_empty() {
+                        return Poll::Pending;
+                    }
+                    if this.backlog.lines() >= STREAM_GATHER_BACKLOG {
+                        this.backlog.hold(cx.waker());
                         return Poll::Pending;
                     }
                     return this.batch();
@@ -291,7 +348,7 @@ mod tests {
     /// A body a test feeds, in [`Gather`], and the stream's backlog.
     fn gathered() -> (
         mpsc::UnboundedSender<BodyPart>,
-        Gather<impl Stream<Item = BodyPart> + Unpin>,
+        Gather<impl Stream<Item = BodyPart> + Asked + Unpin>,
         Backlog,
     ) {
         let (tx, mut rx) = mpsc::unbounded_channel();
@@ -299,6 +356,8 @@ mod tests {
         let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
         (tx, Gather::new(body, backlog.clone()), backlog)
     }
+
+    impl<F> Asked for futures_util::stream::PollFn<F> {}
 
     fn chunk(bytes: usize) -> BodyPart {
         Ok(Ok(Bytes::from(vec![b'x'; bytes])))
@@ -377,6 +436,72 @@ mod tests {
         assert_eq!(now(&mut body), Some(Some(Got::Batch(vec![30]))));
         assert_eq!(now(&mut body), Some(None));
         assert_eq!(now(&mut body), Some(None));
+    }
+
+    /// Counts its wake-ups.
+    #[derive(Default)]
+    struct Wakes(std::sync::atomic::AtomicUsize);
+
+    impl futures_util::task::ArcWake for Wakes {
+        fn wake_by_ref(this: &std::sync::Arc<Self>) {
+            this.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_held_batch_is_woken_by_the_answer_that_takes_the_backlog_below_the_mark() {
+        let (tx, mut body, backlog) = gathered();
+        let wakes = std::sync::Arc::new(Wakes::default());
+        let waker = futures_util::task::waker(wakes.clone());
+        let mut cx = Context::from_waker(&waker);
+        let woken = || wakes.0.load(std::sync::atomic::Ordering::SeqCst);
+        backlog.add(STREAM_GATHER_BACKLOG + 100);
+        tx.send(chunk(10)).unwrap();
+        assert!(Pin::new(&mut body).poll_next(&mut cx).is_pending(), "held");
+        // An answer that leaves the backlog at the mark: still held, nobody woken.
+        backlog.remove(100);
+        assert_eq!(woken(), 0);
+        // One below it (an answer completed out of order, kept by the ordered answers
+        // without waking anyone): the stream's task is woken, and the batch goes.
+        backlog.remove(1);
+        assert_eq!(woken(), 1);
+        assert!(matches!(
+            Pin::new(&mut body).poll_next(&mut cx),
+            Poll::Ready(Some(BodyItem::Chunks(_)))
+        ));
+        backlog.remove(STREAM_GATHER_BACKLOG - 1);
+        assert_eq!(woken(), 1, "woken once per hold");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn time_the_router_spends_on_a_batch_is_not_the_clients_silence() {
+        let (tx, rx) = mpsc::unbounded_channel::<Result<Bytes, PayloadError>>();
+        let rx = futures_util::stream::poll_fn({
+            let mut rx = rx;
+            move |cx| rx.poll_recv(cx)
+        });
+        let timeout = Duration::from_millis(500);
+        let mut body = Gather::new(IdleTimeout::new(rx, timeout), Backlog::default());
+        tx.send(Ok(Bytes::from_static(b"a\n"))).unwrap();
+        // The batch is taken (its last look at the body found nothing and armed the clock),
+        // then the router is busy with it for twice the timeout.
+        assert!(matches!(body.next().await, Some(BodyItem::Chunks(_))));
+        tokio::time::sleep(timeout * 2).await;
+        // Asked again: the client's next chunk comes 400 ms on, inside the timeout.
+        let later = tx.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            later.send(Ok(Bytes::from_static(b"b\n"))).unwrap();
+        });
+        assert!(
+            matches!(body.next().await, Some(BodyItem::Chunks(_))),
+            "the chunk, not a silence counted from before the router's work"
+        );
+        // A real silence is still cut, timed from the ask.
+        let asked = tokio::time::Instant::now();
+        assert!(matches!(body.next().await, Some(BodyItem::Silent(_))));
+        assert_eq!(asked.elapsed(), timeout);
+        drop(tx);
     }
 
     #[tokio::test(start_paused = true)]
