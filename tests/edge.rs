@@ -446,3 +446,59 @@ fn a_break_in_a_pipelined_body_is_that_request_s_not_the_one_before() {
     assert_eq!(said[0]["order_id"], "P-2");
     assert_eq!(said[1]["error"]["code"], "bad_body");
 }
+
+#[test]
+fn a_stream_whose_client_reads_no_answers_is_cut_and_its_slot_freed() {
+    let server = server_with_limits("max_streams = 1\nwrite_stall_timeout_ms = 2000");
+    // A client that sends orders and never reads: a small receive buffer, so that the
+    // answers fill it (and the server's send buffer) within a few MB.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&server.addr.into()).unwrap();
+    let mut stream: TcpStream = socket.into();
+    stream.write_all(STREAM_HEAD).unwrap();
+    let mut sender = stream.try_clone().unwrap();
+    let sending = std::thread::spawn(move || {
+        // 40,000 orders, about 10 MB of answers; the writes block once the router stops
+        // reading (it stops while the answers cannot go out), and fail once it cuts.
+        for batch in 0..80 {
+            let chunk: String = (0..500)
+                .map(|n| order_line(&format!("U-{batch}-{n}")))
+                .collect();
+            let framed = format!("{:x}\r\n{chunk}\r\n", chunk.len());
+            if sender.write_all(framed.as_bytes()).is_err() {
+                return false;
+            }
+        }
+        sender.write_all(b"0\r\n\r\n").is_ok()
+    });
+    wait_for("the stream open", || {
+        metric(&server, "router_streams_open") == 1.0
+    });
+    assert_eq!(
+        server.post_ndjson(&order_line("U-probe")).status,
+        429,
+        "the one stream slot is taken"
+    );
+    wait_for("the stalled connection cut", || {
+        metric(
+            &server,
+            "router_connections_cut_total{reason=\"write_stall\"}",
+        ) == 1.0
+    });
+    wait_for("the stream slot free again", || {
+        server.post_ndjson(&order_line("U-after")).status == 200
+    });
+    // The sender is done either way: its body read whole before the cut, or refused by it.
+    let _ = sending.join().unwrap();
+    // What the client still finds is what was in its buffers, then the end.
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let raw = read_until_closed(&mut stream);
+    assert!(
+        raw.starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        &raw[..raw.len().min(64)]
+    );
+}

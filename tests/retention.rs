@@ -494,7 +494,11 @@ fn after_a_restart_an_id_decided_again_after_the_window_is_its_later_decisions()
         // claim still names the west one, and a resend is its duplicate.
         std::thread::sleep(std::time::Duration::from_millis(1_500));
         let again = server.post_ndjson(&west).lines();
-        assert_eq!(again[0]["duplicate"], true, "restart {restart}: {}", again[0]);
+        assert_eq!(
+            again[0]["duplicate"], true,
+            "restart {restart}: {}",
+            again[0]
+        );
         assert_eq!(again[0]["decided_at"], second[0]["decided_at"]);
     }
 }

@@ -90,6 +90,11 @@ pub struct Limits {
     /// for it) is answered for what it sent, ends with a `body_timeout` record and frees
     /// its stream slot. Read when a stream opens: a reload applies to the streams after it.
     pub body_idle_timeout_ms: u64,
+    /// A connection whose client takes no byte of a response for this long (its receive
+    /// window shut: it does not read its answers) is closed, freeing its stream slot and
+    /// the answers waiting to be written; the decisions stand (a resend is answered as a
+    /// duplicate). Read when a connection opens: a reload applies to the connections after it.
+    pub write_stall_timeout_ms: u64,
     /// Connections each HTTP worker holds open at once; more wait in the listen backlog.
     pub max_connections: usize,
     /// The kernel's receive buffer of each connection (`SO_RCVBUF`), in bytes; 0 leaves it
@@ -111,6 +116,7 @@ impl Default for Limits {
             header_timeout_ms: 10_000,
             idle_timeout_s: 75,
             body_idle_timeout_ms: 30_000,
+            write_stall_timeout_ms: 60_000,
             max_connections: 25_000,
             receive_buffer_bytes: 1 << 20,
         }

@@ -75,6 +75,7 @@ pub(super) struct RawLimits {
     pub header_timeout_ms: Option<Spanned<i64>>,
     pub idle_timeout_s: Option<Spanned<i64>>,
     pub body_idle_timeout_ms: Option<Spanned<i64>>,
+    pub write_stall_timeout_ms: Option<Spanned<i64>>,
     pub max_connections: Option<Spanned<i64>>,
     pub receive_buffer_bytes: Option<Spanned<i64>>,
 }

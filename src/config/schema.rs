@@ -40,6 +40,7 @@ const LIMITS: Shape = Shape {
         ("header_timeout_ms", None),
         ("idle_timeout_s", None),
         ("body_idle_timeout_ms", None),
+        ("write_stall_timeout_ms", None),
         ("max_connections", None),
         ("receive_buffer_bytes", None),
     ],

@@ -173,6 +173,13 @@ impl Checker<'_> {
             limits.body_idle_timeout_ms =
                 self.integer(value, "limits.body_idle_timeout_ms".into(), 100..3_600_001) as u64;
         }
+        if let Some(value) = &raw.write_stall_timeout_ms {
+            limits.write_stall_timeout_ms = self.integer(
+                value,
+                "limits.write_stall_timeout_ms".into(),
+                1000..3_600_001,
+            ) as u64;
+        }
         if let Some(value) = &raw.max_connections {
             limits.max_connections =
                 self.integer(value, "limits.max_connections".into(), 1..1_000_001) as usize;

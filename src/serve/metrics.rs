@@ -38,6 +38,9 @@ pub mod names {
     /// complete within `limits.header_timeout_ms`; `ambiguous_length`: both
     /// Transfer-Encoding and Content-Length).
     pub const REQUESTS_REFUSED: &str = "router_requests_refused_total";
+    /// Counter, `{reason}`: connections the edge closed while a response was being written
+    /// (`write_stall`: the client took no byte of it for `limits.write_stall_timeout_ms`).
+    pub const CONNECTIONS_CUT: &str = "router_connections_cut_total";
     /// Counter, `{rule}`: orders held for review, by the rule that held them
     /// (`hold_tags`, `hold_order_value_over`).
     pub const HOLDS: &str = "router_holds_total";
@@ -152,6 +155,10 @@ fn describe() {
     describe_counter!(
         STREAMS_CUT,
         "Order streams whose body ended early, by reason (bad_body, body_timeout)."
+    );
+    describe_counter!(
+        CONNECTIONS_CUT,
+        "Connections closed while a response was being written, by reason (write_stall)."
     );
     describe_counter!(
         REQUESTS_REFUSED,

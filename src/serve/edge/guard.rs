@@ -19,6 +19,13 @@
 //! connection closes after that response. The same shared state tells the guard whether a
 //! request is still being answered: a head held behind one is not timed out meanwhile.
 //!
+//! A client that stops taking its response (its receive window shut: it does not read its
+//! answers) would hold its connection, its stream slot and the answers waiting to be written
+//! for as long as it keeps the socket open: actix-http has no timer on writing. The guard
+//! times every write that waits for the client (`limits.write_stall_timeout_ms`, from the
+//! first write the socket could not take; any byte taken starts it again) and past it gives
+//! the dispatcher an error that closes the connection.
+//!
 //! Bytes are read straight into actix-http's buffer; only held control bytes are copied.
 
 use super::connection::Connection;
@@ -33,6 +40,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// What a request with both Transfer-Encoding and Content-Length gets.
 const AMBIGUOUS_LENGTH: &[u8] = b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: 120\r\nconnection: close\r\n\r\n{\"error\":{\"code\":\"bad_request\",\"message\":\"a request may not have both Transfer-Encoding and Content-Length (RFC 9112)\"}}";
+
+/// `limits.write_stall_timeout_ms`'s default, for a guard not told otherwise.
+const DEFAULT_WRITE_STALL: Duration = Duration::from_secs(60);
 
 /// What a timed-out head gets: actix-http's own 408 for a first head, word for word.
 const REQUEST_TIMEOUT: &[u8] =
@@ -61,6 +71,11 @@ pub struct HeadGuard<S> {
     connection: Arc<Connection>,
     /// The head the deadline was set for (heads read whole before it).
     timed_head: u64,
+    /// How long a write may wait for the client to take a byte.
+    stall_timeout: Duration,
+    stall: Pin<Box<tokio::time::Sleep>>,
+    /// Whether a write is waiting for the client (the stall deadline is set).
+    stalled: bool,
 }
 
 impl<S> HeadGuard<S> {
@@ -79,7 +94,50 @@ impl<S> HeadGuard<S> {
             refusal: None,
             connection: Arc::default(),
             timed_head: 0,
+            stall_timeout: DEFAULT_WRITE_STALL,
+            stall: Box::pin(tokio::time::sleep(DEFAULT_WRITE_STALL)),
+            stalled: false,
         }
+    }
+
+    /// The same guard, cutting a response the client takes nothing of for `timeout`.
+    pub fn with_write_stall(mut self, timeout: Duration) -> Self {
+        self.stall_timeout = timeout;
+        self
+    }
+
+    /// What a write or flush that waits for the client (`Pending`) costs the connection:
+    /// the first starts the stall deadline, one past it is an error that closes the
+    /// connection. Any progress (`progressed`) stops the deadline.
+    fn watch_write<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        result: Poll<io::Result<T>>,
+        progressed: bool,
+    ) -> Poll<io::Result<T>> {
+        if !result.is_pending() {
+            if progressed {
+                self.stalled = false;
+            }
+            return result;
+        }
+        if !self.stalled {
+            self.stalled = true;
+            let deadline = tokio::time::Instant::now() + self.stall_timeout;
+            self.stall.as_mut().reset(deadline);
+        }
+        if self.stall.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        metrics::counter!(names::CONNECTIONS_CUT, "reason" => "write_stall").increment(1);
+        tracing::debug!(
+            "a client took no byte of its response for {} ms (limits.write_stall_timeout_ms): connection closed",
+            self.stall_timeout.as_millis()
+        );
+        Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the client took no byte of its response within limits.write_stall_timeout_ms",
+        )))
     }
 
     /// What this connection's requests share with it.
@@ -289,7 +347,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for HeadGuard<S> {
             Poll::Pending => true,
         };
         self.responding();
-        written
+        let progressed = matches!(written, Poll::Ready(Ok(count)) if count > 0);
+        self.watch_write(cx, written, progressed)
     }
 
     fn poll_write_vectored(
@@ -305,7 +364,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for HeadGuard<S> {
             Poll::Pending => true,
         };
         self.responding();
-        written
+        let progressed = matches!(written, Poll::Ready(Ok(count)) if count > 0);
+        self.watch_write(cx, written, progressed)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -318,7 +378,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for HeadGuard<S> {
         if flushed.is_pending() {
             self.writing = true;
         }
-        flushed
+        // A socket's flush takes nothing from the client: only a byte written is progress.
+        self.watch_write(cx, flushed, false)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -343,6 +404,40 @@ mod tests {
 
     const GET: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
     const POST: &[u8] = b"POST / HTTP/1.1\r\ncontent-length: 3\r\n\r\n";
+
+    #[tokio::test(start_paused = true)]
+    async fn a_response_the_client_takes_nothing_of_is_cut_after_the_stall_timeout() {
+        let (mut client, server) = tokio::io::duplex(1024);
+        let stall = Duration::from_secs(5);
+        let mut guard = HeadGuard::new(server, Duration::from_secs(1)).with_write_stall(stall);
+        let answers = vec![b'a'; 1024];
+        // The client reads slowly: a KiB every 4 s, each under the timeout. Every write
+        // that waits starts the clock again once the client takes a byte.
+        let reader = tokio::spawn(async move {
+            let mut buffer = vec![0u8; 1024];
+            for _ in 0..4 {
+                tokio::time::sleep(Duration::from_secs(4)).await;
+                client.read_exact(&mut buffer).await.unwrap();
+            }
+            client // then it reads no more, and keeps the socket open
+        });
+        let started = tokio::time::Instant::now();
+        for _ in 0..5 {
+            guard.write_all(&answers).await.unwrap();
+        }
+        assert_eq!(
+            started.elapsed(),
+            Duration::from_secs(16),
+            "four slow reads"
+        );
+        let _client = reader.await.unwrap();
+        // The pipe is full and the client reads nothing more: the next write waits, and is
+        // cut once it has waited the timeout.
+        let stalled = tokio::time::Instant::now();
+        let error = guard.write_all(&answers).await.unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(stalled.elapsed(), stall);
+    }
 
     #[tokio::test(start_paused = true)]
     async fn a_later_head_that_does_not_end_in_time_gets_408_and_an_error() {

@@ -65,6 +65,7 @@ pub fn http_server(
         .with_context(|| format!("listening on {}", options.listen))?;
     let address = listener.local_addr()?;
     let header_timeout = Duration::from_millis(limits.header_timeout_ms);
+    let write_stall = Duration::from_millis(limits.write_stall_timeout_ms);
     let keep_alive = Duration::from_secs(limits.idle_timeout_s);
     let shared = app.clone();
     let server = actix_server::Server::build()
@@ -95,7 +96,7 @@ pub fn http_server(
             fn_service(move |socket: actix_rt::net::TcpStream| {
                 send_at_once(&socket);
                 let peer = socket.peer_addr().ok();
-                let guarded = HeadGuard::new(socket, header_timeout);
+                let guarded = HeadGuard::new(socket, header_timeout).with_write_stall(write_stall);
                 std::future::ready(Ok((guarded, Protocol::Http1, peer)))
             })
             .and_then(service)
