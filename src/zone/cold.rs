@@ -276,6 +276,19 @@ impl ColdStore {
         Ok(number)
     }
 
+    /// Lets go of the adopted file `number` if none of its records is kept (a snapshot whose
+    /// records were all open, or none readable where they lie): held open, it would keep the
+    /// snapshot's disk space after the journal deletes it, for the rest of the run.
+    pub fn let_go_if_unused(&mut self, number: u16) {
+        let number = usize::from(number);
+        if self.files[number]
+            .as_ref()
+            .is_some_and(|file| file.adopted && file.kept == 0)
+        {
+            self.files[number] = None;
+        }
+    }
+
     /// The place of a record framed at `offset` of the adopted file `number` (its 4-byte
     /// length there), readable at once; `None` past the 4 GiB a place can say.
     pub fn adopted(
@@ -299,6 +312,19 @@ impl ColdStore {
     }
 
     fn start_file(&mut self) -> Result<(), ColdError> {
+        // The file written to until now is deleted once it keeps nothing, and it was spared
+        // only as the one written to ([`ColdStore::forget`]): its last record may have left
+        // before it filled (a zone idle past the window).
+        if let Some(current) = self.current.take() {
+            let number = usize::from(current);
+            if self.files[number]
+                .as_ref()
+                .is_some_and(|file| file.kept == 0)
+            {
+                let file = self.files[number].take().expect("checked");
+                crate::journal::remove_later(file.path);
+            }
+        }
         let number = self.free_number();
         let path = self.dir.join(format!("{:06}.cold", self.next_name));
         let file = std::fs::OpenOptions::new()
@@ -641,6 +667,79 @@ mod tests {
             kept[5].1.offset > refused.last().unwrap().1.offset,
             "the refused batch's bytes stay counted: a hole, not reused"
         );
+    }
+
+    #[test]
+    fn the_file_written_to_goes_once_it_keeps_nothing_and_the_next_one_starts() {
+        let world = world("warehouse,sku,on_hand\nWS,A,5\n");
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = ColdStore::open(dir.path(), world.network.clone(), world.catalog.clone())
+            .unwrap()
+            .with_file_bytes(1_000);
+        let first: Vec<ColdPlace> = (0..3)
+            .map(|n| {
+                store
+                    .put(&record(&world, n), ClaimPlace::default())
+                    .unwrap()
+            })
+            .collect();
+        store.flush().unwrap();
+        let first_path = store.file(first[0].file).path.clone();
+        // Every record of the file written to leaves (the window passed while the zone was
+        // idle): it stays, as the one written to.
+        for place in &first {
+            store.forget(*place);
+        }
+        assert!(first_path.exists());
+        // Records until the next file starts: the empty one goes.
+        // (The new file may take the old one's free number: files are told by their paths.)
+        let mut n = 3;
+        let written_to = |store: &ColdStore| store.file(store.current.unwrap()).path.clone();
+        while written_to(&store) == first_path {
+            let place = store
+                .put(&record(&world, n), ClaimPlace::default())
+                .unwrap();
+            store.flush().unwrap();
+            if store.file(place.file).path == first_path {
+                store.forget(place);
+            }
+            n += 1;
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while first_path.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the empty file stayed"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(store.usage().0, 1, "the new file only");
+    }
+
+    #[test]
+    fn an_adopted_file_none_of_whose_records_is_kept_is_let_go() {
+        let world = world("warehouse,sku,on_hand\nWS,A,5\n");
+        let dir = tempfile::tempdir().unwrap();
+        let snapshot = dir.path().join("snapshot.snap");
+        std::fs::write(&snapshot, b"a snapshot whose records were all open").unwrap();
+        let mut store = ColdStore::open(
+            &dir.path().join("cold"),
+            world.network.clone(),
+            world.catalog.clone(),
+        )
+        .unwrap();
+        let unused = store.adopt(&snapshot).unwrap();
+        let used = store.adopt(&snapshot).unwrap();
+        let place = store.adopted(used, 0, Lifecycle::Shipped, false).unwrap();
+        store.let_go_if_unused(unused);
+        store.let_go_if_unused(used);
+        assert_eq!(
+            store.usage().0,
+            1,
+            "only the file a record is kept in stays open"
+        );
+        store.forget(place);
+        assert_eq!(store.usage().0, 0);
     }
 
     #[test]

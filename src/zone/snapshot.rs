@@ -351,6 +351,9 @@ pub fn restore_snapshot(
     }
     reader.finish()?;
     copying.write(&mut state, bytes, network, catalog)?;
+    if let Some((file, _)) = adopted {
+        state.adopted_done(file);
+    }
     claims.restore_all(zone, &mut restored, |slot, place| {
         state.set_claim(slot, place);
     });

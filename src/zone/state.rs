@@ -672,6 +672,14 @@ impl ZoneState {
             .adopt(path)
     }
 
+    /// The restore is over: an adopted file none of whose records was kept is let go
+    /// ([`ColdStore::let_go_if_unused`]).
+    pub fn adopted_done(&mut self, file: u16) {
+        if let Some(cold) = self.cold.as_mut() {
+            cold.let_go_if_unused(file);
+        }
+    }
+
     /// A closed record restored where it is: framed at `offset` of the adopted file `file`
     /// ([`ZoneState::adopt_cold_file`]); its slot, or `None` if no place can say that offset.
     /// Its claim's place is noted once the claims are back.
