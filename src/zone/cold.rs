@@ -555,6 +555,15 @@ mod tests {
     use super::*;
     use crate::zone::test_world::{rejected_record as record, world};
 
+    /// Waits up to 30 s for `path` to leave the disk (the deleter runs on its own thread).
+    fn wait_gone(path: &Path, what: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while path.exists() {
+            assert!(std::time::Instant::now() < deadline, "{what}");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
     #[test]
     fn records_read_back_as_written_across_file_rolls_and_files_go_once_unused() {
         let world = world("warehouse,sku,on_hand\nWS,A,5\n");
@@ -705,14 +714,7 @@ mod tests {
             }
             n += 1;
         }
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while first_path.exists() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the empty file stayed"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
+        wait_gone(&first_path, "the empty file stayed");
         assert_eq!(store.usage().0, 1, "the new file only");
     }
 
@@ -770,14 +772,7 @@ mod tests {
         for (_, place) in &first {
             store.forget(*place);
         }
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while first_path.exists() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "not handed to the deleter"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
+        wait_gone(&first_path, "not handed to the deleter");
         // Long enough for the deleter to have cut a step or two, had it cut at all.
         std::thread::sleep(std::time::Duration::from_millis(300));
         let mut reader = copy.reader();

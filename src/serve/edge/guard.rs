@@ -378,8 +378,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for HeadGuard<S> {
         if flushed.is_pending() {
             self.writing = true;
         }
-        // A socket's flush takes nothing from the client: only a byte written is progress.
-        self.watch_write(cx, flushed, false)
+        // A flush that waited and then went through emptied what was waiting: the stall is
+        // over (a socket's own flush never waits, so this is a wrapper's).
+        self.watch_write(cx, flushed, true)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
